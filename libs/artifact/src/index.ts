@@ -1,0 +1,3 @@
+export * from './hash';
+export * from './manifest';
+export * from './zip';

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { ManifestError, parseManifest, parseManifestJson, sameFiles } from './manifest';
+
+const good = {
+  schemaVersion: 1,
+  project: 'rust-scorer',
+  version: '1234567890',
+  kind: 'lambda-zip',
+  files: [{ name: 'bootstrap.zip', size: 10, sha256: 'a'.repeat(64) }],
+  runtime: 'provided.al2023',
+  architecture: 'x86_64',
+  handler: 'bootstrap',
+  toolchain: 'rustc 1.95.0',
+};
+
+describe('manifest schema', () => {
+  it('accepts a valid manifest', () => {
+    expect(parseManifest(good).project).toBe('rust-scorer');
+  });
+  it('names the bad field', () => {
+    expect(() => parseManifest({ ...good, version: 'abc' })).toThrow(/version: a version is the Nx task hash/);
+    expect(() => parseManifest({ ...good, files: [{ name: '../x', size: 1, sha256: 'a'.repeat(64) }] })).toThrow(/files\.0\.name/);
+    expect(() => parseManifest({ ...good, extra: 1 })).toThrow(ManifestError);
+    expect(() => parseManifestJson('{', 'dist/x/artifact.json')).toThrow(/dist\/x\/artifact.json: not JSON/);
+  });
+  it('compares files by name, size and sha256', () => {
+    const m = parseManifest(good);
+    expect(sameFiles(m, m)).toBe(true);
+    expect(sameFiles(m, parseManifest({ ...good, files: [{ ...good.files[0], sha256: 'b'.repeat(64) }] }))).toBe(false);
+  });
+});

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+
+/** Current manifest schema version written by the build executors. */
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+/** File name of the manifest the build writes next to its outputs (restored by the Nx cache too). */
+export const BUILD_MANIFEST_FILE = 'artifact.json';
+
+/** File name of the manifest inside the store (`artifacts/<project>/<version>/manifest.json`). */
+export const STORED_MANIFEST_FILE = 'manifest.json';
+
+const fileName = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,200}$/, 'file names are plain names: letters, digits, ".", "_", "-"')
+  .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE, 'reserved file name');
+
+/** Project names as Nx allows them and as they appear in store keys. */
+export const projectNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'project names are letters, digits, ".", "_", "-"');
+
+/** A version is the Nx task hash of the build target: a decimal string. */
+export const versionSchema = z.string().regex(/^[0-9]{1,64}$/, 'a version is the Nx task hash (decimal digits)');
+
+export const manifestFileSchema = z
+  .object({
+    name: fileName,
+    size: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex chars'),
+  })
+  .strict();
+
+/** Build manifest (`artifact.json`): what the build produced, nothing machine-specific. */
+export const manifestSchema = z
+  .object({
+    schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+    project: projectNameSchema,
+    version: versionSchema,
+    kind: z.enum(['lambda-zip', 'node-tarball']),
+    files: z.array(manifestFileSchema).min(1),
+    runtime: z.string().min(1),
+    architecture: z.enum(['x86_64', 'arm64']),
+    handler: z.string().min(1).optional(),
+    /** entry point inside a node-tarball (e.g. `main.js`) */
+    entry: z.string().min(1).optional(),
+    toolchain: z.string().min(1),
+  })
+  .strict()
+  .refine((m) => new Set(m.files.map((f) => f.name)).size === m.files.length, {
+    message: 'file names must be unique',
+    path: ['files'],
+  });
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestFile = z.infer<typeof manifestFileSchema>;
+
+/** Who published a version and from where (taken from the CI environment when present). */
+export const publishMetadataSchema = z
+  .object({
+    publishedAt: z.string(),
+    builder: z.string(),
+    trusted: z.boolean(),
+    commit: z.string().optional(),
+    branch: z.string().optional(),
+    runId: z.string().optional(),
+    pr: z.string().optional(),
+    actor: z.string().optional(),
+  })
+  .strict();
+export type PublishMetadata = z.infer<typeof publishMetadataSchema>;
+
+/** Stored manifest (`manifest.json` in the store): the build manifest plus publish metadata. */
+export const storedManifestSchema = z
+  .object({
+    manifest: manifestSchema,
+    publish: publishMetadataSchema,
+  })
+  .strict();
+export type StoredManifest = z.infer<typeof storedManifestSchema>;
+
+/** Thrown when a manifest does not match the schema; the message names the field. */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
+function firstIssue(err: z.ZodError): string {
+  const issue = err.issues[0];
+  const path = issue?.path.length ? issue.path.join('.') : '(root)';
+  return `${path}: ${issue?.message ?? 'invalid'}`;
+}
+
+/**
+ * Validates an already-parsed manifest object.
+ * @param source where it came from, for the error message (a path or URI)
+ * @throws ManifestError naming the first bad field
+ */
+export function parseManifest(value: unknown, source = 'manifest'): Manifest {
+  const r = manifestSchema.safeParse(value);
+  if (!r.success) throw new ManifestError(`invalid manifest ${source}: ${firstIssue(r.error)}`);
+  return r.data;
+}
+
+/** Parses JSON text of a build manifest. @throws ManifestError on bad JSON or schema */
+export function parseManifestJson(text: string, source = 'manifest'): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`invalid manifest ${source}: not JSON (${(e as Error).message})`);
+  }
+  return parseManifest(value, source);
+}
+
+/** Parses JSON text of a stored manifest (`manifest.json`). @throws ManifestError */
+export function parseStoredManifestJson(text: string, source = 'stored manifest'): StoredManifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`invalid stored manifest ${source}: not JSON (${(e as Error).message})`);
+  }
+  const r = storedManifestSchema.safeParse(value);
+  if (!r.success) throw new ManifestError(`invalid stored manifest ${source}: ${firstIssue(r.error)}`);
+  return r.data;
+}
+
+/** Canonical JSON text of a manifest (stable key order as written, 2-space indent, trailing newline). */
+export function serializeManifest(m: Manifest | StoredManifest): string {
+  return JSON.stringify(m, null, 2) + '\n';
+}
+
+/** True when two manifests name the same files with the same sizes and sha256 (metadata ignored). */
+export function sameFiles(a: Manifest, b: Manifest): boolean {
+  if (a.files.length !== b.files.length) return false;
+  const byName = new Map(b.files.map((f) => [f.name, f]));
+  return a.files.every((f) => {
+    const o = byName.get(f.name);
+    return !!o && o.size === f.size && o.sha256 === f.sha256;
+  });
+}

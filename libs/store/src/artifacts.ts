@@ -1,0 +1,217 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import {
+  STORED_MANIFEST_FILE,
+  parseStoredManifestJson,
+  sameFiles,
+  serializeManifest,
+  sha256File,
+  sha256Base64ToHex,
+  sha256Stream,
+  type Manifest,
+  type PublishMetadata,
+  type StoredManifest,
+} from '@buildonce/artifact';
+import type { BlobStore, ProgressFn } from './blob';
+import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
+
+/**
+ * Namespace an artifact lives in. `trusted` artifacts (published by trusted builders, e.g. pushes to
+ * main) live at `artifacts/…`; `preview` artifacts (pull requests) at `preview/artifacts/…`, where
+ * trusted promotions never read (DESIGN.md invariant 6).
+ */
+export type ArtifactNamespace = 'trusted' | 'preview';
+
+/** Store key prefix of one version: `[preview/]artifacts/<project>/<version>/`. */
+export function versionPrefix(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
+  return `${namespace === 'preview' ? 'preview/' : ''}artifacts/${project}/${version}/`;
+}
+
+/** Store key of one artifact file (or of `manifest.json`). */
+export function artifactKey(project: string, version: string, file: string, namespace: ArtifactNamespace = 'trusted'): string {
+  return versionPrefix(project, version, namespace) + file;
+}
+
+/** Result of checking one stored object against its manifest entry. */
+export type VerifyResult = { ok: true; method: 'checksum' | 'rehash' } | { ok: false; reason: string; sha256?: string };
+
+/**
+ * Checks a stored object against an expected size (bytes) and sha256 (hex). Uses the full-object
+ * S3 `ChecksumSHA256` from HeadObject when the store has one; otherwise (multipart composite
+ * checksums, filesystem) streams the bytes through sha256.
+ */
+export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }): Promise<VerifyResult> {
+  const info = await store.head(key);
+  if (!info) return { ok: false, reason: `${store.uriOf(key)} is missing` };
+  if (info.size !== expected.size) return { ok: false, reason: `${store.uriOf(key)} has ${info.size} bytes, manifest says ${expected.size}` };
+  if (info.sha256Base64) {
+    const hex = sha256Base64ToHex(info.sha256Base64);
+    return hex === expected.sha256
+      ? { ok: true, method: 'checksum' }
+      : { ok: false, reason: `${store.uriOf(key)} has sha256 ${hex}, manifest says ${expected.sha256}`, sha256: hex };
+  }
+  const stream = await store.getStream(key);
+  if (!stream) return { ok: false, reason: `${store.uriOf(key)} is missing` };
+  const d = await sha256Stream(stream);
+  return d.hex === expected.sha256 && d.size === expected.size
+    ? { ok: true, method: 'rehash' }
+    : { ok: false, reason: `${store.uriOf(key)} has sha256 ${d.hex}, manifest says ${expected.sha256}`, sha256: d.hex };
+}
+
+/** Reads `manifest.json` of a version; undefined when the version is not (completely) published. @throws ManifestError */
+export async function readStoredManifest(store: BlobStore, project: string, version: string, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest | undefined> {
+  const key = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+  const got = await store.getBytes(key);
+  return got ? parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)) : undefined;
+}
+
+/**
+ * Confirms a published version is complete: the stored manifest exists and every file is present
+ * with the manifest's size and sha256 (DESIGN.md invariant 2: a pointer never names a version whose
+ * files are not all present and verified).
+ * @throws ArtifactNotFoundError when the manifest is missing; ArtifactIntegrityError naming the first bad file
+ */
+export async function verifyArtifact(store: BlobStore, project: string, version: string, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest> {
+  const stored = await readStoredManifest(store, project, version, namespace);
+  if (!stored) {
+    throw new ArtifactNotFoundError(
+      `version ${version} of ${project} is not in ${store.uriOf(versionPrefix(project, version, namespace))}: publish it first (nx run ${project}:publish)`,
+    );
+  }
+  for (const f of stored.manifest.files) {
+    const r = await verifyObject(store, artifactKey(project, version, f.name, namespace), f);
+    if (!r.ok) throw new ArtifactIntegrityError(`artifact ${project}@${version} failed verification: ${r.reason}`);
+  }
+  return stored;
+}
+
+/** Publish metadata from the CI environment (GitHub Actions variables); local runs are trusted local builds. */
+export function publishMetadataFromEnv(env: NodeJS.ProcessEnv = process.env, now = new Date()): PublishMetadata {
+  const prFromRef = /^refs\/pull\/(\d+)\//.exec(env.GITHUB_REF ?? '')?.[1];
+  const pr = env.BUILDONCE_PR || prFromRef || undefined;
+  const isPr = !!pr || env.GITHUB_EVENT_NAME === 'pull_request' || env.GITHUB_EVENT_NAME === 'pull_request_target';
+  const meta: PublishMetadata = {
+    publishedAt: now.toISOString(),
+    builder: env.GITHUB_ACTIONS === 'true' ? `github-actions:${env.GITHUB_REPOSITORY ?? 'unknown'}` : `local:${hostname()}`,
+    trusted: !isPr,
+  };
+  const opt = { commit: env.GITHUB_SHA, branch: env.GITHUB_HEAD_REF || env.GITHUB_REF_NAME, runId: env.GITHUB_RUN_ID, pr, actor: env.GITHUB_ACTOR || env.USER };
+  for (const [k, v] of Object.entries(opt)) if (v) (meta as Record<string, unknown>)[k] = v;
+  return meta;
+}
+
+/** What publishing did (or, with dryRun, would do). */
+export interface PublishResult {
+  status: 'published' | 'already-published' | 'dry-run';
+  /** URI of the version's folder, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/` */
+  uri: string;
+  /** files uploaded (or that would be uploaded), with sizes in bytes */
+  uploaded: { name: string; size: number }[];
+  /** files that were already stored with identical bytes */
+  reused: string[];
+}
+
+export interface PublishOptions {
+  store: BlobStore;
+  manifest: Manifest;
+  /** directory holding the manifest's files */
+  dir: string;
+  metadata: PublishMetadata;
+  namespace?: ArtifactNamespace;
+  dryRun?: boolean;
+  /** one line per step */
+  log?: (line: string) => void;
+  onProgress?: (file: string, loaded: number, total: number) => void;
+}
+
+/**
+ * Publishes a built version immutably (DESIGN.md "Store layout"): checks the local files against
+ * the manifest, uploads each missing file create-only, confirms each stored object's size and
+ * sha256 (HeadObject with checksums), then writes `manifest.json` last, so a visible manifest means a
+ * complete version. An existing version with identical checksums is `already-published` and
+ * nothing is uploaded; with different checksums it throws and nothing changes.
+ * @throws ArtifactIntegrityError when a local file is missing or differs from the manifest
+ * @throws ArtifactConflictError when the version exists with different bytes
+ * @throws StoreAccessError for store problems (bucket, credentials)
+ */
+export async function publishArtifact(opts: PublishOptions): Promise<PublishResult> {
+  const { store, manifest, dir, namespace = 'trusted', log = () => undefined } = opts;
+  const { project, version } = manifest;
+  const uri = store.uriOf(versionPrefix(project, version, namespace));
+
+  for (const f of manifest.files) {
+    const path = join(dir, f.name);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) throw new ArtifactIntegrityError(`build output ${path} is missing: run nx run ${project}:build first`);
+    const d = await sha256File(path);
+    if (d.hex !== f.sha256 || d.size !== f.size) {
+      throw new ArtifactIntegrityError(`build output ${path} (sha256 ${d.hex}, ${d.size} bytes) does not match its manifest: rebuild with nx run ${project}:build --skip-nx-cache`);
+    }
+  }
+
+  const existing = await readStoredManifest(store, project, version, namespace);
+  if (existing) {
+    if (!sameFiles(existing.manifest, manifest)) throw conflictFor(store, existing.manifest, manifest, namespace);
+    return { status: 'already-published', uri, uploaded: [], reused: manifest.files.map((f) => f.name) };
+  }
+
+  const uploaded: PublishResult['uploaded'] = [];
+  const reused: string[] = [];
+  if (opts.dryRun) {
+    for (const f of manifest.files) {
+      const key = artifactKey(project, version, f.name, namespace);
+      if (await store.head(key)) reused.push(f.name);
+      else uploaded.push({ name: f.name, size: f.size });
+    }
+    return { status: 'dry-run', uri, uploaded, reused };
+  }
+
+  for (const f of manifest.files) {
+    const key = artifactKey(project, version, f.name, namespace);
+    const onProgress: ProgressFn | undefined = opts.onProgress ? (l, t) => opts.onProgress!(f.name, l, t) : undefined;
+    const put = await store.putFileIfAbsent(key, join(dir, f.name), { sha256Hex: f.sha256, size: f.size, onProgress });
+    const check = await verifyObject(store, key, f);
+    if (!check.ok) {
+      if (put === 'exists') throw new ArtifactConflictError(store.uriOf(key), check.sha256, f.sha256);
+      throw new ArtifactIntegrityError(`upload of ${store.uriOf(key)} did not verify: ${check.reason}`);
+    }
+    if (put === 'created') {
+      uploaded.push({ name: f.name, size: f.size });
+      log(`uploaded ${store.uriOf(key)} (${formatBytes(f.size)})`);
+    } else {
+      reused.push(f.name);
+      log(`already stored ${store.uriOf(key)} (identical sha256)`);
+    }
+  }
+
+  const stored: StoredManifest = { manifest, publish: opts.metadata };
+  const manifestKey = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+  const put = await store.putBytesIfAbsent(manifestKey, Buffer.from(serializeManifest(stored)), { contentType: 'application/json' });
+  if (put === 'exists') {
+    const winner = await readStoredManifest(store, project, version, namespace);
+    if (winner && !sameFiles(winner.manifest, manifest)) throw conflictFor(store, winner.manifest, manifest, namespace);
+    return { status: 'already-published', uri, uploaded, reused };
+  }
+  log(`wrote ${store.uriOf(manifestKey)}`);
+  return { status: 'published', uri, uploaded, reused };
+}
+
+function conflictFor(store: BlobStore, stored: Manifest, mine: Manifest, namespace: ArtifactNamespace): ArtifactConflictError {
+  const diff = mine.files.find((f) => !stored.files.some((s) => s.name === f.name && s.sha256 === f.sha256 && s.size === f.size)) ?? mine.files[0]!;
+  const theirs = stored.files.find((s) => s.name === diff.name);
+  return new ArtifactConflictError(store.uriOf(artifactKey(mine.project, mine.version, diff.name, namespace)), theirs?.sha256, diff.sha256);
+}
+
+/** Human-readable byte count: `2.1 MB`, `640 B` (decimal units, 1 decimal). */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let i = -1;
+  do {
+    v /= 1000;
+    i++;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v.toFixed(1)} ${units[i]}`;
+}

@@ -1,0 +1,66 @@
+import type { Readable } from 'node:stream';
+import type { StoreLocation } from './url';
+
+/** Metadata of a stored object. Keys are relative to the store prefix (e.g. `artifacts/p/123/bootstrap.zip`). */
+export interface ObjectInfo {
+  key: string;
+  /** bytes */
+  size: number;
+  lastModified: Date;
+  /**
+   * sha256 of the whole object as base64, when the backend knows it without reading the bytes
+   * (S3 full-object `ChecksumSHA256`). Undefined for composite (multipart) checksums.
+   */
+  sha256Base64?: string;
+}
+
+/** Upload progress callback: bytes sent so far and total bytes. */
+export type ProgressFn = (loadedBytes: number, totalBytes: number) => void;
+
+/** Result of a conditional pointer write. */
+export type CasResult = { status: 'written'; etag: string } | { status: 'precondition-failed' };
+
+/**
+ * The narrow object-store interface both backends implement (S3 and filesystem) with the same
+ * semantics. Every write is all-or-nothing: a reader never sees a partial object.
+ */
+export interface BlobStore {
+  readonly location: StoreLocation;
+  /** Full URI of a key (`s3://bucket/prefix/key` or `file:///root/key`). */
+  uriOf(key: string): string;
+  /**
+   * Create-only upload of a file (S3: PutObject / multipart above 8 MiB with `If-None-Match: *` and
+   * SHA256 checksums; file: temp file + fsync + link). `exists` means the key was already there and
+   * nothing was written; the caller decides whether the stored bytes are the same.
+   * @param sha256Hex sha256 of the file, sent as the object's checksum so the server verifies it
+   * @throws StoreAccessError (missing bucket, credentials, permissions)
+   */
+  putFileIfAbsent(key: string, path: string, opts: { sha256Hex: string; size: number; contentType?: string; onProgress?: ProgressFn }): Promise<'created' | 'exists'>;
+  /** Create-only write of a small byte buffer (manifests, history entries). */
+  putBytesIfAbsent(key: string, bytes: Uint8Array, opts?: { contentType?: string }): Promise<'created' | 'exists'>;
+  /**
+   * Compare-and-swap write (S3: PutObject with `If-Match: <etag>`, or `If-None-Match: *` when
+   * `expectedEtag` is null; file: a lock file around compare + atomic rename).
+   */
+  putBytesIfMatch(key: string, bytes: Uint8Array, expectedEtag: string | null, opts?: { contentType?: string }): Promise<CasResult>;
+  /** HeadObject (S3 with `ChecksumMode: ENABLED`); undefined when the key does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Whole object into memory with its etag (for small JSON objects); undefined when missing. */
+  getBytes(key: string): Promise<{ bytes: Buffer; etag: string } | undefined>;
+  /** Object as a stream (constant memory); undefined when missing. */
+  getStream(key: string): Promise<Readable | undefined>;
+  /** Every object under a key prefix (ListObjectsV2 pages / a directory walk), unordered. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Deletes a key; deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/**
+ * Validates a store key: relative, `/`-separated, no empty, `.` or `..` segments.
+ * @throws Error naming the key
+ */
+export function assertKey(key: string): void {
+  if (!key || key.startsWith('/') || key.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw new Error(`invalid store key "${key}": keys are relative paths without "." or ".." segments`);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * A version already exists in the store with different bytes. Nothing was changed.
+ * Fields give the key and both checksums (hex sha256) so the message can be acted on.
+ */
+export class ArtifactConflictError extends Error {
+  override name = 'ArtifactConflictError';
+  constructor(
+    readonly uri: string,
+    readonly storedSha256: string | undefined,
+    readonly newSha256: string,
+  ) {
+    super(
+      `ArtifactConflictError: ${uri} already exists with sha256 ${storedSha256 ?? '(unknown)'} but this build produced ${newSha256}; ` +
+        `a version is immutable — rebuild from clean sources (the build is not reproducible) or investigate who wrote it`,
+    );
+  }
+}
+
+/** The store URL is malformed or unsupported. */
+export class StoreConfigError extends Error {
+  override name = 'StoreConfigError';
+}
+
+/** The store cannot be reached or used: missing bucket, missing credentials, permissions, I/O. */
+export class StoreAccessError extends Error {
+  override name = 'StoreAccessError';
+}
+
+/** A stored object is missing or does not match its manifest entry (size or sha256). */
+export class ArtifactIntegrityError extends Error {
+  override name = 'ArtifactIntegrityError';
+}
+
+/** The artifact (or one of its files) is not in the store. */
+export class ArtifactNotFoundError extends Error {
+  override name = 'ArtifactNotFoundError';
+}

@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A running moto_server (real AWS API on loopback) started by a test. */
+export interface MotoServer {
+  /** `http://127.0.0.1:<port>`, use as `AWS_ENDPOINT_URL`. */
+  endpoint: string;
+  port: number;
+  /** Environment for child processes / SDK clients: endpoint, dummy credentials, region. */
+  env: Record<string, string>;
+  /** Stops the server by PID and waits for exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Asks the kernel for a free TCP port on 127.0.0.1.
+ * @returns port number (1–65535)
+ */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      if (addr && typeof addr === 'object') {
+        const { port } = addr;
+        srv.close(() => resolve(port));
+      } else {
+        srv.close(() => reject(new Error('could not allocate a port')));
+      }
+    });
+  });
+}
+
+/**
+ * Starts `moto_server -H 127.0.0.1 -p <free port>` and waits (up to `timeoutMs`, default 30000 ms)
+ * until it answers HTTP. Throws if the binary is missing or the server does not come up.
+ */
+export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited early: ${stderr.trim()}`);
+    try {
+      const res = await fetch(`${endpoint}/moto-api/`);
+      await res.arrayBuffer();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`moto_server did not start on port ${port} within ${timeoutMs} ms: ${stderr.trim()}`);
+      }
+      await sleep(150);
+    }
+  }
+  const env = {
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_REGION: 'us-east-1',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  return {
+    endpoint,
+    port,
+    env,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
