@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 
 /** Current manifest schema version written by the build executors. */
@@ -135,4 +137,18 @@ export function sameFiles(a: Manifest, b: Manifest): boolean {
     const o = byName.get(f.name);
     return !!o && o.size === f.size && o.sha256 === f.sha256;
   });
+}
+
+/**
+ * Reads and validates the build manifest `<dir>/artifact.json`.
+ * @throws Error (one line, names the path and the fix) when missing; ManifestError when invalid
+ */
+export async function readBuildManifest(dir: string, project: string): Promise<Manifest> {
+  const path = join(dir, BUILD_MANIFEST_FILE);
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new ManifestError(`build manifest ${path} is missing: run nx run ${project}:build first (or check the build target's outputPath)`);
+  });
+  const m = parseManifestJson(text, path);
+  if (m.project !== project) throw new ManifestError(`build manifest ${path} is for project "${m.project}", not "${project}": check outputPath`);
+  return m;
 }

@@ -5,3 +5,5 @@ export * from './fs-blob';
 export * from './s3-blob';
 export * from './open';
 export * from './artifacts';
+export * from './ci';
+export * from './publish-build';

@@ -1,0 +1,24 @@
+import type { ExecutorContext } from '@nx/devkit';
+import { publishBuild } from '@buildonce/store';
+import { fail, fromWorkspace, projectFacts } from '../../lib/context';
+import type { PublishArtifactExecutorSchema } from './schema';
+
+/** `publish` target: publishes the build output immutably (libs/store publishBuild). */
+export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
+  try {
+    const p = projectFacts(context);
+    await publishBuild({
+      project: p.project,
+      workspaceRoot: p.workspaceRoot,
+      outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
+      store: options.store || undefined,
+      preview: options.preview,
+      dryRun: options.dryRun,
+      forcePathStyle: options.forcePathStyle || undefined,
+      log: (l) => console.log(l),
+    });
+    return { success: true };
+  } catch (e) {
+    return fail(context.projectName, e, options.verbose);
+  }
+}

@@ -1,0 +1,8 @@
+export interface PublishArtifactExecutorSchema {
+  outputPath?: string;
+  store?: string;
+  preview?: boolean;
+  forcePathStyle?: boolean;
+  dryRun?: boolean;
+  verbose?: boolean;
+}
