@@ -42,7 +42,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   uriOf(key: string): string {
-    return pathToFileURL(join(this.root, key)).href;
+    const dir = key.endsWith('/');
+    return pathToFileURL(this.pathOf(dir ? key.slice(0, -1) : key)).href + (dir ? '/' : '');
   }
 
   private pathOf(key: string): string {

@@ -74,7 +74,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   uriOf(key: string): string {
-    return `s3://${this.bucket}/${this.fullKey(key)}`;
+    const dir = key.endsWith('/');
+    return `s3://${this.bucket}/${this.fullKey(dir ? key.slice(0, -1) : key)}${dir ? '/' : ''}`;
   }
 
   /** S3 key (with prefix) of a store key, for callers that hand it to other AWS APIs (Lambda S3Key). */
@@ -210,7 +211,8 @@ export class S3BlobStore implements BlobStore {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED' }));
       const c = out.ChecksumSHA256;
-      const composite = out.ChecksumType === 'COMPOSITE' || (c ? /-\d+$/.test(c) : false);
+      // Multipart objects carry a checksum of part checksums (and an ETag ending in -<parts>), not the file's sha256.
+      const composite = out.ChecksumType === 'COMPOSITE' || (c ? /-\d+$/.test(c) : false) || /-\d+"?$/.test(out.ETag ?? '');
       return {
         key,
         size: out.ContentLength ?? 0,
