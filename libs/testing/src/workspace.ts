@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, rmSync, symlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 
 /** Absolute path of the buildonce repository root (where `nx.json` lives). */
 export const repoRoot = resolve(__dirname, '../../..');
@@ -14,6 +14,8 @@ export interface TempWorkspace {
   root: string;
   /** Runs a command in the workspace (argument array, no shell); returns stdout. Throws on non-zero exit. */
   run(cmd: string, args: string[], env?: Record<string, string | undefined>): string;
+  /** Like run, but never throws: exit status and both outputs (for commands expected to fail). */
+  runResult(cmd: string, args: string[], env?: Record<string, string | undefined>): { status: number; stdout: string; stderr: string };
   /** Removes the workspace directory. */
   dispose(): void;
 }
@@ -52,6 +54,16 @@ export function makeTempWorkspace(prefix = 'buildonce-ws-'): TempWorkspace {
         env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env },
         maxBuffer: 64 * 1024 * 1024,
       });
+    },
+    runResult(cmd, args, env = {}) {
+      const r = spawnSync(cmd, args, {
+        cwd: root,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env },
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
     },
     dispose() {
       if (existsSync(root)) rmSync(root, { recursive: true, force: true });

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Cold vs warm publish of rust-scorer through the real nx CLI, in a temp copy of the workspace.
+#   cold: empty store, empty Nx cache, no cargo target dir -> cargo build + zip + upload
+#   warm: same sources again -> Nx cache hit for build, version already published, nothing uploaded
+# Prints both wall times (ms) and warm/cold ratio (target: < 10%). Runs on the embedded file store,
+# and on S3 (moto_server) when moto_server is installed.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
+export BUILDONCE_CARGO_OFFLINE_REGISTRY="${BUILDONCE_CARGO_OFFLINE_REGISTRY-/usr/share/cargo/registry}"
+work="$(mktemp -d /tmp/buildonce-bench-publish-XXXXXX)"
+moto_pid=""
+cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+tar -C "$repo" --exclude=./node_modules --exclude=./dist --exclude=./.nx --exclude=./.buildonce --exclude='*/target' --exclude=./.git -cf - . | tar -C "$work" -xf -
+ln -s "$repo/node_modules" "$work/node_modules"
+cd "$work"
+git init -q -b main && git add -A && git -c user.email=b@b -c user.name=bench commit -qm bench
+
+ms() { date +%s%3N; }
+run_pair() { # $1 label, rest env assignments
+  local label=$1; shift
+  rm -rf dist .buildonce apps/rust-scorer/target
+  export NX_CACHE_DIRECTORY="$work/.nx-cache-$label"
+  local t0 t1 t2
+  t0=$(ms); env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-cold.log" 2>&1; t1=$(ms)
+  env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-warm.log" 2>&1; t2=$(ms)
+  grep -q "already published" "$work/$label-warm.log" || { echo "warm run did not report already-published"; cat "$work/$label-warm.log"; exit 1; }
+  if grep -q "Compiling" "$work/$label-warm.log"; then echo "warm run compiled"; exit 1; fi
+  local cold=$((t1 - t0)) warm=$((t2 - t1))
+  printf '%-6s cold publish: %6d ms   warm (no-op) publish: %5d ms   warm/cold: %5.1f%%\n' "$label" "$cold" "$warm" "$(awk -v w="$warm" -v c="$cold" 'BEGIN{printf "%.1f", 100*w/c}')"
+}
+
+run_pair file BUILDONCE_STORE="file://$work/.buildonce/store"
+
+if command -v moto_server >/dev/null 2>&1; then
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
+  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.1; done
+  export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  aws s3api create-bucket --bucket bench >/dev/null
+  run_pair s3 BUILDONCE_STORE="s3://bench/team"
+fi
