@@ -34,9 +34,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
+
+pub mod timestamp;
+
+pub use timestamp::Timestamp;
 
 /// The weights table compiled into the binary. Changing weights means changing this file (and its
 /// `version`), which changes the build's inputs and therefore the artifact version.
@@ -54,9 +57,8 @@ const MAX_ECHO_CHARS: usize = 64;
 // ---------------------------------------------------------------------------------------------------
 // Weights
 
-/// A versioned weights table (`weights.json`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A versioned weights table (`weights.json`): exactly the keys `version`, `threshold`, `weights`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
     /// Version of the table, e.g. `2026-11-01`; echoed in every response as `weights_version`.
     pub version: String,
@@ -86,8 +88,40 @@ impl Weights {
 
     /// Parses and validates a weights table.
     pub fn from_json(json: &str) -> Result<Self, WeightsError> {
-        let weights: Weights =
-            serde_json::from_str(json).map_err(|e| WeightsError(e.to_string()))?;
+        let value: Value = serde_json::from_str(json).map_err(|e| WeightsError(e.to_string()))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| WeightsError("must be a JSON object".into()))?;
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "version" | "threshold" | "weights"))
+        {
+            return Err(WeightsError(format!("unknown field `{unknown}`")));
+        }
+        let version = match obj.get("version") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(WeightsError("`version` must be a string".into())),
+        };
+        let threshold = obj
+            .get("threshold")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| WeightsError("`threshold` must be a number".into()))?;
+        let table = obj
+            .get("weights")
+            .and_then(Value::as_object)
+            .ok_or_else(|| WeightsError("`weights` must be an object".into()))?;
+        let mut weights = BTreeMap::new();
+        for (provider, weight) in table {
+            let weight = weight
+                .as_f64()
+                .ok_or_else(|| WeightsError(format!("weight of {provider} must be a number")))?;
+            weights.insert(provider.clone(), weight);
+        }
+        let weights = Weights {
+            version,
+            threshold,
+            weights,
+        };
         weights.validate()?;
         Ok(weights)
     }
@@ -125,7 +159,7 @@ impl Weights {
 pub struct Stamp {
     pub provider: String,
     pub credential_id: Option<String>,
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: Timestamp,
 }
 
 /// A validated event.
@@ -219,20 +253,14 @@ pub fn parse_address(v: Option<&Value>) -> Result<String, ScoreError> {
     Ok(s.to_ascii_lowercase())
 }
 
-/// Parses an RFC3339 timestamp into UTC. Rejects instants whose UTC year is outside 0000..=9999 (they
-/// could not be written back as RFC3339).
-pub fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
-    let parsed = DateTime::parse_from_rfc3339(s).map_err(|e| {
+/// Parses `expires_at` (RFC3339, see [`timestamp`]); the error names the field and echoes the input.
+pub fn parse_expires_at(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| {
         format!(
             "expires_at must be an RFC3339 timestamp, got {}: {e}",
             echo(s)
         )
-    })?;
-    let utc = parsed.with_timezone(&Utc);
-    if !(0..=9999).contains(&utc.year()) {
-        return Err(format!("expires_at is out of range: {}", echo(s)));
-    }
-    Ok(utc)
+    })
 }
 
 fn parse_stamp(index: usize, v: &Value) -> Result<Stamp, ScoreError> {
@@ -261,7 +289,7 @@ fn parse_stamp(index: usize, v: &Value) -> Result<Stamp, ScoreError> {
         }
     };
     let expires_at = match obj.get("expires_at") {
-        Some(Value::String(s)) => parse_rfc3339(s).map_err(bad)?,
+        Some(Value::String(s)) => parse_expires_at(s).map_err(bad)?,
         None => return Err(bad("missing field `expires_at`".into())),
         Some(other) => {
             return Err(bad(format!(
@@ -302,8 +330,8 @@ pub fn parse_event(event: &Value) -> Result<Event, ScoreError> {
 // ---------------------------------------------------------------------------------------------------
 // Scoring
 
-/// The response body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The response body (serialized with its fields in this order).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub address: String,
     pub score: f64,
@@ -323,14 +351,24 @@ pub fn round_score(x: f64) -> f64 {
     (x * factor).round() / factor
 }
 
-fn format_rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+impl Serialize for Output {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Output", 7)?;
+        s.serialize_field("address", &self.address)?;
+        s.serialize_field("score", &self.score)?;
+        s.serialize_field("passing_score", &self.passing_score)?;
+        s.serialize_field("threshold", &self.threshold)?;
+        s.serialize_field("expiration", &self.expiration)?;
+        s.serialize_field("stamps", &self.stamps)?;
+        s.serialize_field("weights_version", &self.weights_version)?;
+        s.end()
+    }
 }
 
 /// Scores a validated event at instant `now`. Infallible: all checks happen in [`parse_event`].
-pub fn score_event(event: &Event, weights: &Weights, now: DateTime<Utc>) -> Output {
+pub fn score_event(event: &Event, weights: &Weights, now: Timestamp) -> Output {
     // provider → (weight, latest expiry among its unexpired stamps)
-    let mut counted: BTreeMap<&str, (f64, DateTime<Utc>)> = BTreeMap::new();
+    let mut counted: BTreeMap<&str, (f64, Timestamp)> = BTreeMap::new();
     for stamp in &event.stamps {
         if stamp.expires_at <= now {
             continue;
@@ -350,7 +388,7 @@ pub fn score_event(event: &Event, weights: &Weights, now: DateTime<Utc>) -> Outp
     }
 
     let mut sum = 0.0;
-    let mut earliest: Option<DateTime<Utc>> = None;
+    let mut earliest: Option<Timestamp> = None;
     let mut stamps = BTreeMap::new();
     for (provider, (weight, expires_at)) in &counted {
         sum += weight;
@@ -367,24 +405,20 @@ pub fn score_event(event: &Event, weights: &Weights, now: DateTime<Utc>) -> Outp
         score,
         passing_score: score >= weights.threshold,
         threshold: weights.threshold,
-        expiration: earliest.map(format_rfc3339),
+        expiration: earliest.map(|t| t.to_rfc3339()),
         stamps,
         weights_version: weights.version.clone(),
     }
 }
 
 /// Validates and scores an event given as a JSON value.
-pub fn score(event: &Value, weights: &Weights, now: DateTime<Utc>) -> Result<Output, ScoreError> {
+pub fn score(event: &Value, weights: &Weights, now: Timestamp) -> Result<Output, ScoreError> {
     let event = parse_event(event)?;
     Ok(score_event(&event, weights, now))
 }
 
 /// Validates and scores a raw event payload (what the Runtime API hands over).
-pub fn score_json(
-    payload: &[u8],
-    weights: &Weights,
-    now: DateTime<Utc>,
-) -> Result<Output, ScoreError> {
+pub fn score_json(payload: &[u8], weights: &Weights, now: Timestamp) -> Result<Output, ScoreError> {
     let value: Value =
         serde_json::from_slice(payload).map_err(|e| ScoreError::InvalidJson(e.to_string()))?;
     score(&value, weights, now)
@@ -397,8 +431,8 @@ mod tests {
 
     const ADDR: &str = "0x1234567890AbCdEf1234567890abcdef12345678";
 
-    fn now() -> DateTime<Utc> {
-        parse_rfc3339("2026-11-15T12:00:00Z").unwrap()
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-15T12:00:00Z").unwrap()
     }
 
     fn weights() -> Weights {

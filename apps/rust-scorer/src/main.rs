@@ -6,31 +6,37 @@
 //! event, POST `/runtime/invocation/{id}/response` or `/runtime/invocation/{id}/error`.
 //! All scoring lives in the library (`rust_scorer::score_json`); this file is only I/O.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::unimplemented
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
 )]
 
-use std::io::Read;
-use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+mod http;
 
-use chrono::{DateTime, Utc};
-use rust_scorer::{score_json, Weights};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rust_scorer::{score_json, Timestamp, Weights};
 
 const API_VERSION: &str = "2018-06-01";
 const REQUEST_ID_HEADER: &str = "Lambda-Runtime-Aws-Request-Id";
 const ERROR_TYPE_HEADER: &str = "Lambda-Runtime-Function-Error-Type";
 /// Lambda's synchronous invocation payload limit is 6 MB; anything larger is rejected, not buffered.
-const MAX_EVENT_BYTES: u64 = 6 * 1024 * 1024;
+const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
+/// Most of a Runtime API reply to a POST that is kept (for error messages).
+const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// Bound for the POSTs. `next` has no read timeout: it long-polls until an invocation arrives.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Invocation {
     request_id: String,
@@ -45,76 +51,89 @@ enum NextError {
 }
 
 struct RuntimeApi {
-    agent: ureq::Agent,
+    client: http::Client,
     base: String,
 }
 
 impl RuntimeApi {
     fn new(host_port: &str) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .build();
         RuntimeApi {
-            agent,
-            base: format!("http://{host_port}/{API_VERSION}/runtime"),
+            client: http::Client::new(host_port, CONNECT_TIMEOUT, WRITE_TIMEOUT),
+            base: format!("/{API_VERSION}/runtime"),
         }
     }
 
     fn next(&self) -> Result<Invocation, NextError> {
-        let url = format!("{}/invocation/next", self.base);
+        let path = format!("{}/invocation/next", self.base);
         let response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| NextError::Fatal(format!("GET {url}: {e}")))?;
+            .client
+            .send(&http::Request {
+                method: "GET",
+                path: &path,
+                headers: &[],
+                body: b"",
+                read_timeout: None,
+                max_body: MAX_EVENT_BYTES,
+            })
+            .map_err(|e| NextError::Fatal(format!("GET {path}: {e}")))?;
+        if response.status != 200 {
+            return Err(NextError::Fatal(format!(
+                "GET {path}: HTTP {}: {}",
+                response.status,
+                response.body_snippet()
+            )));
+        }
         let request_id = match response.header(REQUEST_ID_HEADER) {
             Some(id) if is_valid_request_id(id) => id.to_string(),
             Some(id) => {
                 return Err(NextError::Fatal(format!(
-                    "GET {url}: unusable {REQUEST_ID_HEADER} header {id:?}"
+                    "GET {path}: unusable {REQUEST_ID_HEADER} header {id:?}"
                 )))
             }
             None => {
                 return Err(NextError::Fatal(format!(
-                    "GET {url}: response has no {REQUEST_ID_HEADER} header"
+                    "GET {path}: response has no {REQUEST_ID_HEADER} header"
                 )))
             }
         };
-        let mut payload = Vec::new();
-        let read = response
-            .into_reader()
-            .take(MAX_EVENT_BYTES + 1)
-            .read_to_end(&mut payload);
-        match read {
-            Err(e) => Err(NextError::Payload {
-                request_id,
-                message: format!("could not read the event: {e}"),
-            }),
-            Ok(n) if n as u64 > MAX_EVENT_BYTES => Err(NextError::Payload {
+        if response.body_too_large {
+            return Err(NextError::Payload {
                 request_id,
                 message: format!("event is larger than {MAX_EVENT_BYTES} bytes"),
-            }),
-            Ok(_) => Ok(Invocation {
-                request_id,
-                payload,
-            }),
+            });
         }
+        Ok(Invocation {
+            request_id,
+            payload: response.body,
+        })
     }
 
     fn post(&self, path: &str, error_type: Option<&str>, body: &str) -> Result<(), String> {
-        let url = format!("{}/{path}", self.base);
-        let mut request = self
-            .agent
-            .post(&url)
-            .timeout(POST_TIMEOUT)
-            .set("Content-Type", "application/json");
+        let path = format!("{}/{path}", self.base);
+        let mut headers = vec![("Content-Type", "application/json")];
         if let Some(error_type) = error_type {
-            request = request.set(ERROR_TYPE_HEADER, error_type);
+            headers.push((ERROR_TYPE_HEADER, error_type));
         }
-        request
-            .send_string(body)
-            .map(|_| ())
-            .map_err(|e| format!("POST {url}: {e}"))
+        let response = self
+            .client
+            .send(&http::Request {
+                method: "POST",
+                path: &path,
+                headers: &headers,
+                body: body.as_bytes(),
+                read_timeout: Some(POST_TIMEOUT),
+                max_body: MAX_REPLY_BYTES,
+            })
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        if (200..300).contains(&response.status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "POST {path}: HTTP {}: {}",
+                response.status,
+                response.body_snippet()
+            ))
+        }
     }
 
     fn respond(&self, request_id: &str, body: &str) -> Result<(), String> {
@@ -154,8 +173,7 @@ fn error_body(error_type: &str, message: &str) -> String {
 }
 
 fn handle(api: &RuntimeApi, weights: &Weights, invocation: &Invocation) -> Result<(), String> {
-    let now: DateTime<Utc> = SystemTime::now().into();
-    match score_json(&invocation.payload, weights, now) {
+    match score_json(&invocation.payload, weights, Timestamp::now()) {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(body) => api.respond(&invocation.request_id, &body),
             Err(e) => api.fail(

@@ -1,12 +1,14 @@
-//! Runs the real `bootstrap` binary against a fake Lambda Runtime API on 127.0.0.1:<free port>.
-//! Every wait is bounded; the child is killed on drop, so a failing assertion cannot leave it behind.
+//! Runs the real `bootstrap` binary against a fake Lambda Runtime API on 127.0.0.1:<free port>
+//! (a std `TcpListener`; no dev-dependencies, see Cargo.toml). Every wait is bounded and the child is
+//! killed on drop, so a failing assertion can neither hang nor leave the process behind.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Request, Response, Server};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const ADDRESS: &str = "0xAbCdEf0123456789abcdef0123456789ABCDEF01";
@@ -20,89 +22,206 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
-}
+impl KillOnDrop {
+    fn spawn(runtime_api: Option<String>, stderr: Stdio) -> KillOnDrop {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        match runtime_api {
+            Some(api) => cmd.env("AWS_LAMBDA_RUNTIME_API", api),
+            None => cmd.env_remove("AWS_LAMBDA_RUNTIME_API"),
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    }
 
-fn request_header(req: &Request, name: &str) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-fn body(req: &mut Request) -> String {
-    let mut s = String::new();
-    req.as_reader().read_to_string(&mut s).unwrap();
-    s
-}
-
-/// Next request from the binary, or a test failure after `STEP_TIMEOUT`.
-fn recv(server: &Server, child: &mut KillOnDrop, what: &str) -> Request {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("bootstrap exited ({status}) while waiting for {what}");
+    fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "bootstrap did not exit");
+            thread::sleep(Duration::from_millis(20));
         }
-        if let Some(req) = server.recv_timeout(Duration::from_millis(200)).unwrap() {
-            return req;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
     }
 }
 
-fn serve_invocation(server: &Server, child: &mut KillOnDrop, request_id: &str, event: &Value) {
-    let req = recv(server, child, "GET /invocation/next");
-    assert_eq!(*req.method(), Method::Get);
-    assert_eq!(req.url(), "/2018-06-01/runtime/invocation/next");
-    let response = Response::from_string(event.to_string())
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Lambda-Runtime-Aws-Request-Id", request_id))
-        .with_header(header("Lambda-Runtime-Deadline-Ms", "4102444800000"))
-        .with_header(header(
-            "Lambda-Runtime-Invoked-Function-Arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:rust-scorer",
-        ))
-        .with_header(header(
-            "Lambda-Runtime-Trace-Id",
-            "Root=1-00000000-000000000000000000000000",
-        ));
-    req.respond(response).unwrap();
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    stream: TcpStream,
 }
 
-/// Receives the binary's POST for `request_id`; returns (url, error-type header, parsed body).
-fn receive_result(
-    server: &Server,
-    child: &mut KillOnDrop,
-    request_id: &str,
-) -> (String, Option<String>, Value) {
-    let mut req = recv(server, child, &format!("POST for {request_id}"));
-    assert_eq!(*req.method(), Method::Post);
-    let url = req.url().to_string();
-    let error_type = request_header(&req, "Lambda-Runtime-Function-Error-Type");
-    let text = body(&mut req);
-    let value: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: body {text:?}: {e}"));
-    req.respond(Response::from_string(r#"{"status":"OK"}"#).with_status_code(202))
-        .unwrap();
-    (url, error_type, value)
+impl HttpRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} body {:?}: {e}",
+                self.path,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Responds with `body`, framed by Content-Length or (when `chunked`) in 7-byte chunks.
+    fn respond(mut self, status: &str, headers: &[(&str, &str)], body: &[u8], chunked: bool) {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for (n, v) in headers {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        let mut bytes = Vec::new();
+        if chunked {
+            out.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            bytes.extend_from_slice(out.as_bytes());
+            for chunk in body.chunks(7) {
+                bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                bytes.extend_from_slice(chunk);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            bytes.extend_from_slice(out.as_bytes());
+            bytes.extend_from_slice(body);
+        }
+        self.stream.write_all(&bytes).unwrap();
+        self.stream.flush().unwrap();
+    }
+}
+
+struct FakeRuntimeApi {
+    listener: TcpListener,
+}
+
+impl FakeRuntimeApi {
+    fn start() -> FakeRuntimeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        FakeRuntimeApi { listener }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.listener.local_addr().unwrap().port())
+    }
+
+    /// Next request from the binary; fails the test after `STEP_TIMEOUT` or if the binary exits.
+    fn recv(&self, child: &mut KillOnDrop, what: &str) -> HttpRequest {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if let Some(status) = child.0.try_wait().unwrap() {
+                        panic!("bootstrap exited ({status}) while waiting for {what}");
+                    }
+                    assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(STEP_TIMEOUT)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let method = parts.next().unwrap().to_string();
+        let path = parts.next().unwrap().to_string();
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "{what}: request line {line:?}"
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(':').unwrap();
+            headers.push((n.to_string(), v.trim().to_string()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        HttpRequest {
+            method,
+            path,
+            headers,
+            body,
+            stream,
+        }
+    }
+
+    /// Answers one `GET /invocation/next` with `event`.
+    fn invoke(&self, child: &mut KillOnDrop, request_id: &str, event: &Value, chunked: bool) {
+        let req = self.recv(child, "GET /invocation/next");
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.path, "/2018-06-01/runtime/invocation/next");
+        req.respond(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Lambda-Runtime-Aws-Request-Id", request_id),
+                ("Lambda-Runtime-Deadline-Ms", "4102444800000"),
+                (
+                    "Lambda-Runtime-Invoked-Function-Arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:rust-scorer",
+                ),
+                (
+                    "Lambda-Runtime-Trace-Id",
+                    "Root=1-00000000-000000000000000000000000",
+                ),
+            ],
+            event.to_string().as_bytes(),
+            chunked,
+        );
+    }
+
+    /// Receives the binary's POST with the result of one invocation and acknowledges it (202).
+    fn result(&self, child: &mut KillOnDrop, request_id: &str) -> (String, Option<String>, Value) {
+        let req = self.recv(child, &format!("the result POST of {request_id}"));
+        assert_eq!(req.method, "POST");
+        let path = req.path.clone();
+        let error_type = req
+            .header("Lambda-Runtime-Function-Error-Type")
+            .map(str::to_string);
+        let body = req.json();
+        req.respond(
+            "202 Accepted",
+            &[("Content-Type", "application/json")],
+            br#"{"status":"OK"}"#,
+            false,
+        );
+        (path, error_type, body)
+    }
 }
 
 #[test]
 fn serves_a_valid_and_an_invalid_invocation() {
-    let server = Server::http("127.0.0.1:0").unwrap();
-    let port = server.server_addr().to_ip().unwrap().port();
+    let api = FakeRuntimeApi::start();
+    let mut child = KillOnDrop::spawn(Some(api.address()), Stdio::inherit());
 
-    let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-
-    // 1. valid event: two known providers (one duplicated), one unknown, one expired.
+    // 1. valid event (sent chunked): two known providers (one duplicated), one unknown, one expired.
     let valid = json!({
         "address": ADDRESS,
         "stamps": [
@@ -113,9 +232,9 @@ fn serves_a_valid_and_an_invalid_invocation() {
             { "provider": "Ens", "expires_at": "2001-01-01T00:00:00Z" }
         ]
     });
-    serve_invocation(&server, &mut child, "req-1", &valid);
-    let (url, error_type, out) = receive_result(&server, &mut child, "req-1");
-    assert_eq!(url, "/2018-06-01/runtime/invocation/req-1/response");
+    api.invoke(&mut child, "req-1", &valid, true);
+    let (path, error_type, out) = api.result(&mut child, "req-1");
+    assert_eq!(path, "/2018-06-01/runtime/invocation/req-1/response");
     assert_eq!(error_type, None);
 
     let weights = rust_scorer::Weights::embedded().unwrap();
@@ -133,11 +252,11 @@ fn serves_a_valid_and_an_invalid_invocation() {
     assert_eq!(out["stamps"], json!({ "Github": github, "Google": google }));
     assert_eq!(out["weights_version"], weights.version.as_str());
 
-    // 2. invalid event: bad address → error endpoint, errorType InvalidInput.
+    // 2. invalid event (Content-Length framed): bad address → /error, errorType InvalidInput.
     let invalid = json!({ "address": "0xnot-an-address", "stamps": [] });
-    serve_invocation(&server, &mut child, "req-2", &invalid);
-    let (url, error_type, err) = receive_result(&server, &mut child, "req-2");
-    assert_eq!(url, "/2018-06-01/runtime/invocation/req-2/error");
+    api.invoke(&mut child, "req-2", &invalid, false);
+    let (path, error_type, err) = api.result(&mut child, "req-2");
+    assert_eq!(path, "/2018-06-01/runtime/invocation/req-2/error");
     assert_eq!(error_type.as_deref(), Some("InvalidInput"));
     assert_eq!(err["errorType"], "InvalidInput");
     assert!(
@@ -145,32 +264,22 @@ fn serves_a_valid_and_an_invalid_invocation() {
         "{err}"
     );
 
-    // 3. the runtime keeps polling after an error.
-    let req = recv(&server, &mut child, "third GET /invocation/next");
-    assert_eq!(req.url(), "/2018-06-01/runtime/invocation/next");
-    drop(req);
-    // `child` is killed when it goes out of scope.
+    // 3. the runtime keeps polling after an error; when the Runtime API fails, it exits non-zero.
+    let req = api.recv(&mut child, "the third GET /invocation/next");
+    assert_eq!(req.path, "/2018-06-01/runtime/invocation/next");
+    req.respond(
+        "500 Internal Server Error",
+        &[],
+        b"{\"errorMessage\":\"going away\"}",
+        false,
+    );
+    assert!(!child.wait_for_exit().success());
 }
 
 #[test]
 fn exits_non_zero_without_runtime_api() {
-    let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "bootstrap did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
+    let mut child = KillOnDrop::spawn(None, Stdio::piped());
+    assert!(!child.wait_for_exit().success());
     let mut stderr = String::new();
     child
         .0
@@ -183,27 +292,13 @@ fn exits_non_zero_without_runtime_api() {
 }
 
 #[test]
-fn exits_non_zero_when_runtime_api_goes_away() {
+fn exits_non_zero_when_runtime_api_is_unreachable() {
     // Bind a port, then free it: nothing listens there.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "bootstrap did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = KillOnDrop::spawn(Some(format!("127.0.0.1:{port}")), Stdio::null());
+    assert!(!child.wait_for_exit().success());
 }
