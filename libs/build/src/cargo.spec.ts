@@ -4,7 +4,7 @@ import { cargoBuildArgs, cargoLambdaBuildArgs, hostArchitecture, offlineRegistry
 describe('cargo argument lists', () => {
   it('builds the host binary from crates.io by default', () => {
     expect(cargoBuildArgs({ cargoDir: '/w/apps/x', binary: 'bootstrap' })).toEqual([
-      'build', '--release', '--manifest-path', '/w/apps/x/Cargo.toml', '--bin', 'bootstrap',
+      'build', '--release', '--locked', '--manifest-path', '/w/apps/x/Cargo.toml', '--bin', 'bootstrap',
     ]);
   });
   it('adds the offline registry only when asked', () => {
@@ -15,7 +15,7 @@ describe('cargo argument lists', () => {
   });
   it('uses cargo-lambda zip output and --arm64 for arm64', () => {
     const arm = cargoLambdaBuildArgs({ cargoDir: '/w', binary: 'bootstrap', architecture: 'arm64' });
-    expect(arm.slice(0, 5)).toEqual(['lambda', 'build', '--release', '--output-format', 'zip']);
+    expect(arm.slice(0, 6)).toEqual(['lambda', 'build', '--release', '--locked', '--output-format', 'zip']);
     expect(arm).toContain('--arm64');
     expect(cargoLambdaBuildArgs({ cargoDir: '/w', binary: 'bootstrap', architecture: 'x86_64' })).not.toContain('--arm64');
   });

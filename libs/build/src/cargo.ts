@@ -56,7 +56,7 @@ export function offlineRegistryArgs(registryDir: string | undefined): string[] {
 
 /** Arguments of `cargo build --release` for the host (no cargo-lambda). */
 export function cargoBuildArgs(o: { cargoDir: string; binary: string; offlineRegistry?: string }): string[] {
-  return ['build', '--release', '--manifest-path', join(o.cargoDir, 'Cargo.toml'), '--bin', o.binary, ...offlineRegistryArgs(o.offlineRegistry)];
+  return ['build', '--release', '--locked', '--manifest-path', join(o.cargoDir, 'Cargo.toml'), '--bin', o.binary, ...offlineRegistryArgs(o.offlineRegistry)];
 }
 
 /** Arguments of `cargo lambda build --release --output-format zip [--arm64]`. */
@@ -65,6 +65,7 @@ export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; arch
     'lambda',
     'build',
     '--release',
+    '--locked',
     '--output-format',
     'zip',
     ...(o.architecture === 'arm64' ? ['--arm64'] : []),

@@ -1,0 +1,97 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseManifest, sha256Bytes } from '@buildonce/artifact';
+import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { startMoto, type MotoServer } from '@buildonce/testing';
+import { runRetention } from './retention';
+
+let moto: MotoServer;
+const bucket = 'retention-it';
+
+beforeAll(async () => {
+  moto = await startMoto();
+  Object.assign(process.env, moto.env);
+  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+
+async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'ret-'));
+  const bytes = randomBytes(opts.size ?? 1000);
+  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
+  const manifest = parseManifest({
+    schemaVersion: 1, project, version, kind: 'lambda-zip',
+    files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
+    runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'test',
+  });
+  const env = opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {};
+  await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv(env), namespace: opts.preview ? 'preview' : 'trusted' });
+}
+
+/** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
+async function ledger(store: BlobStore, project: string, env: string, versions: string[]) {
+  for (const [i, v] of versions.entries()) {
+    await store.putBytesIfAbsent(`releases/${project}/${env}/history/${String(i + 1).padStart(12, '0')}.json`, Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
+  }
+  await store.putBytesIfMatch(`releases/${project}/${env}/current.json`, Buffer.from(JSON.stringify({ seq: versions.length, version: versions.at(-1) })), null);
+}
+
+const backends: [string, () => BlobStore][] = [
+  ['file', () => openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ret-store-'))}`))],
+  ['s3', () => openStore(parseStoreUrl(`s3://${bucket}/r${randomBytes(4).toString('hex')}`))],
+];
+
+describe.each(backends)('retention on the %s backend', (_n, make) => {
+  it('deletes exactly the old versions, never current / rollback window / newest / in-flight, and dry run deletes nothing', async () => {
+    const store = make();
+    const versions = ['1', '2', '3', '4', '5', '6', '7', '8'];
+    for (const v of versions) await publish(store, 'svc', v);
+    // prod: current 6, history 2 -> 5 -> 6 ; staging history 1..? keeps 1 only through its window
+    await ledger(store, 'svc', 'prod', ['2', '5', '6']);
+    await ledger(store, 'svc', 'staging', ['1', '1', '1', '1', '1', '1', '3']);
+    await sleep(1200);
+
+    const opts = { store, olderThanDays: 0, keep: 2, inFlightMs: 1000 };
+    const dry = await runRetention({ ...opts, dryRun: true });
+    expect(dry.deleted.map((v) => v.version).sort()).toEqual(['4']);
+    for (const v of versions) expect(await readStoredManifest(store, 'svc', v)).toBeDefined();
+
+    const reasons = Object.fromEntries(dry.kept.map((k) => [k.version, k.reason]));
+    expect(reasons).toMatchObject({ '6': 'current', '3': 'current', '2': 'rollback-window', '5': 'rollback-window', '1': 'rollback-window', '7': 'newest', '8': 'newest' });
+
+    // a concurrent publish during the real run is not harmed
+    const [real] = await Promise.all([runRetention(opts), publish(store, 'svc', '9')]);
+    expect(real.deleted.map((v) => v.version)).toEqual(['4']);
+    expect(real.bytesFreed).toBe(dry.bytesFreed);
+    expect(real.bytesFreed).toBeGreaterThan(1000);
+    expect(await readStoredManifest(store, 'svc', '4')).toBeUndefined();
+    const left: string[] = [];
+    for await (const o of store.list('artifacts/svc/4/')) left.push(o.key);
+    expect(left).toEqual([]);
+    for (const v of ['1', '2', '3', '5', '6', '7', '8', '9']) await expect(verifyArtifact(store, 'svc', v)).resolves.toBeTruthy();
+  });
+
+  it('keeps young versions and, with --pr, sweeps only that pull request\'s preview versions', async () => {
+    const store = make();
+    await publish(store, 'api', '10', { preview: true, pr: '51' });
+    await publish(store, 'api', '11', { preview: true, pr: '51' });
+    await publish(store, 'api', '12', { preview: true, pr: '52' });
+    await publish(store, 'api', '13');
+    await ledger(store, 'api', 'pr-51', ['11']);
+    const young = await runRetention({ store, olderThanDays: 30, keep: 0, inFlightMs: 0 });
+    expect(young.deleted).toEqual([]);
+    await sleep(1100);
+    const swept = await runRetention({ store, pr: 51, inFlightMs: 1000 });
+    expect(swept.deleted.map((v) => `${v.namespace}/${v.version}`)).toEqual(['preview/10']);
+    expect(swept.kept.find((k) => k.version === '11')?.reason).toBe('current');
+    expect(await readStoredManifest(store, 'api', '12', 'preview')).toBeDefined();
+    expect(await readStoredManifest(store, 'api', '13')).toBeDefined();
+  });
+});

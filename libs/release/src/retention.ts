@@ -1,0 +1,218 @@
+import pLimit from 'p-limit';
+import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
+import { formatBytes, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+
+/** Versions in the last this-many history entries of any environment are kept (the rollback window). */
+export const ROLLBACK_WINDOW = 5;
+/** Versions published less than this long ago (ms) are kept: a promotion may be verifying them right now. */
+export const IN_FLIGHT_MS = 60 * 60 * 1000;
+
+export interface RetentionOptions {
+  store: BlobStore;
+  /** only these projects (default: every project found in the store) */
+  projects?: string[];
+  /** versions published more than this many days ago may go (default 30) */
+  olderThanDays?: number;
+  /** the newest this-many versions per project and namespace always stay (default 10) */
+  keep?: number;
+  /** sweep the preview namespace of pull request <n> only (versions whose manifest says `pr: "<n>"`) */
+  pr?: number;
+  dryRun?: boolean;
+  now?: Date;
+  /** versions younger than this (ms) are in flight and stay (default {@link IN_FLIGHT_MS}, 1 hour) */
+  inFlightMs?: number;
+  /** deletions in flight at once (default 16) */
+  concurrency?: number;
+  log?: (line: string) => void;
+}
+
+/** Why a version stays. */
+export type KeepReason = 'current' | 'rollback-window' | 'in-flight' | 'newest' | 'young' | 'other-pr';
+
+export interface VersionInfo {
+  project: string;
+  version: string;
+  namespace: ArtifactNamespace;
+  /** publish time: the manifest's LastModified (create-only object), else the newest file's */
+  publishedAt: Date;
+  /** bytes of all objects of the version (files + manifest) */
+  bytes: number;
+  keys: string[];
+  complete: boolean;
+}
+
+export interface RetentionResult {
+  status: 'deleted' | 'dry-run';
+  deleted: VersionInfo[];
+  kept: (VersionInfo & { reason: KeepReason })[];
+  /** bytes freed (or that would be freed in a dry run) */
+  bytesFreed: number;
+}
+
+const ARTIFACT_KEY = /^(preview\/)?artifacts\/([^/]+)\/([0-9]+)\/([^/]+)$/;
+
+/**
+ * Scans the store layout (DESIGN.md "Store layout") with one listing: every version's objects, sizes and
+ * publish time (create-only manifests make LastModified the publish time; no per-version GET).
+ */
+export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
+  const byId = new Map<string, VersionInfo>();
+  for (const prefix of ['artifacts/', 'preview/artifacts/']) {
+    for await (const o of store.list(prefix)) {
+      const m = ARTIFACT_KEY.exec(o.key);
+      if (!m) continue;
+      const namespace: ArtifactNamespace = m[1] ? 'preview' : 'trusted';
+      const id = `${namespace}/${m[2]}/${m[3]}`;
+      let v = byId.get(id);
+      if (!v) {
+        v = { project: m[2]!, version: m[3]!, namespace, publishedAt: new Date(0), bytes: 0, keys: [], complete: false };
+        byId.set(id, v);
+      }
+      v.keys.push(o.key);
+      v.bytes += o.size;
+      if (m[4] === STORED_MANIFEST_FILE) {
+        v.complete = true;
+        v.publishedAt = o.lastModified;
+      } else if (!v.complete && o.lastModified > v.publishedAt) {
+        v.publishedAt = o.lastModified;
+      }
+    }
+  }
+  return [...byId.values()];
+}
+
+/**
+ * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
+ * or named by one of the last {@link ROLLBACK_WINDOW} history entries of any environment
+ * (`releases/<p>/<env>/history/<seq>.json`, zero-padded so key order is sequence order).
+ * Returns a set of `<project>/<version>`.
+ */
+export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
+  const protectedSet = new Map<string, KeepReason>();
+  const currents: string[] = [];
+  const histories = new Map<string, string[]>();
+  for await (const o of store.list('releases/')) {
+    const parts = o.key.split('/');
+    if (parts.length === 4 && parts[3] === 'current.json') currents.push(o.key);
+    else if (parts.length === 5 && parts[3] === 'history' && parts[4]!.endsWith('.json')) {
+      const envKey = parts.slice(0, 3).join('/');
+      histories.set(envKey, [...(histories.get(envKey) ?? []), o.key]);
+    }
+  }
+  const versionOf = async (key: string): Promise<string | undefined> => {
+    const got = await store.getBytes(key);
+    if (!got) return undefined;
+    try {
+      const j = JSON.parse(got.bytes.toString('utf8')) as { version?: unknown; entry?: { version?: unknown } };
+      const v = typeof j.version === 'string' ? j.version : typeof j.entry?.version === 'string' ? j.entry.version : undefined;
+      return v;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const key of currents) {
+    const v = await versionOf(key);
+    if (v) protectedSet.set(`${key.split('/')[1]}/${v}`, 'current');
+  }
+  for (const [envKey, keys] of histories) {
+    for (const key of keys.sort().slice(-ROLLBACK_WINDOW)) {
+      const v = await versionOf(key);
+      const id = `${envKey.split('/')[1]}/${v}`;
+      if (v && !protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
+    }
+  }
+  return protectedSet;
+}
+
+/**
+ * Deletes old artifact versions safely. A version goes only when it is older than `olderThanDays`,
+ * not among the `keep` newest of its project and namespace, not current in any environment, not in any
+ * environment's rollback window (last 5 history entries), and not published in the last hour. With `pr`,
+ * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
+ * apply). Each version's `manifest.json` is deleted first, then its files, so a half-deleted version is
+ * never seen as complete (promotion requires the manifest).
+ * @returns what was (or, with dryRun, would be) deleted and kept, and the bytes freed
+ * @throws StoreAccessError for store problems; ledger/manifest read errors propagate
+ */
+export async function runRetention(o: RetentionOptions): Promise<RetentionResult> {
+  const now = (o.now ?? new Date()).getTime();
+  const olderThanMs = (o.olderThanDays ?? 30) * 24 * 60 * 60 * 1000;
+  const keep = o.keep ?? 10;
+  const log = o.log ?? (() => undefined);
+  if (!Number.isFinite(olderThanMs) || olderThanMs < 0) throw new RangeError(`--older-than must be a number of days >= 0, got ${o.olderThanDays}`);
+  if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`--keep must be an integer >= 0, got ${o.keep}`);
+
+  const [all, guarded] = await Promise.all([listVersions(o.store), protectedVersions(o.store)]);
+  const versions = all.filter((v) => !o.projects || o.projects.includes(v.project));
+  const kept: RetentionResult['kept'] = [];
+  const doomed: VersionInfo[] = [];
+
+  const groups = new Map<string, VersionInfo[]>();
+  for (const v of versions) groups.set(`${v.namespace}/${v.project}`, [...(groups.get(`${v.namespace}/${v.project}`) ?? []), v]);
+  for (const group of groups.values()) {
+    await orderNewestFirst(o.store, group, keep);
+    for (const [i, v] of group.entries()) {
+      const age = now - v.publishedAt.getTime();
+      const guard = guarded.get(`${v.project}/${v.version}`);
+      let reason: KeepReason | undefined;
+      if (guard) reason = guard;
+      else if (age < (o.inFlightMs ?? IN_FLIGHT_MS)) reason = 'in-flight';
+      else if (o.pr !== undefined) {
+        if (v.namespace !== 'preview' || !(await publishedByPr(o.store, v, o.pr))) reason = 'other-pr';
+      } else if (i < keep) reason = 'newest';
+      else if (age < olderThanMs) reason = 'young';
+      if (reason) kept.push({ ...v, reason });
+      else doomed.push(v);
+    }
+  }
+
+  const bytesFreed = doomed.reduce((s, v) => s + v.bytes, 0);
+  if (o.dryRun) {
+    for (const v of doomed) log(`[${v.project}] dry run: would delete ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)}, published ${v.publishedAt.toISOString()})`);
+    log(`dry run: would delete ${doomed.length} version(s), freeing ${formatBytes(bytesFreed)}; keeping ${kept.length}`);
+    return { status: 'dry-run', deleted: doomed, kept, bytesFreed };
+  }
+
+  const limit = pLimit(Math.max(1, o.concurrency ?? 16));
+  await Promise.all(
+    doomed.map((v) =>
+      limit(async () => {
+        const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
+        for (const k of manifest) await o.store.delete(k);
+        await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => o.store.delete(k)));
+        log(`[${v.project}] deleted ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)})`);
+      }),
+    ),
+  );
+  log(`deleted ${doomed.length} version(s), freed ${formatBytes(bytesFreed)}; kept ${kept.length}`);
+  return { status: 'deleted', deleted: doomed, kept, bytesFreed };
+}
+
+async function publishedByPr(store: BlobStore, v: VersionInfo, pr: number): Promise<boolean> {
+  const key = v.keys.find((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
+  if (!key) return false;
+  const got = await store.getBytes(key);
+  if (!got) return false;
+  return parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)).publish.pr === String(pr);
+}
+
+const bySecond = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/**
+ * Sorts a project's versions newest first. Store timestamps have 1-second resolution (S3 LastModified),
+ * so where a tie straddles the `keep` boundary the manifests' own `publishedAt` (ms) decides.
+ */
+async function orderNewestFirst(store: BlobStore, group: VersionInfo[], keep: number): Promise<void> {
+  group.sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime());
+  if (keep <= 0 || group.length <= keep) return;
+  const boundary = new Set([bySecond(group[keep - 1]!.publishedAt), bySecond(group[keep]!.publishedAt)]);
+  for (const v of group) {
+    if (!v.complete || !boundary.has(bySecond(v.publishedAt))) continue;
+    const key = v.keys.find((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`))!;
+    const got = await store.getBytes(key);
+    if (!got) continue;
+    const at = new Date(parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)).publish.publishedAt);
+    if (!Number.isNaN(at.getTime())) v.publishedAt = at;
+  }
+  group.sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime());
+}
