@@ -27,7 +27,7 @@ run_pair() { # $1 label, rest env assignments
   t0=$(ms); env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-cold.log" 2>&1; t1=$(ms)
   env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-warm.log" 2>&1; t2=$(ms)
   grep -q "already published" "$work/$label-warm.log" || { echo "warm run did not report already-published"; cat "$work/$label-warm.log"; exit 1; }
-  if grep -q "Compiling" "$work/$label-warm.log"; then echo "warm run compiled"; exit 1; fi
+  grep -Eq "rust-scorer:build +\[(local cache|existing outputs)" "$work/$label-warm.log" || { echo "warm run was not a build cache hit"; exit 1; }
   local cold=$((t1 - t0)) warm=$((t2 - t1))
   printf '%-6s cold publish: %6d ms   warm (no-op) publish: %5d ms   warm/cold: %5.1f%%\n' "$label" "$cold" "$warm" "$(awk -v w="$warm" -v c="$cold" 'BEGIN{printf "%.1f", 100*w/c}')"
 }

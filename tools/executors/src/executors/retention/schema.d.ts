@@ -1,0 +1,8 @@
+export interface RetentionExecutorSchema {
+  olderThan?: number;
+  keep?: number;
+  pr?: number;
+  store?: string;
+  dryRun?: boolean;
+  verbose?: boolean;
+}
