@@ -1,2 +1,14 @@
 export {};
 export * from './retention';
+export * from './errors';
+export * from './env';
+export * from './config';
+export * from './ledger';
+export * from './lock';
+export * from './policy';
+export * from './artifact';
+export * from './metadata';
+export * from './promote';
+export * from './rollback';
+export * from './releases';
+export * from './commands';

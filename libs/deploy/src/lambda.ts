@@ -1,0 +1,255 @@
+import {
+  CreateAliasCommand,
+  GetAliasCommand,
+  GetFunctionConfigurationCommand,
+  LambdaClient,
+  PublishVersionCommand,
+  UpdateAliasCommand,
+  UpdateFunctionCodeCommand,
+  waitUntilFunctionUpdatedV2,
+  type FunctionConfiguration,
+  type LambdaClientConfig,
+} from '@aws-sdk/client-lambda';
+import pRetry, { AbortError } from 'p-retry';
+import { sha256HexToBase64 } from '@buildonce/artifact';
+import { S3BlobStore, artifactKey } from '@buildonce/store';
+import {
+  DeployError,
+  DeployPreflightError,
+  expandTemplate,
+  mainFile,
+  type DeployRequest,
+  type DeployResult,
+  type DeployTarget,
+  type LambdaDeployResult,
+} from './targets';
+
+/** Default Lambda function name template: one function per project and environment. */
+export const DEFAULT_FUNCTION_NAME = '{project}-{env}';
+/** Default alias template: the environment name. */
+export const DEFAULT_ALIAS = '{env}';
+
+/**
+ * Creates a Lambda client following the standard AWS configuration (AWS_REGION, AWS_PROFILE,
+ * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_LAMBDA). Region falls back to us-east-1 only with a custom endpoint.
+ */
+export function createLambdaClient(env: NodeJS.ProcessEnv = process.env, config: LambdaClientConfig = {}): LambdaClient {
+  const custom = !!(env.AWS_ENDPOINT_URL_LAMBDA || env.AWS_ENDPOINT_URL);
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
+  return new LambdaClient({ ...(region ? { region } : {}), ...config });
+}
+
+/** The function does not exist: buildonce never creates functions, IaC does. */
+export class LambdaFunctionNotFoundError extends DeployPreflightError {
+  override name = 'LambdaFunctionNotFoundError';
+}
+
+/** Lambda reports a CodeSha256 different from the artifact's sha256 (someone changed $LATEST concurrently, or the bytes differ). */
+export class LambdaCodeMismatchError extends DeployError {
+  override name = 'LambdaCodeMismatchError';
+}
+
+export interface LambdaTargetOptions {
+  client: LambdaClient;
+  /** `{project}` / `{env}` template (default `{project}-{env}`) */
+  functionName?: string;
+  /** `{project}` / `{env}` template (default `{env}`) */
+  alias?: string;
+  /** max wait for `LastUpdateStatus: Successful`, seconds (default 300) */
+  maxWaitSeconds?: number;
+  /** retries of ResourceConflictException (update in progress), default 6; backoff 250 ms × 2^n, max 8 s */
+  conflictRetries?: number;
+}
+
+function isConflict(e: unknown): boolean {
+  return (e as Error)?.name === 'ResourceConflictException' || (e as Error)?.name === 'TooManyRequestsException';
+}
+
+function isNotFound(e: unknown): boolean {
+  return (e as Error)?.name === 'ResourceNotFoundException';
+}
+
+/**
+ * Runs a Lambda API call, retrying ResourceConflictException ("An update is in progress") and
+ * throttling with exponential backoff (p-retry); any other error aborts at once.
+ */
+export async function withConflictRetry<T>(fn: () => Promise<T>, retries = 6, onRetry?: (msg: string) => void): Promise<T> {
+  return pRetry(
+    async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        if (isConflict(e)) throw e;
+        throw new AbortError(e as Error);
+      }
+    },
+    {
+      retries,
+      minTimeout: 250,
+      maxTimeout: 8000,
+      factor: 2,
+      onFailedAttempt: (e) => {
+        if (e.retriesLeft > 0) onRetry?.(`${e.name}: retrying (${e.retriesLeft} left)`);
+      },
+    },
+  );
+}
+
+/** Names the function and alias a project+environment deploys to. @throws DeployPreflightError for bad templates */
+export function lambdaNames(opts: Pick<LambdaTargetOptions, 'functionName' | 'alias'>, project: string, env: string): { functionName: string; alias: string } {
+  return {
+    functionName: expandTemplate(opts.functionName || DEFAULT_FUNCTION_NAME, { project, env }),
+    alias: expandTemplate(opts.alias || DEFAULT_ALIAS, { project, env }),
+  };
+}
+
+/**
+ * `lambda` deploy target (AWS Lambda API): UpdateFunctionCode with S3Bucket/S3Key of the stored zip
+ * (no bytes uploaded by us) → waitUntilFunctionUpdatedV2 → PublishVersion (with CodeSha256 as a
+ * precondition) → check the returned CodeSha256 equals the artifact's base64 sha256 → CreateAlias or
+ * UpdateAlias `<env>` to the new version. Needs an S3 store; the function must exist (IaC creates it).
+ */
+export class LambdaDeployTarget implements DeployTarget {
+  readonly kind = 'lambda' as const;
+  constructor(private readonly o: LambdaTargetOptions) {}
+
+  describe(req: Pick<DeployRequest, 'project' | 'environment'>): string {
+    const n = lambdaNames(this.o, req.project, req.environment);
+    return `Lambda ${n.functionName} alias ${n.alias}`;
+  }
+
+  private s3Location(req: DeployRequest): { bucket: string; key: string; sha256Base64: string } {
+    if (!(req.store instanceof S3BlobStore)) {
+      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
+    }
+    if (req.stored.manifest.kind !== 'lambda-zip') {
+      throw new DeployPreflightError(`the lambda target deploys lambda-zip artifacts; ${req.project}@${req.version} is a ${req.stored.manifest.kind}`);
+    }
+    const file = mainFile(req.stored.manifest);
+    return { bucket: req.store.bucket, key: req.store.s3KeyOf(artifactKey(req.project, req.version, file.name, req.namespace)), sha256Base64: sha256HexToBase64(file.sha256) };
+  }
+
+  /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */
+  private async getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
+    try {
+      return await withConflictRetry(() => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })), this.o.conflictRetries);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Checks the store kind, artifact kind, that the function exists and that its architecture matches. No side effects. */
+  async preflight(req: DeployRequest): Promise<void> {
+    this.s3Location(req);
+    const { functionName } = lambdaNames(this.o, req.project, req.environment);
+    const cfg = await this.getConfig(functionName);
+    if (!cfg) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+    const arch = cfg.Architectures?.[0];
+    if (arch && arch !== req.stored.manifest.architecture) {
+      throw new DeployPreflightError(`Lambda function ${functionName} is ${arch} but ${req.project}@${req.version} was built for ${req.stored.manifest.architecture}: fix the function's architecture in your IaC or the build target`);
+    }
+    if (cfg.PackageType && cfg.PackageType !== 'Zip') {
+      throw new DeployPreflightError(`Lambda function ${functionName} has PackageType ${cfg.PackageType}; buildonce deploys zip packages`);
+    }
+  }
+
+  async deploy(req: DeployRequest): Promise<DeployResult> {
+    const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
+    const loc = this.s3Location(req);
+    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    try {
+      const before = await this.getConfig(functionName);
+      if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (before.CodeSha256 !== loc.sha256Base64) {
+        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, S3Bucket: loc.bucket, S3Key: loc.key })));
+        req.log(`UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`);
+      } else {
+        req.log(`${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`);
+      }
+      const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
+      if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+      const published = await retry(() =>
+        this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` })),
+      );
+      if (published.CodeSha256 !== loc.sha256Base64) {
+        throw new LambdaCodeMismatchError(
+          `Lambda ${functionName} version ${published.Version} has CodeSha256 ${published.CodeSha256}, artifact ${req.project}@${req.version} has ${loc.sha256Base64}: another deploy changed $LATEST; alias ${alias} not moved`,
+        );
+      }
+      const version = published.Version!;
+      req.log(`PublishVersion ${functionName} → version ${version} (CodeSha256 ${published.CodeSha256} matches the artifact)`);
+      const aliasArn = await this.pointAlias(functionName, alias, version, req);
+      return {
+        target: 'lambda',
+        functionName,
+        functionArn: published.FunctionArn,
+        functionVersion: version,
+        codeSha256: published.CodeSha256!,
+        alias,
+        aliasArn,
+        s3Bucket: loc.bucket,
+        s3Key: loc.key,
+        method: 'code',
+      } satisfies LambdaDeployResult;
+    } catch (e) {
+      throw toDeployError(e, functionName);
+    }
+  }
+
+  /**
+   * Rollback: re-points the alias at the Lambda version an earlier deploy published, after checking
+   * (GetFunctionConfiguration with Qualifier) that it still exists with the artifact's CodeSha256.
+   * Falls back to a full {@link deploy} when that version is gone or differs.
+   */
+  async restore(req: DeployRequest, previous: DeployResult): Promise<DeployResult> {
+    const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
+    const loc = this.s3Location(req);
+    if (previous.target === 'lambda' && previous.functionName === functionName) {
+      try {
+        const cfg = await this.getConfig(functionName, previous.functionVersion);
+        if (cfg && cfg.CodeSha256 === loc.sha256Base64) {
+          const aliasArn = await this.pointAlias(functionName, alias, previous.functionVersion, req);
+          return { ...previous, alias, aliasArn, s3Bucket: loc.bucket, s3Key: loc.key, codeSha256: cfg.CodeSha256, method: 'alias' };
+        }
+        req.log(`${functionName} version ${previous.functionVersion} is gone or differs; redeploying the code from the store`);
+      } catch (e) {
+        throw toDeployError(e, functionName);
+      }
+    }
+    return this.deploy(req);
+  }
+
+  /** GetAlias → UpdateAlias, or CreateAlias when missing (UpdateAlias again if a concurrent create won). @returns AliasArn */
+  private async pointAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<string | undefined> {
+    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    const update = async () => {
+      const r = await retry(() => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version })));
+      req.log(`UpdateAlias ${functionName}:${alias} → version ${version}`);
+      return r.AliasArn;
+    };
+    let exists = true;
+    try {
+      await this.o.client.send(new GetAliasCommand({ FunctionName: functionName, Name: alias }));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      exists = false;
+    }
+    if (exists) return update();
+    try {
+      const r = await this.o.client.send(new CreateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version }));
+      req.log(`CreateAlias ${functionName}:${alias} → version ${version}`);
+      return r.AliasArn;
+    } catch (e) {
+      if (isConflict(e)) return update();
+      throw e;
+    }
+  }
+}
+
+function toDeployError(e: unknown, functionName: string): Error {
+  if (e instanceof DeployError || e instanceof DeployPreflightError) return e;
+  if (isNotFound(e)) return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+  const err = e as Error;
+  return new DeployError(`Lambda ${functionName}: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}`);
+}

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import type { Manifest, ManifestFile, StoredManifest } from '@buildonce/artifact';
+import type { ArtifactNamespace, BlobStore } from '@buildonce/store';
+
+/** The deploy target kinds. `local` is the embedded one (file store); `lambda` and `ec2` need an S3 store. */
+export type DeployTargetKind = 'lambda' | 'ec2' | 'local';
+
+/** Everything a target needs to deploy one verified version. Targets never upload artifact bytes. */
+export interface DeployRequest {
+  project: string;
+  environment: string;
+  version: string;
+  /** namespace the verified artifact lives in (`trusted` or `preview`) */
+  namespace: ArtifactNamespace;
+  /** the stored manifest, already verified against every stored file (verifyArtifact) */
+  stored: StoredManifest;
+  store: BlobStore;
+  dryRun?: boolean;
+  /** one line per step, already prefixed by the caller when needed */
+  log: (line: string) => void;
+}
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** What a Lambda deploy did: published function version, its CodeSha256 (base64) and the alias pointed at it. */
+export const lambdaDeployResultSchema = z
+  .object({
+    target: z.literal('lambda'),
+    functionName: z.string(),
+    functionArn: z.string().optional(),
+    /** published version number (decimal string, as Lambda returns it) */
+    functionVersion: z.string(),
+    /** base64 sha256 of the deployment package, as Lambda reports it (== the artifact's sha256) */
+    codeSha256: z.string(),
+    alias: z.string(),
+    aliasArn: z.string().optional(),
+    s3Bucket: z.string(),
+    s3Key: z.string(),
+    /** `code`: UpdateFunctionCode + PublishVersion; `alias`: an existing published version was re-aliased (rollback) */
+    method: z.enum(['code', 'alias']),
+  })
+  .strict();
+
+/** What an EC2 deploy did: the SSM parameter (release pointer read by user data) and the value written. */
+export const ec2DeployResultSchema = z
+  .object({
+    target: z.literal('ec2'),
+    parameterName: z.string(),
+    /** SSM parameter version after the write */
+    parameterVersion: z.number().int().optional(),
+    bucket: z.string(),
+    key: z.string(),
+    sha256: sha256Hex,
+  })
+  .strict();
+
+/** What a local deploy did: the release directory and the `current` link. */
+export const localDeployResultSchema = z
+  .object({
+    target: z.literal('local'),
+    /** deploy root `.buildonce/deploy/<env>/<project>` (absolute) */
+    root: z.string(),
+    /** the release directory `current` now points at */
+    path: z.string(),
+    status: z.enum(['deployed', 'already-current']),
+  })
+  .strict();
+
+export const deployResultSchema = z.discriminatedUnion('target', [lambdaDeployResultSchema, ec2DeployResultSchema, localDeployResultSchema]);
+export type LambdaDeployResult = z.infer<typeof lambdaDeployResultSchema>;
+export type Ec2DeployResult = z.infer<typeof ec2DeployResultSchema>;
+export type LocalDeployResult = z.infer<typeof localDeployResultSchema>;
+/** Discriminated by `target`; stored in history entries. */
+export type DeployResult = z.infer<typeof deployResultSchema>;
+
+/**
+ * A deploy target. `preflight` has no side effects and refuses what cannot work (missing function,
+ * wrong store kind) so a refused promotion changes nothing; `deploy` makes the environment run the
+ * version; `restore` (optional) re-activates an earlier deployment cheaply during rollback (e.g.
+ * re-point a Lambda alias at an already published version) and falls back to `deploy` itself.
+ */
+export interface DeployTarget {
+  readonly kind: DeployTargetKind;
+  /** one line naming where the version goes, e.g. `Lambda rust-scorer-prod alias prod` */
+  describe(req: Pick<DeployRequest, 'project' | 'environment'>): string;
+  /** @throws a typed deploy error with a one-line message when the target cannot take the version */
+  preflight(req: DeployRequest): Promise<void>;
+  /** @throws a typed deploy error (the caller records the failure in the history) */
+  deploy(req: DeployRequest): Promise<DeployResult>;
+  restore?(req: DeployRequest, previous: DeployResult): Promise<DeployResult>;
+}
+
+/** The target refuses the request before changing anything (missing function, wrong store, bad option). */
+export class DeployPreflightError extends Error {
+  override name = 'DeployPreflightError';
+}
+
+/** The deploy started and failed; the environment may be partially updated (alias/pointer not moved). */
+export class DeployError extends Error {
+  override name = 'DeployError';
+}
+
+/**
+ * The file a target ships: for `lambda-zip` the first `.zip`, for `node-tarball` the first `.tar.gz`
+ * / `.tgz`, else the manifest's first file.
+ */
+export function mainFile(manifest: Manifest): ManifestFile {
+  const ext = manifest.kind === 'lambda-zip' ? ['.zip'] : ['.tar.gz', '.tgz'];
+  return manifest.files.find((f) => ext.some((x) => f.name.endsWith(x))) ?? manifest.files[0]!;
+}
+
+/**
+ * Expands a name template: `{project}` and `{env}` are replaced, nothing else is interpreted.
+ * @throws DeployPreflightError for unknown `{placeholders}`
+ */
+export function expandTemplate(template: string, vars: { project: string; env: string }): string {
+  return template.replace(/\{([^}]*)\}/g, (_, k: string) => {
+    if (k === 'project') return vars.project;
+    if (k === 'env') return vars.env;
+    throw new DeployPreflightError(`unknown placeholder {${k}} in "${template}": use {project} and {env}`);
+  });
+}

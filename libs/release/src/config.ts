@@ -1,0 +1,183 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
+import { ConfigError, UnknownEnvironmentError } from './errors';
+
+/** File name of the workspace configuration, at the workspace root. */
+export const CONFIG_FILE = 'buildonce.json';
+
+/**
+ * How deploy targets are chosen: `auto` = the embedded `local` target when the store is a file
+ * store, the project's own target (`lambda`, `ec2`) when it is S3; `local` = always local; `cloud` =
+ * always the project's own target (needs an S3 store).
+ */
+export const deployModeSchema = z.enum(['auto', 'local', 'cloud']);
+export type DeployMode = z.infer<typeof deployModeSchema>;
+
+const envName = z.string().regex(ENV_NAME_RE, 'environment names match ^[a-z][a-z0-9-]{0,62}$');
+
+const environmentSchema = z
+  .object({
+    name: envName,
+    /** environments in which the version must already have succeeded; default: the previous environment of the chain */
+    requires: z.array(envName).optional(),
+    /** minutes the version must have been deployed in every required environment before this one accepts it */
+    soakMinutes: z.number().int().nonnegative().max(525_600).optional(),
+    description: z.string().optional(),
+  })
+  .strict();
+
+/** JSON shape of buildonce.json (validated with zod; unknown keys are errors so typos surface). */
+export const configFileSchema = z
+  .object({
+    $schema: z.string().optional(),
+    /** store URL (s3://bucket/prefix or file:///abs/path); BUILDONCE_STORE overrides it */
+    store: z.string().min(1).optional(),
+    /** deploy mode; BUILDONCE_DEPLOY overrides it */
+    deploy: deployModeSchema.optional(),
+    /** ordered chain of environments */
+    environments: z.array(environmentSchema).min(1).optional(),
+    preview: z
+      .object({
+        /** accept `pr-<n>` environments (no upstream requirement) */
+        enabled: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    lock: z
+      .object({
+        /** lease length of the per-environment promotion lock, seconds (renewed while held) */
+        ttlSeconds: z.number().int().min(5).max(3600).optional(),
+        /** how long a promotion waits for another one of the same project and environment, seconds */
+        waitSeconds: z.number().int().min(0).max(7200).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+/** One environment of the chain after defaults are applied. */
+export interface ChainEnvironment {
+  name: string;
+  /** environments in which the version must have succeeded first (may be empty) */
+  requires: string[];
+  /** minutes, 0 = no soak */
+  soakMinutes: number;
+}
+
+/** The validated, defaulted configuration every command uses. */
+export interface BuildonceConfig {
+  /** store URL from the file or BUILDONCE_STORE; undefined = the embedded file store */
+  store?: string;
+  deploy: DeployMode;
+  environments: ChainEnvironment[];
+  preview: { enabled: boolean };
+  lock: { ttlMs: number; waitMs: number };
+  /** where the config came from (path, or "defaults") */
+  source: string;
+}
+
+/** An environment as a promotion sees it. */
+export type ResolvedEnvironment =
+  | ({ kind: 'chain' } & ChainEnvironment)
+  | { kind: 'preview'; name: string; requires: []; soakMinutes: 0 };
+
+/** The default chain when buildonce.json does not define one: dev → staging → prod. */
+export const DEFAULT_ENVIRONMENTS: ChainEnvironment[] = [
+  { name: 'dev', requires: [], soakMinutes: 0 },
+  { name: 'staging', requires: ['dev'], soakMinutes: 0 },
+  { name: 'prod', requires: ['staging'], soakMinutes: 0 },
+];
+
+function firstIssue(err: z.ZodError): string {
+  const issue = err.issues[0];
+  const path = issue?.path.length ? issue.path.join('.') : '(root)';
+  return `${path}: ${issue?.message ?? 'invalid'}`;
+}
+
+/**
+ * Validates and defaults a parsed buildonce.json object, then applies the environment overrides
+ * `BUILDONCE_STORE` (store URL) and `BUILDONCE_DEPLOY` (auto | local | cloud). Pure.
+ * Rules beyond the schema: names are unique, `requires` only names environments defined earlier in
+ * the chain (so the chain is acyclic), a chain environment may not look like a preview `pr-<n>`.
+ * @param source for messages (path of the file)
+ * @throws ConfigError `<source>: <field path>: <problem>`
+ */
+export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.ProcessEnv = {}): BuildonceConfig {
+  const r = configFileSchema.safeParse(value);
+  if (!r.success) throw new ConfigError(`${source}: ${firstIssue(r.error)}`);
+  const file = r.data;
+  const environments: ChainEnvironment[] = [];
+  const list = file.environments;
+  if (list) {
+    const seen = new Set<string>();
+    list.forEach((e, i) => {
+      if (seen.has(e.name)) throw new ConfigError(`${source}: environments.${i}.name: "${e.name}" is defined twice`);
+      if (isPreviewEnvName(e.name)) throw new ConfigError(`${source}: environments.${i}.name: "${e.name}" is reserved for preview environments (pr-<n>)`);
+      const requires = e.requires ?? (i > 0 ? [list[i - 1]!.name] : []);
+      requires.forEach((req, j) => {
+        if (!seen.has(req)) {
+          throw new ConfigError(`${source}: environments.${i}.requires.${j}: "${req}" must be an environment defined earlier in the chain`);
+        }
+      });
+      seen.add(e.name);
+      environments.push({ name: e.name, requires, soakMinutes: e.soakMinutes ?? 0 });
+    });
+  } else {
+    environments.push(...DEFAULT_ENVIRONMENTS.map((e) => ({ ...e, requires: [...e.requires] })));
+  }
+  let deploy: DeployMode = file.deploy ?? 'auto';
+  if (env.BUILDONCE_DEPLOY) {
+    const d = deployModeSchema.safeParse(env.BUILDONCE_DEPLOY);
+    if (!d.success) throw new ConfigError(`BUILDONCE_DEPLOY: "${env.BUILDONCE_DEPLOY}" must be one of auto, local, cloud`);
+    deploy = d.data;
+  }
+  const store = env.BUILDONCE_STORE || file.store || undefined;
+  return {
+    ...(store ? { store } : {}),
+    deploy,
+    environments,
+    preview: { enabled: file.preview?.enabled ?? true },
+    lock: { ttlMs: (file.lock?.ttlSeconds ?? 60) * 1000, waitMs: (file.lock?.waitSeconds ?? 900) * 1000 },
+    source,
+  };
+}
+
+/**
+ * Loads `<workspaceRoot>/buildonce.json` (defaults when the file does not exist) and applies the
+ * BUILDONCE_STORE / BUILDONCE_DEPLOY overrides.
+ * @throws ConfigError for unreadable or invalid JSON and schema violations (names the field)
+ */
+export async function loadConfig(workspaceRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<BuildonceConfig> {
+  const path = join(workspaceRoot, CONFIG_FILE);
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  if (text === undefined) return parseConfig({}, 'defaults', env);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not JSON (${(e as Error).message})`);
+  }
+  return parseConfig(value, path, env);
+}
+
+/**
+ * Looks an environment up: a chain environment from the config, or a preview `pr-<n>` (when enabled).
+ * @throws InvalidEnvironmentNameError for a malformed name; UnknownEnvironmentError listing the known ones
+ */
+export function resolveEnvironment(config: BuildonceConfig, name: string): ResolvedEnvironment {
+  validateEnvName(name);
+  const chain = config.environments.find((e) => e.name === name);
+  if (chain) return { kind: 'chain', ...chain };
+  if (isPreviewEnvName(name) && config.preview.enabled) return { kind: 'preview', name, requires: [], soakMinutes: 0 };
+  const known = config.environments.map((e) => e.name).join(', ');
+  const previews = config.preview.enabled ? ' and previews pr-<n>' : '';
+  throw new UnknownEnvironmentError(`unknown environment "${name}": known environments are ${known}${previews} (${config.source === 'defaults' ? 'default chain, no buildonce.json' : config.source})`);
+}

@@ -1,0 +1,62 @@
+/**
+ * Typed errors of the release layer. Every message is one line that names the problem and the fix;
+ * executors print `err.message` only.
+ */
+
+/** Base class: anything the release layer refuses or fails on. */
+export class ReleaseError extends Error {
+  override name = 'ReleaseError';
+}
+
+/** An environment name does not match `^[a-z][a-z0-9-]{0,62}$` (checked before any I/O). */
+export class InvalidEnvironmentNameError extends ReleaseError {
+  override name = 'InvalidEnvironmentNameError';
+}
+
+/** A well-formed environment name that buildonce.json does not define (and is not a preview `pr-<n>`). */
+export class UnknownEnvironmentError extends ReleaseError {
+  override name = 'UnknownEnvironmentError';
+}
+
+/** buildonce.json (or a BUILDONCE_* override) is malformed; the message names the bad field. */
+export class ConfigError extends ReleaseError {
+  override name = 'ConfigError';
+}
+
+/** The promotion policy refuses this version for this environment (upstream, soak time). */
+export class PolicyError extends ReleaseError {
+  override name = 'PolicyError';
+}
+
+/** A chain environment was asked to run an artifact that only exists in the preview namespace or was published by an untrusted builder. */
+export class UntrustedArtifactError extends ReleaseError {
+  override name = 'UntrustedArtifactError';
+}
+
+/** A ledger object is unreadable or inconsistent, or the ledger could not be updated after many retries. */
+export class LedgerError extends ReleaseError {
+  override name = 'LedgerError';
+}
+
+/** Another promotion of the same project and environment held the lock for longer than we were willing to wait. */
+export class LockTimeoutError extends ReleaseError {
+  override name = 'LockTimeoutError';
+}
+
+/** Rollback has no target: empty history, no earlier version, or `--to` names a version that never succeeded there. */
+export class RollbackError extends ReleaseError {
+  override name = 'RollbackError';
+}
+
+/** The deploy target failed after it may have changed something; the failure is recorded in the history. */
+export class DeployFailedError extends ReleaseError {
+  override name = 'DeployFailedError';
+  constructor(
+    message: string,
+    /** history seq of the recorded failed entry (undefined when recording itself failed) */
+    readonly seq: number | undefined,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}

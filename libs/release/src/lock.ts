@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { BlobStore } from '@buildonce/store';
+import { releasePrefix } from './ledger';
+import { LedgerError, LockTimeoutError } from './errors';
+
+/**
+ * Per project+environment promotion lock: `releases/<project>/<env>/lock.json`, a lease held by
+ * compare-and-swap only (no deletes): acquire = create (`If-None-Match: *`) or take over a released
+ * or expired lease (`If-Match: <ETag>`); renew = CAS a later `expiresAt`; release = CAS
+ * `state: "released"`. It serialises deploy + record so the order of deploys equals the order of
+ * history entries (the ledger itself stays correct without it, see appendEntry).
+ */
+export const leaseSchema = z
+  .object({
+    state: z.enum(['held', 'released']),
+    owner: z.string(),
+    actor: z.string(),
+    runId: z.string().nullable(),
+    /** what the holder is doing, e.g. `promote 123` / `rollback 99` */
+    purpose: z.string(),
+    version: z.string().nullable(),
+    acquiredAt: z.string(),
+    /** ISO 8601; a held lease past this instant may be taken over */
+    expiresAt: z.string(),
+  })
+  .strict();
+export type Lease = z.infer<typeof leaseSchema>;
+
+/** `releases/<project>/<env>/lock.json` */
+export function lockKey(project: string, env: string): string {
+  return `${releasePrefix(project, env)}lock.json`;
+}
+
+export interface LockOptions {
+  store: BlobStore;
+  project: string;
+  env: string;
+  actor: string;
+  runId: string | null;
+  purpose: string;
+  version: string | null;
+  /** lease length, ms (renewed every ttl/3 while held). Default 60 000 */
+  ttlMs?: number;
+  /** give up waiting after this long, ms. Default 900 000 */
+  waitMs?: number;
+  /** one line when waiting starts and when an expired lease is taken over */
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+/** A held lock. `expired` describes a lease taken over from a holder that stopped renewing (crash / cancel). */
+export interface HeldLock {
+  /** an expired lease this acquisition took over (its holder may have deployed without recording) */
+  tookOver?: Lease;
+  /** false once a renewal found the lease taken over by someone else */
+  readonly held: boolean;
+  release(): Promise<void>;
+}
+
+function parseLease(bytes: Buffer, uri: string): Lease {
+  try {
+    return leaseSchema.parse(JSON.parse(bytes.toString()));
+  } catch (e) {
+    throw new LedgerError(`${uri} is not a valid lock (${(e as Error).message.split('\n')[0]}): delete it if no promotion is running`);
+  }
+}
+
+/**
+ * Acquires the promotion lock of a project+environment, waiting (polling with backoff, 100 ms → 2 s)
+ * while another live promotion holds it.
+ * @throws LockTimeoutError naming the holder after `waitMs`; LedgerError for a corrupt lock object
+ */
+export async function acquireLock(o: LockOptions): Promise<HeldLock> {
+  const { store } = o;
+  const key = lockKey(o.project, o.env);
+  const ttl = o.ttlMs ?? 60_000;
+  const waitMs = o.waitMs ?? 900_000;
+  const now = o.now ?? Date.now;
+  const owner = randomUUID();
+  const start = now();
+  const lease = (state: Lease['state']): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        state,
+        owner,
+        actor: o.actor,
+        runId: o.runId,
+        purpose: o.purpose,
+        version: o.version,
+        acquiredAt: new Date(start).toISOString(),
+        expiresAt: new Date(now() + ttl).toISOString(),
+      } satisfies Lease) + '\n',
+    );
+  let waitingLogged = false;
+  for (let attempt = 0; ; attempt++) {
+    const got = await store.getBytes(key);
+    let tookOver: Lease | undefined;
+    let expected: string | null = null;
+    if (got) {
+      const cur = parseLease(got.bytes, store.uriOf(key));
+      const expired = Date.parse(cur.expiresAt) <= now();
+      if (cur.state === 'held' && !expired) {
+        if (now() - start >= waitMs) {
+          throw new LockTimeoutError(
+            `${o.project}/${o.env} is locked by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}" since ${cur.acquiredAt}; gave up after ${Math.round(waitMs / 1000)} s`,
+          );
+        }
+        if (!waitingLogged) {
+          o.log?.(`waiting for ${o.env} lock held by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}"`);
+          waitingLogged = true;
+        }
+        await sleep(Math.min(100 * 1.5 ** attempt, 2000) * (0.5 + Math.random() / 2));
+        continue;
+      }
+      if (cur.state === 'held') tookOver = cur;
+      expected = got.etag;
+    }
+    const r = await store.putBytesIfMatch(key, lease('held'), expected);
+    if (r.status !== 'written') {
+      await sleep(Math.random() * 50);
+      continue;
+    }
+    if (tookOver) o.log?.(`took over an expired ${o.env} lock of ${tookOver.actor} ("${tookOver.purpose}", expired ${tookOver.expiresAt})`);
+    let etag = r.etag;
+    let held = true;
+    let renewing: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      renewing = renewing.then(async () => {
+        if (!held) return;
+        const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
+        if (w?.status === 'written') etag = w.etag;
+        else if (w?.status === 'precondition-failed') {
+          held = false;
+          o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+        }
+      });
+    }, Math.max(1000, Math.floor(ttl / 3)));
+    timer.unref();
+    return {
+      tookOver,
+      get held() {
+        return held;
+      },
+      async release() {
+        clearInterval(timer);
+        await renewing;
+        if (!held) return;
+        held = false;
+        await store.putBytesIfMatch(key, lease('released'), etag).catch(() => undefined);
+      },
+    };
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, resolveEnvironment } from './config';
+import type { HistoryEntry } from './ledger';
+import { formatSeq, parseSeqKey, historyKey } from './ledger';
+import { checkPolicy } from './policy';
+import { planRollback } from './rollback';
+
+let seq = 0;
+function entry(version: string, o: Partial<HistoryEntry> = {}): HistoryEntry {
+  seq++;
+  return {
+    schemaVersion: 1,
+    seq,
+    project: 'p',
+    environment: 'prod',
+    version,
+    status: 'succeeded',
+    rollback: false,
+    previousVersion: null,
+    artifact: { uri: 'file:///s/artifacts/p/1/', namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [] },
+    deploy: null,
+    commit: `c${version}`,
+    runId: null,
+    actor: 't',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:00:00.000Z',
+    ...o,
+  };
+}
+
+describe('policy', () => {
+  const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod', soakMinutes: 30 }] });
+  const prod = resolveEnvironment(config, 'prod');
+  const now = new Date('2026-01-01T01:00:00.000Z');
+
+  it('requires a succeeded entry of the same version upstream', () => {
+    expect(checkPolicy(prod, '5', {}, now)).toEqual({ ok: false, reason: 'version 5 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)' });
+    expect(checkPolicy(prod, '5', { staging: entry('5', { status: 'failed' }) }, now).ok).toBe(false);
+    expect(checkPolicy(prod, '5', { staging: entry('4') }, now).ok).toBe(false);
+    expect(checkPolicy(prod, '5', { staging: entry('5') }, now)).toEqual({ ok: true });
+  });
+  it('enforces soak minutes', () => {
+    const r = checkPolicy(prod, '5', { staging: entry('5', { finishedAt: '2026-01-01T00:45:00.000Z' }) }, now);
+    expect(r).toEqual({ ok: false, reason: 'version 5 reached staging at 2026-01-01T00:45:00.000Z; prod needs 30 min of soak there, 15 min left' });
+  });
+  it('lets chain heads and previews through', () => {
+    expect(checkPolicy(resolveEnvironment(config, 'dev'), '5', {}, now).ok).toBe(true);
+    expect(checkPolicy(resolveEnvironment(config, 'pr-3'), '5', {}, now).ok).toBe(true);
+  });
+});
+
+describe('history keys', () => {
+  it('zero-pads so key order is numeric order', () => {
+    expect(formatSeq(7)).toBe('0000000007');
+    expect(historyKey('p', 'prod', 12)).toBe('releases/p/prod/history/0000000012.json');
+    expect(parseSeqKey('releases/p/prod/history/0000000012.json')).toBe(12);
+    expect(parseSeqKey('releases/p/prod/current.json')).toBeUndefined();
+    expect(() => formatSeq(0)).toThrow(RangeError);
+    expect(() => formatSeq(1.5)).toThrow(RangeError);
+    const keys = [9, 10, 100, 2].map((s) => historyKey('p', 'e', s)).sort();
+    expect(keys.map(parseSeqKey)).toEqual([2, 9, 10, 100]);
+  });
+});
+
+describe('planRollback', () => {
+  it('goes back one version at a time, never toggling', () => {
+    const h = [entry('1'), entry('2'), entry('3', { status: 'failed' }), entry('3')];
+    expect(planRollback(h, 'prod').version).toBe('2');
+    const h2 = [...h, entry('2', { rollback: true })];
+    expect(planRollback(h2, 'prod').version).toBe('1');
+    const h3 = [...h2, entry('1', { rollback: true })];
+    expect(() => planRollback(h3, 'prod')).toThrow(/no earlier version to roll back to/);
+  });
+  it('re-promoting an old version stacks it', () => {
+    const h = [entry('1'), entry('2'), entry('1')];
+    expect(planRollback(h, 'prod').version).toBe('2');
+  });
+  it('restores the newest succeeded entry of a named version', () => {
+    const h = [entry('1'), entry('2'), entry('1', { commit: 'newer' }), entry('3')];
+    expect(planRollback(h, 'prod', '1').commit).toBe('newer');
+    expect(() => planRollback(h, 'prod', '9')).toThrow('version 9 never succeeded in prod: pick one from its history (releases --env=prod)');
+    expect(() => planRollback([], 'prod')).toThrow(/no successful release/);
+  });
+});

@@ -1,0 +1,186 @@
+import type { BlobStore } from '@buildonce/store';
+import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
+import type { ResolvedEnvironment } from './config';
+import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { DeployFailedError, PolicyError } from './errors';
+import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from './ledger';
+import { acquireLock, type HeldLock, type Lease } from './lock';
+import type { PromotionMetadata } from './metadata';
+import { checkPolicy } from './policy';
+
+/** Inputs of one promotion (or rollback) of one project to one environment. */
+export interface PromoteRequest {
+  store: BlobStore;
+  project: string;
+  version: string;
+  environment: ResolvedEnvironment;
+  target: DeployTarget;
+  meta: PromotionMetadata;
+  /** lock lease and wait, ms (buildonce.json `lock`) */
+  lock?: { ttlMs: number; waitMs: number };
+  /** check everything, deploy and record nothing */
+  dryRun?: boolean;
+  /** one line per step, unprefixed (the caller adds `[project]`) */
+  log: (line: string) => void;
+  now?: () => Date;
+}
+
+/** What a promotion did. */
+export type PromoteResult =
+  | { status: 'promoted'; entry: HistoryEntry }
+  | { status: 'already-current'; entry: HistoryEntry }
+  | { status: 'dry-run'; version: string; previousVersion: string | null; target: string; artifact: VerifiedArtifact };
+
+function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
+  const file = mainFile(a.stored.manifest);
+  return {
+    uri: a.uri,
+    namespace: a.namespace,
+    kind: a.stored.manifest.kind,
+    file: file.name,
+    sha256: file.sha256,
+    files: a.stored.manifest.files,
+    ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
+  };
+}
+
+/**
+ * Promotes a published version (DESIGN.md "Flows"): no-op when it is already current → verify the
+ * stored manifest and every file (trusted namespace for chain environments) → policy (required
+ * upstream environments, soak) → target preflight → lock → deploy → history entry + pointer CAS.
+ * Everything before the deploy changes nothing when it refuses. A deploy that fails is recorded as a
+ * `failed` entry (pointer unchanged) and rethrown as DeployFailedError.
+ * @throws PolicyError, UntrustedArtifactError, ArtifactNotFoundError, ArtifactIntegrityError,
+ *   DeployPreflightError (and subclasses, e.g. LambdaFunctionNotFoundError), LockTimeoutError,
+ *   DeployFailedError, LedgerError, StoreAccessError
+ */
+export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> {
+  const { store, project, version, environment: env, log } = r;
+  const now = r.now ?? (() => new Date());
+  const current = await readCurrent(store, project, env.name);
+  if (current?.entry.version === version) {
+    log(`version ${version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
+    return { status: 'already-current', entry: current.entry };
+  }
+  const artifact = await locateArtifact(store, project, version, env);
+  log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
+
+  const upstream: Record<string, HistoryEntry | undefined> = {};
+  for (const req of env.requires) {
+    upstream[req] = await findEntry(store, project, req, (e) => e.version === version && e.status === 'succeeded');
+  }
+  const decision = checkPolicy(env, version, upstream, now());
+  if (!decision.ok) throw new PolicyError(decision.reason);
+  if (env.requires.length) log(`policy ok: ${env.requires.map((q) => `succeeded in ${q} (seq ${upstream[q]!.seq})`).join(', ')}`);
+
+  const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
+  await r.target.preflight(req);
+  const where = r.target.describe(req);
+  if (r.dryRun) {
+    log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
+    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
+  }
+  return withLock(r, `promote ${version}`, async () => {
+    const again = await readCurrent(store, project, env.name);
+    if (again?.entry.version === version) {
+      log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
+      return { status: 'already-current', entry: again.entry };
+    }
+    log(`deploying ${version} to ${where}`);
+    return { status: 'promoted', entry: await deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit }) };
+  });
+}
+
+/** Runs `fn` under the project+environment lock; records an interrupted promotion whose lease expired. */
+export async function withLock<T>(r: PromoteRequest, purpose: string, fn: () => Promise<T>): Promise<T> {
+  const lock: HeldLock = await acquireLock({
+    store: r.store,
+    project: r.project,
+    env: r.environment.name,
+    actor: r.meta.actor,
+    runId: r.meta.runId,
+    purpose,
+    version: r.version,
+    ttlMs: r.lock?.ttlMs,
+    waitMs: r.lock?.waitMs,
+    log: r.log,
+  });
+  try {
+    if (lock.tookOver) await recordInterrupted(r, lock.tookOver);
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Records a `failed` entry for a promotion whose holder stopped renewing its lease mid-deploy (crash, cancelled job). */
+async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void> {
+  if (!lease.version) return;
+  const done = await findEntry(r.store, r.project, r.environment.name, (e) => e.version === lease.version && Date.parse(e.startedAt) >= Date.parse(lease.acquiredAt) - 1000);
+  if (done) return;
+  let artifact: EntryDraft['artifact'] | undefined;
+  try {
+    artifact = artifactOf(await locateArtifact(r.store, r.project, lease.version, r.environment));
+  } catch {
+    return;
+  }
+  const t = r.now?.() ?? new Date();
+  const { entry } = await appendEntry(r.store, {
+    project: r.project,
+    environment: r.environment.name,
+    version: lease.version,
+    status: 'failed',
+    rollback: lease.purpose.startsWith('rollback'),
+    artifact,
+    deploy: null,
+    error: `interrupted: "${lease.purpose}" by ${lease.actor}${lease.runId ? ` (run ${lease.runId})` : ''} stopped before recording (lease expired ${lease.expiresAt}); its deploy may be partly applied`,
+    commit: null,
+    runId: lease.runId,
+    actor: lease.actor,
+    startedAt: lease.acquiredAt,
+    finishedAt: t.toISOString(),
+  });
+  r.log(`recorded interrupted promotion of ${lease.version} by ${lease.actor} as seq ${entry.seq} (failed)`);
+}
+
+/**
+ * Deploys (or, with `restore`, re-activates) and appends the history entry. Success moves the
+ * pointer; failure appends a `failed` entry and throws DeployFailedError.
+ */
+export async function deployAndRecord(
+  r: PromoteRequest,
+  req: DeployRequest,
+  artifact: VerifiedArtifact,
+  o: { rollback: boolean; commit: string | null; restore?: DeployResult },
+): Promise<HistoryEntry> {
+  const now = r.now ?? (() => new Date());
+  const startedAt = now().toISOString();
+  const base = {
+    project: r.project,
+    environment: r.environment.name,
+    version: r.version,
+    rollback: o.rollback,
+    artifact: artifactOf(artifact),
+    commit: o.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    startedAt,
+  };
+  let result: DeployResult;
+  try {
+    result = o.restore && r.target.restore ? await r.target.restore(req, o.restore) : await r.target.deploy(req);
+  } catch (e) {
+    const reason = ((e as Error)?.message ?? String(e)).split('\n')[0]!;
+    let seq: number | undefined;
+    try {
+      seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: null, error: reason, finishedAt: now().toISOString() })).entry.seq;
+    } catch (recordErr) {
+      r.log(`could not record the failure: ${(recordErr as Error).message}`);
+    }
+    throw new DeployFailedError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, seq, e);
+  }
+  const { entry, repaired } = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, finishedAt: now().toISOString() });
+  if (repaired.length) r.log(`advanced ${r.environment.name} pointer over seq ${repaired.join(', ')} left by interrupted writers`);
+  r.log(`recorded ${r.environment.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''}`);
+  return entry;
+}

@@ -1,0 +1,139 @@
+import Table from 'cli-table3';
+import { run } from '@buildonce/build';
+import type { BlobStore } from '@buildonce/store';
+import { listEnvironments, listLedgerProjects, readCurrent, readHistory, type HistoryEntry } from './ledger';
+
+/** One row of the release table. */
+export interface ReleaseRow {
+  project: string;
+  environment: string;
+  seq: number;
+  version: string;
+  status: HistoryEntry['status'];
+  rollback: boolean;
+  commit: string | null;
+  /** ISO 8601 finish time */
+  when: string;
+  who: string;
+  runId: string | null;
+  previous: string | null;
+  /** artifact URI (version folder) */
+  uri: string;
+  error?: string;
+}
+
+/** Table row of a history entry. */
+export function releaseRowOf(e: HistoryEntry): ReleaseRow {
+  return {
+    project: e.project,
+    environment: e.environment,
+    seq: e.seq,
+    version: e.version,
+    status: e.status,
+    rollback: e.rollback,
+    commit: e.commit,
+    when: e.finishedAt,
+    who: e.actor,
+    runId: e.runId,
+    previous: e.previousVersion,
+    uri: e.artifact.uri,
+    ...(e.error ? { error: e.error } : {}),
+  };
+}
+
+/**
+ * Rows for `releases`: with `env`, that environment's history newest first (at most `limit`, default
+ * 20); without, the current release of every environment that has a ledger (sorted by name).
+ */
+export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number }): Promise<ReleaseRow[]> {
+  if (o.env) {
+    const h = await readHistory(o.store, o.project, o.env, { limit: o.limit ?? 20 });
+    return h.reverse().map(releaseRowOf);
+  }
+  const rows: ReleaseRow[] = [];
+  for (const env of await listEnvironments(o.store, o.project)) {
+    const cur = await readCurrent(o.store, o.project, env);
+    if (cur) rows.push(releaseRowOf(cur.entry));
+  }
+  return rows;
+}
+
+const short = (c: string | null) => (c ? c.slice(0, 12) : '-');
+const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+const note = (r: ReleaseRow) => [r.status === 'failed' ? 'FAILED' : '', r.rollback ? 'rollback' : ''].filter(Boolean).join(' ') || 'ok';
+
+/** The columns of the release table (environment, version, commit, when, who, previous + seq and status). */
+export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'commit', 'when', 'who', 'previous'] as const;
+
+function cells(r: ReleaseRow): string[] {
+  return [r.environment, String(r.seq), r.version, note(r), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
+}
+
+/** Plain-text table (cli-table3, no colours). Empty input gives a one-line notice. */
+export function renderTable(rows: ReleaseRow[], project: string): string {
+  if (!rows.length) return `${project}: no releases recorded yet`;
+  const t = new Table({ head: [...RELEASE_COLUMNS], style: { head: [], border: [] } });
+  for (const r of rows) t.push(cells(r));
+  const failures = rows.filter((r) => r.error).map((r) => `  #${r.seq} ${r.environment}: ${r.error}`);
+  return [t.toString(), ...failures].join('\n');
+}
+
+/** GitHub-flavoured Markdown table (for `$GITHUB_STEP_SUMMARY`). */
+export function renderMarkdown(rows: ReleaseRow[], project: string): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [`#### ${project}`, ''];
+  if (!rows.length) return [...lines, 'no releases recorded yet', ''].join('\n');
+  lines.push(`| ${RELEASE_COLUMNS.join(' | ')} |`, `|${RELEASE_COLUMNS.map(() => ' --- ').join('|')}|`);
+  for (const r of rows) lines.push(`| ${cells(r).map(esc).join(' | ')} |`);
+  return [...lines, ''].join('\n');
+}
+
+/** A value of the current release, for scripts (`--field=commit`). */
+export type ReleaseField = 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
+
+/** Picks one field of a row as a string ('' when absent). */
+export function fieldOf(row: ReleaseRow | undefined, field: ReleaseField): string {
+  if (!row) return '';
+  const v = row[field];
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/**
+ * The commit to use as `nx affected --base` for an environment, workspace-wide: the common ancestor
+ * (`git merge-base --octopus`) of the commits of every project's current release there, so every
+ * project whose sources changed since the version it runs is affected. With one distinct commit it is
+ * that commit; without any ledger for the environment, undefined (promote everything).
+ * @param projects restrict to these projects (default: every project with a ledger)
+ * @throws Error when git cannot resolve the commits (shallow clone: fetch with depth 0)
+ */
+export async function baseCommitForEnv(o: { store: BlobStore; env: string; workspaceRoot: string; projects?: string[] }): Promise<string | undefined> {
+  const projects = o.projects ?? (await listLedgerProjects(o.store));
+  const commits = new Set<string>();
+  for (const p of projects) {
+    const cur = await readCurrent(o.store, p, o.env);
+    if (cur?.entry.commit) commits.add(cur.entry.commit);
+  }
+  const list = [...commits];
+  if (list.length <= 1) return list[0];
+  const r = await run('git', ['merge-base', '--octopus', ...list], { cwd: o.workspaceRoot, reject: false });
+  const sha = r.stdout.trim();
+  if (r.exitCode !== 0 || !sha) {
+    throw new Error(`git merge-base of the commits current in ${o.env} (${list.map((c) => c.slice(0, 12)).join(', ')}) failed: fetch the full history (fetch-depth: 0)`);
+  }
+  return sha;
+}
+
+/** The current release of a project in an environment, with the immutable URI of its shipped file. */
+export interface ResolvedRelease {
+  entry: HistoryEntry;
+  /** URI of the shipped file, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/bootstrap.zip` */
+  artifactUri: string;
+}
+
+/** Reads `current.json`; undefined when the environment has no release of the project. */
+export async function resolveCurrent(store: BlobStore, project: string, env: string): Promise<ResolvedRelease | undefined> {
+  const cur = await readCurrent(store, project, env);
+  if (!cur) return undefined;
+  const dir = cur.entry.artifact.uri.endsWith('/') ? cur.entry.artifact.uri : `${cur.entry.artifact.uri}/`;
+  return { entry: cur.entry, artifactUri: dir + cur.entry.artifact.file };
+}

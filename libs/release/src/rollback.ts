@@ -1,0 +1,72 @@
+import type { DeployRequest } from '@buildonce/deploy';
+import { locateArtifact } from './artifact';
+import { RollbackError } from './errors';
+import { readCurrent, readHistory, type HistoryEntry } from './ledger';
+import { deployAndRecord, withLock, type PromoteRequest, type PromoteResult } from './promote';
+
+/**
+ * Chooses the rollback target from an environment's history (pure). Succeeded entries are replayed
+ * as a stack of versions: a promotion pushes its version, a rollback to X pops back to X. Without
+ * `to` the target is the version below the top (so repeated rollbacks keep going back instead of
+ * toggling); with `to` it is the newest succeeded entry of that version.
+ * @param history entries oldest first (failed ones are ignored)
+ * @returns the entry to restore (its deploy result lets targets re-activate it cheaply)
+ * @throws RollbackError (empty history, nothing earlier, `to` never succeeded there)
+ */
+export function planRollback(history: HistoryEntry[], env: string, to?: string): HistoryEntry {
+  const ok = history.filter((e) => e.status === 'succeeded').sort((a, b) => a.seq - b.seq);
+  if (!ok.length) throw new RollbackError(`${env} has no successful release to roll back from`);
+  const newestOf = (v: string) => [...ok].reverse().find((e) => e.version === v)!;
+  if (to !== undefined) {
+    if (!ok.some((e) => e.version === to)) throw new RollbackError(`version ${to} never succeeded in ${env}: pick one from its history (releases --env=${env})`);
+    return newestOf(to);
+  }
+  const stack: string[] = [];
+  for (const e of ok) {
+    if (e.rollback) {
+      const i = stack.lastIndexOf(e.version);
+      if (i >= 0) stack.length = i + 1;
+      else stack.push(e.version);
+    } else if (stack[stack.length - 1] !== e.version) stack.push(e.version);
+  }
+  const target = stack[stack.length - 2];
+  if (!target) throw new RollbackError(`${env} has no earlier version to roll back to (only ${stack[0]} was ever released there)`);
+  return newestOf(target);
+}
+
+export type RollbackRequest = Omit<PromoteRequest, 'version'> & {
+  /** version to restore; default: the previous one (see planRollback) */
+  to?: string;
+};
+
+/**
+ * Rolls an environment back to the previous (or named) version from its own history: no build, no
+ * upstream check. The artifact is re-verified in the store, the target re-activates it (Lambda: the
+ * alias goes back to the already published function version when it still has the artifact's
+ * CodeSha256), and the entry is recorded with `rollback: true` and the restored entry's commit.
+ * @throws RollbackError, ArtifactNotFoundError/ArtifactIntegrityError, DeployPreflightError, DeployFailedError, LockTimeoutError
+ */
+export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteResult> {
+  const { store, project, environment: env, log } = r;
+  const history = await readHistory(store, project, env.name);
+  const target = planRollback(history, env.name, r.to);
+  const current = await readCurrent(store, project, env.name);
+  if (current?.entry.version === target.version) {
+    log(`version ${target.version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
+    return { status: 'already-current', entry: current.entry };
+  }
+  const version = target.version;
+  const artifact = await locateArtifact(store, project, version, env);
+  log(`rolling ${env.name} back from ${current?.entry.version ?? 'none'} to ${version} (seq ${target.seq}); verified ${artifact.uri}`);
+  const pr: PromoteRequest = { ...r, version };
+  const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
+  await r.target.preflight(req);
+  if (r.dryRun) {
+    log(`dry run: would restore ${version} on ${r.target.describe(req)} and record a rollback entry`);
+    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: r.target.describe(req), artifact };
+  }
+  return withLock(pr, `rollback ${version}`, async () => {
+    const entry = await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
+    return { status: 'promoted', entry };
+  });
+}
