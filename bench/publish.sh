@@ -21,15 +21,15 @@ git init -q -b main && git add -A && git -c user.email=b@b -c user.name=bench co
 ms() { date +%s%3N; }
 run_pair() { # $1 label, rest env assignments
   local label=$1; shift
-  rm -rf dist .buildonce apps/rust-scorer/target
+  rm -rf dist .buildonce .nx apps/rust-scorer/target
   export NX_CACHE_DIRECTORY="$work/.nx-cache-$label"
   local t0 t1 t2
-  t0=$(ms); env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-cold.log" 2>&1; t1=$(ms)
-  env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-warm.log" 2>&1; t2=$(ms)
+  t0=$(ms); env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-cold.log" 2>&1 || { tail -20 "$work/$label-cold.log"; exit 1; }; t1=$(ms)
+  env "$@" npx nx run rust-scorer:publish --output-style=stream >"$work/$label-warm.log" 2>&1 || { tail -20 "$work/$label-warm.log"; exit 1; }; t2=$(ms)
   grep -q "already published" "$work/$label-warm.log" || { echo "warm run did not report already-published"; cat "$work/$label-warm.log"; exit 1; }
   grep -Eq "rust-scorer:build +\[(local cache|existing outputs)" "$work/$label-warm.log" || { echo "warm run was not a build cache hit"; exit 1; }
   local cold=$((t1 - t0)) warm=$((t2 - t1))
-  printf '%-6s cold publish: %6d ms   warm (no-op) publish: %5d ms   warm/cold: %5.1f%%\n' "$label" "$cold" "$warm" "$(awk -v w="$warm" -v c="$cold" 'BEGIN{printf "%.1f", 100*w/c}')"
+  printf '%-7s cold publish: %6d ms   warm (no-op) publish: %5d ms   warm/cold: %5.1f%%\n' "$label" "$cold" "$warm" "$(awk -v w="$warm" -v c="$cold" 'BEGIN{printf "%.1f", 100*w/c}')"
 }
 
 run_pair file BUILDONCE_STORE="file://$work/.buildonce/store"
