@@ -1,0 +1,53 @@
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { publishBuild } from './publish-build';
+
+function buildOutput(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'out-'));
+  const bytes = Buffer.from('zip bytes');
+  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
+  writeFileSync(
+    join(dir, 'artifact.json'),
+    serializeManifest(
+      parseManifest({
+        schemaVersion: 1, project: 'svc', version: '42', kind: 'lambda-zip',
+        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
+        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't',
+      }),
+    ),
+  );
+  return dir;
+}
+
+describe('publishBuild namespaces', () => {
+  it('publishes pull-request builds into the preview namespace, untrusted, never where trusted promotions read', async () => {
+    const store = mkdtempSync(join(tmpdir(), 'st-'));
+    const lines: string[] = [];
+    const gho = join(store, 'gh-output');
+    const r = await publishBuild({
+      project: 'svc', workspaceRoot: '/nonexistent', outputDir: buildOutput(), store: `file://${store}`,
+      env: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/pull/51/merge', GITHUB_SHA: 'abc', GITHUB_RUN_ID: '7', GITHUB_OUTPUT: gho },
+      log: (l) => lines.push(l),
+    });
+    expect(r.namespace).toBe('preview');
+    expect(existsSync(join(store, 'artifacts'))).toBe(false);
+    const stored = JSON.parse(readFileSync(join(store, 'preview/artifacts/svc/42/manifest.json'), 'utf8'));
+    expect(stored.publish).toMatchObject({ trusted: false, pr: '51', commit: 'abc', runId: '7' });
+    expect(readFileSync(gho, 'utf8')).toContain(`artifact_uri=file://${store}/preview/artifacts/svc/42/\nversion=42\n`);
+    expect(lines.join('\n')).toContain('(preview namespace)');
+  });
+
+  it('publishes trusted builds under artifacts/ and --preview forces the preview namespace', async () => {
+    const store = mkdtempSync(join(tmpdir(), 'st-'));
+    const out = buildOutput();
+    const trusted = await publishBuild({ project: 'svc', workspaceRoot: '/x', outputDir: out, store: `file://${store}`, env: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
+    expect(trusted.namespace).toBe('trusted');
+    expect(JSON.parse(readFileSync(join(store, 'artifacts/svc/42/manifest.json'), 'utf8')).publish.trusted).toBe(true);
+    const forced = await publishBuild({ project: 'svc', workspaceRoot: '/x', outputDir: out, store: `file://${store}`, preview: true, env: {}, log: () => undefined });
+    expect(forced.namespace).toBe('preview');
+    expect(existsSync(join(store, 'preview/artifacts/svc/42/bootstrap.zip'))).toBe(true);
+  });
+});
