@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync, utimesSync, existsSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, statSync, utimesSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -141,6 +142,19 @@ describe('nx run rust-scorer:publish', () => {
   it('missing credentials are a one-line error', () => {
     const env = { ...moto.env, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', BUILDONCE_STORE: `s3://${bucket}/x` };
     oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish'], env), /no AWS credentials/);
+  });
+
+  it('different bytes under a published version fail with ArtifactConflictError and change nothing', async () => {
+    const out = join(a.root, 'dist/apps/rust-scorer');
+    const storedZip = join(a.root, '.buildonce/store/artifacts/rust-scorer', version, 'bootstrap.zip');
+    const before = (await sha256File(storedZip)).hex;
+    const evil = Buffer.from('not the bytes that were published');
+    writeFileSync(join(out, 'bootstrap.zip'), evil);
+    const manifest = JSON.parse(readFileSync(join(out, 'artifact.json'), 'utf8'));
+    manifest.files[0] = { name: 'bootstrap.zip', size: evil.length, sha256: createHash('sha256').update(evil).digest('hex') };
+    writeFileSync(join(out, 'artifact.json'), JSON.stringify(manifest));
+    oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish', '--exclude-task-dependencies']), /ArtifactConflictError: .*bootstrap\.zip already exists with sha256/);
+    expect((await sha256File(storedZip)).hex).toBe(before);
   });
 
   it('a missing build output is a one-line error', () => {
