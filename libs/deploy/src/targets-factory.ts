@@ -3,23 +3,14 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { isAbsolute, join } from 'node:path';
 import { Ec2DeployTarget, createSsmClient } from './ec2';
 import { LambdaDeployTarget, createLambdaClient } from './lambda';
-import { DeployError, DeployPreflightError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
+import { deployLocal, type DeployLocalOptions, type DeployLocalResult } from './local';
+import { DeployError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
 
 /** Default root of local deployments, relative to the workspace: `.buildonce/deploy/<env>/<project>`. */
 export const DEFAULT_LOCAL_ROOT = '.buildonce/deploy';
 
-/**
- * The unpack-verify-flip function of the `local` target (libs/deploy/src/local.ts):
- * resolves with `deployed` or `already-current` and the release directory.
- */
-export type LocalDeployFn = (o: {
-  store: DeployRequest['store'];
-  project: string;
-  version: string;
-  root: string;
-  namespace?: DeployRequest['namespace'];
-  log?: (line: string) => void;
-}) => Promise<{ status: 'deployed' | 'already-current'; releaseDir?: string; path?: string; [k: string]: unknown }>;
+/** The unpack-verify-flip function of the `local` target ({@link deployLocal} from ./local; injectable for tests). */
+export type LocalDeployFn = (o: DeployLocalOptions) => Promise<Pick<DeployLocalResult, 'status' | 'path'>>;
 
 /**
  * `local` deploy target: unpacks the verified artifact into `<root>/<env>/<project>/releases/<version>`
@@ -43,12 +34,13 @@ export class LocalDeployTarget implements DeployTarget {
   async deploy(req: DeployRequest): Promise<DeployResult> {
     const root = this.rootOf(req.project, req.environment);
     try {
-      const r = await this.o.deployLocal({ store: req.store, project: req.project, version: req.version, root, namespace: req.namespace, log: req.log });
-      const path = String(r.releaseDir ?? r.path ?? join(root, 'releases', req.version));
-      req.log(`${r.status === 'deployed' ? 'unpacked and switched' : 'already running'} ${join(root, 'current')} → ${path}`);
-      return { target: 'local', root, path, status: r.status };
+      const tag = `[${req.project}] `;
+      const log = (l: string) => req.log(l.startsWith(tag) ? l.slice(tag.length) : l);
+      const r = await this.o.deployLocal({ store: req.store, project: req.project, version: req.version, root, namespace: req.namespace, log });
+      return { target: 'local', root, path: r.path, status: r.status };
     } catch (e) {
-      throw new DeployError(`local deploy to ${root}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+      const msg = ((e as Error).message ?? String(e)).split('\n')[0]!.replace(`[${req.project}] `, '');
+      throw new DeployError(`local deploy to ${root}: ${msg}`);
     }
   }
 }
@@ -77,7 +69,6 @@ export interface CreateTargetContext {
 
 /**
  * Builds the deploy target of a kind. Opening does no I/O.
- * @throws DeployPreflightError for the local kind without an unpack function
  */
 export function createDeployTarget(c: CreateTargetContext): DeployTarget {
   const env = c.env ?? process.env;
@@ -88,8 +79,7 @@ export function createDeployTarget(c: CreateTargetContext): DeployTarget {
       return new Ec2DeployTarget({ client: c.ssm ?? createSsmClient(env), parameterName: c.options.parameterName });
     case 'local': {
       const root = c.options.localRoot || DEFAULT_LOCAL_ROOT;
-      if (!c.deployLocal) throw new DeployPreflightError('the local deploy target is not available in this build');
-      return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal });
+      return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal ?? deployLocal });
     }
   }
 }

@@ -3,30 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { appendEntry, currentKey, historyKey, listSeqs, readCurrent, readHistory, serializeEntry, type EntryDraft, type HistoryEntry } from './ledger';
+import { appendEntry, currentKey, historyKey, listSeqs, readCurrent, readHistory, serializeEntry, type HistoryEntry } from './ledger';
+import { draft } from './testkit';
 import { acquireLock, lockKey } from './lock';
 
 function fileStore(): BlobStore {
   return openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ledger-'))}`));
 }
 
-export function draft(version: string, o: Partial<EntryDraft> = {}): EntryDraft {
-  return {
-    project: 'svc',
-    environment: 'prod',
-    version,
-    status: 'succeeded',
-    rollback: false,
-    artifact: { uri: `file:///s/artifacts/svc/${version}/`, namespace: 'trusted', kind: 'node-tarball', file: 'a.tar.gz', sha256: 'b'.repeat(64), files: [] },
-    deploy: null,
-    commit: 'c0ffee',
-    runId: null,
-    actor: 'tester',
-    startedAt: new Date().toISOString(),
-    finishedAt: new Date().toISOString(),
-    ...o,
-  };
-}
 
 describe('release ledger (file store)', () => {
   it('appends contiguous entries; failed ones do not move the pointer', async () => {

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deploy';
+import type { EntryDraft } from './ledger';
 
 /**
  * Test helper (not exported from the package index): publishes a small fake artifact directly with
@@ -62,4 +63,49 @@ export class FakeTarget implements DeployTarget {
     this.deployed.push(req.version);
     return { target: 'local', root: `/fake/${req.environment}/${req.project}`, path: `/fake/${req.environment}/${req.project}/releases/${req.version}`, status: 'deployed' };
   }
+}
+
+/**
+ * Creates an IAM role the way IaC would, with a raw IAM Query API call (`CreateRole`, API version
+ * 2010-05-08) — moto's Lambda only accepts roles that exist, and no IAM SDK client is installed.
+ * @returns the role ARN
+ */
+export async function createLambdaRole(endpoint: string, roleName = 'buildonce-test-lambda'): Promise<string> {
+  const body = new URLSearchParams({
+    Action: 'CreateRole',
+    Version: '2010-05-08',
+    RoleName: roleName,
+    AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+  });
+  const res = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    body,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: 'AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0',
+    },
+  });
+  const text = await res.text();
+  const arn = /<Arn>([^<]+)<\/Arn>/.exec(text)?.[1];
+  if (!res.ok || !arn) throw new Error(`CreateRole failed: ${res.status} ${text.slice(0, 200)}`);
+  return arn;
+}
+
+/** A history entry draft for ledger tests (project `svc`, env `prod` unless overridden). */
+export function draft(version: string, o: Partial<EntryDraft> = {}): EntryDraft {
+  return {
+    project: 'svc',
+    environment: 'prod',
+    version,
+    status: 'succeeded',
+    rollback: false,
+    artifact: { uri: `file:///s/artifacts/svc/${version}/`, namespace: 'trusted', kind: 'node-tarball', file: 'a.tar.gz', sha256: 'b'.repeat(64), files: [] },
+    deploy: null,
+    commit: 'c0ffee',
+    runId: null,
+    actor: 'tester',
+    startedAt: new Date().toISOString(),
+    finishedAt: new Date().toISOString(),
+    ...o,
+  };
 }
