@@ -1,0 +1,9 @@
+export interface ReleasesExecutorSchema {
+  env?: string;
+  json?: boolean;
+  markdown?: boolean;
+  field?: '' | 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
+  limit?: number;
+  store?: string;
+  verbose?: boolean;
+}

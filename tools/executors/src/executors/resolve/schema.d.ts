@@ -1,0 +1,5 @@
+export interface ResolveExecutorSchema {
+  env?: string;
+  store?: string;
+  verbose?: boolean;
+}
