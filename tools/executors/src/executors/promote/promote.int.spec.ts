@@ -1,0 +1,123 @@
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+
+/**
+ * End to end through the real nx CLI in a temp git workspace with the embedded file store and the
+ * `local` deploy target: publish both deployables, promote them, then after a commit that changes only
+ * express-api, `nx affected -t promote --env=dev --base=HEAD~1` promotes express-api and not
+ * rust-scorer. Also rollback, releases and resolve through nx.
+ */
+const cargoEnv = { BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry' };
+let ws: TempWorkspace;
+let cache: string;
+
+function nx(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env });
+  return { ...r, all: r.stdout + r.stderr };
+}
+
+function ledger(project: string, env: string): { seq: number; version: string; rollback: boolean }[] {
+  const dir = join(ws.root, '.buildonce/store/releases', project, env, 'history');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+}
+
+const versionOf = (project: string) => JSON.parse(readFileSync(join(ws.root, 'dist/apps', project, 'artifact.json'), 'utf8')).version as string;
+const deployedVersion = (project: string, env: string) => readlinkSync(join(ws.root, '.buildonce/deploy', env, project, 'current')).replace(/^releases\//, '');
+
+beforeAll(() => {
+  ws = makeTempWorkspace('buildonce-promote-');
+  cache = mkdtempSync(join(tmpdir(), 'nxcache-promote-'));
+});
+
+afterAll(() => {
+  ws?.dispose();
+  if (cache) rmSync(cache, { recursive: true, force: true });
+});
+
+describe('nx promote in a temp git workspace (file store, local target)', () => {
+  let api1 = '';
+  let scorer = '';
+
+  it('publishes and promotes both deployables to dev', () => {
+    const pub = nx(['run-many', '-t', 'publish', '--projects=rust-scorer,express-api']);
+    expect(pub.status, pub.all).toBe(0);
+    api1 = versionOf('express-api');
+    scorer = versionOf('rust-scorer');
+    const pro = nx(['run-many', '-t', 'promote', '--projects=rust-scorer,express-api', '--env=dev']);
+    expect(pro.status, pro.all).toBe(0);
+    expect(pro.all).toContain(`[rust-scorer] promoted ${scorer} to dev (seq 1)`);
+    expect(pro.all).toContain(`[express-api] promoted ${api1} to dev (seq 1)`);
+    expect(deployedVersion('express-api', 'dev')).toBe(api1);
+    expect(deployedVersion('rust-scorer', 'dev')).toBe(scorer);
+    // the promoted express-api release is the unpacked tarball plus its manifest
+    expect(existsSync(join(ws.root, '.buildonce/deploy/dev/express-api/current/main.js'))).toBe(true);
+    // promote never rebuilt: the build was a cache hit
+    expect(pro.all).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
+  });
+
+  it('after a commit that changes only express-api, nx affected promotes express-api and not rust-scorer', () => {
+    appendFileSync(join(ws.root, 'apps/express-api/src/app.ts'), '\n// promotion e2e: a change that only touches express-api\n');
+    ws.run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'change express-api']);
+    const pub = nx(['affected', '-t', 'publish', '--base=HEAD~1']);
+    expect(pub.status, pub.all).toBe(0);
+    const api2 = versionOf('express-api');
+    expect(api2).not.toBe(api1);
+
+    const r = nx(['affected', '-t', 'promote', '--env=dev', '--base=HEAD~1']);
+    expect(r.status, r.all).toBe(0);
+    expect(r.all).toContain('express-api:promote');
+    expect(r.all).not.toContain('rust-scorer:promote');
+    expect(r.all).toContain(`[express-api] promoted ${api2} to dev (seq 2)`);
+    expect(ledger('express-api', 'dev').map((e) => e.version)).toEqual([api1, api2]);
+    expect(ledger('rust-scorer', 'dev').map((e) => e.version)).toEqual([scorer]);
+    expect(deployedVersion('express-api', 'dev')).toBe(api2);
+
+    // promoting the same thing again is a no-op success
+    const again = nx(['affected', '-t', 'promote', '--env=dev', '--base=HEAD~1']);
+    expect(again.status, again.all).toBe(0);
+    expect(again.all).toContain(`version ${api2} is already current in dev`);
+    expect(ledger('express-api', 'dev')).toHaveLength(2);
+
+    // prod refuses a version that never reached staging, and changes nothing
+    const prod = nx(['run', 'express-api:promote', '--env=prod']);
+    expect(prod.status).not.toBe(0);
+    expect(prod.all).toContain(`[express-api] version ${api2} has not succeeded in staging, which prod requires`);
+    expect(existsSync(join(ws.root, '.buildonce/store/releases/express-api/prod'))).toBe(false);
+    const bad = nx(['run', 'express-api:promote', '--env=../x']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.all).toContain('[express-api] invalid environment name "../x"');
+  });
+
+  it('rollback restores the previous release in one command and shows in releases / resolve', () => {
+    const rb = nx(['run', 'express-api:rollback', '--env=dev']);
+    expect(rb.status, rb.all).toBe(0);
+    expect(deployedVersion('express-api', 'dev')).toBe(api1);
+    const h = ledger('express-api', 'dev');
+    expect(h.at(-1)).toMatchObject({ seq: 3, version: api1, rollback: true });
+
+    const table = nx(['run', 'express-api:releases', '--env=dev']);
+    expect(table.status, table.all).toBe(0);
+    expect(table.stdout).toMatch(/environment.*version.*commit.*when.*who.*previous/);
+    expect(table.stdout).toContain('rollback');
+    const json = nx(['run', 'express-api:releases', '--json']);
+    expect(json.status, json.all).toBe(0);
+    expect(json.stdout).toContain(`"version": "${api1}"`);
+
+    const head = ws.run('git', ['rev-parse', 'HEAD~1']).trim();
+    const field = nx(['run', 'express-api:releases', '--env=dev', '--field=commit']);
+    expect(field.stdout).toContain(head);
+
+    const out = join(ws.root, 'gh-output');
+    const res = nx(['run', 'express-api:resolve', '--env=dev'], { GITHUB_OUTPUT: out });
+    expect(res.status, res.all).toBe(0);
+    const uri = `file://${ws.root}/.buildonce/store/artifacts/express-api/${api1}/express-api-deployment.tar.gz`;
+    expect(res.stdout).toContain(uri);
+    expect(readFileSync(out, 'utf8')).toContain(`artifact_uri=${uri}\n`);
+  });
+});
