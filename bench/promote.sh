@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Promotion overhead: wall time of `nx run-many -t promote --env=prod` for rust-scorer (Lambda) and
+# express-api (EC2 pointer in SSM) against moto_server, next to the time of the bare AWS calls that
+# promotion makes, issued one by one with the aws CLI (same calls, same order, the two projects in
+# parallel as nx runs them), and their ratio.
+#
+# Setup (not timed), in a temp copy of the workspace: moto_server, bucket, IAM role, one Lambda function
+# per environment (as IaC would), publish both projects once, promote them to dev and staging.
+# Timed: the prod promotion through nx (includes nx start-up and the build cache hits that give the
+# versions), then the bare calls. Requires moto_server, aws, cargo.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
+export BUILDONCE_CARGO_OFFLINE_REGISTRY="${BUILDONCE_CARGO_OFFLINE_REGISTRY-/usr/share/cargo/registry}"
+for tool in moto_server aws cargo; do command -v "$tool" >/dev/null || { echo "bench/promote.sh needs $tool"; exit 1; }; done
+work="$(mktemp -d /tmp/buildonce-bench-promote-XXXXXX)"
+moto_pid=""
+cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+tar -C "$repo" --exclude=./node_modules --exclude=./dist --exclude=./.nx --exclude=./.buildonce --exclude='*/target' --exclude=./.git -cf - . | tar -C "$work" -xf -
+ln -s "$repo/node_modules" "$work/node_modules"
+cd "$work"
+git init -q -b main && git add -A && git -c user.email=b@b -c user.name=bench commit -qm bench
+
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 & moto_pid=$!
+for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=true
+export BUILDONCE_STORE="s3://bench/team" NX_CACHE_DIRECTORY="$work/.nx-cache"
+bucket=bench prefix=team
+
+# --- setup (IaC + publish + dev/staging), not timed ---
+aws s3api create-bucket --bucket "$bucket" >/dev/null
+role=$(aws iam create-role --role-name bench-lambda --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' --query Role.Arn --output text)
+python3 -c 'import zipfile;z=zipfile.ZipFile("placeholder.zip","w");z.writestr("bootstrap","placeholder");z.close()'
+for fn in rust-scorer-dev rust-scorer-staging rust-scorer-prod rust-scorer-bare; do
+  aws lambda create-function --function-name "$fn" --runtime provided.al2023 --role "$role" --handler bootstrap --architectures x86_64 --zip-file fileb://placeholder.zip >/dev/null
+done
+nxq() { npx nx "$@" --output-style=stream >>"$work/nx.log" 2>&1 || { tail -30 "$work/nx.log"; exit 1; }; }
+nxq run-many -t publish --projects=rust-scorer,express-api
+nxq run-many -t promote --projects=rust-scorer,express-api --env=dev
+nxq run-many -t promote --projects=rust-scorer,express-api --env=staging
+scorer=$(node -p 'require("./dist/apps/rust-scorer/artifact.json").version')
+api=$(node -p 'require("./dist/apps/express-api/artifact.json").version')
+
+ms() { date +%s%3N; }
+
+# --- timed: promotion through nx ---
+t0=$(ms)
+npx nx run-many -t promote --projects=rust-scorer,express-api --env=prod --output-style=stream >"$work/prod.log" 2>&1 || { cat "$work/prod.log"; exit 1; }
+t1=$(ms)
+grep -q "\[rust-scorer\] promoted $scorer to prod" "$work/prod.log" && grep -q "\[express-api\] promoted $api to prod" "$work/prod.log" || { cat "$work/prod.log"; exit 1; }
+alias_sha=$(aws lambda get-function-configuration --function-name rust-scorer-prod --qualifier prod --query CodeSha256 --output text)
+want_sha=$(node -p 'Buffer.from(require("./dist/apps/rust-scorer/artifact.json").files[0].sha256,"hex").toString("base64")')
+[ "$alias_sha" = "$want_sha" ] || { echo "alias prod runs $alias_sha, artifact is $want_sha"; exit 1; }
+promote_ms=$((t1 - t0))
+
+t2=$(ms)
+npx nx run-many -t promote --projects=rust-scorer,express-api --env=prod --output-style=stream >"$work/noop.log" 2>&1 || { cat "$work/noop.log"; exit 1; }
+t3=$(ms)
+noop_ms=$((t3 - t2))
+
+# --- timed: the bare AWS calls of that promotion, with the aws CLI ---
+calls=0
+c() { aws "$@" >/dev/null 2>&1 || true; }
+art() { echo "$prefix/artifacts/$1/$2/$3"; }
+rel="$prefix/bare-releases"
+now=$(date -u +%FT%TZ)
+echo '{"state":"held"}' >lock.json
+echo "{\"seq\":1,\"at\":\"$now\"}" >entry.json
+bare_scorer() {
+  c s3api get-object --bucket "$bucket" --key "$prefix/releases/rust-scorer/prod/current.json" /dev/null      # no-op check
+  c s3api get-object --bucket "$bucket" --key "$(art rust-scorer "$scorer" manifest.json)" /dev/null          # verify: manifest
+  c s3api head-object --bucket "$bucket" --key "$(art rust-scorer "$scorer" bootstrap.zip)" --checksum-mode ENABLED  # verify: file sha256
+  c s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix/releases/rust-scorer/staging/history/"        # policy: staging history
+  c s3api get-object --bucket "$bucket" --key "$prefix/releases/rust-scorer/staging/current.json" /dev/null  # policy: newest entry
+  c lambda get-function-configuration --function-name rust-scorer-bare                                         # preflight
+  c s3api put-object --bucket "$bucket" --key "$rel/rust-scorer/lock.json" --body lock.json --if-none-match '*'  # lock
+  c lambda update-function-code --function-name rust-scorer-bare --s3-bucket "$bucket" --s3-key "$(art rust-scorer "$scorer" bootstrap.zip)"
+  c lambda wait function-updated-v2 --function-name rust-scorer-bare
+  c lambda publish-version --function-name rust-scorer-bare
+  c lambda get-alias --function-name rust-scorer-bare --name prod
+  c lambda create-alias --function-name rust-scorer-bare --name prod --function-version 1
+  c s3api put-object --bucket "$bucket" --key "$rel/rust-scorer/history/0000000001.json" --body entry.json --if-none-match '*'
+  c s3api put-object --bucket "$bucket" --key "$rel/rust-scorer/current.json" --body entry.json --if-none-match '*'
+  c s3api put-object --bucket "$bucket" --key "$rel/rust-scorer/lock.json" --body lock.json                  # release
+}
+bare_api() {
+  c s3api get-object --bucket "$bucket" --key "$prefix/releases/express-api/prod/current.json" /dev/null
+  c s3api get-object --bucket "$bucket" --key "$(art express-api "$api" manifest.json)" /dev/null
+  c s3api head-object --bucket "$bucket" --key "$(art express-api "$api" express-api-deployment.tar.gz)" --checksum-mode ENABLED
+  c s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix/releases/express-api/staging/history/"
+  c s3api get-object --bucket "$bucket" --key "$prefix/releases/express-api/staging/current.json" /dev/null
+  c s3api put-object --bucket "$bucket" --key "$rel/express-api/lock.json" --body lock.json --if-none-match '*'
+  c ssm put-parameter --name /bench-bare/prod/express-api --type String --overwrite --value "{\"bucket\":\"$bucket\",\"key\":\"$(art express-api "$api" express-api-deployment.tar.gz)\",\"version\":\"$api\",\"sha256\":\"x\"}"
+  c s3api put-object --bucket "$bucket" --key "$rel/express-api/history/0000000001.json" --body entry.json --if-none-match '*'
+  c s3api put-object --bucket "$bucket" --key "$rel/express-api/current.json" --body entry.json --if-none-match '*'
+  c s3api put-object --bucket "$bucket" --key "$rel/express-api/lock.json" --body lock.json
+}
+calls=$((15 + 10))
+t4=$(ms)
+bare_scorer & p1=$!
+bare_api & p2=$!
+wait "$p1" "$p2"
+t5=$(ms)
+bare_ms=$((t5 - t4))
+
+printf 'promote rust-scorer (lambda) + express-api (ec2) to prod via nx:  %6d ms\n' "$promote_ms"
+printf 'same again, already current (no-op):                             %6d ms\n' "$noop_ms"
+printf 'bare AWS calls of that promotion (%d aws CLI calls, 2 in parallel): %6d ms\n' "$calls" "$bare_ms"
+printf 'ratio promote / bare:                                             %6.2f\n' "$(awk -v a="$promote_ms" -v b="$bare_ms" 'BEGIN{printf "%.2f", a/b}')"
