@@ -58,6 +58,16 @@ export async function collectReleases(o: { store: BlobStore; project: string; en
   return rows;
 }
 
+/**
+ * Rows of every project that has a ledger in the store (workspace-wide `releases`), keyed by project,
+ * sorted by project name. Same row semantics as {@link collectReleases}.
+ */
+export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number }): Promise<Map<string, ReleaseRow[]>> {
+  const out = new Map<string, ReleaseRow[]>();
+  for (const project of await listLedgerProjects(o.store)) out.set(project, await collectReleases({ ...o, project }));
+  return out;
+}
+
 const short = (c: string | null) => (c ? c.slice(0, 12) : '-');
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 const note = (r: ReleaseRow) => [r.status === 'failed' ? 'FAILED' : '', r.rollback ? 'rollback' : ''].filter(Boolean).join(' ') || 'ok';
