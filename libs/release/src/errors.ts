@@ -60,3 +60,11 @@ export class DeployFailedError extends ReleaseError {
     super(message);
   }
 }
+
+/**
+ * The deploy succeeded but its history entry could not be written (store unavailable). The promotion
+ * lock is left to expire so the next promotion records this one as interrupted (invariant 5).
+ */
+export class RecordFailedError extends ReleaseError {
+  override name = 'RecordFailedError';
+}

@@ -57,6 +57,8 @@ export interface HeldLock {
   /** false once a renewal found the lease taken over by someone else */
   readonly held: boolean;
   release(): Promise<void>;
+  /** stops renewing without releasing: the lease expires and the next holder records this promotion as interrupted */
+  abandon(): Promise<void>;
 }
 
 function parseLease(bytes: Buffer, uri: string): Lease {
@@ -142,6 +144,11 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
       tookOver,
       get held() {
         return held;
+      },
+      async abandon() {
+        clearInterval(timer);
+        await renewing;
+        held = false;
       },
       async release() {
         clearInterval(timer);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
 import { DeployPreflightError } from '@buildonce/deploy';
 import { parseConfig, resolveEnvironment } from './config';
-import { DeployFailedError, PolicyError, UntrustedArtifactError } from './errors';
+import { DeployFailedError, PolicyError, RecordFailedError, UntrustedArtifactError } from './errors';
 import { listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
@@ -100,5 +100,25 @@ describe('promoteVersion (file store, fake target)', () => {
     expect(cur!.entry).toMatchObject({ seq: 3, version: '1', previousVersion: '2', rollback: true, commit: 'abc123' });
     expect(target.deployed).toEqual(['1', '2', '1']);
     await expect(rollbackEnvironment(rb)).rejects.toThrow(/no earlier version/);
+  });
+
+  it('a deploy that cannot be recorded leaves the lock to expire; the next promotion records it as interrupted', async () => {
+    const { store, target, req } = setup();
+    await publishFake(store, { project: 'svc', version: '1' });
+    await publishFake(store, { project: 'svc', version: '2' });
+    const flaky: BlobStore = Object.create(store);
+    flaky.putBytesIfAbsent = async () => {
+      throw new Error('store unavailable');
+    };
+    const lock = { ttlMs: 300, waitMs: 10_000 };
+    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky, lock }).then(() => undefined, (e: Error) => e);
+    expect(err).toBeInstanceOf(RecordFailedError);
+    expect(err!.message).toMatch(/^deployed 1 to dev but could not record it: store unavailable/);
+    expect(target.deployed).toEqual(['1']);
+    const r = await promoteVersion({ ...req('2', 'dev'), lock });
+    expect(r.status).toBe('promoted');
+    const h = await readHistory(store, 'svc', 'dev');
+    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([[1, '1', 'failed'], [2, '2', 'succeeded']]);
+    expect(h[0]!.error).toMatch(/^interrupted: "promote 1" by tester \(run 7\) stopped before recording/);
   });
 });

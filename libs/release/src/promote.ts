@@ -2,7 +2,7 @@ import type { BlobStore } from '@buildonce/store';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { ResolvedEnvironment } from './config';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
-import { DeployFailedError, PolicyError } from './errors';
+import { DeployFailedError, PolicyError, RecordFailedError } from './errors';
 import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from './ledger';
 import { acquireLock, type HeldLock, type Lease } from './lock';
 import type { PromotionMetadata } from './metadata';
@@ -105,11 +105,16 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: () => 
     waitMs: r.lock?.waitMs,
     log: r.log,
   });
+  let abandon = false;
   try {
     if (lock.tookOver) await recordInterrupted(r, lock.tookOver);
     return await fn();
+  } catch (e) {
+    abandon = e instanceof RecordFailedError;
+    throw e;
   } finally {
-    await lock.release();
+    if (abandon) await lock.abandon();
+    else await lock.release();
   }
 }
 
@@ -179,7 +184,15 @@ export async function deployAndRecord(
     }
     throw new DeployFailedError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, seq, e);
   }
-  const { entry, repaired } = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, finishedAt: now().toISOString() });
+  let appended: Awaited<ReturnType<typeof appendEntry>>;
+  try {
+    appended = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, finishedAt: now().toISOString() });
+  } catch (e) {
+    throw new RecordFailedError(
+      `deployed ${r.version} to ${r.environment.name} but could not record it: ${((e as Error).message ?? String(e)).split('\n')[0]}; the lock is left to expire so the next promotion records it as interrupted`,
+    );
+  }
+  const { entry, repaired } = appended;
   if (repaired.length) r.log(`advanced ${r.environment.name} pointer over seq ${repaired.join(', ')} left by interrupted writers`);
   r.log(`recorded ${r.environment.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''}`);
   return entry;
