@@ -1,0 +1,57 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openStore, parseStoreUrl } from '@buildonce/store';
+import { appendEntry } from './ledger';
+import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable } from './releases';
+import { draft } from './testkit';
+
+function gitRepo(): { dir: string; commits: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'base-git-'));
+  const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+  git('init', '-q', '-b', 'main');
+  const commits: string[] = [];
+  for (const n of ['1', '2', '3']) {
+    writeFileSync(join(dir, 'f'), n);
+    git('add', 'f');
+    git('commit', '-qm', n);
+    commits.push(git('rev-parse', 'HEAD'));
+  }
+  return { dir, commits };
+}
+
+describe('releases', () => {
+  it('renders the table, markdown and single fields', async () => {
+    const store = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'rel-'))}`));
+    await appendEntry(store, { ...draft('11'), environment: 'dev', commit: 'a'.repeat(40) });
+    await appendEntry(store, { ...draft('12'), environment: 'dev', status: 'failed', error: 'boom' });
+    await appendEntry(store, { ...draft('11'), environment: 'prod' });
+    const rows = await collectReleases({ store, project: 'svc', env: 'dev' });
+    expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([[2, '12', 'failed'], [1, '11', 'succeeded']]);
+    const table = renderTable(rows, 'svc');
+    expect(table).toMatch(/environment.*#.*version.*status.*commit.*when.*who.*previous/);
+    expect(table).toContain('FAILED');
+    expect(table).toContain('#2 dev: boom');
+    expect(renderMarkdown(rows, 'svc')).toContain('| dev | 1 | 11 | ok | aaaaaaaaaaaa |');
+    expect((await collectReleases({ store, project: 'svc' })).map((r) => r.environment)).toEqual(['dev', 'prod']);
+    expect(fieldOf(rows[1], 'commit')).toBe('a'.repeat(40));
+    expect(fieldOf(undefined, 'commit')).toBe('');
+    expect([...(await collectWorkspaceReleases({ store })).keys()]).toEqual(['svc']);
+    expect(renderTable([], 'svc')).toBe('svc: no releases recorded yet');
+  });
+
+  it('the workspace base commit is the merge-base of the commits current in the environment', async () => {
+    const { dir, commits } = gitRepo();
+    const store = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'rel-'))}`));
+    expect(await baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).toBeUndefined();
+    await appendEntry(store, { ...draft('1'), project: 'a', commit: commits[2]! });
+    expect(await baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).toBe(commits[2]);
+    await appendEntry(store, { ...draft('2'), project: 'b', commit: commits[0]! });
+    await appendEntry(store, { ...draft('3'), project: 'c', commit: commits[1]! });
+    expect(await baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).toBe(commits[0]);
+    await appendEntry(store, { ...draft('4'), project: 'd', commit: 'f'.repeat(40) });
+    await expect(baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).rejects.toThrow(/fetch-depth: 0/);
+  });
+});
