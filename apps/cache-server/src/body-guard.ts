@@ -1,0 +1,169 @@
+import { createHash, type Hash } from 'node:crypto';
+import { posix } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { Parser, type ReadEntry } from 'tar';
+import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from './errors';
+
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+
+/**
+ * Why a tar entry is unsafe to extract, or undefined when it is safe (zip-slip defense, CWE-22).
+ * Rejects: absolute paths (`/x`, `\x`, `C:x`), any `..` segment (separators `/` and `\`), hard links whose
+ * target is absolute or has `..`, and symbolic links whose target is absolute or resolves outside the archive
+ * root (relative links inside the tree, e.g. `bin/tool -> ../lib/tool.js`, are fine). `./` prefixes are fine.
+ * @param path entry path as stored in the archive (after pax/GNU long-name headers)
+ * @param type tar entry type name (`File`, `Directory`, `SymbolicLink`, `Link`, …)
+ * @param linkpath link target for `SymbolicLink` / `Link`
+ */
+export function unsafeEntryReason(path: string, type: string, linkpath?: string): string | undefined {
+  const bad = pathProblem(path);
+  if (bad) return `entry "${path}" has ${bad}`;
+  if (type === 'Link') {
+    const l = pathProblem(linkpath ?? '');
+    if (l) return `hard link "${path}" targets "${linkpath}", which has ${l}`;
+  }
+  if (type === 'SymbolicLink') {
+    const target = linkpath ?? '';
+    if (isAbsolutePath(target)) return `symlink "${path}" targets absolute path "${target}"`;
+    const resolved = posix.normalize(posix.join(posix.dirname(path.replace(/\\/g, '/')), target.replace(/\\/g, '/')));
+    if (resolved === '..' || resolved.startsWith('../')) return `symlink "${path}" targets "${target}", outside the archive`;
+  }
+  return undefined;
+}
+
+function isAbsolutePath(p: string): boolean {
+  return p.startsWith('/') || p.startsWith('\\') || /^[a-zA-Z]:/.test(p);
+}
+
+function pathProblem(p: string): string | undefined {
+  if (!p) return 'an empty path';
+  if (p.includes('\0')) return 'a NUL byte';
+  if (isAbsolutePath(p)) return 'an absolute path';
+  if (p.split(/[\\/]+/).includes('..')) return 'a ".." segment';
+  return undefined;
+}
+
+export interface BodyGuardOptions {
+  /** largest accepted body, bytes (BUILDONCE_CACHE_MAX_BYTES) */
+  maxBytes: number;
+  /** the request's Content-Length, bytes; fewer bytes is BodyIncompleteError, more is BodyTooLargeError */
+  expectedBytes: number;
+  /**
+   * Passed to tar's Parser: decompressed/compressed ratio above which the body is refused. Default: no limit.
+   * Deflate cannot exceed ~1032:1, so tar's own default (1000) only refuses near-all-zero outputs, which are
+   * legitimate build outputs (sparse files); the guard never extracts, so a "bomb" costs CPU, not memory, and
+   * only read-write tokens can send one.
+   */
+  maxDecompressionRatio?: number;
+}
+
+/** What the guard measured once the body ended cleanly. */
+export interface GuardedBody {
+  /** bytes */
+  size: number;
+  /** hex sha256 of the exact bytes passed through */
+  sha256: string;
+  /** tar entries seen (files, directories, links) */
+  entries: number;
+}
+
+/**
+ * Pass-through transform that validates a PUT body while it streams to storage (no buffering): counts bytes
+ * against the limit and Content-Length, hashes them (sha256), checks the gzip magic, and feeds a gunzip + tar
+ * parser (node-tar `Parser`, strict mode) that checks every entry with `unsafeEntryReason`. It fails the stream
+ * with BodyRejectedError / BodyTooLargeError / BodyIncompleteError as soon as a problem is seen, and holds back
+ * its end until the archive has been fully parsed, so storage never commits a body that did not validate.
+ * After `finish`, `result()` gives size and sha256.
+ */
+export class BodyGuard extends Transform {
+  private bytes = 0;
+  private entries = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly parser: Parser;
+  private readonly parserDone: Promise<void>;
+  private head = Buffer.alloc(0);
+  private sha256?: string;
+  /** the first problem found; set even when a consumer wraps or swallows the stream error */
+  failure?: Error;
+
+  constructor(private readonly opts: BodyGuardOptions) {
+    super();
+    this.parser = new Parser({
+      strict: true,
+      maxDecompressionRatio: opts.maxDecompressionRatio ?? Number.POSITIVE_INFINITY,
+      onReadEntry: (entry: ReadEntry) => {
+        this.entries++;
+        const reason = unsafeEntryReason(entry.path, entry.type, entry.linkpath);
+        if (reason) this.fail(new BodyRejectedError('unsafe-entry', `unsafe tar entry: ${reason}`));
+        entry.resume();
+      },
+    });
+    this.parserDone = new Promise<void>((resolve, reject) => {
+      this.parser.on('error', (e: Error) => {
+        this.fail(new BodyRejectedError('bad-archive', `body is not a valid gzip-compressed tar: ${e.message}`));
+        reject(this.failure);
+      });
+      this.parser.on('end', () => resolve());
+    });
+    this.parserDone.catch(() => undefined);
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.failure) return cb(this.failure);
+    this.bytes += chunk.length;
+    const limit = Math.min(this.opts.maxBytes, this.opts.expectedBytes);
+    if (this.bytes > limit) {
+      this.fail(new BodyTooLargeError(limit, this.bytes));
+      return cb(this.failure);
+    }
+    if (this.head.length < GZIP_MAGIC.length) {
+      this.head = Buffer.concat([this.head, chunk.subarray(0, GZIP_MAGIC.length - this.head.length)]);
+      if (this.head.length >= GZIP_MAGIC.length && (this.head[0] !== GZIP_MAGIC[0] || this.head[1] !== GZIP_MAGIC[1])) {
+        this.fail(new BodyRejectedError('not-gzip', 'body is not gzip-compressed (expected a gzip-compressed tar)'));
+        return cb(this.failure);
+      }
+    }
+    this.hash.update(chunk);
+    this.parser.write(chunk);
+    if (this.failure) return cb(this.failure);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.failure) return cb(this.failure);
+    if (this.bytes < this.opts.expectedBytes) {
+      this.fail(new BodyIncompleteError(this.opts.expectedBytes, this.bytes));
+      return cb(this.failure);
+    }
+    if (this.head.length < GZIP_MAGIC.length) {
+      this.fail(new BodyRejectedError('not-gzip', 'body is not gzip-compressed (expected a gzip-compressed tar)'));
+      return cb(this.failure);
+    }
+    this.parser.end();
+    this.parserDone.then(
+      () => {
+        if (this.failure) return cb(this.failure);
+        this.sha256 = this.hash.digest('hex');
+        cb();
+      },
+      () => cb(this.failure),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (err) this.fail(err);
+    // a fresh error: tar's abort() decorates the error object it is given
+    if (!this.sha256) this.parser.abort(new Error(err ? err.message : 'body stream destroyed'));
+    cb(err);
+  }
+
+  /** Size and sha256 of the body; only after the stream finished without error. */
+  result(): GuardedBody {
+    if (!this.sha256) throw new Error('BodyGuard.result() called before the body was fully validated');
+    return { size: this.bytes, sha256: this.sha256, entries: this.entries };
+  }
+}

@@ -1,0 +1,63 @@
+import pino, { type Logger } from 'pino';
+import type { ServerConfig } from './config';
+import { buildServer, type CacheServer } from './server';
+import { CacheStore } from './storage/cache-store';
+import { openBackend } from './storage/open';
+
+/** A started server: its address and a graceful stop. */
+export interface RunningServer {
+  app: CacheServer;
+  /** `http://host:port` actually bound (port 0 resolves to the real port) */
+  url: string;
+  port: number;
+  store: CacheStore;
+  /** Stops accepting connections, waits for in-flight requests (up to the shutdown timeout, ms), closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the cache server from a configuration: opens and checks the store (fails fast), then listens.
+ * @param opts.env environment for the S3 client (AWS_* variables); default `process.env`
+ * @throws StorageError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
+ */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningServer> {
+  const backend = openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
+  await backend.check();
+  const store = new CacheStore(backend, {
+    maxBytes: config.maxBytes,
+    onCorrupt: ({ namespace, hash, reason }) => logger.error({ hash, namespace, reason }, 'stored entry failed verification; served as a miss and quarantined'),
+  });
+  const app = buildServer({ tokens: config.tokens, store, maxBytes: config.maxBytes, logger });
+  await app.listen({ port: config.port, host: config.host });
+  const addr = app.server.address();
+  const port = addr && typeof addr === 'object' ? addr.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.info({ port, host: config.host, store: backend.url, maxBytes: config.maxBytes, tokens: config.tokens.size }, 'buildonce cache server listening');
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    store,
+    close() {
+      closing ??= (async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing remaining connections');
+            app.server.closeAllConnections();
+            resolve();
+          }, config.shutdownTimeoutMs);
+          timer.unref();
+        });
+        await Promise.race([app.close(), timeout]);
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,99 @@
+import { constants, createWriteStream } from 'node:fs';
+import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FsBlobStore, StoreAccessError } from '@buildonce/store';
+import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { hashStream } from './verify';
+
+/**
+ * Directory backend. Records go through libs/store's FsBlobStore (temp file + fsync + `link`, which fails with
+ * EEXIST instead of replacing: create-only). Blobs are streamed to their unique path with `wx` and fsynced
+ * before the record that names them is written. GETs hash the blob through one file descriptor, then stream
+ * the same descriptor from offset 0, so a blob is verified before its first byte is sent.
+ */
+export class FsCacheBackend implements CacheBackend {
+  readonly url: string;
+  private readonly records: FsBlobStore;
+
+  constructor(readonly root: string) {
+    this.url = pathToFileURL(root).href;
+    this.records = new FsBlobStore({ kind: 'file', root, url: this.url });
+  }
+
+  /** Absolute path of a key (for tests and operators). */
+  pathOf(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  async check(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.W_OK | constants.R_OK);
+    } catch (e) {
+      throw new StorageError(`cache directory ${this.root} is not usable: ${(e as Error).message}`);
+    }
+  }
+
+  async writeBlob(key: string, body: Readable): Promise<void> {
+    const path = this.pathOf(key);
+    await this.io(`create ${path}`, () => mkdir(dirname(path), { recursive: true }));
+    // `flush: true` fsyncs before close; `wx` never follows or replaces an existing file.
+    await pipeline(body, createWriteStream(path, { flags: 'wx', flush: true }));
+  }
+
+  async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
+    const path = this.pathOf(key);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
+      throw new StorageError(`cannot open ${path}: ${(e as Error).message}`);
+    }
+    try {
+      const st = await fh.stat();
+      if (st.size !== expected.size) {
+        await fh.close();
+        return { status: 'corrupt', reason: `${path} has ${st.size} bytes, record says ${expected.size}` };
+      }
+      const d = await hashStream(fh.createReadStream({ start: 0, autoClose: false }));
+      if (d.sha256 !== expected.sha256 || d.size !== expected.size) {
+        await fh.close();
+        return { status: 'corrupt', reason: `${path} has sha256 ${d.sha256}, record says ${expected.sha256}` };
+      }
+      return { status: 'ok', stream: fh.createReadStream({ start: 0, autoClose: true }), size: expected.size };
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw new StorageError(`cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
+    return this.io(`write record ${key}`, () => this.records.putBytesIfAbsent(key, bytes));
+  }
+
+  async getRecord(key: string): Promise<Buffer | undefined> {
+    return (await this.io(`read record ${key}`, () => this.records.getBytes(key)))?.bytes;
+  }
+
+  async hasRecord(key: string): Promise<boolean> {
+    return !!(await this.io(`stat record ${key}`, () => this.records.head(key)));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.io(`delete ${key}`, () => this.records.delete(key));
+  }
+
+  private async io<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof StorageError) throw e;
+      if (e instanceof StoreAccessError) throw new StorageError(e.message);
+      throw new StorageError(`${what} in ${this.root} failed: ${(e as Error).message}`);
+    }
+  }
+}

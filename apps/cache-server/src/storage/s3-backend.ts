@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { createS3Client, S3BlobStore, StoreAccessError } from '@buildonce/store';
+import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { HashTap } from './verify';
+
+/** Bodies up to this size (bytes) are verified in memory on GET; larger ones are spooled to disk. */
+export const IN_MEMORY_VERIFY_MAX = 1024 * 1024;
+/** Smallest S3 multipart part (5 MiB); parts grow when the size limit would need more than 9,000 of them. */
+const MIN_PART = 5 * 1024 * 1024;
+
+export interface S3CacheBackendOptions {
+  bucket: string;
+  /** key prefix without leading/trailing `/` (may be empty) */
+  prefix: string;
+  /** largest body, bytes: sizes the multipart parts (S3 allows 10,000) */
+  maxBytes: number;
+  /** directory for GET spool files (deleted as soon as they are opened) */
+  spoolDir: string;
+  client?: S3Client;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * S3 backend (Amazon S3 API; moto_server in tests). Records use libs/store's S3BlobStore (`PutObject` with
+ * `If-None-Match: *`: create-only, 412 → `exists`). Blobs stream through lib-storage `Upload` (multipart with
+ * 5 MiB+ parts, 2 in flight, so memory per upload is bounded whatever the body size), under unique keys that
+ * only a record makes reachable. A multipart object's ChecksumSHA256 is a checksum of part checksums, so the
+ * body's own sha256 lives in the record and GETs re-hash the bytes (in memory up to 1 MiB, else through a spool
+ * file) before sending any of them.
+ */
+export class S3CacheBackend implements CacheBackend {
+  readonly url: string;
+  readonly client: S3Client;
+  private readonly records: S3BlobStore;
+  private readonly partSize: number;
+
+  constructor(private readonly opts: S3CacheBackendOptions) {
+    this.client = opts.client ?? createS3Client({ env: opts.env });
+    const url = `s3://${opts.bucket}${opts.prefix ? '/' + opts.prefix : ''}`;
+    this.url = url;
+    this.records = new S3BlobStore({ kind: 's3', bucket: opts.bucket, prefix: opts.prefix, url }, { client: this.client });
+    this.partSize = Math.max(MIN_PART, Math.ceil(opts.maxBytes / 9000));
+  }
+
+  /** Full S3 key of a cache key. */
+  s3Key(key: string): string {
+    return this.opts.prefix ? `${this.opts.prefix}/${key}` : key;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
+    } catch (e) {
+      throw new StorageError(`bucket ${this.opts.bucket} is not usable (${(e as Error).name}: ${(e as Error).message}); check AWS credentials, region and BUILDONCE_CACHE_STORE`);
+    }
+  }
+
+  async writeBlob(key: string, body: Readable): Promise<void> {
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.opts.bucket, Key: this.s3Key(key), Body: body, ContentType: 'application/gzip' },
+      partSize: this.partSize,
+      queueSize: 2,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  }
+
+  async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
+    const Key = this.s3Key(key);
+    let body: Readable;
+    let length: number | undefined;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key }));
+      body = out.Body as Readable;
+      length = out.ContentLength;
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return { status: 'missing' };
+      throw new StorageError(`GetObject s3://${this.opts.bucket}/${Key} failed: ${name}: ${(e as Error).message}`);
+    }
+    if (length !== undefined && length !== expected.size) {
+      body.destroy();
+      return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} has ${length} bytes, record says ${expected.size}` };
+    }
+    const corrupt = (sha: string): VerifiedRead => ({ status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} has sha256 ${sha}, record says ${expected.sha256}` });
+    const tap = new HashTap(expected.size);
+
+    if (expected.size <= IN_MEMORY_VERIFY_MAX) {
+      const chunks: Buffer[] = [];
+      try {
+        await pipeline(body, tap, async function* (src) {
+          for await (const c of src) chunks.push(c as Buffer);
+        });
+      } catch (e) {
+        if (tap.bytes > expected.size) return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} is longer than ${expected.size} bytes` };
+        throw new StorageError(`reading s3://${this.opts.bucket}/${Key} failed: ${(e as Error).message}`);
+      }
+      const sha = tap.digestHex();
+      if (sha !== expected.sha256 || tap.bytes !== expected.size) return corrupt(sha);
+      return { status: 'ok', stream: Readable.from([Buffer.concat(chunks)]), size: expected.size };
+    }
+
+    // Spool to disk while hashing; the spool file is unlinked as soon as the read stream has it open, so it
+    // disappears with the descriptor whatever happens to the response.
+    await mkdir(this.opts.spoolDir, { recursive: true }).catch(() => undefined);
+    const spool = join(this.opts.spoolDir, `buildonce-cache-get-${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      await pipeline(body, tap, createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
+    } catch (e) {
+      await unlink(spool).catch(() => undefined);
+      if (tap.bytes > expected.size) return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} is longer than ${expected.size} bytes` };
+      throw new StorageError(`reading s3://${this.opts.bucket}/${Key} into ${spool} failed: ${(e as Error).message}`);
+    }
+    const sha = tap.digestHex();
+    if (sha !== expected.sha256 || tap.bytes !== expected.size) {
+      await unlink(spool).catch(() => undefined);
+      return corrupt(sha);
+    }
+    const stream = createReadStream(spool);
+    try {
+      await once(stream, 'open');
+    } finally {
+      await unlink(spool).catch(() => undefined);
+    }
+    return { status: 'ok', stream, size: expected.size };
+  }
+
+  putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
+    return this.io(() => this.records.putBytesIfAbsent(key, bytes, { contentType: 'application/json' }));
+  }
+
+  async getRecord(key: string): Promise<Buffer | undefined> {
+    return (await this.io(() => this.records.getBytes(key)))?.bytes;
+  }
+
+  async hasRecord(key: string): Promise<boolean> {
+    return !!(await this.io(() => this.records.head(key)));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.io(() => this.records.delete(key));
+  }
+
+  private async io<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof StoreAccessError) throw new StorageError(e.message);
+      throw new StorageError(`${(e as Error).name}: ${(e as Error).message}`);
+    }
+  }
+}
