@@ -1,3 +1,4 @@
 export * from './hash';
 export * from './manifest';
 export * from './zip';
+export * from './tar';
