@@ -1,0 +1,163 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
+import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
+import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
+
+const metadata = { publishedAt: '2026-01-01T00:00:00.000Z', builder: 'local:test', trusted: true, commit: 'abc123' };
+
+let store: FsBlobStore;
+let work: string;
+let root: string;
+
+function newStore(): FsBlobStore {
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-store-'));
+  return new FsBlobStore(parseStoreUrl(pathToFileURL(dir).href) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 'file' }>);
+}
+
+/** Builds and publishes a node-tarball version whose main.js prints its marker. */
+async function publishTarball(version: string, extra: { name: string; bytes: Buffer }[] = []): Promise<Manifest> {
+  const dir = join(work, `build-${version}`);
+  mkdirSync(dir, { recursive: true });
+  const tarball = join(dir, 'app-deployment.tar.gz');
+  await writeDeterministicTarGz(
+    [
+      { name: 'main.js', bytes: Buffer.from(`console.log('release ${version}')\n`) },
+      { name: 'buildonce.json', bytes: Buffer.from(JSON.stringify({ project: 'app', version }) + '\n') },
+      ...extra,
+    ],
+    tarball,
+  );
+  const d = await sha256File(tarball);
+  const manifest = parseManifest({
+    schemaVersion: 1,
+    project: 'app',
+    version,
+    kind: 'node-tarball',
+    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
+    runtime: 'node>=20',
+    architecture: 'x86_64',
+    entry: 'main.js',
+    toolchain: 'test',
+  });
+  await publishArtifact({ store, manifest, dir, metadata });
+  return manifest;
+}
+
+beforeEach(() => {
+  store = newStore();
+  work = mkdtempSync(join(tmpdir(), 'deploy-work-'));
+  root = join(work, 'install');
+});
+
+describe('deployLocal', () => {
+  it('verifies, unpacks into releases/<version>, writes the stored manifest and points current at it', async () => {
+    await publishTarball('101');
+    const lines: string[] = [];
+    const r = await deployLocal({ store, project: 'app', version: '101', root, log: (l) => lines.push(l) });
+    expect(r).toMatchObject({ status: 'deployed', version: '101', path: join(root, 'releases/101'), previousVersion: null });
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
+    expect(readFileSync(join(root, 'current/main.js'), 'utf8')).toBe("console.log('release 101')\n");
+    const storedBytes = readFileSync(join(store.root, 'artifacts/app/101/manifest.json'));
+    expect(readFileSync(join(root, 'releases/101/.buildonce/manifest.json')).equals(storedBytes)).toBe(true);
+    expect(readdirSync(join(root, '.incoming'))).toEqual([]);
+    expect(readdirSync(join(root, 'releases'))).toEqual(['101']);
+    expect(lines.some((l) => l.startsWith('[app] verified app-deployment.tar.gz'))).toBe(true);
+    expect(await currentVersion(root)).toBe('101');
+  });
+
+  it('is already-current the second time and moves current with previousVersion on a new version', async () => {
+    await publishTarball('101');
+    await publishTarball('102');
+    await deployLocal({ store, project: 'app', version: '101', root });
+    const again = await deployLocal({ store, project: 'app', version: '101', root });
+    expect(again).toMatchObject({ status: 'already-current', previousVersion: '101' });
+    const next = await deployLocal({ store, project: 'app', version: '102', root });
+    expect(next).toMatchObject({ status: 'deployed', previousVersion: '101' });
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/102');
+    // rolling back to an unpacked release reuses it
+    const back = await deployLocal({ store, project: 'app', version: '101', root });
+    expect(back).toMatchObject({ status: 'deployed', previousVersion: '102' });
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
+  });
+
+  it('a tampered object (same size, other bytes) fails and leaves current and releases untouched', async () => {
+    await publishTarball('101');
+    const m = await publishTarball('102');
+    await deployLocal({ store, project: 'app', version: '101', root });
+    const path = join(store.root, artifactKey('app', '102', 'app-deployment.tar.gz'));
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(path, bytes);
+    await expect(deployLocal({ store, project: 'app', version: '102', root })).rejects.toThrow(ArtifactIntegrityError);
+    await expect(deployLocal({ store, project: 'app', version: '102', root })).rejects.toThrow(new RegExp(`expected ${m.files[0]!.size} bytes sha256 ${m.files[0]!.sha256}; nothing was changed`));
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
+    expect(readdirSync(join(root, 'releases'))).toEqual(['101']);
+    expect(readdirSync(join(root, '.incoming'))).toEqual([]);
+  });
+
+  it('a tampered current version is still refused (always verifies)', async () => {
+    await publishTarball('101');
+    await deployLocal({ store, project: 'app', version: '101', root });
+    const path = join(store.root, artifactKey('app', '101', 'app-deployment.tar.gz'));
+    writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.from('x')]));
+    await expect(deployLocal({ store, project: 'app', version: '101', root })).rejects.toThrow(/does not match its manifest/);
+    expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
+  });
+
+  it('a version that is not published fails listing the newest versions', async () => {
+    await publishTarball('101');
+    await publishTarball('102');
+    const err = await deployLocal({ store, project: 'app', version: '999', root }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArtifactNotFoundError);
+    expect((err as Error).message).toMatch(/version 999 is not published .*newest versions: 10[12] \(.*\), 10[12] \(/);
+    expect(existsSync(join(root, 'current'))).toBe(false);
+    expect((await newestVersions(store, 'app')).map((v) => v.version).sort()).toEqual(['101', '102']);
+    expect(await newestVersions(store, 'nothing')).toEqual([]);
+  });
+
+  it('keeps a lambda-zip as-is next to its manifest', async () => {
+    const dir = join(work, 'zip');
+    mkdirSync(dir);
+    await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('#!/bin/true') }], join(dir, 'bootstrap.zip'));
+    const d = await sha256File(join(dir, 'bootstrap.zip'));
+    const manifest = parseManifest({
+      schemaVersion: 1, project: 'fn', version: '7', kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }],
+      runtime: 'provided.al2023', architecture: 'x86_64', handler: 'bootstrap', toolchain: 'test',
+    });
+    await publishArtifact({ store, manifest, dir, metadata });
+    const r = await deployLocal({ store, project: 'fn', version: '7', root });
+    expect(r.status).toBe('deployed');
+    expect(readdirSync(join(root, 'releases/7')).sort()).toEqual(['.buildonce', 'bootstrap.zip']);
+    expect((await sha256File(join(root, 'current/bootstrap.zip'))).hex).toBe(d.hex);
+  });
+
+  it('refuses a root whose current is a real directory, and artifacts that ship .buildonce/', async () => {
+    await publishTarball('101');
+    mkdirSync(join(root, 'current'), { recursive: true });
+    await expect(deployLocal({ store, project: 'app', version: '101', root })).rejects.toThrow(LocalDeployError);
+    const other = join(work, 'other');
+    await publishTarball('103', [{ name: '.buildonce/manifest.json', bytes: Buffer.from('{}') }]);
+    await expect(deployLocal({ store, project: 'app', version: '103', root: other })).rejects.toThrow(/reserve/);
+    expect(existsSync(join(other, 'releases/103'))).toBe(false);
+    await expect(deployLocal({ store, project: 'app', version: 'abc', root })).rejects.toThrow(/invalid version/);
+  });
+
+  it('concurrent deploys of two versions both finish; current names one complete release', async () => {
+    await publishTarball('101');
+    await publishTarball('102');
+    const rs = await Promise.all([
+      deployLocal({ store, project: 'app', version: '101', root }),
+      deployLocal({ store, project: 'app', version: '102', root }),
+      deployLocal({ store, project: 'app', version: '101', root }),
+    ]);
+    expect(rs.every((r) => r.status === 'deployed' || r.status === 'already-current')).toBe(true);
+    const v = await currentVersion(root);
+    expect(['101', '102']).toContain(v);
+    expect(readFileSync(join(root, 'current/main.js'), 'utf8')).toBe(`console.log('release ${v}')\n`);
+    expect(readdirSync(join(root, 'releases')).sort()).toEqual(['101', '102']);
+  });
+});
