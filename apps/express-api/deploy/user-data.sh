@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# EC2 boot path of express-api (buildonce): resolve the release, verify it, unpack, flip, start.
+#
+#   1. resolve the artifact: DEPLOYMENT_BUCKET + DEPLOYMENT_KEY, or BUILDONCE_ENV (the environment's
+#      release pointer: SSM parameter /buildonce/<env>/<project> = {"bucket","key","version","sha256"},
+#      or with BUILDONCE_POINTER=s3 the ledger's releases/<project>/<env>/current.json in BUILDONCE_STORE);
+#   2. head-object the tarball and its manifest (artifacts/<project>/<version>/manifest.json); missing
+#      -> exit 1 listing the newest published versions;
+#   3. download both, check the tarball's size and sha256 against the manifest (and the pointer);
+#      mismatch -> exit 1, nothing on disk changed, the previous release keeps serving;
+#   4. unpack into <root>/releases/<version> (temp dir + mv -T), add .buildonce/manifest.json (the
+#      stored manifest, byte for byte);
+#   5. flip <root>/current -> releases/<version> atomically (ln -sfn to a temp link + mv -T);
+#   6. write and (re)start a systemd unit, then wait for GET /health to report the version; or with
+#      --foreground exec node in the foreground (tests, containers).
+#
+# Same layout as libs/deploy/src/local.ts (deployLocal). Needs: bash, aws CLI, node (>= the manifest's
+# runtime), tar, gzip, sha256sum, coreutils; curl for the health check. JSON is parsed with node.
+#
+# Usage: user-data.sh [--root DIR] [--project NAME] [--port N] [--foreground | --no-start]
+#                     [--systemd-dir DIR] [--health-timeout SECONDS]
+# Environment (template these at the top of the instance's user data):
+#   DEPLOYMENT_BUCKET, DEPLOYMENT_KEY   the tarball object ([prefix/]artifacts/<project>/<version>/<file>)
+#   BUILDONCE_ENV                       environment name, read its release pointer instead
+#   BUILDONCE_POINTER                   ssm (default) or s3 (then BUILDONCE_STORE=s3://bucket/prefix)
+#   BUILDONCE_SSM_PARAMETER             pointer parameter name (default /buildonce/<env>/<project>)
+#   BUILDONCE_ROOT (--root)             install root, default /opt/<project>
+#   PORT (--port)                       service port, default 3000
+#   BUILDONCE_NODE                      node binary, default $(command -v node)
+#   BUILDONCE_SYSTEMCTL                 systemctl binary (tests stub it), default systemctl
+set -euo pipefail
+
+project="${BUILDONCE_PROJECT:-express-api}"
+root="${BUILDONCE_ROOT:-}"
+port="${PORT:-3000}"
+mode="systemd"
+systemd_dir="${BUILDONCE_SYSTEMD_DIR:-/etc/systemd/system}"
+health_timeout="${BUILDONCE_HEALTH_TIMEOUT:-60}"
+newest_count=5
+
+log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$project" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+usage() { sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d' >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --project) project="${2:?--project needs a name}"; shift 2 ;;
+    --port) port="${2:?--port needs a number}"; shift 2 ;;
+    --foreground) mode="foreground"; shift ;;
+    --no-start) mode="none"; shift ;;
+    --systemd-dir) systemd_dir="${2:?--systemd-dir needs a directory}"; shift 2 ;;
+    --health-timeout) health_timeout="${2:?--health-timeout needs seconds}"; shift 2 ;;
+    -h|--help) usage ;;
+    *) log "unknown argument: $1"; usage ;;
+  esac
+done
+root="${root:-/opt/$project}"
+[[ "$project" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] || die "invalid project name \"$project\""
+[[ "$port" =~ ^[0-9]{1,5}$ ]] || die "PORT must be a number, got \"$port\""
+[[ "$health_timeout" =~ ^[0-9]+$ ]] || die "--health-timeout must be a number of seconds"
+
+node_bin="${BUILDONCE_NODE:-$(command -v node || true)}"
+[[ -n "$node_bin" && -x "$node_bin" ]] || die "node not found: install Node.js in the AMI (or set BUILDONCE_NODE)"
+for c in aws tar sha256sum stat mktemp; do command -v "$c" >/dev/null 2>&1 || die "$c not found"; done
+
+# JSON field(s) of a file, one per line, via node (jq is not on every AMI). $1 file, $2 JS expression of `j`.
+json() { "$node_bin" -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=(0,eval)("(j)=>"+process.argv[2])(j); for (const x of [].concat(v)) console.log(x ?? "");' "$1" "$2"; }
+
+# Region from the instance metadata (IMDSv2) when the environment has none.
+if [ -z "${AWS_REGION:-}${AWS_DEFAULT_REGION:-}" ] && [ "${AWS_EC2_METADATA_DISABLED:-}" != "true" ] && command -v curl >/dev/null 2>&1; then
+  imds_token="$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' 2>/dev/null || true)"
+  if [ -n "$imds_token" ]; then
+    AWS_DEFAULT_REGION="$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/meta-data/placement/region 2>/dev/null || true)"
+    export AWS_DEFAULT_REGION
+    log "region $AWS_DEFAULT_REGION (instance metadata)"
+  fi
+fi
+
+mkdir -p "$root/releases" "$root/.incoming"
+root="$(cd "$root" && pwd -P)"
+work="$(mktemp -d "$root/.incoming/userdata-XXXXXX")"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$root/.lock"
+  flock -w 600 9 || die "another deploy holds $root/.lock"
+fi
+
+# --- 1. resolve the artifact -------------------------------------------------------------------
+bucket="" key="" pointer_sha=""
+if [ -n "${DEPLOYMENT_BUCKET:-}" ] || [ -n "${DEPLOYMENT_KEY:-}" ]; then
+  bucket="${DEPLOYMENT_BUCKET:?DEPLOYMENT_BUCKET is required with DEPLOYMENT_KEY}"
+  key="${DEPLOYMENT_KEY:?DEPLOYMENT_KEY is required with DEPLOYMENT_BUCKET}"
+  log "artifact from DEPLOYMENT_BUCKET/DEPLOYMENT_KEY: s3://$bucket/$key"
+elif [ -n "${BUILDONCE_ENV:-}" ]; then
+  env_name="$BUILDONCE_ENV"
+  [[ "$env_name" =~ ^[a-z][a-z0-9-]{0,62}$ ]] || die "invalid environment name \"$env_name\""
+  if [ "${BUILDONCE_POINTER:-ssm}" = "ssm" ]; then
+    parameter="${BUILDONCE_SSM_PARAMETER:-/buildonce/$env_name/$project}"
+    log "reading release pointer: SSM parameter $parameter"
+    aws ssm get-parameter --name "$parameter" --query Parameter.Value --output text >"$work/pointer.json" 2>"$work/err" ||
+      die "cannot read SSM parameter $parameter: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
+    mapfile -t p < <(json "$work/pointer.json" '[j.bucket, j.key, j.version, j.sha256]') || die "SSM parameter $parameter is not a release pointer"
+    bucket="${p[0]}" key="${p[1]}" pointer_sha="${p[3]}"
+    [[ -n "$bucket" && -n "$key" ]] || die "SSM parameter $parameter has no bucket/key"
+    log "pointer: $project@${p[2]} in $env_name -> s3://$bucket/$key"
+  elif [ "${BUILDONCE_POINTER:-}" = "s3" ]; then
+    store="${BUILDONCE_STORE:?BUILDONCE_POINTER=s3 needs BUILDONCE_STORE=s3://bucket/prefix}"
+    [[ "$store" =~ ^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(.*))?$ ]] || die "BUILDONCE_STORE must be s3://bucket/prefix, got \"$store\""
+    bucket="${BASH_REMATCH[1]}"
+    prefix="${BASH_REMATCH[3]%/}"
+    prefix="${prefix:+$prefix/}"
+    current_key="${prefix}releases/$project/$env_name/current.json"
+    log "reading release pointer: s3://$bucket/$current_key"
+    aws s3api get-object --bucket "$bucket" --key "$current_key" "$work/current.json" >/dev/null 2>"$work/err" ||
+      die "cannot read s3://$bucket/$current_key: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
+    mapfile -t p < <(json "$work/current.json" '[j.version, j.artifact.file, j.artifact.sha256, j.artifact.namespace]') || die "$current_key is not a release pointer"
+    ns=""
+    [ "${p[3]}" = "preview" ] && ns="preview/"
+    key="${prefix}${ns}artifacts/$project/${p[0]}/${p[1]}"
+    pointer_sha="${p[2]}"
+    log "pointer: $project@${p[0]} in $env_name -> s3://$bucket/$key"
+  else
+    die "BUILDONCE_POINTER must be ssm or s3"
+  fi
+else
+  die "nothing to deploy: set DEPLOYMENT_BUCKET and DEPLOYMENT_KEY, or BUILDONCE_ENV"
+fi
+
+[[ "$key" =~ ^(.*/)?artifacts/([^/]+)/([0-9]+)/([A-Za-z0-9._-]+)$ ]] ||
+  die "key \"$key\" is not an artifact key ([prefix/]artifacts/<project>/<version>/<file>)"
+key_prefix="${BASH_REMATCH[1]}" key_project="${BASH_REMATCH[2]}" version="${BASH_REMATCH[3]}" file="${BASH_REMATCH[4]}"
+[ "$key_project" = "$project" ] || die "key \"$key\" belongs to project $key_project, not $project"
+manifest_key="${key%/*}/manifest.json"
+versions_prefix="${key_prefix}artifacts/$project/"
+
+list_newest() {
+  local out
+  if ! out="$(aws s3api list-objects-v2 --bucket "$bucket" --prefix "$versions_prefix" \
+    --query "Contents[?ends_with(Key, '/manifest.json')].[LastModified,Key]" --output text 2>"$work/err")"; then
+    log "cannot list s3://$bucket/$versions_prefix: $(tail -n 1 "$work/err")"
+    return 0
+  fi
+  out="$(printf '%s\n' "$out" | grep -v '^None$' | grep . | sort -r | head -n "$newest_count" || true)"
+  if [ -z "$out" ]; then
+    log "no published versions under s3://$bucket/$versions_prefix"
+    return 0
+  fi
+  log "newest published versions of $project (s3://$bucket/$versions_prefix):"
+  local when k
+  while read -r when k; do
+    k="${k%/manifest.json}"
+    log "  ${k##*/}  published $when"
+  done <<<"$out"
+}
+
+# --- 2. the object and its manifest exist --------------------------------------------------------
+log "head-object s3://$bucket/$key"
+if ! aws s3api head-object --bucket "$bucket" --key "$key" >"$work/head.json" 2>"$work/err"; then
+  if grep -qE '\((404|403|NoSuchKey)\)|Not Found|Forbidden' "$work/err"; then
+    log "s3://$bucket/$key does not exist (or is not readable): version $version of $project is not published there"
+    list_newest
+    exit 1
+  fi
+  die "head-object s3://$bucket/$key failed: $(tail -n 1 "$work/err")"
+fi
+if ! aws s3api get-object --bucket "$bucket" --key "$manifest_key" "$work/manifest.json" >/dev/null 2>"$work/err"; then
+  log "s3://$bucket/$manifest_key is missing: version $version is not (completely) published: $(tail -n 1 "$work/err")"
+  list_newest
+  exit 1
+fi
+
+# --- 3. download and verify ----------------------------------------------------------------------
+mapfile -t m < <(json "$work/manifest.json" "[j.manifest.project, j.manifest.version, j.manifest.kind, j.manifest.entry || 'main.js', j.manifest.runtime, (j.manifest.files.find(f => f.name === '$file') || {}).size, (j.manifest.files.find(f => f.name === '$file') || {}).sha256, j.publish && j.publish.commit || '']") ||
+  die "s3://$bucket/$manifest_key is not a buildonce manifest"
+m_project="${m[0]}" m_version="${m[1]}" kind="${m[2]}" entry="${m[3]}" runtime="${m[4]}" want_size="${m[5]}" want_sha="${m[6]}" commit="${m[7]}"
+[[ "$m_project" == "$project" && "$m_version" == "$version" ]] || die "manifest s3://$bucket/$manifest_key describes $m_project@$m_version, not $project@$version"
+[[ -n "$want_sha" && -n "$want_size" ]] || die "manifest s3://$bucket/$manifest_key does not list $file"
+[ "$kind" = "node-tarball" ] || die "$project@$version is a $kind, this script deploys node-tarball artifacts"
+[[ "$entry" =~ ^[A-Za-z0-9._-]+$ ]] || die "manifest entry \"$entry\" is not a plain file name"
+if [ -n "$pointer_sha" ] && [ "$pointer_sha" != "$want_sha" ]; then
+  die "the release pointer says sha256 $pointer_sha but the manifest says $want_sha: refusing to deploy"
+fi
+log "manifest: $project@$version $kind entry=$entry runtime=$runtime ${commit:+commit=$commit }size=$want_size sha256=$want_sha"
+
+if [[ "$runtime" =~ ^node\>=([0-9]+) ]]; then
+  have_major="$("$node_bin" -p 'process.versions.node.split(".")[0]')"
+  [ "$have_major" -ge "${BASH_REMATCH[1]}" ] || die "$node_bin is Node $have_major but $project@$version needs $runtime; current release untouched"
+fi
+
+log "downloading s3://$bucket/$key"
+aws s3api get-object --bucket "$bucket" --key "$key" "$work/$file" >/dev/null 2>"$work/err" ||
+  die "download of s3://$bucket/$key failed: $(tail -n 1 "$work/err")"
+got_size="$(stat -c %s "$work/$file")"
+got_sha="$(sha256sum "$work/$file" | cut -d' ' -f1)"
+previous="$(readlink "$root/current" 2>/dev/null || true)"
+if [ "$got_size" != "$want_size" ] || [ "$got_sha" != "$want_sha" ]; then
+  log "CHECKSUM MISMATCH for s3://$bucket/$key: got $got_size bytes sha256 $got_sha, manifest says $want_size bytes sha256 $want_sha"
+  die "refusing to deploy $project@$version; nothing changed (current -> ${previous:-none})"
+fi
+log "verified $file: $got_size bytes, sha256 $got_sha"
+
+# --- 4. unpack -----------------------------------------------------------------------------------
+if [ -e "$root/current" ] && [ ! -L "$root/current" ]; then
+  die "$root/current exists and is not a symlink: move it away"
+fi
+release="$root/releases/$version"
+if [ -d "$release" ]; then
+  [ -f "$release/.buildonce/manifest.json" ] || die "$release exists but has no .buildonce/manifest.json: it was not made by a deploy, remove it"
+  log "$release already unpacked"
+else
+  tmp="$root/releases/.$version.tmp-$$"
+  rm -rf "$tmp"
+  mkdir "$tmp"
+  case "$file" in
+    *.tar.gz|*.tgz) tar -xzf "$work/$file" -C "$tmp" --no-same-owner || { rm -rf "$tmp"; die "cannot unpack $file"; } ;;
+    *) cp "$work/$file" "$tmp/$file" ;;
+  esac
+  if [ -e "$tmp/.buildonce" ]; then rm -rf "$tmp"; die "the artifact contains .buildonce/, which deploys reserve for the manifest"; fi
+  [ -f "$tmp/$entry" ] || { rm -rf "$tmp"; die "the artifact has no $entry"; }
+  mkdir "$tmp/.buildonce"
+  cp "$work/manifest.json" "$tmp/.buildonce/manifest.json"
+  if ! mv -T "$tmp" "$release" 2>/dev/null; then
+    rm -rf "$tmp"
+    [ -f "$release/.buildonce/manifest.json" ] || die "cannot move the release into $release"
+  fi
+  sync -f "$root/releases" 2>/dev/null || true
+  log "unpacked into $release"
+fi
+
+# --- 5. flip current -----------------------------------------------------------------------------
+if [ "$previous" = "releases/$version" ]; then
+  log "$root/current already points at releases/$version"
+else
+  ln -sfn "releases/$version" "$root/.current.tmp-$$"
+  mv -T "$root/.current.tmp-$$" "$root/current"
+  log "$root/current -> releases/$version (previous: ${previous:-none})"
+fi
+
+# --- 6. start ------------------------------------------------------------------------------------
+case "$mode" in
+  none)
+    log "--no-start: not starting the service"
+    ;;
+  foreground)
+    cleanup
+    trap - EXIT
+    exec 9>&- # release the deploy lock: the service must not hold it
+    log "starting $node_bin $root/current/$entry in the foreground (PORT=$port)"
+    cd "$release"
+    PORT="$port" NODE_ENV="${NODE_ENV:-production}" exec "$node_bin" --enable-source-maps "$root/current/$entry"
+    ;;
+  systemd)
+    systemctl_bin="${BUILDONCE_SYSTEMCTL:-systemctl}"
+    unit="$systemd_dir/$project.service"
+    mkdir -p "$systemd_dir"
+    cat >"$work/unit" <<EOF
+# written by the buildonce user data of $project; the release is $root/current
+[Unit]
+Description=$project (buildonce release in $root/current)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory=$root/current
+Environment=NODE_ENV=production
+Environment=PORT=$port
+ExecStart=$node_bin --enable-source-maps $root/current/$entry
+Restart=on-failure
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec=30
+DynamicUser=yes
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    if ! cmp -s "$work/unit" "$unit"; then
+      cp "$work/unit" "$unit.tmp-$$" && mv -f "$unit.tmp-$$" "$unit"
+      log "wrote $unit"
+    fi
+    "$systemctl_bin" daemon-reload
+    "$systemctl_bin" enable "$project.service"
+    "$systemctl_bin" restart "$project.service"
+    log "systemctl restart $project.service"
+    if [ "$health_timeout" -gt 0 ]; then
+      command -v curl >/dev/null 2>&1 || die "curl not found for the health check (use --health-timeout 0 to skip it)"
+      deadline=$(($(date +%s) + health_timeout))
+      until body="$(curl -fsS -m 2 "http://127.0.0.1:$port/health" 2>/dev/null)" && [[ "$body" == *"\"version\":\"$version\""* ]]; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "GET http://127.0.0.1:$port/health did not report version $version within ${health_timeout}s (last: ${body:-no answer}); see journalctl -u $project"
+        sleep 1
+      done
+      log "healthy: $body"
+    fi
+    ;;
+esac
+log "done: $project@$version"
