@@ -106,7 +106,11 @@ wait "$p1" "$p2"
 t5=$(ms)
 bare_ms=$((t5 - t4))
 
+t6=$(ms); for _ in 1 2 3 4 5; do aws sts get-caller-identity >/dev/null 2>&1 || true; done; t7=$(ms)
+per_call=$(( (t7 - t6) / 5 ))
+
 printf 'promote rust-scorer (lambda) + express-api (ec2) to prod via nx:  %6d ms\n' "$promote_ms"
 printf 'same again, already current (no-op):                             %6d ms\n' "$noop_ms"
 printf 'bare AWS calls of that promotion (%d aws CLI calls, 2 in parallel): %6d ms\n' "$calls" "$bare_ms"
+printf '  (one trivial aws CLI call, i.e. CLI start-up + 1 request:          %6d ms)\n' "$per_call"
 printf 'ratio promote / bare:                                             %6.2f\n' "$(awk -v a="$promote_ms" -v b="$bare_ms" 'BEGIN{printf "%.2f", a/b}')"
