@@ -29,6 +29,7 @@
 #   BUILDONCE_NODE                      node binary, default $(command -v node)
 #   BUILDONCE_SYSTEMCTL                 systemctl binary (tests stub it), default systemctl
 set -euo pipefail
+umask 022 # the service (systemd DynamicUser) must be able to read the release
 
 project="${BUILDONCE_PROJECT:-express-api}"
 root="${BUILDONCE_ROOT:-}"
@@ -59,6 +60,9 @@ root="${root:-/opt/$project}"
 [[ "$project" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] || die "invalid project name \"$project\""
 [[ "$port" =~ ^[0-9]{1,5}$ ]] || die "PORT must be a number, got \"$port\""
 [[ "$health_timeout" =~ ^[0-9]+$ ]] || die "--health-timeout must be a number of seconds"
+
+[ -n "${DEPLOYMENT_BUCKET:-}${DEPLOYMENT_KEY:-}${BUILDONCE_ENV:-}" ] ||
+  die "nothing to deploy: set DEPLOYMENT_BUCKET and DEPLOYMENT_KEY, or BUILDONCE_ENV"
 
 node_bin="${BUILDONCE_NODE:-$(command -v node || true)}"
 [[ -n "$node_bin" && -x "$node_bin" ]] || die "node not found: install Node.js in the AMI (or set BUILDONCE_NODE)"

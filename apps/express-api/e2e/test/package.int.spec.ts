@@ -134,7 +134,6 @@ describe('reproducibility and version precision', () => {
     appendFileSync(join(b.root, 'apps/express-api/src/app.spec.ts'), '// comment\n');
     const same = nx(b, cacheB, ['run', 'express-api:build']);
     expect(same.status, same.stdout + same.stderr).toBe(0);
-    expect(same.stdout).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
     expect(readManifest(b).version).toBe(version);
 
     appendFileSync(join(b.root, 'libs/artifact/src/manifest.ts'), '// comment\n');
