@@ -1,8 +1,18 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ReleaseInfoError, loadReleaseInfo } from './release-info';
+
+const made: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'ri-'));
+  made.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 function stored(project: string, version: string, commit?: string): string {
   return JSON.stringify({
@@ -16,17 +26,17 @@ function stored(project: string, version: string, commit?: string): string {
 
 describe('loadReleaseInfo', () => {
   it('is dev without an artifact', () => {
-    expect(loadReleaseInfo(mkdtempSync(join(tmpdir(), 'ri-')))).toEqual({ project: 'express-api', version: 'dev', commit: null, publishedAt: null, source: 'dev' });
+    expect(loadReleaseInfo(tmp())).toEqual({ project: 'express-api', version: 'dev', commit: null, publishedAt: null, source: 'dev' });
   });
 
   it('reads the version from buildonce.json inside the artifact', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ri-'));
+    const dir = tmp();
     writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     expect(loadReleaseInfo(dir)).toMatchObject({ version: '42', commit: null, source: 'artifact' });
   });
 
   it('adds commit and publishedAt from the deployed manifest', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ri-'));
+    const dir = tmp();
     writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     mkdirSync(join(dir, '.buildonce'));
     writeFileSync(join(dir, '.buildonce/manifest.json'), stored('express-api', '42', 'deadbeef'));
@@ -34,7 +44,7 @@ describe('loadReleaseInfo', () => {
   });
 
   it('refuses inconsistent or damaged release directories', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ri-'));
+    const dir = tmp();
     writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     mkdirSync(join(dir, '.buildonce'));
     writeFileSync(join(dir, '.buildonce/manifest.json'), stored('express-api', '43'));

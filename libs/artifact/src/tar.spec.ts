@@ -1,12 +1,19 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sha256File } from './hash';
 import { GZIP_OS_UNIX, TAR_EPOCH, TarballError, extractTarGz, listTarGz, writeDeterministicTarGz } from './tar';
 
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'tar-spec-'));
+  const d = mkdtempSync(join(tmpdir(), 'tar-spec-'));
+  made.push(d);
+  return d;
 }
 
 describe('writeDeterministicTarGz', () => {

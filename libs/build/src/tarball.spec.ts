@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { extractTarGz, listTarGz, sha256File } from '@buildonce/artifact';
 import {
   NodeTarballError,
@@ -16,9 +16,15 @@ import {
   type NodeTarballBuild,
 } from './tarball';
 
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 /** A miniature workspace: an app importing a workspace lib (symlinked like npm workspaces) and an npm package. */
 function fixtureWorkspace(prefix: string): string {
   const root = mkdtempSync(join(tmpdir(), prefix));
+  made.push(root);
   const w = (p: string, text: string) => {
     mkdirSync(join(root, p, '..'), { recursive: true });
     writeFileSync(join(root, p), text);
@@ -64,6 +70,7 @@ describe('buildNodeTarball', () => {
     const tarball = join(root, 'dist/apps/app/app-deployment.tar.gz');
     expect((await listTarGz(tarball)).map((e) => e.path)).toEqual(['buildonce.json', 'main.js', 'main.js.map', 'package.json']);
     const out = mkdtempSync(join(tmpdir(), 'tb-run-'));
+    made.push(out);
     await extractTarGz(tarball, out);
     const pkg = JSON.parse(readFileSync(join(out, 'package.json'), 'utf8'));
     expect(pkg).toEqual({ name: 'app', private: true, type: 'commonjs', main: 'main.js', scripts: { start: 'node main.js' }, engines: { node: '>=20' } });

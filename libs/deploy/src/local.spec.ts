@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
 import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
@@ -51,6 +51,11 @@ beforeEach(() => {
   store = newStore();
   work = mkdtempSync(join(tmpdir(), 'deploy-work-'));
   root = join(work, 'install');
+});
+
+afterEach(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(store.root, { recursive: true, force: true });
 });
 
 describe('deployLocal', () => {

@@ -19,6 +19,7 @@ let cacheA: string;
 let cacheB: string;
 let version = '';
 let sha256 = '';
+let bootDir = '';
 
 beforeAll(() => {
   a = makeTempWorkspace('buildonce-api-a-');
@@ -32,6 +33,7 @@ afterAll(() => {
   b?.dispose();
   rmSync(cacheA, { recursive: true, force: true });
   rmSync(cacheB, { recursive: true, force: true });
+  if (bootDir) rmSync(bootDir, { recursive: true, force: true });
 });
 
 const readManifest = (ws: TempWorkspace) => JSON.parse(readFileSync(join(ws.root, dist, 'artifact.json'), 'utf8')) as { version: string; files: { name: string; sha256: string; size: number }[] };
@@ -78,7 +80,7 @@ describe('nx run express-api:publish (embedded store)', () => {
     expect(stored.manifest.kind).toBe('node-tarball');
     expect((await sha256File(join(storedDir, tarballName))).hex).toBe(stored.manifest.files[0]!.sha256);
 
-    const dir = mkdtempSync(join(tmpdir(), 'api-boot-'));
+    const dir = (bootDir = mkdtempSync(join(tmpdir(), 'api-boot-')));
     expect(nodeModulesAbove(dir)).toEqual([]);
     await extractTarGz(join(storedDir, tarballName), dir);
     expect(readdirSync(dir).sort()).toEqual(['buildonce.json', 'main.js', 'main.js.map', 'package.json']);

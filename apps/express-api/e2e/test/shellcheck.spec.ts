@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,8 @@ describe('shellcheck', () => {
   });
 
   it('user-data.sh refuses to run without an artifact to deploy', () => {
-    const root = join(mkdtempSync(join(tmpdir(), 'ud-none-')), 'root');
+    const parent = mkdtempSync(join(tmpdir(), 'ud-none-'));
+    const root = join(parent, 'root');
     const r = spawnSync('bash', [join(repo, scripts[0]!), '--no-start', '--root', root], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: 'true' },
@@ -26,5 +27,6 @@ describe('shellcheck', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/\[express-api\] ERROR: nothing to deploy: set DEPLOYMENT_BUCKET and DEPLOYMENT_KEY, or BUILDONCE_ENV/);
     expect(existsSync(root)).toBe(false);
+    rmSync(parent, { recursive: true, force: true });
   });
 });

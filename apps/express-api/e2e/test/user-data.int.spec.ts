@@ -28,13 +28,15 @@ let original: Buffer;
 let firstServer: Collected | undefined;
 let firstRoot = '';
 let firstPort = 0;
+/** every temp directory of this file lives under it (removed in afterAll) */
+let base = '';
 
 function aws(args: string[]): string {
   return execFileSync('aws', args, { env: { ...process.env, ...moto.env }, encoding: 'utf8' });
 }
 
 function putObject(k: string, bytes: Buffer): void {
-  const f = join(mkdtempSync(join(tmpdir(), 'ud-obj-')), 'body');
+  const f = join(mkdtempSync(join(base, 'ud-obj-')), 'body');
   writeFileSync(f, bytes);
   aws(['s3api', 'put-object', '--bucket', bucket, '--key', k, '--body', f]);
 }
@@ -46,6 +48,7 @@ function userData(args: string[], env: Record<string, string | undefined>) {
 }
 
 beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'ud-'));
   moto = await startMoto();
   aws(['s3api', 'create-bucket', '--bucket', bucket]);
   ws = makeTempWorkspace('buildonce-userdata-');
@@ -57,6 +60,7 @@ afterAll(async () => {
   await moto?.stop();
   ws?.dispose();
   rmSync(cache, { recursive: true, force: true });
+  if (base) rmSync(base, { recursive: true, force: true });
 });
 
 describe('express-api on S3 and the EC2 user data', () => {
@@ -71,7 +75,7 @@ describe('express-api on S3 and the EC2 user data', () => {
     expect(Buffer.from(head.ChecksumSHA256, 'base64').toString('hex')).toBe(m.files[0]!.sha256);
     const again = nx(ws, cache, ['run', 'express-api:publish'], { ...moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
     expect(again.stdout).toContain('already published');
-    const manifestFile = join(mkdtempSync(join(tmpdir(), 'ud-manifest-')), 'manifest.json');
+    const manifestFile = join(mkdtempSync(join(base, 'ud-manifest-')), 'manifest.json');
     aws(['s3api', 'get-object', '--bucket', bucket, '--key', `${prefix}/artifacts/express-api/${version}/manifest.json`, manifestFile]);
     stored = parseStoredManifestJson(readFileSync(manifestFile, 'utf8'));
     expect(stored.publish.commit).toBe(commit);
@@ -79,7 +83,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   });
 
   it('boots the published version in the foreground: verify, unpack, flip, GET /health', async () => {
-    firstRoot = mkdtempSync(join(tmpdir(), 'ud-root-'));
+    firstRoot = mkdtempSync(join(base, 'ud-root-'));
     firstPort = await freePort();
     firstServer = spawnCollect('bash', [script, '--root', firstRoot, '--foreground'], {
       env: { ...process.env, ...moto.env, PORT: String(firstPort), DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key },
@@ -114,7 +118,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   });
 
   it('a key that does not exist exits 1 and lists the newest published versions', () => {
-    const r = userData(['--root', mkdtempSync(join(tmpdir(), 'ud-missing-')), '--no-start'], {
+    const r = userData(['--root', mkdtempSync(join(base, 'ud-missing-')), '--no-start'], {
       DEPLOYMENT_BUCKET: bucket,
       DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/999999/${tarballName}`,
     });
@@ -127,7 +131,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   it('BUILDONCE_ENV reads the SSM release pointer {bucket,key,version,sha256}; a pointer/manifest sha256 disagreement is refused', () => {
     const pointer = { bucket, key, version, sha256: stored.manifest.files[0]!.sha256 };
     aws(['ssm', 'put-parameter', '--name', '/buildonce/dev/express-api', '--type', 'String', '--overwrite', '--value', JSON.stringify(pointer)]);
-    const root = mkdtempSync(join(tmpdir(), 'ud-ssm-'));
+    const root = mkdtempSync(join(base, 'ud-ssm-'));
     const r = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'dev' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`pointer: express-api@${version} in dev`);
@@ -145,15 +149,15 @@ describe('express-api on S3 and the EC2 user data', () => {
   it('BUILDONCE_POINTER=s3 reads releases/<project>/<env>/current.json from the store', () => {
     const current = { version, artifact: { file: tarballName, sha256: stored.manifest.files[0]!.sha256, namespace: 'trusted' } };
     putObject(`${prefix}/releases/express-api/prod/current.json`, Buffer.from(JSON.stringify(current)));
-    const root = mkdtempSync(join(tmpdir(), 'ud-s3ptr-'));
+    const root = mkdtempSync(join(base, 'ud-s3ptr-'));
     const r = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'prod', BUILDONCE_POINTER: 's3', BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
     expect(r.status, r.stderr).toBe(0);
     expect(readlinkSync(join(root, 'current'))).toBe(`releases/${version}`);
   });
 
   it('without --foreground it writes a systemd unit and restarts it (systemctl stubbed)', () => {
-    const root = mkdtempSync(join(tmpdir(), 'ud-systemd-'));
-    const units = mkdtempSync(join(tmpdir(), 'ud-units-'));
+    const root = mkdtempSync(join(base, 'ud-systemd-'));
+    const units = mkdtempSync(join(base, 'ud-units-'));
     const calls = join(units, 'calls');
     const stub = join(units, 'systemctl');
     writeFileSync(stub, `#!/usr/bin/env bash\necho "$*" >> ${JSON.stringify(calls)}\n`);
@@ -172,7 +176,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   });
 
   it('deployLocal (TypeScript) produces the same layout as user-data.sh from the same store', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'ud-ts-'));
+    const root = mkdtempSync(join(base, 'ud-ts-'));
     const prev = { ...process.env };
     Object.assign(process.env, moto.env);
     try {
