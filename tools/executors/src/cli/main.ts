@@ -1,9 +1,13 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { runRetentionCommand } from './retention';
+import { baseCommitForEnv, collectWorkspaceReleases, renderMarkdown, renderTable, validateEnvName } from '@buildonce/release';
+import { runRetentionCommand, workspaceStore } from './retention';
 
 const USAGE = `usage: buildonce <command> [options]
+  base --env=<env> [--store=<url>]
+      the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
+  releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
 `;
 
@@ -33,6 +37,33 @@ function int(name: string, v: string | undefined, dflt: number): number {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    if (command === 'base') {
+      const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
+      if (!values.env) throw new Error('--env=<environment> is required');
+      validateEnvName(values.env);
+      const workspaceRoot = findWorkspaceRoot();
+      const store = await workspaceStore(workspaceRoot, values.store);
+      const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
+      process.stdout.write(sha ? `${sha}\n` : '');
+      if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
+      return 0;
+    }
+    if (command === 'releases') {
+      const { values } = parseArgs({
+        args: rest,
+        options: { env: { type: 'string' }, project: { type: 'string', multiple: true }, markdown: { type: 'boolean' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        strict: true,
+      });
+      if (values.env) validateEnvName(values.env);
+      const workspaceRoot = findWorkspaceRoot();
+      const store = await workspaceStore(workspaceRoot, values.store);
+      const all = await collectWorkspaceReleases({ store, env: values.env });
+      const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
+      if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
+      else if (!rows.length) process.stdout.write(values.markdown ? '_no releases recorded yet_\n' : 'no releases recorded yet\n');
+      else for (const [p, r] of rows) process.stdout.write((values.markdown ? renderMarkdown(r, p) : renderTable(r, p)) + '\n');
+      return 0;
+    }
     if (command === 'retention') {
       const { values } = parseArgs({
         args: rest,

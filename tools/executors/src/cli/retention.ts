@@ -1,5 +1,15 @@
-import { runRetention, type RetentionResult } from '@buildonce/release';
-import { openStore, resolveStoreLocation } from '@buildonce/store';
+import { loadConfig, runRetention, type RetentionResult } from '@buildonce/release';
+import { openStore, resolveStoreLocation, type BlobStore } from '@buildonce/store';
+
+/**
+ * The workspace's store: `--store`, else BUILDONCE_STORE / buildonce.json `store` (loadConfig applies the
+ * override), else the embedded file store.
+ * @throws ConfigError for a bad buildonce.json, StoreConfigError for a bad URL
+ */
+export async function workspaceStore(workspaceRoot: string, store?: string, env: NodeJS.ProcessEnv = process.env): Promise<BlobStore> {
+  const config = await loadConfig(workspaceRoot, env);
+  return openStore(resolveStoreLocation({ store: store || config.store, env: {}, workspaceRoot }), { env });
+}
 
 export interface RetentionCommand {
   workspaceRoot: string;
@@ -20,9 +30,7 @@ export interface RetentionCommand {
  * @throws StoreConfigError, StoreAccessError, RangeError for bad numbers
  */
 export async function runRetentionCommand(c: RetentionCommand): Promise<RetentionResult> {
-  const env = c.env ?? process.env;
-  const location = resolveStoreLocation({ store: c.store, env, workspaceRoot: c.workspaceRoot });
-  const store = openStore(location, { env });
-  c.log(`retention on ${location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
+  const store = await workspaceStore(c.workspaceRoot, c.store, c.env);
+  c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
   return runRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, log: c.log });
 }

@@ -1,0 +1,70 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { appendEntry } from '@buildonce/release';
+import { openStore, parseStoreUrl } from '@buildonce/store';
+import { draft } from '../../../../libs/release/src/testkit';
+
+/** The `buildonce` bin as CI runs it: a real process in a git workspace with a file store ledger. */
+const bin = resolve(__dirname, '../../bin/buildonce.js');
+let ws: string;
+let c1: string;
+let c2: string;
+
+const git = (...args: string[]) => execFileSync('git', args, { cwd: ws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
+
+beforeAll(async () => {
+  ws = mkdtempSync(join(tmpdir(), 'buildonce-cli-'));
+  writeFileSync(join(ws, 'nx.json'), '{}\n');
+  git('init', '-q', '-b', 'main');
+  git('add', '-A');
+  git('commit', '-qm', 'one');
+  c1 = git('rev-parse', 'HEAD');
+  writeFileSync(join(ws, 'x.txt'), 'x');
+  git('add', '-A');
+  git('commit', '-qm', 'two');
+  c2 = git('rev-parse', 'HEAD');
+  const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
+  await appendEntry(store, draft('111', { project: 'svc-a', environment: 'dev', commit: c1 }));
+  await appendEntry(store, draft('222', { project: 'svc-b', environment: 'dev', commit: c2 }));
+});
+
+describe('buildonce CLI', () => {
+  it('base prints the common ancestor of the commits running in the environment', () => {
+    const r = cli('base', '--env=dev');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(c1);
+  });
+
+  it('base prints nothing (exit 0) for an environment with no releases, and refuses bad names', () => {
+    const none = cli('base', '--env=staging');
+    expect(none.status).toBe(0);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('nothing has been promoted to staging yet');
+    const bad = cli('base', '--env=../x');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('invalid environment name');
+  });
+
+  it('releases renders markdown for the step summary and JSON for scripts', () => {
+    const md = cli('releases', '--env=dev', '--markdown');
+    expect(md.status, md.stderr).toBe(0);
+    expect(md.stdout).toContain('#### svc-a');
+    expect(md.stdout).toMatch(/\| dev \| 1 \| 222 \| ok \| /);
+    const json = JSON.parse(cli('releases', '--json', '--project=svc-b').stdout);
+    expect(Object.keys(json)).toEqual(['svc-b']);
+    expect(json['svc-b'][0]).toMatchObject({ environment: 'dev', version: '222', commit: c2 });
+  });
+
+  it('retention --dry-run reports and unknown commands exit 2', () => {
+    const r = cli('retention', '--dry-run', '--older-than=0');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/dry run: would delete 0 version\(s\), freeing 0 B/);
+    expect(cli('deploy-everything').status).toBe(2);
+    expect(cli('retention', '--keep=-1').status).toBe(1);
+  });
+});
