@@ -63,6 +63,7 @@ describe('promoteVersion (file store, fake target)', () => {
     await publishFake(store, { project: 'svc', version: '6', trusted: false });
     await expect(promoteVersion(req('5', 'dev'))).rejects.toThrow(UntrustedArtifactError);
     await expect(promoteVersion(req('5', 'dev'))).rejects.toThrow(/only in the preview namespace .* dev accepts only artifacts published by a trusted build/);
+    await expect(promoteVersion(req('5', 'staging'))).rejects.toThrow(UntrustedArtifactError);
     await expect(promoteVersion(req('6', 'dev'))).rejects.toThrow(/published by an untrusted builder/);
     await expect(promoteVersion(req('9', 'dev'))).rejects.toThrow(ArtifactNotFoundError);
     await publishFake(store, { project: 'svc', version: '7' });
