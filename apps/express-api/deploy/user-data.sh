@@ -70,6 +70,10 @@ for c in aws tar sha256sum stat mktemp; do command -v "$c" >/dev/null 2>&1 || di
 
 # JSON field(s) of a file, one per line, via node (jq is not on every AMI). $1 file, $2 JS expression of `j`.
 json() { "$node_bin" -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=(0,eval)("(j)=>"+process.argv[2])(j); for (const x of [].concat(v)) console.log(x ?? "");' "$1" "$2"; }
+# fields <file> <expression> <what>: the expression's values, one per line, into $work/fields; dies on bad JSON.
+fields() {
+  json "$1" "$2" >"$work/fields" 2>"$work/err" || die "$3 is not what was expected: $(grep -m1 -E 'Error' "$work/err" || tail -n 1 "$work/err")"
+}
 
 # Region from the instance metadata (IMDSv2) when the environment has none.
 if [ -z "${AWS_REGION:-}${AWS_DEFAULT_REGION:-}" ] && [ "${AWS_EC2_METADATA_DISABLED:-}" != "true" ] && command -v curl >/dev/null 2>&1; then
@@ -105,7 +109,8 @@ elif [ -n "${BUILDONCE_ENV:-}" ]; then
     log "reading release pointer: SSM parameter $parameter"
     aws ssm get-parameter --name "$parameter" --query Parameter.Value --output text >"$work/pointer.json" 2>"$work/err" ||
       die "cannot read SSM parameter $parameter: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
-    mapfile -t p < <(json "$work/pointer.json" '[j.bucket, j.key, j.version, j.sha256]') || die "SSM parameter $parameter is not a release pointer"
+    fields "$work/pointer.json" '[j.bucket, j.key, j.version, j.sha256]' "SSM parameter $parameter (a release pointer)"
+    mapfile -t p <"$work/fields"
     bucket="${p[0]}" key="${p[1]}" pointer_sha="${p[3]}"
     [[ -n "$bucket" && -n "$key" ]] || die "SSM parameter $parameter has no bucket/key"
     log "pointer: $project@${p[2]} in $env_name -> s3://$bucket/$key"
@@ -119,7 +124,8 @@ elif [ -n "${BUILDONCE_ENV:-}" ]; then
     log "reading release pointer: s3://$bucket/$current_key"
     aws s3api get-object --bucket "$bucket" --key "$current_key" "$work/current.json" >/dev/null 2>"$work/err" ||
       die "cannot read s3://$bucket/$current_key: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
-    mapfile -t p < <(json "$work/current.json" '[j.version, j.artifact.file, j.artifact.sha256, j.artifact.namespace]') || die "$current_key is not a release pointer"
+    fields "$work/current.json" '[j.version, j.artifact.file, j.artifact.sha256, j.artifact.namespace]' "s3://$bucket/$current_key (a release pointer)"
+    mapfile -t p <"$work/fields"
     ns=""
     [ "${p[3]}" = "preview" ] && ns="preview/"
     key="${prefix}${ns}artifacts/$project/${p[0]}/${p[1]}"
@@ -176,8 +182,9 @@ if ! aws s3api get-object --bucket "$bucket" --key "$manifest_key" "$work/manife
 fi
 
 # --- 3. download and verify ----------------------------------------------------------------------
-mapfile -t m < <(json "$work/manifest.json" "[j.manifest.project, j.manifest.version, j.manifest.kind, j.manifest.entry || 'main.js', j.manifest.runtime, (j.manifest.files.find(f => f.name === '$file') || {}).size, (j.manifest.files.find(f => f.name === '$file') || {}).sha256, j.publish && j.publish.commit || '']") ||
-  die "s3://$bucket/$manifest_key is not a buildonce manifest"
+fields "$work/manifest.json" "[j.manifest.project, j.manifest.version, j.manifest.kind, j.manifest.entry || 'main.js', j.manifest.runtime, (j.manifest.files.find(f => f.name === '$file') || {}).size, (j.manifest.files.find(f => f.name === '$file') || {}).sha256, j.publish && j.publish.commit || '']" \
+  "s3://$bucket/$manifest_key (a buildonce manifest)"
+mapfile -t m <"$work/fields"
 m_project="${m[0]}" m_version="${m[1]}" kind="${m[2]}" entry="${m[3]}" runtime="${m[4]}" want_size="${m[5]}" want_sha="${m[6]}" commit="${m[7]}"
 [[ "$m_project" == "$project" && "$m_version" == "$version" ]] || die "manifest s3://$bucket/$manifest_key describes $m_project@$m_version, not $project@$version"
 [[ -n "$want_sha" && -n "$want_size" ]] || die "manifest s3://$bucket/$manifest_key does not list $file"

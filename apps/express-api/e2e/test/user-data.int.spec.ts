@@ -141,6 +141,10 @@ describe('express-api on S3 and the EC2 user data', () => {
     const bad = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'bad' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('refusing to deploy');
+    aws(['ssm', 'put-parameter', '--name', '/buildonce/junk/express-api', '--type', 'String', '--overwrite', '--value', 'not json']);
+    const junk = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'junk' });
+    expect(junk.status).toBe(1);
+    expect(junk.stderr).toContain('SSM parameter /buildonce/junk/express-api (a release pointer) is not what was expected');
     const none = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'staging' });
     expect(none.status).toBe(1);
     expect(none.stderr).toContain('cannot read SSM parameter /buildonce/staging/express-api');
