@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmarks the buildonce cache server against turborepo-remote-cache (npm, local storage), side by side on the
+# same machine and the same request bodies: 32 concurrent keep-alive clients on loopback, PUT then GET of 1 MiB
+# and 64 MiB gzip-tar entries (Nx-shaped: random output file + terminalOutput + code).
+# Prints throughput (MiB/s of body bytes), latency p50/p99 (ms) and each server's peak RSS per phase.
+#
+# usage: bench/cache-server.sh        (env: SMALL_REQUESTS=512 LARGE_REQUESTS=64 CONCURRENCY=32)
+# Servers run one at a time (never concurrently) so they do not compete for the 2 cores.
+# Needs: node, the workspace's node_modules (esbuild, tar, turborepo-remote-cache). No network besides loopback.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/node_modules/.bin"
+LOAD="$ROOT/apps/cache-server/bench/load.mjs"
+MAKE_BODY="$ROOT/apps/cache-server/bench/make-body.mjs"
+SMALL_REQUESTS="${SMALL_REQUESTS:-512}"
+LARGE_REQUESTS="${LARGE_REQUESTS:-64}"
+CONCURRENCY="${CONCURRENCY:-32}"
+TOKEN="bench-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/buildonce-cache-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'; }
+
+wait_http() { # url [auth-token]
+  for _ in $(seq 1 150); do
+    if node -e 'fetch(process.argv[1],{headers:process.argv[2]?{authorization:"Bearer "+process.argv[2]}:{}}).then(r=>process.exit(r.status<500?0:1),()=>process.exit(1))' "$1" "${2:-}"; then return 0; fi
+    sleep 0.2
+  done
+  echo "server at $1 did not come up" >&2
+  return 1
+}
+
+echo "== preparing (work dir $WORK)"
+"$BIN/esbuild" "$ROOT/apps/cache-server/src/main.ts" --bundle --platform=node --target=node20 --format=cjs \
+  --legal-comments=none --log-level=warning --outfile="$WORK/cache-server.js"
+node "$MAKE_BODY" 1048576 "$WORK/body-1MiB.tgz" >/dev/null
+node "$MAKE_BODY" 67108864 "$WORK/body-64MiB.tgz" >/dev/null
+ls -l "$WORK"/body-*.tgz | awk '{print "   body", $NF, $5, "bytes"}'
+
+start_ours() { # port -> pid
+  mkdir -p "$WORK/ours-store"
+  PORT="$1" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$WORK/ours-store" \
+    BUILDONCE_CACHE_MAX_BYTES=$((128 * 1024 * 1024)) node "$WORK/cache-server.js" >>"$WORK/ours.log" 2>&1 &
+  echo $!
+}
+
+start_turbo() { # port -> pid
+  mkdir -p "$WORK/turbo-store"
+  NODE_ENV=production PORT="$1" HOST=127.0.0.1 STORAGE_PROVIDER=local STORAGE_PATH="$WORK/turbo-store" \
+    STORAGE_PATH_USE_TMP_FOLDER=false TURBO_TOKEN="$TOKEN" "$BIN/turborepo-remote-cache" >>"$WORK/turbo.log" 2>&1 &
+  echo $!
+}
+
+RESULTS="$WORK/results.jsonl"
+run_server() { # name api
+  local name="$1" api="$2" port pid url probe
+  port="$(free_port)"
+  if [ "$name" = "buildonce" ]; then pid="$(start_ours "$port")"; probe="/health"; else pid="$(start_turbo "$port")"; probe="/v8/artifacts/status"; fi
+  PIDS+=("$pid")
+  url="http://127.0.0.1:$port"
+  wait_http "$url$probe" "$TOKEN"
+  echo "== $name (pid $pid, $url)"
+  for size in 1MiB 64MiB; do
+    local n="$SMALL_REQUESTS"
+    [ "$size" = 64MiB ] && n="$LARGE_REQUESTS"
+    node "$LOAD" --api "$api" --url "$url" --token "$TOKEN" --pid "$pid" --body "$WORK/body-$size.tgz" \
+      --requests "$n" --concurrency "$CONCURRENCY" --label "$name" --prefix "${size}x" | tee -a "$RESULTS"
+  done
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$WORK/ours-store" "$WORK/turbo-store"
+}
+
+START=$(date +%s)
+run_server buildonce nx
+run_server turborepo-remote-cache turbo
+
+echo
+echo "== results ($CONCURRENCY concurrent clients; throughput = body MiB/s; latency = request start to last byte; peak RSS per phase)"
+node -e '
+const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const pad = (s, n) => String(s).padEnd(n);
+console.log(pad("server", 24) + pad("op", 5) + pad("entry", 8) + pad("reqs", 6) + pad("ok", 6) + pad("MiB/s", 9) + pad("p50 ms", 10) + pad("p99 ms", 10) + "peak RSS MiB");
+for (const r of rows) {
+  const entry = r.bodyMiB >= 32 ? "64 MiB" : "1 MiB";
+  console.log(pad(r.label, 24) + pad(r.op, 5) + pad(entry, 8) + pad(r.requests, 6) + pad(r.ok, 6) + pad(r.mibPerSec, 9) + pad(r.p50, 10) + pad(r.p99, 10) + r.peakRssMiB);
+  const bad = Object.entries(r.statuses).filter(([s]) => s !== "200");
+  if (bad.length) console.log("   non-200 responses: " + JSON.stringify(Object.fromEntries(bad)));
+}
+' "$RESULTS"
+echo "(total $(( $(date +%s) - START )) s)"
