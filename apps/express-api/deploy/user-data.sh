@@ -69,7 +69,8 @@ node_bin="${BUILDONCE_NODE:-$(command -v node || true)}"
 for c in aws tar sha256sum stat mktemp; do command -v "$c" >/dev/null 2>&1 || die "$c not found"; done
 
 # JSON field(s) of a file, one per line, via node (jq is not on every AMI). $1 file, $2 JS expression of `j`.
-json() { "$node_bin" -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=(0,eval)("(j)=>"+process.argv[2])(j); for (const x of [].concat(v)) console.log(x ?? "");' "$1" "$2"; }
+# Plain stdout writes: console.log would colour numbers when FORCE_COLOR is set.
+json() { "$node_bin" -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=(0,eval)("(j)=>"+process.argv[2])(j); for (const x of [].concat(v)) process.stdout.write(String(x ?? "") + "\n");' "$1" "$2"; }
 # fields <file> <expression> <what>: the expression's values, one per line, into $work/fields; dies on bad JSON.
 fields() {
   json "$1" "$2" >"$work/fields" 2>"$work/err" || die "$3 is not what was expected: $(grep -m1 -E 'Error' "$work/err" || tail -n 1 "$work/err")"

@@ -51,7 +51,7 @@ export function makeTempWorkspace(prefix = 'buildonce-ws-'): TempWorkspace {
         cwd: root,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env },
+        env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_SKIP_NX_CACHE: undefined, ...env },
         maxBuffer: 64 * 1024 * 1024,
       });
     },
@@ -60,7 +60,7 @@ export function makeTempWorkspace(prefix = 'buildonce-ws-'): TempWorkspace {
         cwd: root,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env },
+        env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_SKIP_NX_CACHE: undefined, ...env },
         maxBuffer: 64 * 1024 * 1024,
       });
       return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
