@@ -74,11 +74,16 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
   async function nxBuild(root: string, token: string): Promise<string> {
     const cacheDir = mkdtempSync(join(tmpdir(), 'cache-nx-local-'));
     dirs.push(cacheDir);
+    // NX_* from an outer nx (this suite itself runs under `nx run cache-server:test`, maybe with
+    // --skip-nx-cache → NX_SKIP_NX_CACHE) must not leak into the nx under test
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NX_')));
     const r = await execa('npx', ['nx', 'run', 'rust-scorer:build'], {
       cwd: root,
       all: true,
       reject: false,
+      extendEnv: false,
       env: {
+        ...inherited,
         NX_DAEMON: 'false',
         NX_NO_CLOUD: 'true',
         NX_TUI: 'false',
