@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { sha256File, type Sha256Digest } from './hash';
 import { z } from 'zod';
 
 /** Current manifest schema version written by the build executors. */
@@ -151,4 +152,26 @@ export async function readBuildManifest(dir: string, project: string): Promise<M
   const m = parseManifestJson(text, path);
   if (m.project !== project) throw new ManifestError(`build manifest ${path} is for project "${m.project}", not "${project}": check outputPath`);
   return m;
+}
+
+/**
+ * Writes the build manifest for a build that produced one artifact file: hashes the file (sha256,
+ * streamed), validates the manifest and writes `artifact.json` next to the file.
+ * @param artifactPath the produced file (bootstrap.zip, …-deployment.tar.gz)
+ * @param fields everything but `schemaVersion` and `files`
+ * @returns the manifest written and the file's digest (size in bytes)
+ * @throws ManifestError when a field is invalid; fs errors
+ */
+export async function writeBuildManifest(
+  artifactPath: string,
+  fields: Omit<Manifest, 'schemaVersion' | 'files'>,
+): Promise<{ manifest: Manifest; digest: Sha256Digest }> {
+  const digest = await sha256File(artifactPath);
+  const manifest = parseManifest({
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    ...fields,
+    files: [{ name: basename(artifactPath), size: digest.size, sha256: digest.hex }],
+  });
+  await writeFile(join(dirname(artifactPath), BUILD_MANIFEST_FILE), serializeManifest(manifest));
+  return { manifest, digest };
 }

@@ -1,12 +1,8 @@
-import { mkdir, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import yauzl from 'yauzl';
 import {
-  BUILD_MANIFEST_FILE,
-  MANIFEST_SCHEMA_VERSION,
-  parseManifest,
-  serializeManifest,
-  sha256File,
+  writeBuildManifest,
   writeDeterministicZip,
   type Manifest,
 } from '@buildonce/artifact';
@@ -146,19 +142,15 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
   const zipPath = join(b.outputDir, 'bootstrap.zip');
   const entry = typeof binary === 'string' ? { name: 'bootstrap', path: binary } : { name: 'bootstrap', bytes: binary };
   await writeDeterministicZip([entry], zipPath);
-  const digest = await sha256File(zipPath);
-  const manifest = parseManifest({
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
+  const { manifest, digest } = await writeBuildManifest(zipPath, {
     project: b.project,
     version: b.version,
     kind: 'lambda-zip',
-    files: [{ name: 'bootstrap.zip', size: digest.size, sha256: digest.hex }],
     runtime: b.runtime,
     architecture: b.architecture,
     handler: 'bootstrap',
     toolchain,
   });
-  await writeFile(join(b.outputDir, BUILD_MANIFEST_FILE), serializeManifest(manifest));
   b.log(`[${b.project}] wrote ${zipPath} (${digest.size} bytes, sha256 ${digest.hex}) version ${b.version}`);
   return manifest;
 }

@@ -1,14 +1,11 @@
-import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
-import { basename, join, relative, sep } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { build as esbuild, version as esbuildVersion, type Metafile } from 'esbuild';
 import {
   ARTIFACT_INFO_FILE,
-  BUILD_MANIFEST_FILE,
   MANIFEST_SCHEMA_VERSION,
-  parseManifest,
-  serializeManifest,
-  sha256File,
+  writeBuildManifest,
   writeDeterministicTarGz,
   type Manifest,
   type TarEntry,
@@ -239,19 +236,15 @@ export async function buildNodeTarball(b: NodeTarballBuild): Promise<Manifest> {
   await mkdir(b.outputDir, { recursive: true });
   const tarPath = join(b.outputDir, b.tarballName);
   await writeDeterministicTarGz(entries, tarPath);
-  const digest = await sha256File(tarPath);
-  const manifest = parseManifest({
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
+  const { manifest, digest } = await writeBuildManifest(tarPath, {
     project: b.project,
     version: b.version,
     kind: 'node-tarball',
-    files: [{ name: basename(tarPath), size: digest.size, sha256: digest.hex }],
     runtime: b.runtime,
     architecture: b.architecture,
     entry: b.entry,
     toolchain: `node ${process.version}; esbuild ${esbuildVersion}`,
   });
-  await writeFile(join(b.outputDir, BUILD_MANIFEST_FILE), serializeManifest(manifest));
   b.log(
     `${tag} wrote ${relative(b.workspaceRoot, tarPath) || tarPath} (${digest.size} bytes, sha256 ${digest.hex}, ${entries.length} files, ` +
       `${info.bundled.length} packages + ${info.workspaceLibraries.length} workspace libraries bundled) version ${b.version} in ${Date.now() - t0} ms`,
