@@ -13,20 +13,13 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
 export BUILDONCE_CARGO_OFFLINE_REGISTRY="${BUILDONCE_CARGO_OFFLINE_REGISTRY-/usr/share/cargo/registry}"
 for tool in moto_server aws cargo; do command -v "$tool" >/dev/null || { echo "bench/promote.sh needs $tool"; exit 1; }; done
-work="$(mktemp -d /tmp/buildonce-bench-promote-XXXXXX)"
-moto_pid=""
-cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"; }
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
+work="" moto_pid=""
+cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; [ -n "$work" ] && rm -rf "$work"; }
 trap cleanup EXIT
-
-tar -C "$repo" --exclude=./node_modules --exclude=./dist --exclude=./.nx --exclude=./.buildonce --exclude='*/target' --exclude=./.git -cf - . | tar -C "$work" -xf -
-ln -s "$repo/node_modules" "$work/node_modules"
-cd "$work"
-git init -q -b main && git add -A && git -c user.email=b@b -c user.name=bench commit -qm bench
-
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 & moto_pid=$!
-for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.1; done
-export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=true
+bench_workspace promote
+start_moto
 export BUILDONCE_STORE="s3://bench/team" NX_CACHE_DIRECTORY="$work/.nx-cache"
 bucket=bench prefix=team
 

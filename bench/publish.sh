@@ -8,15 +8,12 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
 export BUILDONCE_CARGO_OFFLINE_REGISTRY="${BUILDONCE_CARGO_OFFLINE_REGISTRY-/usr/share/cargo/registry}"
-work="$(mktemp -d /tmp/buildonce-bench-publish-XXXXXX)"
-moto_pid=""
-cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"; }
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
+work="" moto_pid=""
+cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; [ -n "$work" ] && rm -rf "$work"; }
 trap cleanup EXIT
-
-tar -C "$repo" --exclude=./node_modules --exclude=./dist --exclude=./.nx --exclude=./.buildonce --exclude='*/target' --exclude=./.git -cf - . | tar -C "$work" -xf -
-ln -s "$repo/node_modules" "$work/node_modules"
-cd "$work"
-git init -q -b main && git add -A && git -c user.email=b@b -c user.name=bench commit -qm bench
+bench_workspace publish
 
 ms() { date +%s%3N; }
 run_pair() { # $1 label, rest env assignments
@@ -35,10 +32,7 @@ run_pair() { # $1 label, rest env assignments
 run_pair file BUILDONCE_STORE="file://$work/.buildonce/store"
 
 if command -v moto_server >/dev/null 2>&1; then
-  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
-  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.1; done
-  export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  start_moto
   aws s3api create-bucket --bucket bench >/dev/null
   run_pair s3 BUILDONCE_STORE="s3://bench/team"
 fi
