@@ -23,7 +23,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cache-server-bundle-'));
   bundle = join(dir, 'main.js');
   const project = JSON.parse(readFileSync(join(__dirname, '..', 'project.json'), 'utf8')) as { targets: { bundle: { options: { command: string } } } };
-  const command = project.targets.bundle.options.command.replace('dist/apps/cache-server/main.js', bundle);
+  const command = project.targets.bundle.options.command.replace('dist/apps/cache-server-bundle/main.js', bundle);
   expect(command).toContain(bundle);
   await execa(command, { shell: true, cwd: workspaceRoot, env: { PATH: `${join(workspaceRoot, 'node_modules/.bin')}:${process.env.PATH}` } });
 });
@@ -70,7 +70,7 @@ function startBundle(env: Record<string, string>): Proc {
   };
 }
 
-describe('bundled server (node dist/apps/cache-server/main.js)', () => {
+describe('bundled server (node dist/apps/cache-server-bundle/main.js)', () => {
   it('runs outside the workspace and finishes an in-flight upload on SIGTERM before exiting 0', async () => {
     const port = await freePort();
     const store = join(dir, 'store');
