@@ -1,4 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
+import { loadConfig } from '@buildonce/release';
 import { publishBuild } from '@buildonce/store';
 import { fail, fromWorkspace, projectFacts } from '../../lib/context';
 import type { PublishArtifactExecutorSchema } from './schema';
@@ -7,11 +8,13 @@ import type { PublishArtifactExecutorSchema } from './schema';
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const p = projectFacts(context);
+    // same store as promotion: --store, else BUILDONCE_STORE, else buildonce.json `store`, else the embedded store
+    const store = options.store || (await loadConfig(p.workspaceRoot)).store;
     await publishBuild({
       project: p.project,
       workspaceRoot: p.workspaceRoot,
       outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
-      store: options.store || undefined,
+      store: store || undefined,
       preview: options.preview,
       dryRun: options.dryRun,
       forcePathStyle: options.forcePathStyle || undefined,
