@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes, type Manifest } from '@buildonce/artifact';
 import { startMoto, type MotoServer } from '@buildonce/testing';
@@ -25,7 +25,7 @@ const bucket = 'buildonce-test';
 beforeAll(async () => {
   moto = await startMoto();
   Object.assign(process.env, moto.env);
-  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
+  await moto.createBucket(bucket);
 });
 afterAll(async () => {
   await moto?.stop();

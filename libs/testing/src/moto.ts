@@ -9,6 +9,8 @@ export interface MotoServer {
   port: number;
   /** Environment for child processes / SDK clients: endpoint, dummy credentials, region. */
   env: Record<string, string>;
+  /** Creates an S3 bucket (S3 API CreateBucket, a plain `PUT /<bucket>`; moto does not check signatures). */
+  createBucket(name: string): Promise<void>;
   /** Stops the server by PID and waits for exit. */
   stop(): Promise<void>;
 }
@@ -76,6 +78,11 @@ export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
     endpoint,
     port,
     env,
+    async createBucket(name: string) {
+      const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`CreateBucket ${name} failed: HTTP ${res.status}`);
+    },
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

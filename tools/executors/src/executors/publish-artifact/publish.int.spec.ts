@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, statSync, utimesSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '@buildonce/artifact';
 import { makeTempWorkspace, startMoto, type MotoServer, type TempWorkspace } from '@buildonce/testing';
@@ -36,9 +35,7 @@ function touchAll(dir: string, when: Date) {
 
 beforeAll(async () => {
   moto = await startMoto();
-  await new S3Client({ forcePathStyle: true, endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }).send(
-    new CreateBucketCommand({ Bucket: bucket }),
-  );
+  await moto.createBucket(bucket);
   a = makeTempWorkspace('buildonce-pub-a-');
   b = makeTempWorkspace('buildonce-pub-bb-');
   cacheA = mkdtempSync(join(tmpdir(), 'nxcache-a-'));
