@@ -1,7 +1,8 @@
 import { mkdir, readFile, realpath, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join, relative, sep } from 'node:path';
-import { build as esbuild, version as esbuildVersion, type Metafile } from 'esbuild';
+import { createRequire } from 'node:module';
+import type { Metafile } from 'esbuild';
 import {
   ARTIFACT_INFO_FILE,
   MANIFEST_SCHEMA_VERSION,
@@ -11,6 +12,10 @@ import {
   type TarEntry,
 } from '@buildonce/artifact';
 import type { Architecture } from './cargo';
+
+
+/** esbuild, loaded when a tarball is built (not by every command that imports libs/build). */
+const loadEsbuild = (): typeof import('esbuild') => createRequire(__filename)('esbuild') as typeof import('esbuild');
 
 /** Options of a Node tarball build. Paths are absolute. */
 export interface NodeTarballBuild {
@@ -183,6 +188,7 @@ export async function buildNodeTarball(b: NodeTarballBuild): Promise<Manifest> {
   if (!/^[A-Za-z0-9._-]+\.js$/.test(b.entry)) throw new NodeTarballError(`${tag} entry must be a plain file name ending in .js, got "${b.entry}"`);
   const t0 = Date.now();
   b.log(`${tag} esbuild ${relative(b.workspaceRoot, b.main)} → ${b.entry} (target ${b.target}${b.minify ? ', minified' : ''})`);
+  const { build: esbuild, version: esbuildVersion } = loadEsbuild();
   const result = await esbuild({
     entryPoints: { [b.entry.replace(/\.js$/, '')]: b.main },
     absWorkingDir: b.workspaceRoot,

@@ -1,4 +1,8 @@
-import { GetParameterCommand, PutParameterCommand, SSMClient, type SSMClientConfig } from '@aws-sdk/client-ssm';
+import { createRequire } from 'node:module';
+import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+
+/** `@aws-sdk/client-ssm`, loaded when the ec2 target is used. */
+const ssmSdk = (): typeof import('@aws-sdk/client-ssm') => createRequire(__filename)('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
 import { z } from 'zod';
 import { S3BlobStore, artifactKey } from '@buildonce/store';
 import { DeployError, DeployPreflightError, expandTemplate, mainFile, type DeployRequest, type DeployResult, type DeployTarget } from './targets';
@@ -24,7 +28,7 @@ export type Ec2Pointer = z.infer<typeof ec2PointerSchema>;
 export function createSsmClient(env: NodeJS.ProcessEnv = process.env, config: SSMClientConfig = {}): SSMClient {
   const custom = !!(env.AWS_ENDPOINT_URL_SSM || env.AWS_ENDPOINT_URL);
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
-  return new SSMClient({ ...(region ? { region } : {}), ...config });
+  return new (ssmSdk().SSMClient)({ ...(region ? { region } : {}), ...config });
 }
 
 /** Builds the pointer value for a verified version (pure). @throws DeployPreflightError unless the store is S3 */
@@ -75,7 +79,7 @@ export class Ec2DeployTarget implements DeployTarget {
     const pointer = ec2PointerFor(req);
     try {
       const out = await this.o.client.send(
-        new PutParameterCommand({ Name: name, Type: 'String', Overwrite: true, Value: JSON.stringify(pointer), Description: `buildonce release pointer of ${req.project} in ${req.environment}` }),
+        new (ssmSdk().PutParameterCommand)({ Name: name, Type: 'String', Overwrite: true, Value: JSON.stringify(pointer), Description: `buildonce release pointer of ${req.project} in ${req.environment}` }),
       );
       req.log(`PutParameter ${name} = ${req.project}@${req.version} (s3://${pointer.bucket}/${pointer.key})`);
       return { target: 'ec2', parameterName: name, parameterVersion: out.Version, bucket: pointer.bucket, key: pointer.key, sha256: pointer.sha256 };
@@ -89,7 +93,7 @@ export class Ec2DeployTarget implements DeployTarget {
 /** GetParameter of an environment's pointer; undefined when it does not exist. @throws DeployError for unparsable values */
 export async function readEc2Pointer(client: SSMClient, name: string): Promise<Ec2Pointer | undefined> {
   try {
-    const out = await client.send(new GetParameterCommand({ Name: name }));
+    const out = await client.send(new (ssmSdk().GetParameterCommand)({ Name: name }));
     const r = ec2PointerSchema.safeParse(JSON.parse(out.Parameter?.Value ?? 'null'));
     if (!r.success) throw new DeployError(`SSM parameter ${name} is not a buildonce pointer`);
     return r.data;

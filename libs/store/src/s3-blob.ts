@@ -1,20 +1,22 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { createRequire } from 'node:module';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { sha256HexToBase64 } from '@buildonce/artifact';
 import { assertKey, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
+
+const lazyRequire = createRequire(__filename);
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+type LibStorage = typeof import('@aws-sdk/lib-storage');
+let s3SdkModule: S3Sdk | undefined;
+let libStorageModule: LibStorage | undefined;
+/** `@aws-sdk/client-s3`, loaded on first use: commands on the file store never pay its start-up (~50 ms). */
+const s3Sdk = (): S3Sdk => (s3SdkModule ??= lazyRequire('@aws-sdk/client-s3') as S3Sdk);
+/** `@aws-sdk/lib-storage` (multipart uploads), loaded on first multipart upload. */
+const libStorage = (): LibStorage => (libStorageModule ??= lazyRequire('@aws-sdk/lib-storage') as LibStorage);
 
 /** Files at or above this size (bytes) go through multipart upload (lib-storage), 8 MiB parts. */
 export const MULTIPART_THRESHOLD = 8 * 1024 * 1024;
@@ -37,7 +39,7 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   const customEndpoint = !!(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
   const forcePathStyle = opts.forcePathStyle ?? (env.BUILDONCE_S3_FORCE_PATH_STYLE ? env.BUILDONCE_S3_FORCE_PATH_STYLE === 'true' : customEndpoint);
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (customEndpoint ? 'us-east-1' : undefined);
-  return new S3Client({ forcePathStyle, ...(region ? { region } : {}), ...opts.clientConfig });
+  return new (s3Sdk().S3Client)({ forcePathStyle, ...(region ? { region } : {}), ...opts.clientConfig });
 }
 
 function status(e: unknown): number | undefined {
@@ -141,10 +143,10 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.withConflictRetry(async () => {
         if (opts.size < MULTIPART_THRESHOLD) {
-          await this.client.send(new PutObjectCommand({ ...common, Body: await readFile(path), ChecksumSHA256: sha256HexToBase64(opts.sha256Hex) }));
+          await this.client.send(new (s3Sdk().PutObjectCommand)({ ...common, Body: await readFile(path), ChecksumSHA256: sha256HexToBase64(opts.sha256Hex) }));
           opts.onProgress?.(opts.size, opts.size);
         } else {
-          const upload = new Upload({
+          const upload = new (libStorage().Upload)({
             client: this.client,
             params: { ...common, Body: createReadStream(path), ContentLength: opts.size },
             partSize: MULTIPART_THRESHOLD,
@@ -167,7 +169,7 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.withConflictRetry(() =>
         this.client.send(
-          new PutObjectCommand({
+          new (s3Sdk().PutObjectCommand)({
             Bucket: this.bucket,
             Key,
             Body: bytes,
@@ -188,7 +190,7 @@ export class S3BlobStore implements BlobStore {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(
-        new PutObjectCommand({
+        new (s3Sdk().PutObjectCommand)({
           Bucket: this.bucket,
           Key,
           Body: bytes,
@@ -209,7 +211,7 @@ export class S3BlobStore implements BlobStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const Key = this.fullKey(key);
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED' }));
+      const out = await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED' }));
       const c = out.ChecksumSHA256;
       // Multipart objects carry a checksum of part checksums (and an ETag ending in -<parts>), not the file's sha256.
       const composite = out.ChecksumType === 'COMPOSITE' || (c ? /-\d+$/.test(c) : false) || /-\d+"?$/.test(out.ETag ?? '');
@@ -228,7 +230,7 @@ export class S3BlobStore implements BlobStore {
   async getBytes(key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {
     const Key = this.fullKey(key);
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
       const bytes = Buffer.from(await out.Body!.transformToByteArray());
       return { bytes, etag: out.ETag ?? '' };
     } catch (e) {
@@ -240,7 +242,7 @@ export class S3BlobStore implements BlobStore {
   async getStream(key: string): Promise<Readable | undefined> {
     const Key = this.fullKey(key);
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
       return out.Body as Readable;
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -255,7 +257,7 @@ export class S3BlobStore implements BlobStore {
     do {
       let out;
       try {
-        out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }));
+        out = await this.client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix, ContinuationToken }));
       } catch (e) {
         throw this.access(e, `list ${Prefix}`);
       }
@@ -269,7 +271,7 @@ export class S3BlobStore implements BlobStore {
   async delete(key: string): Promise<void> {
     const Key = this.fullKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key }));
     } catch (e) {
       if (isNotFound(e)) return;
       throw this.access(e, `delete ${Key}`);
