@@ -1,4 +1,3 @@
-export {};
 export * from './targets';
 export * from './lambda';
 export * from './ec2';

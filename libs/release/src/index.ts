@@ -1,4 +1,3 @@
-export {};
 export * from './retention';
 export * from './errors';
 export * from './env';
