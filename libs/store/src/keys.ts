@@ -18,8 +18,8 @@ import { STORED_MANIFEST_FILE } from '@buildonce/artifact';
 /** Namespace an artifact lives in: `trusted` (main builds) or `preview` (pull requests; never read by chain promotions). */
 export type ArtifactNamespace = 'trusted' | 'preview';
 
-/** One segment of an Nx project name: starts with a letter or digit; letters, digits, `.`, `_`, `-`; no `--`. */
-const SEGMENT = /^[A-Za-z0-9](?:[A-Za-z0-9._]|-(?!-))*$/;
+/** One segment of an Nx project name: starts with a letter or digit; letters, digits, `.`, `_`, `-`; every `-` followed by a non-`-` (no `--`, no trailing `-`). */
+const SEGMENT = /^[A-Za-z0-9](?:[A-Za-z0-9._]|-[A-Za-z0-9._])*$/;
 /** Separator of scope and name inside a project key (`@acme/api` ↔ `acme--api`). Never inside a segment. */
 const SCOPE_SEPARATOR = '--';
 /** Longest project key accepted (bytes; keeps Lambda/SSM names from templates within AWS limits). */
