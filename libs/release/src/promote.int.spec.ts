@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -8,12 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, S3BlobStore, type BlobStore } from '@buildonce/store';
 import { createDeployTarget, Ec2DeployTarget, LambdaDeployTarget } from '@buildonce/deploy';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runPromoteCommand, runReleasesCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 import { parseConfig, resolveEnvironment } from './config';
 import { appendEntry, listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion } from './promote';
 import { createLambdaRole, draft, publishFake } from './testkit';
+
+afterAll(removeTempDirs);
 
 let moto: MotoServer;
 let lambda: LambdaClient;
@@ -33,7 +34,7 @@ beforeAll(async () => {
   ssm = new SSMClient({});
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   store = openStore(parseStoreUrl(storeUrl)) as S3BlobStore;
-  workspaceRoot = mkdtempSync(join(tmpdir(), 'promote-ws-'));
+  workspaceRoot = tempDir('promote-ws-');
   writeFileSync(join(workspaceRoot, 'buildonce.json'), JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
   // IaC: one function per environment, created with a placeholder zip
   const role = await createLambdaRole(moto.endpoint);
@@ -129,7 +130,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     await oneLine(runPromoteCommand(cmd('rust-scorer', 'qa', v2.dir)), /^unknown environment "qa": known environments are dev, staging, prod/);
     for (const bad of ['../x', 'Prod', '']) await oneLine(runPromoteCommand(cmd('rust-scorer', bad, v2.dir)), /environment/);
 
-    const missingDir = mkdtempSync(join(tmpdir(), 'missing-'));
+    const missingDir = tempDir('missing-');
     writeFileSync(join(missingDir, 'artifact.json'), JSON.stringify({ ...JSON.parse((await import('node:fs')).readFileSync(join(v2.dir, 'artifact.json'), 'utf8')), version: '9999' }));
     await oneLine(runPromoteCommand(cmd('rust-scorer', 'dev', missingDir)), /^version 9999 of rust-scorer is not in s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/9999\/: publish it first/);
 
