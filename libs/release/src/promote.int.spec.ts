@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { awsClients } from '@buildonce/aws';
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, S3BlobStore, type BlobStore } from '@buildonce/store';
@@ -29,9 +30,10 @@ const meta = { commit: '1111111111111111111111111111111111111111', runId: '42', 
 beforeAll(async () => {
   moto = await startMoto();
   Object.assign(process.env, moto.env);
-  s3 = new S3Client({ forcePathStyle: true });
-  lambda = new LambdaClient({});
-  ssm = new SSMClient({});
+  const aws = awsClients();
+  s3 = aws.s3();
+  lambda = aws.lambda();
+  ssm = aws.ssm();
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   store = openStore(parseStoreUrl(storeUrl)) as S3BlobStore;
   workspaceRoot = tempDir('promote-ws-');
@@ -164,7 +166,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
           project: 'express-api',
           version,
           environment: env,
-          target: new Ec2DeployTarget({ client: new SSMClient({}) }),
+          target: new Ec2DeployTarget({ client: awsClients().ssm() }),
           meta: { ...meta, runId: `run-${version}` },
           log: () => undefined,
         }),

@@ -1,7 +1,8 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes, type Manifest } from '@buildonce/artifact';
 import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
@@ -189,7 +190,7 @@ describe('S3 access errors', () => {
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
     const head = await store.head(artifactKey('pc', '1', 'bootstrap.zip'));
     expect(Buffer.from(head!.sha256Base64!, 'base64').toString('hex')).toBe(manifest.files[0]!.sha256);
-    const got = await new S3Client({ forcePathStyle: true }).send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
+    const got = await awsClients().s3().send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
     expect(JSON.parse(await got.Body!.transformToString()).manifest.version).toBe('1');
   });
 });
