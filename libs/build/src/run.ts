@@ -28,6 +28,8 @@ export interface RunOptions {
   inherit?: boolean;
   /** do not throw on non-zero exit */
   reject?: boolean;
+  /** kill the process (SIGTERM) after this many ms; it then counts as failed */
+  timeoutMs?: number;
 }
 
 /**
@@ -46,7 +48,9 @@ export async function run(file: string, args: readonly string[], opts: RunOption
       stdout: opts.inherit ? ['pipe', 'inherit'] : 'pipe',
       stderr: opts.inherit ? ['pipe', 'inherit'] : 'pipe',
       stripFinalNewline: true,
+      ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
     });
+    if (r.timedOut) throw new CommandFailedError(cmd, undefined, `timed out after ${opts.timeoutMs} ms`);
     const out = { exitCode: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
     if (r.failed && r.exitCode === undefined) throw new CommandFailedError(cmd, undefined, r.shortMessage ?? out.stderr);
     if (out.exitCode !== 0 && opts.reject !== false) throw new CommandFailedError(cmd, out.exitCode, out.stderr);

@@ -169,8 +169,9 @@ export class LambdaDeployTarget implements DeployTarget {
       }
       const version = published.Version!;
       req.log(`PublishVersion ${functionName} → version ${version} (CodeSha256 ${published.CodeSha256} matches the artifact)`);
-      const aliasArn = await this.pointAlias(functionName, alias, version, req);
+      const { aliasArn, canary } = await this.routeAlias(functionName, alias, version, req);
       return {
+        ...(canary ? { canary } : {}),
         target: 'lambda',
         functionName,
         functionArn: published.FunctionArn,
@@ -210,11 +211,55 @@ export class LambdaDeployTarget implements DeployTarget {
     return this.deploy(req);
   }
 
-  /** GetAlias → UpdateAlias, or CreateAlias when missing (UpdateAlias again if a concurrent create won). @returns AliasArn */
+  /**
+   * Points the alias at the new version, or with `req.canary` (and an alias already on another
+   * version) keeps it on that version with `RoutingConfig.AdditionalVersionWeights = { new: percent/100 }`
+   * (Lambda weighted aliases). A first deploy (no alias yet) has nothing to canary against and goes to 100 %.
+   */
+  private async routeAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<{ aliasArn?: string; canary?: { percent: number; stableVersion: string } }> {
+    if (req.canary) {
+      let stable: string | undefined;
+      try {
+        stable = (await this.o.client.send(new GetAliasCommand({ FunctionName: functionName, Name: alias }))).FunctionVersion;
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (stable && stable !== version && stable !== '$LATEST') {
+        const weight = Math.round(req.canary.percent * 100) / 10_000;
+        const r = await withConflictRetry(
+          () => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: stable, RoutingConfig: { AdditionalVersionWeights: { [version]: weight } } })),
+          this.o.conflictRetries,
+          (m) => req.log(`${functionName}: ${m}`),
+        );
+        req.log(`UpdateAlias ${functionName}:${alias} stays on version ${stable}, canary ${req.canary.percent}% → version ${version}`);
+        return { aliasArn: r.AliasArn, canary: { percent: req.canary.percent, stableVersion: stable } };
+      }
+      req.log(`${functionName}:${alias} has no earlier version to canary against: shifting 100% to version ${version}`);
+    }
+    return { aliasArn: await this.pointAlias(functionName, alias, version, req) };
+  }
+
+  /** Ends a canary: the alias moves to the new version with no additional weights. */
+  async completeCanary(req: DeployRequest, started: DeployResult): Promise<DeployResult> {
+    if (started.target !== 'lambda' || !started.canary) return started;
+    try {
+      const aliasArn = await this.pointAlias(started.functionName, started.alias, started.functionVersion, req);
+      const { canary: _done, ...rest } = started;
+      return { ...rest, aliasArn: aliasArn ?? started.aliasArn };
+    } catch (e) {
+      throw toDeployError(e, started.functionName);
+    }
+  }
+
+  /**
+   * GetAlias → UpdateAlias, or CreateAlias when missing (UpdateAlias again if a concurrent create won).
+   * Always clears `RoutingConfig`, so a canary left behind by a crashed promotion is repaired.
+   * @returns AliasArn
+   */
   private async pointAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<string | undefined> {
     const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     const update = async () => {
-      const r = await retry(() => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version })));
+      const r = await retry(() => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version, RoutingConfig: { AdditionalVersionWeights: {} } })));
       req.log(`UpdateAlias ${functionName}:${alias} → version ${version}`);
       return r.AliasArn;
     };

@@ -19,6 +19,11 @@ export interface DeployRequest {
   dryRun?: boolean;
   /** one line per step, already prefixed by the caller when needed */
   log: (line: string) => void;
+  /**
+   * Canary shift (Lambda only; other targets ignore it): the alias stays on the version it runs and
+   * sends `percent` % of invocations to the new one until {@link DeployTarget.completeCanary}.
+   */
+  canary?: { percent: number };
 }
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -39,6 +44,8 @@ export const lambdaDeployResultSchema = z
     s3Key: z.string(),
     /** `code`: UpdateFunctionCode + PublishVersion; `alias`: an existing published version was re-aliased (rollback) */
     method: z.enum(['code', 'alias']),
+    /** set while a canary runs: the alias stays on `stableVersion` and routes `percent` % to functionVersion */
+    canary: z.object({ percent: z.number(), stableVersion: z.string() }).strict().optional(),
   })
   .strict();
 
@@ -89,6 +96,8 @@ export interface DeployTarget {
   /** @throws a typed deploy error (the caller records the failure in the history) */
   deploy(req: DeployRequest): Promise<DeployResult>;
   restore?(req: DeployRequest, previous: DeployResult): Promise<DeployResult>;
+  /** ends a canary `deploy` started with `req.canary`: all traffic to the new version (no-op result when none ran) */
+  completeCanary?(req: DeployRequest, started: DeployResult): Promise<DeployResult>;
 }
 
 /** The target refuses the request before changing anything (missing function, wrong store, bad option). */

@@ -22,6 +22,8 @@ import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
 import { runRetention, type RetentionResult } from './retention';
+import { checksFor, prepareChecks, type VerifySetup } from './verify';
+import { awsClients } from '@buildonce/aws';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -117,9 +119,24 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const target = targetFor(c, ctx);
   log(`promote ${manifest.version} → ${ctx.environment.name} (${ctx.environment.kind}${ctx.environment.requires.length ? `, requires ${ctx.environment.requires.join(', ')}` : ''}) via ${target.kind}, store ${ctx.location.url}`);
   const meta = c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env));
-  const r = await promoteVersion({ store: ctx.store, project: c.project, version: manifest.version, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log });
+  const verify = await verifySetupFor(c, ctx, target, log);
+  const r = await promoteVersion({ store: ctx.store, project: c.project, version: manifest.version, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, verify });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   return r;
+}
+
+/**
+ * The environment's checks for this project and target (buildonce.json `verify`), prepared before
+ * anything is deployed (payload files read). Undefined when none apply.
+ * @throws ConfigError for an unreadable or non-JSON payload file
+ */
+async function verifySetupFor(c: PromoteCommand, ctx: CommandContext, target: DeployTarget, log: (l: string) => void): Promise<VerifySetup | undefined> {
+  const env = ctx.environment.kind === 'chain' ? ctx.environment : undefined;
+  const checks = await prepareChecks(checksFor(env?.verify, c.project), { targetKind: target.kind, workspaceRoot: c.workspaceRoot, log });
+  if (!checks.length) return undefined;
+  const processEnv = c.processEnv ?? process.env;
+  let lambda = c.clients?.lambda;
+  return { checks, workspaceRoot: c.workspaceRoot, processEnv, lambda: () => (lambda ??= awsClients({ env: processEnv }).lambda()) };
 }
 
 export interface RollbackCommand extends CommandBase {

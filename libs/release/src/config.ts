@@ -18,6 +18,72 @@ export type DeployMode = z.infer<typeof deployModeSchema>;
 
 const envName = z.string().regex(ENV_NAME_RE, 'environment names match ^[a-z][a-z0-9-]{0,62}$');
 
+/** Fields every verification check has. */
+const checkBase = {
+  /** projects this check applies to (Nx names); default: every project promoted to the environment */
+  projects: z.array(z.string().min(1)).min(1).optional(),
+  /** what a failed check does: `rollback` (default) restores the previous version, `hold` leaves the new one running */
+  onFailure: z.enum(['rollback', 'hold']).optional(),
+};
+
+/**
+ * Lambda check: invokes the newly published function version (its number, not the alias) with the JSON
+ * payload in `payload` (path relative to the workspace root); passes when Lambda reports no
+ * `FunctionError` and the response contains `expect` (JSON subset).
+ */
+export const lambdaCheckSchema = z
+  .object({
+    kind: z.literal('lambda'),
+    payload: z.string().min(1),
+    expect: z.unknown().optional(),
+    attempts: z.number().int().min(1).max(20).optional(),
+    timeoutSeconds: z.number().positive().max(900).optional(),
+    intervalSeconds: z.number().nonnegative().max(300).optional(),
+    ...checkBase,
+  })
+  .strict();
+
+/** HTTP check: GET `url` until it answers `status` (and, with `expectVersion`, reports the promoted version). */
+export const httpCheckSchema = z
+  .object({
+    kind: z.literal('http'),
+    url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL'),
+    status: z.number().int().min(100).max(599).optional(),
+    /** the JSON body's `versionField` (default `version`) must equal the promoted version */
+    expectVersion: z.boolean().optional(),
+    versionField: z.string().min(1).optional(),
+    timeoutSeconds: z.number().positive().max(3600).optional(),
+    intervalSeconds: z.number().positive().max(300).optional(),
+    ...checkBase,
+  })
+  .strict();
+
+/** Command check: runs `command` (argument array, no shell) with BUILDONCE_VERSION/ENV/PROJECT set; exit 0 passes. */
+export const commandCheckSchema = z
+  .object({
+    kind: z.literal('command'),
+    command: z.array(z.string().min(1)).min(1),
+    timeoutSeconds: z.number().positive().max(3600).optional(),
+    ...checkBase,
+  })
+  .strict();
+
+export const verifyCheckSchema = z.discriminatedUnion('kind', [lambdaCheckSchema, httpCheckSchema, commandCheckSchema]);
+export type VerifyCheck = z.infer<typeof verifyCheckSchema>;
+
+/** Lambda canary: the alias keeps the old version and sends `percent` % to the new one for `minutes`, verified, then 100 %. */
+export const strategySchema = z
+  .object({
+    canary: z
+      .object({
+        percent: z.number().positive().max(99),
+        minutes: z.number().nonnegative().max(1440),
+      })
+      .strict(),
+  })
+  .strict();
+export type DeployStrategy = z.infer<typeof strategySchema>;
+
 const environmentSchema = z
   .object({
     name: envName,
@@ -26,6 +92,10 @@ const environmentSchema = z
     /** minutes the version must have been deployed in every required environment before this one accepts it */
     soakMinutes: z.number().int().nonnegative().max(525_600).optional(),
     description: z.string().optional(),
+    /** checks run after every deploy to this environment (one object or a list) */
+    verify: z.preprocess((v) => (v && typeof v === 'object' && !Array.isArray(v) ? [v] : v), z.array(verifyCheckSchema).min(1)).optional(),
+    /** how the Lambda target shifts traffic (other targets ignore it) */
+    strategy: strategySchema.optional(),
   })
   .strict();
 
@@ -66,6 +136,9 @@ export interface ChainEnvironment {
   requires: string[];
   /** minutes, 0 = no soak */
   soakMinutes: number;
+  /** verification checks after a deploy (absent: none) */
+  verify?: VerifyCheck[];
+  strategy?: DeployStrategy;
 }
 
 /** The validated, defaulted configuration every command uses. */
@@ -124,7 +197,13 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
         }
       });
       seen.add(e.name);
-      environments.push({ name: e.name, requires, soakMinutes: e.soakMinutes ?? 0 });
+      environments.push({
+        name: e.name,
+        requires,
+        soakMinutes: e.soakMinutes ?? 0,
+        ...(e.verify ? { verify: e.verify } : {}),
+        ...(e.strategy ? { strategy: e.strategy } : {}),
+      });
     });
   } else {
     environments.push(...DEFAULT_ENVIRONMENTS.map((e) => ({ ...e, requires: [...e.requires] })));

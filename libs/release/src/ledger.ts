@@ -17,6 +17,22 @@ import { LedgerError } from './errors';
 
 export const ENTRY_SCHEMA_VERSION = 1;
 
+/** What the environment's verification recorded after a deploy (libs/release verify.ts). */
+export const verificationSchema = z
+  .object({
+    /** kind of the deciding check (the first that failed, else the last that ran) */
+    kind: z.enum(['lambda', 'http', 'command']),
+    passed: z.boolean(),
+    /** attempts over every check that ran */
+    attempts: z.number().int().nonnegative(),
+    /** wall time of every check that ran, ms */
+    durationMs: z.number().int().nonnegative(),
+    /** one line: what was checked and what was seen */
+    detail: z.string(),
+  })
+  .strict();
+export type Verification = z.infer<typeof verificationSchema>;
+
 /** The artifact a history entry deployed. */
 export const entryArtifactSchema = z
   .object({
@@ -52,6 +68,8 @@ export const historyEntrySchema = z
     deploy: deployResultSchema.nullable(),
     /** one-line failure reason (status failed) */
     error: z.string().optional(),
+    /** the environment's checks after the deploy (absent: none configured, or an entry written before verification existed) */
+    verification: verificationSchema.optional(),
     /**
      * Source commit the running version corresponds to: the commit a promotion ran at (its sources
      * hash to this version), or for a rollback the commit of the restored entry. CI uses it as

@@ -8,7 +8,8 @@ import { PolicyError, RecordFailedError } from './errors';
 import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from './ledger';
 import { acquireLock, type HeldLock, type Lease } from './lock';
 import type { PromotionMetadata } from './metadata';
-import { checkPolicy } from './policy';
+import { checkPolicy, isVerifiedSuccess } from './policy';
+import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from './verify';
 
 /** Inputs of one promotion (or rollback) of one project to one environment. */
 export interface PromoteRequest {
@@ -25,6 +26,8 @@ export interface PromoteRequest {
   /** one line per step, unprefixed (the caller adds `[project]`) */
   log: (line: string) => void;
   now?: () => Date;
+  /** verification after the deploy (checks of the environment for this project; absent: none) */
+  verify?: VerifySetup;
 }
 
 /** What a promotion did. */
@@ -69,7 +72,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
 
   const upstream: Record<string, HistoryEntry | undefined> = {};
   for (const req of env.requires) {
-    upstream[req] = await findEntry(store, project, req, (e) => e.version === version && e.status === 'succeeded');
+    upstream[req] = await findEntry(store, project, req, (e) => e.version === version && isVerifiedSuccess(e));
   }
   const decision = checkPolicy(env, version, upstream, now());
   if (!decision.ok) throw new PolicyError(decision.reason);
@@ -89,7 +92,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
       return { status: 'already-current', entry: again.entry };
     }
     log(`deploying ${version} to ${where}`);
-    return { status: 'promoted', entry: await deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit }) };
+    return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
   });
 }
 
@@ -158,7 +161,7 @@ export async function deployAndRecord(
   r: PromoteRequest,
   req: DeployRequest,
   artifact: VerifiedArtifact,
-  o: { rollback: boolean; commit: string | null; restore?: DeployResult },
+  o: { rollback: boolean; commit: string | null; restore?: DeployResult; verify?: (started: DeployResult) => Promise<VerifiedDeploy> },
 ): Promise<HistoryEntry> {
   const now = r.now ?? (() => new Date());
   const startedAt = now().toISOString();
@@ -187,9 +190,18 @@ export async function deployAndRecord(
     if (!isExpectedError(e)) throw e; // a bug in a target: recorded above, reported with its stack
     throw new DeployError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, { seq, cause: e });
   }
+  let verification: VerifiedDeploy['verification'];
+  if (o.verify) {
+    const v = await o.verify(result);
+    ({ result, verification } = v);
+    if (v.failure) {
+      const seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: result, ...(verification ? { verification } : {}), error: v.failure, finishedAt: now().toISOString() })).entry.seq;
+      throw new VerificationFailedError(`${r.version} in ${r.environment.name} (seq ${seq}): ${v.failure}`, { verification, seq, onFailure: v.onFailure ?? 'rollback' });
+    }
+  }
   let appended: Awaited<ReturnType<typeof appendEntry>>;
   try {
-    appended = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, finishedAt: now().toISOString() });
+    appended = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, ...(verification ? { verification } : {}), finishedAt: now().toISOString() });
   } catch (e) {
     throw new RecordFailedError(
       `deployed ${r.version} to ${r.environment.name} but could not record it: ${((e as Error).message ?? String(e)).split('\n')[0]}; the lock is left to expire so the next promotion records it as interrupted`,
@@ -199,4 +211,48 @@ export async function deployAndRecord(
   if (repaired.length) r.log(`advanced ${r.environment.name} pointer over seq ${repaired.join(', ')} left by interrupted writers`);
   r.log(`recorded ${r.environment.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''}`);
   return entry;
+}
+
+/**
+ * The promotion's deploy (under the lock): deploy (Lambda canary when the environment's `strategy`
+ * asks) → verification ({@link verifyDeploy}) → record. Only a verified deploy is recorded as
+ * `succeeded` (moves the pointer). A failed check is recorded as a `failed` entry (with its
+ * `verification`); with `onFailure: rollback` (default) the version that was current is restored
+ * through the target's `restore` and recorded as an automatic `rollback` entry.
+ * @param current the pointer read under the lock (what to restore)
+ * @throws VerificationFailedError (one line: version, environment, seq, check, what it saw, what was restored), DeployError
+ */
+async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, artifact: VerifiedArtifact, current: Awaited<ReturnType<typeof readCurrent>>): Promise<HistoryEntry> {
+  const canary = r.environment.kind === 'chain' ? r.environment.strategy?.canary : undefined;
+  if (!r.verify?.checks.length && !canary) return deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit });
+  const dreq: DeployRequest = canary ? { ...req, canary: { percent: canary.percent } } : req;
+  try {
+    return await deployAndRecord(r, dreq, artifact, {
+      rollback: false,
+      commit: r.meta.commit,
+      verify: (started) =>
+        verifyDeploy({
+          setup: r.verify,
+          started,
+          project: r.project,
+          environment: r.environment.name,
+          version: r.version,
+          canaryMinutes: canary?.minutes,
+          completeCanary: r.target.completeCanary ? (s) => r.target.completeCanary!(dreq, s) : undefined,
+          log: r.log,
+        }),
+    });
+  } catch (e) {
+    if (!(e instanceof VerificationFailedError)) throw e;
+    r.log(`verification failed: ${e.message}`);
+    if (e.onFailure === 'hold') throw new VerificationFailedError(`verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current`, e);
+    if (!current) throw new VerificationFailedError(`verification failed for ${e.message}; nothing to roll back to (first release of ${r.project} in ${r.environment.name})`, e);
+    const prev = current.entry;
+    const prevArtifact = await locateArtifact(r.store, r.project, prev.version, r.environment);
+    const pr: PromoteRequest = { ...r, version: prev.version };
+    const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
+    r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
+    const back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined });
+    throw new VerificationFailedError(`verification failed for ${e.message}; rolled back to ${prev.version} (seq ${back.seq})`, e);
+  }
 }
