@@ -105,7 +105,7 @@ describe('http check (real HTTP server)', () => {
   });
   it('checks the reported version', async () => {
     expect(await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true }, ctx())).toMatchObject({ passed: true, attempts: 1, detail: expect.stringContaining('version 7') });
-    const r = await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.05 }, ctx({ version: '8', sleep: undefined }));
+    const r = await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.3 }, ctx({ version: '8', sleep: undefined }));
     expect(r.passed).toBe(false);
     expect(r.detail).toMatch(/→ 200 but version is "7", expected 8 \(gave up after \d+ attempt\(s\)/);
   });

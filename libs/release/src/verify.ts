@@ -193,7 +193,7 @@ async function httpCheck(c: Extract<VerifyCheck, { kind: 'http' }>, ctx: CheckCo
   let detail = '';
   for (;;) {
     attempts++;
-    const left = Math.max(1, deadline - now());
+    const left = Math.max(1000, deadline - now());
     try {
       const res = await fetch(c.url, { signal: AbortSignal.timeout(Math.min(left, 10_000)), redirect: 'manual' });
       const text = await res.text();
