@@ -14,12 +14,23 @@ import { tempDir } from '@buildonce/testing';
  */
 export async function publishFake(
   store: BlobStore,
-  o: { project: string; version: string; kind?: Manifest['kind']; namespace?: ArtifactNamespace; trusted?: boolean; content?: string },
+  o: {
+    project: string;
+    version: string;
+    kind?: Manifest['kind'];
+    namespace?: ArtifactNamespace;
+    trusted?: boolean;
+    content?: string;
+    /** lambda-zip: ship this real binary as `bootstrap` (plus a `version.txt`, so every version's zip differs) */
+    bootstrap?: string;
+  },
 ): Promise<{ manifest: Manifest; dir: string }> {
   const dir = tempDir('fake-artifact-');
   const kind = o.kind ?? 'lambda-zip';
   const name = kind === 'lambda-zip' ? 'bootstrap.zip' : `${o.project}-deployment.tar.gz`;
-  if (kind === 'lambda-zip') {
+  if (kind === 'lambda-zip' && o.bootstrap) {
+    await writeDeterministicZip([{ name: 'bootstrap', path: o.bootstrap }, { name: 'version.txt', bytes: Buffer.from(`${o.project}@${o.version}\n`), mode: 0o644 }], join(dir, name));
+  } else if (kind === 'lambda-zip') {
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from(`#!/bin/sh\n# ${o.project} ${o.version} ${o.content ?? ''}\n`) }], join(dir, name));
   } else {
     writeFileSync(join(dir, name), Buffer.concat([Buffer.from(`${o.project}@${o.version}`), randomBytes(64)]));

@@ -1,3 +1,5 @@
 export * from './moto';
 export * from './workspace';
 export * from './temp';
+export * from './lambda-invoke';
+export * from './rust-scorer';
