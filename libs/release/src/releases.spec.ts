@@ -28,15 +28,17 @@ describe('releases', () => {
   it('renders the table, markdown and single fields', async () => {
     const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     await appendEntry(store, { ...draft('11'), environment: 'dev', commit: 'a'.repeat(40) });
-    await appendEntry(store, { ...draft('12'), environment: 'dev', status: 'failed', error: 'boom' });
+    await appendEntry(store, { ...draft('12'), environment: 'dev', status: 'failed', error: 'boom', verification: { kind: 'http', passed: false, attempts: 12, durationMs: 60_000, detail: 'GET http://x → 503' } });
     await appendEntry(store, { ...draft('11'), environment: 'prod' });
     const rows = await collectReleases({ store, project: 'svc', env: 'dev' });
     expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([[2, '12', 'failed'], [1, '11', 'succeeded']]);
     const table = renderTable(rows, 'svc');
-    expect(table).toMatch(/environment.*#.*version.*status.*commit.*when.*who.*previous/);
+    expect(table).toMatch(/environment.*#.*version.*status.*verified.*commit.*when.*who.*previous/);
+    expect(table).toContain('FAILED http ×12 60.0s');
+    expect(rows[0]!.verification).toMatchObject({ passed: false, kind: 'http' });
     expect(table).toContain('FAILED');
     expect(table).toContain('#2 dev: boom');
-    expect(renderMarkdown(rows, 'svc')).toContain('| dev | 1 | 11 | ok | aaaaaaaaaaaa |');
+    expect(renderMarkdown(rows, 'svc')).toContain('| dev | 1 | 11 | ok | - | aaaaaaaaaaaa |');
     expect((await collectReleases({ store, project: 'svc' })).map((r) => r.environment)).toEqual(['dev', 'prod']);
     expect(fieldOf(rows[1], 'commit')).toBe('a'.repeat(40));
     expect(fieldOf(undefined, 'commit')).toBe('');

@@ -20,6 +20,8 @@ export interface ReleaseRow {
   /** artifact URI (version folder) */
   uri: string;
   error?: string;
+  /** the environment's checks after the deploy (absent: none ran) */
+  verification?: HistoryEntry['verification'];
 }
 
 /** Table row of a history entry. */
@@ -38,6 +40,7 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
     previous: e.previousVersion,
     uri: e.artifact.uri,
     ...(e.error ? { error: e.error } : {}),
+    ...(e.verification ? { verification: e.verification } : {}),
   };
 }
 
@@ -72,11 +75,17 @@ const short = (c: string | null) => (c ? c.slice(0, 12) : '-');
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 const note = (r: ReleaseRow) => [r.status === 'failed' ? 'FAILED' : '', r.rollback ? 'rollback' : ''].filter(Boolean).join(' ') || 'ok';
 
-/** The columns of the release table (environment, version, commit, when, who, previous + seq and status). */
-export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'commit', 'when', 'who', 'previous'] as const;
+/** `passed lambda ×1 0.4s`, `FAILED http ×12 60.0s`, `-` when nothing was verified. */
+export function verificationCell(v: ReleaseRow['verification']): string {
+  if (!v) return '-';
+  return `${v.passed ? 'passed' : 'FAILED'} ${v.kind} ×${v.attempts} ${(v.durationMs / 1000).toFixed(1)}s`;
+}
+
+/** The columns of the release table (environment, version, commit, when, who, previous + seq, status and verification). */
+export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'verified', 'commit', 'when', 'who', 'previous'] as const;
 
 function cells(r: ReleaseRow): string[] {
-  return [r.environment, String(r.seq), r.version, note(r), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
+  return [r.environment, String(r.seq), r.version, note(r), verificationCell(r.verification), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
 }
 
 /** Plain-text table (cli-table3, no colours). Empty input gives a one-line notice. */
