@@ -11,14 +11,16 @@
 #   4. unpack into <root>/releases/<version> (temp dir + mv -T), add .buildonce/manifest.json (the
 #      stored manifest, byte for byte);
 #   5. flip <root>/current -> releases/<version> atomically (ln -sfn to a temp link + mv -T);
-#   6. write and (re)start a systemd unit, then wait for GET /health to report the version; or with
-#      --foreground exec node in the foreground (tests, containers).
+#   6. write and (re)start a systemd unit, then wait for GET /health to report the version; when it
+#      does not, flip current back to the previous release, restart that, and exit 1 with one line;
+#      or with --foreground exec node in the foreground (tests, containers);
+#   7. prune releases/ to the newest --keep (default 3) by unpack time; current and previous always stay.
 #
 # Same layout as libs/deploy/src/local.ts (deployLocal). Needs: bash, aws CLI, node (>= the manifest's
 # runtime), tar, gzip, sha256sum, coreutils; curl for the health check. JSON is parsed with node.
 #
 # Usage: user-data.sh [--root DIR] [--project NAME] [--port N] [--foreground | --no-start]
-#                     [--systemd-dir DIR] [--health-timeout SECONDS]
+#                     [--systemd-dir DIR] [--health-timeout SECONDS] [--keep N]
 # Environment (template these at the top of the instance's user data):
 #   DEPLOYMENT_BUCKET, DEPLOYMENT_KEY   the tarball object ([prefix/]artifacts/<project>/<version>/<file>)
 #   BUILDONCE_ENV                       environment name, read its release pointer instead
@@ -28,6 +30,7 @@
 #   PORT (--port)                       service port, default 3000
 #   BUILDONCE_NODE                      node binary, default $(command -v node)
 #   BUILDONCE_SYSTEMCTL                 systemctl binary (tests stub it), default systemctl
+#   BUILDONCE_KEEP_RELEASES (--keep)    releases kept on disk (>= 2), default 3
 set -euo pipefail
 umask 022 # the service (systemd DynamicUser) must be able to read the release
 
@@ -37,6 +40,7 @@ port="${PORT:-3000}"
 mode="systemd"
 systemd_dir="${BUILDONCE_SYSTEMD_DIR:-/etc/systemd/system}"
 health_timeout="${BUILDONCE_HEALTH_TIMEOUT:-60}"
+keep="${BUILDONCE_KEEP_RELEASES:-3}"
 newest_count=5
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$project" "$*" >&2; }
@@ -75,6 +79,7 @@ while [ $# -gt 0 ]; do
     --no-start) mode="none"; shift ;;
     --systemd-dir) systemd_dir="${2:?--systemd-dir needs a directory}"; shift 2 ;;
     --health-timeout) health_timeout="${2:?--health-timeout needs seconds}"; shift 2 ;;
+    --keep) keep="${2:?--keep needs a number}"; shift 2 ;;
     -h|--help) usage ;;
     *) log "unknown argument: $1"; usage ;;
   esac
@@ -84,6 +89,7 @@ pkey="$(project_key_of "$project")"
 root="${root:-/opt/$pkey}"
 [[ "$port" =~ ^[0-9]{1,5}$ ]] || die "PORT must be a number, got \"$port\""
 [[ "$health_timeout" =~ ^[0-9]+$ ]] || die "--health-timeout must be a number of seconds"
+if ! [[ "$keep" =~ ^[0-9]+$ ]] || [ "$keep" -lt 2 ]; then die "--keep must be a number >= 2 (current and previous always stay), got \"$keep\""; fi
 
 [ -n "${DEPLOYMENT_BUCKET:-}${DEPLOYMENT_KEY:-}${BUILDONCE_ENV:-}" ] ||
   die "nothing to deploy: set DEPLOYMENT_BUCKET and DEPLOYMENT_KEY, or BUILDONCE_ENV"
@@ -272,12 +278,48 @@ else
   log "$root/current -> releases/$version (previous: ${previous:-none})"
 fi
 
+# atomically points current at $1 (releases/<version>)
+flip_to() {
+  ln -sfn "$1" "$root/.current.tmp-$$"
+  mv -T "$root/.current.tmp-$$" "$root/current"
+}
+
+# --- 7. prune: newest $keep releases by unpack time stay, and current and previous always ----------
+prune_releases() {
+  local cur prev n=0 d
+  cur="$(readlink "$root/current" 2>/dev/null || true)"
+  prev="${previous:-}"
+  while IFS= read -r d; do
+    [ -n "$d" ] || continue
+    n=$((n + 1))
+    case "releases/$d" in "$cur"|"$prev") continue ;; esac
+    [ "$n" -le "$keep" ] && continue
+    [ -f "$root/releases/$d/.buildonce/manifest.json" ] || continue # not made by a deploy: leave it
+    rm -rf "${root:?}/releases/$d"
+    log "pruned releases/$d (keeping the newest $keep, current and previous)"
+  done < <(cd "$root/releases" && ls -1t --ignore='.*' 2>/dev/null)
+  return 0
+}
+
+# waits up to $health_timeout s for GET /health to report version $1; prints the last body
+healthy() {
+  local want="$1" deadline body=""
+  deadline=$(($(date +%s) + health_timeout))
+  until body="$(curl -fsS -m 2 "http://127.0.0.1:$port/health" 2>/dev/null)" && [[ "$body" == *"\"version\":\"$want\""* ]]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { printf '%s' "${body:-no answer}"; return 1; }
+    sleep 1
+  done
+  printf '%s' "$body"
+}
+
 # --- 6. start ------------------------------------------------------------------------------------
 case "$mode" in
   none)
     log "--no-start: not starting the service"
+    prune_releases
     ;;
   foreground)
+    prune_releases
     cleanup
     trap - EXIT
     exec 9>&- # release the deploy lock: the service must not hold it
@@ -322,13 +364,21 @@ EOF
     log "systemctl restart $project.service"
     if [ "$health_timeout" -gt 0 ]; then
       command -v curl >/dev/null 2>&1 || die "curl not found for the health check (use --health-timeout 0 to skip it)"
-      deadline=$(($(date +%s) + health_timeout))
-      until body="$(curl -fsS -m 2 "http://127.0.0.1:$port/health" 2>/dev/null)" && [[ "$body" == *"\"version\":\"$version\""* ]]; do
-        [ "$(date +%s)" -lt "$deadline" ] || die "GET http://127.0.0.1:$port/health did not report version $version within ${health_timeout}s (last: ${body:-no answer}); see journalctl -u $project"
-        sleep 1
-      done
-      log "healthy: $body"
+      if body="$(healthy "$version")"; then
+        log "healthy: $body"
+      else
+        reason="GET http://127.0.0.1:$port/health did not report version $version within ${health_timeout}s (last: $body)"
+        if [ -z "$previous" ] || [ "$previous" = "releases/$version" ] || [ ! -d "$root/$previous" ]; then
+          die "$reason; no previous release to go back to; see journalctl -u $project"
+        fi
+        log "$reason: flipping back to $previous"
+        flip_to "$previous"
+        "$systemctl_bin" restart "$project.service"
+        if back="$(healthy "${previous#releases/}")"; then log "previous release healthy again: $back"; else log "previous release did not report healthy either (last: $back)"; fi
+        die "$project@$version failed its health check ($reason); reverted current -> $previous and restarted it; see journalctl -u $project"
+      fi
     fi
+    prune_releases
     ;;
 esac
 log "done: $project@$version"
