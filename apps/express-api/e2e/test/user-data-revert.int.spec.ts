@@ -56,7 +56,8 @@ beforeAll(async () => {
   units = join(base, 'units');
   port = await freePort();
   execFileSync('mkdir', ['-p', root, units]);
-  // systemctl stand-in: `restart` kills the running service and starts <root>/current/main.js (fds closed, so the script does not wait for it)
+  // systemctl stand-in: `restart` kills the running service and starts <root>/current/main.js, detached
+  // like a systemd unit: stdio to /dev/null and the deploy lock (fd 9) closed, which a unit never inherits
   writeFileSync(
     join(units, 'systemctl'),
     [
@@ -66,7 +67,7 @@ beforeAll(async () => {
       '[ "$1" = restart ] || exit 0',
       'if [ -f "$state/pid" ]; then kill -9 "$(cat "$state/pid")" 2>/dev/null || true; fi',
       `cd ${JSON.stringify(root)}/current || exit 1`,
-      `PORT=${port} LOG_LEVEL=warn nohup ${JSON.stringify(process.execPath)} ${JSON.stringify(root)}/current/main.js </dev/null >/dev/null 2>&1 &`,
+      `PORT=${port} LOG_LEVEL=warn nohup ${JSON.stringify(process.execPath)} ${JSON.stringify(root)}/current/main.js </dev/null >/dev/null 2>&1 9>&- &`,
       'echo $! > "$state/pid"',
       '',
     ].join('\n'),

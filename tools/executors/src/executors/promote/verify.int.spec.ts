@@ -21,11 +21,30 @@ function nx(args: string[], env: Record<string, string | undefined> = {}) {
   const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env });
   return { ...r, all: r.stdout + r.stderr };
 }
+/** nx without blocking this process's event loop (the supervisor below must keep running meanwhile) */
+function nxAsync(args: string[], env: Record<string, string | undefined> = {}): Promise<{ status: number; all: string }> {
+  const child = spawn('npx', ['nx', ...args, '--output-style=stream'], {
+    cwd: ws.root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_SKIP_NX_CACHE: undefined, ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env },
+  });
+  let all = '';
+  child.stdout!.on('data', (d: Buffer) => (all += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (all += d.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ status: code ?? 1, all })));
+}
 const versionOf = (project: string) => JSON.parse(readFileSync(join(ws.root, 'dist/apps', project, 'artifact.json'), 'utf8')).version as string;
 const deployedVersion = (project: string, env: string) => readlinkSync(join(ws.root, '.buildonce/deploy', env, project, 'current')).replace(/^releases\//, '');
 function history(project: string, env: string): { seq: number; version: string; status: string; rollback: boolean; verification?: { kind: string; passed: boolean }; error?: string }[] {
   const dir = join(ws.root, '.buildonce/store/releases', project, env, 'history');
   return existsSync(dir) ? readdirSync(dir).sort().map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))) : [];
+}
+/** publish (build once) then promote to dev */
+function publishToDev(project: string) {
+  const pub = nx(['run', `${project}:publish`]);
+  expect(pub.status, pub.all).toBe(0);
+  const dev = nx(['run', `${project}:promote`, '--env=dev']);
+  expect(dev.status, dev.all).toBe(0);
 }
 function commit(msg: string) {
   ws.run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', msg]);
@@ -107,8 +126,7 @@ afterAll(async () => {
 
 describe('verified promotion through nx (file store, local target)', () => {
   it('rust-scorer: a failing check exits non-zero, staging stays on the previous version, history shows the failed deploy and the rollback; prod refuses it', () => {
-    const first = nx(['run', 'rust-scorer:promote', '--env=dev']);
-    expect(first.status, first.all).toBe(0);
+    publishToDev('rust-scorer');
     const v1 = versionOf('rust-scorer');
     const ok = nx(['run', 'rust-scorer:promote', '--env=staging']);
     expect(ok.status, ok.all).toBe(0);
@@ -119,7 +137,7 @@ describe('verified promotion through nx (file store, local target)', () => {
     const weights = join(ws.root, 'apps/rust-scorer/weights.json');
     writeFileSync(weights, readFileSync(weights, 'utf8').replace(/"version": "[^"]+"/, '"version": "2099-01-01"'));
     commit('new weights');
-    expect(nx(['run', 'rust-scorer:promote', '--env=dev']).status).toBe(0);
+    publishToDev('rust-scorer');
     const v2 = versionOf('rust-scorer');
     expect(v2).not.toBe(v1);
 
@@ -145,9 +163,9 @@ describe('verified promotion through nx (file store, local target)', () => {
   }, 600_000);
 
   it('express-api: the http check waits for the restarted service to report the version; a release whose server exits at start is rolled back and the previous one serves again', async () => {
-    expect(nx(['run', 'express-api:promote', '--env=dev']).status).toBe(0);
+    publishToDev('express-api');
     const a1 = versionOf('express-api');
-    const ok = nx(['run', 'express-api:promote', '--env=staging']);
+    const ok = await nxAsync(['run', 'express-api:promote', '--env=staging']);
     expect(ok.status, ok.all).toBe(0);
     expect(ok.all).toContain(`verify: passed`);
     expect(history('express-api', 'staging').at(-1)).toMatchObject({ version: a1, status: 'succeeded', verification: { kind: 'http', passed: true } });
@@ -156,9 +174,9 @@ describe('verified promotion through nx (file store, local target)', () => {
     const main = join(ws.root, 'apps/express-api/src/main.ts');
     writeFileSync(main, readFileSync(main, 'utf8').replace('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  process.exit(3);'));
     commit('broken start');
-    expect(nx(['run', 'express-api:promote', '--env=dev']).status).toBe(0);
+    publishToDev('express-api');
     const a2 = versionOf('express-api');
-    const bad = nx(['run', 'express-api:promote', '--env=staging']);
+    const bad = await nxAsync(['run', 'express-api:promote', '--env=staging']);
     expect(bad.status, bad.all).not.toBe(0);
     expect(bad.all).toMatch(new RegExp(`verification failed for ${a2} in staging \\(seq 2\\): http GET http://127\\.0\\.0\\.1:${port}/v1/release failed: GET .*ECONNREFUSED.*gave up after \\d+ attempt\\(s\\), 15 s\\); rolled back to ${a1} \\(seq 3\\)`));
     expect(deployedVersion('express-api', 'staging')).toBe(a1);
