@@ -165,6 +165,21 @@ describe('verifyDeploy with a canary', () => {
     expect(r.verification).toMatchObject({ passed: true, attempts: 2 });
     expect(r.result).not.toHaveProperty('canary');
   });
+  it('a failed final shift is a failed verification (the caller restores the old version)', async () => {
+    const r = await verifyDeploy({
+      setup: { checks: [], workspaceRoot: process.cwd(), sleep: async () => {} },
+      started,
+      project: 'svc',
+      environment: 'staging',
+      version: '7',
+      canaryMinutes: 0,
+      completeCanary: async () => {
+        throw new Error('Lambda f: ServiceException: boom\nmore');
+      },
+      log: () => {},
+    });
+    expect(r).toMatchObject({ failure: 'canary shift to 100% failed: Lambda f: ServiceException: boom more', onFailure: 'rollback', verification: { passed: false } });
+  });
   it('a failing check ends the canary without shifting', async () => {
     let completed = 0;
     const r = await verifyDeploy({

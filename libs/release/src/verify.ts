@@ -289,7 +289,7 @@ export interface VerifiedDeploy {
  * Verifies a deploy. Without a canary: runs the checks once. With a canary running (`started.canary`):
  * runs the checks at the start of the window, waits out the window (`minutes`; SIGINT/SIGTERM end it
  * as a failure), runs them again, and only then shifts 100 % (`target.completeCanary`).
- * Never throws for a failing check (see `failure`); throws DeployError when the final shift fails.
+ * Never throws for a failing check, an interrupted window or a failed final shift (see `failure`).
  */
 export async function verifyDeploy(o: {
   setup: VerifySetup | undefined;
@@ -334,7 +334,15 @@ export async function verifyDeploy(o: {
     }
     if (again && verification) verification = { ...again.verification, attempts: again.verification.attempts + verification.attempts, durationMs: again.verification.durationMs + verification.durationMs };
   }
-  const result = o.completeCanary ? await o.completeCanary(started) : started;
+  let result = started;
+  if (o.completeCanary) {
+    try {
+      result = await o.completeCanary(started);
+    } catch (e) {
+      const why = `canary shift to 100% failed: ${oneLine((e as Error).message ?? String(e))}`;
+      return { result: started, verification: { kind: verification?.kind ?? checks[0]?.kind ?? 'command', passed: false, attempts: verification?.attempts ?? 0, durationMs: verification?.durationMs ?? 0, detail: why }, failure: why, onFailure: 'rollback' };
+    }
+  }
   log(`canary: 100% on the new version`);
   return { result, ...(verification ? { verification } : {}) };
 
