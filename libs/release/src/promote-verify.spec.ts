@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from './config';
+import { DeployError } from '@buildonce/deploy';
 import { PolicyError } from './errors';
 import { readCurrent, readHistory } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
@@ -71,6 +72,25 @@ describe('promoteVersion with verification (file store, real check processes)', 
     expect(target.deployed).toEqual(['1', '2', '1', '2']);
     expect((await readHistory(store, 'svc', 'staging')).map((x) => x.status)).toEqual(['succeeded', 'failed']);
     expect((await readCurrent(store, 'svc', 'staging'))?.entry.version).toBe('1');
+  });
+
+  it('a restore that fails too is named in the one line (and recorded)', async () => {
+    const { store, target, req } = setup([smoke()]);
+    for (const v of ['1', '2']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
+    await promoteVersion(req('1', 'staging'));
+    const deploy = target.deploy.bind(target);
+    target.deploy = async (d) => {
+      if (d.version === '1') throw new DeployError('local deploy: disk full');
+      return deploy(d);
+    };
+    const e = await oneLineError(promoteVersion(req('2', 'staging')));
+    expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): .*; restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; run rollback --env=staging$/);
+    expect((await readHistory(store, 'svc', 'staging')).map((x) => [x.version, x.status, x.rollback])).toEqual([
+      ['1', 'succeeded', false],
+      ['2', 'failed', false],
+      ['1', 'failed', true],
+    ]);
   });
 
   it('a failing first release has nothing to roll back to', async () => {

@@ -195,7 +195,14 @@ export async function deployAndRecord(
     const v = await o.verify(result);
     ({ result, verification } = v);
     if (v.failure) {
-      const seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: result, ...(verification ? { verification } : {}), error: v.failure, finishedAt: now().toISOString() })).entry.seq;
+      let seq: number;
+      try {
+        seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: result, ...(verification ? { verification } : {}), error: v.failure, finishedAt: now().toISOString() })).entry.seq;
+      } catch (e) {
+        throw new RecordFailedError(
+          `${r.version} failed verification in ${r.environment.name} (${v.failure}) but could not be recorded: ${((e as Error).message ?? String(e)).split('\n')[0]}; nothing was restored and the lock is left to expire so the next promotion records it as interrupted`,
+        );
+      }
       throw new VerificationFailedError(`${r.version} in ${r.environment.name} (seq ${seq}): ${v.failure}`, { verification, seq, onFailure: v.onFailure ?? 'rollback' });
     }
   }
@@ -252,7 +259,13 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
     const pr: PromoteRequest = { ...r, version: prev.version };
     const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
     r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
-    const back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined });
+    let back: HistoryEntry;
+    try {
+      back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined });
+    } catch (re) {
+      if (!isExpectedError(re) || re instanceof RecordFailedError) throw re;
+      throw new VerificationFailedError(`verification failed for ${e.message}; restoring ${prev.version} failed too: ${(re as Error).message}; run rollback --env=${r.environment.name}`, e);
+    }
     throw new VerificationFailedError(`verification failed for ${e.message}; rolled back to ${prev.version} (seq ${back.seq})`, e);
   }
 }
