@@ -165,6 +165,24 @@ describe('verifyDeploy with a canary', () => {
     expect(r.verification).toMatchObject({ passed: true, attempts: 2 });
     expect(r.result).not.toHaveProperty('canary');
   });
+  it('SIGINT during the window ends the canary as a failure without shifting', async () => {
+    let completed = 0;
+    const listeners = process.listenerCount('SIGINT');
+    const r = await verifyDeploy({
+      setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd() },
+      started,
+      project: 'svc',
+      environment: 'staging',
+      version: '7',
+      canaryMinutes: 0.05,
+      completeCanary: async (s) => (completed++, s),
+      // the window starts right after this line: interrupt it (the handler is installed synchronously after)
+      log: (l) => void (l.startsWith('canary: 10%') && setTimeout(() => process.emit('SIGINT'), 20)),
+    });
+    expect(completed).toBe(0);
+    expect(r).toMatchObject({ failure: 'canary interrupted by SIGINT', onFailure: 'rollback', verification: { passed: false, attempts: 1 } });
+    expect(process.listenerCount('SIGINT')).toBe(listeners);
+  });
   it('a failed final shift is a failed verification (the caller restores the old version)', async () => {
     const r = await verifyDeploy({
       setup: { checks: [], workspaceRoot: process.cwd(), sleep: async () => {} },
