@@ -354,16 +354,18 @@ export async function verifyDeploy(o: {
 
 /** Sleeps `ms`; resolves early with the signal's name on SIGINT/SIGTERM (handlers removed afterwards). */
 async function interruptibleSleep(ms: number, sleep?: (ms: number) => Promise<void>): Promise<string | undefined> {
-  let onSignal: ((s: NodeJS.Signals) => void) | undefined;
+  let onInt: (() => void) | undefined;
+  let onTerm: (() => void) | undefined;
   const signalled = new Promise<string>((resolve) => {
-    onSignal = (s) => resolve(s);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    onInt = () => resolve('SIGINT');
+    onTerm = () => resolve('SIGTERM');
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
   });
   try {
     return await Promise.race([(sleep ?? defaultSleep)(ms).then(() => undefined), signalled]);
   } finally {
-    process.off('SIGINT', onSignal!);
-    process.off('SIGTERM', onSignal!);
+    process.off('SIGINT', onInt!);
+    process.off('SIGTERM', onTerm!);
   }
 }
