@@ -362,9 +362,12 @@ async function interruptibleSleep(ms: number, sleep?: (ms: number) => Promise<vo
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
   });
+  let timer: NodeJS.Timeout | undefined;
+  const slept = sleep ? sleep(ms) : new Promise<void>((r) => (timer = setTimeout(r, ms)));
   try {
-    return await Promise.race([(sleep ?? defaultSleep)(ms).then(() => undefined), signalled]);
+    return await Promise.race([slept.then(() => undefined), signalled]);
   } finally {
+    clearTimeout(timer); // an interrupted window must not keep the process alive
     process.off('SIGINT', onInt!);
     process.off('SIGTERM', onTerm!);
   }
