@@ -43,4 +43,16 @@ export interface CacheBackend {
   hasRecord(key: string): Promise<boolean>;
   /** Deletes a key; a missing key is not an error. @throws StorageError */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes the record `key` only while it still holds exactly `bytes` (a compare-and-delete), so a late
+   * quarantine never removes a record that was written again in the meantime.
+   * @returns `deleted`, `changed` (another record is there now: left alone) or `missing`
+   * @throws StorageError
+   */
+  deleteRecordIfSame(key: string, bytes: Uint8Array): Promise<'deleted' | 'changed' | 'missing'>;
+  /**
+   * Every record under `prefix` with its bytes and modification time (ms since epoch); only backends that can
+   * enumerate cheaply (the directory store) implement it. @throws StorageError
+   */
+  listRecords?(prefix: string): AsyncIterable<{ key: string; mtimeMs: number; bytes: Buffer }>;
 }

@@ -1,5 +1,6 @@
-import { constants, createWriteStream } from 'node:fs';
-import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
@@ -39,9 +40,24 @@ export class FsCacheBackend implements CacheBackend {
 
   async writeBlob(key: string, body: Readable): Promise<void> {
     const path = this.pathOf(key);
-    await this.io(`create ${path}`, () => mkdir(dirname(path), { recursive: true }));
-    // `flush: true` fsyncs before close; `wx` never follows or replaces an existing file.
-    await pipeline(body, createWriteStream(path, { flags: 'wx', flush: true }));
+    let fh: FileHandle;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      // `wx` never follows or replaces an existing file. The file is open BEFORE the body is read, so a body
+      // that fails at once cannot race the open: whatever happens below, the file exists and is removed here.
+      fh = await open(path, 'wx');
+    } catch (e) {
+      body.resume();
+      throw new StorageError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
+    }
+    try {
+      // `flush: true` fsyncs before close
+      await pipeline(body, fh.createWriteStream({ flush: true }));
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw e;
+    }
   }
 
   async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
@@ -85,6 +101,43 @@ export class FsCacheBackend implements CacheBackend {
 
   delete(key: string): Promise<void> {
     return this.io(`delete ${key}`, () => this.records.delete(key));
+  }
+
+  async *listRecords(prefix: string): AsyncIterable<{ key: string; mtimeMs: number; bytes: Buffer }> {
+    for await (const o of this.records.list(prefix)) {
+      if (!/\/records\/[^/]+\.json$/.test(o.key)) continue;
+      const got = await this.records.getBytes(o.key).catch(() => undefined);
+      if (got) yield { key: o.key, mtimeMs: o.lastModified.getTime(), bytes: got.bytes };
+    }
+  }
+
+  /**
+   * Compare-and-delete without locks: the record is renamed aside (atomic: whatever is there at that instant
+   * moves), then compared; a record that is not the expected one is linked back create-only (if an even newer
+   * one appeared meanwhile, that one stays). A concurrent GET may see a miss during that instant, never a loss.
+   */
+  deleteRecordIfSame(key: string, bytes: Uint8Array): Promise<'deleted' | 'changed' | 'missing'> {
+    return this.io(`delete record ${key}`, async () => {
+      const path = this.pathOf(key);
+      const aside = join(this.root, '.tmp', `aside-${process.pid}-${randomBytes(8).toString('hex')}`);
+      await mkdir(dirname(aside), { recursive: true });
+      try {
+        await rename(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+        throw e;
+      }
+      try {
+        const moved = await readFile(aside);
+        if (moved.equals(bytes)) return 'deleted';
+        await link(aside, path).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EEXIST') throw e;
+        });
+        return 'changed';
+      } finally {
+        await unlink(aside).catch(() => undefined);
+      }
+    });
   }
 
   private async io<T>(what: string, fn: () => Promise<T>): Promise<T> {

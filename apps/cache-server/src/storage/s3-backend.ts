@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createS3Client, S3BlobStore, StoreAccessError } from '@buildonce/store';
 import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
@@ -148,6 +148,22 @@ export class S3CacheBackend implements CacheBackend {
 
   delete(key: string): Promise<void> {
     return this.io(() => this.records.delete(key));
+  }
+
+  /** Reads the record with its ETag, compares, then `DeleteObject` with `If-Match: <ETag>` (412 → `changed`). */
+  async deleteRecordIfSame(key: string, bytes: Uint8Array): Promise<'deleted' | 'changed' | 'missing'> {
+    const cur = await this.io(() => this.records.getBytes(key));
+    if (!cur) return 'missing';
+    if (!cur.bytes.equals(bytes)) return 'changed';
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.s3Key(key), IfMatch: cur.etag }));
+      return 'deleted';
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || (e as Error).name === 'PreconditionFailed') return 'changed';
+      if (status === 404) return 'missing';
+      throw new StorageError(`DeleteObject s3://${this.opts.bucket}/${this.s3Key(key)} failed: ${(e as Error).name}: ${(e as Error).message}`);
+    }
   }
 
   private async io<T>(fn: () => Promise<T>): Promise<T> {
