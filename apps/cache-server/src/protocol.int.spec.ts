@@ -318,6 +318,29 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     expect((await put(hash, body)).status).toBe(200);
   });
 
+  it('clients that abort right after the headers leave no blob behind, and each abort gets an access-log line (issue 11 #10)', async () => {
+    const { request } = await import('node:http');
+    const hashes = Array.from({ length: 16 }, () => newHash());
+    await Promise.all(
+      hashes.map(
+        (hash) =>
+          new Promise<void>((resolve) => {
+            const req = request(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(TOKENS.rw), 'content-length': 1_000_000 }, agent: false });
+            req.on('error', () => resolve());
+            req.on('close', () => resolve());
+            req.flushHeaders();
+            req.write(Buffer.from([0x1f, 0x8b, 8, 0]), () => setImmediate(() => req.destroy()));
+          }),
+      ),
+    );
+    const lines = () => logs.records().filter((r) => r.msg === 'cache request' && r.method === 'PUT' && hashes.includes(String(r.hash)));
+    for (let i = 0; i < 50 && lines().length < hashes.length; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 300));
+    for (const hash of hashes) expect(await blobKeys(hash), hash).toEqual([]);
+    expect(lines()).toHaveLength(hashes.length);
+    for (const l of lines()) expect(l).toMatchObject({ aborted: true, outcome: 'incomplete', namespace: 'trusted' });
+  });
+
   it('streams a multi-part-sized entry (12 MiB) both ways intact', async () => {
     const hash = newHash();
     const body = nxLikeBody(12 * 1024 * 1024);

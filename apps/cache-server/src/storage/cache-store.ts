@@ -244,6 +244,8 @@ export class CacheStore {
     body.once('close', onAbort);
     body.once('error', onBodyError);
     body.pipe(guard);
+    // the client may have gone while the existence check ran: its 'close' was before these listeners
+    if (body.destroyed) onAbort();
     try {
       await this.backend.writeBlob(key, guard);
       if (guard.failure) throw guard.failure;
