@@ -19,6 +19,8 @@ export interface OidcConfig {
   trustedRefs: string[];
   /** allowed clock difference for `exp`/`nbf`/`iat`, seconds */
   clockSkewSeconds: number;
+  /** least time between two JWKS fetches triggered by unknown `kid`s, ms (default 30000; tests use 0) */
+  jwksCooldownMs?: number;
 }
 
 /** The GitHub Actions ID-token claims the rules read (https://docs.github.com/actions/reference/openid-connect-reference). */
@@ -33,7 +35,7 @@ interface GithubClaims extends JWTPayload {
 /** Result of checking an OIDC token (no secret in it: claims are not secrets). */
 export type OidcResult =
   | { ok: true; principal: Principal }
-  /** signature, issuer, audience, expiry or format is wrong: 401 */
+  /** signature, issuer, audience, expiry or format is wrong, or the repository is not one of ours: 401 */
   | { ok: false; reason: 'invalid'; detail: string }
   /** a genuine token whose claims grant nothing here (other repository, branch or event): 403 */
   | { ok: false; reason: 'forbidden'; detail: string }
@@ -48,7 +50,8 @@ export function looksLikeJwt(token: string): boolean {
 const PR_REF = /^refs\/pull\/([1-9][0-9]{0,9})\/merge$/;
 
 /**
- * Maps verified GitHub Actions claims to access:
+ * Maps verified GitHub Actions claims to access (a repository not in the list is `invalid`: not an identity of
+ * this cache, 401):
  * - `event_name: push` on a ref in `trustedRefs` of an allowed repository → trusted read-write;
  * - `event_name: pull_request` with `ref: refs/pull/<n>/merge` of an allowed repository → read-write in namespace
  *   `pr-<n>`, which also reads `trusted` (never writes it);
@@ -60,7 +63,7 @@ export function accessFromClaims(claims: GithubClaims, cfg: Pick<OidcConfig, 're
   const event = typeof claims.event_name === 'string' ? claims.event_name : '';
   const who = `${repo || '?'} ${event || '?'} ${ref || '?'}`;
   if (!cfg.repositories.some((r) => r.toLowerCase() === repo.toLowerCase())) {
-    return { ok: false, reason: 'forbidden', detail: `repository "${repo}" is not in BUILDONCE_CACHE_OIDC_REPOSITORIES` };
+    return { ok: false, reason: 'invalid', detail: `repository "${repo}" is not in BUILDONCE_CACHE_OIDC_REPOSITORIES` };
   }
   const identity = `oidc:${who}`;
   if (event === 'push' && cfg.trustedRefs.includes(ref)) {
@@ -84,7 +87,7 @@ export class OidcVerifier {
     readonly config: OidcConfig,
     opts: { keys?: JWTVerifyGetKey } = {},
   ) {
-    this.keys = opts.keys ?? createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 });
+    this.keys = opts.keys ?? createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: config.jwksCooldownMs ?? 30_000, timeoutDuration: 5_000 });
   }
 
   /** Verifies `token` and maps its claims (accessFromClaims). Never throws; never echoes the token. */
