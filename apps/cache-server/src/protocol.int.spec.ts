@@ -427,6 +427,42 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     });
   });
 
+  it('/metrics counts requests by method/status/namespace kind, bytes, hits/misses and rejections, without tokens or hashes', async () => {
+    const scrape = async () => {
+      const res = await fetch(`${server.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      const value = (series: string) => {
+        const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+        return line ? Number(line.slice(series.length + 1)) : 0;
+      };
+      return { text, value };
+    };
+    const before = await scrape();
+    const hash = newHash();
+    const body = nxLikeBody(4000);
+    await put(hash, body, TOKENS.pr7);
+    await (await get(hash, TOKENS.pr7)).arrayBuffer();
+    await (await get(newHash(), TOKENS.rw)).arrayBuffer();
+    await (await put(newHash(), Buffer.from('not a tarball'))).arrayBuffer();
+    await new Promise((r) => setTimeout(r, 50));
+    const after = await scrape();
+    const delta = (series: string) => after.value(series) - before.value(series);
+    expect(delta('buildonce_cache_requests_total{method="PUT",status="200",namespace_kind="untrusted"}')).toBe(1);
+    expect(delta('buildonce_cache_requests_total{method="GET",status="200",namespace_kind="untrusted"}')).toBe(1);
+    expect(delta('buildonce_cache_requests_total{method="GET",status="404",namespace_kind="trusted"}')).toBe(1);
+    expect(delta('buildonce_cache_requests_total{method="PUT",status="400",namespace_kind="trusted"}')).toBe(1);
+    expect(delta('buildonce_cache_lookups_total{result="hit",namespace_kind="untrusted"}')).toBe(1);
+    expect(delta('buildonce_cache_lookups_total{result="miss",namespace_kind="trusted"}')).toBe(1);
+    expect(delta('buildonce_cache_rejected_bodies_total{reason="not-gzip"}')).toBe(1);
+    expect(delta('buildonce_cache_received_bytes_total')).toBe(body.length);
+    expect(delta('buildonce_cache_sent_bytes_total')).toBe(body.length);
+    for (const t of Object.values(TOKENS)) expect(after.text).not.toContain(t);
+    expect(after.text).not.toContain(hash);
+    expect(after.text).not.toContain('pr-7');
+  });
+
   it('access logs are JSON lines with method, hash, status, bytes, ms, namespace, and never a token', async () => {
     const hash = newHash();
     const body = nxLikeBody(5000);
