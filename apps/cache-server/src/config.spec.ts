@@ -48,6 +48,7 @@ describe('loadConfig', () => {
       repositories: ['acme/app', 'acme/lib'],
       trustedRefs: ['refs/heads/main'],
       clockSkewSeconds: 60,
+      maxTokenAgeSeconds: 3600,
     });
     expect(loadConfig({ ...tokens }, '/').oidc).toBeUndefined();
   });

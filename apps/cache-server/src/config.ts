@@ -87,7 +87,8 @@ export function parseCacheStore(raw: string | undefined, cwd: string): CacheStor
  * `https://token.actions.githubusercontent.com`), `BUILDONCE_CACHE_OIDC_AUDIENCE`, `BUILDONCE_CACHE_OIDC_REPOSITORIES`
  * (required: comma list of `owner/name`), `BUILDONCE_CACHE_OIDC_TRUSTED_REFS` (default `refs/heads/main`),
  * `BUILDONCE_CACHE_OIDC_JWKS_URL` (default `<issuer>/.well-known/jwks`), `BUILDONCE_CACHE_OIDC_CLOCK_SKEW_SECONDS`
- * (default 60).
+ * (default 60), `BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS` (default 3600: GitHub's ID tokens expire after
+ * 5 minutes, a CI job's nx process keeps its token for the whole job; 0 honours `exp`).
  * @throws ConfigError naming the variable and the fix
  */
 export function parseOidc(env: NodeJS.ProcessEnv): OidcConfig | undefined {
@@ -116,6 +117,7 @@ export function parseOidc(env: NodeJS.ProcessEnv): OidcConfig | undefined {
     repositories,
     trustedRefs: trustedRefs.length ? trustedRefs : ['refs/heads/main'],
     clockSkewSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_CLOCK_SKEW_SECONDS', 60, 0, 600),
+    maxTokenAgeSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS', 3600, 0, 6 * 3600),
   };
 }
 

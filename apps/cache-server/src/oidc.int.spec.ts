@@ -94,8 +94,8 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
   });
 
   it.each<[string, () => Promise<string>]>([
-    ['expired (beyond the clock skew)', () => push({ iat: now() - 900, nbf: now() - 900, exp: now() - 120 })],
-    ['not yet valid (nbf beyond the clock skew)', () => push({ nbf: now() + 300 })],
+    ['an age beyond BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS (1 h)', () => push({ iat: now() - 3800, nbf: now() - 3800, exp: now() - 3500 })],
+    ['an iat in the future', () => push({ iat: now() + 600, nbf: now() + 600, exp: now() + 900 })],
     ['a wrong audience', () => issuer.github('someone-else', {})],
     ['a wrong issuer', () => push({ iss: 'https://token.actions.githubusercontent.com' })],
     ['a repository that is not allowed', () => push({ repository: 'evil/app' })],
@@ -135,9 +135,33 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
     expect(all).not.toContain(token);
   });
 
-  it('accepts a token that expired within the clock skew (60 s)', async () => {
-    const token = await push({ iat: now() - 400, nbf: now() - 400, exp: now() - 20 });
+  it('accepts a GitHub-shaped token (5 min exp) for the whole job: until iat + max token age', async () => {
+    const token = await push({ iat: now() - 1800, nbf: now() - 2400, exp: now() - 1500 });
     expect((await get(newHash(), token)).status).toBe(404);
+  });
+
+  it('with BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS=0, exp is honoured (60 s skew)', async () => {
+    const strict = await startServer(
+      {
+        port: 0,
+        host: '127.0.0.1',
+        maxBytes: 1 << 20,
+        store: parseCacheStore(root, '/'),
+        tokens: parseTokens('', { allowEmpty: true }),
+        spoolDir: tmpdir(),
+        shutdownTimeoutMs: 5000,
+        oidc: { ...parseOidc({ BUILDONCE_CACHE_OIDC_ISSUER: issuer.url, BUILDONCE_CACHE_OIDC_AUDIENCE: AUD, BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app', BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS: '0' })!, jwksCooldownMs: 0 },
+      },
+      captureLogger().logger,
+    );
+    try {
+      const at = (token: string) => fetch(`${strict.url}/v1/cache/${newHash()}`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+      expect(await at(await push({ iat: now() - 400, nbf: now() - 400, exp: now() - 20 }))).toBe(404); // within the skew
+      expect(await at(await push({ iat: now() - 900, nbf: now() - 900, exp: now() - 120 }))).toBe(401);
+      expect(await at(await push({ nbf: now() + 300 }))).toBe(401);
+    } finally {
+      await strict.close();
+    }
   });
 
   it.each<[string, Record<string, unknown>]>([

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Principal } from './tokens';
 import { TRUSTED } from './tokens';
 
@@ -19,6 +19,11 @@ export interface OidcConfig {
   trustedRefs: string[];
   /** allowed clock difference for `exp`/`nbf`/`iat`, seconds */
   clockSkewSeconds: number;
+  /**
+   * Accept an ID token until `iat` + this many seconds instead of until its `exp` (0: honour `exp`). GitHub's ID
+   * tokens live 5 minutes while one `nx` process (which reads its token once) runs a whole CI job.
+   */
+  maxTokenAgeSeconds: number;
   /** least time between two JWKS fetches triggered by unknown `kid`s, ms (default 30000; tests use 0) */
   jwksCooldownMs?: number;
 }
@@ -76,7 +81,7 @@ export function accessFromClaims(claims: GithubClaims, cfg: Pick<OidcConfig, 're
 
 /**
  * Verifies GitHub Actions OIDC ID tokens (RFC 7519 JWT, RS256 signature per RFC 7515) against the issuer's JWKS
- * with `jose`: keys are fetched on first use, cached (10 min), and re-fetched when a token names an unknown `kid`
+ * with `jose` (issuer, audience, signature always; expiry per `maxTokenAgeSeconds`): keys are fetched on first use, cached (10 min), and re-fetched when a token names an unknown `kid`
  * (key rotation; at most once per 30 s). Checks `iss`, `aud`, `exp`, `nbf` (with `clockSkewSeconds`), requires
  * `exp`, and accepts only RS256, so `alg: none` and HS256-signed-with-the-public-key tokens are refused.
  */
@@ -93,6 +98,24 @@ export class OidcVerifier {
   /** Verifies `token` and maps its claims (accessFromClaims). Never throws; never echoes the token. */
   async authenticate(token: string): Promise<OidcResult> {
     let payload: GithubClaims;
+    // With a max token age, exp/nbf are judged as at issuance (signature, iss and aud as always), and the age
+    // against the real clock: a token is good from iat to iat + maxTokenAgeSeconds (plus the skew).
+    let currentDate: Date | undefined;
+    const maxAge = this.config.maxTokenAgeSeconds;
+    if (maxAge > 0) {
+      let iat: unknown;
+      try {
+        iat = decodeJwt(token).iat;
+      } catch (e) {
+        return { ok: false, reason: 'invalid', detail: `not a JWT: ${(e as Error).message}` };
+      }
+      if (typeof iat !== 'number' || !Number.isFinite(iat)) return { ok: false, reason: 'invalid', detail: 'the token has no numeric iat claim' };
+      const now = Date.now() / 1000;
+      const skew = this.config.clockSkewSeconds;
+      if (iat - now > skew) return { ok: false, reason: 'invalid', detail: `the token is issued ${Math.round(iat - now)} s in the future` };
+      if (now - iat > maxAge + skew) return { ok: false, reason: 'invalid', detail: `the token was issued ${Math.round(now - iat)} s ago, more than BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS=${maxAge}` };
+      currentDate = new Date(Math.min(now, iat) * 1000);
+    }
     try {
       ({ payload } = await jwtVerify<GithubClaims>(token, this.keys, {
         issuer: this.config.issuer,
@@ -100,6 +123,7 @@ export class OidcVerifier {
         algorithms: ['RS256'],
         clockTolerance: this.config.clockSkewSeconds,
         requiredClaims: ['exp', 'iat'],
+        ...(currentDate ? { currentDate } : {}),
       }));
     } catch (e) {
       if (e instanceof errors.JWKSTimeout || !(e instanceof errors.JOSEError)) {

@@ -352,18 +352,30 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
 
   it.each([
     ['small (verified in memory)', 2000],
-    ['large (verified through a spool file)', 3 * 1024 * 1024],
-  ])('a corrupted %s stored entry is served as a 404 miss, logged, and can be stored again', async (_n, size) => {
+    ['large (S3: verified through a spool file; directory: verified while streaming)', 3 * 1024 * 1024],
+  ])('a corrupted %s stored entry is never served whole, is logged, quarantined, and can be stored again', async (_n, size) => {
     const hash = newHash();
     const body = nxLikeBody(size);
     expect((await put(hash, body)).status).toBe(200);
     const [blob] = await blobKeys(hash);
     await backend.corrupt(blob!);
     const miss = await get(hash);
-    expect(miss.status).toBe(404);
-    const line = logs.records().find((r) => r.msg === 'cache request' && r.hash === hash && r.method === 'GET');
-    expect(line).toMatchObject({ status: 404, outcome: 'corrupt', namespace: 'trusted' });
-    expect(String(line!.reason)).toMatch(/sha256/);
+    if (backend.name === 'directory' && size > 2 * 1024 * 1024) {
+      // headers went out before the mismatch was known: the body is cut short before its last chunk
+      expect(miss.status).toBe(200);
+      const got = await miss.arrayBuffer().then(
+        (b) => b.byteLength,
+        () => -1,
+      );
+      expect(got).not.toBe(body.length);
+      for (let i = 0; i < 50 && !(await backend.keys()).some((k) => k.includes(`/quarantine/${hash}.`)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect((await get(hash)).status).toBe(404);
+    } else {
+      expect(miss.status).toBe(404);
+      const line = logs.records().find((r) => r.msg === 'cache request' && r.hash === hash && r.method === 'GET');
+      expect(line).toMatchObject({ status: 404, outcome: 'corrupt', namespace: 'trusted' });
+      expect(String(line!.reason)).toMatch(/sha256/);
+    }
     expect(logs.records().some((r) => r.level === 50 && r.hash === hash && /failed verification/.test(String(r.msg)))).toBe(true);
     // quarantined: the key is free again and a trusted builder can repair it
     expect((await backend.keys()).some((k) => k.includes(`/quarantine/${hash}.`))).toBe(true);

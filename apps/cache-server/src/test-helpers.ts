@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import pino, { type Logger } from 'pino';
 import { Header } from 'tar';
+import type { CryptoKey } from 'jose';
 
 /** One entry of a hand-built tar archive (raw header fields: nothing is sanitized, so hostile paths survive). */
 export interface RawTarEntry {

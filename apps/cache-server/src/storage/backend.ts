@@ -7,8 +7,11 @@ export class StorageError extends Error {
 
 /** Result of reading a blob whose size and sha256 are known from its record. */
 export type VerifiedRead =
-  /** the bytes matched; `stream` yields exactly them (constant memory) */
-  | { status: 'ok'; stream: Readable; size: number }
+  /**
+   * the size matched and, unless `verifiedWhileStreaming`, the sha256 too; `stream` yields exactly the recorded
+   * bytes or fails with CorruptBlobError before its last chunk (constant memory)
+   */
+  | { status: 'ok'; stream: Readable; size: number; verifiedWhileStreaming?: boolean }
   | { status: 'missing' }
   /** the stored bytes differ from the record: never served */
   | { status: 'corrupt'; reason: string };
@@ -29,9 +32,9 @@ export interface CacheBackend {
    */
   writeBlob(key: string, body: Readable): Promise<void>;
   /**
-   * Opens a blob and confirms its size (bytes) and sha256 (hex) BEFORE returning a stream, so a corrupted
-   * blob is reported as `corrupt` instead of being half-sent. Memory stays flat (two passes over one file
-   * descriptor, or a spool file for remote stores).
+   * Opens a blob and confirms its size (bytes) and sha256 (hex), either before returning a stream (`corrupt`
+   * instead of a half-sent body) or while streaming (`verifiedWhileStreaming`: the stream fails with
+   * CorruptBlobError before its last chunk). Memory stays flat.
    * @throws StorageError
    */
   readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead>;

@@ -4,6 +4,7 @@ import { BodyGuard } from '../body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from '../errors';
 import { TRUSTED } from '../tokens';
 import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { CorruptBlobError } from './verify';
 
 /** Nx remote-cache hash syntax accepted by the server: 1–128 of `[0-9a-zA-Z_-]`. */
 export const HASH_PATTERN = /^[0-9a-zA-Z_-]{1,128}$/;
@@ -116,7 +117,8 @@ interface Indexed {
  * - an entry is visible only through its record, written create-only after its blob is fully stored and
  *   validated (invariant 1: written at most once, never seen partially);
  * - concurrent PUTs of one hash both stream, exactly one record write wins, the loser deletes its blob (409);
- * - a GET re-verifies size and sha256 before sending; a mismatch is a miss, and the bad record is moved to
+ * - a GET re-verifies size and sha256 (before sending, or while sending large directory entries, holding the
+ *   last chunk back); a mismatch is a miss (or a cut-short response), and the bad record is moved to
  *   `quarantine/` so a trusted builder can store the entry again.
  */
 export class CacheStore {
@@ -319,6 +321,15 @@ export class CacheStore {
         }
         if (read.status === 'ok') {
           if (entry) read.stream.once('close', () => entry.readers--);
+          if (read.verifiedWhileStreaming) {
+            // a mismatch found at the end of the stream: the response is cut short, and the entry quarantined
+            read.stream.once('error', (e) => {
+              if (!(e instanceof CorruptBlobError)) return;
+              this.opts.onCorrupt?.({ namespace, hash, reason: e.message });
+              this.unindex(rk);
+              void this.quarantine(rk, bytes);
+            });
+          }
           return { status: 'hit', namespace, size: read.size, sha256: record.sha256, stream: read.stream };
         }
         if (entry) entry.readers--;

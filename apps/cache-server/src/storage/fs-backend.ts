@@ -1,19 +1,20 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { constants } from 'node:fs';
 import { access, link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FsBlobStore, StoreAccessError } from '@buildonce/store';
 import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
-import { hashStream } from './verify';
+import { IN_MEMORY_VERIFY_MAX, VerifyingStream } from './verify';
 
 /**
  * Directory backend. Records go through libs/store's FsBlobStore (temp file + fsync + `link`, which fails with
  * EEXIST instead of replacing: create-only). Blobs are streamed to their unique path with `wx` and fsynced
- * before the record that names them is written. GETs hash the blob through one file descriptor, then stream
- * the same descriptor from offset 0, so a blob is verified before its first byte is sent.
+ * before the record that names them is written. GETs verify size (fstat) before sending; entries up to
+ * IN_MEMORY_VERIFY_MAX are read once and hashed before their first byte is sent, larger ones are hashed while
+ * they stream and the last chunk is held back until the sha256 matches (VerifyingStream).
  */
 export class FsCacheBackend implements CacheBackend {
   readonly url: string;
@@ -75,12 +76,26 @@ export class FsCacheBackend implements CacheBackend {
         await fh.close();
         return { status: 'corrupt', reason: `${path} has ${st.size} bytes, record says ${expected.size}` };
       }
-      const d = await hashStream(fh.createReadStream({ start: 0, autoClose: false }));
-      if (d.sha256 !== expected.sha256 || d.size !== expected.size) {
+      if (expected.size <= IN_MEMORY_VERIFY_MAX) {
+        // small entries: one read, verified before the first byte is sent (a mismatch is a clean 404)
+        const buf = Buffer.allocUnsafe(expected.size);
+        let off = 0;
+        while (off < buf.length) {
+          const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
         await fh.close();
-        return { status: 'corrupt', reason: `${path} has sha256 ${d.sha256}, record says ${expected.sha256}` };
+        const sha = createHash('sha256').update(buf.subarray(0, off)).digest('hex');
+        if (off !== expected.size || sha !== expected.sha256) return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
+        return { status: 'ok', stream: Readable.from([buf]), size: expected.size };
       }
-      return { status: 'ok', stream: fh.createReadStream({ start: 0, autoClose: true }), size: expected.size };
+      // large entries: one pass, hashed as the bytes go out; the last chunk is held back until it verifies
+      const verify = new VerifyingStream(expected, path);
+      const src = fh.createReadStream({ start: 0, autoClose: true, highWaterMark: 256 * 1024 });
+      src.on('error', (e) => verify.destroy(e));
+      verify.on('close', () => src.destroy());
+      return { status: 'ok', stream: src.pipe(verify), size: expected.size, verifiedWhileStreaming: true };
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw new StorageError(`cannot read ${path}: ${(e as Error).message}`);
