@@ -29,7 +29,7 @@ export async function startServer(
   logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
   opts: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningServer> {
-  const backend = openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
+  const backend = await openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
   await backend.check();
   let metrics: CacheMetrics | undefined;
   const store = new CacheStore(backend, {

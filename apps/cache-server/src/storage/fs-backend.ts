@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { constants } from 'node:fs';
-import { access, link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, createWriteStream, open as openCb } from 'node:fs';
+import { access, link, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pipeline } from 'node:stream/promises';
@@ -9,10 +9,16 @@ import { FsBlobStore, StoreAccessError } from '@buildonce/store';
 import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
 import { IN_MEMORY_VERIFY_MAX, VerifyingStream } from './verify';
 
+/** `open(path, 'wx', 0o644)` with the callback API: a plain descriptor for a callback-API write stream. */
+function openFd(path: string): Promise<number> {
+  return new Promise((resolve, reject) => openCb(path, 'wx', 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
 /**
- * Directory backend. Records go through libs/store's FsBlobStore (temp file + fsync + `link`, which fails with
- * EEXIST instead of replacing: create-only). Blobs are streamed to their unique path with `wx` and fsynced
- * before the record that names them is written. GETs verify size (fstat) before sending; entries up to
+ * Directory backend. Records are written create-only (temp file + `link`, which fails with EEXIST instead of
+ * replacing); blobs are streamed to their unique path opened with `wx` before the body is read. Nothing is
+ * fsynced: a cache may lose entries in a power loss, and every GET verifies size and sha256, so a torn blob or
+ * record is a miss (quarantined), never wrong bytes. GETs verify size (fstat) before sending; entries up to
  * IN_MEMORY_VERIFY_MAX are read once and hashed before their first byte is sent, larger ones are hashed while
  * they stream and the last chunk is held back until the sha256 matches (VerifyingStream).
  */
@@ -41,21 +47,27 @@ export class FsCacheBackend implements CacheBackend {
 
   async writeBlob(key: string, body: Readable): Promise<void> {
     const path = this.pathOf(key);
-    let fh: FileHandle;
+    let fd: number;
     try {
-      await mkdir(dirname(path), { recursive: true });
       // `wx` never follows or replaces an existing file. The file is open BEFORE the body is read, so a body
       // that fails at once cannot race the open: whatever happens below, the file exists and is removed here.
-      fh = await open(path, 'wx');
+      fd = await openFd(path).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await mkdir(dirname(path), { recursive: true });
+        return openFd(path);
+      });
     } catch (e) {
       body.resume();
       throw new StorageError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
     }
+    // callback-API write stream on the descriptor (FileHandle.write costs far more main-thread CPU per chunk);
+    // it closes the descriptor when it ends or fails. No fsync: every GET verifies size and sha256, so a blob
+    // torn by a power loss is a miss, never served.
+    const out = createWriteStream(path, { fd, autoClose: true });
     try {
-      // `flush: true` fsyncs before close
-      await pipeline(body, fh.createWriteStream({ flush: true }));
+      await pipeline(body, out);
     } catch (e) {
-      await fh.close().catch(() => undefined);
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
       await unlink(path).catch(() => undefined);
       throw e;
     }
@@ -102,8 +114,40 @@ export class FsCacheBackend implements CacheBackend {
     }
   }
 
+  /**
+   * Create-only record write: a temp file in `<root>/.tmp/` linked into place (`link` fails with EEXIST instead of
+   * replacing), so a record is never seen partially. No fsync: a record lost or torn by a power loss reads as a
+   * miss or an invalid record (quarantined), never as a wrong entry.
+   */
   putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
-    return this.io(`write record ${key}`, () => this.records.putBytesIfAbsent(key, bytes));
+    return this.io(`write record ${key}`, async () => {
+      const final = this.pathOf(key);
+      const tmp = join(this.root, '.tmp', `rec-${process.pid}-${randomBytes(8).toString('hex')}`);
+      try {
+        await writeFile(tmp, bytes, { flag: 'wx' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        await mkdir(dirname(tmp), { recursive: true });
+        await writeFile(tmp, bytes, { flag: 'wx' });
+      }
+      try {
+        try {
+          await link(tmp, final);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EEXIST') return 'exists';
+          if (code !== 'ENOENT') throw e;
+          await mkdir(dirname(final), { recursive: true });
+          await link(tmp, final);
+        }
+        return 'created';
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+        throw e;
+      } finally {
+        await unlink(tmp).catch(() => undefined);
+      }
+    });
   }
 
   async getRecord(key: string): Promise<Buffer | undefined> {
