@@ -3,7 +3,8 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '@buildonce/store';
 import { startMoto, type MotoServer } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nxLikeBody, sha256Hex } from '../test-helpers';
@@ -63,17 +64,27 @@ describe('CacheStore under races and lost responses', () => {
   let root: string;
   let moto: MotoServer;
   let s3: S3Client;
+  const savedEnv: Record<string, string | undefined> = {};
   const bucket = 'cache-store-races';
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'cache-store-races-'));
     moto = await startMoto();
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    // the SDK's credential chain reads process.env
+    for (const [k, v] of Object.entries(moto.env)) {
+      savedEnv[k] = process.env[k];
+      process.env[k] = v;
+    }
+    s3 = createS3Client({ env: moto.env });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   });
   afterAll(async () => {
     s3?.destroy();
     await moto?.stop();
+    for (const [k, v] of Object.entries(savedEnv)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -146,7 +157,8 @@ describe('CacheStore under races and lost responses', () => {
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const port = (proxy.address() as { port: number }).port;
-    const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    // the SDK's own retries (libs/aws) resend the record write after the dropped response
+    const client = createS3Client({ env: moto.env, clientConfig: { endpoint: `http://127.0.0.1:${port}` } });
     try {
       const store = new CacheStore(new S3CacheBackend({ bucket, prefix: 'lost', maxBytes: MAX, spoolDir: tmpdir(), client }), { maxBytes: MAX });
       const hash = newHash();
