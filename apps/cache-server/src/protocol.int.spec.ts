@@ -368,7 +368,13 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
         () => -1,
       );
       expect(got).not.toBe(body.length);
-      for (let i = 0; i < 50 && !(await backend.keys()).some((k) => k.includes(`/quarantine/${hash}.`)); i++) await new Promise((r) => setTimeout(r, 50));
+      // the quarantine runs after the cut response: wait until the bad record has been moved aside
+      const moved = async () => {
+        const keys = await backend.keys();
+        return keys.some((k) => k.includes(`/quarantine/${hash}.`)) && !keys.includes(recordKey('trusted', hash));
+      };
+      for (let i = 0; i < 100 && !(await moved()); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await moved()).toBe(true);
       expect((await get(hash)).status).toBe(404);
     } else {
       expect(miss.status).toBe(404);
