@@ -3,9 +3,10 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest } from '
 import type { Logger } from 'pino';
 import type { Authenticator } from './auth';
 import { CacheMetrics, namespaceKind } from './metrics';
-import { StorageError } from './storage/backend';
+
 import { isValidHash, type CacheStore } from './storage/cache-store';
 import { readNamespaces, writeNamespace, type Principal } from './tokens';
+import { StoreAccessError } from '@buildonce/store';
 
 /** Fields of the access log line written for every cache request (never the token). */
 interface AccessLog {
@@ -153,7 +154,7 @@ export function buildServer(opts: ServerOptions) {
       try {
         outcome = await store.get(readNamespaces(principal), hash);
       } catch (e) {
-        if (!(e instanceof StorageError)) throw e;
+        if (!(e instanceof StoreAccessError)) throw e;
         // A storage outage is answered as a miss: the build runs instead of failing (Nx fails runs on 5xx).
         log.outcome = 'store-error';
         log.reason = e.message;
@@ -207,7 +208,7 @@ export function buildServer(opts: ServerOptions) {
       try {
         outcome = await store.put(namespace, hash, body, declared);
       } catch (e) {
-        if (!(e instanceof StorageError)) throw e;
+        if (!(e instanceof StoreAccessError)) throw e;
         log.outcome = 'store-error';
         log.reason = e.message;
         logger.error({ hash, namespace, err: e.message }, 'storage failed on PUT');

@@ -22,7 +22,7 @@ export interface RunningServer {
 /**
  * Starts the cache server from a configuration: opens and checks the store (fails fast), then listens.
  * @param opts.env environment for the S3 client (AWS_* variables); default `process.env`
- * @throws StorageError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
+ * @throws StoreAccessError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
  */
 export async function startServer(
   config: ServerConfig,

@@ -3,8 +3,9 @@ import type { Readable } from 'node:stream';
 import { BodyGuard } from '../body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from '../errors';
 import { TRUSTED } from '../tokens';
-import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { type CacheBackend, type VerifiedRead } from './backend';
 import { CorruptBlobError } from './verify';
+import { StoreAccessError } from '@buildonce/store';
 
 /** Nx remote-cache hash syntax accepted by the server: 1–128 of `[0-9a-zA-Z_-]`. */
 export const HASH_PATTERN = /^[0-9a-zA-Z_-]{1,128}$/;
@@ -133,7 +134,7 @@ export class CacheStore {
     private readonly opts: CacheStoreOptions,
   ) {
     if (opts.maxStoreBytes !== undefined) {
-      if (!backend.listRecords) throw new StorageError(`${backend.url} cannot list its entries: BUILDONCE_CACHE_MAX_STORE_BYTES needs a directory store`);
+      if (!backend.listRecords) throw new StoreAccessError(`${backend.url} cannot list its entries: BUILDONCE_CACHE_MAX_STORE_BYTES needs a directory store`);
       this.lru = new Map();
     }
   }
@@ -145,7 +146,7 @@ export class CacheStore {
 
   /**
    * Builds the LRU index from the stored records (oldest modification first), then evicts down to the cap.
-   * A no-op without maxStoreBytes. @throws StorageError
+   * A no-op without maxStoreBytes. @throws StoreAccessError
    */
   async init(): Promise<void> {
     if (!this.lru || !this.backend.listRecords) return;
@@ -196,7 +197,7 @@ export class CacheStore {
     }
   }
 
-  /** Whether `namespace` already has an entry for `hash`. @throws StorageError */
+  /** Whether `namespace` already has an entry for `hash`. @throws StoreAccessError */
   exists(namespace: string, hash: string): Promise<boolean> {
     return this.backend.hasRecord(recordKey(namespace, hash));
   }
@@ -205,7 +206,7 @@ export class CacheStore {
    * Stores a PUT body for `hash` in `namespace`, streaming it through BodyGuard into a fresh blob, then
    * writing the record create-only.
    * @param declaredBytes the request's Content-Length
-   * @throws StorageError when the backend fails (the partial blob is deleted best-effort)
+   * @throws StoreAccessError when the backend fails (the partial blob is deleted best-effort)
    */
   async put(namespace: string, hash: string, body: Readable, declaredBytes: number): Promise<PutOutcome> {
     if (declaredBytes > this.opts.maxBytes) return { status: 'too-large', limitBytes: this.opts.maxBytes, receivedBytes: 0 };
@@ -283,8 +284,8 @@ export class CacheStore {
       if (f instanceof BodyTooLargeError) return { status: 'too-large', limitBytes: f.limitBytes, receivedBytes: received };
       if (f instanceof BodyRejectedError) return { status: 'rejected', kind: f.kind, reason: f.reason, receivedBytes: received };
       if (f instanceof BodyIncompleteError) return { status: 'incomplete', receivedBytes: received };
-      if (e instanceof StorageError) throw e;
-      throw new StorageError(`storing ${hash} in ${this.backend.url} failed: ${(e as Error).message}`);
+      if (e instanceof StoreAccessError) throw e;
+      throw new StoreAccessError(`storing ${hash} in ${this.backend.url} failed: ${(e as Error).message}`);
     } finally {
       body.off('data', countFrom);
       body.off('close', onAbort);
@@ -294,7 +295,7 @@ export class CacheStore {
 
   /**
    * Looks `hash` up in `namespaces`, in order, and returns the first entry whose bytes verify.
-   * @throws StorageError when the backend fails
+   * @throws StoreAccessError when the backend fails
    */
   async get(namespaces: readonly string[], hash: string): Promise<GetOutcome> {
     const corrupt: { namespace: string; reason: string }[] = [];

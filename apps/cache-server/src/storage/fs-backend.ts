@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { FsBlobStore, StoreAccessError } from '@buildonce/store';
-import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { type CacheBackend, type VerifiedRead } from './backend';
 import { IN_MEMORY_VERIFY_MAX, VerifyingStream } from './verify';
 
 /** `open(path, 'wx', 0o644)` with the callback API: a plain descriptor for a callback-API write stream. */
@@ -41,7 +41,7 @@ export class FsCacheBackend implements CacheBackend {
       await mkdir(this.root, { recursive: true });
       await access(this.root, constants.W_OK | constants.R_OK);
     } catch (e) {
-      throw new StorageError(`cache directory ${this.root} is not usable: ${(e as Error).message}`);
+      throw new StoreAccessError(`cache directory ${this.root} is not usable: ${(e as Error).message}`);
     }
   }
 
@@ -58,7 +58,7 @@ export class FsCacheBackend implements CacheBackend {
       });
     } catch (e) {
       body.resume();
-      throw new StorageError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
+      throw new StoreAccessError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
     }
     // callback-API write stream on the descriptor (FileHandle.write costs far more main-thread CPU per chunk);
     // it closes the descriptor when it ends or fails. No fsync: every GET verifies size and sha256, so a blob
@@ -80,7 +80,7 @@ export class FsCacheBackend implements CacheBackend {
       fh = await open(path, 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
-      throw new StorageError(`cannot open ${path}: ${(e as Error).message}`);
+      throw new StoreAccessError(`cannot open ${path}: ${(e as Error).message}`);
     }
     try {
       const st = await fh.stat();
@@ -110,7 +110,7 @@ export class FsCacheBackend implements CacheBackend {
       return { status: 'ok', stream: src.pipe(verify), size: expected.size, verifiedWhileStreaming: true };
     } catch (e) {
       await fh.close().catch(() => undefined);
-      throw new StorageError(`cannot read ${path}: ${(e as Error).message}`);
+      throw new StoreAccessError(`cannot read ${path}: ${(e as Error).message}`);
     }
   }
 
@@ -203,9 +203,9 @@ export class FsCacheBackend implements CacheBackend {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof StorageError) throw e;
-      if (e instanceof StoreAccessError) throw new StorageError(e.message);
-      throw new StorageError(`${what} in ${this.root} failed: ${(e as Error).message}`);
+      if (e instanceof StoreAccessError) throw e;
+      if (e instanceof StoreAccessError) throw new StoreAccessError(e.message);
+      throw new StoreAccessError(`${what} in ${this.root} failed: ${(e as Error).message}`);
     }
   }
 }
