@@ -2,9 +2,9 @@
 # Promotion overhead: wall time of `nx run-many -t promote --env=prod` for rust-scorer (Lambda) and
 # express-api (EC2 pointer in SSM) against moto_server, next to the time of the bare AWS calls that
 # promotion makes, issued one by one with the aws CLI (same calls, same order, the two projects in
-# parallel as nx runs them), and their ratio. Then the time verification adds: the same promotion to an
-# environment `verified` (also after staging) whose buildonce.json `verify` runs a `command` check, next to
-# the bare prod deploy, with the check's own durationMs from the ledger.
+# parallel as nx runs them), and their ratio. Then the time verification adds: the same promotion to two
+# more environments after staging, `plain` (no checks) and `verified` (a `command` check in buildonce.json
+# `verify`), back to back, with the check's own durationMs from the ledger.
 #
 # Setup (not timed), in a temp copy of the workspace: moto_server, bucket, IAM role, one Lambda function
 # per environment (as IaC would), publish both projects once, promote them to dev and staging.
@@ -22,7 +22,7 @@ cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; [ -n "$work" ] &
 trap cleanup EXIT
 bench_workspace promote
 # an environment like prod but verified by a command check (node start-up + exit 0)
-node -e 'const f="buildonce.json",c=JSON.parse(require("fs").readFileSync(f,"utf8"));c.environments.push({name:"verified",requires:["staging"],verify:{kind:"command",command:["node","-e","process.exit(0)"]}});require("fs").writeFileSync(f,JSON.stringify(c,null,2))'
+node -e 'const f="buildonce.json",c=JSON.parse(require("fs").readFileSync(f,"utf8"));c.environments.push({name:"plain",requires:["staging"]},{name:"verified",requires:["staging"],verify:{kind:"command",command:["node","-e","process.exit(0)"]}});require("fs").writeFileSync(f,JSON.stringify(c,null,2))'
 git add -A && git -c user.email=b@b -c user.name=bench commit -qm 'bench: verified environment'
 start_moto
 export BUILDONCE_STORE="s3://bench/team" NX_CACHE_DIRECTORY="$work/.nx-cache"
@@ -32,7 +32,7 @@ bucket=bench prefix=team
 aws s3api create-bucket --bucket "$bucket" >/dev/null
 role=$(aws iam create-role --role-name bench-lambda --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' --query Role.Arn --output text)
 python3 -c 'import zipfile;z=zipfile.ZipFile("placeholder.zip","w");z.writestr("bootstrap","placeholder");z.close()'
-for fn in rust-scorer-dev rust-scorer-staging rust-scorer-prod rust-scorer-verified rust-scorer-bare; do
+for fn in rust-scorer-dev rust-scorer-staging rust-scorer-prod rust-scorer-plain rust-scorer-verified rust-scorer-bare; do
   aws lambda create-function --function-name "$fn" --runtime provided.al2023 --role "$role" --handler bootstrap --architectures x86_64 --zip-file fileb://placeholder.zip >/dev/null
 done
 nxq() { npx nx "$@" --output-style=stream >>"$work/nx.log" 2>&1 || { tail -30 "$work/nx.log"; exit 1; }; }
@@ -104,7 +104,11 @@ wait "$p1" "$p2"
 t5=$(ms)
 bare_ms=$((t5 - t4))
 
-# --- timed: the same promotion to the verified environment ---
+# --- timed: the same promotion to an environment without checks, then to one with a command check ---
+t10=$(ms)
+npx nx run-many -t promote --projects=rust-scorer,express-api --env=plain --output-style=stream >"$work/plain.log" 2>&1 || { cat "$work/plain.log"; exit 1; }
+t11=$(ms)
+plain_ms=$((t11 - t10))
 t8=$(ms)
 npx nx run-many -t promote --projects=rust-scorer,express-api --env=verified --output-style=stream >"$work/verified.log" 2>&1 || { cat "$work/verified.log"; exit 1; }
 t9=$(ms)
@@ -122,6 +126,7 @@ printf 'same again, already current (no-op):                             %6d ms\
 printf 'bare AWS calls of that promotion (%d aws CLI calls, 2 in parallel): %6d ms\n' "$calls" "$bare_ms"
 printf '  (one trivial aws CLI call, i.e. CLI start-up + 1 request:          %6d ms)\n' "$per_call"
 printf 'ratio promote / bare:                                             %6.2f\n' "$(awk -v a="$promote_ms" -v b="$bare_ms" 'BEGIN{printf "%.2f", a/b}')"
+printf 'promote both to an environment without checks (plain):          %6d ms\n' "$plain_ms"
 printf 'promote both to an environment with a command check (verified):  %6d ms\n' "$verified_ms"
-printf '  verification adds (verified - prod):                            %6d ms\n' "$((verified_ms - promote_ms))"
+printf '  verification adds (verified - plain):                           %6d ms\n' "$((verified_ms - plain_ms))"
 printf '  check durationMs recorded in the ledger (rust-scorer / express-api): %s / %s ms\n' "$scorer_check" "$api_check"
