@@ -4,7 +4,8 @@ import { fail, fromWorkspace, projectFacts } from '../../lib/context';
 import type { CargoLambdaZipExecutorSchema } from './schema';
 
 /**
- * `build` target of Rust Lambdas: cargo (or cargo-lambda) → deterministic bootstrap.zip + artifact.json.
+ * `build` target of Rust Lambdas: cargo (or cargo-lambda), x86_64 or arm64 on any host → deterministic bootstrap.zip +
+ * artifact.json (architecture, glibcMax checked against the runtime, toolchain identity).
  * The version is `NX_TASK_HASH`, which Nx sets for every task process; running outside Nx is an error.
  */
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
@@ -21,6 +22,7 @@ export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExec
       binary: options.binary || 'bootstrap',
       runtime: options.runtime || 'provided.al2023',
       cargoLambda: options.cargoLambda ?? 'auto',
+      toolchain: options.toolchain || undefined,
       offlineRegistry: options.offlineRegistry || process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY || undefined,
       log: (l) => console.log(l),
     });
