@@ -9,7 +9,7 @@ import {
 import { BuildonceError, ConfigError } from '@buildonce/errors';
 import { checkGlibcCeiling, readElfVersionNeeds } from './elf';
 import { run } from './run';
-import { RUNTIME_GLIBC, TOOLCHAIN_ENV, resolveRustToolchain, type RustToolchain } from './rust-toolchain.mjs';
+import { RUNTIME_GLIBC, resolveRustToolchain, type RustToolchain } from './rust-toolchain.mjs';
 
 /** Lambda architectures. */
 export type Architecture = 'x86_64' | 'arm64';
@@ -160,7 +160,7 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
   }
   if (tc.problems.length) throw new RustToolchainError(`[${b.project}] ${tc.problems[0]}`);
   const env = { ...baseEnv, ...tc.env };
-  b.log(`[${b.project}] toolchain: ${tc.summary} (${[tc.cargo.file, ...tc.cargo.args].join(' ')}${tc.selector ? `, selected by ${process.env[TOOLCHAIN_ENV] || b.env?.[TOOLCHAIN_ENV] ? TOOLCHAIN_ENV : 'the toolchain option'}` : ''})`);
+  b.log(`[${b.project}] toolchain: ${tc.summary} (${[tc.cargo.file, ...tc.cargo.args].join(' ')}: ${tc.via})`);
   const targetDir = env.CARGO_TARGET_DIR ? resolve(b.cargoDir, env.CARGO_TARGET_DIR) : join(b.cargoDir, 'target');
   let bytes: Buffer;
   if (tc.builder === 'cargo-lambda') {

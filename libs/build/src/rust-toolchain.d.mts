@@ -35,6 +35,8 @@ export interface RustToolchain {
   spec: ToolchainSpec;
   /** the selector as given (env or option), '' for the PATH rule */
   selector: string;
+  /** why this toolchain, for the build log: e.g. `first cargo on PATH with the aarch64-unknown-linux-gnu std` */
+  via: string;
   /** cargo to run: absolute path when found, and leading args (`+name`) */
   cargo: { file: string; args: string[] };
   rustc: { file: string; args: string[] };

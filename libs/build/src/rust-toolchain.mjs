@@ -9,10 +9,14 @@
 //
 // THE RULE (documented in docs/rust-lambda.md):
 //   1. BUILDONCE_RUST_TOOLCHAIN, else the target's `toolchain` option, selects the toolchain:
-//      - empty: `cargo` and `rustc` as found on PATH *as the user had it*: the leading run of entries
-//        that Nx and npm put in front of a task's PATH (node_modules/.bin directories, npm's node-gyp-bin,
-//        node's own directory) is skipped, so a /usr/bin/rustc next to /usr/bin/node never silently replaces
-//        the rustup toolchain earlier on the user's PATH;
+//      - empty: the first `cargo` on PATH *as the user had it* whose sibling `rustc` has the target's
+//        standard library (the first `cargo` when none has it; the build then names what is missing).
+//        "As the user had it": the leading run of entries that Nx and npm put in front of a task's PATH
+//        (node_modules/.bin directories, npm's node-gyp-bin, node's own directory) is skipped, so a
+//        /usr/bin/rustc next to /usr/bin/node never silently replaces the rustup toolchain earlier on the
+//        user's PATH, and the hash-time identity (run by Nx without that prefix) equals the build's.
+//        A cargo that is not the first one on PATH runs with RUSTC=<its dir>/rustc (cargo would otherwise
+//        call the first rustc on PATH);
 //      - `+name` (or a bare name): the rustup toolchain `name` (`cargo +name`, `rustc +name`);
 //      - an absolute directory: `<dir>/bin/cargo` with RUSTC=`<dir>/bin/rustc` (e.g. `/usr` for Debian's
 //        rustc-web/cargo-web, whose /usr/lib/rustlib has the arm64 std from libstd-rust-web-dev:arm64).
@@ -213,8 +217,16 @@ export function resolveRustToolchain(req) {
   let cargoFile = 'cargo';
   let rustcFile = env.RUSTC || 'rustc';
   const plus = [];
-  if (spec.kind === 'dir') {
-    const bin = join(spec.dir, 'bin');
+  /** PATH rule: the first cargo on the user's PATH whose sibling rustc has the target's std (else the first cargo) */
+  let pathBin;
+  if (spec.kind === 'path' && !env.RUSTC) {
+    const candidates = [...new Set(basePath.split(delimiter).filter((d) => d && which(join(d, 'cargo')) && which(join(d, 'rustc'))))];
+    pathBin = candidates.find((d) => hasStd(probe(join(d, 'rustc'), ['--print', 'sysroot'], { cwd, env: { ...env, PATH: basePath } }), triple));
+    // the first cargo needs no pinning; a later one gets its own rustc (cargo would otherwise run the first rustc on PATH)
+    if (!pathBin || pathBin === candidates[0]) pathBin = undefined;
+  }
+  if (spec.kind === 'dir' || pathBin) {
+    const bin = pathBin ?? join(spec.dir, 'bin');
     runEnv.PATH = [bin, basePath].filter(Boolean).join(delimiter);
     cargoFile = join(bin, 'cargo');
     if (!env.RUSTC) {
@@ -222,7 +234,7 @@ export function resolveRustToolchain(req) {
       runEnv.RUSTC = rustcFile;
       if (existsSync(join(bin, 'rustdoc'))) runEnv.RUSTDOC = join(bin, 'rustdoc');
     }
-    if (!existsSync(cargoFile)) problems.push(`toolchain directory ${spec.dir} has no bin/cargo: fix ${TOOLCHAIN_ENV} / the toolchain option (Debian: apt-get install rustc-web cargo-web)`);
+    if (!existsSync(cargoFile) && spec.kind === 'dir') problems.push(`toolchain directory ${spec.dir} has no bin/cargo: fix ${TOOLCHAIN_ENV} / the toolchain option (Debian: apt-get install rustc-web cargo-web)`);
   } else if (spec.kind === 'rustup') {
     plus.push(`+${spec.name}`);
   }
@@ -317,6 +329,7 @@ export function resolveRustToolchain(req) {
     builder,
     spec,
     selector,
+    via: spec.kind === 'dir' ? `${TOOLCHAIN_ENV}/toolchain option ${selector}` : spec.kind === 'rustup' ? `rustup toolchain ${spec.name}` : pathBin ? `first cargo on PATH with the ${triple} std` : 'first cargo on PATH',
     cargo: { file: cargoPath ?? cargoFile, args: plus },
     rustc: { file: rustcPath ?? rustcFile, args: rustcArgs },
     host,

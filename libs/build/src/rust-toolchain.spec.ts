@@ -57,6 +57,22 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     expect(t.env.PATH).toBe([userBin, crossGcc, nodeDir].join(':'));
   });
 
+  it('takes the first cargo on the user PATH whose rustc has the target std, pinning its rustc', () => {
+    const rustup = fakeToolchain('rustup-x86', '1.95.0', ['x86_64-unknown-linux-gnu']);
+    const debian = fakeToolchain('debian-arm', '1.96.0', ['x86_64-unknown-linux-gnu', 'aarch64-unknown-linux-gnu']);
+    const env = { PATH: [join(tmp, 'ws/node_modules/.bin'), debian, rustup, crossGcc, debian].join(':') };
+    const req = { cargoDir: crate, runtime: 'provided.al2023', cargoLambda: 'never' as const, env, execPath: join(debian, 'node') };
+    const arm = resolveRustToolchain({ ...req, architecture: 'arm64' });
+    expect(arm.problems).toEqual([]);
+    expect(arm.cargo.file).toBe(join(debian, 'cargo'));
+    expect(arm.env).toMatchObject({ RUSTC: join(debian, 'rustc'), PATH: [debian, rustup, crossGcc, debian].join(':') });
+    expect(arm.via).toBe('first cargo on PATH with the aarch64-unknown-linux-gnu std');
+    const x86 = resolveRustToolchain({ ...req, architecture: 'x86_64' });
+    expect(x86.cargo.file).toBe(join(rustup, 'cargo'));
+    expect(x86.env.RUSTC).toBeUndefined();
+    expect(x86.via).toBe('first cargo on PATH');
+  });
+
   it('an absolute toolchain directory (BUILDONCE_RUST_TOOLCHAIN over the option) selects its cargo and RUSTC', () => {
     const debian = fakeToolchain('debian2', '1.96.0', ['aarch64-unknown-linux-gnu']);
     const userBin = fakeToolchain('rustup2', '1.95.0', ['x86_64-unknown-linux-gnu']);
