@@ -114,6 +114,23 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     expect(fromEnv.glibcMax).toBe('2.26');
   });
 
+  it('with cargo-lambda installed: zig links for the runtime glibc (target suffix), and its versions are the identity', () => {
+    const bin = fakeToolchain('lambda', '1.95.0', ['x86_64-unknown-linux-gnu']);
+    writeFileSync(join(bin, 'cargo'), `#!/bin/sh\ncase "$1" in -vV) printf 'cargo 1.95.0 (l)\\nrelease: 1.95.0\\n';; lambda) echo 'cargo-lambda 1.8.6 (abc 2025-01-01Z)';; esac\n`);
+    writeFileSync(join(bin, 'zig'), '#!/bin/sh\necho 0.13.0\n');
+    chmodSync(join(bin, 'zig'), 0o755);
+    const t = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2023', cargoLambda: 'auto', env: { PATH: bin }, execPath: '/nowhere/node' });
+    expect(t.builder).toBe('cargo-lambda');
+    expect(t.cargoTarget).toBe('aarch64-unknown-linux-gnu.2.34');
+    expect(t.problems).toEqual([]);
+    expect(t.identity).toContain('builder: cargo-lambda (cargo-lambda 1.8.6 (abc 2025-01-01Z))');
+    expect(t.identity).toContain('linker: zig 0.13.0');
+    expect(t.summary).toContain('aarch64-unknown-linux-gnu.2.34; cargo-lambda 1.8.6 (abc 2025-01-01Z) + zig 0.13.0');
+    const never = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2', cargoLambda: 'never', env: { PATH: bin }, execPath: '/nowhere/node' });
+    expect(never.builder).toBe('cargo');
+    expect(never.identity).not.toBe(t.identity);
+  });
+
   it('parses toolchain selectors', () => {
     expect(parseToolchainSpec('')).toEqual({ kind: 'path' });
     expect(parseToolchainSpec('+stable')).toEqual({ kind: 'rustup', name: 'stable' });
