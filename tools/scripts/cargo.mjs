@@ -11,7 +11,8 @@
 // When qemu-aarch64 is installed but not registered and we are root, the registration of
 // /usr/lib/binfmt.d/qemu-<arch>.conf is done here (as tools/scripts/setup.sh does); when that is impossible
 // the run prints why and skips (exit 0). Argument arrays only, no shell.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { RUST_TARGETS, resolveRustToolchain } from '../../libs/build/src/rust-toolchain.mjs';
 
@@ -70,5 +71,13 @@ const offline = registry
   ? ['--offline', '--config', 'source.crates-io.replace-with="buildonce-offline"', '--config', `source.buildonce-offline.directory=${JSON.stringify(registry)}`]
   : [];
 const args = [...tc.cargo.args, sub, '--target', tc.triple, ...tc.cargoConfigArgs, ...offline, ...rest];
-const r = spawnSync(tc.cargo.file, args, { stdio: 'inherit', env: { ...process.env, ...tc.env } });
-process.exit(r.status ?? 1);
+// stdout is re-emitted whole lines at a time: libtest writes `test result: `, `ok` and `. N passed…` separately,
+// and under emulation those writes reach Nx's output prefixer as separate chunks (split lines that the
+// summary in .ci/run could not count).
+const child = spawn(tc.cargo.file, args, { stdio: ['inherit', 'pipe', 'inherit'], env: { ...process.env, ...tc.env } });
+createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => process.stdout.write(line + '\n'));
+child.on('error', (e) => {
+  console.error(`[cargo ${sub} ${architecture}] cannot run ${tc.cargo.file}: ${e.message}`);
+  process.exit(1);
+});
+child.on('close', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
