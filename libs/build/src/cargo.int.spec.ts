@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -180,11 +180,12 @@ describe('Rust Lambda zips for both architectures on this host', () => {
 
   it('refuses a bootstrap that needs a newer glibc than the runtime ships, naming the symbol, and writes nothing', async () => {
     const out = join(tmp, 'out-al2');
+    cpSync(join(tmp, 'out-arm64'), out, { recursive: true }); // an earlier build's output must not survive a refused one
     // Rust's std links __libc_start_main@GLIBC_2.34 (glibc >= 2.34); provided.al2 has glibc 2.26.
     const err = await build('arm64', out, 'provided.al2').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GlibcTooNewError);
     expect((err as Error).message).toMatch(/^\[rust-scorer\] bootstrap needs GLIBC_2\.\d+ \(symbol \S+@GLIBC_2\.\d+.*\) but provided\.al2 has glibc 2\.26/);
     expect((err as Error).message.split('\n')).toHaveLength(1);
-    expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    expect(existsSync(out)).toBe(false);
   });
 });

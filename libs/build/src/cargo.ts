@@ -160,6 +160,8 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
   }
   if (tc.problems.length) throw new RustToolchainError(`[${b.project}] ${tc.problems[0]}`);
   const env = { ...baseEnv, ...tc.env };
+  // a failed or refused build leaves no output behind (no stale artifact.json of an earlier build)
+  await rm(b.outputDir, { recursive: true, force: true });
   b.log(`[${b.project}] toolchain: ${tc.summary} (${[tc.cargo.file, ...tc.cargo.args].join(' ')}: ${tc.via})`);
   const targetDir = env.CARGO_TARGET_DIR ? resolve(b.cargoDir, env.CARGO_TARGET_DIR) : join(b.cargoDir, 'target');
   let bytes: Buffer;
@@ -183,7 +185,6 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
     throw new RustToolchainError(`${label} is an ${elf.machine} binary, not ${ELF_MACHINE[b.architecture]} (${b.architecture}): the toolchain ignored --target ${tc.cargoTarget}; check cargo's build.target settings`);
   }
   const glibcMax = checkGlibcCeiling(elf, ceiling, label, b.runtime);
-  await rm(b.outputDir, { recursive: true, force: true });
   await mkdir(b.outputDir, { recursive: true });
   const zipPath = join(b.outputDir, 'bootstrap.zip');
   await writeDeterministicZip([{ name: 'bootstrap', bytes }], zipPath);
