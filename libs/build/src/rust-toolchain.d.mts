@@ -61,3 +61,12 @@ export declare function parseToolchainSpec(value: string | undefined): Toolchain
 export declare function linkerEnvName(triple: string): string;
 export declare function configuredLinker(triple: string, cwd: string, env?: Record<string, string | undefined>): { linker: string; file: string } | undefined;
 export declare function resolveRustToolchain(req: RustToolchainRequest): RustToolchain;
+export declare const RUST_TOOLCHAIN_SCRIPT: 'tools/scripts/rust-toolchain.mjs';
+/** The Nx `runtime` input hashing a Rust Lambda build's toolchain identity (same options as the build target). */
+export declare function rustToolchainRuntimeInput(o: {
+  cargoDir: string;
+  architecture: LambdaArchitecture;
+  runtime?: string;
+  toolchain?: string;
+  cargoLambda?: 'auto' | 'always' | 'never';
+}): { runtime: string };

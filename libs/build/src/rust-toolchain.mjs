@@ -341,3 +341,24 @@ export function resolveRustToolchain(req) {
     summary,
   };
 }
+
+/** Workspace-relative path of the identity command (tools/scripts/rust-toolchain.mjs). */
+export const RUST_TOOLCHAIN_SCRIPT = 'tools/scripts/rust-toolchain.mjs';
+
+function shellWord(s) {
+  return /^[A-Za-z0-9_./+=:@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The Nx `runtime` input that hashes a Rust Lambda build's toolchain identity; pass the build target's options
+ * (Nx runs the command with the workspace root as cwd, so `cargoDir` is workspace-relative).
+ * Source: Nx docs, "Inputs and Named Inputs" (runtime inputs).
+ * @param {{ cargoDir: string, architecture: 'x86_64' | 'arm64', runtime?: string, toolchain?: string, cargoLambda?: 'auto' | 'always' | 'never' }} o
+ * @returns {{ runtime: string }} e.g. `{ runtime: 'node tools/scripts/rust-toolchain.mjs --cargo-dir apps/api --architecture arm64 --runtime provided.al2023' }`
+ */
+export function rustToolchainRuntimeInput(o) {
+  const args = ['node', RUST_TOOLCHAIN_SCRIPT, '--cargo-dir', o.cargoDir || '.', '--architecture', o.architecture, '--runtime', o.runtime || 'provided.al2023'];
+  if (o.toolchain) args.push('--toolchain', o.toolchain);
+  if (o.cargoLambda && o.cargoLambda !== 'auto') args.push('--cargo-lambda', o.cargoLambda);
+  return { runtime: args.map(shellWord).join(' ') };
+}

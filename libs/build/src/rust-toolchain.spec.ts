@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configuredLinker, linkerEnvName, parseToolchainSpec, resolveRustToolchain, userPath } from './rust-toolchain.mjs';
+import { configuredLinker, linkerEnvName, parseToolchainSpec, resolveRustToolchain, rustToolchainRuntimeInput, userPath } from './rust-toolchain.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rust-toolchain-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -136,5 +136,14 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     expect(parseToolchainSpec('+stable')).toEqual({ kind: 'rustup', name: 'stable' });
     expect(parseToolchainSpec('/usr/')).toEqual({ kind: 'dir', dir: '/usr' });
     expect(() => parseToolchainSpec('rel/dir')).toThrow(/neither a rustup toolchain name nor an absolute directory/);
+  });
+
+  it('builds the Nx runtime input that rust-scorer and inferred Rust Lambda targets hash', () => {
+    const project = JSON.parse(readFileSync(join(__dirname, '../../../apps/rust-scorer/project.json'), 'utf8'));
+    const o = project.targets.build.options;
+    expect(project.targets.build.inputs).toContainEqual(rustToolchainRuntimeInput({ cargoDir: 'apps/rust-scorer', architecture: o.architecture, runtime: o.runtime }));
+    expect(rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: 'x86_64', toolchain: '+stable', cargoLambda: 'never' })).toEqual({
+      runtime: "node tools/scripts/rust-toolchain.mjs --cargo-dir 'apps/my app' --architecture x86_64 --runtime provided.al2023 --toolchain +stable --cargo-lambda never",
+    });
   });
 });
