@@ -1,12 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifestJson } from '@buildonce/artifact';
-import { repoRoot } from '@buildonce/testing';
+import { removeTempDirs, repoRoot, tempDir } from '@buildonce/testing';
 import { buildRustLambdaZip, readZipEntry, type Architecture } from './cargo';
 import { GlibcTooNewError, readElfVersionNeeds } from './elf';
 
@@ -19,11 +18,11 @@ let tmp: string;
 let crate: string;
 
 beforeAll(() => {
-  tmp = mkdtempSync(join(tmpdir(), 'cargo-int-'));
+  tmp = tempDir('cargo-int-');
   crate = join(tmp, 'rust-scorer');
   cpSync(join(repoRoot, 'apps/rust-scorer'), crate, { recursive: true, filter: (src) => !src.includes('/target') });
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(removeTempDirs);
 
 function build(architecture: Architecture, outputDir: string, runtime = 'provided.al2023', lines: string[] = []) {
   return buildRustLambdaZip({
