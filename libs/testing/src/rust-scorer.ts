@@ -10,7 +10,7 @@ export const RUST_SCORER_DIR = join(REPO, 'apps/rust-scorer');
 const DEFAULT_REGISTRY = '/usr/share/cargo/registry';
 
 /**
- * Builds the real rust-scorer `bootstrap` with `cargo build --release --locked` (offline from
+ * Builds the real rust-scorer `bootstrap` for x86_64-unknown-linux-gnu with `cargo build --release --locked --target` (offline from
  * BUILDONCE_CARGO_OFFLINE_REGISTRY, default Debian's /usr/share/cargo/registry, as tools/scripts/cargo.mjs).
  * With `weightsJson` the crate is copied to a temp dir with that `weights.json` compiled in instead
  * (e.g. one that fails to parse at init: a broken build); its target dir is kept under the crate's
@@ -41,6 +41,8 @@ export async function buildScorerBootstrap(o: { weightsJson?: string } = {}): Pr
     targetDir = join(variants, 'target');
   }
   env.CARGO_TARGET_DIR = targetDir;
-  await run('cargo', cargoBuildArgs({ cargoDir, binary: 'bootstrap', offlineRegistry: registry }), { cwd: cargoDir, env });
-  return join(targetDir, 'release', 'bootstrap');
+  // the host's own triple (the tests run the binary here); the Lambda functions in the tests are x86_64 too
+  const target = 'x86_64-unknown-linux-gnu';
+  await run('cargo', cargoBuildArgs({ cargoDir, binary: 'bootstrap', target, offlineRegistry: registry }), { cwd: cargoDir, env });
+  return join(targetDir, target, 'release', 'bootstrap');
 }
