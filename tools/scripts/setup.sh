@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: Debian packages (offline Rust crates, shellcheck) when
-# apt-get is available and we are root, then the npm workspace (npm ci). Idempotent.
+# apt-get is available and we are root (incl. docker-registry + skopeo for the image tests), then the npm workspace (npm ci). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -11,6 +11,7 @@ import {
   sha256Stream,
   type Manifest,
   type PublishMetadata,
+  type RegistryRecord,
   type StoredManifest,
 } from '@buildonce/artifact';
 import type { BlobStore, ProgressFn } from './blob';
@@ -118,6 +119,8 @@ export interface PublishOptions {
   /** directory holding the manifest's files */
   dir: string;
   metadata: PublishMetadata;
+  /** oci-image only: where the image was pushed (recorded in `manifest.json`) */
+  registry?: RegistryRecord;
   namespace?: ArtifactNamespace;
   dryRun?: boolean;
   /** one line per step */
@@ -185,7 +188,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
     }
   }
 
-  const stored: StoredManifest = { manifest, publish: opts.metadata };
+  const stored: StoredManifest = { manifest, publish: opts.metadata, ...(opts.registry ? { registry: opts.registry } : {}) };
   const manifestKey = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
   const put = await store.putBytesIfAbsent(manifestKey, Buffer.from(serializeManifest(stored)), { contentType: 'application/json' });
   if (put === 'exists') {
