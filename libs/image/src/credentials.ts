@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import type { AwsClients } from '@buildonce/aws';
 import { RegistryClient, type RegistryCredentials } from './registry';
 import { ecrHost, type ImageReference } from './reference';
@@ -29,7 +30,8 @@ export async function registryCredentials(o: { registry: string; configuredHost?
  * @throws RegistryAuthError (one line) when the call fails
  */
 export async function ecrCredentials(aws: AwsClients, account?: string): Promise<RegistryCredentials> {
-  const { GetAuthorizationTokenCommand } = await import('@aws-sdk/client-ecr');
+  // loaded lazily (like libs/aws) so commands that never talk to ECR never load its SDK
+  const { GetAuthorizationTokenCommand } = createRequire(__filename)('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr');
   try {
     const r = await aws.ecr().send(new GetAuthorizationTokenCommand(account ? { registryIds: [account] } : {}));
     const token = r.authorizationData?.[0]?.authorizationToken;

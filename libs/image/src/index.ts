@@ -7,3 +7,4 @@ export * from './layout';
 export * from './assemble';
 export * from './push';
 export * from './publish';
+export * from './build-target';

@@ -108,3 +108,17 @@ export async function publishImageBuild(o: PublishImageBuildOptions): Promise<Pu
   if (result.status !== 'dry-run') await appendGithubOutput({ image_uri: push.uri, digest: push.digest, version: manifest.version, artifact_uri: result.uri }, env);
   return { ...result, version: manifest.version, namespace, push };
 }
+
+/**
+ * True when an image URI by digest (`<host>/<repo>@sha256:…`) is in its registry (OCI distribution
+ * `HEAD /v2/<repo>/manifests/<digest>`), using the credentials of {@link clientFor}.
+ * @throws ImageConfigError when the URI has no digest; RegistryError/RegistryAuthError when the registry fails
+ */
+export async function imageExists(imageUri: string, o: { env?: NodeJS.ProcessEnv; aws?: AwsClients } = {}): Promise<boolean> {
+  const env = o.env ?? process.env;
+  const ref = parseImageReference(imageUri);
+  if (!ref.digest) throw new ConfigError(`image URI "${imageUri}" has no digest: buildonce deploys images by digest`);
+  const configured = env[REGISTRY_ENV] ? parseImageReference(env[REGISTRY_ENV]!).registry : undefined;
+  const client = await clientFor(ref, { configuredHost: configured, env, aws: o.aws ?? awsClients({ env }) });
+  return (await client.headManifest(ref.repository, ref.digest)) !== undefined;
+}
