@@ -107,7 +107,7 @@ export class RegistryClient {
     if (!realm) throw new RegistryAuthError(`registry ${this.o.registry}: Bearer challenge without a realm`);
     const url = new URL(realm);
     if (ch.params.service) url.searchParams.set('service', ch.params.service);
-    url.searchParams.set('scope', scope);
+    for (const s of scope.split(' ')) url.searchParams.append('scope', s); // one scope parameter per scope (token spec)
     const headers: Record<string, string> = {};
     const basic = this.basicHeader();
     if (basic) headers.authorization = basic;
