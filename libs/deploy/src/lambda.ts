@@ -14,7 +14,8 @@ import {
 import pRetry, { AbortError } from 'p-retry';
 import { sha256HexToBase64 } from '@buildonce/artifact';
 import { S3BlobStore, artifactKey } from '@buildonce/store';
-import { imageExists } from '@buildonce/image';
+import { awsClients } from '@buildonce/aws';
+import { imageExists, protectImage } from '@buildonce/image';
 import {
   DeployError,
   DeployPreflightError,
@@ -66,6 +67,11 @@ export interface LambdaTargetOptions {
    * manifest)? Default: libs/image `imageExists` with the standard registry credentials.
    */
   imageExists?: (imageUri: string) => Promise<boolean>;
+  /**
+   * oci-image deploy: marks the image protected before Lambda is pointed at it (ECR: `keep-<version>` tag,
+   * see libs/image ecrLifecyclePolicy). Default: libs/image `protectImage`.
+   */
+  protectImage?: (imageUri: string, version: string) => Promise<unknown>;
   /** process environment for registry credentials (default process.env) */
   env?: NodeJS.ProcessEnv;
 }
@@ -290,6 +296,9 @@ export class LambdaDeployTarget implements DeployTarget {
     try {
       const before = await this.getFunction(functionName);
       if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (await (this.o.protectImage ?? ((u: string, v: string) => protectImage(u, v, { env: this.o.env, aws: awsClients({ env: this.o.env }) })))(uri, req.version)) {
+        req.log(`protected ${uri} (tag keep-${req.version})`);
+      }
       if (before.Code?.ImageUri !== uri) {
         await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ImageUri: uri })));
         req.log(`UpdateFunctionCode ${functionName} ImageUri ${uri}`);

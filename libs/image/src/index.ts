@@ -8,3 +8,4 @@ export * from './assemble';
 export * from './push';
 export * from './publish';
 export * from './build-target';
+export * from './admin';

@@ -1,4 +1,4 @@
-import { loadConfig, runRetention, type RetentionResult } from '@buildonce/release';
+import { loadConfig, runImageRetention, type ImageRetentionResult } from '@buildonce/release';
 import { openStore, resolveStoreLocation, type BlobStore } from '@buildonce/store';
 
 /**
@@ -25,12 +25,14 @@ export interface RetentionCommand {
 }
 
 /**
- * Resolves the store (option, BUILDONCE_STORE, embedded default) and runs retention, logging one line
- * per deleted version and a summary with the bytes freed.
+ * Resolves the store (option, BUILDONCE_STORE, embedded default) and runs retention (libs/release
+ * runImageRetention: store retention + registry images of oci-image versions), logging one line per
+ * deleted version and a summary with the bytes freed.
  * @throws StoreConfigError, StoreAccessError, RangeError for bad numbers
  */
-export async function runRetentionCommand(c: RetentionCommand): Promise<RetentionResult> {
+export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   const store = await workspaceStore(c.workspaceRoot, c.store, c.env);
   c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
-  return runRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, log: c.log });
+  // oci-image versions: their registry images go by digest too, protected ones keep their keep-<version> tag (ECR)
+  return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.env, log: c.log });
 }
