@@ -6,6 +6,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createGunzip } from 'node:zlib';
 import { create as tarCreate, extract as tarExtract, Parser } from 'tar';
+import { BuildonceError } from '@buildonce/errors';
 
 /** One entry of a deterministic tarball: a relative name and its bytes (from disk or memory). */
 export type TarEntry = { name: string; path: string; mode?: number } | { name: string; bytes: Uint8Array; mode?: number };
@@ -28,7 +29,7 @@ export const GZIP_OS_UNIX = 3;
  * The service reads its version from it at run time; a tarball cannot contain its own sha256, but its
  * version (the build's Nx task hash) is known before the bytes are written.
  */
-export const ARTIFACT_INFO_FILE = 'buildonce.json';
+export const ARTIFACT_INFO_FILE = 'artifact-info.json';
 
 /**
  * Where a deploy (apps/express-api/deploy/user-data.sh, libs/deploy `deployLocal`) writes the stored
@@ -38,7 +39,7 @@ export const ARTIFACT_INFO_FILE = 'buildonce.json';
 export const DEPLOYED_MANIFEST_PATH = '.buildonce/manifest.json';
 
 /** A tarball or gzip stream is not what the deterministic writer guarantees, or an entry name is unsafe. */
-export class TarballError extends Error {
+export class TarballError extends BuildonceError {
   override name = 'TarballError';
 }
 

@@ -3,18 +3,17 @@ import {
   GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
-  LambdaClient,
+  type LambdaClient,
   PublishVersionCommand,
   UpdateAliasCommand,
   UpdateFunctionCodeCommand,
   waitUntilFunctionUpdatedV2,
   type FunctionConfiguration,
-  type LambdaClientConfig,
 } from '@aws-sdk/client-lambda';
 import pRetry, { AbortError } from 'p-retry';
 import { sha256HexToBase64 } from '@buildonce/artifact';
-import { S3BlobStore, artifactKey } from '@buildonce/store';
-import { awsClients } from '@buildonce/aws';
+import { artifactKey } from '@buildonce/store';
+import { awsClients, type AwsClients } from '@buildonce/aws';
 import { imageExists, protectImage } from '@buildonce/image';
 import {
   DeployError,
@@ -31,16 +30,6 @@ import {
 export const DEFAULT_FUNCTION_NAME = '{project}-{env}';
 /** Default alias template: the environment name. */
 export const DEFAULT_ALIAS = '{env}';
-
-/**
- * Creates a Lambda client following the standard AWS configuration (AWS_REGION, AWS_PROFILE,
- * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_LAMBDA). Region falls back to us-east-1 only with a custom endpoint.
- */
-export function createLambdaClient(env: NodeJS.ProcessEnv = process.env, config: LambdaClientConfig = {}): LambdaClient {
-  const custom = !!(env.AWS_ENDPOINT_URL_LAMBDA || env.AWS_ENDPOINT_URL);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
-  return new LambdaClient({ ...(region ? { region } : {}), ...config });
-}
 
 /** The function does not exist: buildonce never creates functions, IaC does. */
 export class LambdaFunctionNotFoundError extends DeployPreflightError {
@@ -74,6 +63,8 @@ export interface LambdaTargetOptions {
   protectImage?: (imageUri: string, version: string) => Promise<unknown>;
   /** process environment for registry credentials (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /** AWS clients for ECR (registry auth, protection tags); default libs/aws `awsClients({ env })` */
+  aws?: AwsClients;
 }
 
 function isConflict(e: unknown): boolean {
@@ -134,14 +125,15 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 
   private s3Location(req: DeployRequest): { bucket: string; key: string; sha256Base64: string } {
-    if (!(req.store instanceof S3BlobStore)) {
-      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
-    }
     if (req.stored.manifest.kind !== 'lambda-zip') {
       throw new DeployPreflightError(`the lambda target deploys lambda-zip artifacts; ${req.project}@${req.version} is a ${req.stored.manifest.kind}`);
     }
     const file = mainFile(req.stored.manifest);
-    return { bucket: req.store.bucket, key: req.store.s3KeyOf(artifactKey(req.project, req.version, file.name, req.namespace)), sha256Base64: sha256HexToBase64(file.sha256) };
+    const object = req.store.s3Object(artifactKey(req.project, req.version, file.name, req.namespace));
+    if (!object) {
+      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
+    }
+    return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
 
   /** The image URI by digest of an oci-image artifact (from the stored record). */
@@ -193,7 +185,7 @@ export class LambdaDeployTarget implements DeployTarget {
       );
     }
     if (uri) {
-      const exists = await (this.o.imageExists ?? ((u: string) => imageExists(u, { env: this.o.env })))(uri);
+      const exists = await (this.o.imageExists ?? ((u: string) => imageExists(u, { env: this.o.env, aws: this.o.aws })))(uri);
       if (!exists) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
     }
   }
@@ -296,7 +288,7 @@ export class LambdaDeployTarget implements DeployTarget {
     try {
       const before = await this.getFunction(functionName);
       if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (await (this.o.protectImage ?? ((u: string, v: string) => protectImage(u, v, { env: this.o.env, aws: awsClients({ env: this.o.env }) })))(uri, req.version)) {
+      if (await (this.o.protectImage ?? ((u: string, v: string) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
       if (before.Code?.ImageUri !== uri) {

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '@buildonce/build';
 import { startRegistry, type RegistryServer } from '@buildonce/testing';
-import { ArtifactConflictError, openStore, readStoredManifest, resolveStoreLocation } from '@buildonce/store';
+import { ArtifactConflictError, publishMetadataFromEnv } from '@buildonce/store';
 import { buildImage, IMAGE_MANIFEST_FILE } from './assemble';
 import { RegistryClient } from './registry';
 import { pushTestBaseImage, type TestBaseImage } from './testkit';
 import { pushImage, layoutDirOf } from './push';
 import { parseImageReference } from './reference';
-import { publishImageBuild } from './publish';
+import { pushImageBuild } from './publish';
 import { listTarGz } from '@buildonce/artifact';
 import { blobPath } from './layout';
 
@@ -137,37 +137,30 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     expect(await client().headBlob('rust-scorer', other.image.addedLayers[0]!.digest)).toBeUndefined();
   });
 
-  it('publishImageBuild pushes the version and sha tags and records the image URI in the store; re-publish uploads 0 blobs', async () => {
+  it('pushImageBuild pushes the version and sha tags; a re-push uploads 0 blobs; preview builds never take the version tag', async () => {
     const ws = await mkdtemp(join(tmp, 'ws-'));
     const out = join(ws, 'dist', 'apps', 'rust-scorer-image');
     const r = await build(out, await bootstrapIn(ws, '#!/bin/sh\necho publish\n'), '777');
-    const env = { BUILDONCE_REGISTRY: `${registry.host}/scorer-image`, GITHUB_SHA: 'abcdef1234567890abcdef1234567890abcdef12', PATH: process.env.PATH };
-    const lines: string[] = [];
-    const opts = { project: 'rust-scorer-image', workspaceRoot: ws, outputDir: out, env, log: (l: string) => lines.push(l) };
-    const first = await publishImageBuild(opts);
-    expect(first.status).toBe('published');
+    const env = { BUILDONCE_REGISTRY: `${registry.host}/scorer-image`, PATH: process.env.PATH };
+    const metadata = publishMetadataFromEnv({ GITHUB_SHA: 'abcdef1234567890abcdef1234567890abcdef12' });
+    const opts = { project: 'rust-scorer-image', outputDir: out, manifest: r.manifest, namespace: 'trusted' as const, metadata, env, log: () => undefined };
+    const first = await pushImageBuild(opts);
     expect(first.push.blobsUploaded + first.push.blobsMounted).toBe(3);
-    const date = new Date().toISOString().slice(0, 10).replace(/-/g, '');
-    expect(first.push.tags).toEqual(['777', `sha-abcdef1234567890abcdef1234567890abcdef12-${date}`]);
-    expect(await client().listTags('scorer-image')).toEqual(expect.arrayContaining(first.push.tags));
-    const store = openStore(resolveStoreLocation({ env: {}, workspaceRoot: ws }), { env: {} });
-    const stored = await readStoredManifest(store, 'rust-scorer-image', '777');
-    expect(stored?.registry).toEqual({ repository: `${registry.host}/scorer-image`, uri: `${registry.host}/scorer-image@${r.image.digest}`, tags: first.push.tags });
-    expect(stored?.manifest.image?.digest).toBe(r.image.digest);
-
-    const again = await publishImageBuild(opts);
-    expect(again.status).toBe('already-published');
-    expect(again.push).toMatchObject({ status: 'already-pushed', blobsUploaded: 0, bytesUploaded: 0 });
-
-    const preview = await publishImageBuild({ ...opts, env: { ...env, BUILDONCE_PR: '9' } });
-    expect(preview.namespace).toBe('preview');
-    expect(preview.push.tags).toEqual(['preview-777']);
+    const date = metadata.publishedAt.slice(0, 10).replace(/-/g, '');
+    expect(first.registry).toEqual({ repository: `${registry.host}/scorer-image`, uri: `${registry.host}/scorer-image@${r.image.digest}`, tags: ['777', `sha-abcdef1234567890abcdef1234567890abcdef12-${date}`] });
+    expect((await client().listTags('scorer-image')).sort()).toEqual([...first.registry.tags].sort());
+    const again = await pushImageBuild(opts);
+    expect(again.push).toMatchObject({ status: 'already-pushed', blobsUploaded: 0, bytesUploaded: 0, manifestsPut: 0 });
+    const preview = await pushImageBuild({ ...opts, namespace: 'preview' });
+    expect(preview.registry.tags).toEqual(['preview-777']);
   });
 
   it('fails with one line when no registry is configured', async () => {
     const ws = await mkdtemp(join(tmp, 'noreg-'));
     const out = join(ws, 'dist');
-    await build(out, await bootstrapIn(ws, 'x'), '5');
-    await expect(publishImageBuild({ project: 'rust-scorer-image', workspaceRoot: ws, outputDir: out, env: {}, log: () => undefined })).rejects.toThrow(/set the publish target's "registry" option or BUILDONCE_REGISTRY/);
+    const r = await build(out, await bootstrapIn(ws, 'x'), '5');
+    await expect(
+      pushImageBuild({ project: 'rust-scorer-image', outputDir: out, manifest: r.manifest, namespace: 'trusted', metadata: publishMetadataFromEnv({}), env: {}, log: () => undefined }),
+    ).rejects.toThrow(/set the publish target's "registry" option or BUILDONCE_REGISTRY/);
   });
 });

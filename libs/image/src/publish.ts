@@ -1,17 +1,8 @@
 import { join } from 'node:path';
-import { readBuildManifest, sha256File } from '@buildonce/artifact';
+import { sha256File, type Manifest, type PublishMetadata, type RegistryRecord } from '@buildonce/artifact';
 import { awsClients, type AwsClients } from '@buildonce/aws';
 import { ConfigError } from '@buildonce/errors';
-import {
-  appendGithubOutput,
-  openStore,
-  publishArtifact,
-  publishMetadataFromEnv,
-  resolveStoreLocation,
-  ArtifactIntegrityError,
-  type ArtifactNamespace,
-  type PublishResult,
-} from '@buildonce/store';
+import { ArtifactIntegrityError, type ArtifactNamespace } from '@buildonce/store';
 import { IMAGE_MANIFEST_FILE } from './assemble';
 import { clientFor } from './credentials';
 import { pushImage, layoutDirOf, type PushImageResult } from './push';
@@ -44,69 +35,52 @@ export function imageTags(o: { version: string; namespace: ArtifactNamespace; co
   return tags;
 }
 
-export interface PublishImageBuildOptions {
+export interface PushImageBuildOptions {
   project: string;
-  workspaceRoot: string;
   /** directory with artifact.json, image-manifest.json and oci/ (absolute) */
   outputDir: string;
+  /** the build manifest read from outputDir (kind oci-image) */
+  manifest: Manifest;
   /** registry repository (`host/repo`); default BUILDONCE_REGISTRY */
   registry?: string;
-  store?: string;
-  preview?: boolean;
+  namespace: ArtifactNamespace;
+  metadata: PublishMetadata;
   dryRun?: boolean;
   env?: NodeJS.ProcessEnv;
   aws?: AwsClients;
+  /** one line per step, already prefixed by the caller */
   log: (line: string) => void;
 }
 
-export type PublishImageBuildResult = PublishResult & { version: string; namespace: ArtifactNamespace; push: PushImageResult };
-
 /**
- * `publish` for an `oci-image` build: pushes the image layout to the registry (see {@link pushImage};
- * a re-publish uploads nothing), then records the version in the store like any artifact
- * (`manifest.json` with `registry: { repository, uri, tags }`, the image manifest as the one file),
- * so promotion, policy, releases and resolve work unchanged. Appends `image_uri=`, `digest=`,
- * `version=` to `$GITHUB_OUTPUT`.
- * @throws ConfigError (no registry), ArtifactConflictError (tag on another digest, or version stored with
- *   another digest), ArtifactIntegrityError (layout does not match artifact.json), RegistryError
+ * The registry half of publishing an `oci-image` build: checks that `image-manifest.json` still hashes
+ * to artifact.json's image digest, then pushes the image layout (see {@link pushImage}; a re-publish
+ * uploads nothing) with the tags of {@link imageTags}. The caller records the returned
+ * `registry` record in the store (libs/release runPublishCommand), so promotion, policy, releases and
+ * resolve work unchanged.
+ * @throws ConfigError (no registry / not an image), ArtifactIntegrityError (layout does not match
+ *   artifact.json), ArtifactConflictError (a tag on another digest), RegistryError
  */
-export async function publishImageBuild(o: PublishImageBuildOptions): Promise<PublishImageBuildResult> {
+export async function pushImageBuild(o: PushImageBuildOptions): Promise<{ push: PushImageResult; registry: RegistryRecord }> {
   const env = o.env ?? process.env;
-  const tag = `[${o.project}]`;
-  const log = (l: string) => o.log(`${tag} ${l}`);
-  const manifest = await readBuildManifest(o.outputDir, o.project);
-  if (manifest.kind !== 'oci-image' || !manifest.image) throw new ConfigError(`${o.project}: publishImageBuild needs an oci-image build, got ${manifest.kind}`);
+  const { manifest } = o;
+  if (manifest.kind !== 'oci-image' || !manifest.image) throw new ConfigError(`${o.project}: ${manifest.kind} builds are not images`);
   const d = await sha256File(join(o.outputDir, IMAGE_MANIFEST_FILE)).catch(() => undefined);
   if (!d || `sha256:${d.hex}` !== manifest.image.digest) {
     throw new ArtifactIntegrityError(`${join(o.outputDir, IMAGE_MANIFEST_FILE)} does not match artifact.json (image ${manifest.image.digest}): rebuild with nx run ${o.project}:build --skip-nx-cache`);
   }
   const target = resolveRegistry(o.registry, env);
-  const location = resolveStoreLocation({ store: o.store, env, workspaceRoot: o.workspaceRoot });
-  const store = openStore(location, { env });
-  const metadata = publishMetadataFromEnv(env);
-  const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
-  const tags = imageTags({ version: manifest.version, namespace, commit: metadata.commit, publishedAt: metadata.publishedAt });
+  const tags = imageTags({ version: manifest.version, namespace: o.namespace, commit: o.metadata.commit, publishedAt: o.metadata.publishedAt });
   const client = await clientFor(target, { configuredHost: target.registry, env, aws: o.aws ?? awsClients({ env }) });
-  const push = await pushImage({ layoutDir: layoutDirOf(o.outputDir), target, client, tags, dryRun: o.dryRun, log });
+  const push = await pushImage({ layoutDir: layoutDirOf(o.outputDir), target, client, tags, dryRun: o.dryRun, log: o.log });
   if (push.status === 'dry-run') {
-    log(`dry run: would push ${push.uri} (${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; ${push.blobsExisting} already there) with tags ${tags.join(', ')}`);
+    o.log(`dry run: would push ${push.uri} (${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; ${push.blobsExisting} already there) with tags ${tags.join(', ')}`);
   } else {
-    log(`${push.status === 'already-pushed' ? 'already in' : 'pushed to'} ${repositoryUri(target)}: ${push.uri} (uploaded ${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; mounted ${push.blobsMounted}; ${push.blobsExisting} already there); tags ${tags.join(', ')}`);
+    o.log(
+      `${push.status === 'already-pushed' ? 'already in' : 'pushed to'} ${repositoryUri(target)}: ${push.uri} (uploaded ${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; mounted ${push.blobsMounted}; ${push.blobsExisting} already there); tags ${tags.join(', ')}`,
+    );
   }
-  const result = await publishArtifact({
-    store,
-    manifest,
-    dir: o.outputDir,
-    metadata,
-    namespace,
-    dryRun: o.dryRun,
-    registry: { repository: repositoryUri(target), uri: push.uri, tags },
-    log,
-  });
-  if (result.status === 'already-published') log(`version ${manifest.version} is already recorded at ${result.uri} (same image digest)`);
-  else if (result.status === 'published') log(`recorded version ${manifest.version} at ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
-  if (result.status !== 'dry-run') await appendGithubOutput({ image_uri: push.uri, digest: push.digest, version: manifest.version, artifact_uri: result.uri }, env);
-  return { ...result, version: manifest.version, namespace, push };
+  return { push, registry: { repository: repositoryUri(target), uri: push.uri, tags } };
 }
 
 /**

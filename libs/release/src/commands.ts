@@ -1,13 +1,28 @@
 import { readBuildManifest } from '@buildonce/artifact';
-import { appendGithubOutput, openStore, resolveStoreLocation, type BlobStore, type StoreLocation } from '@buildonce/store';
+import {
+  appendGithubOutput,
+  currentKey,
+  formatBytes,
+  openStore,
+  publishArtifact,
+  publishMetadataFromEnv,
+  resolveStoreLocation,
+  type ArtifactNamespace,
+  type BlobStore,
+  type PublishResult,
+  type StoreLocation,
+} from '@buildonce/store';
+import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from './config';
 import { validateEnvName } from './env';
-import { ConfigError, ReleaseError } from './errors';
+import { ConfigError } from '@buildonce/errors';
+import { ReleaseError } from './errors';
 import { promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
 import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
+import { runImageRetention, type ImageRetentionResult } from './image-retention';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -15,7 +30,7 @@ export interface CommandBase {
   workspaceRoot: string;
   /** environment name as typed by the user (validated before any I/O) */
   env: string;
-  /** store URL option; empty/undefined → BUILDONCE_STORE → buildonce.json → embedded file store */
+  /** `--store`; undefined → BUILDONCE_STORE → buildonce.json → embedded file store (resolveStoreLocation) */
   store?: string;
   /** process environment (default process.env) */
   processEnv?: NodeJS.ProcessEnv;
@@ -30,18 +45,35 @@ export interface CommandContext {
   store: BlobStore;
 }
 
+/** The workspace's configuration and store, as every command opens them. */
+export interface WorkspaceStore {
+  config: BuildonceConfig;
+  location: StoreLocation;
+  store: BlobStore;
+}
+
 /**
- * Validates the environment name (before any I/O), loads buildonce.json (+ BUILDONCE_STORE /
- * BUILDONCE_DEPLOY), resolves the environment and opens the store.
- * @throws InvalidEnvironmentNameError, ConfigError, UnknownEnvironmentError, StoreConfigError
+ * Loads buildonce.json (+ BUILDONCE_DEPLOY) and opens the workspace's store, chosen by
+ * resolveStoreLocation (`--store` → BUILDONCE_STORE → buildonce.json `store` → embedded default). Every
+ * command (publish, promote, rollback, releases, resolve, retention, the CLI) opens its store here.
+ * Opening does no store I/O.
+ * @throws ConfigError (buildonce.json) (also a malformed store URL)
+ */
+export async function openWorkspaceStore(o: { workspaceRoot: string; store?: string; env?: NodeJS.ProcessEnv; forcePathStyle?: boolean }): Promise<WorkspaceStore> {
+  const env = o.env ?? process.env;
+  const config = await loadConfig(o.workspaceRoot, env);
+  const location = resolveStoreLocation({ option: o.store, env, configured: config.store, workspaceRoot: o.workspaceRoot });
+  return { config, location, store: openStore(location, { env, forcePathStyle: o.forcePathStyle }) };
+}
+
+/**
+ * Validates the environment name (before any I/O), opens the workspace store and resolves the environment.
+ * @throws InvalidEnvironmentNameError, ConfigError, UnknownEnvironmentError
  */
 export async function openCommand(c: CommandBase): Promise<CommandContext> {
   validateEnvName(c.env);
-  const env = c.processEnv ?? process.env;
-  const config = await loadConfig(c.workspaceRoot, env);
-  const environment = resolveEnvironment(config, c.env);
-  const location = resolveStoreLocation({ store: c.store || config.store, env: {}, workspaceRoot: c.workspaceRoot });
-  return { config, environment, location, store: openStore(location, { env }) };
+  const ws = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  return { ...ws, environment: resolveEnvironment(ws.config, c.env) };
 }
 
 /**
@@ -133,9 +165,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
   if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
-  const config = await loadConfig(c.workspaceRoot, env);
-  const location = resolveStoreLocation({ store: c.store || config.store, env: {}, workspaceRoot: c.workspaceRoot });
-  const store = openStore(location, { env });
+  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
   if (c.field) {
     const cur = await resolveCurrent(store, c.project, c.env!);
     const row = cur ? releaseRowOf(cur.entry) : undefined;
@@ -161,8 +191,103 @@ export interface ResolveCommand extends CommandBase {
 export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRelease> {
   const ctx = await openCommand(c);
   const r = await resolveCurrent(ctx.store, c.project, ctx.environment.name);
-  if (!r) throw new ReleaseError(`${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(`releases/${c.project}/${ctx.environment.name}/current.json`)} is missing): promote it first`);
+  if (!r) throw new ReleaseError(`${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`);
   c.print(r.artifactUri);
   await appendGithubOutput({ artifact_uri: r.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
   return r;
+}
+
+export interface PublishCommand {
+  project: string;
+  workspaceRoot: string;
+  /** directory with artifact.json and the files it names (absolute) */
+  outputDir: string;
+  /** `--store` (see openWorkspaceStore) */
+  store?: string;
+  /** force the preview namespace; otherwise preview iff the CI environment says pull request */
+  preview?: boolean;
+  /** oci-image builds: registry repository to push to (`host/repo`); default BUILDONCE_REGISTRY */
+  registry?: string;
+  dryRun?: boolean;
+  forcePathStyle?: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+/**
+ * `nx run <project>:publish`: reads the build manifest, publishes the version immutably (libs/store
+ * publishArtifact) to the workspace store, logs one line per step (progress every 10 % for files of
+ * 8 MiB and more), and appends `artifact_uri=` and `version=` to `$GITHUB_OUTPUT`. Pull-request builds
+ * (or `preview`) go to the preview namespace. An `oci-image` build is first pushed to its registry
+ * (libs/image pushImageBuild: blobs the registry lacks, the version tag and `sha-<commit>-<yyyymmdd>`)
+ * and its stored manifest records the image URI by digest; `image_uri=` and `digest=` go to `$GITHUB_OUTPUT` too.
+ * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError
+ */
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult }> {
+  const env = o.processEnv ?? process.env;
+  const manifest = await readBuildManifest(o.outputDir, o.project);
+  const { store } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
+  const metadata = publishMetadataFromEnv(env);
+  const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
+  const tag = `[${o.project}]`;
+  let lastPct = -1;
+  const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
+  const result = await publishArtifact({
+    store,
+    manifest,
+    dir: o.outputDir,
+    metadata,
+    namespace,
+    dryRun: o.dryRun,
+    ...(image ? { registry: image.registry } : {}),
+    log: (l) => o.log(`${tag} ${l}`),
+    onProgress: (file, loaded, total) => {
+      if (total < 8 * 1024 * 1024) return;
+      const pct = Math.floor((loaded / total) * 10) * 10;
+      if (pct !== lastPct) {
+        lastPct = pct;
+        o.log(`${tag} uploading ${file}: ${pct}% of ${formatBytes(total)}`);
+      }
+    },
+  });
+  if (result.status === 'dry-run') {
+    for (const f of result.uploaded) o.log(`${tag} dry run: would upload ${result.uri}${f.name} (${formatBytes(f.size)})`);
+    for (const f of result.reused) o.log(`${tag} dry run: ${result.uri}${f} already stored`);
+    o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
+  } else if (result.status === 'already-published') {
+    o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
+  } else {
+    o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
+  }
+  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) }, env);
+  return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}) };
+}
+
+export interface RetentionCommand {
+  workspaceRoot: string;
+  /** undefined: every project in the store */
+  projects?: string[];
+  /** days; versions published longer ago may go */
+  olderThanDays: number;
+  /** newest versions kept per project and namespace */
+  keep: number;
+  pr?: number;
+  /** `--store` (see openWorkspaceStore) */
+  store?: string;
+  dryRun: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+/**
+ * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention
+ * (runImageRetention: store retention plus the registry images of deleted oci-image versions),
+ * logging one line per deleted version and a summary with the bytes freed.
+ * @throws ConfigError, StoreAccessError, RangeError for bad numbers
+ */
+export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
+  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
+  // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
+  return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.processEnv, log: c.log });
 }

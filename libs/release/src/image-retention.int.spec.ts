@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBuildManifest } from '@buildonce/artifact';
 import { awsClients } from '@buildonce/aws';
 import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, type BlobStore } from '@buildonce/store';
-import { buildImage, publishImageBuild, putEcrLifecyclePolicy, RegistryClient, PROTECTED_TAG_PREFIX, IMAGE_MANIFEST_FILE } from '@buildonce/image';
+import { buildImage, putEcrLifecyclePolicy, RegistryClient, PROTECTED_TAG_PREFIX, IMAGE_MANIFEST_FILE } from '@buildonce/image';
 import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
 import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '@buildonce/testing';
 import { readFile } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { parseConfig, resolveEnvironment } from './config';
 import { promoteVersion } from './promote';
 import { FakeTarget } from './testkit';
 import { runImageRetention } from './image-retention';
+import { runPublishCommand } from './commands';
 
 let registry: RegistryServer;
 let moto: MotoServer;
@@ -64,9 +65,9 @@ describe('image retention', () => {
     const env = { BUILDONCE_REGISTRY: `${registry.host}/svc`, PATH: process.env.PATH };
     const publish = async (version: string, body: string) => {
       const dir = await build('svc', version, body);
-      const r = await publishImageBuild({ project: 'svc', workspaceRoot: ws, outputDir: dir, store: store.location.url, env, log: () => undefined });
+      const r = await runPublishCommand({ project: 'svc', workspaceRoot: ws, outputDir: dir, store: store.location.url, processEnv: env, log: () => undefined });
       await sleep(1100);
-      return r.push;
+      return r.push!;
     };
     const a = await publish('101', 'same'); // old, same image as 104
     const b = await publish('102', 'prod'); // current in prod

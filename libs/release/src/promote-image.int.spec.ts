@@ -6,10 +6,10 @@ import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, LambdaClien
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { buildImage, publishImageBuild, RegistryClient } from '@buildonce/image';
+import { buildImage, RegistryClient } from '@buildonce/image';
 import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
 import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '@buildonce/testing';
-import { runPromoteCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
+import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 import { readCurrent, readHistory } from './ledger';
 import { createLambdaRole } from './testkit';
 
@@ -62,8 +62,8 @@ async function publishVersion(version: string, body: string): Promise<{ dir: str
     outDir: dir,
     baseClient: new RegistryClient({ registry: registry.host, scheme: 'http' }),
   });
-  const r = await publishImageBuild({ project, workspaceRoot: ws, outputDir: dir, store: storeUrl, env: penv, log: () => undefined });
-  return { dir, uri: r.push.uri };
+  const r = await runPublishCommand({ project, workspaceRoot: ws, outputDir: dir, store: storeUrl, processEnv: penv, log: () => undefined });
+  return { dir, uri: r.push!.uri };
 }
 
 const lines: string[] = [];

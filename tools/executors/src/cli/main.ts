@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
+import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, renderMarkdown, renderTable, validateEnvName } from '@buildonce/release';
+import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runRetentionCommand, validateEnvName } from '@buildonce/release';
 import { awsClients } from '@buildonce/aws';
 import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
-import { runRetentionCommand, workspaceStore } from './retention';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
@@ -20,7 +20,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   let dir = start;
   while (!existsSync(join(dir, 'nx.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`no nx.json found above ${start}: run buildonce inside the workspace`);
+    if (up === dir) throw new ConfigError(`no nx.json found above ${start}: run buildonce inside the workspace`);
     dir = up;
   }
   return dir;
@@ -29,7 +29,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0, got "${v}"`);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${v}"`);
   return n;
 }
 
@@ -43,10 +43,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
-      if (!values.env) throw new Error('--env=<environment> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
       validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
       process.stdout.write(sha ? `${sha}\n` : '');
       if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (values.env) validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const all = await collectWorkspaceReleases({ store, env: values.env });
       const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
@@ -100,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       const repository = values.registry || process.env.BUILDONCE_REGISTRY;
-      if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new Error(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
+      if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
       const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: int('keep-last', values['keep-last'], 30), untaggedDays: int('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
       console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
       return 0;
@@ -108,7 +108,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(command ? `buildonce: unknown command "${command}"\n${USAGE}` : USAGE);
     return 2;
   } catch (e) {
-    console.error(`buildonce ${command}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`buildonce ${command}: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    for (const line of describeFailure(e, { prefix: `buildonce ${command}: `, verbose: process.argv.includes('--verbose') }).lines) console.error(line);
     return 1;
   }
 }

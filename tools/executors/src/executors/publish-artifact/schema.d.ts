@@ -1,9 +1,9 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface PublishArtifactExecutorSchema {
   outputPath?: string;
   store?: string;
   registry?: string;
-  preview?: boolean;
-  forcePathStyle?: boolean;
-  dryRun?: boolean;
-  verbose?: boolean;
+  preview: boolean;
+  forcePathStyle: boolean;
+  dryRun: boolean;
 }
