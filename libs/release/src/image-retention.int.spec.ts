@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateRepositoryCommand, DescribeImagesCommand, GetLifecyclePolicyCommand, PutImageCommand, ECRClient } from '@aws-sdk/client-ecr';
+import { CreateRepositoryCommand, DescribeImagesCommand, GetLifecyclePolicyCommand, PutImageCommand } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBuildManifest } from '@buildonce/artifact';
 import { awsClients } from '@buildonce/aws';
@@ -86,8 +86,8 @@ describe('image retention', () => {
   });
 
   it('ECR (moto): protected versions get keep-<version> tags, unprotected lose them, deleted ones go by digest; the lifecycle policy is written', async () => {
-    const ecr = new ECRClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
     const aws = awsClients({ env: moto.env });
+    const ecr = aws.ecr();
     const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer', imageTagMutability: 'IMMUTABLE' }));
     const repository = repo.repository!.repositoryUri!;
     const store = openStore(parseStoreUrl(`file://${join(ws, 'store-b')}`));

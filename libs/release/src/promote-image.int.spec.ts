@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { buildImage, RegistryClient } from '@buildonce/image';
@@ -31,11 +31,11 @@ beforeAll(async () => {
   base = await pushTestBaseImage(new RegistryClient({ registry: registry.host, scheme: 'http' }));
   Object.assign(process.env, moto.env);
   penv = { ...process.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${registry.host}/rust-scorer` };
-  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
+  await moto.createBucket(bucket);
   store = openStore(parseStoreUrl(storeUrl));
   ws = mkdtempSync(join(tmpdir(), 'promote-image-ws-'));
   writeFileSync(join(ws, 'buildonce.json'), JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
-  lambda = new LambdaClient({});
+  lambda = awsClients({ env: moto.env }).lambda();
   const role = await createLambdaRole(moto.endpoint, 'image-role');
   // IaC: image functions (any placeholder image), one zip function for the package-type check
   for (const env of ['dev', 'staging', 'prod']) {

@@ -74,10 +74,12 @@ describe('buildonce CLI', () => {
 describe('buildonce ecr-lifecycle (moto ECR)', () => {
   it('writes a lifecycle policy whose first rule keeps keep-* images; refuses a non-ECR registry in one line', async () => {
     const { startMoto } = await import('@buildonce/testing');
-    const { ECRClient, CreateRepositoryCommand, GetLifecyclePolicyCommand } = await import('@aws-sdk/client-ecr');
+    const { CreateRepositoryCommand, GetLifecyclePolicyCommand } = await import('@aws-sdk/client-ecr');
+    const { awsClients } = await import('@buildonce/aws');
     const moto = await startMoto();
     try {
-      const ecr = new ECRClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+      Object.assign(process.env, moto.env);
+      const ecr = awsClients({ env: moto.env }).ecr();
       const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer-image', imageTagMutability: 'IMMUTABLE' }));
       const env = { ...process.env, ...moto.env };
       const r = spawnSync(process.execPath, [bin, 'ecr-lifecycle', `--registry=${repo.repository!.repositoryUri}`, '--keep-last=30'], { cwd: ws, encoding: 'utf8', env });
