@@ -62,7 +62,7 @@ describe('nx run rust-scorer-image:publish / promote / resolve', () => {
     const resolved = ws.runResult('npx', ['nx', 'run', 'rust-scorer-image:resolve', '--env=dev', '--output-style=stream'], env);
     expect(resolved.status, resolved.stderr).toBe(0);
     expect(resolved.stdout).toContain(`${registry.host}/rust-scorer@${manifest.image.digest}`);
-  });
+  }, 900_000); // a cold cargo build of rust-scorer in the fresh workspace takes minutes on 2 cores
 
   it('a base image without a digest is refused by the schema in one line', () => {
     const pj = join(ws.root, 'apps/rust-scorer-image/project.json');
