@@ -60,7 +60,7 @@ t0=$(ms); npx nx run rust-scorer-image:publish --output-style=stream >"$work/col
 t2=$(ms); npx nx run rust-scorer-image:publish --output-style=stream >"$work/warm.log" 2>&1 || { cat "$work/warm.log"; exit 1; }; t3=$(ms)
 blobs() { grep -o 'uploaded [0-9]* blob(s)' "$1" | head -1 | grep -o '[0-9]*'; }
 cold_blobs=$(blobs "$work/cold.log") warm_blobs=$(blobs "$work/warm.log")
-mounted=$(grep -o 'mounted [0-9]*' "$work/cold.log" | head -1 | grep -o '[0-9]*')
+mounted=$(grep -o 'mounted [0-9][0-9]*;' "$work/cold.log" | head -1 | grep -o '[0-9][0-9]*')
 [ "$warm_blobs" = 0 ] || { echo "warm publish uploaded $warm_blobs blob(s)"; cat "$work/warm.log"; exit 1; }
 cold_ms=$((t1 - t0)) warm_ms=$((t3 - t2))
 t0=$(ms); skopeo copy -q --dest-tls-verify=false "oci:dist/apps/rust-scorer-image/oci" "docker://127.0.0.1:$rport/skopeo-baseline:x" >/dev/null; t1=$(ms)
