@@ -12,3 +12,4 @@ export * from './rollback';
 export * from './releases';
 export * from './commands';
 export * from './verify';
+export * from './image-retention';

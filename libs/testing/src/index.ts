@@ -1,5 +1,6 @@
 export * from './moto';
 export * from './workspace';
+export * from './registry';
 export * from './temp';
 export * from './lambda-invoke';
 export * from './rust-scorer';
