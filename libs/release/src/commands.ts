@@ -144,7 +144,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
     await appendGithubOutput({ [c.field]: value }, env);
     return row ? [row] : [];
   }
-  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit });
+  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit, order: config.environments.map((e) => e.name) });
   c.print(c.format === 'json' ? JSON.stringify(rows, null, 2) : c.format === 'markdown' ? renderMarkdown(rows, c.project) : renderTable(rows, c.project));
   return rows;
 }

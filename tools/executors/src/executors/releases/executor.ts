@@ -1,6 +1,7 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runReleasesCommand } from '@buildonce/release';
 import { fail, projectFacts } from '../../lib/context';
+import { machinePrinter } from '../../lib/output';
 import type { ReleasesExecutorSchema } from './schema';
 
 /** `releases` target: prints the release table (cli-table3), `--json`, `--markdown`, or one `--field`. */
@@ -16,7 +17,7 @@ export default async function releasesExecutor(options: ReleasesExecutorSchema, 
       limit: options.limit,
       store: options.store || undefined,
       log: (l) => console.error(l),
-      print: (t) => console.log(t),
+      print: machinePrinter(p.workspaceRoot, options.outputFile || undefined),
     });
     return { success: true };
   } catch (e) {

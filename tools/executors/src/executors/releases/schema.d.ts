@@ -5,5 +5,6 @@ export interface ReleasesExecutorSchema {
   field?: '' | 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
   limit?: number;
   store?: string;
+  outputFile?: string;
   verbose?: boolean;
 }

@@ -2,6 +2,7 @@ import type { ExecutorContext } from '@nx/devkit';
 import { runResolveCommand } from '@buildonce/release';
 import { envOption } from '../promote/options';
 import { fail, projectFacts } from '../../lib/context';
+import { machinePrinter } from '../../lib/output';
 import type { ResolveExecutorSchema } from './schema';
 
 /** `resolve` target: prints the artifact URI current in `--env` and writes it to `$GITHUB_OUTPUT`. */
@@ -14,7 +15,7 @@ export default async function resolveExecutor(options: ResolveExecutorSchema, co
       env: envOption(options.env),
       store: options.store || undefined,
       log: (l) => console.error(l),
-      print: (t) => console.log(t),
+      print: machinePrinter(p.workspaceRoot, options.outputFile || undefined),
     });
     return { success: true };
   } catch (e) {

@@ -1,5 +1,6 @@
 export interface ResolveExecutorSchema {
   env?: string;
   store?: string;
+  outputFile?: string;
   verbose?: boolean;
 }
