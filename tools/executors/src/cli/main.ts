@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
+import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, loadConfig, renderMarkdown, renderTable, runResolveCommand, validateEnvName } from '@buildonce/release';
-import { runRetentionCommand, workspaceStore } from './retention';
+import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
@@ -21,7 +21,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   let dir = start;
   while (!existsSync(join(dir, 'nx.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`no nx.json found above ${start}: run buildonce inside the workspace`);
+    if (up === dir) throw new ConfigError(`no nx.json found above ${start}: run buildonce inside the workspace`);
     dir = up;
   }
   return dir;
@@ -30,7 +30,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0, got "${v}"`);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${v}"`);
   return n;
 }
 
@@ -52,10 +52,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
-      if (!values.env) throw new Error('--env=<environment> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
       validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
       process.stdout.write(sha ? `${sha}\n` : '');
       if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
@@ -69,8 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (values.env) validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
-      const config = await loadConfig(workspaceRoot);
+      const { store, config } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const all = await collectWorkspaceReleases({ store, env: values.env, order: config.environments.map((e) => e.name) });
       const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
@@ -84,8 +83,8 @@ export async function main(argv: string[]): Promise<number> {
         options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } },
         strict: true,
       });
-      if (!values.project) throw new Error('--project=<project> is required');
-      if (!values.env) throw new Error('--env=<environment> is required');
+      if (!values.project) throw new ConfigError('--project=<project> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
       const r = await runResolveCommand({
         project: values.project,
         env: values.env,
@@ -128,7 +127,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`buildonce: unknown command "${command}" (buildonce --help lists the commands)\n`);
     return 2;
   } catch (e) {
-    console.error(`buildonce ${command}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`buildonce ${command}: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    for (const line of describeFailure(e, { prefix: `buildonce ${command}: `, verbose: process.argv.includes('--verbose') }).lines) console.error(line);
     return 1;
   }
 }
