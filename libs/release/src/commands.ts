@@ -164,7 +164,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
   if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
-  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
+  const { store, config } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
   if (c.field) {
     const cur = await resolveCurrent(store, c.project, c.env!);
     const row = cur ? releaseRowOf(cur.entry) : undefined;

@@ -113,11 +113,11 @@ describe('createNodesV2', () => {
     write('apps/a/package.json', JSON.stringify({ name: 'a', buildonce: { deploy: 'k8s' } }));
     write('apps/b/package.json', JSON.stringify({ name: 'b', buildonce: { deploy: 'ec2' } }));
     const [, fn] = createNodesV2;
-    const err = await fn(['apps/a/package.json', 'apps/b/package.json'], {}, ctx()).then(
+    const err = await Promise.resolve(fn(['apps/a/package.json', 'apps/b/package.json'], {}, ctx())).then(
       () => undefined,
       (e: unknown) => e as { errors: Array<[string, Error]>; partialResults: unknown[] },
     );
-    expect(err?.errors.map(([f, e]) => [f, e.message])).toEqual([['apps/a/package.json', 'apps/a/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"']]);
+    expect(err?.errors.map(([f, e]: [string, Error]) => [f, e.message])).toEqual([['apps/a/package.json', 'apps/a/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"']]);
     expect(err?.partialResults).toHaveLength(1);
   });
 
