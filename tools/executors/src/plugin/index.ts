@@ -132,7 +132,11 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
     normalizeOptions(options); // fail once, early, on bad options
     const pkg = packageRoot();
     const loc = pluginLocation(context.workspaceRoot, pkg.root);
-    const ws: WorkspaceFacts = { hasProductionInput: !!context.nxJsonConfiguration?.namedInputs?.production };
+    const script = 'tools/scripts/rust-toolchain.mjs';
+    const ws: WorkspaceFacts = {
+      hasProductionInput: !!context.nxJsonConfiguration?.namedInputs?.production,
+      ...(loc.source && existsSync(join(context.workspaceRoot, script)) ? { rustToolchainScript: script } : {}),
+    };
     const cachePath = join(cacheDir(context.workspaceRoot), `buildonce-nx-${sha1(pkg.version).slice(0, 12)}.hash`);
     const cache = readCache(cachePath);
     const next: Record<string, CachedDeclaration> = {};

@@ -54,6 +54,8 @@ export interface PluginLocation {
 export interface WorkspaceFacts {
   /** the workspace defines a `production` named input (else `default` is used, like Nx's own plugins) */
   hasProductionInput: boolean;
+  /** workspace-relative script printing the identity of the Rust toolchain that builds (buildonce repo: tools/scripts/rust-toolchain.mjs) */
+  rustToolchainScript?: string;
 }
 
 /**
@@ -62,8 +64,9 @@ export interface WorkspaceFacts {
  * the build actually uses; switch this runtime input to it once it lands. Until then: the toolchain rustup
  * selects in the crate's directory (rust-toolchain.toml honoured).
  */
-export function rustToolchainInput(projectRoot: string): InputDefinition {
+export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, { kind: 'rust-lambda' }>, script?: string): InputDefinition {
   const dir = projectRoot === '.' || projectRoot === '' ? '.' : projectRoot;
+  if (script && d) return { runtime: `node ${script} --cargo-dir ${dir} --architecture ${d.architecture} --runtime ${d.runtime}` };
   return { runtime: `cd ${JSON.stringify(dir)} && rustc -vV && cargo -V` };
 }
 
@@ -89,7 +92,7 @@ export function buildInputs(d: Deployable, projectRoot: string, loc: PluginLocat
     inputs.push({ externalDependencies: ['@buildonce/nx', ...packaging] });
   }
   if (d.kind === 'rust-lambda') {
-    inputs.push({ env: 'BUILDONCE_CARGO_OFFLINE_REGISTRY' }, rustToolchainInput(projectRoot));
+    inputs.push({ env: 'BUILDONCE_CARGO_OFFLINE_REGISTRY' }, rustToolchainInput(projectRoot, d, ws.rustToolchainScript));
   } else {
     // gzip bytes depend on the zlib Node links
     inputs.push({ runtime: 'node -p process.versions.zlib' });
