@@ -1,5 +1,8 @@
-import type { InputDefinition, TargetConfiguration } from '@nx/devkit';
+import type { TargetConfiguration } from '@nx/devkit';
 import type { Deployable } from './detect';
+
+/** One entry of a target's `inputs` (Nx's InputDefinition | named input / file set string). */
+export type InputDefinition = NonNullable<TargetConfiguration['inputs']>[number];
 
 /**
  * Options of the plugin entry in nx.json (`{ "plugin": "@buildonce/nx", "options": { … } }`).
