@@ -59,6 +59,13 @@ function sh(cwd: string, cmd: string, args: string[], extra: Record<string, stri
   }
 }
 const nx = (cwd: string, ...args: string[]) => sh(cwd, 'npx', ['nx', ...args]);
+/** Runs one setup step and logs its wall time (the e2e is slow; this says where the time goes). */
+function step<T>(what: string, fn: () => T): T {
+  const t0 = Date.now();
+  const r = fn();
+  process.stderr.write(`[e2e-adoption] ${what}: ${Date.now() - t0} ms\n`);
+  return r;
+}
 const git = (cwd: string, ...args: string[]) => sh(cwd, 'git', args);
 
 /** The packed plugin tarball (`buildonce-nx-<version>.tgz`) the pack target wrote. */
@@ -94,7 +101,8 @@ function currentDeployment(env: string): string {
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(tmp, { recursive: true, force: true });
+  if (process.env.BUILDONCE_E2E_KEEP) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
+  else rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('a fresh Nx workspace adopts buildonce', () => {
@@ -102,11 +110,13 @@ describe('a fresh Nx workspace adopts buildonce', () => {
 
   beforeAll(() => {
     const tarball = packedTarball();
-    sh(tmp, 'npx', ['-y', 'create-nx-workspace@23.2.1', 'acme', '--preset=ts', '--nxCloud=skip', '--packageManager=npm', '--interactive=false']);
-    sh(ws, 'npm', ['install', '--save-dev', '--no-audit', '--no-fund', '--loglevel=error', tarball]);
-    nx(ws, 'g', '@buildonce/nx:init', '--no-interactive');
-    nx(ws, 'g', '@nx/js:lib', 'packages/util', '--bundler=none', '--unitTestRunner=none', '--linter=none', '--no-interactive');
-    nx(ws, 'g', '@buildonce/nx:node-service', 'api', '--no-interactive');
+    step('create-nx-workspace --preset=ts', () =>
+      sh(tmp, 'npx', ['-y', 'create-nx-workspace@23.2.1', 'acme', '--preset=ts', '--nxCloud=skip', '--packageManager=npm', '--interactive=false']),
+    );
+    step('npm install the packed plugin', () => sh(ws, 'npm', ['install', '--save-dev', '--no-audit', '--no-fund', '--loglevel=error', tarball]));
+    step('nx g @buildonce/nx:init', () => nx(ws, 'g', '@buildonce/nx:init', '--no-interactive'));
+    step('nx g @nx/js:lib', () => nx(ws, 'g', '@nx/js:lib', 'packages/util', '--bundler=none', '--unitTestRunner=none', '--linter=none', '--no-interactive'));
+    step('nx g @buildonce/nx:node-service', () => nx(ws, 'g', '@buildonce/nx:node-service', 'api', '--skipInstall', '--no-interactive'));
     // the service imports the workspace library, like any user code would
     const app = join(ws, 'apps/api/src/app.ts');
     writeFileSync(app, `import { util } from '@acme/util';\n${readFileSync(app, 'utf8').replace("res.json({ status: 'ok', version: release.version })", "res.json({ status: 'ok', version: release.version, util: util() })")}`);
@@ -114,7 +124,7 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { dependencies: Record<string, string> };
     pkg.dependencies['@acme/util'] = '*';
     writeFileSync(pkgPath, JSON.stringify(pkg, null, 2) + '\n');
-    sh(ws, 'npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']);
+    step('npm install (express, @types, workspace links)', () => sh(ws, 'npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']));
     git(ws, 'add', '-A');
     git(ws, 'commit', '-qm', 'adopt buildonce: util library and api service');
   }, 600_000);
@@ -126,6 +136,8 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     const project = JSON.parse(nx(ws, 'show', 'project', '@acme/api', '--json')) as { targets: Record<string, { executor?: string }> };
     for (const t of ['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention']) expect(project.targets[t], t).toBeDefined();
     expect(project.targets.build!.executor).toBe('@buildonce/nx:package-tarball');
+    // the generated code typechecks as is in the ts preset's TypeScript solution setup
+    step('nx run @acme/api:typecheck', () => nx(ws, 'run', '@acme/api:typecheck'));
   });
 
   it('publishes, then promotes the affected service to dev and staging', () => {
@@ -151,7 +163,8 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     }
     expect(body).toEqual({ status: 'ok', version: apiVersion, util: 'util' });
     const release = (await fetch(`http://127.0.0.1:${port}/release`).then((r) => r.json())) as Record<string, unknown>;
-    expect(release).toMatchObject({ project: '@acme/api', version: apiVersion, commit: git(ws, 'rev-parse', 'HEAD').trim() });
+    // publishedAt comes from the stored manifest the deploy wrote beside the bundle (commit only in CI: GITHUB_SHA)
+    expect(release).toMatchObject({ project: '@acme/api', version: apiVersion, publishedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
     child.kill('SIGTERM');
   });
 
