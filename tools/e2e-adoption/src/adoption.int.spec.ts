@@ -141,8 +141,7 @@ describe('a fresh Nx workspace adopts buildonce', () => {
   });
 
   it('publishes, then promotes the affected service to dev and staging', () => {
-    const published = nx(ws, 'run', '@acme/api:publish');
-    expect(published).toMatch(/publish/i);
+    expect(nx(ws, 'run', '@acme/api:publish')).not.toMatch(/already published/);
     apiVersion = versionOf(ws, '@acme/api', 'dist/apps/api');
     expect(apiVersion).toMatch(/^[0-9a-f]{8,}$/);
     expect(nx(ws, 'run', '@acme/api:publish')).toMatch(/already published/);
