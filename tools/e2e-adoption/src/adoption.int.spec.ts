@@ -147,7 +147,7 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     expect(nx(ws, 'run', '@acme/api:publish')).toMatch(/already published/);
     nx(ws, 'affected', '-t', 'promote', '--env=dev', '--base=HEAD~1');
     nx(ws, 'affected', '-t', 'promote', '--env=staging', '--base=HEAD~1');
-    const info = JSON.parse(readFileSync(join(currentDeployment('staging'), 'buildonce.json'), 'utf8')) as { project: string; version: string };
+    const info = JSON.parse(readFileSync(join(currentDeployment('staging'), 'artifact-info.json'), 'utf8')) as { project: string; version: string };
     expect(info).toMatchObject({ project: '@acme/api', version: apiVersion });
   });
 

@@ -1,6 +1,7 @@
 import { readJson, writeJson, type Tree } from '@nx/devkit';
 import { createTreeWithEmptyWorkspace } from '@nx/devkit/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { ARTIFACT_INFO_FILE, DEPLOYED_MANIFEST_PATH } from '@buildonce/artifact';
 import { detectNodeApp } from '../../plugin/detect';
 import { nodeServiceGenerator, workspaceGlobCovers } from './generator';
 
@@ -29,6 +30,10 @@ describe('node-service generator', () => {
     expect(readJson(tree, 'apps/api/tsconfig.json').extends).toBe('../../tsconfig.base.json');
     expect(tree.read('apps/api/src/app.ts', 'utf8')).toMatch(/app\.get\('\/health'[\s\S]*app\.get\('\/release'/);
     expect(tree.read('apps/api/src/main.ts', 'utf8')).toContain("loadRelease(__dirname, '@acme/api')");
+    // the service reads the identity files the build and the deploy write (same names as libs/artifact)
+    const release = tree.read('apps/api/src/release.ts', 'utf8')!;
+    expect(release).toContain(`join(dir, '${ARTIFACT_INFO_FILE}')`);
+    expect(release).toContain(`join(dir, '${DEPLOYED_MANIFEST_PATH}')`);
     for (const f of files) expect(tree.read(f, 'utf8'), f).not.toMatch(/<%|%>/);
   });
 

@@ -1,14 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createTreeWithEmptyWorkspace } from '@nx/devkit/testing';
 import { afterAll, expect, it } from 'vitest';
 import { offlineRegistryArgs, run } from '@buildonce/build';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { rustLambdaGenerator } from './generator';
 
 const registry = process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry';
-const dir = mkdtempSync(join(tmpdir(), 'buildonce-rust-lambda-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('buildonce-rust-lambda-');
+afterAll(removeTempDirs);
 
 it('generates a crate whose Cargo.lock is accepted as is (--locked) and whose tests pass', async () => {
   const tree = createTreeWithEmptyWorkspace();
