@@ -26,7 +26,7 @@ function gitRepo(): { dir: string; commits: string[] } {
 
 describe('releases', () => {
   it('lists environments in pipeline order (buildonce.json chain), then others by name', async () => {
-    const store = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'rel-order-'))}`));
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-order-')}`));
     for (const env of ['prod', 'pr-7', 'staging', 'dev', 'pr-3']) await appendEntry(store, { ...draft('11'), environment: env });
     const rows = await collectReleases({ store, project: 'svc', order: ['dev', 'staging', 'prod'] });
     expect(rows.map((r) => r.environment)).toEqual(['dev', 'staging', 'prod', 'pr-3', 'pr-7']);

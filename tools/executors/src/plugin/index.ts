@@ -10,7 +10,7 @@ export { DeployableConfigError } from './detect';
 
 /** Name of this package (what `nx add` installs and nx.json's plugin entry names). */
 export const PLUGIN_PACKAGE = '@buildonce/nx';
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 /** Root directory of this package (holds its package.json), found from the running file. */
 function packageRoot(): { root: string; version: string } {
@@ -50,18 +50,20 @@ export function pluginLocation(workspaceRoot: string, pkgRoot: string): PluginLo
   return { executorPrefix: `./${root}`, source: { project, root, bundleTarget: 'bundle' } };
 }
 
+/** What the cache keeps per config file (by content hash): the parsed declaration, null for none. */
+type CachedDeclaration = { d: Deployable | null };
 type CachedResult = { projects?: CreateNodesResult['projects'] };
 
-function readCache(path: string): Record<string, CachedResult> {
+function readCache(path: string): Record<string, CachedDeclaration> {
   try {
-    const c = JSON.parse(readFileSync(path, 'utf8')) as { v: number; entries: Record<string, CachedResult> };
+    const c = JSON.parse(readFileSync(path, 'utf8')) as { v: number; entries: Record<string, CachedDeclaration> };
     return c.v === CACHE_VERSION ? c.entries : {};
   } catch {
     return {};
   }
 }
 
-function writeCache(path: string, entries: Record<string, CachedResult>): void {
+function writeCache(path: string, entries: Record<string, CachedDeclaration>): void {
   try {
     mkdirSync(dirname(path), { recursive: true });
     const tmp = `${path}.${process.pid}.tmp`;
@@ -92,7 +94,15 @@ export function inferFromFile(
   loc: PluginLocation,
   ws: WorkspaceFacts,
 ): CachedResult {
-  const d: Deployable | null = basename(file) === 'Cargo.toml' ? detectRustLambda(file, text) : detectNodeApp(file, text);
+  return projectFor(file, declarationOf(file, text), options, loc, ws);
+}
+
+/** Parses one config file. @throws DeployableConfigError when it declares a deployable wrongly */
+function declarationOf(file: string, text: string): Deployable | null {
+  return basename(file) === 'Cargo.toml' ? detectRustLambda(file, text) : detectNodeApp(file, text);
+}
+
+function projectFor(file: string, d: Deployable | null, options: BuildoncePluginOptions | undefined, loc: PluginLocation, ws: WorkspaceFacts): CachedResult {
   if (!d) return {};
   const root = dirname(file) === '' ? '.' : dirname(file);
   if (loc.source && root === loc.source.root) return {};
@@ -113,7 +123,7 @@ export function inferFromFile(
  * The Nx plugin (createNodes v2 API, https://nx.dev/extending-nx/recipes/project-graph-plugins): every
  * Cargo.toml that declares a Lambda and every package.json with a `buildonce` field gets the inferred
  * targets build, publish, promote, rollback, releases, resolve, retention (names from the options).
- * Parsed results are cached by file content hash in Nx's workspace data directory.
+ * Parsed declarations are cached by file content hash in Nx's workspace data directory (per plugin version).
  * @throws AggregateCreateNodesError (via Nx) listing each file whose declaration is invalid
  */
 export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
@@ -123,10 +133,9 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
     const pkg = packageRoot();
     const loc = pluginLocation(context.workspaceRoot, pkg.root);
     const ws: WorkspaceFacts = { hasProductionInput: !!context.nxJsonConfiguration?.namedInputs?.production };
-    const key = sha1(JSON.stringify({ options: options ?? {}, loc, ws, version: pkg.version }));
-    const cachePath = join(cacheDir(context.workspaceRoot), `buildonce-nx-${key.slice(0, 16)}.hash`);
+    const cachePath = join(cacheDir(context.workspaceRoot), `buildonce-nx-${sha1(pkg.version).slice(0, 12)}.hash`);
     const cache = readCache(cachePath);
-    const next: Record<string, CachedResult> = {};
+    const next: Record<string, CachedDeclaration> = {};
     const results: CreateNodesResultArray = [];
     const errors: Array<[string, Error]> = [];
     for (const file of configFiles) {
@@ -138,16 +147,17 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
         continue;
       }
       const entryKey = `${file}:${sha1(text)}`;
-      let r = cache[entryKey];
-      if (!r) {
+      let entry = cache[entryKey];
+      if (!entry) {
         try {
-          r = inferFromFile(file, text, options, loc, ws);
+          entry = { d: declarationOf(file, text) };
         } catch (e) {
           errors.push([file, e as Error]);
           continue;
         }
       }
-      next[entryKey] = r;
+      next[entryKey] = entry;
+      const r = projectFor(file, entry.d, options, loc, ws);
       if (r.projects) results.push([file, r]);
     }
     const before = Object.keys(cache);

@@ -36,6 +36,31 @@ afterAll(() => {
   if (cache) rmSync(cache, { recursive: true, force: true });
 });
 
+describe('inferred targets through nx show project', () => {
+  it('infers the buildonce targets, and explicit project.json configuration wins', () => {
+    const undo = edit('apps/express-api/project.json', (t) => {
+      const pj = JSON.parse(t);
+      pj.targets.build = { options: { minify: false } };
+      pj.targets.retention = { executor: 'nx:noop' };
+      return JSON.stringify(pj);
+    });
+    try {
+      const shown = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'express-api', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      const t = shown.targets;
+      expect(Object.keys(t)).toEqual(expect.arrayContaining(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention', 'package', 'test']));
+      expect(t.build.executor).toBe('./tools/executors:package-tarball');
+      expect(t.build.options).toMatchObject({ minify: false });
+      expect(t.retention.executor).toBe('nx:noop');
+      expect(t.promote).toMatchObject({ executor: './tools/executors:promote', options: { target: 'ec2' } });
+      expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
+      const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      expect(scorer.targets.build).toMatchObject({ executor: './tools/executors:cargo-lambda-zip', options: { architecture: 'x86_64', runtime: 'provided.al2023', binary: 'bootstrap' } });
+    } finally {
+      undo();
+    }
+  });
+});
+
 describe('inferred build inputs (express-api)', () => {
   let v0 = '';
 
