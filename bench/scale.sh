@@ -13,6 +13,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 N="${N:-100}"
+export N
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false CI=true FORCE_COLOR=0
 unset BUILDONCE_STORE
 # shellcheck source=bench/lib/common.sh
@@ -42,7 +43,9 @@ git add -A && git -c user.email=b@b -c user.name=bench commit -qm "$N services"
 [ "$(npx nx show projects --with-target=promote 2>>"$log" | grep -c '^svc-')" = "$N" ] || { echo "expected $N services with a promote target"; exit 1; }
 
 # --- 1. inference ---
-echo "[scale] inference" >&2; infer_ms=$(node -e '
+echo "[scale] inference" >&2
+# shellcheck disable=SC2016 # a JavaScript program: its ${…} are JavaScript template literals
+infer_ms=$(node -e '
   const { createNodesV2 } = require("./tools/executors/dist/index.js");
   const files = require("child_process").execFileSync("git", ["ls-files", "apps/*/package.json"], { encoding: "utf8" }).trim().split("\n");
   const ctx = { workspaceRoot: process.cwd(), nxJsonConfiguration: require("./nx.json") };
@@ -52,7 +55,7 @@ echo "[scale] inference" >&2; infer_ms=$(node -e '
     const r = await createNodesV2[1](files, {}, ctx);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const n = r.filter(([, res]) => Object.keys(res.projects ?? {}).length).length;
-    if (n < '"$N"') throw new Error(`inferred ${n} projects, expected at least '"$N"'`);
+    if (n < Number(process.env.N)) throw new Error(`inferred ${n} projects, expected at least ${process.env.N}`);
     process.stdout.write(ms.toFixed(1));
   })().catch((e) => { console.error(e); process.exit(1); });
 ')
