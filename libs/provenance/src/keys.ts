@@ -71,6 +71,9 @@ export async function fileSigner(path: string): Promise<Signer> {
   };
 }
 
+/** Largest message KMS `Sign` accepts with `MessageType: RAW`, bytes. */
+export const KMS_RAW_LIMIT = 4096;
+
 /** One line for a failed KMS call (the SDK error's name and message). */
 function kmsFailure(action: string, keyId: string, e: unknown, fix: string): ProvenanceError {
   const err = e as Error & { name?: string };
@@ -78,9 +81,11 @@ function kmsFailure(action: string, keyId: string, e: unknown, fix: string): Pro
 }
 
 /**
- * A signer backed by an AWS KMS asymmetric key (`ECC_NIST_P256`, usage `SIGN_VERIFY`). Signs the
- * SHA-256 digest of the data (`MessageType: DIGEST`, so payloads above KMS's 4096-byte RAW limit work)
- * with `ECDSA_SHA_256`; KMS returns a DER signature. Needs only `kms:Sign` on the key.
+ * A signer backed by an AWS KMS asymmetric key (`ECC_NIST_P256`, usage `SIGN_VERIFY`) with
+ * `ECDSA_SHA_256`; KMS returns a DER signature. Needs only `kms:Sign` on the key. Data up to
+ * {@link KMS_RAW_LIMIT} bytes is sent as is (`MessageType: RAW`, KMS hashes it); larger data is
+ * hashed here and sent as `MessageType: DIGEST` (same signature, KMS's RAW size limit).
+ * (moto_server implements RAW only, which is why tests stay below the limit.)
  * @param keyId key id, key ARN, alias name (`alias/…`) or alias ARN
  */
 export function kmsSigner(kms: KMSClient, keyId: string): Signer {
@@ -92,10 +97,11 @@ export function kmsSigner(kms: KMSClient, keyId: string): Signer {
     describe: `kms:${keyId}`,
     async sign(data) {
       const { SignCommand } = kmsSdk();
-      const digest = createHash('sha256').update(data).digest();
+      const raw = data.length <= KMS_RAW_LIMIT;
+      const message = raw ? data : createHash('sha256').update(data).digest();
       let out;
       try {
-        out = await kms.send(new SignCommand({ KeyId: keyId, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }));
+        out = await kms.send(new SignCommand({ KeyId: keyId, Message: message, MessageType: raw ? 'RAW' : 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }));
       } catch (e) {
         throw kmsFailure('Sign', keyId, e, 'the publish role needs kms:Sign on an ECC_NIST_P256 SIGN_VERIFY key (BUILDONCE_SIGNING_KEY=kms:<key-id|arn|alias>)');
       }
@@ -161,7 +167,7 @@ export async function resolveVerificationKeys(specs: readonly string[], o: { kms
       if (!r.PublicKey) throw new ProvenanceError(`KMS GetPublicKey with key ${keyId} returned no public key`);
       const key = createPublicKey({ key: Buffer.from(r.PublicKey), format: 'der', type: 'spki' });
       assertP256(key, `KMS key ${keyId}`);
-      out.push({ id: r.KeyId ? `kms:${r.KeyId}` : s, key });
+      out.push({ id: `kms:${keyId}`, key });
     }
   }
   return out;
@@ -183,9 +189,12 @@ function publicKeyFrom(pem: string, what: string): KeyObject {
  * 64-byte P1363 (r||s) signatures are both accepted (node:crypto `dsaEncoding`).
  */
 export function verifySignature(key: KeyObject, data: Buffer, sig: Buffer): boolean {
-  try {
-    return cryptoVerify('sha256', data, { key, dsaEncoding: sig.length === 64 ? 'ieee-p1363' : 'der' }, sig);
-  } catch {
-    return false;
-  }
+  const check = (dsaEncoding: 'der' | 'ieee-p1363') => {
+    try {
+      return cryptoVerify('sha256', data, { key, dsaEncoding }, sig);
+    } catch {
+      return false;
+    }
+  };
+  return check('der') || (sig.length === 64 && check('ieee-p1363'));
 }
