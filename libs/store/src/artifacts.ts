@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import {
+  PROVENANCE_FILE,
   STORED_MANIFEST_FILE,
   parseStoredManifestJson,
   sameFiles,
@@ -31,6 +32,11 @@ export function versionPrefix(project: string, version: string, namespace: Artif
 /** Store key of one artifact file (or of `manifest.json`). */
 export function artifactKey(project: string, version: string, file: string, namespace: ArtifactNamespace = 'trusted'): string {
   return versionPrefix(project, version, namespace) + file;
+}
+
+/** Store key of a version's signed provenance: `[preview/]artifacts/<project>/<version>/provenance.intoto.json`. */
+export function provenanceKey(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
+  return artifactKey(project, version, PROVENANCE_FILE, namespace);
 }
 
 /** Result of checking one stored object against its manifest entry. */
@@ -123,13 +129,19 @@ export interface PublishOptions {
   /** one line per step */
   log?: (line: string) => void;
   onProgress?: (file: string, loaded: number, total: number) => void;
+  /**
+   * Produces the version's signed provenance (DSSE envelope bytes) once every file is stored and
+   * verified; it is written create-only before `manifest.json`. Not called for already-published
+   * versions or dry runs; undefined = the version is published unsigned.
+   */
+  provenance?: () => Promise<Uint8Array | undefined>;
 }
 
 /**
  * Publishes a built version immutably (DESIGN.md "Store layout"): checks the local files against
  * the manifest, uploads each missing file create-only, confirms each stored object's size and
- * sha256 (HeadObject with checksums), then writes `manifest.json` last, so a visible manifest means a
- * complete version. An existing version with identical checksums is `already-published` and
+ * sha256 (HeadObject with checksums), writes the signed provenance (when `provenance` gives one),
+ * then writes `manifest.json` last, so a visible manifest means a complete version. An existing version with identical checksums is `already-published` and
  * nothing is uploaded; with different checksums it throws and nothing changes.
  * @throws ArtifactIntegrityError when a local file is missing or differs from the manifest
  * @throws ArtifactConflictError when the version exists with different bytes
@@ -183,6 +195,15 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
       reused.push(f.name);
       log(`already stored ${store.uriOf(key)} (identical sha256)`);
     }
+  }
+
+  const envelope = opts.provenance ? await opts.provenance() : undefined;
+  if (envelope) {
+    // create-only, before the manifest: a visible manifest means the provenance is there too. An
+    // existing envelope is an earlier attempt of this version's publish (files are identical) and stays.
+    const key = provenanceKey(project, version, namespace);
+    const put = await store.putBytesIfAbsent(key, envelope, { contentType: 'application/json' });
+    log(put === 'created' ? `wrote ${store.uriOf(key)}` : `kept ${store.uriOf(key)} (written by an earlier attempt)`);
   }
 
   const stored: StoredManifest = { manifest, publish: opts.metadata };

@@ -4,7 +4,7 @@ import { publishBuild } from '@buildonce/store';
 import { fail, fromWorkspace, projectFacts } from '../../lib/context';
 import type { PublishArtifactExecutorSchema } from './schema';
 
-/** `publish` target: publishes the build output immutably (libs/store publishBuild). */
+/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/store publishBuild). */
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const p = projectFacts(context);
@@ -18,6 +18,10 @@ export default async function publishArtifactExecutor(options: PublishArtifactEx
       preview: options.preview,
       dryRun: options.dryRun,
       forcePathStyle: options.forcePathStyle || undefined,
+      // recorded in the signed provenance (BUILDONCE_SIGNING_KEY): the target that built the version and its options
+      buildTarget: 'build',
+      buildOptions: context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {},
+      projectRoot: p.projectRoot,
       log: (l) => console.log(l),
     });
     return { success: true };
