@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { manifestFileSchema, versionSchema } from '@buildonce/artifact';
 import type { BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
+import { provenanceRecordSchema } from '@buildonce/provenance';
 import { LedgerError } from './errors';
 
 /**
@@ -34,6 +35,8 @@ export const entryArtifactSchema = z
     files: z.array(manifestFileSchema),
     /** commit the artifact was published from (stored manifest's publish metadata) */
     publishedCommit: z.string().optional(),
+    /** signed provenance: whether the version had one and what the environment verified (absent in entries written before issue 16) */
+    provenance: provenanceRecordSchema.optional(),
   })
   .strict();
 
