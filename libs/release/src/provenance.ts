@@ -1,9 +1,18 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { awsClients } from '@buildonce/aws';
-import { resolveVerificationKeys, verifyProvenance, type ProvenanceRecord, type ProvenanceVerdict } from '@buildonce/provenance';
-import { provenanceKey, type BlobStore } from '@buildonce/store';
-import type { VerifiedArtifact } from './artifact';
-import type { ResolvedEnvironment } from './config';
+import {
+  inspectEnvelope,
+  ProvenanceRefusedError,
+  resolveVerificationKeys,
+  verifyProvenance,
+  type ProvenanceRecord,
+  type ProvenanceVerdict,
+  type StatementFacts,
+} from '@buildonce/provenance';
+import { provenanceKey, readStoredManifest, verifyArtifact, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { resolveEnvironment, type BuildonceConfig, type ResolvedEnvironment } from './config';
+import { UntrustedArtifactError } from './errors';
 
 export interface CheckProvenanceRequest {
   store: BlobStore;
@@ -51,4 +60,106 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
     r.log(`provenance: version ${r.version} is unsigned (${r.environment.name} does not require provenance)`);
   }
   return v.record;
+}
+
+/** One environment's verdict on a version's provenance. */
+export type ProvenanceVerdictRow =
+  | { environment: string; status: 'verified' | 'unsigned' | 'not-checked'; record?: ProvenanceRecord }
+  | { environment: string; status: 'refused'; rule: string; reason: string };
+
+/** What `buildonce verify` reports. */
+export interface VersionProvenanceReport {
+  project: string;
+  version: string;
+  namespace: ArtifactNamespace;
+  /** URI of `provenance.intoto.json` */
+  uri: string;
+  signed: boolean;
+  /** the statement's facts (unverified unless a verdict says so); absent when unsigned or unreadable */
+  facts?: StatementFacts;
+  /** keyids named by the envelope's signatures */
+  keyids: string[];
+  /** why the envelope could not be read (malformed) */
+  error?: string;
+  verdicts: ProvenanceVerdictRow[];
+  /** true when every verdict passed (no refusal, nothing unreadable) */
+  ok: boolean;
+}
+
+/**
+ * `buildonce verify <project> <version> [--env <env>]`: reads the version (every file re-verified) and
+ * its provenance, extracts the statement's facts, and verifies it against the policy of `env`, or
+ * without `env` of every chain environment that has a `provenance` policy (environments without one
+ * say `not-checked`). Changes nothing.
+ * @throws ArtifactNotFoundError / ArtifactIntegrityError / UntrustedArtifactError (the version itself),
+ *   UnknownEnvironmentError, ProvenanceError for unusable keys
+ */
+export async function inspectVersionProvenance(o: {
+  store: BlobStore;
+  config: BuildonceConfig;
+  project: string;
+  version: string;
+  env?: string;
+  kms?: () => KMSClient;
+}): Promise<VersionProvenanceReport> {
+  const envs: ResolvedEnvironment[] = o.env
+    ? [resolveEnvironment(o.config, o.env)]
+    : o.config.environments.filter((e) => e.provenance).map((e) => ({ kind: 'chain' as const, ...e }));
+  const trusted = await readStoredManifest(o.store, o.project, o.version, 'trusted');
+  const namespace: ArtifactNamespace = trusted || !(await readStoredManifest(o.store, o.project, o.version, 'preview')) ? 'trusted' : 'preview';
+  await verifyArtifact(o.store, o.project, o.version, namespace);
+  const key = provenanceKey(o.project, o.version, namespace);
+  const got = await o.store.getBytes(key);
+  const report: VersionProvenanceReport = { project: o.project, version: o.version, namespace, uri: o.store.uriOf(key), signed: !!got, keyids: [], verdicts: [], ok: true };
+  if (got) {
+    try {
+      const i = inspectEnvelope(got.bytes, report.uri);
+      report.facts = i.facts;
+      report.keyids = i.envelope.signatures.map((s) => s.keyid ?? '?');
+    } catch (e) {
+      report.error = (e as Error).message.split('\n')[0];
+      report.ok = false;
+    }
+  }
+  for (const environment of envs) {
+    if (environment.kind !== 'chain' || !environment.provenance) {
+      report.verdicts.push({ environment: environment.name, status: 'not-checked' });
+      continue;
+    }
+    try {
+      const artifact = await locateArtifact(o.store, o.project, o.version, environment);
+      const record = await checkProvenance({ store: o.store, project: o.project, version: o.version, environment, artifact, log: () => undefined, kms: o.kms });
+      report.verdicts.push({ environment: environment.name, status: record.verified ? 'verified' : 'unsigned', record });
+    } catch (e) {
+      if (!(e instanceof ProvenanceRefusedError || e instanceof UntrustedArtifactError)) throw e;
+      report.verdicts.push({ environment: environment.name, status: 'refused', rule: e instanceof ProvenanceRefusedError ? e.rule : 'trusted', reason: e.message });
+      report.ok = false;
+    }
+  }
+  return report;
+}
+
+/** Human-readable lines of a {@link VersionProvenanceReport} (facts, then one verdict line per environment). */
+export function renderProvenanceReport(r: VersionProvenanceReport): string[] {
+  const lines = [`${r.project}@${r.version} (${r.namespace}) provenance: ${r.signed ? r.uri : 'none (published unsigned)'}`];
+  if (r.error) lines.push(`  unreadable: ${r.error}`);
+  const f = r.facts;
+  if (f) {
+    lines.push(`  builder     ${f.builder}`);
+    if (f.ref) lines.push(`  ref         ${f.ref}`);
+    if (f.commit) lines.push(`  commit      ${f.commit}`);
+    if (f.invocationId) lines.push(`  invocation  ${f.invocationId}`);
+    if (f.startedOn || f.finishedOn) lines.push(`  built       ${f.startedOn ?? '?'} → ${f.finishedOn ?? '?'}`);
+    lines.push(`  target      ${f.project}:${f.target} version ${f.version}`);
+    lines.push(`  signed by   ${r.keyids.join(', ') || '(no signatures)'}`);
+    for (const s of f.subjects) lines.push(`  subject     ${s.name} sha256:${s.sha256 ?? '?'}`);
+  }
+  if (!r.verdicts.length) lines.push('no environment has a provenance policy: pass --env=<env> or add provenance to an environment in buildonce.json');
+  for (const v of r.verdicts) {
+    if (v.status === 'refused') lines.push(`${v.environment}: REFUSED (${v.rule}): ${v.reason}`);
+    else if (v.status === 'verified') lines.push(`${v.environment}: verified (key ${v.record?.key}; rules ${v.record?.rules.join(', ')})`);
+    else if (v.status === 'unsigned') lines.push(`${v.environment}: accepted unsigned (provenance not required there)`);
+    else lines.push(`${v.environment}: not checked (no provenance policy)`);
+  }
+  return lines;
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, renderMarkdown, renderTable, validateEnvName } from '@buildonce/release';
+import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, loadConfig, renderMarkdown, renderProvenanceReport, renderTable, validateEnvName } from '@buildonce/release';
 import { runRetentionCommand, workspaceStore } from './retention';
 
 const USAGE = `usage: buildonce <command> [options]
@@ -9,6 +9,9 @@ const USAGE = `usage: buildonce <command> [options]
       the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
   releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
+  verify <project> <version> [--env=<env>] [--json] [--store=<url>]
+      the version's signed provenance (builder, ref, commit, subjects) and the verdict of <env>'s policy
+      (default: every environment with a provenance policy); exit 1 when refused
 `;
 
 /** Nearest directory upwards from `start` holding nx.json (the workspace root). */
@@ -63,6 +66,19 @@ export async function main(argv: string[]): Promise<number> {
       else if (!rows.length) process.stdout.write(values.markdown ? '_no releases recorded yet_\n' : 'no releases recorded yet\n');
       else for (const [p, r] of rows) process.stdout.write((values.markdown ? renderMarkdown(r, p) : renderTable(r, p)) + '\n');
       return 0;
+    }
+    if (command === 'verify') {
+      const { values, positionals } = parseArgs({ args: rest, options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: true, strict: true });
+      const [project, version, ...extra] = positionals;
+      if (!project || !version || extra.length) throw new Error('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
+      if (!/^[0-9]{1,64}$/.test(version)) throw new Error(`"${version}" is not a version (the decimal Nx task hash of the build)`);
+      if (values.env) validateEnvName(values.env);
+      const workspaceRoot = findWorkspaceRoot();
+      const config = await loadConfig(workspaceRoot);
+      const store = await workspaceStore(workspaceRoot, values.store);
+      const report = await inspectVersionProvenance({ store, config, project, version, env: values.env });
+      process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
+      return report.ok ? 0 : 1;
     }
     if (command === 'retention') {
       const { values } = parseArgs({
