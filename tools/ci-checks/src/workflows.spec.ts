@@ -48,6 +48,17 @@ describe('workflow invariants', () => {
     expect(withToken).toEqual(['publish']);
   });
 
+  it('only the release publish job may sign provenance (BUILDONCE_SIGNING_KEY); pull requests and promote jobs never see it', () => {
+    for (const f of files) {
+      if (f !== 'release.yml') expect(text(f), f).not.toContain('BUILDONCE_SIGNING_KEY');
+    }
+    const rel = wf('release.yml');
+    expect(JSON.stringify(rel.env ?? {})).not.toContain('BUILDONCE_SIGNING_KEY');
+    const signing = Object.entries(rel.jobs).filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_SIGNING_KEY')).map(([n]) => n);
+    expect(signing).toEqual(['publish']);
+    expect(rel.jobs.publish!.env?.BUILDONCE_SIGNING_KEY).toBe('${{ vars.BUILDONCE_SIGNING_KEY }}');
+  });
+
   it('pull requests use a read-only cache token and publish only to the preview namespace', () => {
     const ci = wf('ci.yml');
     expect(ci.env?.NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN).toContain('BUILDONCE_CACHE_READ_TOKEN');
