@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { sha256File } from '@buildonce/artifact';
 import { run } from '@buildonce/build';
 import { IN_TOTO_PAYLOAD_TYPE, pae, serializeEnvelope, type Envelope } from './dsse';
 import type { Signer } from './keys';
@@ -16,31 +17,32 @@ export interface BuildContext {
   builderId: string;
   /** GitHub: `<server>/<repo>/actions/runs/<id>/attempts/<n>`; locally `local:<host>:<pid>:<ms since epoch>` */
   invocationId: string;
-  /** GITHUB_REF, else the checked-out branch `refs/heads/<branch>` (absent on a detached HEAD) */
+  /** GITHUB_REF, else the checked-out ref `refs/heads/<branch>` (absent on a detached HEAD) */
   ref?: string;
   /** source commit (GITHUB_SHA, else `git rev-parse HEAD`) */
   commit?: string;
-  /** source repository URI (`git+https://github.com/<repo>`, else the `origin` remote, else absent) */
+  /** source repository URI in CI (`git+https://github.com/<repo>`); absent locally */
   repository?: string;
   internalParameters: Record<string, unknown>;
 }
 
 /**
  * Collects the {@link BuildContext} from the CI environment (GitHub Actions variables) or, locally,
- * from git (`git rev-parse HEAD`, `git symbolic-ref -q HEAD`, `git remote get-url origin`; failures
- * leave the field absent).
+ * from git with ONE process (`git rev-parse HEAD --symbolic-full-name HEAD`: commit and checked-out ref;
+ * a failure leaves both absent). Locally the repository URI is not recorded.
  */
 export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.ProcessEnv = process.env, now = new Date()): Promise<BuildContext> {
   const gha = env.GITHUB_ACTIONS === 'true';
-  const git = async (...args: string[]) => {
-    const r = await run('git', args, { cwd: workspaceRoot, reject: false }).catch(() => undefined);
-    return r && r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
-  };
-  const [commit, ref, origin] = gha && env.GITHUB_SHA && env.GITHUB_REF
-    ? [env.GITHUB_SHA, env.GITHUB_REF, undefined]
-    : await Promise.all([env.GITHUB_SHA || git('rev-parse', 'HEAD'), env.GITHUB_REF || git('symbolic-ref', '-q', 'HEAD'), git('remote', 'get-url', 'origin')]);
+  let commit = env.GITHUB_SHA || undefined;
+  let ref = env.GITHUB_REF || undefined;
+  if (!commit || !ref) {
+    const r = await run('git', ['rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'], { cwd: workspaceRoot, reject: false }).catch(() => undefined);
+    const [sha, name] = r && r.exitCode === 0 ? r.stdout.split('\n').map((l) => l.trim()) : [];
+    if (!commit && sha && /^[0-9a-f]{40,64}$/.test(sha)) commit = sha;
+    if (!ref && name && name.startsWith('refs/')) ref = name;
+  }
   const server = env.GITHUB_SERVER_URL || 'https://github.com';
-  const repository = gha && env.GITHUB_REPOSITORY ? `git+${server}/${env.GITHUB_REPOSITORY}` : origin ? `git+${origin}` : undefined;
+  const repository = gha && env.GITHUB_REPOSITORY ? `git+${server}/${env.GITHUB_REPOSITORY}` : undefined;
   const internal: Record<string, unknown> = {};
   if (gha) {
     for (const [k, v] of Object.entries({ eventName: env.GITHUB_EVENT_NAME, repositoryId: env.GITHUB_REPOSITORY_ID, repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID, runnerEnvironment: env.RUNNER_ENVIRONMENT, workflowSha: env.GITHUB_WORKFLOW_SHA })) {
@@ -61,24 +63,27 @@ export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.Pro
 }
 
 /**
- * `resolvedDependencies` of a build: the source commit (`{ uri: <repo>@<ref>, digest: { gitCommit } }`),
- * each lock file present in `dirs` (`{ name, digest: { sha256 } }`) and the toolchain identity.
+ * sha256 of every {@link LOCK_FILES} entry present in `dirs` (read whole: lock files are small), named by
+ * file name for the first directory (the workspace root) and by path for the others.
  */
-export async function resolvedDependencies(o: { context: BuildContext; dirs: string[]; toolchain: string; runtime?: string; architecture?: string }): Promise<ResourceDescriptor[]> {
+export async function lockFileDigests(dirs: string[]): Promise<ResourceDescriptor[]> {
+  const paths = [...new Set(dirs.flatMap((d) => LOCK_FILES.map((f) => join(d, f))))];
+  const found = await Promise.all(paths.map(async (p) => ({ p, bytes: await readFile(p).catch(() => undefined) })));
+  return found
+    .filter((x) => x.bytes)
+    .map(({ p, bytes }) => ({ name: dirname(p) === dirs[0] ? basename(p) : p, digest: { sha256: createHash('sha256').update(bytes!).digest('hex') } }));
+}
+
+/**
+ * `resolvedDependencies` of a build: the source commit (`{ uri: <repo>@<ref>, digest: { gitCommit } }`,
+ * or `{ name: "source", … }` without a repository URI), the lock files' digests and the toolchain identity.
+ */
+export function resolvedDependencies(o: { context: BuildContext; lockFiles: ResourceDescriptor[]; toolchain: string; runtime?: string; architecture?: string }): ResourceDescriptor[] {
   const deps: ResourceDescriptor[] = [];
   if (o.context.commit) {
     deps.push({ ...(o.context.repository ? { uri: `${o.context.repository}${o.context.ref ? `@${o.context.ref}` : ''}` } : { name: 'source' }), digest: { gitCommit: o.context.commit } });
   }
-  const seen = new Set<string>();
-  for (const dir of o.dirs) {
-    for (const f of LOCK_FILES) {
-      const path = join(dir, f);
-      if (seen.has(path)) continue;
-      seen.add(path);
-      const d = await sha256File(path).catch(() => undefined);
-      if (d) deps.push({ name: o.dirs.indexOf(dir) === 0 ? f : path, digest: { sha256: d.hex } });
-    }
-  }
+  deps.push(...o.lockFiles);
   deps.push({
     name: 'toolchain',
     annotations: { toolchain: o.toolchain, ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.architecture ? { architecture: o.architecture } : {}), node: process.version },

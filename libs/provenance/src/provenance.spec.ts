@@ -1,8 +1,10 @@
-import { rmSync, writeFileSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attest } from './attest';
+import { attest, buildContextFromEnv, lockFileDigests, resolvedDependencies } from './attest';
 import { envelopePayload, IN_TOTO_PAYLOAD_TYPE, pae, parseEnvelope, serializeEnvelope } from './dsse';
 import { ProvenanceError, ProvenanceRefusedError } from './errors';
 import { fileSigner, keyFingerprint, parseSigningKeySpec, resolveVerificationKeys, type VerificationKey } from './keys';
@@ -222,5 +224,48 @@ describe('patterns', () => {
   });
   it('parseEnvelope names the source', () => {
     expect(() => parseEnvelope('nope', 'file:///x/provenance.intoto.json')).toThrow(/^file:\/\/\/x\/provenance.intoto.json is not JSON/);
+  });
+});
+
+describe('build facts', () => {
+  it('locally: builder local:<host>, commit and ref from one git call; lock files by name (root) or path (project)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'buildonce-facts-'));
+    try {
+      const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+      git('init', '-q', '-b', 'trunk');
+      writeFileSync(join(dir, 'package-lock.json'), 'npm');
+      mkdirSync(join(dir, 'app'));
+      writeFileSync(join(dir, 'app/Cargo.lock'), 'cargo');
+      git('add', '-A');
+      git('commit', '-qm', 'one');
+      const c = await buildContextFromEnv(dir, {}, new Date(5));
+      expect(c).toMatchObject({ builderId: `local:${hostname()}`, invocationId: `local:${hostname()}:${process.pid}:5`, ref: 'refs/heads/trunk', commit: git('rev-parse', 'HEAD') });
+      expect(c.repository).toBeUndefined();
+      const locks = await lockFileDigests([dir, join(dir, 'app')]);
+      expect(locks).toEqual([
+        { name: 'package-lock.json', digest: { sha256: createHash('sha256').update('npm').digest('hex') } },
+        { name: join(dir, 'app/Cargo.lock'), digest: { sha256: createHash('sha256').update('cargo').digest('hex') } },
+      ]);
+      expect(resolvedDependencies({ context: c, lockFiles: locks, toolchain: 'cargo 1.95' })[0]).toEqual({ name: 'source', digest: { gitCommit: c.commit } });
+      git('checkout', '-q', '--detach');
+      expect((await buildContextFromEnv(dir, {})).ref).toBeUndefined();
+      const none = await buildContextFromEnv(tmpdir() + '/does-not-exist', {});
+      expect(none.commit).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('in GitHub Actions: the workflow ref is the builder and no git process runs', async () => {
+    const c = await buildContextFromEnv('/nonexistent', {
+      GITHUB_ACTIONS: 'true', GITHUB_SHA: 'c0ffee', GITHUB_REF: 'refs/heads/main', GITHUB_REPOSITORY: 'acme/repo', GITHUB_RUN_ID: '7', GITHUB_RUN_ATTEMPT: '3',
+      GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main', GITHUB_EVENT_NAME: 'push', GITHUB_REPOSITORY_ID: '99',
+    });
+    expect(c).toEqual({
+      builderId: 'acme/repo/.github/workflows/release.yml@refs/heads/main',
+      invocationId: 'https://github.com/acme/repo/actions/runs/7/attempts/3',
+      ref: 'refs/heads/main', commit: 'c0ffee', repository: 'git+https://github.com/acme/repo',
+      internalParameters: { eventName: 'push', repositoryId: '99' },
+    });
   });
 });

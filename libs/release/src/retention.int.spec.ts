@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import { openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { currentKey, historyKey, openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { startMoto, type MotoServer } from '@buildonce/testing';
 import { runRetention } from './retention';
 
@@ -38,9 +38,9 @@ async function publish(store: BlobStore, project: string, version: string, opts:
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
 async function ledger(store: BlobStore, project: string, env: string, versions: string[]) {
   for (const [i, v] of versions.entries()) {
-    await store.putBytesIfAbsent(`releases/${project}/${env}/history/${String(i + 1).padStart(12, '0')}.json`, Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
+    await store.putBytesIfAbsent(historyKey(project, env, i + 1), Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
   }
-  await store.putBytesIfMatch(`releases/${project}/${env}/current.json`, Buffer.from(JSON.stringify({ seq: versions.length, version: versions.at(-1) })), null);
+  await store.putBytesIfMatch(currentKey(project, env), Buffer.from(JSON.stringify({ seq: versions.length, version: versions.at(-1) })), null);
 }
 
 const backends: [string, () => BlobStore][] = [

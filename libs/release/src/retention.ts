@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
-import { formatBytes, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 
 /** Versions in the last this-many history entries of any environment are kept (the rollback window). */
 export const ROLLBACK_WINDOW = 5;
@@ -49,28 +49,25 @@ export interface RetentionResult {
   bytesFreed: number;
 }
 
-const ARTIFACT_KEY = /^(preview\/)?artifacts\/([^/]+)\/([0-9]+)\/([^/]+)$/;
-
 /**
- * Scans the store layout (DESIGN.md "Store layout") with one listing: every version's objects, sizes and
+ * Scans the store layout (libs/store keys.ts) with one listing: every version's objects, sizes and
  * publish time (create-only manifests make LastModified the publish time; no per-version GET).
  */
 export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
   const byId = new Map<string, VersionInfo>();
-  for (const prefix of ['artifacts/', 'preview/artifacts/']) {
-    for await (const o of store.list(prefix)) {
-      const m = ARTIFACT_KEY.exec(o.key);
-      if (!m) continue;
-      const namespace: ArtifactNamespace = m[1] ? 'preview' : 'trusted';
-      const id = `${namespace}/${m[2]}/${m[3]}`;
+  for (const ns of ['trusted', 'preview'] as const) {
+    for await (const o of store.list(artifactsRoot(ns))) {
+      const k = parseArtifactKey(o.key);
+      if (!k) continue;
+      const id = `${k.namespace}/${k.project}/${k.version}`;
       let v = byId.get(id);
       if (!v) {
-        v = { project: m[2]!, version: m[3]!, namespace, publishedAt: new Date(0), bytes: 0, keys: [], complete: false };
+        v = { project: k.project, version: k.version, namespace: k.namespace, publishedAt: new Date(0), bytes: 0, keys: [], complete: false };
         byId.set(id, v);
       }
       v.keys.push(o.key);
       v.bytes += o.size;
-      if (m[4] === STORED_MANIFEST_FILE) {
+      if (k.file === STORED_MANIFEST_FILE) {
         v.complete = true;
         v.publishedAt = o.lastModified;
       } else if (!v.complete && o.lastModified > v.publishedAt) {
@@ -89,14 +86,16 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();
-  const currents: string[] = [];
-  const histories = new Map<string, string[]>();
-  for await (const o of store.list('releases/')) {
-    const parts = o.key.split('/');
-    if (parts.length === 4 && parts[3] === 'current.json') currents.push(o.key);
-    else if (parts.length === 5 && parts[3] === 'history' && parts[4]!.endsWith('.json')) {
-      const envKey = parts.slice(0, 3).join('/');
-      histories.set(envKey, [...(histories.get(envKey) ?? []), o.key]);
+  const currents: { key: string; project: string }[] = [];
+  const histories = new Map<string, { project: string; keys: string[] }>();
+  for await (const o of store.list(RELEASES_ROOT)) {
+    const k = parseReleaseKey(o.key);
+    if (k?.kind === 'current') currents.push({ key: o.key, project: k.project });
+    else if (k?.kind === 'history') {
+      const envId = `${k.project}/${k.env}`;
+      const h = histories.get(envId) ?? { project: k.project, keys: [] };
+      h.keys.push(o.key);
+      histories.set(envId, h);
     }
   }
   const versionOf = async (key: string): Promise<string | undefined> => {
@@ -110,14 +109,14 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
       return undefined;
     }
   };
-  for (const key of currents) {
+  for (const { key, project } of currents) {
     const v = await versionOf(key);
-    if (v) protectedSet.set(`${key.split('/')[1]}/${v}`, 'current');
+    if (v) protectedSet.set(`${project}/${v}`, 'current');
   }
-  for (const [envKey, keys] of histories) {
+  for (const { project, keys } of histories.values()) {
     for (const key of keys.sort().slice(-ROLLBACK_WINDOW)) {
       const v = await versionOf(key);
-      const id = `${envKey.split('/')[1]}/${v}`;
+      const id = `${project}/${v}`;
       if (v && !protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
     }
   }

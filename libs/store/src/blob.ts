@@ -29,6 +29,11 @@ export interface BlobStore {
   /** Full URI of a key (`s3://bucket/prefix/key` or `file:///root/key`). */
   uriOf(key: string): string;
   /**
+   * The S3 object behind a key (bucket and full object key with the store prefix), for AWS APIs that read
+   * from S3 themselves (Lambda UpdateFunctionCode S3Key, the EC2 pointer); undefined for non-S3 stores.
+   */
+  s3Object(key: string): { bucket: string; key: string } | undefined;
+  /**
    * Create-only upload of a file (S3: PutObject / multipart above 8 MiB with `If-None-Match: *` and
    * SHA256 checksums; file: temp file + fsync + link). `exists` means the key was already there and
    * nothing was written; the caller decides whether the stored bytes are the same.

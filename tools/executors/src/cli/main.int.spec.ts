@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
-import { appendEntry } from '@buildonce/release';
-import { openStore, parseStoreUrl, publishBuild } from '@buildonce/store';
+import { appendEntry, runPublishCommand } from '@buildonce/release';
+import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
 
 /** The `buildonce` bin as CI runs it: a real process in a git workspace with a file store ledger. */
@@ -83,7 +83,7 @@ describe('buildonce verify', () => {
     writeFileSync(join(out, 'bootstrap.zip'), bytes);
     const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }], runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't' });
     writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
-    await publishBuild({ project: 'svc', workspaceRoot: vws, outputDir: out, env: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
+    await runPublishCommand({ project: 'svc', workspaceRoot: vws, outputDir: out, processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
   }
 
   beforeAll(async () => {

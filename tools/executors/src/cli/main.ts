@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
+import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, loadConfig, renderMarkdown, renderProvenanceReport, renderTable, validateEnvName } from '@buildonce/release';
-import { runRetentionCommand, workspaceStore } from './retention';
+import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, openWorkspaceStore, renderMarkdown, renderProvenanceReport, renderTable, runRetentionCommand, validateEnvName } from '@buildonce/release';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
@@ -19,7 +19,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   let dir = start;
   while (!existsSync(join(dir, 'nx.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`no nx.json found above ${start}: run buildonce inside the workspace`);
+    if (up === dir) throw new ConfigError(`no nx.json found above ${start}: run buildonce inside the workspace`);
     dir = up;
   }
   return dir;
@@ -28,7 +28,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0, got "${v}"`);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${v}"`);
   return n;
 }
 
@@ -42,10 +42,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
-      if (!values.env) throw new Error('--env=<environment> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
       validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
       process.stdout.write(sha ? `${sha}\n` : '');
       if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (values.env) validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const all = await collectWorkspaceReleases({ store, env: values.env });
       const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
@@ -70,12 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'verify') {
       const { values, positionals } = parseArgs({ args: rest, options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: true, strict: true });
       const [project, version, ...extra] = positionals;
-      if (!project || !version || extra.length) throw new Error('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
-      if (!/^[0-9]{1,64}$/.test(version)) throw new Error(`"${version}" is not a version (the decimal Nx task hash of the build)`);
+      if (!project || !version || extra.length) throw new ConfigError('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
+      if (!/^[0-9]{1,64}$/.test(version)) throw new ConfigError(`"${version}" is not a version (the decimal Nx task hash of the build)`);
       if (values.env) validateEnvName(values.env);
-      const workspaceRoot = findWorkspaceRoot();
-      const config = await loadConfig(workspaceRoot);
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
       const report = await inspectVersionProvenance({ store, config, project, version, env: values.env });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
       return report.ok ? 0 : 1;
@@ -108,7 +106,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(command ? `buildonce: unknown command "${command}"\n${USAGE}` : USAGE);
     return 2;
   } catch (e) {
-    console.error(`buildonce ${command}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`buildonce ${command}: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    for (const line of describeFailure(e, { prefix: `buildonce ${command}: `, verbose: process.argv.includes('--verbose') }).lines) console.error(line);
     return 1;
   }
 }
