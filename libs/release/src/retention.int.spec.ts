@@ -1,13 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { currentKey, historyKey, openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
+
+afterAll(removeTempDirs);
 
 let moto: MotoServer;
 const bucket = 'retention-it';
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 
 async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number; provenance?: Buffer } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'ret-'));
+  const dir = tempDir('ret-');
   const bytes = randomBytes(opts.size ?? 1000);
   writeFileSync(join(dir, 'bootstrap.zip'), bytes);
   const manifest = parseManifest({
@@ -44,7 +45,7 @@ async function ledger(store: BlobStore, project: string, env: string, versions: 
 }
 
 const backends: [string, () => BlobStore][] = [
-  ['file', () => openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ret-store-'))}`))],
+  ['file', () => openStore(parseStoreUrl(`file://${tempDir('ret-store-')}`))],
   ['s3', () => openStore(parseStoreUrl(`s3://${bucket}/r${randomBytes(4).toString('hex')}`))],
 ];
 

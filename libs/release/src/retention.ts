@@ -82,7 +82,7 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
  * or named by one of the last {@link ROLLBACK_WINDOW} history entries of any environment
  * (`releases/<p>/<env>/history/<seq>.json`, zero-padded so key order is sequence order).
- * Returns a set of `<project>/<version>`.
+ * @returns `<project>/<version>` → why it is kept (`current` or `rollback-window`)
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();

@@ -81,7 +81,7 @@ export class S3BlobStore implements BlobStore {
     return { bucket: this.bucket, key: this.fullKey(key) };
   }
 
-  /** Maps SDK errors to one-line StoreAccessErrors; returns undefined for errors the caller handles. */
+  /** Maps SDK errors to one-line StoreAccessErrors naming the bucket and the fix; other errors are returned unchanged. */
   private access(e: unknown, what: string): Error {
     const err = e as Error & { Code?: string };
     const name = err?.name ?? '';

@@ -1,13 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { appendEntry, runPublishCommand } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 /** The `buildonce` bin as CI runs it: a real process in a git workspace with a file store ledger. */
 const bin = resolve(__dirname, '../../bin/buildonce.js');
@@ -19,7 +21,7 @@ const git = (...args: string[]) => execFileSync('git', args, { cwd: ws, encoding
 const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
 beforeAll(async () => {
-  ws = mkdtempSync(join(tmpdir(), 'buildonce-cli-'));
+  ws = tempDir('buildonce-cli-');
   writeFileSync(join(ws, 'nx.json'), '{}\n');
   git('init', '-q', '-b', 'main');
   git('add', '-A');
@@ -74,11 +76,10 @@ describe('buildonce CLI', () => {
 describe('buildonce verify', () => {
   let vws: string;
   const vcli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: vws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
-  afterAll(() => rmSync(vws, { recursive: true, force: true }));
 
   /** Publishes version `version` of svc into the workspace's embedded store (signed with the workspace key when `signed`). */
   async function publishVersion(version: string, signed: boolean) {
-    const out = mkdtempSync(join(vws, 'out-'));
+    const out = tempDir('buildonce-cli-verify-out-');
     const bytes = Buffer.from(`zip ${version}`);
     writeFileSync(join(out, 'bootstrap.zip'), bytes);
     const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }], runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't' });
@@ -87,10 +88,10 @@ describe('buildonce verify', () => {
   }
 
   beforeAll(async () => {
-    vws = mkdtempSync(join(tmpdir(), 'buildonce-cli-verify-'));
+    vws = tempDir('buildonce-cli-verify-');
     const vgit = (...args: string[]) => execFileSync('git', args, { cwd: vws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
     writeFileSync(join(vws, 'nx.json'), '{}\n');
-    writeFileSync(join(vws, '.gitignore'), '.buildonce\nout-*\n');
+    writeFileSync(join(vws, '.gitignore'), '.buildonce\n');
     mkdirSync(join(vws, 'keys'));
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     writeFileSync(join(vws, 'keys/signing.pem'), privateKey.export({ format: 'pem', type: 'pkcs8' }));
