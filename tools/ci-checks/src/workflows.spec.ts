@@ -126,4 +126,24 @@ describe('workflow invariants', () => {
     expect(inputs.version!.required).toBe(false);
     for (const r of runs(rb)) expect(r).not.toContain('${{ inputs.');
   });
+
+  it('every job that builds or hashes Rust Lambdas installs one toolchain: cargo-lambda + zig for the runtime glibc', () => {
+    const action = join(repo, '.github/actions/rust-lambda-toolchain/action.yml');
+    const r = spawnSync(validator, [action], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const a = parse(readFileSync(action, 'utf8')) as { runs: { steps: Step[] } };
+    const steps = a.runs.steps;
+    expect(steps.find((s) => s.uses?.startsWith('dtolnay/rust-toolchain'))?.with?.targets).toContain('aarch64-unknown-linux-gnu');
+    expect(steps.some((s) => s.uses?.startsWith('mlugg/setup-zig'))).toBe(true);
+    expect(steps.some((s) => /pipx install "cargo-lambda==/.test(s.run ?? ''))).toBe(true);
+    for (const f of files) {
+      for (const [n, j] of Object.entries(wf(f).jobs)) {
+        const st = j.steps ?? [];
+        // affected/run-many and build/publish/promote hash the Rust build (rollback does not depend on it)
+        if (!st.some((s) => /\bnx (affected|run-many)\b|:(build|publish|promote|test)\b/.test(s.run ?? ''))) continue;
+        expect(st.some((s) => s.uses === './.github/actions/rust-lambda-toolchain'), `${f}:${n}`).toBe(true);
+        expect(st.some((s) => (s.uses ?? '').startsWith('dtolnay/')), `${f}:${n} installs Rust only through the action`).toBe(false);
+      }
+    }
+  });
 });
