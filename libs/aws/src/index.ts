@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 
 const lazyRequire = createRequire(__filename);
@@ -23,7 +24,7 @@ const lazyRequire = createRequire(__filename);
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /** AWS services buildonce talks to, with the env suffix of their service-specific endpoint variable. */
-export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', kms: 'KMS' } as const;
+export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR', kms: 'KMS' } as const;
 export type AwsService = keyof typeof AWS_SERVICES;
 
 /** Client settings buildonce adds to the SDK defaults for one service (pure; see the module doc). */
@@ -65,6 +66,7 @@ export interface AwsOverrides {
   s3?: S3ClientConfig;
   lambda?: LambdaClientConfig;
   ssm?: SSMClientConfig;
+  ecr?: ECRClientConfig;
   kms?: KMSClientConfig;
 }
 
@@ -73,6 +75,8 @@ export interface AwsClients {
   s3(): S3Client;
   lambda(): LambdaClient;
   ssm(): SSMClient;
+  /** ECR control API (GetAuthorizationToken, DescribeImages, lifecycle policies); image bytes go through the OCI registry API */
+  ecr(): ECRClient;
   /** provenance signing (`Sign`) and verification keys (`GetPublicKey`) */
   kms(): KMSClient;
 }
@@ -93,6 +97,7 @@ export function awsClients(opts: { env?: NodeJS.ProcessEnv; overrides?: AwsOverr
     s3: () => make('s3', (c) => new (lazyRequire('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3')).S3Client(c), o.s3),
     lambda: () => make('lambda', (c) => new (lazyRequire('@aws-sdk/client-lambda') as typeof import('@aws-sdk/client-lambda')).LambdaClient(c), o.lambda),
     ssm: () => make('ssm', (c) => new (lazyRequire('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c), o.ssm),
+    ecr: () => make('ecr', (c) => new (lazyRequire('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(c), o.ecr),
     kms: () => make('kms', (c) => new (lazyRequire('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms')).KMSClient(c), o.kms),
   };
 }

@@ -12,6 +12,7 @@ import {
   type PublishResult,
   type StoreLocation,
 } from '@buildonce/store';
+import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from './config';
 import { validateEnvName } from './env';
@@ -25,6 +26,7 @@ import { awsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
 import { signPublishedVersion, type PublishSigning } from './provenance';
 import { runRetention, type RetentionResult } from './retention';
+import { runImageRetention, type ImageRetentionResult } from './image-retention';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -208,6 +210,8 @@ export interface PublishCommand {
   store?: string;
   /** force the preview namespace; otherwise preview iff the CI environment says pull request */
   preview?: boolean;
+  /** oci-image builds: registry repository to push to (`host/repo`); default BUILDONCE_REGISTRY */
+  registry?: string;
   dryRun?: boolean;
   forcePathStyle?: boolean;
   processEnv?: NodeJS.ProcessEnv;
@@ -226,13 +230,15 @@ export interface PublishCommand {
  * `nx run <project>:publish`: reads the build manifest, publishes the version immutably (libs/store
  * publishArtifact) to the workspace store, logs one line per step (progress every 10 % for files of
  * 8 MiB and more), and appends `artifact_uri=` and `version=` to `$GITHUB_OUTPUT`. Pull-request builds
- * (or `preview`) go to the preview namespace. With a signing key (`signingKey` / BUILDONCE_SIGNING_KEY)
- * the version's signed provenance is written after the files and before `manifest.json`; without one,
- * one `unsigned` line.
- * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError,
+ * (or `preview`) go to the preview namespace. An `oci-image` build is first pushed to its registry
+ * (libs/image pushImageBuild: blobs the registry lacks, the version tag and `sha-<commit>-<yyyymmdd>`)
+ * and its stored manifest records the image URI by digest; `image_uri=` and `digest=` go to `$GITHUB_OUTPUT` too.
+ * With a signing key (`signingKey` / BUILDONCE_SIGNING_KEY) the version's signed provenance is written
+ * after the files and before `manifest.json`; without one, one `unsigned` line.
+ * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError,
  *   ProvenanceError (unusable signing key, KMS Sign failure)
  */
-export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; signing?: PublishSigning }> {
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
   const env = o.processEnv ?? process.env;
   const startedOn = new Date();
   const manifest = await readBuildManifest(o.outputDir, o.project);
@@ -245,6 +251,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: () => awsClients({ env }).kms(), cwd: o.workspaceRoot }) : undefined;
   let signing: PublishSigning | undefined;
   let lastPct = -1;
+  const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
   const result = await publishArtifact({
     store,
     manifest,
@@ -252,6 +259,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     metadata,
     namespace,
     dryRun: o.dryRun,
+    ...(image ? { registry: image.registry } : {}),
     log: (l) => o.log(`${tag} ${l}`),
     provenance: signer
       ? async () => {
@@ -281,8 +289,8 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     if (!signer) o.log(`${tag} unsigned: BUILDONCE_SIGNING_KEY is not set, version ${manifest.version} has no provenance (environments that require provenance will refuse it)`);
     o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
   }
-  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version }, env);
-  return { ...result, version: manifest.version, namespace, ...(signing ? { signing } : {}) };
+  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) }, env);
+  return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}), ...(signing ? { signing } : {}) };
 }
 
 export interface RetentionCommand {
@@ -302,12 +310,14 @@ export interface RetentionCommand {
 }
 
 /**
- * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention,
+ * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention
+ * (runImageRetention: store retention plus the registry images of deleted oci-image versions),
  * logging one line per deleted version and a summary with the bytes freed.
  * @throws ConfigError, StoreAccessError, RangeError for bad numbers
  */
-export async function runRetentionCommand(c: RetentionCommand): Promise<RetentionResult> {
+export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
-  return runRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, log: c.log });
+  // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
+  return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.processEnv, log: c.log });
 }

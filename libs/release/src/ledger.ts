@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { manifestFileSchema, versionSchema } from '@buildonce/artifact';
+import { artifactKindSchema, manifestFileSchema, versionSchema } from '@buildonce/artifact';
 import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
 import { provenanceRecordSchema } from '@buildonce/provenance';
@@ -24,7 +24,7 @@ export const entryArtifactSchema = z
     /** immutable URI of the version's folder, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/` */
     uri: z.string(),
     namespace: z.enum(['trusted', 'preview']),
-    kind: z.enum(['lambda-zip', 'node-tarball']),
+    kind: artifactKindSchema,
     /** name of the shipped file (zip / tarball) */
     file: z.string(),
     /** sha256 hex of the shipped file */
@@ -34,6 +34,8 @@ export const entryArtifactSchema = z
     publishedCommit: z.string().optional(),
     /** signed provenance: whether the version had one and what the environment verified (absent in entries written before issue 16) */
     provenance: provenanceRecordSchema.optional(),
+    /** oci-image only: the image URI by digest (`<registry>/<repo>@sha256:…`) the environment runs */
+    imageUri: z.string().optional(),
   })
   .strict();
 

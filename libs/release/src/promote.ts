@@ -45,6 +45,7 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
     files: a.stored.manifest.files,
     ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
     ...(a.provenance ? { provenance: a.provenance } : {}),
+    ...(a.stored.registry ? { imageUri: a.stored.registry.uri } : {}),
   };
 }
 
