@@ -13,10 +13,13 @@ export const BUILD_MANIFEST_FILE = 'artifact.json';
 /** File name of the manifest inside the store (`artifacts/<project>/<version>/manifest.json`). */
 export const STORED_MANIFEST_FILE = 'manifest.json';
 
+/** File name of a version's signed provenance (DSSE envelope of an in-toto statement) in the store, beside `manifest.json`. */
+export const PROVENANCE_FILE = 'provenance.intoto.json';
+
 const fileName = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,200}$/, 'file names are plain names: letters, digits, ".", "_", "-"')
-  .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE, 'reserved file name');
+  .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE && n !== PROVENANCE_FILE, 'reserved file name');
 
 /** Project names as Nx allows them and as they appear in store keys. */
 /**

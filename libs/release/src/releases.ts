@@ -19,7 +19,21 @@ export interface ReleaseRow {
   previous: string | null;
   /** artifact URI (version folder) */
   uri: string;
+  /**
+   * signed provenance: `verified` (the environment's policy checked it), `signed` (present, not
+   * checked there), `unsigned`, or `-` for entries recorded before provenance existed
+   */
+  provenance: ProvenanceState;
   error?: string;
+}
+
+/** Provenance state of a release (see {@link ReleaseRow.provenance}). */
+export type ProvenanceState = 'verified' | 'signed' | 'unsigned' | '-';
+
+/** The provenance state a history entry records. */
+export function provenanceStateOf(e: HistoryEntry): ProvenanceState {
+  const p = e.artifact.provenance;
+  return !p ? '-' : p.verified ? 'verified' : p.signed ? 'signed' : 'unsigned';
 }
 
 /** Table row of a history entry. */
@@ -37,6 +51,7 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
     runId: e.runId,
     previous: e.previousVersion,
     uri: e.artifact.uri,
+    provenance: provenanceStateOf(e),
     ...(e.error ? { error: e.error } : {}),
   };
 }
@@ -86,11 +101,11 @@ const short = (c: string | null) => (c ? c.slice(0, 12) : '-');
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 const note = (r: ReleaseRow) => [r.status === 'failed' ? 'FAILED' : '', r.rollback ? 'rollback' : ''].filter(Boolean).join(' ') || 'ok';
 
-/** The columns of the release table (environment, version, commit, when, who, previous + seq and status). */
-export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'commit', 'when', 'who', 'previous'] as const;
+/** The columns of the release table (environment, version, commit, when, who, previous + seq, status and provenance). */
+export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'provenance', 'commit', 'when', 'who', 'previous'] as const;
 
 function cells(r: ReleaseRow): string[] {
-  return [r.environment, String(r.seq), r.version, note(r), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
+  return [r.environment, String(r.seq), r.version, note(r), r.provenance, short(r.commit), when(r.when), r.who, r.previous ?? '-'];
 }
 
 /** Plain-text table (cli-table3, no colours). Empty input gives a one-line notice. */

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
+import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, openWorkspaceStore, renderMarkdown, renderProvenanceReport, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
 import { awsClients } from '@buildonce/aws';
 import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
 
@@ -14,6 +14,9 @@ const USAGE = `usage: buildonce <command> [options]
   resolve --project=<p> --env=<env> [--json] [--store=<url>]
       the artifact URI current in <env> (--json: project, environment, version, uri, sha256)
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
+  verify <project> <version> [--env=<env>] [--json] [--store=<url>]
+      the version's signed provenance (builder, ref, commit, subjects) and the verdict of <env>'s policy
+      (default: every environment with a provenance policy); exit 1 when refused
   ecr-lifecycle [--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo>] [--keep-last=30] [--untagged-days=1] [--dry-run]
       writes an ECR lifecycle policy that never expires protected (keep-<version>) images (default: BUILDONCE_REGISTRY)
   help, --help, -h
@@ -102,6 +105,17 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       }
       return 0;
+    }
+    if (command === 'verify') {
+      const { values, positionals } = parseArgs({ args: rest, options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: true, strict: true });
+      const [project, version, ...extra] = positionals;
+      if (!project || !version || extra.length) throw new ConfigError('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
+      if (!/^[0-9]{1,64}$/.test(version)) throw new ConfigError(`"${version}" is not a version (the decimal Nx task hash of the build)`);
+      if (values.env) validateEnvName(values.env);
+      const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
+      const report = await inspectVersionProvenance({ store, config, project, version, env: values.env });
+      process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
+      return report.ok ? 0 : 1;
     }
     if (command === 'retention') {
       const { values } = parseArgs({
