@@ -4,7 +4,12 @@
 #   warm: same sources again -> Nx cache hit for build, version already published, nothing uploaded
 # Prints both wall times (ms) and warm/cold ratio (target: < 10%) for arm64 (rust-scorer's architecture,
 # cross-built) beside x86_64 (the host's), on the embedded file store, and arm64 on S3 (moto_server) when
-# moto_server is installed. Runs node_modules/.bin/nx directly: `npx nx` adds
+# moto_server is installed.
+# Signing: the warm build published into a fresh store unsigned (baseline) and signed with a local
+# P-256 key (BUILDONCE_SIGNING_KEY=file:…), and with a KMS key on moto; prints both wall times and, from
+# the publish log, the signing time (statement + DSSE signature; goal: < 50 ms per version with a local
+# key) and the build-facts time (one git process, lock file digests; no git process in CI).
+# Runs node_modules/.bin/nx directly: `npx nx` adds
 # npm's own start-up (~0.25 s) to both runs.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,14 +45,32 @@ run_pair() { # $1 label, rest env assignments
   printf '%-13s cold publish: %6d ms   warm (no-op) publish: %5d ms   warm/cold: %5.1f%%\n' "$label" "$cold" "$warm" "$(awk -v w="$warm" -v c="$cold" 'BEGIN{printf "%.1f", 100*w/c}')"
 }
 
+sign_pair() { # $1 label, $2 signing key spec, $3 note; the build is a cache hit of the last run_pair
+  local label=$1 key=$2 note=${3:-} t0 t1 t2
+  rm -rf "$work/sign-store-a" "$work/sign-store-b"
+  t0=$(ms); BUILDONCE_STORE="file://$work/sign-store-a" BUILDONCE_SIGNING_KEY= node_modules/.bin/nx run rust-scorer:publish --output-style=stream >"$work/$label-unsigned.log" 2>&1 || { tail -20 "$work/$label-unsigned.log"; exit 1; }; t1=$(ms)
+  BUILDONCE_STORE="file://$work/sign-store-b" BUILDONCE_SIGNING_KEY="$key" node_modules/.bin/nx run rust-scorer:publish --output-style=stream >"$work/$label-signed.log" 2>&1 || { tail -20 "$work/$label-signed.log"; exit 1; }; t2=$(ms)
+  grep -q "unsigned: BUILDONCE_SIGNING_KEY is not set" "$work/$label-unsigned.log" || { echo "baseline run did not publish unsigned"; exit 1; }
+  local sign facts
+  sign=$(sed -n 's/.*signed provenance with .*: signing \([0-9.]*\) ms, build facts.*/\1/p' "$work/$label-signed.log")
+  facts=$(sed -n 's/.*build facts (git, lock files) \([0-9.]*\) ms.*/\1/p' "$work/$label-signed.log")
+  [ -n "$sign" ] || { echo "signed run did not sign"; cat "$work/$label-signed.log"; exit 1; }
+  ls "$work"/sign-store-b/artifacts/rust-scorer/*/provenance.intoto.json >/dev/null
+  printf '%-13s unsigned publish: %6d ms   signed publish: %6d ms   in publish: signing %6s ms%s + build facts %6s ms\n' "$label" "$((t1 - t0))" "$((t2 - t1))" "$sign" "$note" "$facts"
+}
+
 set_arch arm64
 run_pair file-arm64 BUILDONCE_STORE="file://$work/.buildonce/store"
 set_arch x86_64
 run_pair file-x86_64 BUILDONCE_STORE="file://$work/.buildonce/store"
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/signing.pem" 2>/dev/null
+sign_pair sign-file "file:$work/signing.pem" " (goal < 50 ms)"
 set_arch arm64
 
 if command -v moto_server >/dev/null 2>&1; then
   start_moto
   aws s3api create-bucket --bucket bench >/dev/null
   run_pair s3-arm64 BUILDONCE_STORE="s3://bench/team"
+  kms_key=$(aws kms create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY --query KeyMetadata.Arn --output text)
+  sign_pair sign-kms "kms:$kms_key" " (KMS Sign on moto, incl. SDK load)"
 fi

@@ -16,6 +16,7 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 
 const lazyRequire = createRequire(__filename);
 
@@ -23,7 +24,7 @@ const lazyRequire = createRequire(__filename);
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /** AWS services buildonce talks to, with the env suffix of their service-specific endpoint variable. */
-export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR' } as const;
+export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR', kms: 'KMS' } as const;
 export type AwsService = keyof typeof AWS_SERVICES;
 
 /** Client settings buildonce adds to the SDK defaults for one service (pure; see the module doc). */
@@ -66,6 +67,7 @@ export interface AwsOverrides {
   lambda?: LambdaClientConfig;
   ssm?: SSMClientConfig;
   ecr?: ECRClientConfig;
+  kms?: KMSClientConfig;
 }
 
 /** The narrow set of clients buildonce uses; each is created on first call and then reused. */
@@ -75,6 +77,8 @@ export interface AwsClients {
   ssm(): SSMClient;
   /** ECR control API (GetAuthorizationToken, DescribeImages, lifecycle policies); image bytes go through the OCI registry API */
   ecr(): ECRClient;
+  /** provenance signing (`Sign`) and verification keys (`GetPublicKey`) */
+  kms(): KMSClient;
 }
 
 /**
@@ -94,5 +98,6 @@ export function awsClients(opts: { env?: NodeJS.ProcessEnv; overrides?: AwsOverr
     lambda: () => make('lambda', (c) => new (lazyRequire('@aws-sdk/client-lambda') as typeof import('@aws-sdk/client-lambda')).LambdaClient(c), o.lambda),
     ssm: () => make('ssm', (c) => new (lazyRequire('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c), o.ssm),
     ecr: () => make('ecr', (c) => new (lazyRequire('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(c), o.ecr),
+    kms: () => make('kms', (c) => new (lazyRequire('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms')).KMSClient(c), o.kms),
   };
 }

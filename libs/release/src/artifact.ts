@@ -1,4 +1,5 @@
 import type { StoredManifest } from '@buildonce/artifact';
+import type { ProvenanceRecord } from '@buildonce/provenance';
 import { readStoredManifest, verifyArtifact, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import type { ResolvedEnvironment } from './config';
 import { UntrustedArtifactError } from './errors';
@@ -9,6 +10,8 @@ export interface VerifiedArtifact {
   stored: StoredManifest;
   /** URI of the version's folder */
   uri: string;
+  /** what the environment's provenance check found (set by checkProvenance before the policy check) */
+  provenance?: ProvenanceRecord;
 }
 
 /**

@@ -22,6 +22,10 @@ import { promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
 import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
+import { awsClients } from '@buildonce/aws';
+import { signerFromSpec } from '@buildonce/provenance';
+import { signPublishedVersion, type PublishSigning } from './provenance';
+import { runRetention, type RetentionResult } from './retention';
 import { runImageRetention, type ImageRetentionResult } from './image-retention';
 import { checksFor, prepareChecks, type VerifySetup } from './verify';
 import { awsClients } from '@buildonce/aws';
@@ -182,7 +186,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
   if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
-  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
+  const { store, config } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
   if (c.field) {
     const cur = await resolveCurrent(store, c.project, c.env!);
     const row = cur ? releaseRowOf(cur.entry) : undefined;
@@ -191,7 +195,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
     await appendGithubOutput({ [c.field]: value }, env);
     return row ? [row] : [];
   }
-  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit });
+  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit, order: config.environments.map((e) => e.name) });
   c.print(c.format === 'json' ? JSON.stringify(rows, null, 2) : c.format === 'markdown' ? renderMarkdown(rows, c.project) : renderTable(rows, c.project));
   return rows;
 }
@@ -228,6 +232,14 @@ export interface PublishCommand {
   dryRun?: boolean;
   forcePathStyle?: boolean;
   processEnv?: NodeJS.ProcessEnv;
+  /** signing key spec (`kms:<key-id|arn|alias>` or `file:<path>`); default BUILDONCE_SIGNING_KEY; empty = unsigned */
+  signingKey?: string;
+  /** the Nx target that built the version (recorded in the provenance); default `build` */
+  buildTarget?: string;
+  /** that target's options (recorded in the provenance) */
+  buildOptions?: Record<string, unknown>;
+  /** absolute project root (its lock files, e.g. Cargo.lock, are recorded in the provenance) */
+  projectRoot?: string;
   log: (line: string) => void;
 }
 
@@ -238,15 +250,23 @@ export interface PublishCommand {
  * (or `preview`) go to the preview namespace. An `oci-image` build is first pushed to its registry
  * (libs/image pushImageBuild: blobs the registry lacks, the version tag and `sha-<commit>-<yyyymmdd>`)
  * and its stored manifest records the image URI by digest; `image_uri=` and `digest=` go to `$GITHUB_OUTPUT` too.
- * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError
+ * With a signing key (`signingKey` / BUILDONCE_SIGNING_KEY) the version's signed provenance is written
+ * after the files and before `manifest.json`; without one, one `unsigned` line.
+ * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError,
+ *   ProvenanceError (unusable signing key, KMS Sign failure)
  */
-export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult }> {
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
   const env = o.processEnv ?? process.env;
+  const startedOn = new Date();
   const manifest = await readBuildManifest(o.outputDir, o.project);
   const { store } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
   const metadata = publishMetadataFromEnv(env);
   const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
   const tag = `[${o.project}]`;
+  const keySpec = o.signingKey ?? env.BUILDONCE_SIGNING_KEY ?? '';
+  // the key is resolved before anything is uploaded, so an unusable key fails the publish with nothing written
+  const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: () => awsClients({ env }).kms(), cwd: o.workspaceRoot }) : undefined;
+  let signing: PublishSigning | undefined;
   let lastPct = -1;
   const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
   const result = await publishArtifact({
@@ -258,6 +278,14 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     dryRun: o.dryRun,
     ...(image ? { registry: image.registry } : {}),
     log: (l) => o.log(`${tag} ${l}`),
+    provenance: signer
+      ? async () => {
+          const a = await signPublishedVersion({ workspaceRoot: o.workspaceRoot, projectRoot: o.projectRoot, env, manifest, signer, startedOn, namespace, pr: metadata.pr, buildTarget: o.buildTarget, buildOptions: o.buildOptions });
+          signing = { key: signer.describe, keyid: signer.keyid, signMs: a.signMs, totalMs: a.totalMs };
+          o.log(`${tag} signed provenance with ${signer.describe}: signing ${a.signMs.toFixed(1)} ms, build facts (git, lock files) ${(a.totalMs - a.signMs).toFixed(1)} ms`);
+          return a.bytes;
+        }
+      : undefined,
     onProgress: (file, loaded, total) => {
       if (total < 8 * 1024 * 1024) return;
       const pct = Math.floor((loaded / total) * 10) * 10;
@@ -270,14 +298,16 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   if (result.status === 'dry-run') {
     for (const f of result.uploaded) o.log(`${tag} dry run: would upload ${result.uri}${f.name} (${formatBytes(f.size)})`);
     for (const f of result.reused) o.log(`${tag} dry run: ${result.uri}${f} already stored`);
+    if (keySpec) o.log(`${tag} dry run: would sign provenance with ${keySpec} and write ${result.uri}provenance.intoto.json`);
     o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
   } else if (result.status === 'already-published') {
     o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
   } else {
+    if (!signer) o.log(`${tag} unsigned: BUILDONCE_SIGNING_KEY is not set, version ${manifest.version} has no provenance (environments that require provenance will refuse it)`);
     o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
   }
   if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) }, env);
-  return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}) };
+  return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}), ...(signing ? { signing } : {}) };
 }
 
 export interface RetentionCommand {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { provenancePolicySchema, type ProvenancePolicy } from '@buildonce/provenance';
 import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
 import { UnknownEnvironmentError } from './errors';
@@ -91,6 +92,11 @@ const environmentSchema = z
     requires: z.array(envName).optional(),
     /** minutes the version must have been deployed in every required environment before this one accepts it */
     soakMinutes: z.number().int().nonnegative().max(525_600).optional(),
+    /**
+     * signed provenance the version must carry before it is promoted here: `{ required (default true),
+     * keys: [PEM | file:<path> | kms:<key-id|arn|alias>], builders: [...], refs: [...] }`
+     */
+    provenance: provenancePolicySchema.optional(),
     description: z.string().optional(),
     /** checks run after every deploy to this environment (one object or a list) */
     verify: z.preprocess((v) => (v && typeof v === 'object' && !Array.isArray(v) ? [v] : v), z.array(verifyCheckSchema).min(1)).optional(),
@@ -139,6 +145,8 @@ export interface ChainEnvironment {
   /** verification checks after a deploy (absent: none) */
   verify?: VerifyCheck[];
   strategy?: DeployStrategy;
+  /** provenance policy (keys' `file:` paths absolute); undefined = no verification */
+  provenance?: ProvenancePolicy;
 }
 
 /** The validated, defaulted configuration every command uses. */
@@ -201,6 +209,7 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
         name: e.name,
         requires,
         soakMinutes: e.soakMinutes ?? 0,
+        ...(e.provenance ? { provenance: withAbsoluteKeyFiles(e.provenance, source) } : {}),
         ...(e.verify ? { verify: e.verify } : {}),
         ...(e.strategy ? { strategy: e.strategy } : {}),
       });
@@ -223,6 +232,12 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
     lock: { ttlMs: (file.lock?.ttlSeconds ?? 60) * 1000, waitMs: (file.lock?.waitSeconds ?? 900) * 1000 },
     source,
   };
+}
+
+/** `file:<relative path>` keys resolve from the directory of buildonce.json (the workspace root). */
+function withAbsoluteKeyFiles(p: ProvenancePolicy, source: string): ProvenancePolicy {
+  const base = isAbsolute(source) ? dirname(source) : process.cwd();
+  return { ...p, keys: p.keys.map((k) => (k.startsWith('file:') && !isAbsolute(k.slice(5)) ? `file:${join(base, k.slice(5))}` : k)) };
 }
 
 /**

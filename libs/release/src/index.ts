@@ -6,6 +6,7 @@ export * from './ledger';
 export * from './lock';
 export * from './policy';
 export * from './artifact';
+export * from './provenance';
 export * from './metadata';
 export * from './promote';
 export * from './rollback';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { artifactKindSchema, manifestFileSchema, versionSchema } from '@buildonce/artifact';
 import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
+import { provenanceRecordSchema } from '@buildonce/provenance';
 import { LedgerError } from './errors';
 
 /**
@@ -47,6 +48,8 @@ export const entryArtifactSchema = z
     files: z.array(manifestFileSchema),
     /** commit the artifact was published from (stored manifest's publish metadata) */
     publishedCommit: z.string().optional(),
+    /** signed provenance: whether the version had one and what the environment verified (absent in entries written before issue 16) */
+    provenance: provenanceRecordSchema.optional(),
     /** oci-image only: the image URI by digest (`<registry>/<repo>@sha256:…`) the environment runs */
     imageUri: z.string().optional(),
   })

@@ -9,6 +9,7 @@ import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry
 import { acquireLock, type HeldLock, type Lease } from './lock';
 import type { PromotionMetadata } from './metadata';
 import { checkPolicy, isVerifiedSuccess } from './policy';
+import { checkProvenance } from './provenance';
 import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from './verify';
 
 /** Inputs of one promotion (or rollback) of one project to one environment. */
@@ -46,17 +47,19 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
     sha256: file.sha256,
     files: a.stored.manifest.files,
     ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
+    ...(a.provenance ? { provenance: a.provenance } : {}),
     ...(a.stored.registry ? { imageUri: a.stored.registry.uri } : {}),
   };
 }
 
 /**
  * Promotes a published version (docs/architecture.md "Flows"): no-op when it is already current → verify the
- * stored manifest and every file (trusted namespace for chain environments) → policy (required
+ * stored manifest and every file (trusted namespace for chain environments) → signed provenance
+ * (environments with a `provenance` policy) → policy (required
  * upstream environments, soak) → target preflight → lock → deploy → history entry + pointer CAS.
  * Everything before the deploy changes nothing when it refuses. A deploy that fails is recorded as a
  * `failed` entry (pointer unchanged) and rethrown as DeployError (with its seq).
- * @throws PolicyError, UntrustedArtifactError, ArtifactNotFoundError, ArtifactIntegrityError,
+ * @throws PolicyError, ProvenanceRefusedError, UntrustedArtifactError, ArtifactNotFoundError, ArtifactIntegrityError,
  *   DeployPreflightError (and subclasses, e.g. LambdaFunctionNotFoundError), LockTimeoutError,
  *   DeployError, LedgerError, StoreAccessError
  */
@@ -70,6 +73,8 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   }
   const artifact = await locateArtifact(store, project, version, env);
   log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
+  // signed provenance (issue 16): verified before the policy check where the environment requires it
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
 
   const upstream: Record<string, HistoryEntry | undefined> = {};
   for (const req of env.requires) {

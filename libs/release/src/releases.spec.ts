@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry } from './ledger';
-import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable } from './releases';
+import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable, sortByPipeline } from './releases';
 import { draft } from './testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 
@@ -25,6 +25,16 @@ function gitRepo(): { dir: string; commits: string[] } {
 }
 
 describe('releases', () => {
+  it('lists environments in pipeline order (buildonce.json chain), then others by name', async () => {
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-order-')}`));
+    for (const env of ['prod', 'pr-7', 'staging', 'dev', 'pr-3']) await appendEntry(store, { ...draft('11'), environment: env });
+    const rows = await collectReleases({ store, project: 'svc', order: ['dev', 'staging', 'prod'] });
+    expect(rows.map((r) => r.environment)).toEqual(['dev', 'staging', 'prod', 'pr-3', 'pr-7']);
+    const ws = await collectWorkspaceReleases({ store, order: ['dev', 'staging', 'prod'] });
+    expect(ws.get('svc')?.map((r) => r.environment)).toEqual(['dev', 'staging', 'prod', 'pr-3', 'pr-7']);
+    expect(sortByPipeline(rows, []).map((r) => r.environment)).toEqual(['dev', 'pr-3', 'pr-7', 'prod', 'staging']);
+  });
+
   it('renders the table, markdown and single fields', async () => {
     const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     await appendEntry(store, { ...draft('11'), environment: 'dev', commit: 'a'.repeat(40) });
@@ -33,17 +43,32 @@ describe('releases', () => {
     const rows = await collectReleases({ store, project: 'svc', env: 'dev' });
     expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([[2, '12', 'failed'], [1, '11', 'succeeded']]);
     const table = renderTable(rows, 'svc');
-    expect(table).toMatch(/environment.*#.*version.*status.*verified.*commit.*when.*who.*previous/);
+    expect(table).toMatch(/environment.*#.*version.*status.*provenance.*verified.*commit.*when.*who.*previous/);
     expect(table).toContain('FAILED http ×12 60.0s');
     expect(rows[0]!.verification).toMatchObject({ passed: false, kind: 'http' });
     expect(table).toContain('FAILED');
     expect(table).toContain('#2 dev: boom');
-    expect(renderMarkdown(rows, 'svc')).toContain('| dev | 1 | 11 | ok | - | aaaaaaaaaaaa |');
+    expect(renderMarkdown(rows, 'svc')).toContain('| dev | 1 | 11 | ok | - | - | aaaaaaaaaaaa |');
     expect((await collectReleases({ store, project: 'svc' })).map((r) => r.environment)).toEqual(['dev', 'prod']);
     expect(fieldOf(rows[1], 'commit')).toBe('a'.repeat(40));
     expect(fieldOf(undefined, 'commit')).toBe('');
     expect([...(await collectWorkspaceReleases({ store })).keys()]).toEqual(['svc']);
     expect(renderTable([], 'svc')).toBe('svc: no releases recorded yet');
+  });
+
+  it('shows whether each release was verified, signed or unsigned (- before provenance existed)', async () => {
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
+    const withProvenance = (v: string, provenance: { signed: boolean; verified: boolean; rules: string[] }) => {
+      const d = draft(v);
+      return { ...d, environment: 'prod', artifact: { ...d.artifact, provenance } };
+    };
+    await appendEntry(store, { ...draft('1'), environment: 'prod' });
+    await appendEntry(store, withProvenance('2', { signed: false, verified: false, rules: [] }));
+    await appendEntry(store, withProvenance('3', { signed: true, verified: false, rules: [] }));
+    await appendEntry(store, withProvenance('4', { signed: true, verified: true, rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'] }));
+    const rows = await collectReleases({ store, project: 'svc', env: 'prod' });
+    expect(rows.map((r) => [r.version, r.provenance])).toEqual([['4', 'verified'], ['3', 'signed'], ['2', 'unsigned'], ['1', '-']]);
+    expect(renderMarkdown(rows, 'svc')).toContain('| prod | 4 | 4 | ok | verified |');
   });
 
   it('the workspace base commit is the merge-base of the commits current in the environment', async () => {

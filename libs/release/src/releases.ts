@@ -19,9 +19,23 @@ export interface ReleaseRow {
   previous: string | null;
   /** artifact URI (version folder) */
   uri: string;
+  /**
+   * signed provenance: `verified` (the environment's policy checked it), `signed` (present, not
+   * checked there), `unsigned`, or `-` for entries recorded before provenance existed
+   */
+  provenance: ProvenanceState;
   error?: string;
   /** the environment's checks after the deploy (absent: none ran) */
   verification?: HistoryEntry['verification'];
+}
+
+/** Provenance state of a release (see {@link ReleaseRow.provenance}). */
+export type ProvenanceState = 'verified' | 'signed' | 'unsigned' | '-';
+
+/** The provenance state a history entry records. */
+export function provenanceStateOf(e: HistoryEntry): ProvenanceState {
+  const p = e.artifact.provenance;
+  return !p ? '-' : p.verified ? 'verified' : p.signed ? 'signed' : 'unsigned';
 }
 
 /** Table row of a history entry. */
@@ -39,16 +53,31 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
     runId: e.runId,
     previous: e.previousVersion,
     uri: e.artifact.uri,
+    provenance: provenanceStateOf(e),
     ...(e.error ? { error: e.error } : {}),
     ...(e.verification ? { verification: e.verification } : {}),
   };
 }
 
 /**
- * Rows for `releases`: with `env`, that environment's history newest first (at most `limit`, default
- * 20); without, the current release of every environment that has a ledger (sorted by name).
+ * Sorts rows by environment in pipeline order: the order of `order` (buildonce.json's chain, e.g. dev,
+ * staging, prod) first, then any other environment (previews `pr-<n>`, removed ones) by name. Stable
+ * within one environment (history keeps newest first).
  */
-export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number }): Promise<ReleaseRow[]> {
+export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): ReleaseRow[] {
+  const rank = (env: string) => {
+    const i = order.indexOf(env);
+    return i < 0 ? order.length : i;
+  };
+  return [...rows].sort((a, b) => rank(a.environment) - rank(b.environment) || (rank(a.environment) === order.length ? a.environment.localeCompare(b.environment) : 0));
+}
+
+/**
+ * Rows for `releases`: with `env`, that environment's history newest first (at most `limit`, default
+ * 20); without, the current release of every environment that has a ledger, in pipeline order
+ * (`order`: the environment chain of buildonce.json; others after it by name).
+ */
+export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number; order?: readonly string[] }): Promise<ReleaseRow[]> {
   if (o.env) {
     const h = await readHistory(o.store, o.project, o.env, { limit: o.limit ?? 20 });
     return h.reverse().map(releaseRowOf);
@@ -58,14 +87,14 @@ export async function collectReleases(o: { store: BlobStore; project: string; en
     const cur = await readCurrent(o.store, o.project, env);
     if (cur) rows.push(releaseRowOf(cur.entry));
   }
-  return rows;
+  return sortByPipeline(rows, o.order ?? []);
 }
 
 /**
  * Rows of every project that has a ledger in the store (workspace-wide `releases`), keyed by project,
  * sorted by project name. Same row semantics as {@link collectReleases}.
  */
-export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number }): Promise<Map<string, ReleaseRow[]>> {
+export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number; order?: readonly string[] }): Promise<Map<string, ReleaseRow[]>> {
   const out = new Map<string, ReleaseRow[]>();
   for (const project of await listLedgerProjects(o.store)) out.set(project, await collectReleases({ ...o, project }));
   return out;
@@ -81,11 +110,11 @@ export function verificationCell(v: ReleaseRow['verification']): string {
   return `${v.passed ? 'passed' : 'FAILED'} ${v.kind} ×${v.attempts} ${(v.durationMs / 1000).toFixed(1)}s`;
 }
 
-/** The columns of the release table (environment, version, commit, when, who, previous + seq, status and verification). */
-export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'verified', 'commit', 'when', 'who', 'previous'] as const;
+/** The columns of the release table (environment, version, commit, when, who, previous + seq, status, provenance and verification). */
+export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'provenance', 'verified', 'commit', 'when', 'who', 'previous'] as const;
 
 function cells(r: ReleaseRow): string[] {
-  return [r.environment, String(r.seq), r.version, note(r), verificationCell(r.verification), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
+  return [r.environment, String(r.seq), r.version, note(r), r.provenance, verificationCell(r.verification), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
 }
 
 /** Plain-text table (cli-table3, no colours). Empty input gives a one-line notice. */

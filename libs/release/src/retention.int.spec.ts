@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import { currentKey, historyKey, openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { currentKey, historyKey, openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
 
@@ -22,7 +22,7 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number } = {}) {
+async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number; provenance?: Buffer } = {}) {
   const dir = tempDir('ret-');
   const bytes = randomBytes(opts.size ?? 1000);
   writeFileSync(join(dir, 'bootstrap.zip'), bytes);
@@ -32,7 +32,8 @@ async function publish(store: BlobStore, project: string, version: string, opts:
     runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'test',
   });
   const env = opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {};
-  await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv(env), namespace: opts.preview ? 'preview' : 'trusted' });
+  const provenance = opts.provenance ? async () => opts.provenance : undefined;
+  await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv(env), namespace: opts.preview ? 'preview' : 'trusted', provenance });
 }
 
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
@@ -76,6 +77,28 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     for await (const o of store.list('artifacts/svc/4/')) left.push(o.key);
     expect(left).toEqual([]);
     for (const v of ['1', '2', '3', '5', '6', '7', '8', '9']) await expect(verifyArtifact(store, 'svc', v)).resolves.toBeTruthy();
+  });
+
+  it("deletes a version's provenance with it, manifest first", async () => {
+    const store = make();
+    await publish(store, 'svc', '1', { provenance: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":[]}\n') });
+    await publish(store, 'svc', '2', { provenance: Buffer.from('{}') });
+    expect(await store.head(provenanceKey('svc', '1'))).toBeDefined();
+    await sleep(1200);
+    const deletes: string[] = [];
+    const watched = new Proxy(store, {
+      get(t, prop, r) {
+        const v = Reflect.get(t, prop, r);
+        if (prop === 'delete') return (key: string) => (deletes.push(key), (v as BlobStore['delete']).call(t, key));
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    const r = await runRetention({ store: watched, olderThanDays: 0, keep: 1, inFlightMs: 1000 });
+    expect(r.deleted.map((v) => v.version)).toEqual(['1']);
+    expect(deletes[0]).toBe('artifacts/svc/1/manifest.json');
+    expect(deletes.slice(1).sort()).toEqual(['artifacts/svc/1/bootstrap.zip', provenanceKey('svc', '1')]);
+    expect(await store.head(provenanceKey('svc', '1'))).toBeUndefined();
+    expect(await store.head(provenanceKey('svc', '2'))).toBeDefined();
   });
 
   it('keeps young versions and, with --pr, sweeps only that pull request\'s preview versions', async () => {

@@ -128,7 +128,8 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
  * not among the `keep` newest of its project and namespace, not current in any environment, not in any
  * environment's rollback window (last 5 history entries), and not published in the last hour. With `pr`,
  * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
- * apply). Each version's `manifest.json` is deleted first, then its files, so a half-deleted version is
+ * apply). Each version's `manifest.json` is deleted first, then its files and its signed provenance
+ * (`provenance.intoto.json`), so a half-deleted version is
  * never seen as complete (promotion requires the manifest).
  * @returns what was (or, with dryRun, would be) deleted and kept, and the bytes freed
  * @throws StoreAccessError for store problems; ledger/manifest read errors propagate

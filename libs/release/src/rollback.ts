@@ -3,6 +3,7 @@ import { locateArtifact } from './artifact';
 import { RollbackError } from './errors';
 import { readCurrent, readHistory, type HistoryEntry } from './ledger';
 import { deployAndRecord, withLock, type PromoteRequest, type PromoteResult } from './promote';
+import { checkProvenance } from './provenance';
 
 /**
  * Chooses the rollback target from an environment's history (pure). Succeeded entries are replayed
@@ -44,7 +45,7 @@ export type RollbackRequest = Omit<PromoteRequest, 'version'> & {
  * upstream check. The artifact is re-verified in the store, the target re-activates it (Lambda: the
  * alias goes back to the already published function version when it still has the artifact's
  * CodeSha256), and the entry is recorded with `rollback: true` and the restored entry's commit.
- * @throws RollbackError, ArtifactNotFoundError/ArtifactIntegrityError, DeployPreflightError, DeployError, LockTimeoutError
+ * @throws RollbackError, ProvenanceRefusedError, ArtifactNotFoundError/ArtifactIntegrityError, DeployPreflightError, DeployError, LockTimeoutError
  */
 export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteResult> {
   const { store, project, environment: env, log } = r;
@@ -57,6 +58,8 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
   }
   const version = target.version;
   const artifact = await locateArtifact(store, project, version, env);
+  // an environment that requires provenance checks it on the way back too (keys or rules may have changed)
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
   log(`rolling ${env.name} back from ${current?.entry.version ?? 'none'} to ${version} (seq ${target.seq}); verified ${artifact.uri}`);
   const pr: PromoteRequest = { ...r, version };
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };

@@ -15,7 +15,7 @@ import {
 } from '@buildonce/artifact';
 import type { BlobStore, ProgressFn } from './blob';
 import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
-import { artifactKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
+import { artifactKey, provenanceKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
 
 /** Result of checking one stored object against its manifest entry. */
 export type VerifyResult = { ok: true; method: 'checksum' | 'rehash' } | { ok: false; reason: string; sha256?: string };
@@ -109,13 +109,19 @@ export interface PublishOptions {
   /** one line per step */
   log?: (line: string) => void;
   onProgress?: (file: string, loaded: number, total: number) => void;
+  /**
+   * Produces the version's signed provenance (DSSE envelope bytes) once every file is stored and
+   * verified; it is written create-only before `manifest.json`. Not called for already-published
+   * versions or dry runs; undefined = the version is published unsigned.
+   */
+  provenance?: () => Promise<Uint8Array | undefined>;
 }
 
 /**
  * Publishes a built version immutably (docs/architecture.md "Store layout"): checks the local files against
  * the manifest, uploads each missing file create-only, confirms each stored object's size and
- * sha256 (HeadObject with checksums), then writes `manifest.json` last, so a visible manifest means a
- * complete version. An existing version with identical checksums is `already-published` and
+ * sha256 (HeadObject with checksums), writes the signed provenance (when `provenance` gives one),
+ * then writes `manifest.json` last, so a visible manifest means a complete version. An existing version with identical checksums is `already-published` and
  * nothing is uploaded; with different checksums it throws and nothing changes.
  * @throws ArtifactIntegrityError when a local file is missing or differs from the manifest
  * @throws ArtifactConflictError when the version exists with different bytes
@@ -169,6 +175,15 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
       reused.push(f.name);
       log(`already stored ${store.uriOf(key)} (identical sha256)`);
     }
+  }
+
+  const envelope = opts.provenance ? await opts.provenance() : undefined;
+  if (envelope) {
+    // create-only, before the manifest: a visible manifest means the provenance is there too. An
+    // existing envelope is an earlier attempt of this version's publish (files are identical) and stays.
+    const key = provenanceKey(project, version, namespace);
+    const put = await store.putBytesIfAbsent(key, envelope, { contentType: 'application/json' });
+    log(put === 'created' ? `wrote ${store.uriOf(key)}` : `kept ${store.uriOf(key)} (written by an earlier attempt)`);
   }
 
   const stored: StoredManifest = { manifest, publish: opts.metadata, ...(opts.registry ? { registry: opts.registry } : {}) };

@@ -3,6 +3,7 @@
  * (docs/architecture.md "Store layout"), and the project-key encoding of Nx project names.
  *
  *   [preview/]artifacts/<projectKey>/<version>/<file>        immutable artifact files
+ *   [preview/]artifacts/<projectKey>/<version>/provenance.intoto.json  immutable signed provenance (DSSE), before the manifest
  *   [preview/]artifacts/<projectKey>/<version>/manifest.json  immutable stored manifest (written last)
  *   releases/<projectKey>/<env>/current.json                 release pointer (compare-and-swap)
  *   releases/<projectKey>/<env>/history/<seq>.json           append-only history, 10-digit zero-padded seq
@@ -13,7 +14,7 @@
  * and `apps/express-api/e2e/test/keys-mirror.spec.ts` asserts the mirror builds the same keys.
  */
 import { ConfigError } from '@buildonce/errors';
-import { STORED_MANIFEST_FILE } from '@buildonce/artifact';
+import { PROVENANCE_FILE, STORED_MANIFEST_FILE } from '@buildonce/artifact';
 
 /** Namespace an artifact lives in: `trusted` (main builds) or `preview` (pull requests; never read by chain promotions). */
 export type ArtifactNamespace = 'trusted' | 'preview';
@@ -92,6 +93,11 @@ export function artifactKey(project: string, version: string, file: string, name
 /** Key of a version's stored manifest (`…/<version>/manifest.json`). */
 export function storedManifestKey(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
   return artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+}
+
+/** Key of a version's signed provenance (`…/<version>/provenance.intoto.json`, a DSSE envelope). */
+export function provenanceKey(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
+  return artifactKey(project, version, PROVENANCE_FILE, namespace);
 }
 
 /** A parsed artifact key. */

@@ -50,6 +50,17 @@ describe('workflow invariants', () => {
     expect(withToken).toEqual(['publish']);
   });
 
+  it('only the release publish job may sign provenance (BUILDONCE_SIGNING_KEY); pull requests and promote jobs never see it', () => {
+    for (const f of files) {
+      if (f !== 'release.yml') expect(text(f), f).not.toContain('BUILDONCE_SIGNING_KEY');
+    }
+    const rel = wf('release.yml');
+    expect(JSON.stringify(rel.env ?? {})).not.toContain('BUILDONCE_SIGNING_KEY');
+    const signing = Object.entries(rel.jobs).filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_SIGNING_KEY')).map(([n]) => n);
+    expect(signing).toEqual(['publish']);
+    expect(rel.jobs.publish!.env?.BUILDONCE_SIGNING_KEY).toBe('${{ vars.BUILDONCE_SIGNING_KEY }}');
+  });
+
   it('pull requests use their OIDC identity for the cache (no static cache secret) and publish only to the preview namespace', () => {
     const ci = wf('ci.yml');
     expect(text('ci.yml')).not.toMatch(/secrets\.BUILDONCE_CACHE_/);

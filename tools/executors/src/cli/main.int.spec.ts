@@ -1,8 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEntry } from '@buildonce/release';
+import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { appendEntry, runPublishCommand } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
@@ -32,6 +34,8 @@ beforeAll(async () => {
   const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
   await appendEntry(store, draft('111', { project: 'svc-a', environment: 'dev', commit: c1 }));
   await appendEntry(store, draft('222', { project: 'svc-b', environment: 'dev', commit: c2 }));
+  for (const env of ['prod', 'pr-5']) await appendEntry(store, draft('333', { project: 'svc-c', environment: env, commit: c2 }));
+  await appendEntry(store, draft('334', { project: 'svc-c', environment: 'dev', commit: c2 }));
 });
 
 describe('buildonce CLI', () => {
@@ -62,12 +66,111 @@ describe('buildonce CLI', () => {
     expect(json['svc-b'][0]).toMatchObject({ environment: 'dev', version: '222', commit: c2 });
   });
 
+  it('releases lists environments in pipeline order (buildonce.json chain), not by name', () => {
+    writeFileSync(join(ws, 'buildonce.json'), JSON.stringify({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
+    try {
+      const r = cli('releases', '--json', '--project=svc-c');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)['svc-c'].map((row: { environment: string }) => row.environment)).toEqual(['dev', 'prod', 'pr-5']);
+    } finally {
+      rmSync(join(ws, 'buildonce.json'));
+    }
+  });
+
+  it('resolve prints the artifact URI alone on stdout, or JSON', () => {
+    const r = cli('resolve', '--project=svc-c', '--env=prod');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('file:///s/artifacts/svc/333/a.tar.gz\n');
+    const j = cli('resolve', '--project=svc-c', '--env=dev', '--json');
+    expect(j.status, j.stderr).toBe(0);
+    expect(JSON.parse(j.stdout)).toEqual({ project: 'svc-c', environment: 'dev', version: '334', uri: 'file:///s/artifacts/svc/334/a.tar.gz', sha256: 'b'.repeat(64) });
+    const none = cli('resolve', '--project=svc-a', '--env=prod');
+    expect(none.status).toBe(1);
+    expect(none.stdout).toBe('');
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    expect(cli('resolve', '--env=prod').stderr).toContain('--project=<project> is required');
+  });
+
+  it('--help prints the usage on stdout and exits 0', () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['releases', '--help']]) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^usage: buildonce <command>/);
+      for (const c of ['base', 'releases', 'resolve', 'retention']) expect(r.stdout).toContain(`  ${c} `);
+    }
+    expect(cli().status).toBe(2);
+  });
+
   it('retention --dry-run reports and unknown commands exit 2', () => {
     const r = cli('retention', '--dry-run', '--older-than=0');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/dry run: would delete 0 version\(s\), freeing 0 B/);
     expect(cli('deploy-everything').status).toBe(2);
     expect(cli('retention', '--keep=-1').status).toBe(1);
+  });
+});
+
+describe('buildonce verify', () => {
+  let vws: string;
+  const vcli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: vws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
+
+  /** Publishes version `version` of svc into the workspace's embedded store (signed with the workspace key when `signed`). */
+  async function publishVersion(version: string, signed: boolean) {
+    const out = tempDir('buildonce-cli-verify-out-');
+    const bytes = Buffer.from(`zip ${version}`);
+    writeFileSync(join(out, 'bootstrap.zip'), bytes);
+    const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }], runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't' });
+    writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
+    await runPublishCommand({ project: 'svc', workspaceRoot: vws, outputDir: out, processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
+  }
+
+  beforeAll(async () => {
+    vws = tempDir('buildonce-cli-verify-');
+    const vgit = (...args: string[]) => execFileSync('git', args, { cwd: vws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+    writeFileSync(join(vws, 'nx.json'), '{}\n');
+    writeFileSync(join(vws, '.gitignore'), '.buildonce\n');
+    mkdirSync(join(vws, 'keys'));
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(join(vws, 'keys/signing.pem'), privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    writeFileSync(join(vws, 'keys/release.pub.pem'), publicKey.export({ format: 'pem', type: 'spki' }));
+    writeFileSync(
+      join(vws, 'buildonce.json'),
+      JSON.stringify({ environments: [{ name: 'dev' }, { name: 'prod', provenance: { keys: ['file:keys/release.pub.pem'], builders: ['local:*'], refs: ['refs/heads/main'] } }] }),
+    );
+    vgit('init', '-q', '-b', 'main');
+    vgit('add', '-A');
+    vgit('commit', '-qm', 'one');
+    await publishVersion('123', true);
+    await publishVersion('124', false);
+  });
+
+  it('prints the statement facts and the verdict of every environment with a policy', () => {
+    const r = vcli('verify', 'svc', '123');
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/^svc@123 \(trusted\) provenance: file:\/\/.*\/artifacts\/svc\/123\/provenance.intoto.json$/m);
+    expect(r.stdout).toMatch(/^  builder     local:/m);
+    expect(r.stdout).toMatch(/^  ref         refs\/heads\/main$/m);
+    expect(r.stdout).toMatch(/^  commit      [0-9a-f]{40}$/m);
+    expect(r.stdout).toMatch(/^  subject     bootstrap.zip sha256:[0-9a-f]{64}$/m);
+    expect(r.stdout).toMatch(/^prod: verified \(key file:.*release.pub.pem; rules present, envelope, signature, statement, subject, builder, ref\)$/m);
+    const dev = vcli('verify', 'svc', '123', '--env=dev');
+    expect(dev.status).toBe(0);
+    expect(dev.stdout).toContain('dev: not checked (no provenance policy)');
+    const json = JSON.parse(vcli('verify', 'svc', '123', '--json').stdout);
+    expect(json).toMatchObject({ project: 'svc', version: '123', signed: true, ok: true, verdicts: [{ environment: 'prod', status: 'verified' }] });
+  });
+
+  it('exits 1 with the failed rule for an unsigned version, and names bad input in one line', () => {
+    const r = vcli('verify', 'svc', '124', '--env=prod');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('svc@124 (trusted) provenance: none (published unsigned)');
+    expect(r.stdout).toMatch(/^prod: REFUSED \(present\): provenance rule "present" failed for svc@124 in prod: /m);
+    const missing = vcli('verify', 'svc', '999');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toContain('version 999 of svc is not in');
+    expect(vcli('verify', 'svc').status).toBe(1);
+    expect(vcli('verify', 'svc', 'abc').stderr).toContain('is not a version');
   });
 });
 

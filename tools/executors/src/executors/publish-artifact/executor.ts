@@ -5,7 +5,7 @@ import { outputDirOf } from '../../lib/options';
 import type { PublishArtifactExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release publish command. */
-export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFacts, log: (line: string) => void): PublishCommand {
+export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFacts, log: (line: string) => void, buildOptions: Record<string, unknown> = {}): PublishCommand {
   return {
     project: p.project,
     workspaceRoot: p.workspaceRoot,
@@ -15,14 +15,19 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
     preview: o.preview,
     dryRun: o.dryRun,
     forcePathStyle: o.forcePathStyle || undefined,
+    // recorded in the signed provenance (BUILDONCE_SIGNING_KEY): the target that built the version and its options
+    buildTarget: 'build',
+    buildOptions,
+    projectRoot: p.projectRoot,
     log,
   };
 }
 
-/** `publish` target: publishes the build output immutably (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
+/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    await runPublishCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
+    const p = projectFacts(context);
+    await runPublishCommand(normalizeOptions(options, p, (l) => console.log(l), context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

@@ -1,0 +1,111 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
+import { runPublishCommand } from './commands';
+
+const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-pub-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const tmp = (p: string) => mkdtempSync(join(root, `${p}-${n++}-`));
+
+const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const keyPath = join(root, 'signing.pem');
+writeFileSync(keyPath, privateKey.export({ format: 'pem', type: 'pkcs8' }));
+const publicPem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+
+function buildOutput(version = '42'): string {
+  const dir = tmp('out');
+  const bytes = Buffer.from(`zip bytes ${version}`);
+  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
+  writeFileSync(
+    join(dir, 'artifact.json'),
+    serializeManifest(
+      parseManifest({
+        schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip',
+        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
+        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'cargo 1.95',
+      }),
+    ),
+  );
+  return dir;
+}
+
+describe('runPublishCommand with provenance', () => {
+  it('signs with a local key: provenance.intoto.json is written after the files and before manifest.json, and verifies', async () => {
+    const storeDir = tmp('store');
+    const ws = tmp('ws');
+    writeFileSync(join(ws, 'package-lock.json'), '{"lockfileVersion":3}');
+    const lines: string[] = [];
+    const r = await runPublishCommand({
+      project: 'svc', workspaceRoot: ws, outputDir: buildOutput(), store: `file://${storeDir}`,
+      processEnv: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'c0ffee', GITHUB_RUN_ID: '9', GITHUB_RUN_ATTEMPT: '2', GITHUB_REPOSITORY: 'acme/repo', GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main', BUILDONCE_SIGNING_KEY: `file:${keyPath}` },
+      buildOptions: { release: true },
+      log: (l) => lines.push(l),
+    });
+    expect(r.status).toBe('published');
+    expect(r.signing).toMatchObject({ key: `file:${keyPath}` });
+    expect(r.signing!.totalMs).toBeLessThan(5000);
+    expect(lines.some((l) => /^\[svc\] signed provenance with file:.*: signing [0-9.]+ ms, build facts \(git, lock files\) [0-9.]+ ms$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.includes('unsigned'))).toBe(false);
+
+    const bytes = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
+    const { facts, statement } = inspectEnvelope(bytes, 'test');
+    expect(facts).toMatchObject({ project: 'svc', version: '42', target: 'build', builder: 'acme/repo/.github/workflows/release.yml@refs/heads/main', ref: 'refs/heads/main', commit: 'c0ffee', invocationId: 'https://github.com/acme/repo/actions/runs/9/attempts/2' });
+    const deps = statement.predicate.buildDefinition.resolvedDependencies!;
+    expect(deps).toContainEqual({ uri: 'git+https://github.com/acme/repo@refs/heads/main', digest: { gitCommit: 'c0ffee' } });
+    expect(deps).toContainEqual({ name: 'package-lock.json', digest: { sha256: sha256Bytes('{"lockfileVersion":3}').hex } });
+    expect(deps.find((d) => d.name === 'toolchain')?.annotations).toMatchObject({ toolchain: 'cargo 1.95', runtime: 'provided.al2023' });
+    expect(statement.predicate.buildDefinition.externalParameters.options).toEqual({ release: true });
+
+    const v = verifyProvenance({
+      project: 'svc', version: '42', environment: 'prod', envelope: bytes, source: 'test',
+      files: [{ name: 'bootstrap.zip', sha256: sha256Bytes('zip bytes 42').hex }],
+      policy: provenancePolicySchema.parse({ keys: [publicPem], builders: ['acme/repo/.github/workflows/release.yml@*'], refs: ['refs/heads/main'] }),
+      keys: await resolveVerificationKeys([publicPem], { kms: () => { throw new Error('no kms'); } }),
+    });
+    expect(v.record.verified).toBe(true);
+  });
+
+  it('without a key: one "unsigned" line, no provenance, publish succeeds', async () => {
+    const storeDir = tmp('store');
+    const lines: string[] = [];
+    const r = await runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: {}, log: (l) => lines.push(l) });
+    expect(r.status).toBe('published');
+    expect(r.signing).toBeUndefined();
+    expect(lines.filter((l) => l.includes('unsigned'))).toEqual(['[svc] unsigned: BUILDONCE_SIGNING_KEY is not set, version 42 has no provenance (environments that require provenance will refuse it)']);
+    expect(existsSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toBe(false);
+  });
+
+  it('an unusable key fails before anything is written', async () => {
+    const storeDir = tmp('store');
+    await expect(
+      runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` }, log: () => undefined }),
+    ).rejects.toThrow(/^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/);
+    await expect(
+      runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: 'vault:x' }, log: () => undefined }),
+    ).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
+    expect(existsSync(join(storeDir, 'artifacts'))).toBe(false);
+  });
+
+  it('an already-published version is not signed again; a dry run signs nothing', async () => {
+    const storeDir = tmp('store');
+    const out = buildOutput();
+    const env = { BUILDONCE_SIGNING_KEY: `file:${keyPath}` };
+    await runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: out, store: `file://${storeDir}`, processEnv: env, log: () => undefined });
+    const first = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
+    const again = await runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: out, store: `file://${storeDir}`, processEnv: env, log: () => undefined });
+    expect(again.status).toBe('already-published');
+    expect(again.signing).toBeUndefined();
+    expect(readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toEqual(first);
+    const lines: string[] = [];
+    const dryStore = tmp('store');
+    const dry = await runPublishCommand({ project: 'svc', workspaceRoot: tmp('ws'), outputDir: out, store: `file://${dryStore}`, processEnv: env, dryRun: true, log: (l) => lines.push(l) });
+    expect(dry.status).toBe('dry-run');
+    expect(lines.some((l) => l.includes('dry run: would sign provenance with file:'))).toBe(true);
+    expect(existsSync(join(dryStore, 'artifacts'))).toBe(false);
+  });
+});
