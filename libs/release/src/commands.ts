@@ -28,7 +28,6 @@ import { signPublishedVersion, type PublishSigning } from './provenance';
 import { runRetention, type RetentionResult } from './retention';
 import { runImageRetention, type ImageRetentionResult } from './image-retention';
 import { checksFor, prepareChecks, type VerifySetup } from './verify';
-import { awsClients } from '@buildonce/aws';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
