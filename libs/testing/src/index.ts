@@ -1,2 +1,3 @@
 export * from './moto';
 export * from './workspace';
+export * from './fault-proxy';
