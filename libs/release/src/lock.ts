@@ -57,6 +57,11 @@ export interface HeldLock {
   /** false once a renewal found the lease taken over by someone else */
   readonly held: boolean;
   release(): Promise<void>;
+  /**
+   * Writes `lease` (the expired lease this acquisition took over) back in place of ours, so the next
+   * promotion takes it over again and records it; used when recording it failed. Ends our hold.
+   */
+  handBack(lease: Lease): Promise<void>;
   /** stops renewing without releasing: the lease expires and the next holder records this promotion as interrupted */
   abandon(): Promise<void>;
 }
@@ -67,6 +72,16 @@ function parseLease(bytes: Buffer, uri: string): Lease {
   } catch (e) {
     throw new LedgerError(`${uri} is not a valid lock (${(e as Error).message.split('\n')[0]}): delete it if no promotion is running`);
   }
+}
+
+/**
+ * Reads the lease of a project+environment; undefined when there is none.
+ * @throws LedgerError for a corrupt lock object, StoreAccessError
+ */
+export async function readLease(store: BlobStore, project: string, env: string): Promise<Lease | undefined> {
+  const key = lockKey(project, env);
+  const got = await store.getBytes(key);
+  return got ? parseLease(got.bytes, store.uriOf(key)) : undefined;
 }
 
 /**
@@ -171,6 +186,13 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         clearInterval(timer);
         await renewing;
         held = false;
+      },
+      async handBack(old: Lease) {
+        clearInterval(timer);
+        await renewing;
+        if (!held) return;
+        held = false;
+        await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(old) + '\n'), etag).catch(() => undefined);
       },
       async release() {
         clearInterval(timer);
