@@ -8,6 +8,8 @@ import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { startMoto, type MotoServer } from '@buildonce/testing';
 import { runRetention } from './retention';
+import { appendEntry } from './ledger';
+import { draft } from './testkit';
 
 let moto: MotoServer;
 const bucket = 'retention-it';
@@ -36,10 +38,7 @@ async function publish(store: BlobStore, project: string, version: string, opts:
 
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
 async function ledger(store: BlobStore, project: string, env: string, versions: string[]) {
-  for (const [i, v] of versions.entries()) {
-    await store.putBytesIfAbsent(`releases/${project}/${env}/history/${String(i + 1).padStart(12, '0')}.json`, Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
-  }
-  await store.putBytesIfMatch(`releases/${project}/${env}/current.json`, Buffer.from(JSON.stringify({ seq: versions.length, version: versions.at(-1) })), null);
+  for (const v of versions) await appendEntry(store, draft(v, { project, environment: env }));
 }
 
 const backends: [string, () => BlobStore][] = [

@@ -1,8 +1,10 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
 import { formatBytes, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { LedgerError } from './errors';
+import { parseEntry, parseSeqKey } from './ledger';
 
-/** Versions in the last this-many history entries of any environment are kept (the rollback window). */
+/** The last this-many distinct versions of succeeded history entries of any environment are kept (the rollback window). */
 export const ROLLBACK_WINDOW = 5;
 /** Versions published less than this long ago (ms) are kept: a promotion may be verifying them right now. */
 export const IN_FLIGHT_MS = 60 * 60 * 1000;
@@ -83,56 +85,69 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
 
 /**
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
- * or named by one of the last {@link ROLLBACK_WINDOW} history entries of any environment
- * (`releases/<p>/<env>/history/<seq>.json`, zero-padded so key order is sequence order).
- * Returns a set of `<project>/<version>`.
+ * or among the last {@link ROLLBACK_WINDOW} distinct versions of *succeeded* history entries of any
+ * environment (`releases/<p>/<env>/history/<seq>.json`, read newest first; failed attempts are never
+ * rollback targets, so they do not count). Fails closed (DESIGN.md invariant 9): any ledger object it
+ * cannot read or parse stops it with a one-line LedgerError before anything is deleted.
+ * Returns a map of `<project>/<version>` → why it is kept.
+ * @throws LedgerError (unparseable or vanished ledger object), StoreAccessError
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();
   const currents: string[] = [];
-  const histories = new Map<string, string[]>();
+  const histories = new Map<string, { seq: number; key: string }[]>();
   for await (const o of store.list('releases/')) {
     const parts = o.key.split('/');
     if (parts.length === 4 && parts[3] === 'current.json') currents.push(o.key);
-    else if (parts.length === 5 && parts[3] === 'history' && parts[4]!.endsWith('.json')) {
+    else if (parts.length === 5 && parts[3] === 'history') {
+      const seq = parseSeqKey(o.key);
+      if (seq === undefined) throw stop(store, o.key, 'not a history entry name (<10-digit seq>.json)');
       const envKey = parts.slice(0, 3).join('/');
-      histories.set(envKey, [...(histories.get(envKey) ?? []), o.key]);
+      histories.set(envKey, [...(histories.get(envKey) ?? []), { seq, key: o.key }]);
     }
   }
-  const versionOf = async (key: string): Promise<string | undefined> => {
+  const read = async (key: string) => {
     const got = await store.getBytes(key);
-    if (!got) return undefined;
+    if (!got) throw stop(store, key, 'listed but gone when read');
     try {
-      const j = JSON.parse(got.bytes.toString('utf8')) as { version?: unknown; entry?: { version?: unknown } };
-      const v = typeof j.version === 'string' ? j.version : typeof j.entry?.version === 'string' ? j.entry.version : undefined;
-      return v;
-    } catch {
-      return undefined;
+      return parseEntry(got.bytes, store.uriOf(key));
+    } catch (e) {
+      throw new LedgerError(`${(e as Error).message}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
     }
   };
   for (const key of currents) {
-    const v = await versionOf(key);
-    if (v) protectedSet.set(`${key.split('/')[1]}/${v}`, 'current');
+    const e = await read(key);
+    protectedSet.set(`${key.split('/')[1]}/${e.version}`, 'current');
   }
-  for (const [envKey, keys] of histories) {
-    for (const key of keys.sort().slice(-ROLLBACK_WINDOW)) {
-      const v = await versionOf(key);
-      const id = `${envKey.split('/')[1]}/${v}`;
-      if (v && !protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
+  for (const [envKey, entries] of histories) {
+    const project = envKey.split('/')[1];
+    const window = new Set<string>();
+    for (const { key } of entries.sort((a, b) => b.seq - a.seq)) {
+      if (window.size >= ROLLBACK_WINDOW) break;
+      const e = await read(key);
+      if (e.status !== 'succeeded') continue;
+      window.add(e.version);
+      const id = `${project}/${e.version}`;
+      if (!protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
     }
   }
   return protectedSet;
 }
 
+function stop(store: BlobStore, key: string, why: string): LedgerError {
+  return new LedgerError(`${store.uriOf(key)}: ${why}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
+}
+
 /**
  * Deletes old artifact versions safely. A version goes only when it is older than `olderThanDays`,
  * not among the `keep` newest of its project and namespace, not current in any environment, not in any
- * environment's rollback window (last 5 history entries), and not published in the last hour. With `pr`,
+ * environment's rollback window (last 5 succeeded versions), and not published in the last hour. With `pr`,
  * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
  * apply). Each version's `manifest.json` is deleted first, then its files, so a half-deleted version is
  * never seen as complete (promotion requires the manifest).
  * @returns what was (or, with dryRun, would be) deleted and kept, and the bytes freed
- * @throws StoreAccessError for store problems; ledger/manifest read errors propagate
+ * @throws LedgerError when any ledger object cannot be read (fails closed: nothing is deleted);
+ *   StoreAccessError for store problems; manifest read errors propagate
  */
 export async function runRetention(o: RetentionOptions): Promise<RetentionResult> {
   const now = (o.now ?? new Date()).getTime();
