@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { StoreLocation } from './url';
+import { StoreConfigError } from './errors';
 
 /** Metadata of a stored object. Keys are relative to the store prefix (e.g. `artifacts/p/123/bootstrap.zip`). */
 export interface ObjectInfo {
@@ -62,5 +63,18 @@ export interface BlobStore {
 export function assertKey(key: string): void {
   if (!key || key.startsWith('/') || key.split('/').some((s) => s === '' || s === '.' || s === '..')) {
     throw new Error(`invalid store key "${key}": keys are relative paths without "." or ".." segments`);
+  }
+}
+
+/**
+ * Validates a list prefix: empty, or a relative `/`-separated path (a trailing `/` allowed) without
+ * empty, `.` or `..` segments, so a listing never walks outside the store (issue 11 item 13).
+ * @throws StoreConfigError naming the prefix
+ */
+export function assertKeyPrefix(prefix: string): void {
+  if (prefix === '') return;
+  const body = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  if (!body || body.startsWith('/') || body.includes('\\') || body.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw new StoreConfigError(`invalid store key prefix "${prefix}": prefixes are relative paths without "." or ".." segments`);
   }
 }

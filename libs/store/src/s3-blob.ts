@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { sha256HexToBase64 } from '@buildonce/artifact';
-import { assertKey, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
+import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
 
@@ -251,6 +251,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertKeyPrefix(prefix);
     const Prefix = this.prefix ? `${this.prefix}/${prefix}` : prefix;
     const strip = this.prefix ? this.prefix.length + 1 : 0;
     let ContinuationToken: string | undefined;
