@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { sha256HexToBase64 } from '@buildonce/artifact';
+import { awsClientSettings, customEndpoint } from '@buildonce/aws';
 import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
@@ -36,15 +37,25 @@ export interface S3StoreOptions {
  */
 export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   const env = opts.env ?? process.env;
-  const customEndpoint = !!(env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL);
-  const forcePathStyle = opts.forcePathStyle ?? (env.BUILDONCE_S3_FORCE_PATH_STYLE ? env.BUILDONCE_S3_FORCE_PATH_STYLE === 'true' : customEndpoint);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (customEndpoint ? 'us-east-1' : undefined);
-  return new (s3Sdk().S3Client)({ forcePathStyle, ...(region ? { region } : {}), ...opts.clientConfig });
+  // region, path style and retries (standard mode: backoff on SlowDown/throttling and 5xx) from @buildonce/aws
+  const settings = awsClientSettings('s3', env);
+  const endpoint = customEndpoint('s3', env);
+  return new (s3Sdk().S3Client)({
+    ...settings,
+    ...(endpoint ? { endpoint } : {}),
+    ...(opts.forcePathStyle !== undefined ? { forcePathStyle: opts.forcePathStyle } : {}),
+    ...opts.clientConfig,
+  });
 }
 
 function status(e: unknown): number | undefined {
   return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
+
+/** S3/AWS error codes that mean "slow down" (retried by the SDK's standard mode with backoff). */
+const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled']);
+/** Network failure codes / names: the request may not have reached S3. */
+const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'TimeoutError', 'RequestTimeout']);
 
 function isNotFound(e: unknown): boolean {
   const name = (e as Error)?.name;
@@ -85,24 +96,44 @@ export class S3BlobStore implements BlobStore {
     return this.fullKey(key);
   }
 
-  /** Maps SDK errors to one-line StoreAccessErrors; returns undefined for errors the caller handles. */
+  /**
+   * Maps SDK and network errors to one-line StoreAccessErrors naming the bucket and the fix (issue 11
+   * item 12): missing bucket, credentials, region, access denied, throttling after the SDK's retries,
+   * 5xx after retries, unreachable endpoint, and any other S3 error response (including bodies the SDK
+   * cannot parse, `UnknownError`). Errors that are not S3/network failures (bugs) pass through.
+   */
   private access(e: unknown, what: string): Error {
-    const err = e as Error & { Code?: string };
+    const err = e as Error & { Code?: string; code?: string; $metadata?: { httpStatusCode?: number; attempts?: number }; $fault?: string };
     const name = err?.name ?? '';
+    const msg = (err?.message ?? String(e)).split('\n')[0]!;
+    const code = err?.code ?? '';
+    const st = status(e);
+    const attempts = err?.$metadata?.attempts;
+    const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+    const b = `bucket "${this.bucket}"`;
     if (name === 'NoSuchBucket' || err?.Code === 'NoSuchBucket') {
-      return new StoreAccessError(`S3 bucket "${this.bucket}" does not exist: create it or fix BUILDONCE_STORE (${what})`);
+      return new StoreAccessError(`S3 bucket "${this.bucket}" does not exist: create it or fix BUILDONCE_STORE (${what})`, { cause: e });
     }
-    if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(err?.message ?? '')) {
-      return new StoreAccessError(`no AWS credentials for s3://${this.bucket}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or use OIDC in CI)`);
+    if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(msg)) {
+      return new StoreAccessError(`no AWS credentials for s3://${this.bucket}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or use OIDC in CI)`, { cause: e });
     }
-    if (/Region is missing/i.test(err?.message ?? '')) {
-      return new StoreAccessError(`no AWS region for s3://${this.bucket}: set AWS_REGION`);
+    if (/Region is missing/i.test(msg)) {
+      return new StoreAccessError(`no AWS region for s3://${this.bucket}: set AWS_REGION`, { cause: e });
     }
-    if (name === 'AccessDenied' || status(e) === 403) {
-      return new StoreAccessError(`access denied to s3://${this.bucket}/${this.prefix} (${what}): check the IAM policy of the current credentials`);
+    if (name === 'AccessDenied' || st === 403) {
+      return new StoreAccessError(`access denied to s3://${this.bucket}/${this.prefix} (${what}): check the IAM policy of the current credentials`, { cause: e });
     }
-    if (['ECONNREFUSED', 'ENOTFOUND', 'TimeoutError'].some((c) => (err as NodeJS.ErrnoException)?.code === c || name === c)) {
-      return new StoreAccessError(`cannot reach S3 for s3://${this.bucket} (${what}): ${err.message}`);
+    if (THROTTLING.has(name) || st === 503 || st === 429) {
+      return new StoreAccessError(`S3 is throttling requests to ${b} (${name || `HTTP ${st}`}) during ${what}${tries}: retry later or lower the request rate (AWS_MAX_ATTEMPTS raises the retries)`, { cause: e });
+    }
+    if (NETWORK.has(code) || NETWORK.has(name) || /socket hang up|ECONNRESET|EPIPE|ETIMEDOUT|ECONNREFUSED/.test(msg)) {
+      return new StoreAccessError(`cannot reach S3 for ${b} (${what}${tries}): ${code || name}: ${msg}: check the network and AWS_ENDPOINT_URL`, { cause: e });
+    }
+    if (st !== undefined || err?.$fault) {
+      const known = name && name !== 'Error' && name !== 'UnknownError' && !/parse error/i.test(msg);
+      const what2 = known ? `${name} (HTTP ${st ?? '?'})` : `HTTP ${st ?? '?'}${name === 'UnknownError' ? ' (UnknownError)' : ''}`;
+      const fix = st !== undefined && st >= 500 ? 'retry; if it persists check the S3 service health' : `check that s3://${this.bucket} is an S3 bucket reachable at this endpoint and the credentials may use it`;
+      return new StoreAccessError(`S3 request ${what} on ${b} failed with ${what2}${tries}: ${msg.slice(0, 200)}: ${fix}`, { cause: e });
     }
     return err instanceof Error ? err : new Error(String(e));
   }

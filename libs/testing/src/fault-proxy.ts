@@ -48,6 +48,8 @@ export interface FaultProxy {
   readonly stats: FaultStats;
   /** changes the random fault fraction (0..1) from now on */
   setRate(rate: number): void;
+  /** changes the random fault settings from now on (unset fields keep their value) */
+  setFaults(f: Pick<FaultProxyOptions, 'rate' | 'kinds' | 'eligible'>): void;
   /**
    * Queues a fault for the next request matching `match` (checked before random faults; each queued
    * fault fires once, in order of queueing). Resolves the returned promise once it has fired.
@@ -85,8 +87,9 @@ function s3Error(res: ServerResponse, status: number, code: string, message: str
 export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(o.target);
   const random = prng(o.seed ?? 1);
-  const kinds = o.kinds ?? FAULT_KINDS;
+  let kinds = o.kinds ?? FAULT_KINDS;
   let rate = o.rate ?? 0;
+  let eligible = o.eligible;
   const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0 }, injected: 0 };
   const queued: { kind: FaultKind; match: (r: ProxiedRequest) => boolean; fired: (r: ProxiedRequest) => void }[] = [];
   const sockets = new Set<Socket>();
@@ -98,7 +101,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       q!.fired(r);
       return q!.kind;
     }
-    if (rate > 0 && (o.eligible?.(r) ?? true) && random() < rate) return kinds[Math.floor(random() * kinds.length)];
+    if (rate > 0 && (eligible?.(r) ?? true) && random() < rate) return kinds[Math.floor(random() * kinds.length)];
     return undefined;
   };
 
@@ -170,6 +173,11 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     stats,
     setRate(r: number) {
       rate = r;
+    },
+    setFaults(f) {
+      if (f.rate !== undefined) rate = f.rate;
+      if (f.kinds) kinds = f.kinds;
+      if ('eligible' in f) eligible = f.eligible;
     },
     failNext(kind, match = () => true) {
       return new Promise((fired) => queued.push({ kind, match, fired }));
