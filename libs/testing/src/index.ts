@@ -1,3 +1,4 @@
 export * from './moto';
 export * from './workspace';
 export * from './fault-proxy';
+export * from './hostile-archives';
