@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { parseStoreUrl, StoreConfigError } from '@buildonce/store';
+import { parseStoreUrl } from '@buildonce/store';
 import { ConfigError } from './errors';
 import { parseTokens, type TokenTable } from './tokens';
 
@@ -58,7 +58,7 @@ export function parseCacheStore(raw: string | undefined, cwd: string): CacheStor
       const loc = parseStoreUrl(value);
       return loc.kind === 's3' ? { kind: 's3', bucket: loc.bucket, prefix: loc.prefix, url: loc.url } : { kind: 'dir', root: loc.root, url: loc.url };
     } catch (e) {
-      if (e instanceof StoreConfigError) throw new ConfigError(`BUILDONCE_CACHE_STORE: ${e.message}`);
+      if (e instanceof ConfigError) throw new ConfigError(`BUILDONCE_CACHE_STORE: ${e.message}`);
       throw e;
     }
   }

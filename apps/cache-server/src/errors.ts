@@ -1,7 +1,5 @@
-/** The server's environment configuration is invalid; the message names the variable and the fix. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+/** The server's environment configuration is invalid (the one ConfigError of buildonce); the message names the variable and the fix. */
+export { ConfigError } from '@buildonce/errors';
 
 /**
  * A PUT body was rejected while streaming. `reason` is safe to send to the client (text/plain) and to log.

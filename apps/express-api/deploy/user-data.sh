@@ -45,6 +45,29 @@ log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$project" "$*" >
 die() { log "ERROR: $*"; exit 1; }
 usage() { sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d' >&2; exit 2; }
 
+# --- store keys: a mirror of libs/store/src/keys.ts (this script cannot import it); --------------
+# apps/express-api/e2e/test/keys-mirror.spec.ts asserts both build the same keys.
+# project key: "name" -> "name", "@scope/name" -> "scope--name"; empty output = not a usable project name
+project_key_of() {
+  local seg='[A-Za-z0-9]([A-Za-z0-9._]|-[A-Za-z0-9._])*' k=""
+  if [[ "$1" =~ ^@($seg)/($seg)$ ]]; then k="${BASH_REMATCH[1]}--${BASH_REMATCH[3]}"
+  elif [[ "$1" =~ ^$seg$ ]]; then k="$1"
+  fi
+  [ "${#k}" -le 128 ] && printf '%s' "$k"
+  return 0
+}
+# releases/<project key>/<env>/current.json under a store prefix ("" or "prefix/")
+current_key_of() { printf '%sreleases/%s/%s/current.json' "$1" "$2" "$3"; }
+# [preview/]artifacts/<project key>/<version>/<file> under a store prefix; $2 = trusted|preview
+artifact_key_of() {
+  local ns=""
+  [ "$2" = "preview" ] && ns="preview/"
+  printf '%s%sartifacts/%s/%s/%s' "$1" "$ns" "$3" "$4" "$5"
+}
+# every version of a project: <key prefix up to artifacts/>artifacts/<project key>/
+versions_prefix_of() { printf '%sartifacts/%s/' "$1" "$2"; }
+[ "${BUILDONCE_USER_DATA_KEYS_ONLY:-}" = 1 ] && return 0 2>/dev/null
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
@@ -58,8 +81,9 @@ while [ $# -gt 0 ]; do
     *) log "unknown argument: $1"; usage ;;
   esac
 done
-root="${root:-/opt/$project}"
-[[ "$project" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] || die "invalid project name \"$project\""
+pkey="$(project_key_of "$project")"
+[ -n "$pkey" ] || die "invalid project name \"$project\": use name or @scope/name (letters, digits, \".\", \"_\", \"-\", no \"--\")"
+root="${root:-/opt/$pkey}"
 [[ "$port" =~ ^[0-9]{1,5}$ ]] || die "PORT must be a number, got \"$port\""
 [[ "$health_timeout" =~ ^[0-9]+$ ]] || die "--health-timeout must be a number of seconds"
 
@@ -115,7 +139,7 @@ elif [ -n "${BUILDONCE_ENV:-}" ]; then
   env_name="$BUILDONCE_ENV"
   [[ "$env_name" =~ ^[a-z][a-z0-9-]{0,62}$ ]] || die "invalid environment name \"$env_name\""
   if [ "${BUILDONCE_POINTER:-ssm}" = "ssm" ]; then
-    parameter="${BUILDONCE_SSM_PARAMETER:-/buildonce/$env_name/$project}"
+    parameter="${BUILDONCE_SSM_PARAMETER:-/buildonce/$env_name/$pkey}"
     log "reading release pointer: SSM parameter $parameter"
     aws ssm get-parameter --name "$parameter" --query Parameter.Value --output text >"$work/pointer.json" 2>"$work/err" ||
       die "cannot read SSM parameter $parameter: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
@@ -130,15 +154,13 @@ elif [ -n "${BUILDONCE_ENV:-}" ]; then
     bucket="${BASH_REMATCH[1]}"
     prefix="${BASH_REMATCH[3]%/}"
     prefix="${prefix:+$prefix/}"
-    current_key="${prefix}releases/$project/$env_name/current.json"
+    current_key="$(current_key_of "$prefix" "$pkey" "$env_name")"
     log "reading release pointer: s3://$bucket/$current_key"
     aws s3api get-object --bucket "$bucket" --key "$current_key" "$work/current.json" >/dev/null 2>"$work/err" ||
       die "cannot read s3://$bucket/$current_key: $(tail -n 1 "$work/err") (has $project been promoted to $env_name?)"
     fields "$work/current.json" '[j.version, j.artifact.file, j.artifact.sha256, j.artifact.namespace]' "s3://$bucket/$current_key (a release pointer)"
     mapfile -t p <"$work/fields"
-    ns=""
-    [ "${p[3]}" = "preview" ] && ns="preview/"
-    key="${prefix}${ns}artifacts/$project/${p[0]}/${p[1]}"
+    key="$(artifact_key_of "$prefix" "${p[3]}" "$pkey" "${p[0]}" "${p[1]}")"
     pointer_sha="${p[2]}"
     log "pointer: $project@${p[0]} in $env_name -> s3://$bucket/$key"
   else
@@ -151,9 +173,9 @@ fi
 [[ "$key" =~ ^(.*/)?artifacts/([^/]+)/([0-9]+)/([A-Za-z0-9._-]+)$ ]] ||
   die "key \"$key\" is not an artifact key ([prefix/]artifacts/<project>/<version>/<file>)"
 key_prefix="${BASH_REMATCH[1]}" key_project="${BASH_REMATCH[2]}" version="${BASH_REMATCH[3]}" file="${BASH_REMATCH[4]}"
-[ "$key_project" = "$project" ] || die "key \"$key\" belongs to project $key_project, not $project"
+[ "$key_project" = "$pkey" ] || die "key \"$key\" belongs to project key $key_project, not $pkey ($project)"
 manifest_key="${key%/*}/manifest.json"
-versions_prefix="${key_prefix}artifacts/$project/"
+versions_prefix="$(versions_prefix_of "$key_prefix" "$pkey")"
 
 list_newest() {
   local out

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { sha256File, type Sha256Digest } from './hash';
 import { z } from 'zod';
+import { BuildonceError } from '@buildonce/errors';
 
 /** Current manifest schema version written by the build executors. */
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -80,7 +81,7 @@ export const storedManifestSchema = z
 export type StoredManifest = z.infer<typeof storedManifestSchema>;
 
 /** Thrown when a manifest does not match the schema; the message names the field. */
-export class ManifestError extends Error {
+export class ManifestError extends BuildonceError {
   override name = 'ManifestError';
 }
 

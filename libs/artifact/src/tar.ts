@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip, createGunzip } from 'node:zlib';
 import { create as tarCreate, extract as tarExtract, Parser } from 'tar';
 import { tarGzPolicyViolation } from './tar-policy';
+import { BuildonceError } from '@buildonce/errors';
 
 /** One entry of a deterministic tarball: a relative name and its bytes (from disk or memory). */
 export type TarEntry = { name: string; path: string; mode?: number } | { name: string; bytes: Uint8Array; mode?: number };
@@ -39,7 +40,7 @@ export const ARTIFACT_INFO_FILE = 'buildonce.json';
 export const DEPLOYED_MANIFEST_PATH = '.buildonce/manifest.json';
 
 /** A tarball or gzip stream is not what the deterministic writer guarantees, or an entry name is unsafe. */
-export class TarballError extends Error {
+export class TarballError extends BuildonceError {
   override name = 'TarballError';
 }
 

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { BuildonceError } from '@buildonce/errors';
 
 /** Result of a finished process. */
 export interface RunResult {
@@ -8,7 +9,7 @@ export interface RunResult {
 }
 
 /** Thrown when a process exits non-zero or cannot start; the message is one line with the command and the last stderr line. */
-export class CommandFailedError extends Error {
+export class CommandFailedError extends BuildonceError {
   override name = 'CommandFailedError';
   constructor(
     readonly command: string,

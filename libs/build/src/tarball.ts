@@ -12,6 +12,7 @@ import {
   type TarEntry,
 } from '@buildonce/artifact';
 import type { Architecture } from './cargo';
+import { BuildonceError } from '@buildonce/errors';
 
 
 /** esbuild, loaded when a tarball is built (not by every command that imports libs/build). */
@@ -57,7 +58,7 @@ export interface BundledPackage {
 }
 
 /** The build cannot produce a self-contained tarball (native addon, unbundled import, bad option). */
-export class NodeTarballError extends Error {
+export class NodeTarballError extends BuildonceError {
   override name = 'NodeTarballError';
 }
 

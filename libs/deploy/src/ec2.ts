@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module';
-import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 
-/** `@aws-sdk/client-ssm`, loaded when the ec2 target is used. */
+/** `@aws-sdk/client-ssm` commands, loaded when the ec2 target is used. */
 const ssmSdk = (): typeof import('@aws-sdk/client-ssm') => createRequire(__filename)('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
 import { z } from 'zod';
-import { S3BlobStore, artifactKey } from '@buildonce/store';
+import { artifactKey } from '@buildonce/store';
 import { DeployError, DeployPreflightError, expandTemplate, mainFile, type DeployRequest, type DeployResult, type DeployTarget } from './targets';
 
 /** Default SSM parameter name template of the EC2 release pointer. */
@@ -24,20 +24,14 @@ export const ec2PointerSchema = z
   .strict();
 export type Ec2Pointer = z.infer<typeof ec2PointerSchema>;
 
-/** Creates an SSM client following the standard AWS configuration (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SSM too). */
-export function createSsmClient(env: NodeJS.ProcessEnv = process.env, config: SSMClientConfig = {}): SSMClient {
-  const custom = !!(env.AWS_ENDPOINT_URL_SSM || env.AWS_ENDPOINT_URL);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
-  return new (ssmSdk().SSMClient)({ ...(region ? { region } : {}), ...config });
-}
-
 /** Builds the pointer value for a verified version (pure). @throws DeployPreflightError unless the store is S3 */
 export function ec2PointerFor(req: Pick<DeployRequest, 'store' | 'project' | 'version' | 'namespace' | 'stored'>): Ec2Pointer {
-  if (!(req.store instanceof S3BlobStore)) {
+  const file = mainFile(req.stored.manifest);
+  const object = req.store.s3Object(artifactKey(req.project, req.version, file.name, req.namespace));
+  if (!object) {
     throw new DeployPreflightError(`the ec2 target writes an S3 pointer but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
   }
-  const file = mainFile(req.stored.manifest);
-  return { bucket: req.store.bucket, key: req.store.s3KeyOf(artifactKey(req.project, req.version, file.name, req.namespace)), version: req.version, sha256: file.sha256 };
+  return { ...object, version: req.version, sha256: file.sha256 };
 }
 
 export interface Ec2TargetOptions {

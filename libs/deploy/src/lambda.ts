@@ -2,17 +2,16 @@ import {
   CreateAliasCommand,
   GetAliasCommand,
   GetFunctionConfigurationCommand,
-  LambdaClient,
+  type LambdaClient,
   PublishVersionCommand,
   UpdateAliasCommand,
   UpdateFunctionCodeCommand,
   waitUntilFunctionUpdatedV2,
   type FunctionConfiguration,
-  type LambdaClientConfig,
 } from '@aws-sdk/client-lambda';
 import pRetry, { AbortError } from 'p-retry';
 import { sha256HexToBase64 } from '@buildonce/artifact';
-import { S3BlobStore, artifactKey } from '@buildonce/store';
+import { artifactKey } from '@buildonce/store';
 import {
   DeployError,
   DeployPreflightError,
@@ -28,16 +27,6 @@ import {
 export const DEFAULT_FUNCTION_NAME = '{project}-{env}';
 /** Default alias template: the environment name. */
 export const DEFAULT_ALIAS = '{env}';
-
-/**
- * Creates a Lambda client following the standard AWS configuration (AWS_REGION, AWS_PROFILE,
- * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_LAMBDA). Region falls back to us-east-1 only with a custom endpoint.
- */
-export function createLambdaClient(env: NodeJS.ProcessEnv = process.env, config: LambdaClientConfig = {}): LambdaClient {
-  const custom = !!(env.AWS_ENDPOINT_URL_LAMBDA || env.AWS_ENDPOINT_URL);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
-  return new LambdaClient({ ...(region ? { region } : {}), ...config });
-}
 
 /** The function does not exist: buildonce never creates functions, IaC does. */
 export class LambdaFunctionNotFoundError extends DeployPreflightError {
@@ -119,14 +108,15 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 
   private s3Location(req: DeployRequest): { bucket: string; key: string; sha256Base64: string } {
-    if (!(req.store instanceof S3BlobStore)) {
-      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
-    }
     if (req.stored.manifest.kind !== 'lambda-zip') {
       throw new DeployPreflightError(`the lambda target deploys lambda-zip artifacts; ${req.project}@${req.version} is a ${req.stored.manifest.kind}`);
     }
     const file = mainFile(req.stored.manifest);
-    return { bucket: req.store.bucket, key: req.store.s3KeyOf(artifactKey(req.project, req.version, file.name, req.namespace)), sha256Base64: sha256HexToBase64(file.sha256) };
+    const object = req.store.s3Object(artifactKey(req.project, req.version, file.name, req.namespace));
+    if (!object) {
+      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
+    }
+    return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
 
   /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */

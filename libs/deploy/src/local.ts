@@ -10,7 +10,6 @@ import {
   extractTarGz,
   parseStoredManifestJson,
   TarballError,
-  projectNameSchema,
   versionSchema,
   type StoredManifest,
 } from '@buildonce/artifact';
@@ -18,10 +17,14 @@ import {
   ArtifactIntegrityError,
   ArtifactNotFoundError,
   artifactKey,
-  versionPrefix,
+  isValidProjectName,
+  parseArtifactKey,
+  projectArtifactsPrefix,
+  storedManifestKey,
   type ArtifactNamespace,
   type BlobStore,
 } from '@buildonce/store';
+import { BuildonceError } from '@buildonce/errors';
 
 /*
  * Install layout, shared byte for byte with apps/express-api/deploy/user-data.sh:
@@ -43,7 +46,7 @@ export const CURRENT_LINK = 'current';
 export const INCOMING_DIR = '.incoming';
 
 /** The install root cannot be used (e.g. `current` is a real directory, the tarball writes `.buildonce/`). */
-export class LocalDeployError extends Error {
+export class LocalDeployError extends BuildonceError {
   override name = 'LocalDeployError';
 }
 
@@ -78,11 +81,10 @@ export interface PublishedVersion {
  * @throws StoreAccessError
  */
 export async function newestVersions(store: BlobStore, project: string, limit = 5, namespace: ArtifactNamespace = 'trusted'): Promise<PublishedVersion[]> {
-  const prefix = versionPrefix(project, '0', namespace).replace(/0\/$/, ''); // `[preview/]artifacts/<project>/`
   const found: PublishedVersion[] = [];
-  for await (const o of store.list(prefix)) {
-    const rest = o.key.slice(prefix.length).split('/');
-    if (rest.length === 2 && rest[1] === STORED_MANIFEST_FILE && /^\d+$/.test(rest[0]!)) found.push({ version: rest[0]!, publishedAt: o.lastModified });
+  for await (const o of store.list(projectArtifactsPrefix(project, namespace))) {
+    const k = parseArtifactKey(o.key);
+    if (k?.file === STORED_MANIFEST_FILE) found.push({ version: k.version, publishedAt: o.lastModified });
   }
   found.sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime() || (b.version.length - a.version.length || (b.version < a.version ? -1 : b.version > a.version ? 1 : 0)));
   return found.slice(0, limit);
@@ -158,10 +160,10 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
   const { store, project, version, root, namespace = 'trusted' } = o;
   const log = o.log ?? (() => undefined);
   const tag = `[${project}]`;
-  if (!projectNameSchema.safeParse(project).success) throw new LocalDeployError(`${tag} invalid project name "${project}"`);
+  if (!isValidProjectName(project)) throw new LocalDeployError(`${tag} invalid project name "${project}"`);
   if (!versionSchema.safeParse(version).success) throw new LocalDeployError(`${tag} invalid version "${version}": versions are Nx task hashes (digits)`);
 
-  const manifestKey = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+  const manifestKey = storedManifestKey(project, version, namespace);
   const got = await store.getBytes(manifestKey);
   if (!got) {
     const newest = await newestVersions(store, project, 5, namespace);

@@ -1,8 +1,10 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { isAbsolute, join } from 'node:path';
-import { Ec2DeployTarget, createSsmClient } from './ec2';
-import { LambdaDeployTarget, createLambdaClient } from './lambda';
+import { projectKey } from '@buildonce/store';
+import { awsClients } from '@buildonce/aws';
+import { Ec2DeployTarget } from './ec2';
+import { LambdaDeployTarget } from './lambda';
 import { deployLocal, type DeployLocalOptions, type DeployLocalResult } from './local';
 import { DeployError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
 
@@ -20,9 +22,9 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   constructor(private readonly o: { root: string; deployLocal: LocalDeployFn }) {}
 
-  /** `<root>/<env>/<project>` */
+  /** `<root>/<env>/<projectKey>` (scoped names: `@acme/api` → `acme--api`) */
   rootOf(project: string, env: string): string {
-    return join(this.o.root, env, project);
+    return join(this.o.root, env, projectKey(project));
   }
 
   describe(req: Pick<DeployRequest, 'project' | 'environment'>): string {
@@ -61,7 +63,7 @@ export interface CreateTargetContext {
   options: DeployTargetOptions;
   workspaceRoot: string;
   env?: NodeJS.ProcessEnv;
-  /** injected clients (tests); default: created from the standard AWS environment */
+  /** injected clients (tests); default: from libs/aws `awsClients({ env })` */
   lambda?: LambdaClient;
   ssm?: SSMClient;
   deployLocal?: LocalDeployFn;
@@ -71,12 +73,12 @@ export interface CreateTargetContext {
  * Builds the deploy target of a kind. Opening does no I/O.
  */
 export function createDeployTarget(c: CreateTargetContext): DeployTarget {
-  const env = c.env ?? process.env;
+  const aws = awsClients({ env: c.env ?? process.env });
   switch (c.kind) {
     case 'lambda':
-      return new LambdaDeployTarget({ client: c.lambda ?? createLambdaClient(env), functionName: c.options.functionName, alias: c.options.alias });
+      return new LambdaDeployTarget({ client: c.lambda ?? aws.lambda(), functionName: c.options.functionName, alias: c.options.alias });
     case 'ec2':
-      return new Ec2DeployTarget({ client: c.ssm ?? createSsmClient(env), parameterName: c.options.parameterName });
+      return new Ec2DeployTarget({ client: c.ssm ?? aws.ssm(), parameterName: c.options.parameterName });
     case 'local': {
       const root = c.options.localRoot || DEFAULT_LOCAL_ROOT;
       return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal ?? deployLocal });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Manifest, ManifestFile, StoredManifest } from '@buildonce/artifact';
-import type { ArtifactNamespace, BlobStore } from '@buildonce/store';
+import { projectKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { BuildonceError } from '@buildonce/errors';
 
 /** The deploy target kinds. `local` is the embedded one (file store); `lambda` and `ec2` need an S3 store. */
 export type DeployTargetKind = 'lambda' | 'ec2' | 'local';
@@ -91,13 +92,22 @@ export interface DeployTarget {
 }
 
 /** The target refuses the request before changing anything (missing function, wrong store, bad option). */
-export class DeployPreflightError extends Error {
+export class DeployPreflightError extends BuildonceError {
   override name = 'DeployPreflightError';
 }
 
-/** The deploy started and failed; the environment may be partially updated (alias/pointer not moved). */
-export class DeployError extends Error {
+/**
+ * The deploy started and failed; the environment may be partially updated (alias/pointer not moved).
+ * The release layer records it in the history and rethrows it with `seq` set.
+ */
+export class DeployError extends BuildonceError {
   override name = 'DeployError';
+  /** history seq of the recorded `failed` entry (undefined until recorded, or when recording failed) */
+  readonly seq?: number;
+  constructor(message: string, opts: { seq?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.seq = opts.seq;
+  }
 }
 
 /**
@@ -110,12 +120,13 @@ export function mainFile(manifest: Manifest): ManifestFile {
 }
 
 /**
- * Expands a name template: `{project}` and `{env}` are replaced, nothing else is interpreted.
+ * Expands a name template: `{project}` becomes the project key (`@acme/api` → `acme--api`, see
+ * libs/store keys.ts) and `{env}` the environment name; nothing else is interpreted.
  * @throws DeployPreflightError for unknown `{placeholders}`
  */
 export function expandTemplate(template: string, vars: { project: string; env: string }): string {
   return template.replace(/\{([^}]*)\}/g, (_, k: string) => {
-    if (k === 'project') return vars.project;
+    if (k === 'project') return projectKey(vars.project);
     if (k === 'env') return vars.env;
     throw new DeployPreflightError(`unknown placeholder {${k}} in "${template}": use {project} and {env}`);
   });

@@ -1,13 +1,27 @@
 import { readBuildManifest } from '@buildonce/artifact';
-import { appendGithubOutput, openStore, resolveStoreLocation, type BlobStore, type StoreLocation } from '@buildonce/store';
+import {
+  appendGithubOutput,
+  currentKey,
+  formatBytes,
+  openStore,
+  publishArtifact,
+  publishMetadataFromEnv,
+  resolveStoreLocation,
+  type ArtifactNamespace,
+  type BlobStore,
+  type PublishResult,
+  type StoreLocation,
+} from '@buildonce/store';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from './config';
 import { validateEnvName } from './env';
-import { ConfigError, ReleaseError } from './errors';
+import { ConfigError } from '@buildonce/errors';
+import { ReleaseError } from './errors';
 import { promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
 import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
+import { runRetention, type RetentionResult } from './retention';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -15,7 +29,7 @@ export interface CommandBase {
   workspaceRoot: string;
   /** environment name as typed by the user (validated before any I/O) */
   env: string;
-  /** store URL option; empty/undefined → BUILDONCE_STORE → buildonce.json → embedded file store */
+  /** `--store`; undefined → BUILDONCE_STORE → buildonce.json → embedded file store (resolveStoreLocation) */
   store?: string;
   /** process environment (default process.env) */
   processEnv?: NodeJS.ProcessEnv;
@@ -30,18 +44,35 @@ export interface CommandContext {
   store: BlobStore;
 }
 
+/** The workspace's configuration and store, as every command opens them. */
+export interface WorkspaceStore {
+  config: BuildonceConfig;
+  location: StoreLocation;
+  store: BlobStore;
+}
+
 /**
- * Validates the environment name (before any I/O), loads buildonce.json (+ BUILDONCE_STORE /
- * BUILDONCE_DEPLOY), resolves the environment and opens the store.
- * @throws InvalidEnvironmentNameError, ConfigError, UnknownEnvironmentError, StoreConfigError
+ * Loads buildonce.json (+ BUILDONCE_DEPLOY) and opens the workspace's store, chosen by
+ * resolveStoreLocation (`--store` → BUILDONCE_STORE → buildonce.json `store` → embedded default). Every
+ * command (publish, promote, rollback, releases, resolve, retention, the CLI) opens its store here.
+ * Opening does no store I/O.
+ * @throws ConfigError (buildonce.json) (also a malformed store URL)
+ */
+export async function openWorkspaceStore(o: { workspaceRoot: string; store?: string; env?: NodeJS.ProcessEnv; forcePathStyle?: boolean }): Promise<WorkspaceStore> {
+  const env = o.env ?? process.env;
+  const config = await loadConfig(o.workspaceRoot, env);
+  const location = resolveStoreLocation({ option: o.store, env, configured: config.store, workspaceRoot: o.workspaceRoot });
+  return { config, location, store: openStore(location, { env, forcePathStyle: o.forcePathStyle }) };
+}
+
+/**
+ * Validates the environment name (before any I/O), opens the workspace store and resolves the environment.
+ * @throws InvalidEnvironmentNameError, ConfigError, UnknownEnvironmentError
  */
 export async function openCommand(c: CommandBase): Promise<CommandContext> {
   validateEnvName(c.env);
-  const env = c.processEnv ?? process.env;
-  const config = await loadConfig(c.workspaceRoot, env);
-  const environment = resolveEnvironment(config, c.env);
-  const location = resolveStoreLocation({ store: c.store || config.store, env: {}, workspaceRoot: c.workspaceRoot });
-  return { config, environment, location, store: openStore(location, { env }) };
+  const ws = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  return { ...ws, environment: resolveEnvironment(ws.config, c.env) };
 }
 
 /**
@@ -133,9 +164,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
   if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
-  const config = await loadConfig(c.workspaceRoot, env);
-  const location = resolveStoreLocation({ store: c.store || config.store, env: {}, workspaceRoot: c.workspaceRoot });
-  const store = openStore(location, { env });
+  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
   if (c.field) {
     const cur = await resolveCurrent(store, c.project, c.env!);
     const row = cur ? releaseRowOf(cur.entry) : undefined;
@@ -161,8 +190,95 @@ export interface ResolveCommand extends CommandBase {
 export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRelease> {
   const ctx = await openCommand(c);
   const r = await resolveCurrent(ctx.store, c.project, ctx.environment.name);
-  if (!r) throw new ReleaseError(`${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(`releases/${c.project}/${ctx.environment.name}/current.json`)} is missing): promote it first`);
+  if (!r) throw new ReleaseError(`${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`);
   c.print(r.artifactUri);
   await appendGithubOutput({ artifact_uri: r.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
   return r;
+}
+
+export interface PublishCommand {
+  project: string;
+  workspaceRoot: string;
+  /** directory with artifact.json and the files it names (absolute) */
+  outputDir: string;
+  /** `--store` (see openWorkspaceStore) */
+  store?: string;
+  /** force the preview namespace; otherwise preview iff the CI environment says pull request */
+  preview?: boolean;
+  dryRun?: boolean;
+  forcePathStyle?: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+/**
+ * `nx run <project>:publish`: reads the build manifest, publishes the version immutably (libs/store
+ * publishArtifact) to the workspace store, logs one line per step (progress every 10 % for files of
+ * 8 MiB and more), and appends `artifact_uri=` and `version=` to `$GITHUB_OUTPUT`. Pull-request builds
+ * (or `preview`) go to the preview namespace.
+ * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError
+ */
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace }> {
+  const env = o.processEnv ?? process.env;
+  const manifest = await readBuildManifest(o.outputDir, o.project);
+  const { store } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
+  const metadata = publishMetadataFromEnv(env);
+  const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
+  const tag = `[${o.project}]`;
+  let lastPct = -1;
+  const result = await publishArtifact({
+    store,
+    manifest,
+    dir: o.outputDir,
+    metadata,
+    namespace,
+    dryRun: o.dryRun,
+    log: (l) => o.log(`${tag} ${l}`),
+    onProgress: (file, loaded, total) => {
+      if (total < 8 * 1024 * 1024) return;
+      const pct = Math.floor((loaded / total) * 10) * 10;
+      if (pct !== lastPct) {
+        lastPct = pct;
+        o.log(`${tag} uploading ${file}: ${pct}% of ${formatBytes(total)}`);
+      }
+    },
+  });
+  if (result.status === 'dry-run') {
+    for (const f of result.uploaded) o.log(`${tag} dry run: would upload ${result.uri}${f.name} (${formatBytes(f.size)})`);
+    for (const f of result.reused) o.log(`${tag} dry run: ${result.uri}${f} already stored`);
+    o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
+  } else if (result.status === 'already-published') {
+    o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
+  } else {
+    o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
+  }
+  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version }, env);
+  return { ...result, version: manifest.version, namespace };
+}
+
+export interface RetentionCommand {
+  workspaceRoot: string;
+  /** undefined: every project in the store */
+  projects?: string[];
+  /** days; versions published longer ago may go */
+  olderThanDays: number;
+  /** newest versions kept per project and namespace */
+  keep: number;
+  pr?: number;
+  /** `--store` (see openWorkspaceStore) */
+  store?: string;
+  dryRun: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+/**
+ * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention,
+ * logging one line per deleted version and a summary with the bytes freed.
+ * @throws ConfigError, StoreAccessError, RangeError for bad numbers
+ */
+export async function runRetentionCommand(c: RetentionCommand): Promise<RetentionResult> {
+  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
+  return runRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, log: c.log });
 }

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { effectiveTargetKind } from './commands';
 import { loadConfig, parseConfig, resolveEnvironment } from './config';
 import { validateEnvName, isPreviewEnvName } from './env';
-import { ConfigError, InvalidEnvironmentNameError, UnknownEnvironmentError } from './errors';
+import { ConfigError } from '@buildonce/errors';
+import { InvalidEnvironmentNameError, UnknownEnvironmentError } from './errors';
 
 describe('environment names', () => {
   it('accepts lowercase names up to 63 chars', () => {
@@ -56,9 +57,9 @@ describe('buildonce.json', () => {
     expect(() => parseConfig({ lock: { ttlSeconds: 1 } })).toThrow(/lock\.ttlSeconds/);
   });
 
-  it('lets BUILDONCE_STORE and BUILDONCE_DEPLOY override the file', () => {
+  it('lets BUILDONCE_DEPLOY override the file; the store stays as written (resolveStoreLocation applies BUILDONCE_STORE)', () => {
     const c = parseConfig({ store: 's3://a-bucket/x', deploy: 'local' }, 'f', { BUILDONCE_STORE: 'file:///tmp/s', BUILDONCE_DEPLOY: 'cloud' });
-    expect(c.store).toBe('file:///tmp/s');
+    expect(c.store).toBe('s3://a-bucket/x');
     expect(c.deploy).toBe('cloud');
     expect(() => parseConfig({}, 'f', { BUILDONCE_DEPLOY: 'aws' })).toThrow(/BUILDONCE_DEPLOY: "aws" must be one of auto, local, cloud/);
   });

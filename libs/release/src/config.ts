@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
-import { ConfigError, UnknownEnvironmentError } from './errors';
+import { ConfigError } from '@buildonce/errors';
+import { UnknownEnvironmentError } from './errors';
 
 /** File name of the workspace configuration, at the workspace root. */
 export const CONFIG_FILE = 'buildonce.json';
@@ -69,7 +70,7 @@ export interface ChainEnvironment {
 
 /** The validated, defaulted configuration every command uses. */
 export interface BuildonceConfig {
-  /** store URL from the file or BUILDONCE_STORE; undefined = the embedded file store */
+  /** buildonce.json `store` (undefined: none); resolveStoreLocation applies --store and BUILDONCE_STORE before it */
   store?: string;
   deploy: DeployMode;
   environments: ChainEnvironment[];
@@ -98,8 +99,8 @@ function firstIssue(err: z.ZodError): string {
 }
 
 /**
- * Validates and defaults a parsed buildonce.json object, then applies the environment overrides
- * `BUILDONCE_STORE` (store URL) and `BUILDONCE_DEPLOY` (auto | local | cloud). Pure.
+ * Validates and defaults a parsed buildonce.json object, then applies the environment override
+ * `BUILDONCE_DEPLOY` (auto | local | cloud). Pure. (The store's precedence is resolveStoreLocation's.)
  * Rules beyond the schema: names are unique, `requires` only names environments defined earlier in
  * the chain (so the chain is acyclic), a chain environment may not look like a preview `pr-<n>`.
  * @param source for messages (path of the file)
@@ -134,7 +135,7 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
     if (!d.success) throw new ConfigError(`BUILDONCE_DEPLOY: "${env.BUILDONCE_DEPLOY}" must be one of auto, local, cloud`);
     deploy = d.data;
   }
-  const store = env.BUILDONCE_STORE || file.store || undefined;
+  const store = file.store || undefined;
   return {
     ...(store ? { store } : {}),
     deploy,
@@ -147,7 +148,7 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
 
 /**
  * Loads `<workspaceRoot>/buildonce.json` (defaults when the file does not exist) and applies the
- * BUILDONCE_STORE / BUILDONCE_DEPLOY overrides.
+ * BUILDONCE_DEPLOY override.
  * @throws ConfigError for unreadable or invalid JSON and schema violations (names the field)
  */
 export async function loadConfig(workspaceRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<BuildonceConfig> {

@@ -1,7 +1,8 @@
+import { ENVIRONMENT_NAME } from '@buildonce/store';
 import { InvalidEnvironmentNameError } from './errors';
 
-/** Environment names: lowercase letter first, then lowercase letters, digits and `-`; 1–63 chars. */
-export const ENV_NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
+/** Environment names: lowercase letter first, then lowercase letters, digits and `-`; 1–63 chars (the store keys' grammar). */
+export const ENV_NAME_RE = ENVIRONMENT_NAME;
 
 /** Preview environments of pull requests: `pr-<n>` (n a positive decimal without leading zeros). */
 export const PREVIEW_ENV_RE = /^pr-[1-9][0-9]{0,9}$/;

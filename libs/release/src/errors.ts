@@ -1,10 +1,13 @@
+import { BuildonceError } from '@buildonce/errors';
+
 /**
- * Typed errors of the release layer. Every message is one line that names the problem and the fix;
- * executors print `err.message` only.
+ * Typed errors of the release layer: expected failures (BuildonceError), each message one line that names
+ * the problem and the fix. Configuration errors are @buildonce/errors ConfigError; a failed deploy is
+ * @buildonce/deploy DeployError (with the history seq it was recorded under).
  */
 
 /** Base class: anything the release layer refuses or fails on. */
-export class ReleaseError extends Error {
+export class ReleaseError extends BuildonceError {
   override name = 'ReleaseError';
 }
 
@@ -16,11 +19,6 @@ export class InvalidEnvironmentNameError extends ReleaseError {
 /** A well-formed environment name that buildonce.json does not define (and is not a preview `pr-<n>`). */
 export class UnknownEnvironmentError extends ReleaseError {
   override name = 'UnknownEnvironmentError';
-}
-
-/** buildonce.json (or a BUILDONCE_* override) is malformed; the message names the bad field. */
-export class ConfigError extends ReleaseError {
-  override name = 'ConfigError';
 }
 
 /** The promotion policy refuses this version for this environment (upstream, soak time). */
@@ -46,19 +44,6 @@ export class LockTimeoutError extends ReleaseError {
 /** Rollback has no target: empty history, no earlier version, or `--to` names a version that never succeeded there. */
 export class RollbackError extends ReleaseError {
   override name = 'RollbackError';
-}
-
-/** The deploy target failed after it may have changed something; the failure is recorded in the history. */
-export class DeployFailedError extends ReleaseError {
-  override name = 'DeployFailedError';
-  constructor(
-    message: string,
-    /** history seq of the recorded failed entry (undefined when recording itself failed) */
-    readonly seq: number | undefined,
-    override readonly cause?: unknown,
-  ) {
-    super(message);
-  }
 }
 
 /**

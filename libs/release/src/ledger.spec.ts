@@ -2,10 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { appendEntry, currentKey, historyKey, listSeqs, readCurrent, readHistory, serializeEntry, type HistoryEntry } from './ledger';
+import { currentKey, historyKey, lockKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { appendEntry, listSeqs, readCurrent, readHistory, serializeEntry, type HistoryEntry } from './ledger';
 import { draft } from './testkit';
-import { acquireLock, lockKey } from './lock';
+import { acquireLock } from './lock';
 
 function fileStore(): BlobStore {
   return openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ledger-'))}`));

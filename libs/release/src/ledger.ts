@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { manifestFileSchema, versionSchema } from '@buildonce/artifact';
-import type { BlobStore } from '@buildonce/store';
+import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
 import { LedgerError } from './errors';
 
@@ -15,9 +15,6 @@ import { LedgerError } from './errors';
  * pointer. See {@link appendEntry} for the concurrency protocol.
  */
 
-/** Digits of a zero-padded sequence number in history keys (lexicographic order = numeric order). */
-export const SEQ_DIGITS = 10;
-export const MAX_SEQ = 10 ** SEQ_DIGITS - 1;
 
 export const ENTRY_SCHEMA_VERSION = 1;
 
@@ -78,43 +75,6 @@ export const historyEntrySchema = z
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
 /** An entry before the ledger assigns `seq` and `previousVersion`. */
 export type EntryDraft = Omit<HistoryEntry, 'seq' | 'previousVersion' | 'schemaVersion' | 'writeId'>;
-
-/** `releases/<project>/<env>/` */
-export function releasePrefix(project: string, env: string): string {
-  return `releases/${project}/${env}/`;
-}
-
-/** `releases/<project>/<env>/current.json` */
-export function currentKey(project: string, env: string): string {
-  return `${releasePrefix(project, env)}current.json`;
-}
-
-/** `releases/<project>/<env>/history/` */
-export function historyPrefix(project: string, env: string): string {
-  return `${releasePrefix(project, env)}history/`;
-}
-
-/**
- * Zero-pads a sequence number to {@link SEQ_DIGITS} digits (`7` → `0000000007`).
- * @throws RangeError outside 1..MAX_SEQ or for non-integers
- */
-export function formatSeq(seq: number): string {
-  if (!Number.isInteger(seq) || seq < 1 || seq > MAX_SEQ) throw new RangeError(`history sequence number out of range: ${seq}`);
-  return String(seq).padStart(SEQ_DIGITS, '0');
-}
-
-/** Parses the seq out of a history key or file name (`…/history/0000000007.json` → 7); undefined if it is not one. */
-export function parseSeqKey(key: string): number | undefined {
-  const m = /(?:^|\/)([0-9]{10})\.json$/.exec(key);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  return n >= 1 ? n : undefined;
-}
-
-/** `releases/<project>/<env>/history/<seq>.json` */
-export function historyKey(project: string, env: string, seq: number): string {
-  return `${historyPrefix(project, env)}${formatSeq(seq)}.json`;
-}
 
 /** Canonical JSON of an entry (2-space indent, trailing newline). */
 export function serializeEntry(e: HistoryEntry): Buffer {
@@ -194,10 +154,9 @@ export async function findEntry(store: BlobStore, project: string, env: string, 
 /** Environments that have a ledger for a project (from `releases/<project>/<env>/…` keys), sorted. */
 export async function listEnvironments(store: BlobStore, project: string): Promise<string[]> {
   const envs = new Set<string>();
-  const prefix = `releases/${project}/`;
-  for await (const o of store.list(prefix)) {
-    const env = o.key.slice(prefix.length).split('/')[0];
-    if (env) envs.add(env);
+  for await (const o of store.list(projectReleasesPrefix(project))) {
+    const k = parseReleaseKey(o.key);
+    if (k) envs.add(k.env);
   }
   return [...envs].sort();
 }
@@ -205,9 +164,9 @@ export async function listEnvironments(store: BlobStore, project: string): Promi
 /** Projects that have any ledger in the store (from `releases/<project>/…` keys), sorted. */
 export async function listLedgerProjects(store: BlobStore): Promise<string[]> {
   const projects = new Set<string>();
-  for await (const o of store.list('releases/')) {
-    const p = o.key.slice('releases/'.length).split('/')[0];
-    if (p) projects.add(p);
+  for await (const o of store.list(RELEASES_ROOT)) {
+    const k = parseReleaseKey(o.key);
+    if (k) projects.add(k.project);
   }
   return [...projects].sort();
 }

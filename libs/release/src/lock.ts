@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { BlobStore } from '@buildonce/store';
-import { releasePrefix } from './ledger';
+import { lockKey, type BlobStore } from '@buildonce/store';
 import { LedgerError, LockTimeoutError } from './errors';
 
 /**
@@ -28,10 +27,6 @@ export const leaseSchema = z
   .strict();
 export type Lease = z.infer<typeof leaseSchema>;
 
-/** `releases/<project>/<env>/lock.json` */
-export function lockKey(project: string, env: string): string {
-  return `${releasePrefix(project, env)}lock.json`;
-}
 
 export interface LockOptions {
   store: BlobStore;

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, resolveEnvironment } from './config';
 import type { HistoryEntry } from './ledger';
-import { formatSeq, parseSeqKey, historyKey } from './ledger';
 import { checkPolicy } from './policy';
 import { planRollback } from './rollback';
 
@@ -46,19 +45,6 @@ describe('policy', () => {
   it('lets chain heads and previews through', () => {
     expect(checkPolicy(resolveEnvironment(config, 'dev'), '5', {}, now).ok).toBe(true);
     expect(checkPolicy(resolveEnvironment(config, 'pr-3'), '5', {}, now).ok).toBe(true);
-  });
-});
-
-describe('history keys', () => {
-  it('zero-pads so key order is numeric order', () => {
-    expect(formatSeq(7)).toBe('0000000007');
-    expect(historyKey('p', 'prod', 12)).toBe('releases/p/prod/history/0000000012.json');
-    expect(parseSeqKey('releases/p/prod/history/0000000012.json')).toBe(12);
-    expect(parseSeqKey('releases/p/prod/current.json')).toBeUndefined();
-    expect(() => formatSeq(0)).toThrow(RangeError);
-    expect(() => formatSeq(1.5)).toThrow(RangeError);
-    const keys = [9, 10, 100, 2].map((s) => historyKey('p', 'e', s)).sort();
-    expect(keys.map(parseSeqKey)).toEqual([2, 9, 10, 100]);
   });
 });
 

@@ -135,7 +135,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
 
     // tampered: the stored zip's bytes replaced under the manifest (same size, different content)
     const t = await publishFake(store, { project: 'rust-scorer', version: '1003' });
-    const key = store.s3KeyOf(artifactKey('rust-scorer', '1003', 'bootstrap.zip'));
+    const key = store.s3Object(artifactKey('rust-scorer', '1003', 'bootstrap.zip'))!.key;
     const { readFileSync } = await import('node:fs');
     const bytes = readFileSync(join(t.dir, 'bootstrap.zip'));
     bytes[bytes.length - 1] ^= 0xff;

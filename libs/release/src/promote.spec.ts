@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
 import { DeployPreflightError } from '@buildonce/deploy';
 import { parseConfig, resolveEnvironment } from './config';
-import { DeployFailedError, PolicyError, RecordFailedError, UntrustedArtifactError } from './errors';
+import { DeployError } from '@buildonce/deploy';
+import { PolicyError, RecordFailedError, UntrustedArtifactError } from './errors';
 import { listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
@@ -48,7 +49,7 @@ describe('promoteVersion (file store, fake target)', () => {
     await promoteVersion(req('1', 'dev'));
     target.failNext = 'the disk is on fire\nsecond line';
     const err = await promoteVersion(req('2', 'dev')).catch((e) => e);
-    expect(err).toBeInstanceOf(DeployFailedError);
+    expect(err).toBeInstanceOf(DeployError);
     expect(err.message).toBe('deploy of 2 to dev failed (recorded as seq 2): the disk is on fire');
     const h = await readHistory(store, 'svc', 'dev');
     expect(h.map((e) => [e.seq, e.version, e.status, e.error ?? null])).toEqual([[1, '1', 'succeeded', null], [2, '2', 'failed', 'the disk is on fire']]);

@@ -2,7 +2,9 @@ import type { BlobStore } from '@buildonce/store';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { ResolvedEnvironment } from './config';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
-import { DeployFailedError, LedgerError, PolicyError, RecordFailedError } from './errors';
+import { isExpectedError } from '@buildonce/errors';
+import { DeployError } from '@buildonce/deploy';
+import { LedgerError, PolicyError, RecordFailedError } from './errors';
 import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from './ledger';
 import { acquireLock, readLease, type HeldLock, type Lease } from './lock';
 import type { PromotionMetadata } from './metadata';
@@ -49,10 +51,10 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
  * stored manifest and every file (trusted namespace for chain environments) → policy (required
  * upstream environments, soak) → target preflight → lock → deploy → history entry + pointer CAS.
  * Everything before the deploy changes nothing when it refuses. A deploy that fails is recorded as a
- * `failed` entry (pointer unchanged) and rethrown as DeployFailedError.
+ * `failed` entry (pointer unchanged) and rethrown as DeployError (with its seq).
  * @throws PolicyError, UntrustedArtifactError, ArtifactNotFoundError, ArtifactIntegrityError,
  *   DeployPreflightError (and subclasses, e.g. LambdaFunctionNotFoundError), LockTimeoutError,
- *   DeployFailedError, LedgerError, StoreAccessError
+ *   DeployError, LedgerError, StoreAccessError
  */
 export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> {
   const { store, project, version, environment: env, log } = r;
@@ -172,7 +174,7 @@ async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void>
 
 /**
  * Deploys (or, with `restore`, re-activates) and appends the history entry. Success moves the
- * pointer; failure appends a `failed` entry and throws DeployFailedError.
+ * pointer; failure appends a `failed` entry and throws DeployError.
  */
 export async function deployAndRecord(
   r: PromoteRequest,
@@ -204,7 +206,8 @@ export async function deployAndRecord(
     } catch (recordErr) {
       r.log(`could not record the failure: ${(recordErr as Error).message}`);
     }
-    throw new DeployFailedError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, seq, e);
+    if (!isExpectedError(e)) throw e; // a bug in a target: recorded above, reported with its stack
+    throw new DeployError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, { seq, cause: e });
   }
   let appended: Awaited<ReturnType<typeof appendEntry>>;
   try {

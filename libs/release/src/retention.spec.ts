@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, parseStoreUrl, readStoredManifest, type BlobStore } from '@buildonce/store';
+import { currentKey, historyKey, openStore, parseStoreUrl, readStoredManifest, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
-import { appendEntry, currentKey, historyKey } from './ledger';
+import { appendEntry } from './ledger';
 import { runRetention } from './retention';
 import { draft, publishFake } from './testkit';
 

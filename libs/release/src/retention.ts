@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
-import { formatBytes, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
-import { parseEntry, parseSeqKey } from './ledger';
+import { parseEntry } from './ledger';
 
 /** The last this-many distinct versions of succeeded history entries of any environment are kept (the rollback window). */
 export const ROLLBACK_WINDOW = 5;
@@ -51,28 +51,25 @@ export interface RetentionResult {
   bytesFreed: number;
 }
 
-const ARTIFACT_KEY = /^(preview\/)?artifacts\/([^/]+)\/([0-9]+)\/([^/]+)$/;
-
 /**
- * Scans the store layout (DESIGN.md "Store layout") with one listing: every version's objects, sizes and
+ * Scans the store layout (libs/store keys.ts) with one listing: every version's objects, sizes and
  * publish time (create-only manifests make LastModified the publish time; no per-version GET).
  */
 export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
   const byId = new Map<string, VersionInfo>();
-  for (const prefix of ['artifacts/', 'preview/artifacts/']) {
-    for await (const o of store.list(prefix)) {
-      const m = ARTIFACT_KEY.exec(o.key);
-      if (!m) continue;
-      const namespace: ArtifactNamespace = m[1] ? 'preview' : 'trusted';
-      const id = `${namespace}/${m[2]}/${m[3]}`;
+  for (const ns of ['trusted', 'preview'] as const) {
+    for await (const o of store.list(artifactsRoot(ns))) {
+      const k = parseArtifactKey(o.key);
+      if (!k) continue;
+      const id = `${k.namespace}/${k.project}/${k.version}`;
       let v = byId.get(id);
       if (!v) {
-        v = { project: m[2]!, version: m[3]!, namespace, publishedAt: new Date(0), bytes: 0, keys: [], complete: false };
+        v = { project: k.project, version: k.version, namespace: k.namespace, publishedAt: new Date(0), bytes: 0, keys: [], complete: false };
         byId.set(id, v);
       }
       v.keys.push(o.key);
       v.bytes += o.size;
-      if (m[4] === STORED_MANIFEST_FILE) {
+      if (k.file === STORED_MANIFEST_FILE) {
         v.complete = true;
         v.publishedAt = o.lastModified;
       } else if (!v.complete && o.lastModified > v.publishedAt) {
@@ -94,16 +91,18 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();
-  const currents: string[] = [];
-  const histories = new Map<string, { seq: number; key: string }[]>();
-  for await (const o of store.list('releases/')) {
-    const parts = o.key.split('/');
-    if (parts.length === 4 && parts[3] === 'current.json') currents.push(o.key);
-    else if (parts.length === 5 && parts[3] === 'history') {
-      const seq = parseSeqKey(o.key);
-      if (seq === undefined) throw stop(store, o.key, 'not a history entry name (<10-digit seq>.json)');
-      const envKey = parts.slice(0, 3).join('/');
-      histories.set(envKey, [...(histories.get(envKey) ?? []), { seq, key: o.key }]);
+  const currents: { key: string; project: string }[] = [];
+  const histories = new Map<string, { project: string; entries: { seq: number; key: string }[] }>();
+  for await (const o of store.list(RELEASES_ROOT)) {
+    const k = parseReleaseKey(o.key);
+    if (k?.kind === 'current') currents.push({ key: o.key, project: k.project });
+    else if (k?.kind === 'history') {
+      const envId = `${k.project}/${k.env}`;
+      const h = histories.get(envId) ?? { project: k.project, entries: [] };
+      h.entries.push({ seq: k.seq, key: o.key });
+      histories.set(envId, h);
+    } else if (!k && o.key.includes('/history/')) {
+      throw stop(store, o.key, 'not a history entry name (releases/<project>/<env>/history/<10-digit seq>.json)');
     }
   }
   const read = async (key: string) => {
@@ -115,12 +114,11 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
       throw new LedgerError(`${(e as Error).message}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
     }
   };
-  for (const key of currents) {
+  for (const { key, project } of currents) {
     const e = await read(key);
-    protectedSet.set(`${key.split('/')[1]}/${e.version}`, 'current');
+    protectedSet.set(`${project}/${e.version}`, 'current');
   }
-  for (const [envKey, entries] of histories) {
-    const project = envKey.split('/')[1];
+  for (const { project, entries } of histories.values()) {
     const window = new Set<string>();
     for (const { key } of entries.sort((a, b) => b.seq - a.seq)) {
       if (window.size >= ROLLBACK_WINDOW) break;

@@ -44,7 +44,7 @@ export type RollbackRequest = Omit<PromoteRequest, 'version'> & {
  * upstream check. The artifact is re-verified in the store, the target re-activates it (Lambda: the
  * alias goes back to the already published function version when it still has the artifact's
  * CodeSha256), and the entry is recorded with `rollback: true` and the restored entry's commit.
- * @throws RollbackError, ArtifactNotFoundError/ArtifactIntegrityError, DeployPreflightError, DeployFailedError, LockTimeoutError
+ * @throws RollbackError, ArtifactNotFoundError/ArtifactIntegrityError, DeployPreflightError, DeployError, LockTimeoutError
  */
 export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteResult> {
   const { store, project, environment: env, log } = r;

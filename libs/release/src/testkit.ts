@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
-import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deploy';
+import { DeployError, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { EntryDraft } from './ledger';
 
 /**
@@ -58,7 +58,7 @@ export class FakeTarget implements DeployTarget {
     if (this.failNext) {
       const m = this.failNext;
       this.failNext = undefined;
-      throw new Error(m);
+      throw new DeployError(m);
     }
     this.deployed.push(req.version);
     return { target: 'local', root: `/fake/${req.environment}/${req.project}`, path: `/fake/${req.environment}/${req.project}/releases/${req.version}`, status: 'deployed' };

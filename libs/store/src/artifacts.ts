@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import {
-  STORED_MANIFEST_FILE,
   parseStoredManifestJson,
   sameFiles,
   serializeManifest,
@@ -15,23 +14,7 @@ import {
 } from '@buildonce/artifact';
 import type { BlobStore, ProgressFn } from './blob';
 import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
-
-/**
- * Namespace an artifact lives in. `trusted` artifacts (published by trusted builders, e.g. pushes to
- * main) live at `artifacts/…`; `preview` artifacts (pull requests) at `preview/artifacts/…`, where
- * trusted promotions never read (DESIGN.md invariant 6).
- */
-export type ArtifactNamespace = 'trusted' | 'preview';
-
-/** Store key prefix of one version: `[preview/]artifacts/<project>/<version>/`. */
-export function versionPrefix(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
-  return `${namespace === 'preview' ? 'preview/' : ''}artifacts/${project}/${version}/`;
-}
-
-/** Store key of one artifact file (or of `manifest.json`). */
-export function artifactKey(project: string, version: string, file: string, namespace: ArtifactNamespace = 'trusted'): string {
-  return versionPrefix(project, version, namespace) + file;
-}
+import { artifactKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
 
 /** Result of checking one stored object against its manifest entry. */
 export type VerifyResult = { ok: true; method: 'checksum' | 'rehash' } | { ok: false; reason: string; sha256?: string };
@@ -61,7 +44,7 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
 
 /** Reads `manifest.json` of a version; undefined when the version is not (completely) published. @throws ManifestError */
 export async function readStoredManifest(store: BlobStore, project: string, version: string, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest | undefined> {
-  const key = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+  const key = storedManifestKey(project, version, namespace);
   const got = await store.getBytes(key);
   return got ? parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)) : undefined;
 }
@@ -186,7 +169,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   }
 
   const stored: StoredManifest = { manifest, publish: opts.metadata };
-  const manifestKey = artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
+  const manifestKey = storedManifestKey(project, version, namespace);
   const put = await store.putBytesIfAbsent(manifestKey, Buffer.from(serializeManifest(stored)), { contentType: 'application/json' });
   if (put === 'exists') {
     const winner = await readStoredManifest(store, project, version, namespace);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { StoreLocation } from './url';
-import { StoreConfigError } from './errors';
+import { ConfigError } from '@buildonce/errors';
 
 /** Metadata of a stored object. Keys are relative to the store prefix (e.g. `artifacts/p/123/bootstrap.zip`). */
 export interface ObjectInfo {
@@ -29,6 +29,11 @@ export interface BlobStore {
   readonly location: StoreLocation;
   /** Full URI of a key (`s3://bucket/prefix/key` or `file:///root/key`). */
   uriOf(key: string): string;
+  /**
+   * The S3 object behind a key (bucket and full object key with the store prefix), for AWS APIs that read
+   * from S3 themselves (Lambda UpdateFunctionCode S3Key, the EC2 pointer); undefined for non-S3 stores.
+   */
+  s3Object(key: string): { bucket: string; key: string } | undefined;
   /**
    * Create-only upload of a file (S3: PutObject / multipart above 8 MiB with `If-None-Match: *` and
    * SHA256 checksums; file: temp file + fsync + link). `exists` means the key was already there and
@@ -69,12 +74,12 @@ export function assertKey(key: string): void {
 /**
  * Validates a list prefix: empty, or a relative `/`-separated path (a trailing `/` allowed) without
  * empty, `.` or `..` segments, so a listing never walks outside the store (issue 11 item 13).
- * @throws StoreConfigError naming the prefix
+ * @throws ConfigError naming the prefix
  */
 export function assertKeyPrefix(prefix: string): void {
   if (prefix === '') return;
   const body = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
   if (!body || body.startsWith('/') || body.includes('\\') || body.split('/').some((s) => s === '' || s === '.' || s === '..')) {
-    throw new StoreConfigError(`invalid store key prefix "${prefix}": prefixes are relative paths without "." or ".." segments`);
+    throw new ConfigError(`invalid store key prefix "${prefix}": prefixes are relative paths without "." or ".." segments`);
   }
 }

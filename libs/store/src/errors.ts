@@ -1,8 +1,10 @@
+import { BuildonceError } from '@buildonce/errors';
+
 /**
  * A version already exists in the store with different bytes. Nothing was changed.
  * Fields give the key and both checksums (hex sha256) so the message can be acted on.
  */
-export class ArtifactConflictError extends Error {
+export class ArtifactConflictError extends BuildonceError {
   override name = 'ArtifactConflictError';
   constructor(
     readonly uri: string,
@@ -16,22 +18,17 @@ export class ArtifactConflictError extends Error {
   }
 }
 
-/** The store URL is malformed or unsupported. */
-export class StoreConfigError extends Error {
-  override name = 'StoreConfigError';
-}
-
 /** The store cannot be reached or used: missing bucket, missing credentials, permissions, I/O. */
-export class StoreAccessError extends Error {
+export class StoreAccessError extends BuildonceError {
   override name = 'StoreAccessError';
 }
 
 /** A stored object is missing or does not match its manifest entry (size or sha256). */
-export class ArtifactIntegrityError extends Error {
+export class ArtifactIntegrityError extends BuildonceError {
   override name = 'ArtifactIntegrityError';
 }
 
 /** The artifact (or one of its files) is not in the store. */
-export class ArtifactNotFoundError extends Error {
+export class ArtifactNotFoundError extends BuildonceError {
   override name = 'ArtifactNotFoundError';
 }

@@ -41,6 +41,10 @@ export class FsBlobStore implements BlobStore {
     this.root = location.root;
   }
 
+  s3Object(): undefined {
+    return undefined;
+  }
+
   uriOf(key: string): string {
     const dir = key.endsWith('/');
     return pathToFileURL(this.pathOf(dir ? key.slice(0, -1) : key)).href + (dir ? '/' : '');

@@ -4,6 +4,6 @@ export * from './blob';
 export * from './fs-blob';
 export * from './s3-blob';
 export * from './open';
+export * from './keys';
 export * from './artifacts';
 export * from './ci';
-export * from './publish-build';

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { awsClients } from '@buildonce/aws';
 import { sha256HexToBase64 } from '@buildonce/artifact';
-import { awsClientSettings, customEndpoint } from '@buildonce/aws';
 import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
@@ -31,21 +31,12 @@ export interface S3StoreOptions {
 }
 
 /**
- * Creates an S3 client that follows the standard AWS configuration (AWS_REGION, AWS_PROFILE,
- * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3, shared config files). Region falls back to us-east-1 only
- * when a custom endpoint is set (S3-compatible servers ignore it).
+ * The S3 client of a store: from the one AWS client factory (libs/aws: standard AWS configuration,
+ * path-style with a custom endpoint, retries), with `forcePathStyle` / `clientConfig` on top.
  */
 export function createS3Client(opts: S3StoreOptions = {}): S3Client {
-  const env = opts.env ?? process.env;
-  // region, path style and retries (standard mode: backoff on SlowDown/throttling and 5xx) from @buildonce/aws
-  const settings = awsClientSettings('s3', env);
-  const endpoint = customEndpoint('s3', env);
-  return new (s3Sdk().S3Client)({
-    ...settings,
-    ...(endpoint ? { endpoint } : {}),
-    ...(opts.forcePathStyle !== undefined ? { forcePathStyle: opts.forcePathStyle } : {}),
-    ...opts.clientConfig,
-  });
+  const overrides: S3ClientConfig = { ...(opts.forcePathStyle !== undefined ? { forcePathStyle: opts.forcePathStyle } : {}), ...opts.clientConfig };
+  return awsClients({ env: opts.env, overrides: { s3: overrides } }).s3();
 }
 
 function status(e: unknown): number | undefined {
@@ -91,9 +82,8 @@ export class S3BlobStore implements BlobStore {
     return `s3://${this.bucket}/${this.fullKey(dir ? key.slice(0, -1) : key)}${dir ? '/' : ''}`;
   }
 
-  /** S3 key (with prefix) of a store key, for callers that hand it to other AWS APIs (Lambda S3Key). */
-  s3KeyOf(key: string): string {
-    return this.fullKey(key);
+  s3Object(key: string): { bucket: string; key: string } {
+    return { bucket: this.bucket, key: this.fullKey(key) };
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseStoreUrl, resolveStoreLocation } from './url';
-import { StoreConfigError } from './errors';
+import { ConfigError } from '@buildonce/errors';
 
 describe('store URLs', () => {
   it('parses s3 URLs with and without prefix', () => {
@@ -13,13 +13,20 @@ describe('store URLs', () => {
   });
   it('rejects malformed URLs with a one-line hint', () => {
     for (const bad of ['', 'http://x', 's3://Bad_Bucket/x', 's3://ok-bucket/../x', 'relative/path']) {
-      expect(() => parseStoreUrl(bad)).toThrow(StoreConfigError);
+      expect(() => parseStoreUrl(bad)).toThrow(ConfigError);
     }
     expect(() => parseStoreUrl('gs://x/y')).toThrow(/use s3:\/\/<bucket>\/<prefix> or file:\/\/\/absolute\/path/);
   });
-  it('prefers the option, then BUILDONCE_STORE, then the embedded default', () => {
-    expect(resolveStoreLocation({ store: 's3://aaa/p', env: { BUILDONCE_STORE: 's3://bbb' }, workspaceRoot: '/w' }).url).toBe('s3://aaa/p');
-    expect(resolveStoreLocation({ env: { BUILDONCE_STORE: 's3://bbb' }, workspaceRoot: '/w' }).url).toBe('s3://bbb');
-    expect(resolveStoreLocation({ env: {}, workspaceRoot: '/w' })).toMatchObject({ kind: 'file', root: '/w/.buildonce/store' });
+  it('prefers --store, then BUILDONCE_STORE, then buildonce.json, then the embedded default', () => {
+    const env = { BUILDONCE_STORE: 's3://bbb' };
+    expect(resolveStoreLocation({ option: 's3://aaa/p', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://aaa/p', source: '--store' });
+    expect(resolveStoreLocation({ option: '', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://bbb', source: 'BUILDONCE_STORE' });
+    expect(resolveStoreLocation({ env: { BUILDONCE_STORE: ' ' }, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://ccc', source: 'buildonce.json' });
+    expect(resolveStoreLocation({ env: {}, workspaceRoot: '/w' })).toMatchObject({ kind: 'file', root: '/w/.buildonce/store', source: 'default' });
+  });
+
+  it('names where a malformed store URL came from', () => {
+    expect(() => resolveStoreLocation({ env: { BUILDONCE_STORE: 'gs://x' }, workspaceRoot: '/w' })).toThrow(/^BUILDONCE_STORE: store URL "gs:\/\/x" is not supported/);
+    expect(() => resolveStoreLocation({ env: {}, configured: 's3://B', workspaceRoot: '/w' })).toThrow(ConfigError);
   });
 });

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
+import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, renderMarkdown, renderTable, validateEnvName } from '@buildonce/release';
-import { runRetentionCommand, workspaceStore } from './retention';
+import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runRetentionCommand, validateEnvName } from '@buildonce/release';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
@@ -16,7 +16,7 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   let dir = start;
   while (!existsSync(join(dir, 'nx.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`no nx.json found above ${start}: run buildonce inside the workspace`);
+    if (up === dir) throw new ConfigError(`no nx.json found above ${start}: run buildonce inside the workspace`);
     dir = up;
   }
   return dir;
@@ -26,12 +26,12 @@ export function findWorkspaceRoot(start = process.cwd()): string {
  * Parses a numeric option. Only plain decimal digits count (`Number('')` is 0, which once made
  * `--keep= --older-than=` delete everything unprotected).
  * @param kind `integer` (digits) or `decimal` (digits with an optional fraction)
- * @throws Error naming the option and the value when it is empty or not such a number
+ * @throws ConfigError naming the option and the value when it is empty or not such a number
  */
 export function numberOption(name: string, v: string | undefined, dflt: number, kind: 'integer' | 'decimal' = 'integer'): number {
   if (v === undefined) return dflt;
   const ok = kind === 'integer' ? /^[0-9]+$/.test(v) : /^[0-9]+(\.[0-9]+)?$/.test(v);
-  if (!ok) throw new Error(`--${name} must be ${kind === 'integer' ? 'a whole number' : 'a number'} >= 0, got "${v}"`);
+  if (!ok) throw new ConfigError(`--${name} must be ${kind === 'integer' ? 'a whole number' : 'a number'} >= 0, got "${v}"`);
   return Number(v);
 }
 
@@ -45,10 +45,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
-      if (!values.env) throw new Error('--env=<environment> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
       validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
       process.stdout.write(sha ? `${sha}\n` : '');
       if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (values.env) validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const store = await workspaceStore(workspaceRoot, values.store);
+      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
       const all = await collectWorkspaceReleases({ store, env: values.env });
       const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
@@ -98,7 +98,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(command ? `buildonce: unknown command "${command}"\n${USAGE}` : USAGE);
     return 2;
   } catch (e) {
-    console.error(`buildonce ${command}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`buildonce ${command}: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    for (const line of describeFailure(e, { prefix: `buildonce ${command}: `, verbose: process.argv.includes('--verbose') }).lines) console.error(line);
     return 1;
   }
 }

@@ -1,5 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { join } from 'node:path';
+import { ConfigError, describeFailure } from '@buildonce/errors';
 
 /** The facts an executor passes to libs: project name, its root and the workspace root (absolute). */
 export interface ProjectFacts {
@@ -14,7 +15,7 @@ export interface ProjectFacts {
 /** Extracts what libs need from an ExecutorContext (libs never see the context). @throws Error when run without a project */
 export function projectFacts(context: ExecutorContext): ProjectFacts {
   const project = context.projectName;
-  if (!project) throw new Error('this executor must run for a project (nx run <project>:<target>)');
+  if (!project) throw new ConfigError('this executor must run for a project (nx run <project>:<target>)');
   const rel = context.projectsConfigurations?.projects[project]?.root ?? '';
   return {
     project,
@@ -29,11 +30,12 @@ export function fromWorkspace(workspaceRoot: string, p: string): string {
   return p.startsWith('/') ? p : join(workspaceRoot, p);
 }
 
-/** Logs one line of an executor failure (the error's message only; stack with --verbose) and returns `{ success: false }`. */
+/**
+ * Reports an executor failure on stderr and returns `{ success: false }`: an expected failure
+ * (BuildonceError) is one line prefixed with `[project]` (its stack only with `verbose`, i.e. Nx's
+ * `--verbose`); anything else is a bug: its stack and "this is a bug" are printed.
+ */
 export function fail(project: string | undefined, e: unknown, verbose = false): { success: false } {
-  const msg = e instanceof Error ? e.message : String(e);
-  const prefixed = project && !msg.startsWith(`[${project}]`) ? `[${project}] ${msg}` : msg;
-  console.error(prefixed);
-  if (verbose && e instanceof Error && e.stack) console.error(e.stack);
+  for (const line of describeFailure(e, { prefix: project ? `[${project}] ` : '', verbose }).lines) console.error(line);
   return { success: false };
 }

@@ -1,7 +1,28 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { buildRustLambdaZip } from '@buildonce/build';
-import { fail, fromWorkspace, projectFacts } from '../../lib/context';
+import { buildRustLambdaZip, type RustLambdaBuild } from '@buildonce/build';
+import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { outputDirOf, taskHash } from '../../lib/options';
 import type { CargoLambdaZipExecutorSchema } from './schema';
+
+/**
+ * Options (validated and defaulted by Nx from schema.json) → the libs/build Rust Lambda build.
+ * `offlineRegistry` falls back to BUILDONCE_CARGO_OFFLINE_REGISTRY (a build input).
+ * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
+ */
+export function normalizeOptions(o: CargoLambdaZipExecutorSchema, p: ProjectFacts, env: NodeJS.ProcessEnv, log: (line: string) => void): RustLambdaBuild {
+  return {
+    project: p.project,
+    version: taskHash(env),
+    cargoDir: o.cargoDir ? fromWorkspace(p.workspaceRoot, o.cargoDir) : p.projectRoot,
+    outputDir: outputDirOf(p, o.outputPath),
+    architecture: o.architecture,
+    binary: o.binary,
+    runtime: o.runtime,
+    cargoLambda: o.cargoLambda,
+    offlineRegistry: o.offlineRegistry || env.BUILDONCE_CARGO_OFFLINE_REGISTRY || undefined,
+    log,
+  };
+}
 
 /**
  * `build` target of Rust Lambdas: cargo (or cargo-lambda) → deterministic bootstrap.zip + artifact.json.
@@ -9,23 +30,9 @@ import type { CargoLambdaZipExecutorSchema } from './schema';
  */
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    const version = process.env.NX_TASK_HASH;
-    if (!version) throw new Error('NX_TASK_HASH is not set: run this through nx (nx run <project>:build), the task hash is the artifact version');
-    await buildRustLambdaZip({
-      project: p.project,
-      version,
-      cargoDir: options.cargoDir ? fromWorkspace(p.workspaceRoot, options.cargoDir) : p.projectRoot,
-      outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
-      architecture: options.architecture ?? 'x86_64',
-      binary: options.binary || 'bootstrap',
-      runtime: options.runtime || 'provided.al2023',
-      cargoLambda: options.cargoLambda ?? 'auto',
-      offlineRegistry: options.offlineRegistry || process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY || undefined,
-      log: (l) => console.log(l),
-    });
+    await buildRustLambdaZip(normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

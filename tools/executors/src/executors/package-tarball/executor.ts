@@ -1,40 +1,49 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutorContext } from '@nx/devkit';
-import { buildNodeTarball, runtimeForTarget } from '@buildonce/build';
-import { fail, fromWorkspace, projectFacts } from '../../lib/context';
+import { buildNodeTarball, runtimeForTarget, type NodeTarballBuild } from '@buildonce/build';
+import { projectKey } from '@buildonce/store';
+import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { outputDirOf, taskHash } from '../../lib/options';
 import type { PackageTarballExecutorSchema } from './schema';
 
 /**
+ * Options (validated and defaulted by Nx from schema.json) → the libs/build tarball build. Unset options
+ * derive from the project: `main` = `<projectRoot>/src/main.ts`, `tarballName` = `<projectKey>-deployment.tar.gz`,
+ * `runtime` from `target` (`node20` → `node>=20`).
+ * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
+ */
+export function normalizeOptions(o: PackageTarballExecutorSchema, p: ProjectFacts, env: NodeJS.ProcessEnv, description: string | undefined, log: (line: string) => void): NodeTarballBuild {
+  return {
+    project: p.project,
+    version: taskHash(env),
+    workspaceRoot: p.workspaceRoot,
+    main: o.main ? fromWorkspace(p.workspaceRoot, o.main) : join(p.projectRoot, 'src', 'main.ts'),
+    outputDir: outputDirOf(p, o.outputPath),
+    tarballName: o.tarballName ?? `${projectKey(p.project)}-deployment.tar.gz`,
+    entry: o.entry,
+    target: o.target,
+    runtime: o.runtime ?? runtimeForTarget(o.target),
+    architecture: o.architecture,
+    minify: o.minify,
+    sourcemap: o.sourcemap,
+    description,
+    log,
+  };
+}
+
+/**
  * `build` target of Node apps shipped as tarballs: esbuild bundle → deterministic
- * `<project>-deployment.tar.gz` + artifact.json. The version is `NX_TASK_HASH`, which Nx sets for
+ * `<projectKey>-deployment.tar.gz` + artifact.json. The version is `NX_TASK_HASH`, which Nx sets for
  * every task process; running outside Nx is an error.
  */
 export default async function packageTarballExecutor(options: PackageTarballExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const p = projectFacts(context);
-    const version = process.env.NX_TASK_HASH;
-    if (!version) throw new Error('NX_TASK_HASH is not set: run this through nx (nx run <project>:build), the task hash is the artifact version');
-    const target = options.target || 'node20';
     const pkg = JSON.parse(await readFile(join(p.projectRoot, 'package.json'), 'utf8').catch(() => '{}')) as { description?: string };
-    await buildNodeTarball({
-      project: p.project,
-      version,
-      workspaceRoot: p.workspaceRoot,
-      main: options.main ? fromWorkspace(p.workspaceRoot, options.main) : join(p.projectRoot, 'src', 'main.ts'),
-      outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
-      tarballName: options.tarballName || `${p.project}-deployment.tar.gz`,
-      entry: options.entry || 'main.js',
-      target,
-      runtime: options.runtime || runtimeForTarget(target),
-      architecture: options.architecture ?? 'x86_64',
-      minify: options.minify ?? true,
-      sourcemap: options.sourcemap ?? true,
-      description: pkg.description,
-      log: (l) => console.log(l),
-    });
+    await buildNodeTarball(normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

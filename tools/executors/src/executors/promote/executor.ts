@@ -1,28 +1,23 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runPromoteCommand } from '@buildonce/release';
-import { deployOptions, envOption } from './options';
-import { fail, fromWorkspace, projectFacts } from '../../lib/context';
+import { runPromoteCommand, type PromoteCommand } from '@buildonce/release';
+import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { deployOptions, outputDirOf } from '../../lib/options';
 import type { PromoteExecutorSchema } from './schema';
 
+/** Options (validated and defaulted by Nx from schema.json) → the libs/release promote command. */
+export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, log };
+}
+
 /**
- * `promote` target (`dependsOn: ["build"]`): reads the version from the build manifest and promotes
- * it to `--env` (libs/release runPromoteCommand). Same version already current → success, no-op.
+ * `promote` target: reads the version from the build manifest and promotes it to `--env`
+ * (libs/release runPromoteCommand). Same version already current → success, no-op.
  */
 export default async function promoteExecutor(options: PromoteExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    await runPromoteCommand({
-      project: p.project,
-      workspaceRoot: p.workspaceRoot,
-      env: envOption(options.env),
-      outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
-      deploy: deployOptions(options),
-      store: options.store || undefined,
-      dryRun: options.dryRun,
-      log: (l) => console.log(l),
-    });
+    await runPromoteCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

@@ -89,9 +89,15 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     expect(prod.status).not.toBe(0);
     expect(prod.all).toContain(`[express-api] version ${api2} has not succeeded in staging, which prod requires`);
     expect(existsSync(join(ws.root, '.buildonce/store/releases/express-api/prod'))).toBe(false);
-    const bad = nx(['run', 'express-api:promote', '--env=../x']);
-    expect(bad.status).not.toBe(0);
-    expect(bad.all).toContain('[express-api] invalid environment name "../x"');
+    // the executor's schema refuses bad environment names before the executor runs
+    for (const env of ['../x', 'Prod']) {
+      const bad = nx(['run', 'express-api:promote', `--env=${env}`]);
+      expect(bad.status).not.toBe(0);
+      expect(bad.all).toContain(`'${env}' should match the pattern '^[a-z][a-z0-9-]{0,62}$'`);
+    }
+    const missing = nx(['run', 'express-api:rollback']);
+    expect(missing.status).not.toBe(0);
+    expect(missing.all).toMatch(/Required property 'env' is missing/);
   });
 
   it('rollback restores the previous release in one command and shows in releases / resolve', () => {

@@ -1,12 +1,12 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface PromoteExecutorSchema {
-  env?: string;
+  env: string;
   outputPath?: string;
-  target?: 'lambda' | 'ec2' | 'local';
-  functionName?: string;
-  alias?: string;
-  parameterName?: string;
-  localRoot?: string;
+  target: 'lambda' | 'ec2' | 'local';
+  functionName: string;
+  alias: string;
+  parameterName: string;
+  localRoot: string;
   store?: string;
-  dryRun?: boolean;
-  verbose?: boolean;
+  dryRun: boolean;
 }

@@ -1,27 +1,29 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { loadConfig } from '@buildonce/release';
-import { publishBuild } from '@buildonce/store';
-import { fail, fromWorkspace, projectFacts } from '../../lib/context';
+import { runPublishCommand, type PublishCommand } from '@buildonce/release';
+import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { outputDirOf } from '../../lib/options';
 import type { PublishArtifactExecutorSchema } from './schema';
 
-/** `publish` target: publishes the build output immutably (libs/store publishBuild). */
+/** Options (validated and defaulted by Nx from schema.json) → the libs/release publish command. */
+export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFacts, log: (line: string) => void): PublishCommand {
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    outputDir: outputDirOf(p, o.outputPath),
+    store: o.store,
+    preview: o.preview,
+    dryRun: o.dryRun,
+    forcePathStyle: o.forcePathStyle || undefined,
+    log,
+  };
+}
+
+/** `publish` target: publishes the build output immutably (libs/release runPublishCommand). */
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    // same store as promotion: --store, else BUILDONCE_STORE, else buildonce.json `store`, else the embedded store
-    const store = options.store || (await loadConfig(p.workspaceRoot)).store;
-    await publishBuild({
-      project: p.project,
-      workspaceRoot: p.workspaceRoot,
-      outputDir: options.outputPath ? fromWorkspace(p.workspaceRoot, options.outputPath) : p.defaultOutputDir,
-      store: store || undefined,
-      preview: options.preview,
-      dryRun: options.dryRun,
-      forcePathStyle: options.forcePathStyle || undefined,
-      log: (l) => console.log(l),
-    });
+    await runPublishCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

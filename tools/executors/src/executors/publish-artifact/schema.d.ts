@@ -1,8 +1,8 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface PublishArtifactExecutorSchema {
   outputPath?: string;
   store?: string;
-  preview?: boolean;
-  forcePathStyle?: boolean;
-  dryRun?: boolean;
-  verbose?: boolean;
+  preview: boolean;
+  forcePathStyle: boolean;
+  dryRun: boolean;
 }

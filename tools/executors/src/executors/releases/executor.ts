@@ -1,25 +1,29 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runReleasesCommand } from '@buildonce/release';
-import { fail, projectFacts } from '../../lib/context';
+import { runReleasesCommand, type ReleasesCommand } from '@buildonce/release';
+import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import type { ReleasesExecutorSchema } from './schema';
+
+/** Options (validated and defaulted by Nx from schema.json) → the libs/release releases command; logs on stderr, output on stdout. */
+export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): ReleasesCommand {
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    env: o.env,
+    format: o.json ? 'json' : o.markdown ? 'markdown' : 'table',
+    field: o.field,
+    limit: o.limit,
+    store: o.store,
+    log: (l) => console.error(l),
+    print: (t) => console.log(t),
+  };
+}
 
 /** `releases` target: prints the release table (cli-table3), `--json`, `--markdown`, or one `--field`. */
 export default async function releasesExecutor(options: ReleasesExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    await runReleasesCommand({
-      project: p.project,
-      workspaceRoot: p.workspaceRoot,
-      env: options.env ? String(options.env) : undefined,
-      format: options.json ? 'json' : options.markdown ? 'markdown' : 'table',
-      field: options.field || undefined,
-      limit: options.limit,
-      store: options.store || undefined,
-      log: (l) => console.error(l),
-      print: (t) => console.log(t),
-    });
+    await runReleasesCommand(normalizeOptions(options, projectFacts(context)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

@@ -1,9 +1,9 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface ReleasesExecutorSchema {
   env?: string;
-  json?: boolean;
-  markdown?: boolean;
-  field?: '' | 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
-  limit?: number;
+  json: boolean;
+  markdown: boolean;
+  field?: 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
+  limit: number;
   store?: string;
-  verbose?: boolean;
 }

@@ -1,23 +1,19 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runResolveCommand } from '@buildonce/release';
-import { envOption } from '../promote/options';
-import { fail, projectFacts } from '../../lib/context';
+import { runResolveCommand, type ResolveCommand } from '@buildonce/release';
+import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import type { ResolveExecutorSchema } from './schema';
+
+/** Options (validated by Nx from schema.json) → the libs/release resolve command; logs go to stderr, the URI to stdout. */
+export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): ResolveCommand {
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, store: o.store, log: (l) => console.error(l), print: (t) => console.log(t) };
+}
 
 /** `resolve` target: prints the artifact URI current in `--env` and writes it to `$GITHUB_OUTPUT`. */
 export default async function resolveExecutor(options: ResolveExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    await runResolveCommand({
-      project: p.project,
-      workspaceRoot: p.workspaceRoot,
-      env: envOption(options.env),
-      store: options.store || undefined,
-      log: (l) => console.error(l),
-      print: (t) => console.log(t),
-    });
+    await runResolveCommand(normalizeOptions(options, projectFacts(context)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

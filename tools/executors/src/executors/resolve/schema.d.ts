@@ -1,5 +1,5 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface ResolveExecutorSchema {
-  env?: string;
+  env: string;
   store?: string;
-  verbose?: boolean;
 }

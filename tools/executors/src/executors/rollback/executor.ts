@@ -1,25 +1,20 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runRollbackCommand } from '@buildonce/release';
-import { deployOptions, envOption, versionOption } from '../promote/options';
-import { fail, projectFacts } from '../../lib/context';
+import { runRollbackCommand, type RollbackCommand } from '@buildonce/release';
+import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { deployOptions, versionOption } from '../../lib/options';
 import type { RollbackExecutorSchema } from './schema';
+
+/** Options (validated and defaulted by Nx from schema.json) → the libs/release rollback command. @throws ConfigError for a `--to` that lost digits */
+export function normalizeOptions(o: RollbackExecutorSchema, p: ProjectFacts, log: (line: string) => void): RollbackCommand {
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, to: versionOption(o.to, 'to'), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, log };
+}
 
 /** `rollback` target (no dependsOn): restores the previous or `--to` version of `--env` from its history. */
 export default async function rollbackExecutor(options: RollbackExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    const p = projectFacts(context);
-    await runRollbackCommand({
-      project: p.project,
-      workspaceRoot: p.workspaceRoot,
-      env: envOption(options.env),
-      to: versionOption(options.to, 'to'),
-      deploy: deployOptions(options),
-      store: options.store || undefined,
-      dryRun: options.dryRun,
-      log: (l) => console.log(l),
-    });
+    await runRollbackCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
     return { success: true };
   } catch (e) {
-    return fail(context.projectName, e, options.verbose);
+    return fail(context.projectName, e, context.isVerbose);
   }
 }

@@ -1,12 +1,13 @@
+/** Options as Nx hands them to the executor (schema.json validated them and applied its defaults). */
 export interface RollbackExecutorSchema {
-  env?: string;
+  env: string;
+  /** Nx's CLI parser may turn a digits-only value into a number */
   to?: string | number;
-  target?: 'lambda' | 'ec2' | 'local';
-  functionName?: string;
-  alias?: string;
-  parameterName?: string;
-  localRoot?: string;
+  target: 'lambda' | 'ec2' | 'local';
+  functionName: string;
+  alias: string;
+  parameterName: string;
+  localRoot: string;
   store?: string;
-  dryRun?: boolean;
-  verbose?: boolean;
+  dryRun: boolean;
 }

@@ -1,12 +1,22 @@
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
-import { publishBuild } from './publish-build';
+import { runPublishCommand } from './commands';
+
+const temps: string[] = [];
+const temp = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function buildOutput(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'out-'));
+  const dir = temp('out-');
   const bytes = Buffer.from('zip bytes');
   writeFileSync(join(dir, 'bootstrap.zip'), bytes);
   writeFileSync(
@@ -22,14 +32,14 @@ function buildOutput(): string {
   return dir;
 }
 
-describe('publishBuild namespaces', () => {
+describe('runPublishCommand namespaces', () => {
   it('publishes pull-request builds into the preview namespace, untrusted, never where trusted promotions read', async () => {
-    const store = mkdtempSync(join(tmpdir(), 'st-'));
+    const store = temp('st-');
     const lines: string[] = [];
     const gho = join(store, 'gh-output');
-    const r = await publishBuild({
-      project: 'svc', workspaceRoot: '/nonexistent', outputDir: buildOutput(), store: `file://${store}`,
-      env: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/pull/51/merge', GITHUB_SHA: 'abc', GITHUB_RUN_ID: '7', GITHUB_OUTPUT: gho },
+    const r = await runPublishCommand({
+      project: 'svc', workspaceRoot: temp('ws-'), outputDir: buildOutput(), store: `file://${store}`,
+      processEnv: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/pull/51/merge', GITHUB_SHA: 'abc', GITHUB_RUN_ID: '7', GITHUB_OUTPUT: gho },
       log: (l) => lines.push(l),
     });
     expect(r.namespace).toBe('preview');
@@ -41,12 +51,12 @@ describe('publishBuild namespaces', () => {
   });
 
   it('publishes trusted builds under artifacts/ and --preview forces the preview namespace', async () => {
-    const store = mkdtempSync(join(tmpdir(), 'st-'));
+    const store = temp('st-');
     const out = buildOutput();
-    const trusted = await publishBuild({ project: 'svc', workspaceRoot: '/x', outputDir: out, store: `file://${store}`, env: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
+    const trusted = await runPublishCommand({ project: 'svc', workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, processEnv: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
     expect(trusted.namespace).toBe('trusted');
     expect(JSON.parse(readFileSync(join(store, 'artifacts/svc/42/manifest.json'), 'utf8')).publish.trusted).toBe(true);
-    const forced = await publishBuild({ project: 'svc', workspaceRoot: '/x', outputDir: out, store: `file://${store}`, preview: true, env: {}, log: () => undefined });
+    const forced = await runPublishCommand({ project: 'svc', workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, preview: true, processEnv: {}, log: () => undefined });
     expect(forced.namespace).toBe('preview');
     expect(existsSync(join(store, 'preview/artifacts/svc/42/bootstrap.zip'))).toBe(true);
   });

@@ -1,0 +1,44 @@
+import type { DeployTargetOptions } from '@buildonce/deploy';
+import { ConfigError } from '@buildonce/errors';
+import { fromWorkspace, type ProjectFacts } from './context';
+
+/** Deploy target options of promote and rollback, as their schemas define them (defaults applied by Nx). */
+export interface DeployOptionsInput {
+  target: 'lambda' | 'ec2' | 'local';
+  functionName: string;
+  alias: string;
+  parameterName: string;
+  localRoot: string;
+}
+
+/** The deploy target options libs/deploy takes (a pick: the schema already applied the defaults). */
+export function deployOptions(o: DeployOptionsInput): DeployTargetOptions {
+  return { target: o.target, functionName: o.functionName, alias: o.alias, parameterName: o.parameterName, localRoot: o.localRoot };
+}
+
+/** The build output directory: `outputPath` (workspace-relative or absolute) or `dist/<projectRoot>`. */
+export function outputDirOf(p: ProjectFacts, outputPath: string | undefined): string {
+  return outputPath ? fromWorkspace(p.workspaceRoot, outputPath) : p.defaultOutputDir;
+}
+
+/**
+ * A version option (`--to`). Versions are Nx task hashes, up to 20 digits: when Nx's CLI parser has
+ * already turned one into an imprecise number, refuse it rather than roll back to a wrong version.
+ * @throws ConfigError naming the fix (`--to=v<version>`)
+ */
+export function versionOption(v: string | number | undefined, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new ConfigError(`--${name}=${v} lost digits when parsed as a number: write it as --${name}=v<version>`);
+    return String(v);
+  }
+  const s = v.trim();
+  return s.startsWith('v') ? s.slice(1) : s;
+}
+
+/** `NX_TASK_HASH` of the running task: the version a build produces. @throws ConfigError outside Nx */
+export function taskHash(env: NodeJS.ProcessEnv = process.env): string {
+  const version = env.NX_TASK_HASH;
+  if (!version) throw new ConfigError('NX_TASK_HASH is not set: run this through nx (nx run <project>:build), the task hash is the artifact version');
+  return version;
+}
