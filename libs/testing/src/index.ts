@@ -2,3 +2,4 @@ export * from './moto';
 export * from './workspace';
 export * from './fault-proxy';
 export * from './hostile-archives';
+export * from './crash';
