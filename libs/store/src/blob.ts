@@ -13,6 +13,11 @@ export interface ObjectInfo {
    * (S3 full-object `ChecksumSHA256`). Undefined for composite (multipart) checksums.
    */
   sha256Base64?: string;
+  /**
+   * S3 composite checksum of a multipart object: base64 sha256 of the concatenated raw sha256 digests
+   * of its parts (without the `-<parts>` suffix), and the number of parts. Undefined otherwise.
+   */
+  compositeSha256?: { base64: string; parts: number };
 }
 
 /** Upload progress callback: bytes sent so far and total bytes. */

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
 import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
 import { StoreAccessError } from './errors';
+import { verifyObject } from './artifacts';
 import { openStore } from './open';
 import { parseStoreUrl } from './url';
 import type { BlobStore } from './blob';
@@ -81,6 +82,12 @@ describe('S3 error mapping through a fault proxy', () => {
       await fired;
       expect(['created', 'exists']).toContain(r);
       expect((await store.head('mpu/big.bin'))!.size).toBe(bytes.length);
+      // publish verifies a multipart object by its composite checksum against the local file (no download)
+      const expected = { size: bytes.length, sha256: sha256Bytes(bytes).hex };
+      expect(await verifyObject(store, 'mpu/big.bin', expected, join(dir, 'big.bin'))).toEqual({ ok: true, method: 'composite' });
+      expect(await verifyObject(store, 'mpu/big.bin', expected)).toEqual({ ok: true, method: 'rehash' });
+      writeFileSync(join(dir, 'other.bin'), Buffer.alloc(bytes.length, 8));
+      expect((await verifyObject(store, 'mpu/big.bin', expected, join(dir, 'other.bin'))).ok).toBe(true); // falls back to rehashing the stored bytes
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
