@@ -37,7 +37,7 @@ const TEXT = 'text/plain; charset=utf-8';
 
 /**
  * Builds the HTTP server (fastify) implementing the Nx remote cache protocol (Nx 20.8+, OpenAPI
- * "Nx custom remote cache"; DESIGN.md "Remote cache protocol"):
+ * "Nx custom remote cache"; docs/architecture.md "Remote cache protocol"):
  * - `GET /v1/cache/{hash}`: 200 gzip tar body | 404 miss | 400 bad hash | 401 text/plain | 403
  * - `PUT /v1/cache/{hash}` (Content-Length required): 200 stored | 400 bad hash, missing Content-Length or a body
  *   that is not a safe gzip tar | 401 | 403 read-only token | 409 entry exists (never overwritten) | 413 too large |

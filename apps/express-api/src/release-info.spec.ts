@@ -29,15 +29,15 @@ describe('loadReleaseInfo', () => {
     expect(loadReleaseInfo(tmp())).toEqual({ project: 'express-api', version: 'dev', commit: null, publishedAt: null, source: 'dev' });
   });
 
-  it('reads the version from buildonce.json inside the artifact', () => {
+  it('reads the version from artifact-info.json inside the artifact', () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
+    writeFileSync(join(dir, 'artifact-info.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     expect(loadReleaseInfo(dir)).toMatchObject({ version: '42', commit: null, source: 'artifact' });
   });
 
   it('adds commit and publishedAt from the deployed manifest', () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
+    writeFileSync(join(dir, 'artifact-info.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     mkdirSync(join(dir, '.buildonce'));
     writeFileSync(join(dir, '.buildonce/manifest.json'), stored('express-api', '42', 'deadbeef'));
     expect(loadReleaseInfo(dir)).toEqual({ project: 'express-api', version: '42', commit: 'deadbeef', publishedAt: '2026-02-03T04:05:06.000Z', source: 'deployed' });
@@ -45,13 +45,13 @@ describe('loadReleaseInfo', () => {
 
   it('refuses inconsistent or damaged release directories', () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'buildonce.json'), JSON.stringify({ project: 'express-api', version: '42' }));
+    writeFileSync(join(dir, 'artifact-info.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     mkdirSync(join(dir, '.buildonce'));
     writeFileSync(join(dir, '.buildonce/manifest.json'), stored('express-api', '43'));
     expect(() => loadReleaseInfo(dir)).toThrow(/is for express-api@43 but the artifact is express-api@42/);
-    writeFileSync(join(dir, 'buildonce.json'), '{"version":"x"}');
+    writeFileSync(join(dir, 'artifact-info.json'), '{"version":"x"}');
     expect(() => loadReleaseInfo(dir)).toThrow(ReleaseInfoError);
-    writeFileSync(join(dir, 'buildonce.json'), '{');
+    writeFileSync(join(dir, 'artifact-info.json'), '{');
     expect(() => loadReleaseInfo(dir)).toThrow(/not JSON/);
   });
 });

@@ -11,7 +11,7 @@ export interface ReleaseInfo {
   commit: string | null;
   /** ISO time the version was published; null when not deployed from the store */
   publishedAt: string | null;
-  /** `artifact`: buildonce.json found; `deployed`: plus the stored manifest; `dev`: neither */
+  /** `artifact`: artifact-info.json found; `deployed`: plus the stored manifest; `dev`: neither */
   source: 'dev' | 'artifact' | 'deployed';
 }
 
@@ -33,7 +33,7 @@ function readIfExists(path: string): string | undefined {
  * Reads the release identity from the directory the service runs from (the directory of `main.js`,
  * i.e. `<root>/releases/<version>` — Node resolves the `current` symlink for the main module, so a
  * running process keeps its own version after `current` flips).
- *  - `<dir>/buildonce.json` (inside the artifact) gives project and version;
+ *  - `<dir>/artifact-info.json` (inside the artifact) gives project and version;
  *  - `<dir>/.buildonce/manifest.json` (written by the deploy) adds commit and publishedAt.
  * Without either (running from sources) the version is `dev`.
  * @throws ReleaseInfoError when a file is malformed or the two disagree on project/version

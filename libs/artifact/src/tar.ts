@@ -30,7 +30,7 @@ export const GZIP_OS_UNIX = 3;
  * The service reads its version from it at run time; a tarball cannot contain its own sha256, but its
  * version (the build's Nx task hash) is known before the bytes are written.
  */
-export const ARTIFACT_INFO_FILE = 'buildonce.json';
+export const ARTIFACT_INFO_FILE = 'artifact-info.json';
 
 /**
  * Where a deploy (apps/express-api/deploy/user-data.sh, libs/deploy `deployLocal`) writes the stored

@@ -1,10 +1,12 @@
-import { mkdtempSync, writeFileSync, utimesSync, readFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, utimesSync, readFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { writeDeterministicZip } from './zip';
 import { sha256File } from './hash';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 function listZip(path: string): Promise<{ name: string; mode: number; extra: number; date: Date }[]> {
   return new Promise((resolve, reject) => {
@@ -24,7 +26,7 @@ function listZip(path: string): Promise<{ name: string; mode: number; extra: num
 
 describe('writeDeterministicZip', () => {
   it('gives identical bytes for identical contents regardless of mtime, mode and order', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zip-'));
+    const dir = tempDir('zip-');
     const a = join(dir, 'a');
     const b = join(dir, 'b');
     writeFileSync(a, 'hello bootstrap');
@@ -43,7 +45,7 @@ describe('writeDeterministicZip', () => {
   });
 
   it('changes bytes when contents change and refuses unsafe names', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zip-'));
+    const dir = tempDir('zip-');
     await writeDeterministicZip([{ name: 'x', bytes: Buffer.from('1') }], join(dir, '1.zip'));
     await writeDeterministicZip([{ name: 'x', bytes: Buffer.from('2') }], join(dir, '2.zip'));
     expect(readFileSync(join(dir, '1.zip')).equals(readFileSync(join(dir, '2.zip')))).toBe(false);

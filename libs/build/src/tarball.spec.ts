@@ -35,7 +35,7 @@ function fixtureWorkspace(prefix: string): string {
   w('node_modules/left-pad-fx/index.js', "module.exports = (s, n) => ' '.repeat(Math.max(0, n - s.length)) + s;\n");
   mkdirSync(join(root, 'node_modules/@fx'), { recursive: true });
   symlinkSync('../../libs/greet', join(root, 'node_modules/@fx/greet'), 'dir');
-  w('apps/app/src/main.ts', "import { readFileSync } from 'node:fs';\nimport { join } from 'node:path';\nimport { greet } from '@fx/greet';\nconst info = JSON.parse(readFileSync(join(__dirname, 'buildonce.json'), 'utf8'));\nconsole.log(greet('world') + ' ' + info.version);\n");
+  w('apps/app/src/main.ts', "import { readFileSync } from 'node:fs';\nimport { join } from 'node:path';\nimport { greet } from '@fx/greet';\nconst info = JSON.parse(readFileSync(join(__dirname, 'artifact-info.json'), 'utf8'));\nconsole.log(greet('world') + ' ' + info.version);\n");
   return root;
 }
 
@@ -68,13 +68,13 @@ describe('buildNodeTarball', () => {
     expect(JSON.parse(readFileSync(join(root, 'dist/apps/app/artifact.json'), 'utf8'))).toEqual(m);
 
     const tarball = join(root, 'dist/apps/app/app-deployment.tar.gz');
-    expect((await listTarGz(tarball)).map((e) => e.path)).toEqual(['buildonce.json', 'main.js', 'main.js.map', 'package.json']);
+    expect((await listTarGz(tarball)).map((e) => e.path)).toEqual(['artifact-info.json', 'main.js', 'main.js.map', 'package.json']);
     const out = mkdtempSync(join(tmpdir(), 'tb-run-'));
     made.push(out);
     await extractTarGz(tarball, out);
     const pkg = JSON.parse(readFileSync(join(out, 'package.json'), 'utf8'));
     expect(pkg).toEqual({ name: 'app', private: true, type: 'commonjs', main: 'main.js', scripts: { start: 'node main.js' }, engines: { node: '>=20' } });
-    const info = JSON.parse(readFileSync(join(out, 'buildonce.json'), 'utf8'));
+    const info = JSON.parse(readFileSync(join(out, 'artifact-info.json'), 'utf8'));
     expect(info).toMatchObject({ project: 'app', version: '1234', entry: 'main.js' });
     expect(info.bundled).toEqual([{ name: 'left-pad-fx', version: '1.3.0', license: 'WTFPL' }]);
     expect(info.workspaceLibraries).toEqual([{ name: '@fx/greet', version: '0.1.0' }]);

@@ -175,7 +175,7 @@ async function realDirOutsideNodeModules(absDir: string): Promise<boolean> {
  *  - esbuild bundles the entry with every workspace library and production dependency into one
  *    CommonJS file (`<entry>`; `<entry>.map` with workspace-relative paths when `sourcemap`),
  *    symlinks preserved so workspace libraries keep workspace-relative paths on any machine;
- *  - `package.json` without dependencies, and `buildonce.json` (project, version, entry, runtime,
+ *  - `package.json` without dependencies, and `artifact-info.json` (project, version, entry, runtime,
  *    the bundled packages with exact versions);
  *  - everything written with {@link writeDeterministicTarGz} (sorted, fixed mtime, uid/gid 0, no
  *    owner names, gzip header without timestamp).

@@ -12,7 +12,7 @@ export interface VerifiedArtifact {
 }
 
 /**
- * Finds and verifies the artifact an environment may run (DESIGN.md invariant 6):
+ * Finds and verifies the artifact an environment may run (docs/architecture.md invariant 6):
  * chain environments accept only the trusted namespace, published by a trusted builder; preview
  * environments take the trusted artifact when there is one, else the preview one.
  * @throws UntrustedArtifactError (only in preview / untrusted publisher); ArtifactNotFoundError;

@@ -1,12 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { effectiveTargetKind } from './commands';
 import { loadConfig, parseConfig, resolveEnvironment } from './config';
 import { validateEnvName, isPreviewEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
 import { InvalidEnvironmentNameError, UnknownEnvironmentError } from './errors';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 describe('environment names', () => {
   it('accepts lowercase names up to 63 chars', () => {
@@ -65,7 +67,7 @@ describe('buildonce.json', () => {
   });
 
   it('loads the file, or defaults when absent, and reports bad JSON', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const dir = tempDir('cfg-');
     expect((await loadConfig(dir, {})).source).toBe('defaults');
     writeFileSync(join(dir, 'buildonce.json'), '{ "environments": [ { "name": "dev" } ] }');
     expect((await loadConfig(dir, {})).environments.map((e) => e.name)).toEqual(['dev']);

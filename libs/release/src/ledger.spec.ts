@@ -1,14 +1,16 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { currentKey, historyKey, lockKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { appendEntry, listSeqs, readCurrent, readHistory, serializeEntry, type HistoryEntry } from './ledger';
 import { draft } from './testkit';
 import { acquireLock } from './lock';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 function fileStore(): BlobStore {
-  return openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ledger-'))}`));
+  return openStore(parseStoreUrl(`file://${tempDir('ledger-')}`));
 }
 
 

@@ -6,7 +6,7 @@ import { deployResultSchema } from '@buildonce/deploy';
 import { LedgerError } from './errors';
 
 /**
- * The release ledger (DESIGN.md "Store layout"), per project and environment:
+ * The release ledger (docs/architecture.md "Store layout"), per project and environment:
  *
  *   releases/<project>/<env>/current.json          pointer = a copy of the newest succeeded entry (CAS)
  *   releases/<project>/<env>/history/<seq>.json    one entry per deploy attempt, create-only

@@ -1,19 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { awsClients } from '@buildonce/aws';
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, S3BlobStore, type BlobStore } from '@buildonce/store';
 import { createDeployTarget, Ec2DeployTarget, LambdaDeployTarget } from '@buildonce/deploy';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runPromoteCommand, runReleasesCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 import { parseConfig, resolveEnvironment } from './config';
 import { appendEntry, listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion } from './promote';
 import { createLambdaRole, draft, publishFake } from './testkit';
+
+afterAll(removeTempDirs);
 
 let moto: MotoServer;
 let lambda: LambdaClient;
@@ -28,12 +30,13 @@ const meta = { commit: '1111111111111111111111111111111111111111', runId: '42', 
 beforeAll(async () => {
   moto = await startMoto();
   Object.assign(process.env, moto.env);
-  s3 = new S3Client({ forcePathStyle: true });
-  lambda = new LambdaClient({});
-  ssm = new SSMClient({});
+  const aws = awsClients();
+  s3 = aws.s3();
+  lambda = aws.lambda();
+  ssm = aws.ssm();
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   store = openStore(parseStoreUrl(storeUrl)) as S3BlobStore;
-  workspaceRoot = mkdtempSync(join(tmpdir(), 'promote-ws-'));
+  workspaceRoot = tempDir('promote-ws-');
   writeFileSync(join(workspaceRoot, 'buildonce.json'), JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
   // IaC: one function per environment, created with a placeholder zip
   const role = await createLambdaRole(moto.endpoint);
@@ -129,7 +132,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     await oneLine(runPromoteCommand(cmd('rust-scorer', 'qa', v2.dir)), /^unknown environment "qa": known environments are dev, staging, prod/);
     for (const bad of ['../x', 'Prod', '']) await oneLine(runPromoteCommand(cmd('rust-scorer', bad, v2.dir)), /environment/);
 
-    const missingDir = mkdtempSync(join(tmpdir(), 'missing-'));
+    const missingDir = tempDir('missing-');
     writeFileSync(join(missingDir, 'artifact.json'), JSON.stringify({ ...JSON.parse((await import('node:fs')).readFileSync(join(v2.dir, 'artifact.json'), 'utf8')), version: '9999' }));
     await oneLine(runPromoteCommand(cmd('rust-scorer', 'dev', missingDir)), /^version 9999 of rust-scorer is not in s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/9999\/: publish it first/);
 
@@ -163,7 +166,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
           project: 'express-api',
           version,
           environment: env,
-          target: new Ec2DeployTarget({ client: new SSMClient({}) }),
+          target: new Ec2DeployTarget({ client: awsClients().ssm() }),
           meta: { ...meta, runId: `run-${version}` },
           log: () => undefined,
         }),

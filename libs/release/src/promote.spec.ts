@@ -1,7 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
 import { DeployPreflightError } from '@buildonce/deploy';
 import { parseConfig, resolveEnvironment } from './config';
@@ -11,12 +10,15 @@ import { listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from './testkit';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 const config = parseConfig({});
 const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
 
 function setup() {
-  const store: BlobStore = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'promote-'))}`));
+  const store: BlobStore = openStore(parseStoreUrl(`file://${tempDir('promote-')}`));
   const target = new FakeTarget();
   const lines: string[] = [];
   const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc', version, environment: resolveEnvironment(config, env), target, meta, log: (l) => lines.push(l) });

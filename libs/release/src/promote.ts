@@ -47,7 +47,7 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
 }
 
 /**
- * Promotes a published version (DESIGN.md "Flows"): no-op when it is already current → verify the
+ * Promotes a published version (docs/architecture.md "Flows"): no-op when it is already current → verify the
  * stored manifest and every file (trusted namespace for chain environments) → policy (required
  * upstream environments, soak) → target preflight → lock → deploy → history entry + pointer CAS.
  * Everything before the deploy changes nothing when it refuses. A deploy that fails is recorded as a

@@ -1,15 +1,17 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry } from './ledger';
 import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable } from './releases';
 import { draft } from './testkit';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 function gitRepo(): { dir: string; commits: string[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'base-git-'));
+  const dir = tempDir('base-git-');
   const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
   git('init', '-q', '-b', 'main');
   const commits: string[] = [];
@@ -24,7 +26,7 @@ function gitRepo(): { dir: string; commits: string[] } {
 
 describe('releases', () => {
   it('renders the table, markdown and single fields', async () => {
-    const store = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'rel-'))}`));
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     await appendEntry(store, { ...draft('11'), environment: 'dev', commit: 'a'.repeat(40) });
     await appendEntry(store, { ...draft('12'), environment: 'dev', status: 'failed', error: 'boom' });
     await appendEntry(store, { ...draft('11'), environment: 'prod' });
@@ -44,7 +46,7 @@ describe('releases', () => {
 
   it('the workspace base commit is the merge-base of the commits current in the environment', async () => {
     const { dir, commits } = gitRepo();
-    const store = openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'rel-'))}`));
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     expect(await baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).toBeUndefined();
     await appendEntry(store, { ...draft('1'), project: 'a', commit: commits[2]! });
     expect(await baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).toBe(commits[2]);
@@ -58,7 +60,7 @@ describe('releases', () => {
 
 describe('releases with a path-like project name (issue 11 item 13)', () => {
   it('is an error on the file store, not an empty list', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'releases-dotdot-'));
+    const dir = tempDir('releases-dotdot-');
     const store = openStore(parseStoreUrl(`file://${join(dir, 'store')}`));
     await appendEntry(store, draft('1', { project: 'x', environment: 'dev' }));
     await expect(collectReleases({ store, project: '../x' })).rejects.toThrow(/project name "..\/x" cannot be used by buildonce/);

@@ -1,15 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
 import { appendEntry } from './ledger';
 import { draft } from './testkit';
+
+afterAll(removeTempDirs);
 
 let moto: MotoServer;
 const bucket = 'retention-it';
@@ -24,7 +25,7 @@ afterAll(async () => {
 });
 
 async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'ret-'));
+  const dir = tempDir('ret-');
   const bytes = randomBytes(opts.size ?? 1000);
   writeFileSync(join(dir, 'bootstrap.zip'), bytes);
   const manifest = parseManifest({
@@ -42,7 +43,7 @@ async function ledger(store: BlobStore, project: string, env: string, versions: 
 }
 
 const backends: [string, () => BlobStore][] = [
-  ['file', () => openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'ret-store-'))}`))],
+  ['file', () => openStore(parseStoreUrl(`file://${tempDir('ret-store-')}`))],
   ['s3', () => openStore(parseStoreUrl(`s3://${bucket}/r${randomBytes(4).toString('hex')}`))],
 ];
 

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { DeployError, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { EntryDraft } from './ledger';
+import { tempDir } from '@buildonce/testing';
 
 /**
  * Test helper (not exported from the package index): publishes a small fake artifact directly with
@@ -16,7 +16,7 @@ export async function publishFake(
   store: BlobStore,
   o: { project: string; version: string; kind?: Manifest['kind']; namespace?: ArtifactNamespace; trusted?: boolean; content?: string },
 ): Promise<{ manifest: Manifest; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'fake-artifact-'));
+  const dir = tempDir('fake-artifact-');
   const kind = o.kind ?? 'lambda-zip';
   const name = kind === 'lambda-zip' ? 'bootstrap.zip' : `${o.project}-deployment.tar.gz`;
   if (kind === 'lambda-zip') {

@@ -88,7 +88,7 @@ export async function readStoredManifest(store: BlobStore, project: string, vers
 
 /**
  * Confirms a published version is complete: the stored manifest exists and every file is present
- * with the manifest's size and sha256 (DESIGN.md invariant 2: a pointer never names a version whose
+ * with the manifest's size and sha256 (docs/architecture.md invariant 2: a pointer never names a version whose
  * files are not all present and verified).
  * @throws ArtifactNotFoundError when the manifest is missing; ArtifactIntegrityError naming the first bad file
  */
@@ -146,7 +146,7 @@ export interface PublishOptions {
 }
 
 /**
- * Publishes a built version immutably (DESIGN.md "Store layout"): checks the local files against
+ * Publishes a built version immutably (docs/architecture.md "Store layout"): checks the local files against
  * the manifest, uploads each missing file create-only, confirms each stored object's size and
  * sha256 (HeadObject with checksums), then writes `manifest.json` last, so a visible manifest means a
  * complete version. An existing version with identical checksums is `already-published` and

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes, type Manifest } from '@buildonce/artifact';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import {
   ArtifactConflictError,
   ArtifactIntegrityError,
@@ -18,6 +18,8 @@ import {
   verifyArtifact,
   type BlobStore,
 } from './index';
+
+afterAll(removeTempDirs);
 
 let moto: MotoServer;
 const bucket = 'buildonce-test';
@@ -33,7 +35,7 @@ afterAll(async () => {
 
 /** Writes an artifact directory with one file of the given bytes and returns its manifest. */
 function artifactDir(project: string, version: string, files: Record<string, Buffer>): { dir: string; manifest: Manifest } {
-  const dir = mkdtempSync(join(tmpdir(), 'art-'));
+  const dir = tempDir('art-');
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
   const manifest = parseManifest({
     schemaVersion: 1,
@@ -50,7 +52,7 @@ function artifactDir(project: string, version: string, files: Record<string, Buf
 }
 
 const backends: [string, () => BlobStore][] = [
-  ['file', () => openStore(parseStoreUrl(`file://${mkdtempSync(join(tmpdir(), 'store-'))}`))],
+  ['file', () => openStore(parseStoreUrl(`file://${tempDir('store-')}`))],
   ['s3', () => openStore(parseStoreUrl(`s3://${bucket}/p${randomBytes(4).toString('hex')}`))],
 ];
 
@@ -188,7 +190,7 @@ describe('S3 access errors', () => {
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
     const head = await store.head(artifactKey('pc', '1', 'bootstrap.zip'));
     expect(Buffer.from(head!.sha256Base64!, 'base64').toString('hex')).toBe(manifest.files[0]!.sha256);
-    const got = await new S3Client({ forcePathStyle: true }).send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
+    const got = await awsClients().s3().send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
     expect(JSON.parse(await got.Body!.transformToString()).manifest.version).toBe('1');
   });
 });

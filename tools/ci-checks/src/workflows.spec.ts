@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 /** The workflows are security-relevant configuration: check their schema and buildonce's invariants. */
 const repo = resolve(__dirname, '../../..');
@@ -27,7 +29,7 @@ describe('workflow schema (action-validator)', () => {
   });
 
   it('the validator rejects a broken workflow (the check can fail)', () => {
-    const bad = join(mkdtempSync(join(tmpdir(), 'wf-')), 'bad.yml');
+    const bad = join(tempDir('wf-'), 'bad.yml');
     writeFileSync(bad, 'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n');
     expect(spawnSync(validator, [bad], { encoding: 'utf8' }).status).not.toBe(0);
   });

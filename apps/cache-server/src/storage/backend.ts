@@ -15,7 +15,7 @@ export type VerifiedRead =
 
 /**
  * The object operations the cache needs, implemented by the directory and S3 backends with the same semantics.
- * Keys are relative `/`-separated paths (see `keys.ts`). Records are small JSON objects written create-only;
+ * Keys are relative `/`-separated paths (built by `recordKey`/`blobKey` in cache-store.ts). Records are small JSON objects written create-only;
  * blobs are written under unique keys and become reachable only through a record.
  */
 export interface CacheBackend {

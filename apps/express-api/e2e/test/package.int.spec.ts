@@ -70,7 +70,7 @@ describe('nx run express-api:publish (embedded store)', () => {
     expect(head.readUInt32LE(4)).toBe(0);
     expect(head[9]).toBe(3);
     const entries = await listTarGz(tarball);
-    expect(entries.map((e) => e.path)).toEqual(['buildonce.json', 'main.js', 'main.js.map', 'package.json']);
+    expect(entries.map((e) => e.path)).toEqual(['artifact-info.json', 'main.js', 'main.js.map', 'package.json']);
     for (const e of entries) expect(e).toMatchObject({ uid: 0, gid: 0, uname: '', gname: '', mode: 0o644, mtime: TAR_EPOCH.getTime() / 1000 });
   });
 
@@ -83,11 +83,11 @@ describe('nx run express-api:publish (embedded store)', () => {
     const dir = (bootDir = mkdtempSync(join(tmpdir(), 'api-boot-')));
     expect(nodeModulesAbove(dir)).toEqual([]);
     await extractTarGz(join(storedDir, tarballName), dir);
-    expect(readdirSync(dir).sort()).toEqual(['buildonce.json', 'main.js', 'main.js.map', 'package.json']);
+    expect(readdirSync(dir).sort()).toEqual(['artifact-info.json', 'main.js', 'main.js.map', 'package.json']);
     const pkgText = readFileSync(join(dir, 'package.json'), 'utf8');
     expect(pkgText).not.toMatch(/workspace:|file:|link:/);
     expect(JSON.parse(pkgText)).not.toHaveProperty('dependencies');
-    const info = JSON.parse(readFileSync(join(dir, 'buildonce.json'), 'utf8')) as { version: string; bundled: { name: string; version: string }[] };
+    const info = JSON.parse(readFileSync(join(dir, 'artifact-info.json'), 'utf8')) as { version: string; bundled: { name: string; version: string }[] };
     expect(info.version).toBe(stored.manifest.version);
     expect(info.bundled.find((p) => p.name === 'express')?.version).toBe('5.3.0');
     expect(info.bundled.find((p) => p.name === 'pino')?.version).toBe('10.4.0');

@@ -199,7 +199,7 @@ describe('express-api on S3 and the EC2 user data', () => {
     const ts = join(root, 'releases', version);
     const sh = join(firstRoot, 'releases', version);
     expect(files(ts)).toEqual(files(sh));
-    expect(files(sh)).toEqual(['.buildonce/manifest.json', 'buildonce.json', 'main.js', 'main.js.map', 'package.json']);
+    expect(files(sh)).toEqual(['.buildonce/manifest.json', 'artifact-info.json', 'main.js', 'main.js.map', 'package.json']);
     for (const f of files(sh)) expect(readFileSync(join(ts, f)).equals(readFileSync(join(sh, f))), f).toBe(true);
   });
 });

@@ -1,11 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEntry } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
+import { removeTempDirs, tempDir } from '@buildonce/testing';
+
+afterAll(removeTempDirs);
 
 /** The `buildonce` bin as CI runs it: a real process in a git workspace with a file store ledger. */
 const bin = resolve(__dirname, '../../bin/buildonce.js');
@@ -17,7 +19,7 @@ const git = (...args: string[]) => execFileSync('git', args, { cwd: ws, encoding
 const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
 beforeAll(async () => {
-  ws = mkdtempSync(join(tmpdir(), 'buildonce-cli-'));
+  ws = tempDir('buildonce-cli-');
   writeFileSync(join(ws, 'nx.json'), '{}\n');
   git('init', '-q', '-b', 'main');
   git('add', '-A');
