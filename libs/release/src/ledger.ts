@@ -67,7 +67,7 @@ export const historyEntrySchema = z
     finishedAt: z.string(),
     /**
      * Random id of the append that wrote this entry: a writer whose create-only write was applied but
-     * whose response was lost recognises its own entry by it on retry (DESIGN.md invariant 8).
+     * whose response was lost recognises its own entry by it on retry (docs/architecture.md, invariant 8).
      */
     writeId: z.string().optional(),
   })
@@ -205,7 +205,7 @@ const defaultBackoff = (round: number) => new Promise<void>((r) => setTimeout(r,
  *
  * Every entry carries a random `writeId`. A history write whose response was lost (the SDK retries
  * and gets 412 on its own object) or an entry of this call found while walking is recognised as this
- * append's own, so one deploy is never recorded twice (DESIGN.md invariant 8).
+ * append's own, so one deploy is never recorded twice (docs/architecture.md, invariant 8).
  *
  * Sequence numbers come out contiguous, no entry is lost or overwritten, and the pointer only moves
  * forward and always equals the newest succeeded entry once every writer has finished (or the next

@@ -83,7 +83,7 @@ export async function readLease(store: BlobStore, project: string, env: string):
  * Acquires the promotion lock of a project+environment, waiting (polling with backoff, 100 ms → 2 s)
  * while another live promotion holds it. Every lease names its owner (a random id per acquisition): a
  * write of ours that was applied but whose response was lost (412 on retry) is recognised by that
- * owner and counts as acquired, keeping the expired lease it took over (DESIGN.md invariant 8).
+ * owner and counts as acquired, keeping the expired lease it took over (docs/architecture.md, invariant 8).
  * @throws LockTimeoutError naming the holder after `waitMs`; LedgerError for a corrupt lock object
  */
 export async function acquireLock(o: LockOptions): Promise<HeldLock> {

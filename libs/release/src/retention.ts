@@ -84,7 +84,7 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
  * or among the last {@link ROLLBACK_WINDOW} distinct versions of *succeeded* history entries of any
  * environment (`releases/<p>/<env>/history/<seq>.json`, read newest first; failed attempts are never
- * rollback targets, so they do not count). Fails closed (DESIGN.md invariant 9): any ledger object it
+ * rollback targets, so they do not count). Fails closed (docs/architecture.md, invariant 9): any ledger object it
  * cannot read or parse stops it with a one-line LedgerError before anything is deleted.
  * Returns a map of `<project>/<version>` → why it is kept.
  * @throws LedgerError (unparseable or vanished ledger object), StoreAccessError
