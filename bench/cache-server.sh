@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks the buildonce cache server against turborepo-remote-cache (npm, local storage), side by side on the
-# same machine and the same request bodies: 32 concurrent keep-alive clients on loopback, PUT then GET of 1 MiB
-# and 64 MiB gzip-tar entries (Nx-shaped: random output file + terminalOutput + code).
-# Prints throughput (MiB/s of body bytes), latency p50/p99 (ms) and each server's peak RSS per phase.
+# Benchmarks the buildonce cache server against two baselines measured in the same run, on the same machine and
+# the same request bodies: the FLOOR (apps/cache-server/bench/floor-server.mjs: bare node:http, streams PUTs to a
+# temp file + link, streams GETs back, validates nothing) and turborepo-remote-cache (npm, local storage).
+# 32 concurrent keep-alive clients on loopback, PUT then GET of 1 MiB and 64 MiB gzip-tar entries (Nx-shaped:
+# random output file + terminalOutput + code). Prints throughput (MiB/s of body bytes), latency p50/p99 (ms),
+# each server's peak RSS per phase, then every shape as a ratio: buildonce/floor, buildonce/turborepo
+# (throughput), and buildonce/turborepo peak RSS. Targets (issue 14): >= 0.85x floor, >= 1.0x turborepo,
+# RSS <= 0.5x turborepo.
 #
 # usage: bench/cache-server.sh        (env: SMALL_REQUESTS=512 LARGE_REQUESTS=64 CONCURRENCY=32)
 # Servers run one at a time (never concurrently) so they do not compete for the 2 cores.
@@ -52,6 +56,12 @@ start_ours() { # port -> pid
   echo $!
 }
 
+start_floor() { # port -> pid
+  mkdir -p "$WORK/floor-store"
+  PORT="$1" STORE="$WORK/floor-store" TOKEN="$TOKEN" node "$ROOT/apps/cache-server/bench/floor-server.mjs" >>"$WORK/floor.log" 2>&1 &
+  echo $!
+}
+
 start_turbo() { # port -> pid
   mkdir -p "$WORK/turbo-store"
   NODE_ENV=production PORT="$1" HOST=127.0.0.1 STORAGE_PROVIDER=local STORAGE_PATH="$WORK/turbo-store" \
@@ -63,7 +73,11 @@ RESULTS="$WORK/results.jsonl"
 run_server() { # name api
   local name="$1" api="$2" port pid url probe
   port="$(free_port)"
-  if [ "$name" = "buildonce" ]; then pid="$(start_ours "$port")"; probe="/health"; else pid="$(start_turbo "$port")"; probe="/v8/artifacts/status"; fi
+  case "$name" in
+    buildonce) pid="$(start_ours "$port")"; probe="/health" ;;
+    floor) pid="$(start_floor "$port")"; probe="/health" ;;
+    *) pid="$(start_turbo "$port")"; probe="/v8/artifacts/status" ;;
+  esac
   PIDS+=("$pid")
   url="http://127.0.0.1:$port"
   wait_http "$url$probe" "$TOKEN"
@@ -76,10 +90,11 @@ run_server() { # name api
   done
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  rm -rf "$WORK/ours-store" "$WORK/turbo-store"
+  rm -rf "$WORK/ours-store" "$WORK/turbo-store" "$WORK/floor-store"
 }
 
 START=$(date +%s)
+run_server floor nx
 run_server buildonce nx
 run_server turborepo-remote-cache turbo
 
@@ -94,6 +109,16 @@ for (const r of rows) {
   console.log(pad(r.label, 24) + pad(r.op, 5) + pad(entry, 8) + pad(r.requests, 6) + pad(r.ok, 6) + pad(r.mibPerSec, 9) + pad(r.p50, 10) + pad(r.p99, 10) + r.peakRssMiB);
   const bad = Object.entries(r.statuses).filter(([s]) => s !== "200");
   if (bad.length) console.log("   non-200 responses: " + JSON.stringify(Object.fromEntries(bad)));
+}
+const at = (label, op, big) => rows.find((r) => r.label === label && r.op === op && (r.bodyMiB >= 32) === big);
+const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) + "x" : "n/a");
+console.log();
+console.log("== ratios (buildonce / baseline; targets: throughput >= 0.85x floor and >= 1.00x turborepo, RSS <= 0.50x turborepo)");
+console.log(pad("op", 5) + pad("entry", 8) + pad("vs floor", 11) + pad("vs turborepo", 14) + "RSS vs turborepo");
+for (const op of ["PUT", "GET"]) for (const big of [false, true]) {
+  const o = at("buildonce", op, big), f = at("floor", op, big), t = at("turborepo-remote-cache", op, big);
+  if (!o) continue;
+  console.log(pad(op, 5) + pad(big ? "64 MiB" : "1 MiB", 8) + pad(fmt(o.mibPerSec / f?.mibPerSec), 11) + pad(fmt(o.mibPerSec / t?.mibPerSec), 14) + fmt(o.peakRssMiB / t?.peakRssMiB));
 }
 ' "$RESULTS"
 echo "(total $(( $(date +%s) - START )) s)"

@@ -3,7 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { BodyGuard, unsafeEntryReason } from './body-guard';
+import { ArchivePaths, BodyGuard, unsafeEntryReason } from './body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from './errors';
 import { nxLikeBody, rawTar, sha256Hex, tarGz } from './test-helpers';
 
@@ -36,6 +36,41 @@ describe('unsafeEntryReason', () => {
     ['hard', 'Link', '/etc/shadow', /hard link/],
   ])('rejects %s (%s -> %s)', (path, type, link, msg) => {
     expect(unsafeEntryReason(path, type, link)).toMatch(msg);
+  });
+});
+
+describe('ArchivePaths (links resolved against earlier links in the same archive)', () => {
+  type E = [path: string, type: string, link?: string];
+  const judge = (entries: E[]) => {
+    const p = new ArchivePaths();
+    for (const [path, type, link] of entries) {
+      const r = p.check(path, type, link);
+      if (r) return r;
+    }
+    return undefined;
+  };
+
+  it.each<[string, E[], RegExp]>([
+    ['dist/a -> . then dist/b -> a/a/a/../..', [['dist/a', 'SymbolicLink', '.'], ['dist/b', 'SymbolicLink', 'a/a/a/../..']], /symlink "dist\/b".*leaves the archive/],
+    ['x/y -> .. then x/y/z -> ..', [['x/y', 'SymbolicLink', '..'], ['x/y/z', 'SymbolicLink', '..']], /leaves the archive/],
+    ['a file written through a link that climbs', [['up', 'SymbolicLink', '.'], ['d/l', 'SymbolicLink', '../up'], ['d/l/l2', 'SymbolicLink', '..'], ['d/l/l2/f', 'File']], /leaves the archive/],
+    ['a link climbing out of a link to the root', [['r', 'SymbolicLink', '.'], ['s', 'SymbolicLink', 'r/..']], /leaves the archive/],
+    ['a hard link resolved through an escaping chain', [['d/a', 'SymbolicLink', '.'], ['d/b', 'SymbolicLink', 'a/..'], ['h', 'Link', 'd/b/../x']], /"\.\." segment/],
+    ['a link loop used as a path', [['a', 'SymbolicLink', 'b'], ['b', 'SymbolicLink', 'a'], ['a/f', 'File']], /loops/],
+    ['a character device', [['dev/null', 'CharacterDevice']], /CharacterDevice/],
+    ['a block device', [['sda', 'BlockDevice']], /BlockDevice/],
+    ['a FIFO', [['pipe', 'FIFO']], /FIFO/],
+    ['an absolute hard link', [['h', 'Link', '/etc/shadow']], /hard link/],
+  ])('refuses %s', (_name, entries, msg) => {
+    expect(judge(entries)).toMatch(msg);
+  });
+
+  it.each<[string, E[]]>([
+    ['node_modules/.bin links into a sibling package', [['node_modules/x/cli.js', 'File'], ['node_modules/.bin/x', 'SymbolicLink', '../x/cli.js']]],
+    ['a chain that stays inside', [['dist/a', 'SymbolicLink', '.'], ['dist/b', 'SymbolicLink', 'a/a/../lib'], ['dist/b2', 'SymbolicLink', 'a/a/a']]],
+    ['a file under a directory link', [['lib', 'Directory'], ['cur', 'SymbolicLink', 'lib'], ['cur/f.js', 'File'], ['h', 'Link', 'cur/f.js']]],
+  ])('accepts %s', (_name, entries) => {
+    expect(judge(entries)).toBeUndefined();
   });
 });
 
@@ -76,6 +111,11 @@ describe('BodyGuard', () => {
     ['a ../evil entry', tarGz([{ path: 'ok.txt', data: 'x' }, { path: '../evil', data: 'pwned' }]), 'unsafe-entry'],
     ['an absolute entry', tarGz([{ path: '/etc/cron.d/evil', data: 'x' }]), 'unsafe-entry'],
     ['an escaping symlink', tarGz([{ path: 'out', type: 'SymbolicLink', linkpath: '/home' }]), 'unsafe-entry'],
+    [
+      'a symlink chain escaping through an earlier link',
+      tarGz([{ path: 'dist/a', type: 'SymbolicLink', linkpath: '.' }, { path: 'dist/b', type: 'SymbolicLink', linkpath: 'a/a/a/../..' }]),
+      'unsafe-entry',
+    ],
     ['a plain (uncompressed) tar', rawTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
     ['random bytes', randomBytes(4096), 'not-gzip'],
     ['gzip of something that is not tar', gzipSync(randomBytes(4096)), 'bad-archive'],

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_BYTES, loadConfig, parseCacheStore } from './config';
 import { ConfigError } from './errors';
+import { accessFromClaims } from './oidc';
 
 const tokens = { BUILDONCE_CACHE_TOKENS: 'tok-123:read-write' };
 
@@ -35,6 +36,54 @@ describe('loadConfig', () => {
 
   it('refuses to start without tokens', () => {
     expect(() => loadConfig({}, '/')).toThrow(/BUILDONCE_CACHE_TOKENS is empty/);
+  });
+
+  it('OIDC mode: GitHub defaults, tokens optional', () => {
+    const c = loadConfig({ BUILDONCE_CACHE_OIDC_AUDIENCE: 'https://cache.example', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app, acme/lib' }, '/');
+    expect(c.tokens.size).toBe(0);
+    expect(c.oidc).toEqual({
+      issuer: 'https://token.actions.githubusercontent.com',
+      audience: 'https://cache.example',
+      jwksUrl: 'https://token.actions.githubusercontent.com/.well-known/jwks',
+      repositories: ['acme/app', 'acme/lib'],
+      trustedRefs: ['refs/heads/main'],
+      clockSkewSeconds: 60,
+      maxTokenAgeSeconds: 3600,
+    });
+    expect(loadConfig({ ...tokens }, '/').oidc).toBeUndefined();
+  });
+
+  it.each([
+    [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a' }, /BUILDONCE_CACHE_OIDC_REPOSITORIES is empty/],
+    [{ BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app' }, /without BUILDONCE_CACHE_OIDC_AUDIENCE/],
+    [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'app' }, /"app" is not owner\/name/],
+    [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_TRUSTED_REFS: 'main' }, /not a full ref/],
+    [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_ISSUER: 'token.actions' }, /not an http\(s\) URL/],
+    [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '100', BUILDONCE_CACHE_STORE: 's3://bucket/x' }, /directory store only/],
+    [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '0' }, /out of range/],
+  ])('rejects OIDC / store-cap settings %j', (env, msg) => {
+    expect(() => loadConfig({ ...tokens, ...env }, '/')).toThrow(msg);
+  });
+
+  it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for a directory store', () => {
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_MAX_STORE_BYTES: '1073741824' }, '/').maxStoreBytes).toBe(1073741824);
+    expect(loadConfig({ ...tokens }, '/').maxStoreBytes).toBeUndefined();
+  });
+});
+
+describe('accessFromClaims (GitHub Actions claim rules)', () => {
+  const cfg = { repositories: ['Acme/App'], trustedRefs: ['refs/heads/main'] };
+  it.each<[Record<string, string>, unknown]>([
+    [{ repository: 'acme/app', event_name: 'push', ref: 'refs/heads/main' }, { ok: true, principal: { access: 'read-write', namespace: 'trusted' } }],
+    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/merge' }, { ok: true, principal: { access: 'read-write', namespace: 'pr-51' } }],
+    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/051/merge' }, { ok: false, reason: 'forbidden' }],
+    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/head' }, { ok: false, reason: 'forbidden' }],
+    [{ repository: 'acme/app', event_name: 'pull_request_target', ref: 'refs/heads/main' }, { ok: false, reason: 'forbidden' }],
+    [{ repository: 'acme/app', event_name: 'push', ref: 'refs/tags/v1' }, { ok: false, reason: 'forbidden' }],
+    [{ repository: 'acme/app-fork', event_name: 'push', ref: 'refs/heads/main' }, { ok: false, reason: 'invalid' }],
+    [{ event_name: 'push', ref: 'refs/heads/main' }, { ok: false, reason: 'invalid' }],
+  ])('%j -> %j', (claims, want) => {
+    expect(accessFromClaims(claims, cfg)).toMatchObject(want as object);
   });
 });
 

@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { parseStoreUrl } from '@buildonce/store';
 import { ConfigError } from './errors';
+import { GITHUB_ISSUER, type OidcConfig } from './oidc';
 import { parseTokens, type TokenTable } from './tokens';
 
 /** Default `BUILDONCE_CACHE_MAX_BYTES`: 2 GiB. */
@@ -24,6 +25,10 @@ export interface ServerConfig {
   spoolDir: string;
   /** how long a SIGTERM waits for in-flight requests before exiting anyway, ms */
   shutdownTimeoutMs: number;
+  /** OIDC mode (GitHub Actions ID tokens as bearer tokens); absent when off */
+  oidc?: OidcConfig;
+  /** directory store only: total bytes of entries kept before least-recently-used ones are evicted */
+  maxStoreBytes?: number;
 }
 
 /**
@@ -31,16 +36,27 @@ export interface ServerConfig {
  * `PORT` (default 3000), `HOST` (default 0.0.0.0), `BUILDONCE_CACHE_TOKENS` (required, see parseTokens),
  * `BUILDONCE_CACHE_STORE` (a directory, `file:///abs`, or `s3://bucket/prefix`; default `./.buildonce/cache`
  * resolved against `cwd`), `BUILDONCE_CACHE_MAX_BYTES` (positive integer bytes, default 2 GiB),
- * `BUILDONCE_CACHE_SPOOL_DIR`, `BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS` (default 30000).
+ * `BUILDONCE_CACHE_SPOOL_DIR`, `BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS` (default 30000),
+ * `BUILDONCE_CACHE_MAX_STORE_BYTES` (directory store: LRU cap in bytes; unset = unbounded), and OIDC mode
+ * (see parseOidc). With OIDC on, `BUILDONCE_CACHE_TOKENS` may be empty.
  * @throws ConfigError naming the variable and the fix
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerConfig {
+  const oidc = parseOidc(env);
+  const store = parseCacheStore(env.BUILDONCE_CACHE_STORE, cwd);
+  const maxStoreRaw = env.BUILDONCE_CACHE_MAX_STORE_BYTES?.trim();
+  const maxStoreBytes = maxStoreRaw ? intVar(env, 'BUILDONCE_CACHE_MAX_STORE_BYTES', 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
+  if (maxStoreBytes !== undefined && store.kind !== 'dir') {
+    throw new ConfigError('BUILDONCE_CACHE_MAX_STORE_BYTES applies to a directory store only: for S3 use bucket lifecycle rules (docs/cache-server.md)');
+  }
   return {
+    oidc,
+    maxStoreBytes,
     port: intVar(env, 'PORT', 3000, 0, 65535),
     host: env.HOST?.trim() || '0.0.0.0',
     maxBytes: intVar(env, 'BUILDONCE_CACHE_MAX_BYTES', DEFAULT_MAX_BYTES, 1, Number.MAX_SAFE_INTEGER),
-    store: parseCacheStore(env.BUILDONCE_CACHE_STORE, cwd),
-    tokens: parseTokens(env.BUILDONCE_CACHE_TOKENS),
+    store,
+    tokens: parseTokens(env.BUILDONCE_CACHE_TOKENS, { allowEmpty: !!oidc }),
     spoolDir: env.BUILDONCE_CACHE_SPOOL_DIR?.trim() || tmpdir(),
     shutdownTimeoutMs: intVar(env, 'BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
   };
@@ -64,6 +80,45 @@ export function parseCacheStore(raw: string | undefined, cwd: string): CacheStor
   }
   const root = isAbsolute(value) ? resolve(value) : resolve(cwd, value);
   return { kind: 'dir', root, url: root };
+}
+
+/**
+ * OIDC mode, on when `BUILDONCE_CACHE_OIDC_AUDIENCE` is set: `BUILDONCE_CACHE_OIDC_ISSUER` (default GitHub's
+ * `https://token.actions.githubusercontent.com`), `BUILDONCE_CACHE_OIDC_AUDIENCE`, `BUILDONCE_CACHE_OIDC_REPOSITORIES`
+ * (required: comma list of `owner/name`), `BUILDONCE_CACHE_OIDC_TRUSTED_REFS` (default `refs/heads/main`),
+ * `BUILDONCE_CACHE_OIDC_JWKS_URL` (default `<issuer>/.well-known/jwks`), `BUILDONCE_CACHE_OIDC_CLOCK_SKEW_SECONDS`
+ * (default 60), `BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS` (default 3600: GitHub's ID tokens expire after
+ * 5 minutes, a CI job's nx process keeps its token for the whole job; 0 honours `exp`).
+ * @throws ConfigError naming the variable and the fix
+ */
+export function parseOidc(env: NodeJS.ProcessEnv): OidcConfig | undefined {
+  const audience = env.BUILDONCE_CACHE_OIDC_AUDIENCE?.trim();
+  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const repositories = list(env.BUILDONCE_CACHE_OIDC_REPOSITORIES);
+  if (!audience) {
+    if (repositories.length) throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is set without BUILDONCE_CACHE_OIDC_AUDIENCE: set the audience your workflows request');
+    return undefined;
+  }
+  if (!repositories.length) throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is empty: set a comma list of owner/name repositories whose jobs may use the cache');
+  for (const r of repositories) {
+    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(r)) throw new ConfigError(`BUILDONCE_CACHE_OIDC_REPOSITORIES item "${r}" is not owner/name`);
+  }
+  const issuer = (env.BUILDONCE_CACHE_OIDC_ISSUER?.trim() || GITHUB_ISSUER).replace(/\/+$/, '');
+  const jwksUrl = env.BUILDONCE_CACHE_OIDC_JWKS_URL?.trim() || `${issuer}/.well-known/jwks`;
+  for (const [name, v] of [['BUILDONCE_CACHE_OIDC_ISSUER', issuer], ['BUILDONCE_CACHE_OIDC_JWKS_URL', jwksUrl]] as const) {
+    if (!/^https?:\/\/[^\s]+$/.test(v)) throw new ConfigError(`${name}="${v}" is not an http(s) URL`);
+  }
+  const trustedRefs = list(env.BUILDONCE_CACHE_OIDC_TRUSTED_REFS);
+  for (const r of trustedRefs) if (!r.startsWith('refs/')) throw new ConfigError(`BUILDONCE_CACHE_OIDC_TRUSTED_REFS item "${r}" is not a full ref such as refs/heads/main`);
+  return {
+    issuer,
+    audience,
+    jwksUrl,
+    repositories,
+    trustedRefs: trustedRefs.length ? trustedRefs : ['refs/heads/main'],
+    clockSkewSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_CLOCK_SKEW_SECONDS', 60, 0, 600),
+    maxTokenAgeSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS', 3600, 0, 6 * 3600),
+  };
 }
 
 function intVar(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {

@@ -2,7 +2,8 @@ import pino from 'pino';
 import { loadConfig, type ServerConfig } from './config';
 import { ConfigError } from './errors';
 import { startServer, type RunningServer } from './start';
-import { StorageError } from './storage/backend';
+import { StoreAccessError } from '@buildonce/store';
+
 
 /** CLI entry: reads the environment, starts, and shuts down gracefully on SIGTERM / SIGINT. */
 async function main(): Promise<void> {
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   try {
     server = await startServer(config, logger);
   } catch (e) {
-    logger.fatal({ err: (e as Error).message }, e instanceof StorageError ? 'store unusable' : 'could not start');
+    logger.fatal({ err: (e as Error).message }, e instanceof StoreAccessError ? 'store unusable' : 'could not start');
     process.exit(1);
   }
   const stop = (signal: NodeJS.Signals) => {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCacheStore } from './config';
+import { parseCacheStore, parseOidc } from './config';
 import { startServer, type RunningServer } from './start';
-import { captureLogger, sha256Hex } from './test-helpers';
+import { captureLogger, sha256Hex, startTestIssuer, type TestIssuer } from './test-helpers';
 import { parseTokens } from './tokens';
 
 /** Nx's line for a build restored from the remote cache (other tasks, e.g. executors:bundle, may be too). */
@@ -34,10 +34,13 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
   let server: RunningServer;
   let storeRoot: string;
   let a: TempWorkspace;
+  let issuer: TestIssuer;
+  const AUD = 'buildonce-cache-nx-test';
   const dirs: string[] = [];
 
   beforeAll(async () => {
     storeRoot = mkdtempSync(join(tmpdir(), 'cache-nx-store-'));
+    issuer = await startTestIssuer();
     server = await startServer(
       {
         port: 0,
@@ -47,6 +50,8 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
         tokens: parseTokens(`${T.ciMain}:read-write,${T.dev}:read-only,${T.pr7}:read-write:pr-7,${T.pr7ro}:read-only:pr-7`),
         spoolDir: tmpdir(),
         shutdownTimeoutMs: 5000,
+        // OIDC beside the static tokens, as a team would run it
+        oidc: parseOidc({ BUILDONCE_CACHE_OIDC_ISSUER: issuer.url, BUILDONCE_CACHE_OIDC_AUDIENCE: AUD, BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app' }),
       },
       logs.logger,
     );
@@ -55,6 +60,7 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
 
   afterAll(async () => {
     await server?.close();
+    await issuer?.close();
     a?.dispose();
     for (const d of [storeRoot, ...dirs]) if (d) rmSync(d, { recursive: true, force: true });
   });
@@ -158,5 +164,40 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
       ['GET', 404, 'miss', 'trusted'],
       ['PUT', 200, 'stored', 'trusted'],
     ]);
+  });
+
+  it('OIDC: a pull_request ID token restores the trusted entry and stores its own in pr-9; trusted never sees it', async () => {
+    const hour = Math.floor(Date.now() / 1000) + 3600;
+    const prToken = await issuer.github(AUD, { event_name: 'pull_request', ref: 'refs/pull/9/merge', exp: hour });
+    const mainToken = await issuer.github(AUD, { exp: hour });
+
+    // the entry clone A stored as trusted is restored by the PR's nx run (read of trusted)
+    const f = cloneOf(a.root, 'cache-nx-oidc-f-');
+    const outF = await nxBuild(f, prToken);
+    expect(stripVTControlCharacters(outF)).toMatch(SCORER_FROM_REMOTE);
+    expect(cargoRan(f)).toBe(false);
+    expect(zipSha(f)).toBe(zipSha(a.root));
+    expect(requests(version(a.root)).at(-1)).toMatchObject({ method: 'GET', status: 200, outcome: 'hit:trusted', namespace: 'pr-9', identity: 'oidc:acme/app pull_request refs/pull/9/merge' });
+
+    // a change in the PR: built, and stored in pr-9
+    const g = cloneOf(a.root, 'cache-nx-oidc-g-');
+    appendFileSync(join(g, 'apps/rust-scorer/src/lib.rs'), '\n// pr-9: comment-only change, new task hash\n');
+    const outG = await nxBuild(g, prToken);
+    expect(stripVTControlCharacters(outG)).not.toMatch(SCORER_FROM_REMOTE);
+    const hash = version(g);
+    expect(requests(hash).map((r) => [r.method, r.status, r.outcome, r.namespace])).toEqual([
+      ['GET', 404, 'miss', 'pr-9'],
+      ['PUT', 200, 'stored', 'pr-9'],
+    ]);
+
+    // a trusted (push to main) identity never sees the PR's entry; the PR does
+    const rawGet = (token: string) => fetch(`${server.url}/v1/cache/${hash}`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await rawGet(mainToken)).status).toBe(404);
+    expect((await rawGet(T.ciMain)).status).toBe(404);
+    const own = await rawGet(prToken);
+    expect(own.status).toBe(200);
+    expect(own.headers.get('x-buildonce-cache-namespace')).toBe('pr-9');
+    await own.arrayBuffer();
+    expect(logs.lines.join('\n')).not.toContain(prToken);
   });
 });

@@ -1,30 +1,43 @@
 import type { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { StorageError } from './storage/backend';
+import type { Authenticator } from './auth';
+import { CacheMetrics, namespaceKind } from './metrics';
+
 import { isValidHash, type CacheStore } from './storage/cache-store';
-import { readNamespaces, writeNamespace, type Principal, type TokenTable } from './tokens';
+import { readNamespaces, writeNamespace, type Principal } from './tokens';
+import { StoreAccessError } from '@buildonce/store';
 
 /** Fields of the access log line written for every cache request (never the token). */
 interface AccessLog {
   hash?: string;
   namespace?: string;
   tokenIndex?: number;
+  /** OIDC identity (`oidc:<repository> <event> <ref>`) */
+  identity?: string;
   /** body bytes sent (GET) or received (PUT) */
   bytes: number;
   /** what happened, e.g. `hit`, `miss`, `stored`, `exists`, `unsafe-entry` */
   outcome: string;
   reason?: string;
+  /** metrics: the GET lookup result or the PUT rejection reason */
+  lookup?: 'hit' | 'miss' | 'corrupt';
+  rejected?: string;
+  /** body bytes of a stored PUT */
+  storedBytes?: number;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     accessLog: AccessLog | null;
+    onSent: (() => void) | null;
   }
 }
 
 export interface ServerOptions {
-  tokens: TokenTable;
+  auth: Authenticator;
+  /** default: a fresh CacheMetrics */
+  metrics?: CacheMetrics;
   store: CacheStore;
   /** largest accepted PUT body, bytes */
   maxBytes: number;
@@ -43,12 +56,15 @@ const TEXT = 'text/plain; charset=utf-8';
  *   that is not a safe gzip tar | 401 | 403 read-only token | 409 entry exists (never overwritten) | 413 too large |
  *   503 storage unavailable
  * - `GET /health`: 200 `{"status":"ok"}`
+ * - `GET /metrics`: Prometheus text exposition (no tokens, identities or hashes in labels); unauthenticated
+ * Every cache request gets one access-log line, also when the client disconnects first (`aborted: true`).
  * Bodies are never buffered: PUTs stream through validation into storage, GETs stream from storage.
  * Namespaces follow invariant 6: a token's namespace is the only one it writes; untrusted namespaces read
  * themselves then `trusted`; `trusted` reads only itself.
  */
 export function buildServer(opts: ServerOptions) {
-  const { tokens, store, maxBytes, logger } = opts;
+  const { auth, store, maxBytes, logger } = opts;
+  const metrics = opts.metrics ?? new CacheMetrics();
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -58,26 +74,59 @@ export function buildServer(opts: ServerOptions) {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('accessLog', null);
+  app.decorateRequest('onSent', null);
 
-  app.addHook('onResponse', async (req, reply) => {
-    const a = req.accessLog;
-    if (!a) return;
+  // One access-log line (and the metrics) per cache request, written when the response closes: 'close' fires
+  // for finished responses and for clients that disconnect first (then once the handler has decided).
+  app.addHook('onRequest', async (req, reply) => {
+    let closed = false;
+    let sent = false;
+    let done = false;
+    const finish = () => {
+      if (done || !req.accessLog) return;
+      done = true;
+      record(req, reply, !reply.raw.writableFinished);
+    };
+    reply.raw.once('close', () => {
+      closed = true;
+      if (reply.raw.writableFinished || sent) finish();
+    });
+    req.onSent = () => {
+      sent = true;
+      if (closed) finish();
+    };
+  });
+  app.addHook('onSend', async (req) => {
+    req.onSent?.();
+  });
+
+  function record(req: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+    const a = req.accessLog!;
+    const status = reply.statusCode;
+    const kind = namespaceKind(a.namespace);
+    metrics.requests.inc({ method: req.method, status: String(status), namespace_kind: kind });
+    if (a.lookup) metrics.lookups.inc({ result: a.lookup, namespace_kind: kind });
+    if (a.rejected) metrics.rejected.inc({ reason: a.rejected });
+    if (a.storedBytes) metrics.bytesIn.inc(a.storedBytes);
+    if (req.method === 'GET' && status === 200 && !aborted) metrics.bytesOut.inc(a.bytes);
     logger.info(
       {
         method: req.method,
         hash: a.hash,
-        status: reply.statusCode,
+        status,
         bytes: a.bytes,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         namespace: a.namespace,
         tokenIndex: a.tokenIndex,
+        ...(a.identity ? { identity: a.identity } : {}),
         outcome: a.outcome,
         ...(a.reason ? { reason: a.reason } : {}),
+        ...(aborted ? { aborted: true } : {}),
         reqId: req.id,
       },
       'cache request',
     );
-  });
+  }
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -87,6 +136,7 @@ export function buildServer(opts: ServerOptions) {
   });
 
   app.get('/health', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
+  app.get('/metrics', async (_req, reply) => reply.code(200).type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   app.register(async (api) => {
     // PUT bodies stay unread streams: storage consumes them. No content type is buffered or parsed.
@@ -95,7 +145,7 @@ export function buildServer(opts: ServerOptions) {
 
     api.get('/v1/cache/*', { exposeHeadRoute: false }, async (req, reply) => {
       const log = start(req);
-      const principal = authenticate(req, reply, log);
+      const principal = await authenticate(req, reply, log);
       if (!principal) return reply;
       const hash = hashParam(req, reply, log);
       if (!hash) return reply;
@@ -104,7 +154,7 @@ export function buildServer(opts: ServerOptions) {
       try {
         outcome = await store.get(readNamespaces(principal), hash);
       } catch (e) {
-        if (!(e instanceof StorageError)) throw e;
+        if (!(e instanceof StoreAccessError)) throw e;
         // A storage outage is answered as a miss: the build runs instead of failing (Nx fails runs on 5xx).
         log.outcome = 'store-error';
         log.reason = e.message;
@@ -113,10 +163,12 @@ export function buildServer(opts: ServerOptions) {
       }
       if (outcome.status === 'miss') {
         log.outcome = outcome.corrupt.length ? 'corrupt' : 'miss';
+        log.lookup = outcome.corrupt.length ? 'corrupt' : 'miss';
         if (outcome.corrupt.length) log.reason = outcome.corrupt.map((c) => `${c.namespace}: ${c.reason}`).join('; ');
         return reply.code(404).type(TEXT).send('not found\n');
       }
       log.outcome = outcome.namespace === principal.namespace ? 'hit' : `hit:${outcome.namespace}`;
+      log.lookup = 'hit';
       log.bytes = outcome.size;
       return reply
         .code(200)
@@ -128,7 +180,7 @@ export function buildServer(opts: ServerOptions) {
 
     api.put('/v1/cache/*', async (req, reply) => {
       const log = start(req);
-      const principal = authenticate(req, closeAfter(reply), log);
+      const principal = await authenticate(req, closeAfter(reply), log);
       if (!principal) return reply;
       const hash = hashParam(req, reply, log);
       if (!hash) return reply;
@@ -146,6 +198,7 @@ export function buildServer(opts: ServerOptions) {
       const declared = Number(cl);
       if (declared > maxBytes) {
         log.outcome = 'too-large';
+        log.rejected = 'too-large';
         log.reason = `Content-Length ${declared} > ${maxBytes}`;
         return closeAfter(reply).code(413).type(TEXT).send(`entry larger than ${maxBytes} bytes\n`);
       }
@@ -155,7 +208,7 @@ export function buildServer(opts: ServerOptions) {
       try {
         outcome = await store.put(namespace, hash, body, declared);
       } catch (e) {
-        if (!(e instanceof StorageError)) throw e;
+        if (!(e instanceof StoreAccessError)) throw e;
         log.outcome = 'store-error';
         log.reason = e.message;
         logger.error({ hash, namespace, err: e.message }, 'storage failed on PUT');
@@ -165,6 +218,7 @@ export function buildServer(opts: ServerOptions) {
         case 'stored':
           log.outcome = 'stored';
           log.bytes = outcome.size;
+          log.storedBytes = outcome.size;
           return reply.code(200).type(TEXT).send('stored\n');
         case 'exists':
           log.outcome = 'exists';
@@ -172,15 +226,18 @@ export function buildServer(opts: ServerOptions) {
           return reply.code(409).type(TEXT).send('an entry with this hash already exists; entries are never overwritten\n');
         case 'too-large':
           log.outcome = 'too-large';
+          log.rejected = 'too-large';
           log.bytes = outcome.receivedBytes;
           return closeAfter(reply).code(413).type(TEXT).send(`entry larger than ${outcome.limitBytes} bytes\n`);
         case 'rejected':
           log.outcome = outcome.kind;
+          log.rejected = outcome.kind;
           log.reason = outcome.reason;
           log.bytes = outcome.receivedBytes;
           return closeAfter(reply).code(400).type(TEXT).send(`${outcome.reason}\n`);
         case 'incomplete':
           log.outcome = 'incomplete';
+          log.rejected = 'incomplete';
           log.bytes = outcome.receivedBytes;
           return closeAfter(reply).code(400).type(TEXT).send('request body shorter than Content-Length\n');
       }
@@ -193,17 +250,19 @@ export function buildServer(opts: ServerOptions) {
     return log;
   }
 
-  function authenticate(req: FastifyRequest, reply: FastifyReply, log: AccessLog): Principal | undefined {
-    const r = tokens.authenticate(req.headers.authorization);
+  async function authenticate(req: FastifyRequest, reply: FastifyReply, log: AccessLog): Promise<Principal | undefined> {
+    const r = await auth.authenticate(req.headers.authorization);
     if (r.ok) {
       log.namespace = r.principal.namespace;
       log.tokenIndex = r.principal.index;
+      log.identity = r.principal.identity;
       return r.principal;
     }
-    log.outcome = `unauthorized:${r.reason}`;
-    reply.code(401).header('www-authenticate', 'Bearer realm="buildonce-cache"').type(TEXT).send(
-      r.reason === 'missing' ? 'missing bearer token\n' : 'unknown or malformed bearer token\n',
-    );
+    log.outcome = r.status === 401 ? `unauthorized:${r.reason}` : r.reason;
+    if (r.detail) log.reason = r.detail;
+    if (r.status === 401) reply.header('www-authenticate', 'Bearer realm="buildonce-cache"');
+    if (r.status === 503) reply.header('retry-after', '5');
+    reply.code(r.status).type(TEXT).send(`${r.message}\n`);
     return undefined;
   }
 

@@ -1,5 +1,8 @@
 import pino, { type Logger } from 'pino';
+import { Authenticator } from './auth';
 import type { ServerConfig } from './config';
+import { CacheMetrics } from './metrics';
+import { OidcVerifier } from './oidc';
 import { buildServer, type CacheServer } from './server';
 import { CacheStore } from './storage/cache-store';
 import { openBackend } from './storage/open';
@@ -11,6 +14,7 @@ export interface RunningServer {
   url: string;
   port: number;
   store: CacheStore;
+  metrics: CacheMetrics;
   /** Stops accepting connections, waits for in-flight requests (up to the shutdown timeout, ms), closes. */
   close(): Promise<void>;
 }
@@ -18,31 +22,53 @@ export interface RunningServer {
 /**
  * Starts the cache server from a configuration: opens and checks the store (fails fast), then listens.
  * @param opts.env environment for the S3 client (AWS_* variables); default `process.env`
- * @throws StorageError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
+ * @throws StoreAccessError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
  */
 export async function startServer(
   config: ServerConfig,
   logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
   opts: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningServer> {
-  const backend = openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
+  const backend = await openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
   await backend.check();
+  let metrics: CacheMetrics | undefined;
   const store = new CacheStore(backend, {
     maxBytes: config.maxBytes,
+    maxStoreBytes: config.maxStoreBytes,
     onCorrupt: ({ namespace, hash, reason }) => logger.error({ hash, namespace, reason }, 'stored entry failed verification; served as a miss and quarantined'),
+    onEvict: ({ namespace, hash, size }) => {
+      metrics?.evictions.inc();
+      metrics?.evictedBytes.inc(size);
+      logger.info({ hash, namespace, bytes: size }, 'evicted least-recently-used entry');
+    },
   });
-  const app = buildServer({ tokens: config.tokens, store, maxBytes: config.maxBytes, logger });
+  await store.init();
+  metrics = new CacheMetrics(() => store.storeBytes);
+  const auth = new Authenticator(config.tokens, config.oidc ? new OidcVerifier(config.oidc) : undefined);
+  const app = buildServer({ auth, metrics, store, maxBytes: config.maxBytes, logger });
   await app.listen({ port: config.port, host: config.host });
   const addr = app.server.address();
   const port = addr && typeof addr === 'object' ? addr.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info({ port, host: config.host, store: backend.url, maxBytes: config.maxBytes, tokens: config.tokens.size }, 'buildonce cache server listening');
+  logger.info(
+    {
+      port,
+      host: config.host,
+      store: backend.url,
+      maxBytes: config.maxBytes,
+      ...(config.maxStoreBytes ? { maxStoreBytes: config.maxStoreBytes, storeBytes: store.storeBytes } : {}),
+      tokens: config.tokens.size,
+      ...(config.oidc ? { oidc: { issuer: config.oidc.issuer, audience: config.oidc.audience, repositories: config.oidc.repositories } } : {}),
+    },
+    'buildonce cache server listening',
+  );
   let closing: Promise<void> | undefined;
   return {
     app,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     store,
+    metrics,
     close() {
       closing ??= (async () => {
         let timer: NodeJS.Timeout | undefined;

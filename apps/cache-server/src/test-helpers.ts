@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import pino, { type Logger } from 'pino';
 import { Header } from 'tar';
+import type { CryptoKey } from 'jose';
 
 /** One entry of a hand-built tar archive (raw header fields: nothing is sanitized, so hostile paths survive). */
 export interface RawTarEntry {
@@ -113,4 +114,62 @@ export function rawRequest(
     }
     req.end();
   });
+}
+
+/** A local OIDC issuer for tests: RSA keys generated here, JWKS served on loopback, tokens signed like GitHub's. */
+export interface TestIssuer {
+  /** `http://127.0.0.1:<port>`: use as issuer; the JWKS is at `<url>/.well-known/jwks` */
+  url: string;
+  /** times the JWKS was fetched */
+  jwksFetches: number;
+  /** Signs `claims` (RS256, current key) with defaults iss=url, iat=now, exp=now+5 min; `kid` override allowed. */
+  sign(claims: Record<string, unknown>, opts?: { kid?: string; key?: CryptoKey }): Promise<string>;
+  /** A GitHub-Actions-shaped token: aud, repository, ref, event_name, plus overrides. */
+  github(aud: string, claims: Record<string, unknown>): Promise<string>;
+  /** Replaces the published key with a new one (new `kid`); later tokens use it. */
+  rotate(): Promise<void>;
+  /** The current public key as SPKI PEM (for key-confusion tests). */
+  publicPem(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Starts a TestIssuer on a free loopback port. */
+export async function startTestIssuer(): Promise<TestIssuer> {
+  const { SignJWT, exportJWK, exportSPKI, generateKeyPair } = await import('jose');
+  const { createServer } = await import('node:http');
+  let gen = 0;
+  let current = { kid: '', priv: undefined as unknown as CryptoKey, pub: undefined as unknown as CryptoKey, jwk: {} as Record<string, unknown> };
+  const fresh = async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const kid = `test-key-${++gen}`;
+    current = { kid, priv: privateKey, pub: publicKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+  };
+  await fresh();
+  const issuer: TestIssuer = {
+    url: '',
+    jwksFetches: 0,
+    async sign(claims, opts = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({ iss: issuer.url, iat: now, nbf: now, exp: now + 300, ...claims })
+        .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: opts.kid ?? current.kid })
+        .sign(opts.key ?? current.priv);
+    },
+    github(aud, claims) {
+      return issuer.sign({ aud, sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', ref: 'refs/heads/main', event_name: 'push', job_workflow_ref: 'acme/app/.github/workflows/ci.yml@refs/heads/main', run_id: '1', ...claims });
+    },
+    rotate: fresh,
+    publicPem: () => exportSPKI(current.pub),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+  const server = createServer((req, res) => {
+    if (req.url === '/.well-known/jwks') {
+      issuer.jwksFetches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [current.jwk] }));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  issuer.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return issuer;
 }

@@ -14,26 +14,30 @@ export interface Principal {
   access: Access;
   /** `trusted`, or an untrusted namespace such as `pr-51` */
   namespace: string;
-  /** position of the token in BUILDONCE_CACHE_TOKENS (0-based), for logs */
-  index: number;
+  /** position of the token in BUILDONCE_CACHE_TOKENS (0-based), for logs; absent for OIDC principals */
+  index?: number;
+  /** who an OIDC token named (`oidc:<repository> <event> <ref>`), for logs; absent for static tokens */
+  identity?: string;
 }
 
 interface TokenEntry extends Principal {
   digest: Buffer;
+  index: number;
 }
 
 /**
  * Parses `BUILDONCE_CACHE_TOKENS`: a comma list of `<token>:<access>[:<namespace>]`, access `read-write` or
- * `read-only`; without a namespace the token is trusted. Whitespace around items is ignored.
+ * `read-only`; without a namespace the token is trusted. Whitespace around items is ignored. An empty list is
+ * allowed only with `allowEmpty` (OIDC mode, where ID tokens authenticate).
  * @throws ConfigError for an empty list, a malformed item, an unknown access, a bad or reserved namespace, or a
  *   duplicate token (messages name the item by position, never the token)
  */
-export function parseTokens(raw: string | undefined): TokenTable {
+export function parseTokens(raw: string | undefined, opts: { allowEmpty?: boolean } = {}): TokenTable {
   const items = (raw ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (items.length === 0) {
+  if (items.length === 0 && !opts.allowEmpty) {
     throw new ConfigError('BUILDONCE_CACHE_TOKENS is empty: set it to a comma list of <token>:<read-write|read-only>[:<namespace>]');
   }
   const entries: TokenEntry[] = [];
@@ -81,10 +85,14 @@ export class TokenTable {
    * a match, so timing reveals neither the token nor which entry matched.
    */
   authenticate(header: string | undefined): AuthResult {
-    if (!header) return { ok: false, reason: 'missing' };
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    if (!m) return { ok: false, reason: 'malformed' };
-    const presented = digestOf(m[1]!);
+    const token = bearerToken(header);
+    if (!token.ok) return token;
+    return this.match(token.token);
+  }
+
+  /** Matches a bare token value (see authenticate). */
+  match(token: string): AuthResult {
+    const presented = digestOf(token);
     let found: TokenEntry | undefined;
     for (const e of this.entries) {
       if (timingSafeEqual(e.digest, presented) && !found) found = e;
@@ -92,6 +100,14 @@ export class TokenTable {
     if (!found) return { ok: false, reason: 'unknown' };
     return { ok: true, principal: { access: found.access, namespace: found.namespace, index: found.index } };
   }
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or why there is none. */
+export function bearerToken(header: string | undefined): { ok: true; token: string } | { ok: false; reason: 'missing' | 'malformed' } {
+  if (!header) return { ok: false, reason: 'missing' };
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  if (!m) return { ok: false, reason: 'malformed' };
+  return { ok: true, token: m[1]! };
 }
 
 /**

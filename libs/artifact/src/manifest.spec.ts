@@ -23,6 +23,11 @@ describe('manifest schema', () => {
     expect(() => parseManifest({ ...good, extra: 1 })).toThrow(ManifestError);
     expect(() => parseManifestJson('{', 'dist/x/artifact.json')).toThrow(/dist\/x\/artifact.json: not JSON/);
   });
+  it('records the glibc a lambda binary needs (glibcMax), optional for other kinds', () => {
+    expect(parseManifest({ ...good, architecture: 'arm64', glibcMax: '2.34' }).glibcMax).toBe('2.34');
+    expect(parseManifest(good).glibcMax).toBeUndefined();
+    expect(() => parseManifest({ ...good, glibcMax: 'GLIBC_2.34' })).toThrow(/glibcMax: glibcMax is a glibc version such as 2\.34/);
+  });
   it('compares files by name, size and sha256', () => {
     const m = parseManifest(good);
     expect(sameFiles(m, m)).toBe(true);

@@ -42,6 +42,8 @@ export const manifestSchema = z
     files: z.array(manifestFileSchema).min(1),
     runtime: z.string().min(1),
     architecture: z.enum(['x86_64', 'arm64']),
+    /** highest glibc version the artifact's executable needs (e.g. `2.34`), checked against the runtime at build time */
+    glibcMax: z.string().regex(/^\d+(\.\d+){1,2}$/, 'glibcMax is a glibc version such as 2.34').optional(),
     handler: z.string().min(1).optional(),
     /** entry point inside a node-tarball (e.g. `main.js`) */
     entry: z.string().min(1).optional(),

@@ -1,12 +1,15 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import yauzl from 'yauzl';
 import {
   writeBuildManifest,
   writeDeterministicZip,
   type Manifest,
 } from '@buildonce/artifact';
-import { run, succeeds } from './run';
+import { BuildonceError, ConfigError } from '@buildonce/errors';
+import { checkGlibcCeiling, readElfVersionNeeds } from './elf';
+import { run } from './run';
+import { RUNTIME_GLIBC, resolveRustToolchain, type RustToolchain } from './rust-toolchain.mjs';
 
 /** Lambda architectures. */
 export type Architecture = 'x86_64' | 'arm64';
@@ -23,15 +26,25 @@ export interface RustLambdaBuild {
   architecture: Architecture;
   /** Cargo binary target name; the Lambda custom runtime requires the executable to be named `bootstrap` */
   binary: string;
-  /** Lambda runtime id, e.g. `provided.al2023` */
+  /** Lambda runtime id: `provided.al2023` (glibc 2.34) or `provided.al2` (glibc 2.26) */
   runtime: string;
   /** directory of a vendored/offline crate registry (e.g. Debian's /usr/share/cargo/registry); undefined = crates.io */
   offlineRegistry?: string;
-  /** `auto`: cargo-lambda when installed, else cargo for the host */
+  /** `auto`: cargo-lambda when installed, else plain cargo with a cross linker */
   cargoLambda: 'auto' | 'always' | 'never';
+  /** toolchain selector (see rust-toolchain.mjs): '' = PATH rule, `+name` = rustup, `/dir` = toolchain directory; BUILDONCE_RUST_TOOLCHAIN wins */
+  toolchain?: string;
   log: (line: string) => void;
   env?: Record<string, string | undefined>;
 }
+
+/** The toolchain cannot build the requested target (missing cross linker, std, cargo-lambda…); the message names the piece and how to install it. */
+export class RustToolchainError extends BuildonceError {
+  override name = 'RustToolchainError';
+}
+
+/** ELF `e_machine` names per Lambda architecture (what the built binary must be). */
+const ELF_MACHINE: Record<Architecture, string> = { x86_64: 'x86_64', arm64: 'aarch64' };
 
 /** Host architecture in Lambda's terms, or undefined when Lambda has no such architecture. */
 export function hostArchitecture(arch: string = process.arch): Architecture | undefined {
@@ -50,13 +63,29 @@ export function offlineRegistryArgs(registryDir: string | undefined): string[] {
   ];
 }
 
-/** Arguments of `cargo build --release` for the host (no cargo-lambda). */
-export function cargoBuildArgs(o: { cargoDir: string; binary: string; offlineRegistry?: string }): string[] {
-  return ['build', '--release', '--locked', '--manifest-path', join(o.cargoDir, 'Cargo.toml'), '--bin', o.binary, ...offlineRegistryArgs(o.offlineRegistry)];
+/** Arguments of plain `cargo build --release --target <triple>` (after any `+toolchain`). */
+export function cargoBuildArgs(o: { cargoDir: string; binary: string; target: string; configArgs?: string[]; offlineRegistry?: string }): string[] {
+  return [
+    'build',
+    '--release',
+    '--locked',
+    '--target',
+    o.target,
+    '--manifest-path',
+    join(o.cargoDir, 'Cargo.toml'),
+    '--bin',
+    o.binary,
+    ...(o.configArgs ?? []),
+    ...offlineRegistryArgs(o.offlineRegistry),
+  ];
 }
 
-/** Arguments of `cargo lambda build --release --output-format zip [--arm64]`. */
-export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; architecture: Architecture; offlineRegistry?: string }): string[] {
+/**
+ * Arguments of `cargo lambda build --release --output-format zip --target <triple>[.<glibc>]`: with a glibc
+ * suffix (`aarch64-unknown-linux-gnu.2.34`) cargo-lambda links with zig against that glibc version.
+ * Source: cargo-lambda docs, "cargo lambda build" (--target, glibc version suffix).
+ */
+export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; target: string; offlineRegistry?: string }): string[] {
   return [
     'lambda',
     'build',
@@ -64,7 +93,8 @@ export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; arch
     '--locked',
     '--output-format',
     'zip',
-    ...(o.architecture === 'arm64' ? ['--arm64'] : []),
+    '--target',
+    o.target,
     '--manifest-path',
     join(o.cargoDir, 'Cargo.toml'),
     '--bin',
@@ -105,53 +135,69 @@ export function readZipEntry(zipPath: string, name: string): Promise<Buffer> {
 /**
  * Builds a Rust Lambda once and leaves a deterministic `bootstrap.zip` (one entry `bootstrap`,
  * mode 0755, 1980-01-01, sorted, no extra fields) plus the build manifest `artifact.json`
- * (`version` = the Nx task hash) in `outputDir`. Uses cargo-lambda when installed (its zip takes the
- * binary's mtime, so the binary is repacked); otherwise `cargo build --release` for the host.
+ * (`version` = the Nx task hash, `architecture`, `glibcMax`, `toolchain`) in `outputDir`.
+ *
+ * Toolchain: {@link resolveRustToolchain} (the one rule, shared with the Nx runtime input
+ * tools/scripts/rust-toolchain.mjs). cargo-lambda (zig, `--target <triple>.<glibc>`) when installed and not
+ * `never`; otherwise plain `cargo build --target <triple>` with the linker from `CARGO_TARGET_<TRIPLE>_LINKER`,
+ * cargo config `target.<triple>.linker`, or a detected `<arch>-linux-gnu-gcc`. The binary's ELF machine and
+ * glibc symbol versions (`.gnu.version_r`) are checked before anything is written.
  * @returns the manifest written
- * @throws CommandFailedError when cargo fails; Error when the architecture needs cargo-lambda and it is missing
+ * @throws RustToolchainError when a piece of the toolchain is missing (one line: the piece and how to install it)
+ * @throws ConfigError for a runtime without a known glibc
+ * @throws CommandFailedError when cargo fails
+ * @throws GlibcTooNewError when the binary needs a newer glibc than the runtime (names the symbol)
  */
 export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> {
-  const useLambda = b.cargoLambda === 'always' || (b.cargoLambda === 'auto' && (await succeeds('cargo', ['lambda', '--version'], { env: b.env })));
-  const host = hostArchitecture();
-  if (!useLambda && b.architecture !== host) {
-    throw new Error(
-      `[${b.project}] architecture ${b.architecture} needs cargo-lambda (cargo install cargo-lambda; it cross-compiles with zig) or a ${b.architecture} build machine; this host is ${host ?? process.arch}`,
-    );
+  const ceiling = RUNTIME_GLIBC[b.runtime];
+  if (!ceiling) throw new ConfigError(`[${b.project}] runtime "${b.runtime}" has no known glibc: use ${Object.keys(RUNTIME_GLIBC).join(' or ')} (the OS-only Lambda runtimes)`);
+  const baseEnv = { ...process.env, ...b.env };
+  let tc: RustToolchain;
+  try {
+    tc = resolveRustToolchain({ cargoDir: b.cargoDir, architecture: b.architecture, runtime: b.runtime, toolchain: b.toolchain, cargoLambda: b.cargoLambda, env: baseEnv });
+  } catch (e) {
+    throw new RustToolchainError(`[${b.project}] ${(e as Error).message}`);
   }
-  const env = { ...process.env, ...b.env };
-  let binary: Buffer | string;
-  let toolchain = (await run('rustc', ['--version'], { env })).stdout.trim();
-  if (useLambda) {
-    const args = cargoLambdaBuildArgs(b);
+  if (tc.problems.length) throw new RustToolchainError(`[${b.project}] ${tc.problems[0]}`);
+  const env = { ...baseEnv, ...tc.env };
+  // a failed or refused build leaves no output behind (no stale artifact.json of an earlier build)
+  await rm(b.outputDir, { recursive: true, force: true });
+  b.log(`[${b.project}] toolchain: ${tc.summary} (${[tc.cargo.file, ...tc.cargo.args].join(' ')}: ${tc.via})`);
+  const targetDir = env.CARGO_TARGET_DIR ? resolve(b.cargoDir, env.CARGO_TARGET_DIR) : join(b.cargoDir, 'target');
+  let bytes: Buffer;
+  if (tc.builder === 'cargo-lambda') {
+    const args = [...tc.cargo.args, ...cargoLambdaBuildArgs({ ...b, target: tc.cargoTarget })];
     b.log(`[${b.project}] cargo ${args.join(' ')}`);
-    await run('cargo', args, { cwd: b.cargoDir, env, inherit: true });
-    const zip = join(b.cargoDir, 'target', 'lambda', b.binary, 'bootstrap.zip');
-    binary = await readZipEntry(zip, 'bootstrap');
-    toolchain += `; ${(await run('cargo', ['lambda', '--version'], { env })).stdout.trim()}`;
+    await run(tc.cargo.file, args, { cwd: b.cargoDir, env, inherit: true });
+    bytes = await readZipEntry(join(targetDir, 'lambda', b.binary, 'bootstrap.zip'), 'bootstrap');
   } else {
-    const args = cargoBuildArgs(b);
+    const args = [...tc.cargo.args, ...cargoBuildArgs({ ...b, target: tc.triple, configArgs: tc.cargoConfigArgs })];
     b.log(`[${b.project}] cargo ${args.join(' ')}`);
-    await run('cargo', args, { cwd: b.cargoDir, env, inherit: true });
-    binary = join(b.cargoDir, 'target', 'release', b.binary);
-    await stat(binary).catch(() => {
-      throw new Error(`[${b.project}] cargo finished but ${binary} is missing: is the [[bin]] named "${b.binary}"?`);
+    await run(tc.cargo.file, args, { cwd: b.cargoDir, env, inherit: true });
+    const path = join(targetDir, tc.triple, 'release', b.binary);
+    bytes = await readFile(path).catch(() => {
+      throw new BuildonceError(`[${b.project}] cargo finished but ${path} is missing: is the [[bin]] named "${b.binary}"?`);
     });
   }
-  await rm(b.outputDir, { recursive: true, force: true });
+  const label = `[${b.project}] ${b.binary}`;
+  const elf = readElfVersionNeeds(bytes, label);
+  if (elf.machine !== ELF_MACHINE[b.architecture]) {
+    throw new RustToolchainError(`${label} is an ${elf.machine} binary, not ${ELF_MACHINE[b.architecture]} (${b.architecture}): the toolchain ignored --target ${tc.cargoTarget}; check cargo's build.target settings`);
+  }
+  const glibcMax = checkGlibcCeiling(elf, ceiling, label, b.runtime);
   await mkdir(b.outputDir, { recursive: true });
   const zipPath = join(b.outputDir, 'bootstrap.zip');
-  const entry = typeof binary === 'string' ? { name: 'bootstrap', path: binary } : { name: 'bootstrap', bytes: binary };
-  await writeDeterministicZip([entry], zipPath);
+  await writeDeterministicZip([{ name: 'bootstrap', bytes }], zipPath);
   const { manifest, digest } = await writeBuildManifest(zipPath, {
     project: b.project,
     version: b.version,
     kind: 'lambda-zip',
     runtime: b.runtime,
     architecture: b.architecture,
+    ...(glibcMax ? { glibcMax } : {}),
     handler: 'bootstrap',
-    toolchain,
+    toolchain: tc.summary,
   });
-  b.log(`[${b.project}] wrote ${zipPath} (${digest.size} bytes, sha256 ${digest.hex}) version ${b.version}`);
+  b.log(`[${b.project}] wrote ${zipPath} (${digest.size} bytes, sha256 ${digest.hex}, ${b.architecture}, needs glibc ${glibcMax ?? '(none)'} <= ${ceiling}) version ${b.version}`);
   return manifest;
 }
-

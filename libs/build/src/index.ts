@@ -1,3 +1,5 @@
 export * from './run';
 export * from './cargo';
 export * from './tarball';
+export * from './elf';
+export * from './rust-toolchain.mjs';

@@ -50,9 +50,23 @@ describe('workflow invariants', () => {
     expect(withToken).toEqual(['publish']);
   });
 
-  it('pull requests use a read-only cache token and publish only to the preview namespace', () => {
+  it('pull requests use their OIDC identity for the cache (no static cache secret) and publish only to the preview namespace', () => {
     const ci = wf('ci.yml');
-    expect(ci.env?.NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN).toContain('BUILDONCE_CACHE_READ_TOKEN');
+    expect(text('ci.yml')).not.toMatch(/secrets\.BUILDONCE_CACHE_/);
+    expect(ci.env?.NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN).toBeUndefined();
+    for (const [n, j] of Object.entries(ci.jobs)) {
+      if (!(j.steps ?? []).some((s) => /nx affected/.test(s.run ?? ''))) continue;
+      // every job that runs nx against the cache mints its token first, with id-token permission
+      const steps = j.steps ?? [];
+      const mint = steps.findIndex((s) => /core\.getIDToken\(/.test(String(s.with?.script ?? '')));
+      const firstNx = steps.findIndex((s) => /nx affected/.test(s.run ?? ''));
+      expect(mint, `ci.yml:${n} mints the cache OIDC token`).toBeGreaterThanOrEqual(0);
+      expect(mint, `ci.yml:${n} mints before nx runs`).toBeLessThan(firstNx);
+      const script = String(steps[mint]!.with!.script);
+      expect(script).toContain('core.setSecret(token)');
+      expect(script).toContain("core.exportVariable('NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN', token)");
+      expect(j.permissions?.['id-token'], `ci.yml:${n}`).toBe('write');
+    }
     const publishes = runs(ci).filter((r) => /-t publish/.test(r));
     expect(publishes.length).toBeGreaterThan(0);
     for (const r of publishes) expect(r).toContain('--preview');
@@ -82,13 +96,14 @@ describe('workflow invariants', () => {
     expect(publishers.sort()).toEqual(['ci.yml:preview', 'release.yml:publish']);
   });
 
-  it('least privilege: workflow-level permissions are read-only; id-token only where AWS is assumed', () => {
+  it('least privilege: workflow-level permissions are read-only; id-token only where AWS is assumed or the cache identity minted', () => {
     for (const f of files) {
       const w = wf(f);
       expect(w.permissions, f).toEqual({ contents: 'read' });
       for (const [n, j] of Object.entries(w.jobs)) {
         const assumes = (j.steps ?? []).some((s) => (s.uses ?? '').startsWith('aws-actions/configure-aws-credentials'));
-        if (j.permissions?.['id-token'] === 'write') expect(assumes, `${f}:${n}`).toBe(true);
+        const mintsCacheToken = (j.steps ?? []).some((s) => /core\.getIDToken\(/.test(String(s.with?.script ?? '')));
+        if (j.permissions?.['id-token'] === 'write') expect(assumes || mintsCacheToken, `${f}:${n}`).toBe(true);
       }
     }
   });
@@ -99,5 +114,25 @@ describe('workflow invariants', () => {
     expect(Object.keys(inputs)).toEqual(['project', 'environment', 'version']);
     expect(inputs.version!.required).toBe(false);
     for (const r of runs(rb)) expect(r).not.toContain('${{ inputs.');
+  });
+
+  it('every job that builds or hashes Rust Lambdas installs one toolchain: cargo-lambda + zig for the runtime glibc', () => {
+    const action = join(repo, '.github/actions/rust-lambda-toolchain/action.yml');
+    const r = spawnSync(validator, [action], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const a = parse(readFileSync(action, 'utf8')) as { runs: { steps: Step[] } };
+    const steps = a.runs.steps;
+    expect(steps.find((s) => s.uses?.startsWith('dtolnay/rust-toolchain'))?.with?.targets).toContain('aarch64-unknown-linux-gnu');
+    expect(steps.some((s) => s.uses?.startsWith('mlugg/setup-zig'))).toBe(true);
+    expect(steps.some((s) => /pipx install "cargo-lambda==/.test(s.run ?? ''))).toBe(true);
+    for (const f of files) {
+      for (const [n, j] of Object.entries(wf(f).jobs)) {
+        const st = j.steps ?? [];
+        // affected/run-many and build/publish/promote hash the Rust build (rollback does not depend on it)
+        if (!st.some((s) => /\bnx (affected|run-many)\b|:(build|publish|promote|test)\b/.test(s.run ?? ''))) continue;
+        expect(st.some((s) => s.uses === './.github/actions/rust-lambda-toolchain'), `${f}:${n}`).toBe(true);
+        expect(st.some((s) => (s.uses ?? '').startsWith('dtolnay/')), `${f}:${n} installs Rust only through the action`).toBe(false);
+      }
+    }
   });
 });

@@ -3,7 +3,9 @@ import type { Readable } from 'node:stream';
 import { BodyGuard } from '../body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from '../errors';
 import { TRUSTED } from '../tokens';
-import { StorageError, type CacheBackend } from './backend';
+import { type CacheBackend, type VerifiedRead } from './backend';
+import { CorruptBlobError } from './verify';
+import { StoreAccessError } from '@buildonce/store';
 
 /** Nx remote-cache hash syntax accepted by the server: 1–128 of `[0-9a-zA-Z_-]`. */
 export const HASH_PATTERN = /^[0-9a-zA-Z_-]{1,128}$/;
@@ -87,8 +89,28 @@ export type GetOutcome =
 export interface CacheStoreOptions {
   /** largest accepted body, bytes */
   maxBytes: number;
+  /**
+   * Cap on the bytes of stored entries (BUILDONCE_CACHE_MAX_STORE_BYTES); needs a backend that can list its
+   * records (the directory store). Least-recently-used entries are evicted to stay under it.
+   */
+  maxStoreBytes?: number;
   /** called for every corrupt entry found (the server logs it) */
   onCorrupt?: (info: { namespace: string; hash: string; reason: string }) => void;
+  /** called for every entry evicted to honour maxStoreBytes */
+  onEvict?: (info: { namespace: string; hash: string; size: number }) => void;
+}
+
+/** One stored entry as the LRU index knows it. */
+interface Indexed {
+  namespace: string;
+  hash: string;
+  /** blob bytes */
+  size: number;
+  blob: string;
+  /** the record's exact bytes (evictions delete the record only while it is still this one) */
+  recordBytes: Buffer;
+  /** GETs streaming this entry right now: never evicted while > 0 */
+  readers: number;
 }
 
 /**
@@ -96,16 +118,86 @@ export interface CacheStoreOptions {
  * - an entry is visible only through its record, written create-only after its blob is fully stored and
  *   validated (invariant 1: written at most once, never seen partially);
  * - concurrent PUTs of one hash both stream, exactly one record write wins, the loser deletes its blob (409);
- * - a GET re-verifies size and sha256 before sending; a mismatch is a miss, and the bad record is moved to
+ * - a GET re-verifies size and sha256 (before sending, or while sending large directory entries, holding the
+ *   last chunk back); a mismatch is a miss (or a cut-short response), and the bad record is moved to
  *   `quarantine/` so a trusted builder can store the entry again.
  */
 export class CacheStore {
+  /** LRU index (only with maxStoreBytes): record key -> entry, least recently used first (Map order). */
+  private readonly lru?: Map<string, Indexed>;
+  private indexedBytes = 0;
+  /** bytes announced by PUTs in progress (Content-Length), so concurrent uploads do not overshoot the cap */
+  private reservedBytes = 0;
+
   constructor(
     readonly backend: CacheBackend,
     private readonly opts: CacheStoreOptions,
-  ) {}
+  ) {
+    if (opts.maxStoreBytes !== undefined) {
+      if (!backend.listRecords) throw new StoreAccessError(`${backend.url} cannot list its entries: BUILDONCE_CACHE_MAX_STORE_BYTES needs a directory store`);
+      this.lru = new Map();
+    }
+  }
 
-  /** Whether `namespace` already has an entry for `hash`. @throws StorageError */
+  /** Bytes of the entries in the LRU index (undefined without maxStoreBytes). */
+  get storeBytes(): number | undefined {
+    return this.lru ? this.indexedBytes : undefined;
+  }
+
+  /**
+   * Builds the LRU index from the stored records (oldest modification first), then evicts down to the cap.
+   * A no-op without maxStoreBytes. @throws StoreAccessError
+   */
+  async init(): Promise<void> {
+    if (!this.lru || !this.backend.listRecords) return;
+    const found: { key: string; mtimeMs: number; bytes: Buffer }[] = [];
+    for await (const r of this.backend.listRecords(`${LAYOUT}/`)) found.push(r);
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const r of found) {
+      const rec = parseRecord(r.bytes);
+      if (!rec || recordKey(rec.namespace, rec.hash) !== r.key) continue;
+      this.index(r.key, rec, r.bytes);
+    }
+    await this.evict(0);
+  }
+
+  private index(rk: string, rec: EntryRecord, recordBytes: Buffer): void {
+    if (!this.lru || this.lru.has(rk)) return;
+    this.lru.set(rk, { namespace: rec.namespace, hash: rec.hash, size: rec.size, blob: rec.blob, recordBytes, readers: 0 });
+    this.indexedBytes += rec.size;
+  }
+
+  private unindex(rk: string): Indexed | undefined {
+    const e = this.lru?.get(rk);
+    if (!e) return undefined;
+    this.lru!.delete(rk);
+    this.indexedBytes -= e.size;
+    return e;
+  }
+
+  /**
+   * Evicts least-recently-used entries that no GET is streaming until the indexed bytes, the bytes reserved by
+   * uploads in progress and `incoming` fit under the cap. Each eviction deletes the record first (only while it
+   * is still the indexed one), then the blob.
+   */
+  private async evict(incoming: number): Promise<void> {
+    if (!this.lru || this.opts.maxStoreBytes === undefined) return;
+    const cap = this.opts.maxStoreBytes;
+    const victims: [string, Indexed][] = [];
+    for (const [rk, e] of this.lru) {
+      if (this.indexedBytes + this.reservedBytes + incoming <= cap) break;
+      if (e.readers > 0) continue;
+      this.unindex(rk);
+      victims.push([rk, e]);
+    }
+    for (const [rk, e] of victims) {
+      await this.backend.deleteRecordIfSame(rk, e.recordBytes).catch(() => undefined);
+      await this.backend.delete(e.blob).catch(() => undefined);
+      this.opts.onEvict?.({ namespace: e.namespace, hash: e.hash, size: e.size });
+    }
+  }
+
+  /** Whether `namespace` already has an entry for `hash`. @throws StoreAccessError */
   exists(namespace: string, hash: string): Promise<boolean> {
     return this.backend.hasRecord(recordKey(namespace, hash));
   }
@@ -114,12 +206,32 @@ export class CacheStore {
    * Stores a PUT body for `hash` in `namespace`, streaming it through BodyGuard into a fresh blob, then
    * writing the record create-only.
    * @param declaredBytes the request's Content-Length
-   * @throws StorageError when the backend fails (the partial blob is deleted best-effort)
+   * @throws StoreAccessError when the backend fails (the partial blob is deleted best-effort)
    */
   async put(namespace: string, hash: string, body: Readable, declaredBytes: number): Promise<PutOutcome> {
     if (declaredBytes > this.opts.maxBytes) return { status: 'too-large', limitBytes: this.opts.maxBytes, receivedBytes: 0 };
+    if (this.opts.maxStoreBytes !== undefined && declaredBytes > this.opts.maxStoreBytes) {
+      return { status: 'too-large', limitBytes: this.opts.maxStoreBytes, receivedBytes: 0 };
+    }
     if (await this.exists(namespace, hash)) return { status: 'exists', receivedBytes: 0 };
+    if (!this.lru) return this.store(namespace, hash, body, declaredBytes);
+    await this.evict(declaredBytes);
+    this.reservedBytes += declaredBytes;
+    try {
+      const out = await this.store(namespace, hash, body, declaredBytes);
+      if (out.status === 'stored') this.index(recordKey(namespace, hash), out.record, out.recordBytes);
+      return out;
+    } finally {
+      this.reservedBytes -= declaredBytes;
+    }
+  }
 
+  private async store(
+    namespace: string,
+    hash: string,
+    body: Readable,
+    declaredBytes: number,
+  ): Promise<Exclude<PutOutcome, { status: 'stored' }> | (Extract<PutOutcome, { status: 'stored' }> & { record: EntryRecord; recordBytes: Buffer })> {
     const key = blobKey(namespace, hash);
     const guard = new BodyGuard({ maxBytes: this.opts.maxBytes, expectedBytes: declaredBytes });
     // The outcome is read from guard.failure; consumers see the error through their own listeners. This one keeps
@@ -135,6 +247,8 @@ export class CacheStore {
     body.once('close', onAbort);
     body.once('error', onBodyError);
     body.pipe(guard);
+    // the client may have gone while the existence check ran: its 'close' was before these listeners
+    if (body.destroyed) onAbort();
     try {
       await this.backend.writeBlob(key, guard);
       if (guard.failure) throw guard.failure;
@@ -148,12 +262,20 @@ export class CacheStore {
         blob: key,
         storedAt: new Date().toISOString(),
       };
-      const put = await this.backend.putRecordIfAbsent(recordKey(namespace, hash), Buffer.from(JSON.stringify(record) + '\n'));
+      const recordBytes = Buffer.from(JSON.stringify(record) + '\n');
+      const put = await this.backend.putRecordIfAbsent(recordKey(namespace, hash), recordBytes);
       if (put === 'exists') {
+        // A create-only write whose response was lost is retried (SDK retries, 412 on the retry): the record
+        // there may be our own. Its blob key is unique to this attempt, so it doubles as a write id.
+        const there = await this.backend.getRecord(recordKey(namespace, hash));
+        const theirs = there ? parseRecord(there) : undefined;
+        if (there && theirs && theirs.blob === key && theirs.sha256 === result.sha256 && theirs.size === result.size) {
+          return { status: 'stored', size: result.size, sha256: result.sha256, record: theirs, recordBytes: there };
+        }
         await this.backend.delete(key).catch(() => undefined);
         return { status: 'exists', receivedBytes: received };
       }
-      return { status: 'stored', size: result.size, sha256: result.sha256 };
+      return { status: 'stored', size: result.size, sha256: result.sha256, record, recordBytes };
     } catch (e) {
       body.unpipe(guard);
       if (!guard.destroyed) guard.destroy();
@@ -162,8 +284,8 @@ export class CacheStore {
       if (f instanceof BodyTooLargeError) return { status: 'too-large', limitBytes: f.limitBytes, receivedBytes: received };
       if (f instanceof BodyRejectedError) return { status: 'rejected', kind: f.kind, reason: f.reason, receivedBytes: received };
       if (f instanceof BodyIncompleteError) return { status: 'incomplete', receivedBytes: received };
-      if (e instanceof StorageError) throw e;
-      throw new StorageError(`storing ${hash} in ${this.backend.url} failed: ${(e as Error).message}`);
+      if (e instanceof StoreAccessError) throw e;
+      throw new StoreAccessError(`storing ${hash} in ${this.backend.url} failed: ${(e as Error).message}`);
     } finally {
       body.off('data', countFrom);
       body.off('close', onAbort);
@@ -173,7 +295,7 @@ export class CacheStore {
 
   /**
    * Looks `hash` up in `namespaces`, in order, and returns the first entry whose bytes verify.
-   * @throws StorageError when the backend fails
+   * @throws StoreAccessError when the backend fails
    */
   async get(namespaces: readonly string[], hash: string): Promise<GetOutcome> {
     const corrupt: { namespace: string; reason: string }[] = [];
@@ -188,10 +310,33 @@ export class CacheStore {
       } else if (record.hash !== hash || record.namespace !== namespace) {
         reason = `record ${rk} names ${record.namespace}/${record.hash}`;
       } else {
-        const read = await this.backend.readVerified(record.blob, { size: record.size, sha256: record.sha256 });
-        if (read.status === 'ok') return { status: 'hit', namespace, size: read.size, sha256: record.sha256, stream: read.stream };
+        // a read refreshes recency and pins the entry until its stream closes (never evicted mid-GET)
+        const entry = this.touch(rk);
+        if (entry) entry.readers++;
+        let read: VerifiedRead;
+        try {
+          read = await this.backend.readVerified(record.blob, { size: record.size, sha256: record.sha256 });
+        } catch (e) {
+          if (entry) entry.readers--;
+          throw e;
+        }
+        if (read.status === 'ok') {
+          if (entry) read.stream.once('close', () => entry.readers--);
+          if (read.verifiedWhileStreaming) {
+            // a mismatch found at the end of the stream: the response is cut short, and the entry quarantined
+            read.stream.once('error', (e) => {
+              if (!(e instanceof CorruptBlobError)) return;
+              this.opts.onCorrupt?.({ namespace, hash, reason: e.message });
+              this.unindex(rk);
+              void this.quarantine(rk, bytes);
+            });
+          }
+          return { status: 'hit', namespace, size: read.size, sha256: record.sha256, stream: read.stream };
+        }
+        if (entry) entry.readers--;
         reason = read.status === 'missing' ? `blob ${record.blob} is missing` : read.reason;
       }
+      this.unindex(rk);
       corrupt.push({ namespace, reason });
       this.opts.onCorrupt?.({ namespace, hash, reason });
       await this.quarantine(rk, bytes);
@@ -199,10 +344,23 @@ export class CacheStore {
     return { status: 'miss', corrupt };
   }
 
-  /** Moves a bad record aside (`v1/<ns>/quarantine/<hash>.<time>.json`) so the key can be stored again. */
+  /** Marks an indexed entry most recently used; returns it (undefined when not indexed). */
+  private touch(rk: string): Indexed | undefined {
+    const e = this.lru?.get(rk);
+    if (!e) return undefined;
+    this.lru!.delete(rk);
+    this.lru!.set(rk, e);
+    return e;
+  }
+
+  /**
+   * Moves a bad record aside (`v1/<ns>/quarantine/<hash>.<time>.json`) so the key can be stored again. The
+   * delete is conditional on the record still being the bad one: a concurrent GET may have quarantined it
+   * already and a trusted builder stored a good entry since; that entry must survive this late quarantine.
+   */
   private async quarantine(rk: string, bytes: Buffer): Promise<void> {
-    const q = rk.replace('/records/', '/quarantine/').replace(/\.json$/, `.${Date.now()}.json`);
+    const q = rk.replace('/records/', '/quarantine/').replace(/\.json$/, `.${Date.now()}-${randomUUID().slice(0, 8)}.json`);
     await this.backend.putRecordIfAbsent(q, bytes).catch(() => undefined);
-    await this.backend.delete(rk).catch(() => undefined);
+    await this.backend.deleteRecordIfSame(rk, bytes).catch(() => undefined);
   }
 }

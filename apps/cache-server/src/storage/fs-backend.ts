@@ -1,18 +1,26 @@
-import { constants, createWriteStream } from 'node:fs';
-import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { constants, createWriteStream, open as openCb } from 'node:fs';
+import { access, link, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FsBlobStore, StoreAccessError } from '@buildonce/store';
-import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
-import { hashStream } from './verify';
+import { type CacheBackend, type VerifiedRead } from './backend';
+import { IN_MEMORY_VERIFY_MAX, VerifyingStream } from './verify';
+
+/** `open(path, 'wx', 0o644)` with the callback API: a plain descriptor for a callback-API write stream. */
+function openFd(path: string): Promise<number> {
+  return new Promise((resolve, reject) => openCb(path, 'wx', 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
 
 /**
- * Directory backend. Records go through libs/store's FsBlobStore (temp file + fsync + `link`, which fails with
- * EEXIST instead of replacing: create-only). Blobs are streamed to their unique path with `wx` and fsynced
- * before the record that names them is written. GETs hash the blob through one file descriptor, then stream
- * the same descriptor from offset 0, so a blob is verified before its first byte is sent.
+ * Directory backend. Records are written create-only (temp file + `link`, which fails with EEXIST instead of
+ * replacing); blobs are streamed to their unique path opened with `wx` before the body is read. Nothing is
+ * fsynced: a cache may lose entries in a power loss, and every GET verifies size and sha256, so a torn blob or
+ * record is a miss (quarantined), never wrong bytes. GETs verify size (fstat) before sending; entries up to
+ * IN_MEMORY_VERIFY_MAX are read once and hashed before their first byte is sent, larger ones are hashed while
+ * they stream and the last chunk is held back until the sha256 matches (VerifyingStream).
  */
 export class FsCacheBackend implements CacheBackend {
   readonly url: string;
@@ -33,15 +41,36 @@ export class FsCacheBackend implements CacheBackend {
       await mkdir(this.root, { recursive: true });
       await access(this.root, constants.W_OK | constants.R_OK);
     } catch (e) {
-      throw new StorageError(`cache directory ${this.root} is not usable: ${(e as Error).message}`);
+      throw new StoreAccessError(`cache directory ${this.root} is not usable: ${(e as Error).message}`);
     }
   }
 
   async writeBlob(key: string, body: Readable): Promise<void> {
     const path = this.pathOf(key);
-    await this.io(`create ${path}`, () => mkdir(dirname(path), { recursive: true }));
-    // `flush: true` fsyncs before close; `wx` never follows or replaces an existing file.
-    await pipeline(body, createWriteStream(path, { flags: 'wx', flush: true }));
+    let fd: number;
+    try {
+      // `wx` never follows or replaces an existing file. The file is open BEFORE the body is read, so a body
+      // that fails at once cannot race the open: whatever happens below, the file exists and is removed here.
+      fd = await openFd(path).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await mkdir(dirname(path), { recursive: true });
+        return openFd(path);
+      });
+    } catch (e) {
+      body.resume();
+      throw new StoreAccessError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
+    }
+    // callback-API write stream on the descriptor (FileHandle.write costs far more main-thread CPU per chunk);
+    // it closes the descriptor when it ends or fails. No fsync: every GET verifies size and sha256, so a blob
+    // torn by a power loss is a miss, never served.
+    const out = createWriteStream(path, { fd, autoClose: true });
+    try {
+      await pipeline(body, out);
+    } catch (e) {
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+      await unlink(path).catch(() => undefined);
+      throw e;
+    }
   }
 
   async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
@@ -51,7 +80,7 @@ export class FsCacheBackend implements CacheBackend {
       fh = await open(path, 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
-      throw new StorageError(`cannot open ${path}: ${(e as Error).message}`);
+      throw new StoreAccessError(`cannot open ${path}: ${(e as Error).message}`);
     }
     try {
       const st = await fh.stat();
@@ -59,20 +88,66 @@ export class FsCacheBackend implements CacheBackend {
         await fh.close();
         return { status: 'corrupt', reason: `${path} has ${st.size} bytes, record says ${expected.size}` };
       }
-      const d = await hashStream(fh.createReadStream({ start: 0, autoClose: false }));
-      if (d.sha256 !== expected.sha256 || d.size !== expected.size) {
+      if (expected.size <= IN_MEMORY_VERIFY_MAX) {
+        // small entries: one read, verified before the first byte is sent (a mismatch is a clean 404)
+        const buf = Buffer.allocUnsafe(expected.size);
+        let off = 0;
+        while (off < buf.length) {
+          const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
         await fh.close();
-        return { status: 'corrupt', reason: `${path} has sha256 ${d.sha256}, record says ${expected.sha256}` };
+        const sha = createHash('sha256').update(buf.subarray(0, off)).digest('hex');
+        if (off !== expected.size || sha !== expected.sha256) return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
+        return { status: 'ok', stream: Readable.from([buf]), size: expected.size };
       }
-      return { status: 'ok', stream: fh.createReadStream({ start: 0, autoClose: true }), size: expected.size };
+      // large entries: one pass, hashed as the bytes go out; the last chunk is held back until it verifies
+      const verify = new VerifyingStream(expected, path);
+      const src = fh.createReadStream({ start: 0, autoClose: true, highWaterMark: 256 * 1024 });
+      src.on('error', (e) => verify.destroy(e));
+      verify.on('close', () => src.destroy());
+      return { status: 'ok', stream: src.pipe(verify), size: expected.size, verifiedWhileStreaming: true };
     } catch (e) {
       await fh.close().catch(() => undefined);
-      throw new StorageError(`cannot read ${path}: ${(e as Error).message}`);
+      throw new StoreAccessError(`cannot read ${path}: ${(e as Error).message}`);
     }
   }
 
+  /**
+   * Create-only record write: a temp file in `<root>/.tmp/` linked into place (`link` fails with EEXIST instead of
+   * replacing), so a record is never seen partially. No fsync: a record lost or torn by a power loss reads as a
+   * miss or an invalid record (quarantined), never as a wrong entry.
+   */
   putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
-    return this.io(`write record ${key}`, () => this.records.putBytesIfAbsent(key, bytes));
+    return this.io(`write record ${key}`, async () => {
+      const final = this.pathOf(key);
+      const tmp = join(this.root, '.tmp', `rec-${process.pid}-${randomBytes(8).toString('hex')}`);
+      try {
+        await writeFile(tmp, bytes, { flag: 'wx' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        await mkdir(dirname(tmp), { recursive: true });
+        await writeFile(tmp, bytes, { flag: 'wx' });
+      }
+      try {
+        try {
+          await link(tmp, final);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EEXIST') return 'exists';
+          if (code !== 'ENOENT') throw e;
+          await mkdir(dirname(final), { recursive: true });
+          await link(tmp, final);
+        }
+        return 'created';
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+        throw e;
+      } finally {
+        await unlink(tmp).catch(() => undefined);
+      }
+    });
   }
 
   async getRecord(key: string): Promise<Buffer | undefined> {
@@ -87,13 +162,50 @@ export class FsCacheBackend implements CacheBackend {
     return this.io(`delete ${key}`, () => this.records.delete(key));
   }
 
+  async *listRecords(prefix: string): AsyncIterable<{ key: string; mtimeMs: number; bytes: Buffer }> {
+    for await (const o of this.records.list(prefix)) {
+      if (!/\/records\/[^/]+\.json$/.test(o.key)) continue;
+      const got = await this.records.getBytes(o.key).catch(() => undefined);
+      if (got) yield { key: o.key, mtimeMs: o.lastModified.getTime(), bytes: got.bytes };
+    }
+  }
+
+  /**
+   * Compare-and-delete without locks: the record is renamed aside (atomic: whatever is there at that instant
+   * moves), then compared; a record that is not the expected one is linked back create-only (if an even newer
+   * one appeared meanwhile, that one stays). A concurrent GET may see a miss during that instant, never a loss.
+   */
+  deleteRecordIfSame(key: string, bytes: Uint8Array): Promise<'deleted' | 'changed' | 'missing'> {
+    return this.io(`delete record ${key}`, async () => {
+      const path = this.pathOf(key);
+      const aside = join(this.root, '.tmp', `aside-${process.pid}-${randomBytes(8).toString('hex')}`);
+      await mkdir(dirname(aside), { recursive: true });
+      try {
+        await rename(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+        throw e;
+      }
+      try {
+        const moved = await readFile(aside);
+        if (moved.equals(bytes)) return 'deleted';
+        await link(aside, path).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EEXIST') throw e;
+        });
+        return 'changed';
+      } finally {
+        await unlink(aside).catch(() => undefined);
+      }
+    });
+  }
+
   private async io<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof StorageError) throw e;
-      if (e instanceof StoreAccessError) throw new StorageError(e.message);
-      throw new StorageError(`${what} in ${this.root} failed: ${(e as Error).message}`);
+      if (e instanceof StoreAccessError) throw e;
+      if (e instanceof StoreAccessError) throw new StoreAccessError(e.message);
+      throw new StoreAccessError(`${what} in ${this.root} failed: ${(e as Error).message}`);
     }
   }
 }

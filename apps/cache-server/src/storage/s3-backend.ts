@@ -5,10 +5,10 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createS3Client, S3BlobStore, StoreAccessError } from '@buildonce/store';
-import { StorageError, type CacheBackend, type VerifiedRead } from './backend';
+import { type CacheBackend, type VerifiedRead } from './backend';
 import { HashTap } from './verify';
 
 /** Bodies up to this size (bytes) are verified in memory on GET; larger ones are spooled to disk. */
@@ -59,7 +59,7 @@ export class S3CacheBackend implements CacheBackend {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
     } catch (e) {
-      throw new StorageError(`bucket ${this.opts.bucket} is not usable (${(e as Error).name}: ${(e as Error).message}); check AWS credentials, region and BUILDONCE_CACHE_STORE`);
+      throw new StoreAccessError(`bucket ${this.opts.bucket} is not usable (${(e as Error).name}: ${(e as Error).message}); check AWS credentials, region and BUILDONCE_CACHE_STORE`);
     }
   }
 
@@ -85,7 +85,7 @@ export class S3CacheBackend implements CacheBackend {
     } catch (e) {
       const name = (e as Error).name;
       if (name === 'NoSuchKey' || name === 'NotFound') return { status: 'missing' };
-      throw new StorageError(`GetObject s3://${this.opts.bucket}/${Key} failed: ${name}: ${(e as Error).message}`);
+      throw new StoreAccessError(`GetObject s3://${this.opts.bucket}/${Key} failed: ${name}: ${(e as Error).message}`);
     }
     if (length !== undefined && length !== expected.size) {
       body.destroy();
@@ -102,7 +102,7 @@ export class S3CacheBackend implements CacheBackend {
         });
       } catch (e) {
         if (tap.bytes > expected.size) return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} is longer than ${expected.size} bytes` };
-        throw new StorageError(`reading s3://${this.opts.bucket}/${Key} failed: ${(e as Error).message}`);
+        throw new StoreAccessError(`reading s3://${this.opts.bucket}/${Key} failed: ${(e as Error).message}`);
       }
       const sha = tap.digestHex();
       if (sha !== expected.sha256 || tap.bytes !== expected.size) return corrupt(sha);
@@ -118,7 +118,7 @@ export class S3CacheBackend implements CacheBackend {
     } catch (e) {
       await unlink(spool).catch(() => undefined);
       if (tap.bytes > expected.size) return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} is longer than ${expected.size} bytes` };
-      throw new StorageError(`reading s3://${this.opts.bucket}/${Key} into ${spool} failed: ${(e as Error).message}`);
+      throw new StoreAccessError(`reading s3://${this.opts.bucket}/${Key} into ${spool} failed: ${(e as Error).message}`);
     }
     const sha = tap.digestHex();
     if (sha !== expected.sha256 || tap.bytes !== expected.size) {
@@ -150,12 +150,28 @@ export class S3CacheBackend implements CacheBackend {
     return this.io(() => this.records.delete(key));
   }
 
+  /** Reads the record with its ETag, compares, then `DeleteObject` with `If-Match: <ETag>` (412 → `changed`). */
+  async deleteRecordIfSame(key: string, bytes: Uint8Array): Promise<'deleted' | 'changed' | 'missing'> {
+    const cur = await this.io(() => this.records.getBytes(key));
+    if (!cur) return 'missing';
+    if (!cur.bytes.equals(bytes)) return 'changed';
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.s3Key(key), IfMatch: cur.etag }));
+      return 'deleted';
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || (e as Error).name === 'PreconditionFailed') return 'changed';
+      if (status === 404) return 'missing';
+      throw new StoreAccessError(`DeleteObject s3://${this.opts.bucket}/${this.s3Key(key)} failed: ${(e as Error).name}: ${(e as Error).message}`);
+    }
+  }
+
   private async io<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof StoreAccessError) throw new StorageError(e.message);
-      throw new StorageError(`${(e as Error).name}: ${(e as Error).message}`);
+      if (e instanceof StoreAccessError) throw new StoreAccessError(e.message);
+      throw new StoreAccessError(`${(e as Error).name}: ${(e as Error).message}`);
     }
   }
 }

@@ -70,11 +70,11 @@ describe('normalizeOptions', () => {
   });
 
   it('builds take the version from NX_TASK_HASH and derive unset options from the project', () => {
-    const cargo = normalizeCargo({ architecture: 'arm64', binary: 'bootstrap', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), { NX_TASK_HASH: '42', BUILDONCE_CARGO_OFFLINE_REGISTRY: '/reg' }, log);
-    expect(cargo).toMatchObject({ version: '42', cargoDir: join(root, 'apps/api'), architecture: 'arm64', offlineRegistry: '/reg' });
+    const cargo = normalizeCargo({ architecture: 'arm64', binary: 'bootstrap', runtime: 'provided.al2023', cargoLambda: 'auto', toolchain: '+stable' }, facts(), { NX_TASK_HASH: '42', BUILDONCE_CARGO_OFFLINE_REGISTRY: '/reg' }, log);
+    expect(cargo).toMatchObject({ version: '42', cargoDir: join(root, 'apps/api'), architecture: 'arm64', offlineRegistry: '/reg', toolchain: '+stable' });
     const tar = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false }, facts(), { NX_TASK_HASH: '7' }, 'd', log);
     expect(tar).toMatchObject({ version: '7', main: join(root, 'apps/api/src/main.ts'), tarballName: 'acme--api-deployment.tar.gz', runtime: 'node>=22', sourcemap: false, description: 'd' });
-    expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'r', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
+    expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
     expect(normalizePublish({ preview: true, forcePathStyle: false, dryRun: false }, facts(), log)).toMatchObject({ preview: true, forcePathStyle: undefined, outputDir: join(root, 'dist/apps/api') });
   });
 });

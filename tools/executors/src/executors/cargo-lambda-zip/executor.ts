@@ -19,13 +19,15 @@ export function normalizeOptions(o: CargoLambdaZipExecutorSchema, p: ProjectFact
     binary: o.binary,
     runtime: o.runtime,
     cargoLambda: o.cargoLambda,
+    toolchain: o.toolchain || undefined,
     offlineRegistry: o.offlineRegistry || env.BUILDONCE_CARGO_OFFLINE_REGISTRY || undefined,
     log,
   };
 }
 
 /**
- * `build` target of Rust Lambdas: cargo (or cargo-lambda) → deterministic bootstrap.zip + artifact.json.
+ * `build` target of Rust Lambdas: cargo (or cargo-lambda), x86_64 or arm64 on any host → deterministic bootstrap.zip +
+ * artifact.json (architecture, glibcMax checked against the runtime, toolchain identity).
  * The version is `NX_TASK_HASH`, which Nx sets for every task process; running outside Nx is an error.
  */
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {

@@ -4,7 +4,8 @@ export interface CargoLambdaZipExecutorSchema {
   outputPath?: string;
   architecture: 'x86_64' | 'arm64';
   binary: string;
-  runtime: string;
+  runtime: 'provided.al2023' | 'provided.al2';
   cargoLambda: 'auto' | 'always' | 'never';
+  toolchain?: string;
   offlineRegistry?: string;
 }

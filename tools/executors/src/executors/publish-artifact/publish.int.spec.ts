@@ -82,6 +82,15 @@ describe('nx run rust-scorer:publish', () => {
     const mb = JSON.parse(readFileSync(join(b.root, 'dist/apps/rust-scorer/artifact.json'), 'utf8'));
     expect(mb.version).toBe(ma.version);
     expect(ma.version).toBe(version);
+    // rust-scorer is arm64 (Graviton) and within AL2023's glibc
+    expect(ma).toMatchObject({ architecture: 'arm64', runtime: 'provided.al2023' });
+    expect(Number(ma.glibcMax.split('.')[1])).toBeLessThanOrEqual(34);
+    // the identity Nx hashes (runtime input, run without the node directory Nx puts first in task PATHs)
+    // names the toolchain the build task used
+    const identity = JSON.parse(
+      a.run('node', ['tools/scripts/rust-toolchain.mjs', '--cargo-dir', 'apps/rust-scorer', '--architecture', 'arm64', '--runtime', 'provided.al2023', '--json']),
+    );
+    expect(ma.toolchain).toBe(identity.summary);
     const za = await sha256File(join(a.root, 'dist/apps/rust-scorer/bootstrap.zip'));
     const zb = await sha256File(join(b.root, 'dist/apps/rust-scorer/bootstrap.zip'));
     expect(zb.hex).toBe(za.hex);
