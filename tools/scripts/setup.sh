@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: Debian packages (offline Rust crates, the arm64 cross toolchain and
-# qemu-user, shellcheck) when apt-get is available and we are root, registers qemu-aarch64 with binfmt_misc
+# qemu-user, shellcheck, docker-registry + skopeo for the image tests) when apt-get is available and we are root, registers qemu-aarch64 with binfmt_misc
 # (so arm64 binaries, and the tests that spawn them, run under emulation), then the npm workspace (npm ci).
 # Idempotent and quiet when everything is present.
 set -euo pipefail

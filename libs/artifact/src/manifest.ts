@@ -32,13 +32,30 @@ export const manifestFileSchema = z
   })
   .strict();
 
+/** Artifact kinds: a Lambda zip, a self-contained Node tarball, or an OCI container image. */
+export const artifactKindSchema = z.enum(['lambda-zip', 'node-tarball', 'oci-image']);
+export type ArtifactKind = z.infer<typeof artifactKindSchema>;
+
+/** `sha256:<64 hex>`: an OCI content digest (OCI image spec, descriptor `digest`). */
+export const ociDigestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'an image digest is sha256:<64 lowercase hex chars>');
+
+/** Identity of an `oci-image` artifact: its image manifest digest and platform (`linux/amd64`, `linux/arm64`). */
+export const imageInfoSchema = z
+  .object({
+    /** digest of the OCI image manifest (== sha256 of the manifest file listed in `files`) */
+    digest: ociDigestSchema,
+    platform: z.enum(['linux/amd64', 'linux/arm64']),
+  })
+  .strict();
+export type ImageInfo = z.infer<typeof imageInfoSchema>;
+
 /** Build manifest (`artifact.json`): what the build produced, nothing machine-specific. */
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
     project: projectNameSchema,
     version: versionSchema,
-    kind: z.enum(['lambda-zip', 'node-tarball']),
+    kind: artifactKindSchema,
     files: z.array(manifestFileSchema).min(1),
     runtime: z.string().min(1),
     architecture: z.enum(['x86_64', 'arm64']),
@@ -48,8 +65,11 @@ export const manifestSchema = z
     /** entry point inside a node-tarball (e.g. `main.js`) */
     entry: z.string().min(1).optional(),
     toolchain: z.string().min(1),
+    /** oci-image only: the image's manifest digest and platform */
+    image: imageInfoSchema.optional(),
   })
   .strict()
+  .refine((m) => (m.kind === 'oci-image') === !!m.image, { message: 'kind oci-image needs image { digest, platform } (and only it has one)', path: ['image'] })
   .refine((m) => new Set(m.files.map((f) => f.name)).size === m.files.length, {
     message: 'file names must be unique',
     path: ['files'],
@@ -73,13 +93,29 @@ export const publishMetadataSchema = z
   .strict();
 export type PublishMetadata = z.infer<typeof publishMetadataSchema>;
 
-/** Stored manifest (`manifest.json` in the store): the build manifest plus publish metadata. */
+/**
+ * Where a published `oci-image` lives in its registry: the repository, the immutable image URI by
+ * digest (`<host>/<repo>@sha256:…`, what Lambda's `ImageUri` and Terraform's `lambda_image_uri` take)
+ * and the tags pushed (the version, and `sha-<commit>-<yyyymmdd>` when the commit was known).
+ */
+export const registryRecordSchema = z
+  .object({
+    repository: z.string().min(1),
+    uri: z.string().regex(/@sha256:[0-9a-f]{64}$/, 'an image URI by digest ends in @sha256:<64 hex>'),
+    tags: z.array(z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/)),
+  })
+  .strict();
+export type RegistryRecord = z.infer<typeof registryRecordSchema>;
+
+/** Stored manifest (`manifest.json` in the store): the build manifest plus publish metadata (+ registry record for images). */
 export const storedManifestSchema = z
   .object({
     manifest: manifestSchema,
     publish: publishMetadataSchema,
+    registry: registryRecordSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => (s.manifest.kind === 'oci-image') === !!s.registry, { message: 'an oci-image record needs registry { repository, uri, tags } (and only it has one)', path: ['registry'] });
 export type StoredManifest = z.infer<typeof storedManifestSchema>;
 
 /** Thrown when a manifest does not match the schema; the message names the field. */

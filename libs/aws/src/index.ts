@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
 
 const lazyRequire = createRequire(__filename);
 
@@ -22,7 +23,7 @@ const lazyRequire = createRequire(__filename);
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /** AWS services buildonce talks to, with the env suffix of their service-specific endpoint variable. */
-export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM' } as const;
+export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR' } as const;
 export type AwsService = keyof typeof AWS_SERVICES;
 
 /** Client settings buildonce adds to the SDK defaults for one service (pure; see the module doc). */
@@ -64,6 +65,7 @@ export interface AwsOverrides {
   s3?: S3ClientConfig;
   lambda?: LambdaClientConfig;
   ssm?: SSMClientConfig;
+  ecr?: ECRClientConfig;
 }
 
 /** The narrow set of clients buildonce uses; each is created on first call and then reused. */
@@ -71,6 +73,8 @@ export interface AwsClients {
   s3(): S3Client;
   lambda(): LambdaClient;
   ssm(): SSMClient;
+  /** ECR control API (GetAuthorizationToken, DescribeImages, lifecycle policies); image bytes go through the OCI registry API */
+  ecr(): ECRClient;
 }
 
 /**
@@ -89,5 +93,6 @@ export function awsClients(opts: { env?: NodeJS.ProcessEnv; overrides?: AwsOverr
     s3: () => make('s3', (c) => new (lazyRequire('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3')).S3Client(c), o.s3),
     lambda: () => make('lambda', (c) => new (lazyRequire('@aws-sdk/client-lambda') as typeof import('@aws-sdk/client-lambda')).LambdaClient(c), o.lambda),
     ssm: () => make('ssm', (c) => new (lazyRequire('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c), o.ssm),
+    ecr: () => make('ecr', (c) => new (lazyRequire('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(c), o.ecr),
   };
 }

@@ -1,6 +1,7 @@
 import {
   CreateAliasCommand,
   GetAliasCommand,
+  GetFunctionCommand,
   GetFunctionConfigurationCommand,
   type LambdaClient,
   PublishVersionCommand,
@@ -12,6 +13,8 @@ import {
 import pRetry, { AbortError } from 'p-retry';
 import { sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey } from '@buildonce/store';
+import { awsClients, type AwsClients } from '@buildonce/aws';
+import { imageExists, protectImage } from '@buildonce/image';
 import {
   DeployError,
   DeployPreflightError,
@@ -48,6 +51,20 @@ export interface LambdaTargetOptions {
   maxWaitSeconds?: number;
   /** retries of ResourceConflictException (update in progress), default 6; backoff 250 ms × 2^n, max 8 s */
   conflictRetries?: number;
+  /**
+   * oci-image preflight: does the image URI by digest exist in its registry (OCI distribution HEAD
+   * manifest)? Default: libs/image `imageExists` with the standard registry credentials.
+   */
+  imageExists?: (imageUri: string) => Promise<boolean>;
+  /**
+   * oci-image deploy: marks the image protected before Lambda is pointed at it (ECR: `keep-<version>` tag,
+   * see libs/image ecrLifecyclePolicy). Default: libs/image `protectImage`.
+   */
+  protectImage?: (imageUri: string, version: string) => Promise<unknown>;
+  /** process environment for registry credentials (default process.env) */
+  env?: NodeJS.ProcessEnv;
+  /** AWS clients for ECR (registry auth, protection tags); default libs/aws `awsClients({ env })` */
+  aws?: AwsClients;
 }
 
 function isConflict(e: unknown): boolean {
@@ -119,6 +136,23 @@ export class LambdaDeployTarget implements DeployTarget {
     return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
 
+  /** The image URI by digest of an oci-image artifact (from the stored record). */
+  private imageUri(req: DeployRequest): string {
+    const uri = req.stored.registry?.uri;
+    if (!uri || !req.stored.manifest.image) throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
+    return uri;
+  }
+
+  /** GetFunction (includes Code.ImageUri); undefined when the function or qualifier does not exist. */
+  private async getFunction(functionName: string, qualifier?: string) {
+    try {
+      return await withConflictRetry(() => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })), this.o.conflictRetries);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
   /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */
   private async getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
     try {
@@ -129,9 +163,14 @@ export class LambdaDeployTarget implements DeployTarget {
     }
   }
 
-  /** Checks the store kind, artifact kind, that the function exists and that its architecture matches. No side effects. */
+  /**
+   * Checks the store kind (zips), artifact kind, that the function exists, that its architecture and
+   * package type match (Zip for lambda-zip, Image for oci-image) and, for images, that the digest is in
+   * the registry. No side effects.
+   */
   async preflight(req: DeployRequest): Promise<void> {
-    this.s3Location(req);
+    const isImage = req.stored.manifest.kind === 'oci-image';
+    const uri = isImage ? this.imageUri(req) : (this.s3Location(req), undefined);
     const { functionName } = lambdaNames(this.o, req.project, req.environment);
     const cfg = await this.getConfig(functionName);
     if (!cfg) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
@@ -139,12 +178,20 @@ export class LambdaDeployTarget implements DeployTarget {
     if (arch && arch !== req.stored.manifest.architecture) {
       throw new DeployPreflightError(`Lambda function ${functionName} is ${arch} but ${req.project}@${req.version} was built for ${req.stored.manifest.architecture}: fix the function's architecture in your IaC or the build target`);
     }
-    if (cfg.PackageType && cfg.PackageType !== 'Zip') {
-      throw new DeployPreflightError(`Lambda function ${functionName} has PackageType ${cfg.PackageType}; buildonce deploys zip packages`);
+    const want = isImage ? 'Image' : 'Zip';
+    if ((cfg.PackageType ?? 'Zip') !== want) {
+      throw new DeployPreflightError(
+        `Lambda function ${functionName} has PackageType ${cfg.PackageType ?? 'Zip'} but ${req.project}@${req.version} is a ${req.stored.manifest.kind}: deploy ${isImage ? 'a zip deployable (lambda-zip)' : 'an image deployable (oci-image)'} to it, or fix the function's package type in your IaC`,
+      );
+    }
+    if (uri) {
+      const exists = await (this.o.imageExists ?? ((u: string) => imageExists(u, { env: this.o.env, aws: this.o.aws })))(uri);
+      if (!exists) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
     }
   }
 
   async deploy(req: DeployRequest): Promise<DeployResult> {
+    if (req.stored.manifest.kind === 'oci-image') return this.deployImage(req);
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const loc = this.s3Location(req);
     const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
@@ -194,6 +241,24 @@ export class LambdaDeployTarget implements DeployTarget {
    */
   async restore(req: DeployRequest, previous: DeployResult): Promise<DeployResult> {
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
+    if (req.stored.manifest.kind === 'oci-image') {
+      const uri = this.imageUri(req);
+      if (previous.target === 'lambda' && previous.functionName === functionName) {
+        try {
+          // a published version is immutable: same version number with the CodeSha256 Lambda reported when we
+          // published it, and that deploy was of this image URI → re-alias it
+          const cfg = await this.getConfig(functionName, previous.functionVersion);
+          if (cfg && previous.imageUri === uri && cfg.CodeSha256 === previous.codeSha256) {
+            const aliasArn = await this.pointAlias(functionName, alias, previous.functionVersion, req);
+            return { ...previous, alias, aliasArn, imageUri: uri, method: 'alias' };
+          }
+          req.log(`${functionName} version ${previous.functionVersion} is gone or runs another image; redeploying ${uri}`);
+        } catch (e) {
+          throw toDeployError(e, functionName);
+        }
+      }
+      return this.deployImage(req);
+    }
     const loc = this.s3Location(req);
     if (previous.target === 'lambda' && previous.functionName === functionName) {
       try {
@@ -208,6 +273,54 @@ export class LambdaDeployTarget implements DeployTarget {
       }
     }
     return this.deploy(req);
+  }
+
+  /**
+   * Image deploy (Lambda API): UpdateFunctionCode { ImageUri: <repo>@sha256:<digest> } unless $LATEST
+   * already runs that URI → waitUntilFunctionUpdatedV2 → PublishVersion → GetFunction of the new version
+   * must report the same ImageUri (else another deploy changed $LATEST and the alias is not moved) →
+   * alias `<env>` to it. The image is referenced by digest, never by tag.
+   */
+  private async deployImage(req: DeployRequest): Promise<DeployResult> {
+    const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
+    const uri = this.imageUri(req);
+    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    try {
+      const before = await this.getFunction(functionName);
+      if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (await (this.o.protectImage ?? ((u: string, v: string) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(uri, req.version)) {
+        req.log(`protected ${uri} (tag keep-${req.version})`);
+      }
+      if (before.Code?.ImageUri !== uri) {
+        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ImageUri: uri })));
+        req.log(`UpdateFunctionCode ${functionName} ImageUri ${uri}`);
+      } else {
+        req.log(`${functionName} $LATEST already runs ${uri}`);
+      }
+      const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
+      if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+      const published = await retry(() => this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })));
+      const version = published.Version!;
+      const check = await this.getFunction(functionName, version);
+      if (check?.Code?.ImageUri !== uri) {
+        throw new LambdaCodeMismatchError(`Lambda ${functionName} version ${version} runs ${check?.Code?.ImageUri ?? '(unknown)'}, artifact ${req.project}@${req.version} is ${uri}: another deploy changed $LATEST; alias ${alias} not moved`);
+      }
+      req.log(`PublishVersion ${functionName} → version ${version} (ImageUri ${uri})`);
+      const aliasArn = await this.pointAlias(functionName, alias, version, req);
+      return {
+        target: 'lambda',
+        functionName,
+        functionArn: published.FunctionArn,
+        functionVersion: version,
+        codeSha256: published.CodeSha256 ?? '',
+        alias,
+        aliasArn,
+        imageUri: uri,
+        method: 'code',
+      } satisfies LambdaDeployResult;
+    } catch (e) {
+      throw toDeployError(e, functionName);
+    }
   }
 
   /** GetAlias → UpdateAlias, or CreateAlias when missing (UpdateAlias again if a concurrent create won). @returns AliasArn */

@@ -3,10 +3,11 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { isAbsolute, join } from 'node:path';
 import { projectKey } from '@buildonce/store';
 import { awsClients } from '@buildonce/aws';
+import { imageExists } from '@buildonce/image';
 import { Ec2DeployTarget } from './ec2';
 import { LambdaDeployTarget } from './lambda';
 import { deployLocal, type DeployLocalOptions, type DeployLocalResult } from './local';
-import { DeployError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
+import { DeployError, DeployPreflightError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
 
 /** Default root of local deployments, relative to the workspace: `.buildonce/deploy/<env>/<project>`. */
 export const DEFAULT_LOCAL_ROOT = '.buildonce/deploy';
@@ -20,7 +21,7 @@ export type LocalDeployFn = (o: DeployLocalOptions) => Promise<Pick<DeployLocalR
  */
 export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
-  constructor(private readonly o: { root: string; deployLocal: LocalDeployFn }) {}
+  constructor(private readonly o: { root: string; deployLocal: LocalDeployFn; imageExists?: (imageUri: string) => Promise<boolean> }) {}
 
   /** `<root>/<env>/<projectKey>` (scoped names: `@acme/api` → `acme--api`) */
   rootOf(project: string, env: string): string {
@@ -31,7 +32,12 @@ export class LocalDeployTarget implements DeployTarget {
     return `local ${this.rootOf(req.project, req.environment)}`;
   }
 
-  async preflight(): Promise<void> {}
+  /** oci-image versions: the image must still be in its registry (the local release records its URI by digest). */
+  async preflight(req: DeployRequest): Promise<void> {
+    const uri = req.stored.registry?.uri;
+    if (req.stored.manifest.kind !== 'oci-image' || !uri || !this.o.imageExists) return;
+    if (!(await this.o.imageExists(uri))) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
+  }
 
   async deploy(req: DeployRequest): Promise<DeployResult> {
     const root = this.rootOf(req.project, req.environment);
@@ -76,12 +82,12 @@ export function createDeployTarget(c: CreateTargetContext): DeployTarget {
   const aws = awsClients({ env: c.env ?? process.env });
   switch (c.kind) {
     case 'lambda':
-      return new LambdaDeployTarget({ client: c.lambda ?? aws.lambda(), functionName: c.options.functionName, alias: c.options.alias });
+      return new LambdaDeployTarget({ client: c.lambda ?? aws.lambda(), functionName: c.options.functionName, alias: c.options.alias, aws, env: c.env });
     case 'ec2':
       return new Ec2DeployTarget({ client: c.ssm ?? aws.ssm(), parameterName: c.options.parameterName });
     case 'local': {
       const root = c.options.localRoot || DEFAULT_LOCAL_ROOT;
-      return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal ?? deployLocal });
+      return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal ?? deployLocal, imageExists: (u) => imageExists(u, { env: c.env, aws }) });
     }
   }
 }

@@ -23,7 +23,7 @@ export interface DeployRequest {
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 
-/** What a Lambda deploy did: published function version, its CodeSha256 (base64) and the alias pointed at it. */
+/** What a Lambda deploy did: published function version, its CodeSha256 (base64 for zips; for images as Lambda reports it) and the alias pointed at it. */
 export const lambdaDeployResultSchema = z
   .object({
     target: z.literal('lambda'),
@@ -35,8 +35,11 @@ export const lambdaDeployResultSchema = z
     codeSha256: z.string(),
     alias: z.string(),
     aliasArn: z.string().optional(),
-    s3Bucket: z.string(),
-    s3Key: z.string(),
+    /** zip deploys: where Lambda took the package from */
+    s3Bucket: z.string().optional(),
+    s3Key: z.string().optional(),
+    /** oci-image deploys: the image URI by digest (`<registry>/<repo>@sha256:…`) the version runs */
+    imageUri: z.string().optional(),
     /** `code`: UpdateFunctionCode + PublishVersion; `alias`: an existing published version was re-aliased (rollback) */
     method: z.enum(['code', 'alias']),
   })

@@ -12,6 +12,7 @@ import {
   type PublishResult,
   type StoreLocation,
 } from '@buildonce/store';
+import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from './config';
 import { validateEnvName } from './env';
@@ -21,7 +22,7 @@ import { promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
 import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
-import { runRetention, type RetentionResult } from './retention';
+import { runImageRetention, type ImageRetentionResult } from './image-retention';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -205,6 +206,8 @@ export interface PublishCommand {
   store?: string;
   /** force the preview namespace; otherwise preview iff the CI environment says pull request */
   preview?: boolean;
+  /** oci-image builds: registry repository to push to (`host/repo`); default BUILDONCE_REGISTRY */
+  registry?: string;
   dryRun?: boolean;
   forcePathStyle?: boolean;
   processEnv?: NodeJS.ProcessEnv;
@@ -215,10 +218,12 @@ export interface PublishCommand {
  * `nx run <project>:publish`: reads the build manifest, publishes the version immutably (libs/store
  * publishArtifact) to the workspace store, logs one line per step (progress every 10 % for files of
  * 8 MiB and more), and appends `artifact_uri=` and `version=` to `$GITHUB_OUTPUT`. Pull-request builds
- * (or `preview`) go to the preview namespace.
- * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError
+ * (or `preview`) go to the preview namespace. An `oci-image` build is first pushed to its registry
+ * (libs/image pushImageBuild: blobs the registry lacks, the version tag and `sha-<commit>-<yyyymmdd>`)
+ * and its stored manifest records the image URI by digest; `image_uri=` and `digest=` go to `$GITHUB_OUTPUT` too.
+ * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError
  */
-export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace }> {
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult }> {
   const env = o.processEnv ?? process.env;
   const manifest = await readBuildManifest(o.outputDir, o.project);
   const { store } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
@@ -226,6 +231,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
   const tag = `[${o.project}]`;
   let lastPct = -1;
+  const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
   const result = await publishArtifact({
     store,
     manifest,
@@ -233,6 +239,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     metadata,
     namespace,
     dryRun: o.dryRun,
+    ...(image ? { registry: image.registry } : {}),
     log: (l) => o.log(`${tag} ${l}`),
     onProgress: (file, loaded, total) => {
       if (total < 8 * 1024 * 1024) return;
@@ -252,8 +259,8 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   } else {
     o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
   }
-  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version }, env);
-  return { ...result, version: manifest.version, namespace };
+  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) }, env);
+  return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}) };
 }
 
 export interface RetentionCommand {
@@ -273,12 +280,14 @@ export interface RetentionCommand {
 }
 
 /**
- * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention,
+ * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention
+ * (runImageRetention: store retention plus the registry images of deleted oci-image versions),
  * logging one line per deleted version and a summary with the bytes freed.
  * @throws ConfigError, StoreAccessError, RangeError for bad numbers
  */
-export async function runRetentionCommand(c: RetentionCommand): Promise<RetentionResult> {
+export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
-  return runRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, log: c.log });
+  // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
+  return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.processEnv, log: c.log });
 }

@@ -11,3 +11,4 @@ export * from './promote';
 export * from './rollback';
 export * from './releases';
 export * from './commands';
+export * from './image-retention';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { manifestFileSchema, versionSchema } from '@buildonce/artifact';
+import { artifactKindSchema, manifestFileSchema, versionSchema } from '@buildonce/artifact';
 import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
 import { LedgerError } from './errors';
@@ -24,7 +24,7 @@ export const entryArtifactSchema = z
     /** immutable URI of the version's folder, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/` */
     uri: z.string(),
     namespace: z.enum(['trusted', 'preview']),
-    kind: z.enum(['lambda-zip', 'node-tarball']),
+    kind: artifactKindSchema,
     /** name of the shipped file (zip / tarball) */
     file: z.string(),
     /** sha256 hex of the shipped file */
@@ -32,6 +32,8 @@ export const entryArtifactSchema = z
     files: z.array(manifestFileSchema),
     /** commit the artifact was published from (stored manifest's publish metadata) */
     publishedCommit: z.string().optional(),
+    /** oci-image only: the image URI by digest (`<registry>/<repo>@sha256:…`) the environment runs */
+    imageUri: z.string().optional(),
   })
   .strict();
 

@@ -43,6 +43,7 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
     sha256: file.sha256,
     files: a.stored.manifest.files,
     ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
+    ...(a.stored.registry ? { imageUri: a.stored.registry.uri } : {}),
   };
 }
 

@@ -136,7 +136,10 @@ export async function baseCommitForEnv(o: { store: BlobStore; env: string; works
 /** The current release of a project in an environment, with the immutable URI of its shipped file. */
 export interface ResolvedRelease {
   entry: HistoryEntry;
-  /** URI of the shipped file, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/bootstrap.zip` */
+  /**
+   * URI of the shipped file, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/bootstrap.zip`; for an
+   * oci-image the image URI by digest (`<registry>/<repo>@sha256:…`, Terraform's `lambda_image_uri`)
+   */
   artifactUri: string;
 }
 
@@ -145,5 +148,5 @@ export async function resolveCurrent(store: BlobStore, project: string, env: str
   const cur = await readCurrent(store, project, env);
   if (!cur) return undefined;
   const dir = cur.entry.artifact.uri.endsWith('/') ? cur.entry.artifact.uri : `${cur.entry.artifact.uri}/`;
-  return { entry: cur.entry, artifactUri: dir + cur.entry.artifact.file };
+  return { entry: cur.entry, artifactUri: cur.entry.artifact.imageUri ?? dir + cur.entry.artifact.file };
 }

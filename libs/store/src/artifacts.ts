@@ -12,6 +12,7 @@ import {
   sha256Stream,
   type Manifest,
   type PublishMetadata,
+  type RegistryRecord,
   type StoredManifest,
 } from '@buildonce/artifact';
 import type { BlobStore, ProgressFn } from './blob';
@@ -138,6 +139,8 @@ export interface PublishOptions {
   /** directory holding the manifest's files */
   dir: string;
   metadata: PublishMetadata;
+  /** oci-image only: where the image was pushed (recorded in `manifest.json`) */
+  registry?: RegistryRecord;
   namespace?: ArtifactNamespace;
   dryRun?: boolean;
   /** one line per step */
@@ -205,7 +208,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
     }
   }
 
-  const stored: StoredManifest = { manifest, publish: opts.metadata };
+  const stored: StoredManifest = { manifest, publish: opts.metadata, ...(opts.registry ? { registry: opts.registry } : {}) };
   const manifestKey = storedManifestKey(project, version, namespace);
   const put = await store.putBytesIfAbsent(manifestKey, Buffer.from(serializeManifest(stored)), { contentType: 'application/json' });
   if (put === 'exists') {

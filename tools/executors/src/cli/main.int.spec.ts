@@ -81,3 +81,34 @@ describe('buildonce CLI', () => {
     expect(cli('retention', '--dry-run', '--older-than=1.5', '--keep=3').status).toBe(0);
   });
 });
+
+describe('buildonce ecr-lifecycle (moto ECR)', () => {
+  it('writes a lifecycle policy whose first rule keeps keep-* images; refuses a non-ECR registry in one line', async () => {
+    const { startMoto } = await import('@buildonce/testing');
+    const { CreateRepositoryCommand, GetLifecyclePolicyCommand } = await import('@aws-sdk/client-ecr');
+    const { awsClients } = await import('@buildonce/aws');
+    const moto = await startMoto();
+    try {
+      Object.assign(process.env, moto.env);
+      const ecr = awsClients({ env: moto.env }).ecr();
+      const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer-image', imageTagMutability: 'IMMUTABLE' }));
+      const env = { ...process.env, ...moto.env };
+      const r = spawnSync(process.execPath, [bin, 'ecr-lifecycle', `--registry=${repo.repository!.repositoryUri}`, '--keep-last=30'], { cwd: ws, encoding: 'utf8', env });
+      expect(r.status, r.stderr).toBe(0);
+      const policy = JSON.parse((await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: 'scorer-image' }))).lifecyclePolicyText!);
+      expect(policy.rules.map((x: { rulePriority: number; selection: { tagStatus: string } }) => [x.rulePriority, x.selection.tagStatus])).toEqual([
+        [1, 'tagged'],
+        [2, 'untagged'],
+        [3, 'any'],
+      ]);
+      expect(policy.rules[0].selection.tagPrefixList).toEqual(['keep-']);
+      expect(policy.rules[2].selection.countNumber).toBe(30);
+      const bad = spawnSync(process.execPath, [bin, 'ecr-lifecycle', '--registry=127.0.0.1:5000/x'], { cwd: ws, encoding: 'utf8', env });
+      expect(bad.status).toBe(1);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toContain('must name an ECR repository');
+    } finally {
+      await moto.stop();
+    }
+  });
+});

@@ -3,12 +3,16 @@ import { existsSync } from 'node:fs';
 import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
 import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runRetentionCommand, validateEnvName } from '@buildonce/release';
+import { awsClients } from '@buildonce/aws';
+import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
       the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
   releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
+  ecr-lifecycle [--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo>] [--keep-last=30] [--untagged-days=1] [--dry-run]
+      writes an ECR lifecycle policy that never expires protected (keep-<version>) images (default: BUILDONCE_REGISTRY)
 `;
 
 /** Nearest directory upwards from `start` holding nx.json (the workspace root). */
@@ -93,6 +97,18 @@ export async function main(argv: string[]): Promise<number> {
         dryRun: values['dry-run'] ?? false,
         log: (l) => console.log(l),
       });
+      return 0;
+    }
+    if (command === 'ecr-lifecycle') {
+      const { values } = parseArgs({
+        args: rest,
+        options: { registry: { type: 'string' }, 'keep-last': { type: 'string' }, 'untagged-days': { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
+        strict: true,
+      });
+      const repository = values.registry || process.env.BUILDONCE_REGISTRY;
+      if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
+      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: int('keep-last', values['keep-last'], 30), untaggedDays: int('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
+      console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
       return 0;
     }
     process.stderr.write(command ? `buildonce: unknown command "${command}"\n${USAGE}` : USAGE);

@@ -5,6 +5,7 @@ import type { ExecutorContext } from '@nx/devkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import cargoLambdaZip, { normalizeOptions as normalizeCargo } from './cargo-lambda-zip/executor';
 import { normalizeOptions as normalizeTarball } from './package-tarball/executor';
+import { normalizeOptions as normalizeImage } from './oci-image/executor';
 import promote, { normalizeOptions as normalizePromote } from './promote/executor';
 import publish, { normalizeOptions as normalizePublish } from './publish-artifact/executor';
 import { normalizeOptions as normalizeReleases } from './releases/executor';
@@ -76,6 +77,10 @@ describe('normalizeOptions', () => {
     expect(tar).toMatchObject({ version: '7', main: join(root, 'apps/api/src/main.ts'), tarballName: 'acme--api-deployment.tar.gz', runtime: 'node>=22', sourcemap: false, description: 'd' });
     expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
     expect(normalizePublish({ preview: true, forcePathStyle: false, dryRun: false }, facts(), log)).toMatchObject({ preview: true, forcePathStyle: undefined, outputDir: join(root, 'dist/apps/api') });
+    const files = [{ source: 'dist/apps/x/bootstrap.zip', zipEntry: 'bootstrap', destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', mode: '0755' }];
+    const image = normalizeImage({ baseImage: `r.io/b@sha256:${'a'.repeat(64)}`, platform: 'linux/arm64', files, cmd: ['bootstrap'], runtime: 'provided.al2023', cacheDir: 'c' }, facts(), { NX_TASK_HASH: '9' }, log);
+    expect(image).toMatchObject({ version: '9', platform: 'linux/arm64', handler: 'bootstrap', outputDir: join(root, 'dist/apps/api'), cacheDir: join(root, 'c'), files });
+    expect(normalizePublish({ preview: false, forcePathStyle: false, dryRun: false, registry: 'h/r' }, facts(), log)).toMatchObject({ registry: 'h/r' });
   });
 });
 

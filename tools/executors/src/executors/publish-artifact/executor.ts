@@ -11,6 +11,7 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
     workspaceRoot: p.workspaceRoot,
     outputDir: outputDirOf(p, o.outputPath),
     store: o.store,
+    registry: o.registry,
     preview: o.preview,
     dryRun: o.dryRun,
     forcePathStyle: o.forcePathStyle || undefined,
@@ -18,7 +19,7 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
   };
 }
 
-/** `publish` target: publishes the build output immutably (libs/release runPublishCommand). */
+/** `publish` target: publishes the build output immutably (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     await runPublishCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));

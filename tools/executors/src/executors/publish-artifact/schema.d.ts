@@ -2,6 +2,7 @@
 export interface PublishArtifactExecutorSchema {
   outputPath?: string;
   store?: string;
+  registry?: string;
   preview: boolean;
   forcePathStyle: boolean;
   dryRun: boolean;

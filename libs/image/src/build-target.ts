@@ -1,0 +1,93 @@
+import { join } from 'node:path';
+import { readZipEntry } from '@buildonce/build';
+import { awsClients, type AwsClients } from '@buildonce/aws';
+import { buildImage, type AssembledImage, type ImageFile } from './assemble';
+import { clientFor } from './credentials';
+import { parseImageReference } from './reference';
+import { REGISTRY_ENV } from './publish';
+import type { Platform } from './oci';
+import { ImageConfigError } from './errors';
+import type { Manifest } from '@buildonce/artifact';
+
+/** A file of the image as the `oci-image` executor names it: a workspace path (or an entry of a zip there). */
+export interface ImageFileOption {
+  /** workspace-relative (or absolute) path of a build output, e.g. `dist/apps/rust-scorer/bootstrap.zip` */
+  source: string;
+  /** take this entry of the zip at `source` instead of the file itself (e.g. `bootstrap`) */
+  zipEntry?: string;
+  /** absolute path in the image; `${VAR}` expands from the base image's Env (e.g. `${LAMBDA_RUNTIME_DIR}/bootstrap`) */
+  destination: string;
+  /** octal permission string, e.g. `0755` (default 0644) */
+  mode?: string;
+}
+
+export interface BuildImageTargetOptions {
+  project: string;
+  version: string;
+  workspaceRoot: string;
+  outputDir: string;
+  baseImage: string;
+  platform: Platform;
+  files: ImageFileOption[];
+  entrypoint?: string[];
+  cmd?: string[];
+  env?: Record<string, string>;
+  workingDir?: string;
+  labels?: Record<string, string>;
+  runtime: string;
+  handler?: string;
+  /** blob cache (absolute); default `<workspace>/.buildonce/cache/oci` */
+  cacheDir?: string;
+  processEnv?: NodeJS.ProcessEnv;
+  aws?: AwsClients;
+  log: (line: string) => void;
+}
+
+/**
+ * What the `oci-image` executor does: resolves the files (zip entries read in memory), opens a client
+ * for the base image's registry (credentials per `registryCredentials`: BUILDONCE_REGISTRY_* only for the
+ * BUILDONCE_REGISTRY host, ECR tokens for ECR hosts, else anonymous) and runs {@link buildImage} into
+ * `outputDir` (one layer with every file). Logs `[project] …` lines.
+ * @throws ImageConfigError for missing sources / bad modes; everything buildImage throws
+ */
+export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ image: AssembledImage; manifest: Manifest }> {
+  const env = o.processEnv ?? process.env;
+  const tag = `[${o.project}]`;
+  const files: ImageFile[] = [];
+  for (const f of o.files) {
+    const src = f.source.startsWith('/') ? f.source : join(o.workspaceRoot, f.source);
+    if (f.mode !== undefined && !/^0?[0-7]{3,4}$/.test(f.mode)) throw new ImageConfigError(`file ${f.destination}: mode "${f.mode}" is not octal like 0755`);
+    const mode = f.mode !== undefined ? parseInt(f.mode, 8) : undefined;
+    if (f.zipEntry) {
+      const bytes = await readZipEntry(src, f.zipEntry).catch((e: Error) => {
+        throw new ImageConfigError(`image file ${f.destination}: cannot read entry "${f.zipEntry}" of ${src} (${e.message}): build the project that makes it first (dependsOn)`);
+      });
+      files.push({ destination: f.destination, bytes, mode });
+    } else {
+      files.push({ destination: f.destination, path: src, mode });
+    }
+  }
+  const baseRef = parseImageReference(o.baseImage);
+  const configured = env[REGISTRY_ENV] ? parseImageReference(env[REGISTRY_ENV]!).registry : undefined;
+  const baseClient = await clientFor(baseRef, { configuredHost: configured, env, aws: o.aws ?? awsClients({ env }) });
+  const r = await buildImage({
+    project: o.project,
+    version: o.version,
+    runtime: o.runtime,
+    handler: o.handler,
+    baseImage: o.baseImage,
+    platform: o.platform,
+    layers: [{ name: 'files', files }],
+    entrypoint: o.entrypoint,
+    cmd: o.cmd,
+    env: o.env,
+    workingDir: o.workingDir,
+    labels: o.labels,
+    outDir: o.outputDir,
+    cacheDir: o.cacheDir ?? join(o.workspaceRoot, '.buildonce', 'cache', 'oci'),
+    baseClient,
+    log: (l) => o.log(`${tag} ${l}`),
+  });
+  o.log(`${tag} built image ${r.image.digest} (${r.image.platform}, ${r.image.size} bytes in ${r.image.layers.length} layer(s)) version ${o.version} → ${o.outputDir}`);
+  return r;
+}

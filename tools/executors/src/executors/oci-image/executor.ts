@@ -1,0 +1,44 @@
+import type { ExecutorContext } from '@nx/devkit';
+import { buildImageTarget, type BuildImageTargetOptions } from '@buildonce/image';
+import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { outputDirOf, taskHash } from '../../lib/options';
+import type { OciImageExecutorSchema } from './schema';
+
+/**
+ * Options (validated and defaulted by Nx from schema.json) → the libs/image build. `handler` defaults to `cmd[0]`.
+ * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
+ */
+export function normalizeOptions(o: OciImageExecutorSchema, p: ProjectFacts, env: NodeJS.ProcessEnv, log: (line: string) => void): BuildImageTargetOptions {
+  return {
+    project: p.project,
+    version: taskHash(env),
+    workspaceRoot: p.workspaceRoot,
+    outputDir: outputDirOf(p, o.outputPath),
+    baseImage: o.baseImage,
+    platform: o.platform,
+    files: o.files,
+    entrypoint: o.entrypoint,
+    cmd: o.cmd,
+    env: o.env,
+    workingDir: o.workingDir,
+    labels: o.labels,
+    runtime: o.runtime,
+    handler: o.handler || o.cmd?.[0],
+    cacheDir: o.cacheDir ? fromWorkspace(p.workspaceRoot, o.cacheDir) : undefined,
+    processEnv: env,
+    log,
+  };
+}
+
+/**
+ * `build` target of image deployables: assembles the OCI image without a Docker daemon (libs/image
+ * buildImageTarget). The version is `NX_TASK_HASH`; running outside Nx is an error.
+ */
+export default async function ociImageExecutor(options: OciImageExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
+  try {
+    await buildImageTarget(normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l)));
+    return { success: true };
+  } catch (e) {
+    return fail(context.projectName, e, context.isVerbose);
+  }
+}
