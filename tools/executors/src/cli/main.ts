@@ -107,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       const repository = values.registry || process.env.BUILDONCE_REGISTRY;
       if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
-      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: int('keep-last', values['keep-last'], 30), untaggedDays: int('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
+      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: numberOption('keep-last', values['keep-last'], 30), untaggedDays: numberOption('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
       console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
       return 0;
     }
