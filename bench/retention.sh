@@ -9,6 +9,7 @@ store="$(mktemp -d /tmp/buildonce-bench-retention-XXXXXX)"
 trap 'rm -rf "$store"' EXIT
 export SWC_NODE_PROJECT="$repo/tools/executors/tsconfig.cli.json"
 ms() { date +%s%3N; }
+node tools/executors/build.mjs > /dev/null   # the buildonce bin runs the bundle (dist/cli.js)
 
 t0=$(ms)
 node -r @swc-node/register bench/lib/seed-retention.ts "$store" 20 250 120

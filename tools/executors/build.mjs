@@ -1,33 +1,88 @@
 #!/usr/bin/env node
-// Bundles every executor of the plugin (src/executors/<name>/executor.ts + the workspace libs it
-// imports + their npm dependencies) into one CommonJS file, dist/<name>.js, with esbuild.
-// Why: Nx would otherwise transpile the TypeScript of the executor and every lib on each task start
-// (~350 ms with @swc-node/register on Node 20); the bundle loads in ~40 ms. esbuild (native binary)
-// and modules loaded lazily at run time (AWS SDK clients, esbuild) stay in node_modules.
-// Run by the `executors:bundle` target, which every target using the plugin depends on.
+// Bundles the @buildonce/nx package with esbuild into CommonJS files under dist/:
+//   dist/<executor>.js                  every executor of executors.json
+//   dist/generators/<name>/generator.js every generator of generators.json (templates copied beside it)
+//   dist/index.js                       the Nx plugin (createNodes / createNodesV2)
+//   dist/cli.js                         the `buildonce` bin
+// Workspace libraries (@buildonce/*, private) are inlined; every npm package stays external and is a
+// declared runtime dependency of the packed package (dist/meta.json lists them for pack.mjs).
+// Why a bundle: Nx would otherwise transpile the TypeScript of the executor and every lib on each task
+// start (~350 ms with @swc-node/register on Node 20); the bundle loads in ~40 ms.
+// Run by the `executors:bundle` target, which the inferred targets depend on in this repository.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const { executors } = JSON.parse(readFileSync(join(root, 'executors.json'), 'utf8'));
+const dist = join(root, 'dist');
+const readJson = (p) => JSON.parse(readFileSync(join(root, p), 'utf8'));
+const { executors } = readJson('executors.json');
+const { generators } = readJson('generators.json');
+
 const entryPoints = {};
 for (const [name, def] of Object.entries(executors)) {
   const m = /^\.\/dist\/([a-z-]+)\.js$/.exec(def.implementation);
   if (!m || m[1] !== name) throw new Error(`executors.json: ${name}.implementation must be ./dist/${name}.js, got ${def.implementation}`);
   entryPoints[name] = join(root, 'src', 'executors', name, 'executor.ts');
 }
-rmSync(join(root, 'dist'), { recursive: true, force: true });
-await build({
+for (const [name, def] of Object.entries(generators)) {
+  const m = /^\.\/src\/generators\/([a-z0-9-]+)\/generator(\.ts)?$/.exec(def.factory);
+  if (!m || m[1] !== name) throw new Error(`generators.json: ${name}.factory must be ./src/generators/${name}/generator, got ${def.factory}`);
+  entryPoints[`generators/${name}/generator`] = join(root, 'src', 'generators', name, 'generator.ts');
+}
+entryPoints.index = join(root, 'src', 'plugin', 'index.ts');
+entryPoints.cli = join(root, 'src', 'cli', 'main.ts');
+
+const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+/** Inline @buildonce/* (private workspace libs) and relative imports; keep every npm package external. */
+const externalNpm = {
+  name: 'external-npm',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('@buildonce/') || builtins.has(args.path)) return undefined;
+      return { path: args.path, external: true };
+    });
+  },
+};
+
+rmSync(dist, { recursive: true, force: true });
+const result = await build({
   entryPoints,
-  outdir: join(root, 'dist'),
+  outdir: dist,
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
   sourcemap: 'linked',
-  external: ['esbuild', 'nx', '@nx/devkit'],
+  plugins: [externalNpm],
+  metafile: true,
   logLevel: 'warning',
 });
-console.log(`[executors] bundled ${Object.keys(entryPoints).length} executors into ${join(root, 'dist')}`);
+
+// npm packages the bundle loads at run time (package names, subpaths stripped)
+const external = new Set();
+for (const out of Object.values(result.metafile.outputs)) {
+  for (const imp of out.imports) {
+    if (!imp.external || builtins.has(imp.path) || imp.path.startsWith('.')) continue;
+    const parts = imp.path.split('/');
+    external.add(imp.path.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+  }
+}
+// packages required lazily at run time (createRequire(__filename)('<pkg>'), AWS SDK clients, esbuild) are
+// invisible to the metafile: find `("<pkg>")` calls of any package the workspace depends on
+const rootPkg = JSON.parse(readFileSync(join(root, '..', '..', 'package.json'), 'utf8'));
+const known = Object.keys({ ...rootPkg.dependencies, ...rootPkg.devDependencies });
+const code = Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js')).map((f) => readFileSync(f, 'utf8')).join('\n');
+for (const name of known) {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  if (new RegExp(`\\(\\s*["']${escaped}["']\\s*\\)`).test(code)) external.add(name);
+}
+for (const name of Object.keys(generators)) {
+  const files = join(root, 'src', 'generators', name, 'files');
+  if (existsSync(files)) cpSync(files, join(dist, 'generators', name, 'files'), { recursive: true });
+}
+mkdirSync(dist, { recursive: true });
+writeFileSync(join(dist, 'meta.json'), JSON.stringify({ external: [...external].sort() }, null, 2) + '\n');
+console.log(`[executors] bundled ${Object.keys(entryPoints).length} entry points into ${dist} (external: ${[...external].sort().join(', ')})`);

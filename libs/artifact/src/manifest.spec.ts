@@ -17,6 +17,12 @@ describe('manifest schema', () => {
   it('accepts a valid manifest', () => {
     expect(parseManifest(good).project).toBe('rust-scorer');
   });
+  it('accepts scoped project names (the ts preset names projects @scope/name) and nothing path-like', () => {
+    expect(parseManifest({ ...good, project: '@acme/api' }).project).toBe('@acme/api');
+    for (const project of ['@acme', '@acme/', '@/api', 'acme/api', '@a/b/c', '../x', '@acme/.x']) {
+      expect(() => parseManifest({ ...good, project }), project).toThrow(/project: project names are "name" or "@scope\/name"/);
+    }
+  });
   it('names the bad field', () => {
     expect(() => parseManifest({ ...good, version: 'abc' })).toThrow(/version: a version is the Nx task hash/);
     expect(() => parseManifest({ ...good, files: [{ name: '../x', size: 1, sha256: 'a'.repeat(64) }] })).toThrow(/files\.0\.name/);

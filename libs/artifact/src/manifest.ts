@@ -19,7 +19,15 @@ const fileName = z
   .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE, 'reserved file name');
 
 /** Project names as Nx allows them and as they appear in store keys. */
-export const projectNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'project names are letters, digits, ".", "_", "-"');
+/**
+ * An Nx project name as recorded in a manifest: `name` or `@scope/name` (the ts preset names projects after
+ * scoped package names), each part letters, digits, ".", "_", "-". The store's project-key encoding
+ * (libs/store keys.ts `projectKey`) is the stricter check made wherever a key is built.
+ */
+export const projectNameSchema = z
+  .string()
+  .max(128)
+  .regex(/^(?:@[A-Za-z0-9][A-Za-z0-9._-]*\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/, 'project names are "name" or "@scope/name", each part letters, digits, ".", "_", "-"');
 
 /** A version is the Nx task hash of the build target: a decimal string. */
 export const versionSchema = z.string().regex(/^[0-9]{1,64}$/, 'a version is the Nx task hash (decimal digits)');

@@ -165,7 +165,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
   if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
-  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
+  const { store, config } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
   if (c.field) {
     const cur = await resolveCurrent(store, c.project, c.env!);
     const row = cur ? releaseRowOf(cur.entry) : undefined;
@@ -174,7 +174,7 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
     await appendGithubOutput({ [c.field]: value }, env);
     return row ? [row] : [];
   }
-  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit });
+  const rows = await collectReleases({ store, project: c.project, env: c.env, limit: c.limit, order: config.environments.map((e) => e.name) });
   c.print(c.format === 'json' ? JSON.stringify(rows, null, 2) : c.format === 'markdown' ? renderMarkdown(rows, c.project) : renderTable(rows, c.project));
   return rows;
 }

@@ -222,7 +222,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     expect(printed[0]).toContain('rollback');
     const json: string[] = [];
     await runReleasesCommand({ project: 'rust-scorer', workspaceRoot, format: 'json', processEnv: { ...process.env, BUILDONCE_STORE: '' }, log: () => undefined, print: (t) => json.push(t) });
-    expect(JSON.parse(json[0]!).map((r: { environment: string }) => r.environment)).toEqual(['dev', 'prod', 'staging']);
+    expect(JSON.parse(json[0]!).map((r: { environment: string }) => r.environment)).toEqual(['dev', 'staging', 'prod']);
     const commit: string[] = [];
     const out = join(workspaceRoot, 'gh-output');
     await runReleasesCommand({ project: 'rust-scorer', workspaceRoot, env: 'prod', field: 'commit', format: 'table', processEnv: { ...process.env, BUILDONCE_STORE: '', GITHUB_OUTPUT: out }, log: () => undefined, print: (t) => commit.push(t) });

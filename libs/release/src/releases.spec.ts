@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry } from './ledger';
-import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable } from './releases';
+import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable, sortByPipeline } from './releases';
 import { draft } from './testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 
@@ -25,6 +25,16 @@ function gitRepo(): { dir: string; commits: string[] } {
 }
 
 describe('releases', () => {
+  it('lists environments in pipeline order (buildonce.json chain), then others by name', async () => {
+    const store = openStore(parseStoreUrl(`file://${tempDir('rel-order-')}`));
+    for (const env of ['prod', 'pr-7', 'staging', 'dev', 'pr-3']) await appendEntry(store, { ...draft('11'), environment: env });
+    const rows = await collectReleases({ store, project: 'svc', order: ['dev', 'staging', 'prod'] });
+    expect(rows.map((r) => r.environment)).toEqual(['dev', 'staging', 'prod', 'pr-3', 'pr-7']);
+    const ws = await collectWorkspaceReleases({ store, order: ['dev', 'staging', 'prod'] });
+    expect(ws.get('svc')?.map((r) => r.environment)).toEqual(['dev', 'staging', 'prod', 'pr-3', 'pr-7']);
+    expect(sortByPipeline(rows, []).map((r) => r.environment)).toEqual(['dev', 'pr-3', 'pr-7', 'prod', 'staging']);
+  });
+
   it('renders the table, markdown and single fields', async () => {
     const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     await appendEntry(store, { ...draft('11'), environment: 'dev', commit: 'a'.repeat(40) });

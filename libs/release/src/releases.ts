@@ -42,10 +42,24 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
 }
 
 /**
- * Rows for `releases`: with `env`, that environment's history newest first (at most `limit`, default
- * 20); without, the current release of every environment that has a ledger (sorted by name).
+ * Sorts rows by environment in pipeline order: the order of `order` (buildonce.json's chain, e.g. dev,
+ * staging, prod) first, then any other environment (previews `pr-<n>`, removed ones) by name. Stable
+ * within one environment (history keeps newest first).
  */
-export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number }): Promise<ReleaseRow[]> {
+export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): ReleaseRow[] {
+  const rank = (env: string) => {
+    const i = order.indexOf(env);
+    return i < 0 ? order.length : i;
+  };
+  return [...rows].sort((a, b) => rank(a.environment) - rank(b.environment) || (rank(a.environment) === order.length ? a.environment.localeCompare(b.environment) : 0));
+}
+
+/**
+ * Rows for `releases`: with `env`, that environment's history newest first (at most `limit`, default
+ * 20); without, the current release of every environment that has a ledger, in pipeline order
+ * (`order`: the environment chain of buildonce.json; others after it by name).
+ */
+export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number; order?: readonly string[] }): Promise<ReleaseRow[]> {
   if (o.env) {
     const h = await readHistory(o.store, o.project, o.env, { limit: o.limit ?? 20 });
     return h.reverse().map(releaseRowOf);
@@ -55,14 +69,14 @@ export async function collectReleases(o: { store: BlobStore; project: string; en
     const cur = await readCurrent(o.store, o.project, env);
     if (cur) rows.push(releaseRowOf(cur.entry));
   }
-  return rows;
+  return sortByPipeline(rows, o.order ?? []);
 }
 
 /**
  * Rows of every project that has a ledger in the store (workspace-wide `releases`), keyed by project,
  * sorted by project name. Same row semantics as {@link collectReleases}.
  */
-export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number }): Promise<Map<string, ReleaseRow[]>> {
+export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number; order?: readonly string[] }): Promise<Map<string, ReleaseRow[]>> {
   const out = new Map<string, ReleaseRow[]>();
   for (const project of await listLedgerProjects(o.store)) out.set(project, await collectReleases({ ...o, project }));
   return out;

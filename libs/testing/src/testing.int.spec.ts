@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort, startMoto } from './moto';
@@ -27,7 +27,9 @@ describe('makeTempWorkspace', () => {
     const ws = makeTempWorkspace();
     try {
       expect(existsSync(join(ws.root, 'nx.json'))).toBe(true);
-      expect(lstatSync(join(ws.root, 'node_modules')).isSymbolicLink()).toBe(true);
+      expect(lstatSync(join(ws.root, 'node_modules', 'nx')).isSymbolicLink()).toBe(true);
+      // workspace packages resolve to the copy's own sources, not the repository's
+      expect(realpathSync(join(ws.root, 'node_modules', '@buildonce', 'artifact'))).toBe(realpathSync(join(ws.root, 'libs', 'artifact')));
       for (const skipped of ['dist', '.nx', '.buildonce', 'apps/rust-scorer/target']) expect(existsSync(join(ws.root, skipped))).toBe(false);
       expect(ws.run('git', ['rev-list', '--count', 'HEAD']).trim()).toBe('1');
       expect(ws.run('git', ['status', '--porcelain']).trim()).toBe('');

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, symlinkSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -20,9 +20,36 @@ export interface TempWorkspace {
   dispose(): void;
 }
 
+/** Directories of node_modules whose entries are relative links into the workspace or to sibling packages. */
+const RELINKED = new Set(['@buildonce', '.bin']);
+
+/**
+ * Gives the temp workspace a node_modules of links: every installed package links to the repository's
+ * copy (never `npm install` per test), but the workspace packages (`@buildonce/*`, relative links such as
+ * `../../libs/artifact`) and `.bin` are re-created with the same relative targets, so they resolve to the
+ * temp workspace's own sources: a library edited in the copy is what its executors bundle and run.
+ */
+function linkNodeModules(root: string): void {
+  const from = join(repoRoot, 'node_modules');
+  const to = join(root, 'node_modules');
+  mkdirSync(to);
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (RELINKED.has(entry.name) && entry.isDirectory()) {
+      mkdirSync(join(to, entry.name));
+      for (const link of readdirSync(join(from, entry.name), { withFileTypes: true })) {
+        const src = join(from, entry.name, link.name);
+        if (link.isSymbolicLink() && !readlinkSync(src).startsWith('/')) symlinkSync(readlinkSync(src), join(to, entry.name, link.name));
+        else symlinkSync(src, join(to, entry.name, link.name));
+      }
+    } else {
+      symlinkSync(join(from, entry.name), join(to, entry.name));
+    }
+  }
+}
+
 /**
  * Copies the repository's tracked sources (not build outputs) into a fresh temp directory,
- * symlinks the repo's `node_modules` into it (never `npm install` per test), and makes it a git
+ * links the repo's installed packages into it (see linkNodeModules), and makes it a git
  * repository with one commit so `nx affected` works.
  * @param prefix directory name prefix under the OS temp dir
  */
@@ -38,7 +65,7 @@ export function makeTempWorkspace(prefix = 'buildonce-ws-'): TempWorkspace {
       return !rel.split('/').some((part) => part === 'target' || part === 'node_modules' || part === 'dist');
     },
   });
-  symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
+  linkNodeModules(root);
   const git = (...args: string[]) =>
     execFileSync('git', args, { cwd: root, stdio: 'pipe', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
   git('init', '-q', '-b', 'main');

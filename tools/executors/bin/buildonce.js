@@ -1,8 +1,15 @@
 #!/usr/bin/env node
-// Workspace-wide buildonce commands (outside a single Nx project): `buildonce base`, `releases`, `retention`.
-// The plugin is TypeScript; @swc-node/register (already required by Nx for local plugins) transpiles it.
-process.env.SWC_NODE_PROJECT = process.env.SWC_NODE_PROJECT || require('node:path').join(__dirname, '..', 'tsconfig.cli.json');
-require('@swc-node/register');
-require('../src/cli/main.ts')
-  .main(process.argv.slice(2))
-  .then((code) => process.exit(code));
+// Workspace-wide buildonce commands (outside a single Nx project): `buildonce base|releases|resolve|retention`.
+// Runs the esbuild bundle (dist/cli.js): what the packed @buildonce/nx ships, no TypeScript at run time.
+// In the buildonce repository itself, `nx run executors:bundle` builds it.
+let cli;
+try {
+  cli = require('../dist/cli.js');
+} catch (e) {
+  if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes('dist/cli.js')) {
+    process.stderr.write('buildonce: dist/cli.js is missing: run `npx nx run executors:bundle` (in the buildonce repository) or reinstall @buildonce/nx\n');
+    process.exit(1);
+  }
+  throw e;
+}
+cli.main(process.argv.slice(2)).then((code) => process.exit(code));

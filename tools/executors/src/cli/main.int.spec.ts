@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEntry } from '@buildonce/release';
@@ -32,6 +32,8 @@ beforeAll(async () => {
   const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
   await appendEntry(store, draft('111', { project: 'svc-a', environment: 'dev', commit: c1 }));
   await appendEntry(store, draft('222', { project: 'svc-b', environment: 'dev', commit: c2 }));
+  for (const env of ['prod', 'pr-5']) await appendEntry(store, draft('333', { project: 'svc-c', environment: env, commit: c2 }));
+  await appendEntry(store, draft('334', { project: 'svc-c', environment: 'dev', commit: c2 }));
 });
 
 describe('buildonce CLI', () => {
@@ -60,6 +62,41 @@ describe('buildonce CLI', () => {
     const json = JSON.parse(cli('releases', '--json', '--project=svc-b').stdout);
     expect(Object.keys(json)).toEqual(['svc-b']);
     expect(json['svc-b'][0]).toMatchObject({ environment: 'dev', version: '222', commit: c2 });
+  });
+
+  it('releases lists environments in pipeline order (buildonce.json chain), not by name', () => {
+    writeFileSync(join(ws, 'buildonce.json'), JSON.stringify({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
+    try {
+      const r = cli('releases', '--json', '--project=svc-c');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)['svc-c'].map((row: { environment: string }) => row.environment)).toEqual(['dev', 'prod', 'pr-5']);
+    } finally {
+      rmSync(join(ws, 'buildonce.json'));
+    }
+  });
+
+  it('resolve prints the artifact URI alone on stdout, or JSON', () => {
+    const r = cli('resolve', '--project=svc-c', '--env=prod');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('file:///s/artifacts/svc/333/a.tar.gz\n');
+    const j = cli('resolve', '--project=svc-c', '--env=dev', '--json');
+    expect(j.status, j.stderr).toBe(0);
+    expect(JSON.parse(j.stdout)).toEqual({ project: 'svc-c', environment: 'dev', version: '334', uri: 'file:///s/artifacts/svc/334/a.tar.gz', sha256: 'b'.repeat(64) });
+    const none = cli('resolve', '--project=svc-a', '--env=prod');
+    expect(none.status).toBe(1);
+    expect(none.stdout).toBe('');
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    expect(cli('resolve', '--env=prod').stderr).toContain('--project=<project> is required');
+  });
+
+  it('--help prints the usage on stdout and exits 0', () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['releases', '--help']]) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^usage: buildonce <command>/);
+      for (const c of ['base', 'releases', 'resolve', 'retention']) expect(r.stdout).toContain(`  ${c} `);
+    }
+    expect(cli().status).toBe(2);
   });
 
   it('retention --dry-run reports and unknown commands exit 2', () => {

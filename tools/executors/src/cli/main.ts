@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runRetentionCommand, validateEnvName } from '@buildonce/release';
+import { baseCommitForEnv, collectWorkspaceReleases, openWorkspaceStore, renderMarkdown, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
 import { awsClients } from '@buildonce/aws';
 import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
 
@@ -10,9 +10,14 @@ const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
       the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
   releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
+      current release of every environment (pipeline order), or one environment's history
+  resolve --project=<p> --env=<env> [--json] [--store=<url>]
+      the artifact URI current in <env> (--json: project, environment, version, uri, sha256)
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
   ecr-lifecycle [--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo>] [--keep-last=30] [--untagged-days=1] [--dry-run]
       writes an ECR lifecycle policy that never expires protected (keep-<version>) images (default: BUILDONCE_REGISTRY)
+  help, --help, -h
+Machine output (--json, base, resolve) is the only thing on stdout; logs go to stderr.
 `;
 
 /** Nearest directory upwards from `start` holding nx.json (the workspace root). */
@@ -46,6 +51,14 @@ export function numberOption(name: string, v: string | undefined, dflt: number, 
  */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    (command === undefined ? process.stderr : process.stdout).write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   try {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
@@ -66,12 +79,34 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (values.env) validateEnvName(values.env);
       const workspaceRoot = findWorkspaceRoot();
-      const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
-      const all = await collectWorkspaceReleases({ store, env: values.env });
+      const { store, config } = await openWorkspaceStore({ workspaceRoot, store: values.store });
+      const all = await collectWorkspaceReleases({ store, env: values.env, order: config.environments.map((e) => e.name) });
       const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
       else if (!rows.length) process.stdout.write(values.markdown ? '_no releases recorded yet_\n' : 'no releases recorded yet\n');
       else for (const [p, r] of rows) process.stdout.write((values.markdown ? renderMarkdown(r, p) : renderTable(r, p)) + '\n');
+      return 0;
+    }
+    if (command === 'resolve') {
+      const { values } = parseArgs({
+        args: rest,
+        options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        strict: true,
+      });
+      if (!values.project) throw new ConfigError('--project=<project> is required');
+      if (!values.env) throw new ConfigError('--env=<environment> is required');
+      const r = await runResolveCommand({
+        project: values.project,
+        env: values.env,
+        workspaceRoot: findWorkspaceRoot(),
+        store: values.store,
+        log: (l) => process.stderr.write(`${l}\n`),
+        print: values.json ? () => undefined : (t) => process.stdout.write(`${t}\n`),
+      });
+      if (values.json) {
+        const out = { project: values.project, environment: r.entry.environment, version: r.entry.version, uri: r.artifactUri, sha256: r.entry.artifact.sha256 };
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      }
       return 0;
     }
     if (command === 'retention') {
@@ -95,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
         pr: values.pr === undefined ? undefined : numberOption('pr', values.pr, 0),
         store: values.store,
         dryRun: values['dry-run'] ?? false,
-        log: (l) => console.log(l),
+        log: (l) => process.stdout.write(`${l}\n`),
       });
       return 0;
     }
@@ -111,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
       return 0;
     }
-    process.stderr.write(command ? `buildonce: unknown command "${command}"\n${USAGE}` : USAGE);
+    process.stderr.write(`buildonce: unknown command "${command}" (buildonce --help lists the commands)\n`);
     return 2;
   } catch (e) {
     if ((e as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS')) {

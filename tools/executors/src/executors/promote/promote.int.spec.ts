@@ -44,21 +44,19 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
   let api1 = '';
   let scorer = '';
 
-  it('publishes and promotes both deployables to dev', () => {
-    const pub = nx(['run-many', '-t', 'publish', '--projects=rust-scorer,express-api']);
-    expect(pub.status, pub.all).toBe(0);
-    api1 = versionOf('express-api');
-    scorer = versionOf('rust-scorer');
+  it('on a fresh clone, promote publishes what it promotes (both deployables to dev)', () => {
     const pro = nx(['run-many', '-t', 'promote', '--projects=rust-scorer,express-api', '--env=dev']);
     expect(pro.status, pro.all).toBe(0);
+    api1 = versionOf('express-api');
+    scorer = versionOf('rust-scorer');
+    expect(pro.all).toContain(`[express-api] published version ${api1}`);
+    expect(pro.all).toContain(`[rust-scorer] published version ${scorer}`);
     expect(pro.all).toContain(`[rust-scorer] promoted ${scorer} to dev (seq 1)`);
     expect(pro.all).toContain(`[express-api] promoted ${api1} to dev (seq 1)`);
     expect(deployedVersion('express-api', 'dev')).toBe(api1);
     expect(deployedVersion('rust-scorer', 'dev')).toBe(scorer);
     // the promoted express-api release is the unpacked tarball plus its manifest
     expect(existsSync(join(ws.root, '.buildonce/deploy/dev/express-api/current/main.js'))).toBe(true);
-    // promote never rebuilt: the build was a cache hit
-    expect(pro.all).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
   });
 
   it('after a commit that changes only express-api, nx affected promotes express-api and not rust-scorer', () => {
@@ -71,6 +69,9 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
 
     const r = nx(['affected', '-t', 'promote', '--env=dev', '--base=HEAD~1']);
     expect(r.status, r.all).toBe(0);
+    // promote never rebuilt and publish uploaded nothing: the build was a cache hit, the version was stored
+    expect(r.all).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
+    expect(r.all).toContain(`version ${api2} is already published`);
     expect(r.all).toContain('express-api:promote');
     expect(r.all).not.toContain('rust-scorer:promote');
     expect(r.all).toContain(`[express-api] promoted ${api2} to dev (seq 2)`);
@@ -125,5 +126,19 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     const uri = `file://${ws.root}/.buildonce/store/artifacts/express-api/${api1}/express-api-deployment.tar.gz`;
     expect(res.stdout).toContain(uri);
     expect(readFileSync(out, 'utf8')).toContain(`artifact_uri=${uri}\n`);
+
+    // scripts read machine output from --outputFile: nx prints its own lines on stdout around it
+    const file = nx(['run', 'express-api:resolve', '--env=dev', '--outputFile=tmp/uri.txt']);
+    expect(file.status, file.all).toBe(0);
+    expect(readFileSync(join(ws.root, 'tmp/uri.txt'), 'utf8')).toBe(`${uri}\n`);
+    for (const env of ['staging', 'prod']) {
+      const up = nx(['run', 'express-api:promote', `--env=${env}`]);
+      expect(up.status, up.all).toBe(0);
+    }
+    const rel = nx(['run', 'express-api:releases', '--json', '--outputFile=tmp/releases.json']);
+    expect(rel.status, rel.all).toBe(0);
+    const rows = JSON.parse(readFileSync(join(ws.root, 'tmp/releases.json'), 'utf8')) as { environment: string }[];
+    // pipeline order (buildonce.json: dev, staging, prod), not alphabetical
+    expect(rows.map((x) => x.environment)).toEqual(['dev', 'staging', 'prod']);
   });
 });

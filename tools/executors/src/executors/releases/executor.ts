@@ -1,6 +1,7 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runReleasesCommand, type ReleasesCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { machinePrinter } from '../../lib/output';
 import type { ReleasesExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release releases command; logs on stderr, output on stdout. */
@@ -14,7 +15,7 @@ export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): Re
     limit: o.limit,
     store: o.store,
     log: (l) => console.error(l),
-    print: (t) => console.log(t),
+    print: machinePrinter(p.workspaceRoot, o.outputFile),
   };
 }
 

@@ -6,4 +6,5 @@ export interface ReleasesExecutorSchema {
   field?: 'commit' | 'version' | 'uri' | 'seq' | 'when' | 'who';
   limit: number;
   store?: string;
+  outputFile?: string;
 }

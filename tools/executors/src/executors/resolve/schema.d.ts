@@ -2,4 +2,5 @@
 export interface ResolveExecutorSchema {
   env: string;
   store?: string;
+  outputFile?: string;
 }

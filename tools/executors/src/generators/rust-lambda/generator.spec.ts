@@ -1,0 +1,49 @@
+import type { Tree } from '@nx/devkit';
+import { createTreeWithEmptyWorkspace } from '@nx/devkit/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { detectRustLambda } from '../../plugin/detect';
+import { cargoLock, rustLambdaGenerator } from './generator';
+
+describe('rust-lambda generator', () => {
+  let tree: Tree;
+  beforeEach(() => {
+    tree = createTreeWithEmptyWorkspace();
+  });
+
+  it('writes a Lambda crate the plugin detects, with tests and a lock file', async () => {
+    await rustLambdaGenerator(tree, { name: 'hello-fn' });
+    const files = tree.listChanges().map((c) => c.path).filter((p) => p.startsWith('apps/')).sort();
+    expect(files).toEqual(
+      ['.gitignore', 'Cargo.lock', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/runtime_api.rs'].map((f) => `apps/hello-fn/${f}`),
+    );
+    const toml = tree.read('apps/hello-fn/Cargo.toml', 'utf8')!;
+    expect(detectRustLambda('apps/hello-fn/Cargo.toml', toml)).toMatchObject({ kind: 'rust-lambda', name: 'hello-fn', architecture: 'x86_64', binary: 'bootstrap' });
+    expect(toml).toContain('name = "hello_fn"');
+    expect(tree.read('apps/hello-fn/src/main.rs', 'utf8')).toContain('hello_fn::handle(&invocation.payload)');
+    expect(tree.read('apps/hello-fn/.gitignore', 'utf8')).toBe('/target\n');
+    // no template markers left behind
+    for (const f of files) expect(tree.read(f, 'utf8'), f).not.toMatch(/<%|%>/);
+  });
+
+  it('records the architecture and honours --directory', async () => {
+    await rustLambdaGenerator(tree, { name: 'edge', directory: 'services/edge-fn/', architecture: 'arm64' });
+    const toml = tree.read('services/edge-fn/Cargo.toml', 'utf8')!;
+    expect(detectRustLambda('services/edge-fn/Cargo.toml', toml)).toMatchObject({ name: 'edge', architecture: 'arm64' });
+  });
+
+  it('writes Cargo.lock the way cargo does: packages sorted by name, the crate without a source', () => {
+    const lock = cargoLock('zeta');
+    expect([...lock.matchAll(/^name = "(.+)"$/gm)].map((m) => m[1])).toEqual(['itoa', 'ryu', 'serde', 'serde_json', 'zeta']);
+    expect(lock).toContain('[[package]]\nname = "zeta"\nversion = "0.1.0"\ndependencies = [\n "serde_json",\n]\n');
+    expect(cargoLock('api').indexOf('name = "api"')).toBeLessThan(lock.indexOf('name = "itoa"') + 1);
+  });
+
+  it('refuses names that are not crate names and directories already in use, writing nothing', async () => {
+    await expect(rustLambdaGenerator(tree, { name: 'My Fn' })).rejects.toThrow(/rust-lambda name "My Fn": use a crate name/);
+    await expect(rustLambdaGenerator(tree, { name: 'x', directory: '../out' })).rejects.toThrow(/--directory="\.\.\/out": give a directory inside the workspace/);
+    tree.write('apps/taken/keep.txt', 'x');
+    const before = tree.listChanges().length;
+    await expect(rustLambdaGenerator(tree, { name: 'taken' })).rejects.toThrow(/--directory="apps\/taken" already exists and is not empty/);
+    expect(tree.listChanges()).toHaveLength(before);
+  });
+});

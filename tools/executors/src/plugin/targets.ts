@@ -1,0 +1,173 @@
+import type { TargetConfiguration } from '@nx/devkit';
+import type { Deployable } from './detect';
+
+/** One entry of a target's `inputs` (Nx's InputDefinition | named input / file set string). */
+export type InputDefinition = NonNullable<TargetConfiguration['inputs']>[number];
+
+/**
+ * Options of the plugin entry in nx.json (`{ "plugin": "@buildonce/nx", "options": { … } }`).
+ * Each `<x>TargetName` renames the inferred target; `false` turns it off. Defaults: the target names
+ * `build`, `publish`, `promote`, `rollback`, `releases`, `resolve`, `retention`.
+ */
+export interface BuildoncePluginOptions {
+  buildTargetName?: string | false;
+  publishTargetName?: string | false;
+  promoteTargetName?: string | false;
+  rollbackTargetName?: string | false;
+  releasesTargetName?: string | false;
+  resolveTargetName?: string | false;
+  retentionTargetName?: string | false;
+}
+
+export type TargetKey = 'build' | 'publish' | 'promote' | 'rollback' | 'releases' | 'resolve' | 'retention';
+export const TARGET_KEYS: readonly TargetKey[] = ['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention'];
+const TARGET_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9:._-]*$/;
+
+/** Resolved target names (null = turned off). @throws Error naming the option when a name is invalid */
+export function normalizeOptions(options: BuildoncePluginOptions | undefined): Record<TargetKey, string | null> {
+  const o = (options ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TARGET_KEYS.some((t) => `${t}TargetName` === k)) {
+      throw new Error(`@buildonce/nx plugin option "${k}" is unknown in nx.json (known: ${TARGET_KEYS.map((t) => `${t}TargetName`).join(', ')})`);
+    }
+  }
+  const out = {} as Record<TargetKey, string | null>;
+  for (const t of TARGET_KEYS) {
+    const v = o[`${t}TargetName`];
+    if (v === false) out[t] = null;
+    else if (v === undefined) out[t] = t;
+    else if (typeof v === 'string' && TARGET_NAME_RE.test(v)) out[t] = v;
+    else throw new Error(`@buildonce/nx plugin option "${t}TargetName" must be a target name or false in nx.json, got ${JSON.stringify(v)}`);
+  }
+  return out;
+}
+
+/** Where the executors come from: the installed package, or this workspace's plugin source (dogfooding). */
+export interface PluginLocation {
+  /** executor prefix: `@buildonce/nx` installed, `./tools/executors` when the plugin is source in this workspace */
+  executorPrefix: string;
+  /** set when the plugin is source in the workspace: its project name, root and bundle target */
+  source?: { project: string; root: string; bundleTarget: string };
+}
+
+/** Facts of the workspace the targets depend on. */
+export interface WorkspaceFacts {
+  /** the workspace defines a `production` named input (else `default` is used, like Nx's own plugins) */
+  hasProductionInput: boolean;
+  /** workspace-relative script printing the identity of the Rust toolchain that builds (buildonce repo: tools/scripts/rust-toolchain.mjs) */
+  rustToolchainScript?: string;
+}
+
+/**
+ * Identity of the Rust toolchain that builds the crate (hashed into the build's version).
+ * SEAM: the `arm64` work adds a command printing `rustc -vV`/`cargo -V` (and cargo-lambda/zig) of the toolchain
+ * the build actually uses; switch this runtime input to it once it lands. Until then: the toolchain rustup
+ * selects in the crate's directory (rust-toolchain.toml honoured).
+ */
+export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, { kind: 'rust-lambda' }>, script?: string): InputDefinition {
+  const dir = projectRoot === '.' || projectRoot === '' ? '.' : projectRoot;
+  if (script && d) return { runtime: `node ${script} --cargo-dir ${dir} --architecture ${d.architecture} --runtime ${d.runtime}` };
+  return { runtime: `cd ${JSON.stringify(dir)} && rustc -vV && cargo -V` };
+}
+
+/**
+ * The inputs of an inferred build: the project's production files and its dependencies' (never docs),
+ * the packaging code (installed: @buildonce/nx's version and its packaging libraries, as lockfile
+ * versions; source: the bundled plugin bytes and its package.json), and the toolchain identity.
+ */
+export function buildInputs(d: Deployable, projectRoot: string, loc: PluginLocation, ws: WorkspaceFacts): InputDefinition[] {
+  const prod = ws.hasProductionInput ? 'production' : 'default';
+  const inputs: InputDefinition[] = [prod, `^${prod}`, '!{projectRoot}/**/*.md'];
+  const packaging = d.kind === 'rust-lambda' ? ['yazl'] : ['esbuild', 'tar'];
+  if (d.kind === 'rust-lambda') {
+    inputs.push('!{projectRoot}/target/**/*', '!{projectRoot}/tests/**/*');
+  } else {
+    inputs.push('!{projectRoot}/**/*.spec.ts', '!{projectRoot}/**/*.test.ts', '!{projectRoot}/**/*.spec.js', '!{projectRoot}/**/*.test.js');
+  }
+  if (loc.source) {
+    // the executors run from the bundle of the plugin's source (workspace libs inlined): hash those bytes
+    inputs.push({ dependentTasksOutputFiles: '**/*.js', transitive: false }, `{workspaceRoot}/${loc.source.root}/package.json`);
+    inputs.push({ externalDependencies: packaging });
+  } else {
+    inputs.push({ externalDependencies: ['@buildonce/nx', ...packaging] });
+  }
+  if (d.kind === 'rust-lambda') {
+    inputs.push({ env: 'BUILDONCE_CARGO_OFFLINE_REGISTRY' }, rustToolchainInput(projectRoot, d, ws.rustToolchainScript));
+  } else {
+    // gzip bytes depend on the zlib Node links
+    inputs.push({ runtime: 'node -p process.versions.zlib' });
+  }
+  return inputs;
+}
+
+/**
+ * The inferred targets of one deployable.
+ * @param projectRoot workspace-relative root of the project
+ * @param names resolved target names (null = off)
+ */
+export function inferTargets(
+  d: Deployable,
+  projectRoot: string,
+  names: Record<TargetKey, string | null>,
+  loc: PluginLocation,
+  ws: WorkspaceFacts,
+): Record<string, TargetConfiguration> {
+  const exec = (name: string) => `${loc.executorPrefix}:${name}`;
+  const bundle = loc.source ? [{ projects: [loc.source.project], target: loc.source.bundleTarget }] : [];
+  const dep = (key: TargetKey) => (names[key] ? [names[key] as string] : []);
+  const technologies = d.kind === 'rust-lambda' ? ['rust', 'aws-lambda'] : ['nodejs'];
+  const meta = (description: string) => ({ description, technologies });
+  const deployOptions =
+    d.kind === 'rust-lambda'
+      ? { target: 'lambda', functionName: d.functionName, alias: d.alias }
+      : { target: d.deploy, ...(d.parameterName ? { parameterName: d.parameterName } : {}) };
+  const targets: Partial<Record<TargetKey, TargetConfiguration>> = {
+    build: {
+      executor: exec(d.kind === 'rust-lambda' ? 'cargo-lambda-zip' : 'package-tarball'),
+      cache: true,
+      inputs: buildInputs(d, projectRoot, loc, ws),
+      outputs: ['{workspaceRoot}/dist/{projectRoot}'],
+      options:
+        d.kind === 'rust-lambda'
+          ? { architecture: d.architecture, runtime: d.runtime, binary: d.binary }
+          : d.main
+            ? { main: projectRoot === '.' ? d.main : `${projectRoot}/${d.main}` }
+            : {},
+      dependsOn: [...bundle],
+      metadata: meta(d.kind === 'rust-lambda' ? 'Build the Lambda once: deterministic bootstrap.zip + artifact.json (version = task hash)' : 'Build once: deterministic self-contained tarball + artifact.json (version = task hash)'),
+    },
+    publish: {
+      executor: exec('publish-artifact'),
+      cache: false,
+      dependsOn: [...dep('build'), ...bundle],
+      metadata: meta('Publish the built artifact immutably to the store (a no-op when the version is there)'),
+    },
+    promote: {
+      executor: exec('promote'),
+      cache: false,
+      // publish (a HEAD when the version exists) before promoting: a fresh clone promotes what it publishes
+      dependsOn: [...(names.publish ? [names.publish] : dep('build')), ...bundle],
+      options: deployOptions,
+      metadata: meta('Promote the published version to --env (verify, policy, deploy, record)'),
+    },
+    rollback: {
+      executor: exec('rollback'),
+      cache: false,
+      dependsOn: [...bundle],
+      options: deployOptions,
+      metadata: meta('Roll --env back to the previous (or --to) version'),
+    },
+    releases: { executor: exec('releases'), cache: false, dependsOn: [...bundle], metadata: meta('Print the release ledger') },
+    resolve: { executor: exec('resolve'), cache: false, dependsOn: [...bundle], metadata: meta('Print the artifact URI current in --env') },
+    retention: { executor: exec('retention'), cache: false, dependsOn: [...bundle], metadata: meta('Delete old artifact versions safely') },
+  };
+  const out: Record<string, TargetConfiguration> = {};
+  for (const key of TARGET_KEYS) {
+    const name = names[key];
+    const t = targets[key];
+    if (!name || !t) continue;
+    if (t.dependsOn && t.dependsOn.length === 0) delete t.dependsOn;
+    out[name] = t;
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+
+/**
+ * "Same version ⇒ same bytes", through the real nx CLI in a temp copy of this workspace: the inferred
+ * build of express-api (package-tarball) gets a new version exactly when something that makes its
+ * bytes changes (its code, a workspace library, the packaging code, the plugin's version), and keeps
+ * it for docs and workspace files that cannot change the bytes (README, .gitignore).
+ */
+let ws: TempWorkspace;
+let cache: string;
+
+function version(): string {
+  const r = ws.runResult('npx', ['nx', 'run', 'express-api:build', '--output-style=stream'], { NX_CACHE_DIRECTORY: cache });
+  expect(r.status, r.stdout + r.stderr).toBe(0);
+  return JSON.parse(readFileSync(join(ws.root, 'dist/apps/express-api/artifact.json'), 'utf8')).version as string;
+}
+
+function edit(rel: string, f: (text: string) => string): () => void {
+  const path = join(ws.root, rel);
+  const before = readFileSync(path, 'utf8');
+  writeFileSync(path, f(before));
+  return () => writeFileSync(path, before);
+}
+
+beforeAll(() => {
+  ws = makeTempWorkspace('buildonce-version-');
+  cache = mkdtempSync(join(tmpdir(), 'nxcache-version-'));
+});
+
+afterAll(() => {
+  ws?.dispose();
+  if (cache) rmSync(cache, { recursive: true, force: true });
+});
+
+describe('inferred targets through nx show project', () => {
+  it('infers the buildonce targets, and explicit project.json configuration wins', () => {
+    const undo = edit('apps/express-api/project.json', (t) => {
+      const pj = JSON.parse(t);
+      pj.targets.build = { options: { minify: false } };
+      pj.targets.retention = { executor: 'nx:noop' };
+      return JSON.stringify(pj);
+    });
+    try {
+      const shown = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'express-api', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      const t = shown.targets;
+      expect(Object.keys(t)).toEqual(expect.arrayContaining(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention', 'package', 'test']));
+      expect(t.build.executor).toBe('./tools/executors:package-tarball');
+      expect(t.build.options).toMatchObject({ minify: false });
+      expect(t.retention.executor).toBe('nx:noop');
+      expect(t.promote).toMatchObject({ executor: './tools/executors:promote', options: { target: 'ec2' } });
+      expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
+      const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      expect(scorer.targets.build).toMatchObject({ executor: './tools/executors:cargo-lambda-zip', options: { architecture: 'x86_64', runtime: 'provided.al2023', binary: 'bootstrap' } });
+    } finally {
+      undo();
+    }
+  });
+});
+
+describe('inferred build inputs (express-api)', () => {
+  let v0 = '';
+
+  it('keeps the version for README and .gitignore edits', () => {
+    v0 = version();
+    expect(v0).toMatch(/^\d+$/);
+    writeFileSync(join(ws.root, 'apps/express-api/README.md'), '# express-api\n\nnotes that ship nowhere\n');
+    expect(version()).toBe(v0);
+    appendFileSync(join(ws.root, '.gitignore'), '\n# an unrelated ignore\n*.swp\n');
+    expect(version()).toBe(v0);
+  });
+
+  it('gives a new version when the plugin version is bumped, and the old one back when reverted', () => {
+    const undo = edit('tools/executors/package.json', (t) => t.replace('"version": "0.1.0"', '"version": "0.1.1"'));
+    const v1 = version();
+    expect(v1).not.toBe(v0);
+    undo();
+    expect(version()).toBe(v0);
+  });
+
+  it('gives a new version when a workspace library the app imports changes', () => {
+    const undo = edit('libs/artifact/src/index.ts', (t) => `${t}\n// a change in a library the app bundles\n`);
+    expect(version()).not.toBe(v0);
+    undo();
+    expect(version()).toBe(v0);
+  });
+
+  it('gives a new version when the packaging code (bundled into the executor) changes', () => {
+    const undo = edit('libs/build/src/tarball.ts', (t) => `${t}\n(globalThis as Record<string, unknown>).__buildonceProbe = 1;\n`);
+    expect(version()).not.toBe(v0);
+    undo();
+    expect(version()).toBe(v0);
+  });
+});
