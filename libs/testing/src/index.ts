@@ -2,3 +2,6 @@ export * from './moto';
 export * from './workspace';
 export * from './registry';
 export * from './temp';
+export * from './fault-proxy';
+export * from './hostile-archives';
+export * from './crash';
