@@ -34,6 +34,8 @@ for (const [name, def] of Object.entries(generators)) {
 }
 entryPoints.index = join(root, 'src', 'plugin', 'index.ts');
 entryPoints.cli = join(root, 'src', 'cli', 'main.ts');
+// the Rust toolchain identity command (an Nx runtime input of inferred Rust Lambda builds in installed workspaces)
+entryPoints['rust-toolchain'] = join(root, '..', 'scripts', 'rust-toolchain.mjs');
 
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 /** Inline @buildonce/* (private workspace libs) and relative imports; keep every npm package external. */

@@ -8,8 +8,10 @@
 #      -> exit 1 listing the newest published versions;
 #   3. download both, check the tarball's size and sha256 against the manifest (and the pointer);
 #      mismatch -> exit 1, nothing on disk changed, the previous release keeps serving;
-#   4. unpack into <root>/releases/<version> (temp dir + mv -T), add .buildonce/manifest.json (the
-#      stored manifest, byte for byte);
+#   4. check the tarball against the deploy tar policy (the same as deployLocal's: files, directories
+#      and symlinks that stay inside only), then unpack into <root>/releases/<version> (temp dir +
+#      mv -T), add .buildonce/manifest.json (the stored manifest, byte for byte); leftovers of a killed
+#      earlier run (.incoming/*, releases/.*.tmp-*, .current.tmp-*) are removed under the deploy lock;
 #   5. flip <root>/current -> releases/<version> atomically (ln -sfn to a temp link + mv -T);
 #   6. write and (re)start a systemd unit, then wait for GET /health to report the version; when it
 #      does not, flip current back to the previous release, restart that, and exit 1 with one line;
@@ -116,15 +118,22 @@ if [ -z "${AWS_REGION:-}${AWS_DEFAULT_REGION:-}" ] && [ "${AWS_EC2_METADATA_DISA
   fi
 fi
 
-mkdir -p "$root/releases" "$root/.incoming"
+mkdir -p "$root/releases" "$root/.incoming" || die "cannot create $root/releases: check the install root's permissions"
 root="$(cd "$root" && pwd -P)"
-work="$(mktemp -d "$root/.incoming/userdata-XXXXXX")"
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
 if command -v flock >/dev/null 2>&1; then
   exec 9>"$root/.lock"
   flock -w 600 9 || die "another deploy holds $root/.lock"
+  # Holding the lock, nothing else is deploying: remove what a killed earlier run left behind
+  # (downloads in .incoming/, half-unpacked releases/.<version>.tmp-*, .current.tmp-* links).
+  leftovers="$(find "$root/.incoming" "$root/releases" "$root" -mindepth 1 -maxdepth 1 \( -path "$root/.incoming/*" -o -name '.*.tmp-*' -o -name '.current.tmp-*' \) -print 2>/dev/null | sort -u)"
+  if [ -n "$leftovers" ]; then
+    log "removing $(printf '%s\n' "$leftovers" | wc -l) leftover(s) of an interrupted deploy"
+    printf '%s\n' "$leftovers" | while IFS= read -r f; do rm -rf -- "$f"; done
+  fi
 fi
+work="$(mktemp -d "$root/.incoming/userdata-XXXXXX")"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
 
 # --- 1. resolve the artifact -------------------------------------------------------------------
 bucket="" key="" pointer_sha=""
@@ -242,6 +251,135 @@ fi
 log "verified $file: $got_size bytes, sha256 $got_sha"
 
 # --- 4. unpack -----------------------------------------------------------------------------------
+# The deploy tar policy, the same rules as TarPolicy (libs/artifact/src/tar-policy.ts) that deployLocal
+# applies: only files, directories and symlinks that stay inside the release (resolved through the
+# archive's earlier symlinks); no absolute or .. names, hard links, devices, over-long names, .buildonce/.
+# Checked before anything is unpacked: a refused archive writes nothing.
+check_tarball() {
+  "$node_bin" - "$1" <<'JS'
+// Deploy tar policy (the same rules as TarPolicy in libs/artifact/src/tar-policy.ts): prints the first
+// refused entry's reason and exits 1, or exits 0. Streams the .tar.gz (ustar + pax + GNU long names).
+const fs = require('fs'), zlib = require('zlib');
+const KIND = { '0': 'file', '\0': 'file', '1': 'hard link', '2': 'symlink', '3': 'character device', '4': 'block device', '5': 'directory', '6': 'fifo' };
+const symlinks = new Map(), seen = new Map(), traversed = new Set();
+const q = (s) => JSON.stringify(s.length > 120 ? s.slice(0, 117) + '...' : s);
+function resolve(base, target, depth) {
+  let stack = base.slice();
+  for (const seg of target.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') { if (!stack.length) return null; stack.pop(); continue; }
+    stack.push(seg);
+    const key = stack.join('/');
+    if (symlinks.has(key)) {
+      if (depth >= 40) return null;
+      const r = resolve(stack.slice(0, -1), symlinks.get(key), depth + 1);
+      if (!r) return null;
+      stack = r;
+    } else traversed.add(key);
+  }
+  return stack;
+}
+function check(path, kind, linkpath) {
+  const shown = q(path);
+  if (kind !== 'file' && kind !== 'directory' && kind !== 'symlink') return `${shown} is a ${kind || 'special entry'}${linkpath ? ` (-> ${JSON.stringify(linkpath)})` : ''}: only files, directories and symlinks are allowed`;
+  if (path.includes('\0')) return `${shown} contains a NUL byte`;
+  if (path.startsWith('/')) return `${shown} is an absolute path`;
+  if (Buffer.byteLength(path) > 4095) return `${shown} is longer than 4095 bytes`;
+  const raw = path.split('/');
+  if (raw.includes('..')) return `${shown} contains a ".." segment`;
+  const segs = raw.filter((s) => s !== '' && s !== '.');
+  if (!segs.length) return kind === 'directory' ? null : `${shown} has no name`;
+  if (segs.some((s) => Buffer.byteLength(s) > 255)) return `${shown} has a name segment longer than 255 bytes`;
+  if (segs[0] === '.buildonce') return `${shown} is under .buildonce/, which deploys reserve for the manifest`;
+  for (let i = 1; i < segs.length; i++) {
+    const parent = segs.slice(0, i).join('/');
+    if (symlinks.has(parent)) return `${shown} is placed through the symlink ${JSON.stringify(parent)}`;
+    if (seen.has(parent) && seen.get(parent) !== 'directory') return `${shown} needs ${JSON.stringify(parent)} to be a directory, but it is a ${seen.get(parent)}`;
+  }
+  const p = segs.join('/');
+  const before = seen.get(p);
+  if (before !== undefined && !(before === 'directory' && kind === 'directory')) return `${shown} appears twice (a ${before}, then a ${kind})`;
+  if (kind === 'symlink') {
+    if (!linkpath) return `symlink ${shown} has an empty target`;
+    if (linkpath.startsWith('/')) return `symlink ${shown} -> ${JSON.stringify(linkpath)} is absolute: it points outside the release`;
+    if (traversed.has(p)) return `symlink ${shown} replaces a directory that earlier entries use`;
+    if (!resolve(segs.slice(0, -1), linkpath, 0)) return `symlink ${shown} -> ${JSON.stringify(linkpath)} points outside the release (resolved through the archive's earlier symlinks)`;
+    symlinks.set(p, linkpath);
+  }
+  for (let i = 1; i < segs.length; i++) traversed.add(segs.slice(0, i).join('/'));
+  seen.set(p, kind);
+  return null;
+}
+const cstr = (b) => { const i = b.indexOf(0); return b.subarray(0, i < 0 ? b.length : i).toString('utf8'); };
+function num(b) {
+  if (b[0] & 0x80) { let n = 0; for (let i = 1; i < b.length; i++) n = n * 256 + b[i]; return n; }
+  const s = cstr(b).trim();
+  return s ? parseInt(s, 8) : 0;
+}
+function pax(body) {
+  const out = {};
+  let i = 0;
+  while (i < body.length) {
+    const sp = body.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(body.subarray(i, sp).toString(), 10);
+    if (!(len > 0)) break;
+    const rec = body.subarray(sp + 1, i + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+let buf = Buffer.alloc(0), skip = 0, need = 0, meta = null, next = {}, done = false;
+function fail(msg) { process.stdout.write(msg + '\n'); process.exit(1); }
+function feed(chunk) {
+  buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+  for (;;) {
+    if (done) return;
+    if (skip) { const n = Math.min(skip, buf.length); buf = buf.subarray(n); skip -= n; if (skip) return; }
+    if (meta) {
+      if (buf.length < need) return;
+      const body = buf.subarray(0, meta.size);
+      buf = buf.subarray(need);
+      if (meta.type === 'x') Object.assign(next, pax(body));
+      else if (meta.type === 'L') next.path = cstr(body);
+      else if (meta.type === 'K') next.linkpath = cstr(body);
+      meta = null;
+      continue;
+    }
+    if (buf.length < 512) return;
+    const h = buf.subarray(0, 512);
+    buf = buf.subarray(512);
+    if (h.every((b) => b === 0)) { done = true; return; }
+    const type = String.fromCharCode(h[156]);
+    const size = num(h.subarray(124, 136));
+    const padded = Math.ceil(size / 512) * 512;
+    if (type === 'x' || type === 'L' || type === 'K') { meta = { type, size }; need = padded; continue; }
+    if (type === 'g') { skip = padded; continue; }
+    const ustar = h.subarray(257, 262).toString() === 'ustar';
+    const prefix = ustar ? cstr(h.subarray(345, 500)) : '';
+    const name = cstr(h.subarray(0, 100));
+    const path = next.path !== undefined ? next.path : prefix ? `${prefix}/${name}` : name;
+    const linkpath = next.linkpath !== undefined ? next.linkpath : cstr(h.subarray(157, 257));
+    next = {};
+    const why = check(path, KIND[type], linkpath);
+    if (why) fail(why);
+    skip = padded;
+  }
+}
+const gunzip = zlib.createGunzip();
+gunzip.on('data', feed);
+gunzip.on('error', (e) => fail(`not a readable .tar.gz (${e.message})`));
+gunzip.on('end', () => process.exit(done || buf.length === 0 ? 0 : 1));
+fs.createReadStream(process.argv[process.argv.length - 1]).on('error', (e) => fail(e.message)).pipe(gunzip);
+JS
+}
+case "$file" in
+  *.tar.gz|*.tgz)
+    reason="$(check_tarball "$work/$file" 2>&1)" || die "refused $file: ${reason:-unreadable archive}; nothing changed (current -> ${previous:-none})"
+    ;;
+esac
 if [ -e "$root/current" ] && [ ! -L "$root/current" ]; then
   die "$root/current exists and is not a symlink: move it away"
 fi
@@ -257,7 +395,7 @@ else
     *.tar.gz|*.tgz) tar -xzf "$work/$file" -C "$tmp" --no-same-owner || { rm -rf "$tmp"; die "cannot unpack $file"; } ;;
     *) cp "$work/$file" "$tmp/$file" ;;
   esac
-  if [ -e "$tmp/.buildonce" ]; then rm -rf "$tmp"; die "the artifact contains .buildonce/, which deploys reserve for the manifest"; fi
+  if [ -e "$tmp/.buildonce" ] || [ -L "$tmp/.buildonce" ]; then rm -rf "$tmp"; die "the artifact contains .buildonce, which deploys reserve for the manifest"; fi
   [ -f "$tmp/$entry" ] || { rm -rf "$tmp"; die "the artifact has no $entry"; }
   mkdir "$tmp/.buildonce"
   cp "$work/manifest.json" "$tmp/.buildonce/manifest.json"

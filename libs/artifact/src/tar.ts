@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createGunzip } from 'node:zlib';
 import { create as tarCreate, extract as tarExtract, Parser } from 'tar';
+import { tarGzPolicyViolation } from './tar-policy';
 import { BuildonceError } from '@buildonce/errors';
 
 /** One entry of a deterministic tarball: a relative name and its bytes (from disk or memory). */
@@ -196,15 +197,24 @@ export async function listTarGz(path: string): Promise<TarEntryInfo[]> {
 }
 
 /**
- * Extracts a `.tar.gz` into an existing directory with node-tar's safe defaults: no absolute paths,
- * no `..`, no writing through symlinks, owners not restored (files belong to the extracting user),
- * modes kept (minus the process umask). Strict: any warning is an error.
- * @throws TarballError for a corrupt or unsafe archive; fs errors
+ * Extracts a `.tar.gz` into an existing directory. First the whole archive is checked against the
+ * deploy policy ({@link TarPolicy}: only files, directories and symlinks that stay inside, no `..`,
+ * no absolute names, no hard links or devices…); a refused archive writes nothing at all. Then
+ * node-tar extracts with its safe defaults (owners not restored, modes kept minus the umask; strict:
+ * any warning is an error).
+ * @throws TarballError naming the refused entry (`refused <file>: <reason>`) or a corrupt archive; fs errors
  */
 export async function extractTarGz(path: string, dir: string): Promise<void> {
+  let violation: string | undefined;
+  try {
+    violation = await tarGzPolicyViolation(path);
+  } catch (e) {
+    throw new TarballError(`refused ${basename(path)}: not a readable .tar.gz (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (violation) throw new TarballError(`refused ${basename(path)}: ${violation}`);
   try {
     await tarExtract({ file: path, cwd: dir, strict: true, preserveOwner: false, gzip: true });
   } catch (e) {
-    throw new TarballError(`cannot extract ${path} into ${dir}: ${(e as Error).message}`);
+    throw new TarballError(`cannot extract ${basename(path)} into ${dir}: ${(e as Error).message.split('\n')[0]}`);
   }
 }

@@ -69,4 +69,6 @@ export declare function rustToolchainRuntimeInput(o: {
   runtime?: string;
   toolchain?: string;
   cargoLambda?: 'auto' | 'always' | 'never';
+  /** workspace-relative path of the identity command (default RUST_TOOLCHAIN_SCRIPT) */
+  script?: string;
 }): { runtime: string };

@@ -353,11 +353,11 @@ function shellWord(s) {
  * The Nx `runtime` input that hashes a Rust Lambda build's toolchain identity; pass the build target's options
  * (Nx runs the command with the workspace root as cwd, so `cargoDir` is workspace-relative).
  * Source: Nx docs, "Inputs and Named Inputs" (runtime inputs).
- * @param {{ cargoDir: string, architecture: 'x86_64' | 'arm64', runtime?: string, toolchain?: string, cargoLambda?: 'auto' | 'always' | 'never' }} o
+ * @param {{ cargoDir: string, architecture: 'x86_64' | 'arm64', runtime?: string, toolchain?: string, cargoLambda?: 'auto' | 'always' | 'never', script?: string }} o (script: the identity command's workspace-relative path, default RUST_TOOLCHAIN_SCRIPT)
  * @returns {{ runtime: string }} e.g. `{ runtime: 'node tools/scripts/rust-toolchain.mjs --cargo-dir apps/api --architecture arm64 --runtime provided.al2023' }`
  */
 export function rustToolchainRuntimeInput(o) {
-  const args = ['node', RUST_TOOLCHAIN_SCRIPT, '--cargo-dir', o.cargoDir || '.', '--architecture', o.architecture, '--runtime', o.runtime || 'provided.al2023'];
+  const args = ['node', o.script || RUST_TOOLCHAIN_SCRIPT, '--cargo-dir', o.cargoDir || '.', '--architecture', o.architecture, '--runtime', o.runtime || 'provided.al2023'];
   if (o.toolchain) args.push('--toolchain', o.toolchain);
   if (o.cargoLambda && o.cargoLambda !== 'auto') args.push('--cargo-lambda', o.cargoLambda);
   return { runtime: args.map(shellWord).join(' ') };

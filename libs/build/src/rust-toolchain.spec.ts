@@ -138,10 +138,14 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     expect(() => parseToolchainSpec('rel/dir')).toThrow(/neither a rustup toolchain name nor an absolute directory/);
   });
 
-  it('builds the Nx runtime input that rust-scorer and inferred Rust Lambda targets hash', () => {
+  it('builds the Nx runtime input that inferred Rust Lambda targets hash (the plugin mirrors it: plugin.spec.ts)', () => {
     const project = JSON.parse(readFileSync(join(__dirname, '../../../apps/rust-scorer/project.json'), 'utf8'));
-    const o = project.targets.build.options;
-    expect(project.targets.build.inputs).toContainEqual(rustToolchainRuntimeInput({ cargoDir: 'apps/rust-scorer', architecture: o.architecture, runtime: o.runtime }));
+    for (const architecture of ['x86_64', 'arm64'] as const) {
+      expect(project.targets.test.inputs).toContainEqual({ runtime: `node tools/scripts/rust-toolchain.mjs --cargo-dir apps/rust-scorer --architecture ${architecture} --cargo-lambda never` });
+    }
+    expect(rustToolchainRuntimeInput({ cargoDir: 'apps/api', architecture: 'arm64', script: 'node_modules/@buildonce/nx/dist/rust-toolchain.js' })).toEqual({
+      runtime: 'node node_modules/@buildonce/nx/dist/rust-toolchain.js --cargo-dir apps/api --architecture arm64 --runtime provided.al2023',
+    });
     expect(rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: 'x86_64', toolchain: '+stable', cargoLambda: 'never' })).toEqual({
       runtime: "node tools/scripts/rust-toolchain.mjs --cargo-dir 'apps/my app' --architecture x86_64 --runtime provided.al2023 --toolchain +stable --cargo-lambda never",
     });

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
+import { benignArchives, hostileArchives, rawTarGz } from '@buildonce/testing';
 import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
 
 const metadata = { publishedAt: '2026-01-01T00:00:00.000Z', builder: 'local:test', trusted: true, commit: 'abc123' };
@@ -164,5 +165,55 @@ describe('deployLocal', () => {
     expect(['101', '102']).toContain(v);
     expect(readFileSync(join(root, 'current/main.js'), 'utf8')).toBe(`console.log('release ${v}')\n`);
     expect(readdirSync(join(root, 'releases')).sort()).toEqual(['101', '102']);
+  });
+});
+
+/** Publishes hand-made tarball bytes as a node-tarball version of `app`. */
+async function publishRawTarball(version: string, bytes: Buffer): Promise<void> {
+  const dir = join(work, `raw-${version}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'app-deployment.tar.gz'), bytes);
+  const d = await sha256File(join(dir, 'app-deployment.tar.gz'));
+  const manifest = parseManifest({
+    schemaVersion: 1, project: 'app', version, kind: 'node-tarball',
+    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
+    runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 'test',
+  });
+  await publishArtifact({ store, manifest, dir, metadata });
+}
+
+describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
+  it('refuses every hostile archive with the reason, writes nothing and leaves no temp files', async () => {
+    const corpus = hostileArchives();
+    for (const [i, a] of corpus.entries()) {
+      const version = String(1000 + i);
+      await publishRawTarball(version, rawTarGz(a.entries));
+      const err = await deployLocal({ store, project: 'app', version, root }).then(() => undefined, (e: Error) => e);
+      expect(err, a.name).toBeInstanceOf(LocalDeployError);
+      expect(err!.message, a.name).toMatch(new RegExp(`^\\[app\\] app@${version}: refused app-deployment\\.tar\\.gz: .+; nothing was changed$`));
+      expect(err!.message.split('\n'), a.name).toHaveLength(1);
+      expect(readdirSync(join(root, 'releases')), a.name).toEqual([]);
+      expect(readdirSync(join(root, '.incoming')), a.name).toEqual([]);
+      expect(existsSync(join(root, 'current')), a.name).toBe(false);
+    }
+    expect(existsSync('/tmp/buildonce-pwned')).toBe(false);
+    expect(existsSync(join(work, 'buildonce-pwned'))).toBe(false);
+  });
+
+  it('names the refused entry: esc -> /etc plus 300 files stops at esc', async () => {
+    const a = hostileArchives().find((h) => h.name === 'absolute-symlink-dir')!;
+    await publishRawTarball('77', rawTarGz(a.entries));
+    await expect(deployLocal({ store, project: 'app', version: '77', root })).rejects.toThrow(/symlink "esc" -> "\/etc" is absolute: it points outside the release/);
+    expect(readdirSync(join(root, 'releases'))).toEqual([]);
+  });
+
+  it('accepts the benign controls (inside symlinks, long legal names)', async () => {
+    for (const [i, a] of benignArchives().entries()) {
+      const version = String(2000 + i);
+      await publishRawTarball(version, rawTarGz(a.entries));
+      const r = await deployLocal({ store, project: 'app', version, root });
+      expect(r.status, a.name).toBe('deployed');
+    }
+    expect(readlinkSync(join(root, 'releases', '2000', 'lib', 'current'))).toBe('v1');
   });
 });

@@ -9,6 +9,7 @@ import {
   STORED_MANIFEST_FILE,
   extractTarGz,
   parseStoredManifestJson,
+  TarballError,
   versionSchema,
   type StoredManifest,
 } from '@buildonce/artifact';
@@ -151,7 +152,9 @@ async function fsyncDir(dir: string): Promise<void> {
  * Always downloads and verifies, even when the version is already current (then returns
  * `already-current` without touching anything).
  * @throws ArtifactNotFoundError (version not published / a file missing), ArtifactIntegrityError
- *   (size or sha256 mismatch), LocalDeployError (unusable root or artifact), StoreAccessError, fs errors
+ *   (size or sha256 mismatch), LocalDeployError (unusable root or artifact; a tarball refused by the
+ *   deploy policy, see TarPolicy in @buildonce/artifact: nothing is written and no temp file stays),
+ *   StoreAccessError, fs errors
  */
 export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalResult> {
   const { store, project, version, root, namespace = 'trusted' } = o;
@@ -205,7 +208,12 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
         for (const f of stored.manifest.files) {
           const src = join(incoming, f.name);
           if (stored.manifest.kind === 'node-tarball' && /\.(tar\.gz|tgz)$/.test(f.name)) {
-            await extractTarGz(src, tmp);
+            try {
+              await extractTarGz(src, tmp);
+            } catch (e) {
+              if (e instanceof TarballError) throw new LocalDeployError(`${tag} ${project}@${version}: ${e.message}; nothing was changed`, { cause: e });
+              throw e;
+            }
             log(`${tag} unpacked ${f.name}`);
           } else {
             await copyFile(src, join(tmp, f.name));
@@ -223,7 +231,8 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
         await fsyncDir(releases);
         log(`${tag} release ${releaseDir} ready`);
       } catch (e) {
-        await rm(tmp, { recursive: true, force: true });
+        // the original error is the one to report, whatever the clean-up meets
+        await rm(tmp, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
         throw e;
       }
     }
@@ -244,6 +253,6 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
     log(`${tag} ${join(root, CURRENT_LINK)} -> ${RELEASES_DIR}/${version} (previous: ${previousVersion ?? 'none'})`);
     return { status: 'deployed', version, path: releaseDir, previousVersion, manifest: stored };
   } finally {
-    await rm(incoming, { recursive: true, force: true });
+    await rm(incoming, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { artifactKindSchema, manifestFileSchema, versionSchema } from '@buildonce/artifact';
 import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
@@ -87,11 +88,16 @@ export const historyEntrySchema = z
     startedAt: z.string(),
     /** ISO 8601 */
     finishedAt: z.string(),
+    /**
+     * Random id of the append that wrote this entry: a writer whose create-only write was applied but
+     * whose response was lost recognises its own entry by it on retry (docs/architecture.md, invariant 8).
+     */
+    writeId: z.string().optional(),
   })
   .strict();
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
 /** An entry before the ledger assigns `seq` and `previousVersion`. */
-export type EntryDraft = Omit<HistoryEntry, 'seq' | 'previousVersion' | 'schemaVersion'>;
+export type EntryDraft = Omit<HistoryEntry, 'seq' | 'previousVersion' | 'schemaVersion' | 'writeId'>;
 
 /** Canonical JSON of an entry (2-space indent, trailing newline). */
 export function serializeEntry(e: HistoryEntry): Buffer {
@@ -220,6 +226,10 @@ const defaultBackoff = (round: number) => new Promise<void>((r) => setTimeout(r,
  *    On a lost CAS re-read: if the pointer is already at or past this seq (another writer repaired it
  *    and maybe appended after it) the append is complete, else retry the CAS with the new ETag.
  *
+ * Every entry carries a random `writeId`. A history write whose response was lost (the SDK retries
+ * and gets 412 on its own object) or an entry of this call found while walking is recognised as this
+ * append's own, so one deploy is never recorded twice (docs/architecture.md, invariant 8).
+ *
  * Sequence numbers come out contiguous, no entry is lost or overwritten, and the pointer only moves
  * forward and always equals the newest succeeded entry once every writer has finished (or the next
  * writer has run after a crash). `previousVersion` is the pointer's version at write time.
@@ -232,14 +242,20 @@ export async function appendEntry(store: BlobStore, draft: EntryDraft, opts: App
   const backoff = opts.backoff ?? defaultBackoff;
   const repaired: number[] = [];
   const ptrKey = currentKey(project, env);
+  const writeId = randomUUID();
   round: for (let round = 0; round < maxRounds; round++) {
     if (round > 0) await backoff(round);
     let cur = await readCurrent(store, project, env);
     let seq = (cur?.entry.seq ?? 0) + 1;
+    let mine: HistoryEntry | undefined;
     for (;;) {
       const existing = await readEntry(store, project, env, seq);
       if (!existing) break;
       if (existing.seq !== seq) throw new LedgerError(`${store.uriOf(historyKey(project, env, seq))} says seq ${existing.seq}: the ledger is corrupt`);
+      if (existing.writeId === writeId) {
+        mine = existing; // our own earlier attempt landed (its response was lost)
+        break;
+      }
       if (existing.status === 'succeeded') {
         const r = await store.putBytesIfMatch(ptrKey, serializeEntry(existing), cur?.etag ?? null);
         if (r.status !== 'written') continue round;
@@ -248,9 +264,13 @@ export async function appendEntry(store: BlobStore, draft: EntryDraft, opts: App
       }
       seq++;
     }
-    const entry: HistoryEntry = { schemaVersion: ENTRY_SCHEMA_VERSION, seq, previousVersion: cur?.entry.version ?? null, ...draft };
+    let entry: HistoryEntry = mine ?? { schemaVersion: ENTRY_SCHEMA_VERSION, seq, previousVersion: cur?.entry.version ?? null, ...draft, writeId };
+    if (!mine && (await store.putBytesIfAbsent(historyKey(project, env, seq), serializeEntry(entry), { contentType: 'application/json' })) === 'exists') {
+      const there = await readEntry(store, project, env, seq);
+      if (there?.writeId !== writeId) continue; // another writer took this seq
+      entry = there; // 412 on our own write: the first attempt was applied, its response lost
+    }
     const bytes = serializeEntry(entry);
-    if ((await store.putBytesIfAbsent(historyKey(project, env, seq), bytes, { contentType: 'application/json' })) === 'exists') continue;
     if (entry.status === 'failed') return { entry, repaired, retries: round };
     let etag = cur?.etag ?? null;
     for (let cas = 0; cas < maxRounds; cas++) {

@@ -52,6 +52,11 @@ export interface HeldLock {
   /** false once a renewal found the lease taken over by someone else */
   readonly held: boolean;
   release(): Promise<void>;
+  /**
+   * Writes `lease` (the expired lease this acquisition took over) back in place of ours, so the next
+   * promotion takes it over again and records it; used when recording it failed. Ends our hold.
+   */
+  handBack(lease: Lease): Promise<void>;
   /** stops renewing without releasing: the lease expires and the next holder records this promotion as interrupted */
   abandon(): Promise<void>;
 }
@@ -65,8 +70,20 @@ function parseLease(bytes: Buffer, uri: string): Lease {
 }
 
 /**
+ * Reads the lease of a project+environment; undefined when there is none.
+ * @throws LedgerError for a corrupt lock object, StoreAccessError
+ */
+export async function readLease(store: BlobStore, project: string, env: string): Promise<Lease | undefined> {
+  const key = lockKey(project, env);
+  const got = await store.getBytes(key);
+  return got ? parseLease(got.bytes, store.uriOf(key)) : undefined;
+}
+
+/**
  * Acquires the promotion lock of a project+environment, waiting (polling with backoff, 100 ms → 2 s)
- * while another live promotion holds it.
+ * while another live promotion holds it. Every lease names its owner (a random id per acquisition): a
+ * write of ours that was applied but whose response was lost (412 on retry) is recognised by that
+ * owner and counts as acquired, keeping the expired lease it took over (docs/architecture.md, invariant 8).
  * @throws LockTimeoutError naming the holder after `waitMs`; LedgerError for a corrupt lock object
  */
 export async function acquireLock(o: LockOptions): Promise<HeldLock> {
@@ -91,14 +108,22 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
       } satisfies Lease) + '\n',
     );
   let waitingLogged = false;
+  /** the expired lease our last write tried to take over (kept if that write's response is lost) */
+  let pendingTakeover: Lease | undefined;
   for (let attempt = 0; ; attempt++) {
     const got = await store.getBytes(key);
     let tookOver: Lease | undefined;
     let expected: string | null = null;
+    let acquired: string | undefined;
     if (got) {
       const cur = parseLease(got.bytes, store.uriOf(key));
+      if (cur.owner === owner && cur.state === 'held') {
+        // our own lease: an earlier write of ours was applied but its response was lost
+        acquired = got.etag;
+        tookOver = pendingTakeover;
+      }
       const expired = Date.parse(cur.expiresAt) <= now();
-      if (cur.state === 'held' && !expired) {
+      if (acquired === undefined && cur.state === 'held' && !expired) {
         if (now() - start >= waitMs) {
           throw new LockTimeoutError(
             `${o.project}/${o.env} is locked by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}" since ${cur.acquiredAt}; gave up after ${Math.round(waitMs / 1000)} s`,
@@ -111,16 +136,22 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         await sleep(Math.min(100 * 1.5 ** attempt, 2000) * (0.5 + Math.random() / 2));
         continue;
       }
-      if (cur.state === 'held') tookOver = cur;
-      expected = got.etag;
+      if (acquired === undefined) {
+        if (cur.state === 'held') tookOver = cur;
+        expected = got.etag;
+      }
     }
-    const r = await store.putBytesIfMatch(key, lease('held'), expected);
-    if (r.status !== 'written') {
-      await sleep(Math.random() * 50);
-      continue;
+    if (acquired === undefined) {
+      pendingTakeover = tookOver;
+      const r = await store.putBytesIfMatch(key, lease('held'), expected);
+      if (r.status !== 'written') {
+        await sleep(Math.random() * 50);
+        continue;
+      }
+      acquired = r.etag;
     }
     if (tookOver) o.log?.(`took over an expired ${o.env} lock of ${tookOver.actor} ("${tookOver.purpose}", expired ${tookOver.expiresAt})`);
-    let etag = r.etag;
+    let etag = acquired;
     let held = true;
     let renewing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
@@ -129,8 +160,14 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
         if (w?.status === 'written') etag = w.etag;
         else if (w?.status === 'precondition-failed') {
-          held = false;
-          o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+          // a renewal whose response was lost also ends here: the lease may still be ours
+          const again = await store.getBytes(key).catch(() => undefined);
+          const cur = again ? (() => { try { return parseLease(again.bytes, store.uriOf(key)); } catch { return undefined; } })() : undefined;
+          if (again && cur?.owner === owner && cur.state === 'held') etag = again.etag;
+          else {
+            held = false;
+            o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+          }
         }
       });
     }, Math.max(1000, Math.floor(ttl / 3)));
@@ -145,12 +182,26 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         await renewing;
         held = false;
       },
+      async handBack(old: Lease) {
+        clearInterval(timer);
+        await renewing;
+        if (!held) return;
+        held = false;
+        await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(old) + '\n'), etag).catch(() => undefined);
+      },
       async release() {
         clearInterval(timer);
         await renewing;
         if (!held) return;
         held = false;
-        await store.putBytesIfMatch(key, lease('released'), etag).catch(() => undefined);
+        const w = await store.putBytesIfMatch(key, lease('released'), etag).catch(() => undefined);
+        if (w?.status === 'precondition-failed') {
+          // our renewal or an earlier release landed without its response: release what is still ours
+          const again = await store.getBytes(key).catch(() => undefined);
+          if (again && (() => { try { return parseLease(again.bytes, store.uriOf(key)).owner === owner; } catch { return false; } })()) {
+            await store.putBytesIfMatch(key, lease('released'), again.etag).catch(() => undefined);
+          }
+        }
       },
     };
   }

@@ -4,9 +4,9 @@ import type { ResolvedEnvironment } from './config';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
 import { isExpectedError } from '@buildonce/errors';
 import { DeployError } from '@buildonce/deploy';
-import { PolicyError, RecordFailedError } from './errors';
+import { LedgerError, PolicyError, RecordFailedError } from './errors';
 import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from './ledger';
-import { acquireLock, type HeldLock, type Lease } from './lock';
+import { acquireLock, readLease, type HeldLock, type Lease } from './lock';
 import type { PromotionMetadata } from './metadata';
 import { checkPolicy, isVerifiedSuccess } from './policy';
 import { checkProvenance } from './provenance';
@@ -67,7 +67,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   const { store, project, version, environment: env, log } = r;
   const now = r.now ?? (() => new Date());
   const current = await readCurrent(store, project, env.name);
-  if (current?.entry.version === version) {
+  if (current?.entry.version === version && !(await promotionInFlight(r))) {
     log(`version ${version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
     return { status: 'already-current', entry: current.entry };
   }
@@ -91,9 +91,10 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
     log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
     return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
   }
-  return withLock(r, `promote ${version}`, async () => {
+  return withLock(r, `promote ${version}`, async ({ tookOver }) => {
     const again = await readCurrent(store, project, env.name);
-    if (again?.entry.version === version) {
+    // after taking over an interrupted promotion the live target may run anything: deploy again
+    if (again?.entry.version === version && !tookOver) {
       log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
       return { status: 'already-current', entry: again.entry };
     }
@@ -102,8 +103,23 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   });
 }
 
-/** Runs `fn` under the project+environment lock; records an interrupted promotion whose lease expired. */
-export async function withLock<T>(r: PromoteRequest, purpose: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * True when the environment's lock is held, live or expired: a promotion is running or one stopped
+ * mid-deploy without recording, so the ledger's current version may not be what the target runs and
+ * "already current" must be decided under the lock (issue 11 item 2).
+ */
+export async function promotionInFlight(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>): Promise<boolean> {
+  return (await readLease(r.store, r.project, r.environment.name))?.state === 'held';
+}
+
+/**
+ * Runs `fn` under the project+environment lock. An expired lease taken over (a promotion that stopped
+ * mid-deploy) is recorded first as an `interrupted` failed entry; `fn` learns about it through
+ * `tookOver`. If that record cannot be written the lease is handed back (so the next promotion records
+ * it) and a one-line LedgerError is thrown: an interrupted deploy never vanishes from history.
+ * @throws LedgerError, LockTimeoutError, and whatever `fn` throws
+ */
+export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver?: Lease }) => Promise<T>): Promise<T> {
   const lock: HeldLock = await acquireLock({
     store: r.store,
     project: r.project,
@@ -118,8 +134,19 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: () => 
   });
   let abandon = false;
   try {
-    if (lock.tookOver) await recordInterrupted(r, lock.tookOver);
-    return await fn();
+    if (lock.tookOver) {
+      try {
+        await recordInterrupted(r, lock.tookOver);
+      } catch (e) {
+        await lock.handBack(lock.tookOver);
+        const l = lock.tookOver;
+        throw new LedgerError(
+          `could not record the interrupted promotion of ${l.version} by ${l.actor}: ${((e as Error)?.message ?? String(e)).split('\n')[0]}; its lock was handed back so the next promotion records it: retry`,
+          { cause: e },
+        );
+      }
+    }
+    return await fn({ tookOver: lock.tookOver });
   } catch (e) {
     abandon = e instanceof RecordFailedError;
     throw e;
@@ -134,12 +161,7 @@ async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void>
   if (!lease.version) return;
   const done = await findEntry(r.store, r.project, r.environment.name, (e) => e.version === lease.version && Date.parse(e.startedAt) >= Date.parse(lease.acquiredAt) - 1000);
   if (done) return;
-  let artifact: EntryDraft['artifact'] | undefined;
-  try {
-    artifact = artifactOf(await locateArtifact(r.store, r.project, lease.version, r.environment));
-  } catch {
-    return;
-  }
+  const artifact = artifactOf(await locateArtifact(r.store, r.project, lease.version, r.environment));
   const t = r.now?.() ?? new Date();
   const { entry } = await appendEntry(r.store, {
     project: r.project,

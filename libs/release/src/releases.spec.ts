@@ -84,3 +84,13 @@ describe('releases', () => {
     await expect(baseCommitForEnv({ store, env: 'prod', workspaceRoot: dir })).rejects.toThrow(/fetch-depth: 0/);
   });
 });
+
+describe('releases with a path-like project name (issue 11 item 13)', () => {
+  it('is an error on the file store, not an empty list', async () => {
+    const dir = tempDir('releases-dotdot-');
+    const store = openStore(parseStoreUrl(`file://${join(dir, 'store')}`));
+    await appendEntry(store, draft('1', { project: 'x', environment: 'dev' }));
+    await expect(collectReleases({ store, project: '../x' })).rejects.toThrow(/project name "..\/x" cannot be used by buildonce/);
+    await expect(collectReleases({ store, project: 'x' })).resolves.toHaveLength(1);
+  });
+});

@@ -7,6 +7,8 @@ import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { currentKey, historyKey, openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
+import { appendEntry } from './ledger';
+import { draft } from './testkit';
 
 afterAll(removeTempDirs);
 
@@ -38,10 +40,7 @@ async function publish(store: BlobStore, project: string, version: string, opts:
 
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
 async function ledger(store: BlobStore, project: string, env: string, versions: string[]) {
-  for (const [i, v] of versions.entries()) {
-    await store.putBytesIfAbsent(historyKey(project, env, i + 1), Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
-  }
-  await store.putBytesIfMatch(currentKey(project, env), Buffer.from(JSON.stringify({ seq: versions.length, version: versions.at(-1) })), null);
+  for (const v of versions) await appendEntry(store, draft(v, { project, environment: env }));
 }
 
 const backends: [string, () => BlobStore][] = [

@@ -1,8 +1,10 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
 import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { LedgerError } from './errors';
+import { parseEntry } from './ledger';
 
-/** Versions in the last this-many history entries of any environment are kept (the rollback window). */
+/** The last this-many distinct versions of succeeded history entries of any environment are kept (the rollback window). */
 export const ROLLBACK_WINDOW = 5;
 /** Versions published less than this long ago (ms) are kept: a promotion may be verifying them right now. */
 export const IN_FLIGHT_MS = 60 * 60 * 1000;
@@ -80,59 +82,71 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
 
 /**
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
- * or named by one of the last {@link ROLLBACK_WINDOW} history entries of any environment
- * (`releases/<p>/<env>/history/<seq>.json`, zero-padded so key order is sequence order).
- * @returns `<project>/<version>` → why it is kept (`current` or `rollback-window`)
+ * or among the last {@link ROLLBACK_WINDOW} distinct versions of *succeeded* history entries of any
+ * environment (`releases/<p>/<env>/history/<seq>.json`, read newest first; failed attempts are never
+ * rollback targets, so they do not count). Fails closed (docs/architecture.md, invariant 9): any ledger object it
+ * cannot read or parse stops it with a one-line LedgerError before anything is deleted.
+ * Returns a map of `<project>/<version>` → why it is kept.
+ * @throws LedgerError (unparseable or vanished ledger object), StoreAccessError
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();
   const currents: { key: string; project: string }[] = [];
-  const histories = new Map<string, { project: string; keys: string[] }>();
+  const histories = new Map<string, { project: string; entries: { seq: number; key: string }[] }>();
   for await (const o of store.list(RELEASES_ROOT)) {
     const k = parseReleaseKey(o.key);
     if (k?.kind === 'current') currents.push({ key: o.key, project: k.project });
     else if (k?.kind === 'history') {
       const envId = `${k.project}/${k.env}`;
-      const h = histories.get(envId) ?? { project: k.project, keys: [] };
-      h.keys.push(o.key);
+      const h = histories.get(envId) ?? { project: k.project, entries: [] };
+      h.entries.push({ seq: k.seq, key: o.key });
       histories.set(envId, h);
+    } else if (!k && o.key.includes('/history/')) {
+      throw stop(store, o.key, 'not a history entry name (releases/<project>/<env>/history/<10-digit seq>.json)');
     }
   }
-  const versionOf = async (key: string): Promise<string | undefined> => {
+  const read = async (key: string) => {
     const got = await store.getBytes(key);
-    if (!got) return undefined;
+    if (!got) throw stop(store, key, 'listed but gone when read');
     try {
-      const j = JSON.parse(got.bytes.toString('utf8')) as { version?: unknown; entry?: { version?: unknown } };
-      const v = typeof j.version === 'string' ? j.version : typeof j.entry?.version === 'string' ? j.entry.version : undefined;
-      return v;
-    } catch {
-      return undefined;
+      return parseEntry(got.bytes, store.uriOf(key));
+    } catch (e) {
+      throw new LedgerError(`${(e as Error).message}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
     }
   };
   for (const { key, project } of currents) {
-    const v = await versionOf(key);
-    if (v) protectedSet.set(`${project}/${v}`, 'current');
+    const e = await read(key);
+    protectedSet.set(`${project}/${e.version}`, 'current');
   }
-  for (const { project, keys } of histories.values()) {
-    for (const key of keys.sort().slice(-ROLLBACK_WINDOW)) {
-      const v = await versionOf(key);
-      const id = `${project}/${v}`;
-      if (v && !protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
+  for (const { project, entries } of histories.values()) {
+    const window = new Set<string>();
+    for (const { key } of entries.sort((a, b) => b.seq - a.seq)) {
+      if (window.size >= ROLLBACK_WINDOW) break;
+      const e = await read(key);
+      if (e.status !== 'succeeded') continue;
+      window.add(e.version);
+      const id = `${project}/${e.version}`;
+      if (!protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
     }
   }
   return protectedSet;
 }
 
+function stop(store: BlobStore, key: string, why: string): LedgerError {
+  return new LedgerError(`${store.uriOf(key)}: ${why}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
+}
+
 /**
  * Deletes old artifact versions safely. A version goes only when it is older than `olderThanDays`,
  * not among the `keep` newest of its project and namespace, not current in any environment, not in any
- * environment's rollback window (last 5 history entries), and not published in the last hour. With `pr`,
+ * environment's rollback window (last 5 succeeded versions), and not published in the last hour. With `pr`,
  * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
  * apply). Each version's `manifest.json` is deleted first, then its files and its signed provenance
  * (`provenance.intoto.json`), so a half-deleted version is
  * never seen as complete (promotion requires the manifest).
  * @returns what was (or, with dryRun, would be) deleted and kept, and the bytes freed
- * @throws StoreAccessError for store problems; ledger/manifest read errors propagate
+ * @throws LedgerError when any ledger object cannot be read (fails closed: nothing is deleted);
+ *   StoreAccessError for store problems; manifest read errors propagate
  */
 export async function runRetention(o: RetentionOptions): Promise<RetentionResult> {
   const now = (o.now ?? new Date()).getTime();

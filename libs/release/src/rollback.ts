@@ -2,7 +2,7 @@ import type { DeployRequest } from '@buildonce/deploy';
 import { locateArtifact } from './artifact';
 import { RollbackError } from './errors';
 import { readCurrent, readHistory, type HistoryEntry } from './ledger';
-import { deployAndRecord, withLock, type PromoteRequest, type PromoteResult } from './promote';
+import { deployAndRecord, promotionInFlight, withLock, type PromoteRequest, type PromoteResult } from './promote';
 import { checkProvenance } from './provenance';
 
 /**
@@ -52,7 +52,7 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
   const history = await readHistory(store, project, env.name);
   const target = planRollback(history, env.name, r.to);
   const current = await readCurrent(store, project, env.name);
-  if (current?.entry.version === target.version) {
+  if (current?.entry.version === target.version && !(await promotionInFlight(r))) {
     log(`version ${target.version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
     return { status: 'already-current', entry: current.entry };
   }
@@ -68,7 +68,12 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
     log(`dry run: would restore ${version} on ${r.target.describe(req)} and record a rollback entry`);
     return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: r.target.describe(req), artifact };
   }
-  return withLock(pr, `rollback ${version}`, async () => {
+  return withLock(pr, `rollback ${version}`, async ({ tookOver }) => {
+    const again = await readCurrent(store, project, env.name);
+    if (again?.entry.version === version && !tookOver) {
+      log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
+      return { status: 'already-current', entry: again.entry };
+    }
     const entry = await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
     return { status: 'promoted', entry };
   });

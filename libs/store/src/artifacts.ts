@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -16,16 +18,47 @@ import {
 import type { BlobStore, ProgressFn } from './blob';
 import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
 import { artifactKey, provenanceKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
+import { MULTIPART_PART_SIZE } from './s3-blob';
 
 /** Result of checking one stored object against its manifest entry. */
-export type VerifyResult = { ok: true; method: 'checksum' | 'rehash' } | { ok: false; reason: string; sha256?: string };
+export type VerifyResult = { ok: true; method: 'checksum' | 'composite' | 'rehash' } | { ok: false; reason: string; sha256?: string };
+
+/**
+ * The S3 composite SHA256 checksum a multipart upload of `path` in `partSize`-byte parts gets
+ * (base64 sha256 of the concatenated raw part digests; Amazon S3 User Guide, "Checking object
+ * integrity", multipart checksums), computed in one streamed pass.
+ * @returns base64 digest (no `-<parts>` suffix) and the number of parts
+ */
+export async function compositeSha256OfFile(path: string, partSize: number): Promise<{ base64: string; parts: number }> {
+  const digests: Buffer[] = [];
+  let part = createHash('sha256');
+  let inPart = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(partSize - inPart, chunk.length - off);
+      part.update(chunk.subarray(off, off + n));
+      inPart += n;
+      off += n;
+      if (inPart === partSize) {
+        digests.push(part.digest());
+        part = createHash('sha256');
+        inPart = 0;
+      }
+    }
+  }
+  if (inPart > 0 || digests.length === 0) digests.push(part.digest());
+  return { base64: createHash('sha256').update(Buffer.concat(digests)).digest('base64'), parts: digests.length };
+}
 
 /**
  * Checks a stored object against an expected size (bytes) and sha256 (hex). Uses the full-object
- * S3 `ChecksumSHA256` from HeadObject when the store has one; otherwise (multipart composite
- * checksums, filesystem) streams the bytes through sha256.
+ * S3 `ChecksumSHA256` from HeadObject when the store has one; for a multipart object and a local copy
+ * already checked against `expected` (`localPath`, as when publishing), compares the composite
+ * checksum with the one computed from that copy (no download); otherwise (filesystem, no local copy)
+ * streams the stored bytes through sha256.
  */
-export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }): Promise<VerifyResult> {
+export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }, localPath?: string): Promise<VerifyResult> {
   const info = await store.head(key);
   if (!info) return { ok: false, reason: `${store.uriOf(key)} is missing` };
   if (info.size !== expected.size) return { ok: false, reason: `${store.uriOf(key)} has ${info.size} bytes, manifest says ${expected.size}` };
@@ -34,6 +67,10 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
     return hex === expected.sha256
       ? { ok: true, method: 'checksum' }
       : { ok: false, reason: `${store.uriOf(key)} has sha256 ${hex}, manifest says ${expected.sha256}`, sha256: hex };
+  }
+  if (info.compositeSha256 && localPath && Math.max(1, Math.ceil(expected.size / MULTIPART_PART_SIZE)) === info.compositeSha256.parts) {
+    const mine = await compositeSha256OfFile(localPath, MULTIPART_PART_SIZE);
+    if (mine.base64 === info.compositeSha256.base64 && mine.parts === info.compositeSha256.parts) return { ok: true, method: 'composite' };
   }
   const stream = await store.getStream(key);
   if (!stream) return { ok: false, reason: `${store.uriOf(key)} is missing` };
@@ -163,7 +200,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
     const key = artifactKey(project, version, f.name, namespace);
     const onProgress: ProgressFn | undefined = opts.onProgress ? (l, t) => opts.onProgress!(f.name, l, t) : undefined;
     const put = await store.putFileIfAbsent(key, join(dir, f.name), { sha256Hex: f.sha256, size: f.size, onProgress });
-    const check = await verifyObject(store, key, f);
+    const check = await verifyObject(store, key, f, join(dir, f.name));
     if (!check.ok) {
       if (put === 'exists') throw new ArtifactConflictError(store.uriOf(key), check.sha256, f.sha256);
       throw new ArtifactIntegrityError(`upload of ${store.uriOf(key)} did not verify: ${check.reason}`);

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { StoreLocation } from './url';
+import { ConfigError } from '@buildonce/errors';
 
 /** Metadata of a stored object. Keys are relative to the store prefix (e.g. `artifacts/p/123/bootstrap.zip`). */
 export interface ObjectInfo {
@@ -12,6 +13,11 @@ export interface ObjectInfo {
    * (S3 full-object `ChecksumSHA256`). Undefined for composite (multipart) checksums.
    */
   sha256Base64?: string;
+  /**
+   * S3 composite checksum of a multipart object: base64 sha256 of the concatenated raw sha256 digests
+   * of its parts (without the `-<parts>` suffix), and the number of parts. Undefined otherwise.
+   */
+  compositeSha256?: { base64: string; parts: number };
 }
 
 /** Upload progress callback: bytes sent so far and total bytes. */
@@ -67,5 +73,18 @@ export interface BlobStore {
 export function assertKey(key: string): void {
   if (!key || key.startsWith('/') || key.split('/').some((s) => s === '' || s === '.' || s === '..')) {
     throw new Error(`invalid store key "${key}": keys are relative paths without "." or ".." segments`);
+  }
+}
+
+/**
+ * Validates a list prefix: empty, or a relative `/`-separated path (a trailing `/` allowed) without
+ * empty, `.` or `..` segments, so a listing never walks outside the store (issue 11 item 13).
+ * @throws ConfigError naming the prefix
+ */
+export function assertKeyPrefix(prefix: string): void {
+  if (prefix === '') return;
+  const body = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  if (!body || body.startsWith('/') || body.includes('\\') || body.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw new ConfigError(`invalid store key prefix "${prefix}": prefixes are relative paths without "." or ".." segments`);
   }
 }

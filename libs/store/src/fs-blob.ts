@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertKey, type BlobStore, type CasResult, type ObjectInfo } from './blob';
+import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
 
@@ -65,6 +65,35 @@ export class FsBlobStore implements BlobStore {
     return join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
   }
 
+  /**
+   * Maps an I/O error of a write to a one-line StoreAccessError naming the key and the fix (disk full,
+   * read-only, permissions); other errors pass through unchanged.
+   */
+  private ioError(e: unknown, key: string): Error {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    const fix: Record<string, string> = {
+      ENOSPC: 'no space left on device: free space on the disk holding the store',
+      EDQUOT: 'disk quota exceeded: free space or raise the quota of the store\'s disk',
+      EROFS: 'the store\'s filesystem is read-only: use a writable store directory',
+      EACCES: 'permission denied: make the store directory writable by this user',
+      EPERM: 'operation not permitted: make the store directory writable by this user',
+    };
+    if (code && fix[code]) return new StoreAccessError(`cannot write ${this.uriOf(key)} (${code}): ${fix[code]} (${this.root})`);
+    return e instanceof Error ? e : new Error(String(e));
+  }
+
+  /** Runs `write(tmp)` on a fresh temp path; the temp file never outlives a failure. */
+  private async withTemp<T>(key: string, write: (tmp: string) => Promise<T>): Promise<T> {
+    const tmp = await this.tempPath();
+    try {
+      return await write(tmp);
+    } catch (e) {
+      throw this.ioError(e, key);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
   private async linkIntoPlace(tmp: string, final: string): Promise<'created' | 'exists'> {
     await fsyncPath(tmp);
     await mkdir(dirname(final), { recursive: true });
@@ -75,31 +104,31 @@ export class FsBlobStore implements BlobStore {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
       throw e;
-    } finally {
-      await unlink(tmp).catch(() => undefined);
     }
   }
 
   async putFileIfAbsent(key: string, path: string, opts: { size: number; onProgress?: (l: number, t: number) => void }): Promise<'created' | 'exists'> {
     const final = this.pathOf(key);
     if (await exists(final)) return 'exists';
-    const tmp = await this.tempPath();
-    await copyFile(path, tmp);
-    const r = await this.linkIntoPlace(tmp, final);
+    const r = await this.withTemp(key, async (tmp) => {
+      await copyFile(path, tmp);
+      return this.linkIntoPlace(tmp, final);
+    });
     opts.onProgress?.(opts.size, opts.size);
     return r;
   }
 
   async putBytesIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
     const final = this.pathOf(key);
-    const tmp = await this.tempPath();
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(bytes);
-    } finally {
-      await fh.close();
-    }
-    return this.linkIntoPlace(tmp, final);
+    return this.withTemp(key, async (tmp) => {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(bytes);
+      } finally {
+        await fh.close();
+      }
+      return this.linkIntoPlace(tmp, final);
+    });
   }
 
   async putBytesIfMatch(key: string, bytes: Uint8Array, expectedEtag: string | null): Promise<CasResult> {
@@ -112,16 +141,17 @@ export class FsBlobStore implements BlobStore {
       });
       const currentEtag = current ? etagOf(current) : null;
       if (currentEtag !== expectedEtag) return { status: 'precondition-failed' };
-      const tmp = await this.tempPath();
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(bytes);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await mkdir(dirname(final), { recursive: true });
-      await rename(tmp, final);
+      await this.withTemp(key, async (tmp) => {
+        const fh = await open(tmp, 'w');
+        try {
+          await fh.writeFile(bytes);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await mkdir(dirname(final), { recursive: true });
+        await rename(tmp, final);
+      });
       await fsyncPath(dirname(final)).catch(() => undefined);
       return { status: 'written', etag: etagOf(bytes) };
     } finally {
@@ -129,10 +159,18 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Exclusive lock per key; waits up to 60 s, breaks locks older than 30 s (crashed writer). */
+  /**
+   * Exclusive lock per key; waits up to 60 s, breaks locks older than 30 s (crashed writer).
+   * Breaking is itself exclusive: a breaker takes `<lock>.break` (`wx`), re-checks under it that the
+   * lock is still the stale one, and only then unlinks it — so a breaker that saw the old lock can
+   * never remove the fresh lock another breaker has just made (two CAS winners, issue 11 item 8).
+   * A `.break` file older than 30 s (a breaker that crashed in those few ms) is removed.
+   */
   private async lock(key: string): Promise<() => Promise<void>> {
     const dir = join(this.root, LOCK_DIR);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((e) => {
+      throw this.ioError(e, key);
+    });
     const lockPath = join(dir, createHash('sha256').update(key).digest('hex') + '.lock');
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let attempt = 0; ; attempt++) {
@@ -145,12 +183,33 @@ export class FsBlobStore implements BlobStore {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         const st = await stat(lockPath).catch(() => undefined);
         if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
-          await unlink(lockPath).catch(() => undefined);
+          await this.breakStaleLock(lockPath, st.ino, st.mtimeMs);
           continue;
         }
         if (Date.now() > deadline) throw new StoreAccessError(`timed out waiting for lock ${lockPath} on ${key}`);
         await sleep(Math.min(5 + attempt * 5, 50) + Math.random() * 10);
       }
+    }
+  }
+
+  /** Unlinks `lockPath` only if it is still the stale lock (same inode and mtime) seen by the caller. */
+  private async breakStaleLock(lockPath: string, ino: number, mtimeMs: number): Promise<void> {
+    const breakPath = `${lockPath}.break`;
+    let fh;
+    try {
+      fh = await open(breakPath, 'wx');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const b = await stat(breakPath).catch(() => undefined);
+      if (b && Date.now() - b.mtimeMs > STALE_LOCK_MS) await unlink(breakPath).catch(() => undefined);
+      return; // another breaker is at work: go back to waiting for the lock
+    }
+    try {
+      await fh.close();
+      const now = await stat(lockPath).catch(() => undefined);
+      if (now && now.ino === ino && now.mtimeMs === mtimeMs) await unlink(lockPath).catch(() => undefined);
+    } finally {
+      await unlink(breakPath).catch(() => undefined);
     }
   }
 
@@ -177,6 +236,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertKeyPrefix(prefix);
     const start = prefix ? join(this.root, ...prefix.replace(/\/+$/, '').split('/')) : this.root;
     const base = prefix.endsWith('/') || !prefix ? start : dirname(start);
     const stack: string[] = [base];

@@ -4,3 +4,6 @@ export * from './registry';
 export * from './temp';
 export * from './lambda-invoke';
 export * from './rust-scorer';
+export * from './fault-proxy';
+export * from './hostile-archives';
+export * from './crash';

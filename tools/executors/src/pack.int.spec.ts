@@ -42,6 +42,7 @@ describe('npm pack of @buildonce/nx', () => {
       'package/bin/buildonce.js',
       'package/dist/index.js',
       'package/dist/cli.js',
+      'package/dist/rust-toolchain.js',
       'package/dist/generators/init/generator.js',
       'package/src/generators/init/schema.json',
       'package/src/hasher/version-hasher.js',

@@ -108,6 +108,17 @@ describe('buildonce CLI', () => {
     expect(cli('deploy-everything').status).toBe(2);
     expect(cli('retention', '--keep=-1').status).toBe(1);
   });
+
+  it('retention refuses empty or non-integer numbers with one line instead of reading them as 0 (issue 11 item 7)', () => {
+    for (const args of [['--keep=', '--older-than='], ['--keep='], ['--older-than=', '--dry-run'], ['--keep=2.5'], ['--keep=0x10'], ['--older-than= '], ['--pr=']]) {
+      const r = cli('retention', ...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(/buildonce retention: --(keep|older-than|pr) must be/);
+    }
+    expect(cli('retention', '--dry-run', '--older-than=1.5', '--keep=3').status).toBe(0);
+  });
 });
 
 describe('buildonce verify', () => {

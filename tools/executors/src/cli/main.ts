@@ -34,11 +34,17 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   return dir;
 }
 
-function int(name: string, v: string | undefined, dflt: number): number {
+/**
+ * Parses a numeric option. Only plain decimal digits count (`Number('')` is 0, which once made
+ * `--keep= --older-than=` delete everything unprotected).
+ * @param kind `integer` (digits) or `decimal` (digits with an optional fraction)
+ * @throws ConfigError naming the option and the value when it is empty or not such a number
+ */
+export function numberOption(name: string, v: string | undefined, dflt: number, kind: 'integer' | 'decimal' = 'integer'): number {
   if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${v}"`);
-  return n;
+  const ok = kind === 'integer' ? /^[0-9]+$/.test(v) : /^[0-9]+(\.[0-9]+)?$/.test(v);
+  if (!ok) throw new ConfigError(`--${name} must be ${kind === 'integer' ? 'a whole number' : 'a number'} >= 0, got "${v}"`);
+  return Number(v);
 }
 
 /**
@@ -133,9 +139,9 @@ export async function main(argv: string[]): Promise<number> {
       await runRetentionCommand({
         workspaceRoot: findWorkspaceRoot(),
         projects: values.project,
-        olderThanDays: int('older-than', values['older-than'], 30),
-        keep: int('keep', values.keep, 10),
-        pr: values.pr === undefined ? undefined : int('pr', values.pr, 0),
+        olderThanDays: numberOption('older-than', values['older-than'], 30, 'decimal'),
+        keep: numberOption('keep', values.keep, 10),
+        pr: values.pr === undefined ? undefined : numberOption('pr', values.pr, 0),
         store: values.store,
         dryRun: values['dry-run'] ?? false,
         log: (l) => process.stdout.write(`${l}\n`),
@@ -150,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       const repository = values.registry || process.env.BUILDONCE_REGISTRY;
       if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
-      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: int('keep-last', values['keep-last'], 30), untaggedDays: int('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
+      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: numberOption('keep-last', values['keep-last'], 30), untaggedDays: numberOption('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
       console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
       return 0;
     }

@@ -132,10 +132,11 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
     normalizeOptions(options); // fail once, early, on bad options
     const pkg = packageRoot();
     const loc = pluginLocation(context.workspaceRoot, pkg.root);
-    const script = 'tools/scripts/rust-toolchain.mjs';
+    // the Rust toolchain identity command: the repository's script when the plugin is source, else the bundled copy
+    const script = loc.source ? 'tools/scripts/rust-toolchain.mjs' : relative(context.workspaceRoot, join(pkg.root, 'dist', 'rust-toolchain.js'));
     const ws: WorkspaceFacts = {
       hasProductionInput: !!context.nxJsonConfiguration?.namedInputs?.production,
-      ...(loc.source && existsSync(join(context.workspaceRoot, script)) ? { rustToolchainScript: script } : {}),
+      ...(existsSync(join(context.workspaceRoot, script)) ? { rustToolchainScript: script } : {}),
     };
     const cachePath = join(cacheDir(context.workspaceRoot), `buildonce-nx-${sha1(pkg.version).slice(0, 12)}.hash`);
     const cache = readCache(cachePath);

@@ -59,14 +59,16 @@ export interface WorkspaceFacts {
 }
 
 /**
- * Identity of the Rust toolchain that builds the crate (hashed into the build's version).
- * SEAM: the `arm64` work adds a command printing `rustc -vV`/`cargo -V` (and cargo-lambda/zig) of the toolchain
- * the build actually uses; switch this runtime input to it once it lands. Until then: the toolchain rustup
- * selects in the crate's directory (rust-toolchain.toml honoured).
+ * Identity of the Rust toolchain that builds the crate (hashed into the build's version): the identity command
+ * (libs/build rust-toolchain.mjs, bundled as dist/rust-toolchain.js) resolves the toolchain exactly as the build
+ * does. The command line mirrors libs/build `rustToolchainRuntimeInput` (this plugin loads before any ESM
+ * module could; plugin.spec.ts asserts both build the same input). Without the script (a broken install):
+ * the toolchain rustup selects in the crate's directory.
  */
 export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, { kind: 'rust-lambda' }>, script?: string): InputDefinition {
   const dir = projectRoot === '.' || projectRoot === '' ? '.' : projectRoot;
-  if (script && d) return { runtime: `node ${script} --cargo-dir ${dir} --architecture ${d.architecture} --runtime ${d.runtime}` };
+  const word = (w: string) => (/^[A-Za-z0-9_./+=:@-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+  if (script && d) return { runtime: ['node', script, '--cargo-dir', dir, '--architecture', d.architecture, '--runtime', d.runtime].map(word).join(' ') };
   return { runtime: `cd ${JSON.stringify(dir)} && rustc -vV && cargo -V` };
 }
 

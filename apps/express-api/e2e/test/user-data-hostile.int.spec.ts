@@ -1,0 +1,125 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseManifest, sha256File, tarGzPolicyViolation } from '@buildonce/artifact';
+import { deployLocal } from '@buildonce/deploy';
+import { openStore, parseStoreUrl, publishArtifact, type BlobStore } from '@buildonce/store';
+import { benignArchives, hostileArchives, rawTarGz, startMoto, type MotoServer, type RawTarEntry } from '@buildonce/testing';
+
+/**
+ * Issue 11 item 11: user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
+ * corpus), says why in one line, writes nothing, and cleans what a killed run left behind.
+ */
+const script = join(__dirname, '../../deploy/user-data.sh');
+const bucket = 'userdata-hostile';
+const project = 'express-api';
+const tarball = 'express-api-deployment.tar.gz';
+let moto: MotoServer;
+let store: BlobStore;
+let base = '';
+let nextVersion = 5000;
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'ud-hostile-'));
+  moto = await startMoto();
+  await moto.createBucket(bucket);
+  Object.assign(process.env, moto.env);
+  store = openStore(parseStoreUrl(`s3://${bucket}/t`));
+});
+afterAll(async () => {
+  await moto?.stop();
+  if (base) rmSync(base, { recursive: true, force: true });
+});
+
+/** Publishes hand-made tarball entries as a new version; returns the version and its S3 key. */
+async function publishRaw(entries: RawTarEntry[]): Promise<{ version: string; key: string }> {
+  const version = String(nextVersion++);
+  const dir = mkdtempSync(join(base, 'art-'));
+  writeFileSync(join(dir, tarball), rawTarGz(entries));
+  const d = await sha256File(join(dir, tarball));
+  const manifest = parseManifest({
+    schemaVersion: 1, project, version, kind: 'node-tarball',
+    files: [{ name: tarball, size: d.size, sha256: d.hex }],
+    runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 'test',
+  });
+  await publishArtifact({ store, manifest, dir, metadata: { publishedAt: new Date().toISOString(), builder: 'local:test', trusted: true } });
+  return { version, key: `t/artifacts/${project}/${version}/${tarball}` };
+}
+
+function userData(root: string, key: string) {
+  const r = spawnSync('bash', [script, '--no-start', '--root', root], {
+    env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key, BUILDONCE_ENV: undefined },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status ?? 1, stderr: r.stderr };
+}
+
+/** The tar checker embedded in user-data.sh, exactly as the script runs it (`node - <file>`). */
+function embeddedChecker(): string {
+  const m = /check_tarball\(\) \{\n {2}"\$node_bin" - "\$1" <<'JS'\n([\s\S]*?)\nJS\n\}/.exec(readFileSync(script, 'utf8'));
+  if (!m) throw new Error('check_tarball not found in user-data.sh');
+  return m[1]!;
+}
+
+describe('the tar checker embedded in user-data.sh and TarPolicy (deployLocal) give the same verdicts', () => {
+  it.each([...hostileArchives(), ...benignArchives()].map((a) => [a.name, a] as const))('%s', async (_n, a) => {
+    const file = join(base, `${a.name}.tar.gz`);
+    writeFileSync(file, rawTarGz(a.entries));
+    const r = spawnSync(process.execPath, ['-', file], { input: embeddedChecker(), encoding: 'utf8' });
+    const ts = await tarGzPolicyViolation(file);
+    if (ts === undefined) expect(r.status, r.stdout).toBe(0);
+    else {
+      expect(r.status).toBe(1);
+      expect(r.stdout.trim()).toBe(ts);
+    }
+    expect(hostileArchives().some((h) => h.name === a.name)).toBe(ts !== undefined);
+  });
+});
+
+/** Full boots of user-data.sh (aws CLI calls make each run take seconds): representatives of the corpus. */
+const REPRESENTATIVES = ['absolute-symlink-dir', 'absolute-symlink-file', 'symlink-chain-escape', 'dangling-buildonce-symlink'];
+
+describe('user-data.sh and deployLocal refuse the same archives', () => {
+  it.each(hostileArchives().filter((a) => REPRESENTATIVES.includes(a.name)).map((a) => [a.name, a] as const))('%s: both refuse, one line, nothing written', async (_n, a) => {
+    const { version, key } = await publishRaw(a.entries);
+    const shRoot = join(base, `sh-${a.name}`);
+    const r = userData(shRoot, key);
+    expect(r.status, r.stderr).toBe(1);
+    const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
+    expect(errors, r.stderr).toHaveLength(1);
+    expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
+    expect(readdirSync(join(shRoot, 'releases'))).toEqual([]);
+    expect(readdirSync(join(shRoot, '.incoming'))).toEqual([]);
+    expect(existsSync(join(shRoot, 'current'))).toBe(false);
+
+    const tsRoot = join(base, `ts-${a.name}`);
+    const err = await deployLocal({ store, project, version, root: tsRoot }).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/refused express-api-deployment\.tar\.gz: /);
+    // the same reason, word for word, from both implementations of the policy
+    expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'));
+    expect(existsSync('/tmp/buildonce-pwned')).toBe(false);
+  });
+
+  it('accepts a benign archive with inside symlinks, and cleans .incoming/*, releases/.*.tmp-* and .current.tmp-* left by a killed run', async () => {
+    const { version, key } = await publishRaw(benignArchives()[0]!.entries);
+    const root = join(base, 'sh-leftovers');
+    mkdirSync(join(root, '.incoming', 'userdata-Killed1', 'sub'), { recursive: true });
+    writeFileSync(join(root, '.incoming', 'userdata-Killed1', 'sub', 'half.tar.gz'), 'partial');
+    mkdirSync(join(root, 'releases', '.123.tmp-999'), { recursive: true });
+    writeFileSync(join(root, 'releases', '.123.tmp-999', 'main.js'), 'half');
+    symlinkSync('releases/123', join(root, '.current.tmp-999'));
+    const r = userData(root, key);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removing 3 leftover\(s\) of an interrupted deploy/);
+    expect(readdirSync(join(root, '.incoming'))).toEqual([]);
+    expect(readdirSync(join(root, 'releases'))).toEqual([version]);
+    expect(readdirSync(root).sort()).toEqual(['.incoming', '.lock', 'current', 'releases']);
+    expect(readlinkSync(join(root, 'current'))).toBe(`releases/${version}`);
+    expect(readlinkSync(join(root, 'releases', version, 'lib', 'current'))).toBe('v1');
+    const ts = await deployLocal({ store, project, version, root: join(base, 'ts-ok') });
+    expect(ts.status).toBe('deployed');
+  });
+});

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeFailure } from '@buildonce/errors';
+import { openStore, parseStoreUrl, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { parseConfig, resolveEnvironment } from './config';
+import { listSeqs, readCurrent, readHistory, type HistoryEntry } from './ledger';
+import { promoteVersion, type PromoteRequest } from './promote';
+import { runRetention } from './retention';
+import { rollbackEnvironment } from './rollback';
+import { FakeTarget, publishFake } from './testkit';
+
+/**
+ * The fault suite (issue 11): publish, 10 concurrent promotions, rollbacks and retention against
+ * moto_server behind a proxy that fails 30 % of requests (500, 503 SlowDown, connection reset, and
+ * "applied but response lost"), then checks that everything ended consistent:
+ * - no partial object: every version with a manifest verifies (sizes and sha256 of every file);
+ * - history seqs contiguous, no deploy recorded twice, every deploy recorded (succeeded, or as an
+ *   interrupted failure recorded by a later promotion);
+ * - pointer = newest succeeded entry, and the live target runs the pointer's version;
+ * - each command either succeeded or failed with one clear line (an expected BuildonceError).
+ * Prints: faults injected, operations, inconsistencies (must be 0).
+ */
+const FAULT_RATE = 0.3;
+const bucket = 'fault-suite';
+const project = 'svc';
+const config = parseConfig({});
+const meta = { commit: 'feed', runId: '1', actor: 'fault-suite' };
+let moto: MotoServer;
+let proxy: FaultProxy;
+let store: BlobStore;
+const target = new FakeTarget();
+const inconsistencies: string[] = [];
+const outcomes = { operations: 0, succeeded: 0, failedClearly: 0 };
+const failureLines: string[] = [];
+
+beforeAll(async () => {
+  moto = await startMoto();
+  await moto.createBucket(bucket);
+  proxy = await startFaultProxy({ target: moto.endpoint, seed: Number(process.env.BUILDONCE_FAULT_SEED ?? 11) });
+  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+  store = openStore(parseStoreUrl(`s3://${bucket}/faults`));
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await moto?.stop();
+});
+
+/** Runs one command under faults: success, or a failure that must be one expected line. */
+async function op<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+  outcomes.operations++;
+  try {
+    const r = await fn();
+    outcomes.succeeded++;
+    return r;
+  } catch (e) {
+    const report = describeFailure(e);
+    const line = report.lines[0] ?? '';
+    if (report.kind !== 'expected' || !line.trim() || (e as Error).message.includes('\n')) {
+      inconsistencies.push(`${what}: unclear failure: ${report.lines.join(' | ').slice(0, 300)}`);
+    } else {
+      outcomes.failedClearly++;
+      failureLines.push(`${what}: ${line}`);
+    }
+    return undefined;
+  }
+}
+
+const env = (name: string) => resolveEnvironment(config, name);
+const req = (version: string, envName: string): PromoteRequest => ({
+  store,
+  project,
+  version,
+  environment: env(envName),
+  target,
+  meta,
+  log: () => undefined,
+  lock: { ttlMs: 3_000, waitMs: 120_000 },
+});
+
+/** Ledger + target consistency of one environment (run with faults off). */
+async function checkLedger(envName: string, deploysBefore: number): Promise<{ entries: HistoryEntry[] }> {
+  const seqs = await listSeqs(store, project, envName);
+  if (seqs.some((s, i) => s !== i + 1)) inconsistencies.push(`${envName}: history seqs not contiguous: ${seqs.join(',')}`);
+  const entries = await readHistory(store, project, envName);
+  const succeeded = entries.filter((e) => e.status === 'succeeded');
+  const cur = await readCurrent(store, project, envName);
+  const newest = succeeded.at(-1);
+  if (newest && cur?.entry.seq !== newest.seq) inconsistencies.push(`${envName}: pointer at seq ${cur?.entry.seq} but newest succeeded entry is seq ${newest.seq}`);
+  const deployed = target.deployed.slice(deploysBefore);
+  const count = (xs: string[]) => xs.reduce((m, v) => m.set(v, (m.get(v) ?? 0) + 1), new Map<string, number>());
+  const deploys = count(deployed);
+  const recordedOk = count(succeeded.map((e) => e.version));
+  const interrupted = count(entries.filter((e) => e.status === 'failed' && e.error?.startsWith('interrupted')).map((e) => e.version));
+  for (const [v, n] of deploys) {
+    const rec = (recordedOk.get(v) ?? 0) + (interrupted.get(v) ?? 0);
+    if (rec < n) inconsistencies.push(`${envName}: version ${v} deployed ${n} time(s) but recorded ${rec} time(s)`);
+  }
+  for (const [v, n] of recordedOk) if (n > (deploys.get(v) ?? 0)) inconsistencies.push(`${envName}: version ${v} recorded as succeeded ${n} time(s) but deployed ${deploys.get(v) ?? 0} time(s)`);
+  const writeIds = entries.map((e) => e.writeId).filter(Boolean);
+  if (new Set(writeIds).size !== writeIds.length) inconsistencies.push(`${envName}: one append recorded twice`);
+  return { entries };
+}
+
+/** No partial object: every version whose manifest exists verifies completely. */
+async function checkObjects(versions: string[]): Promise<number> {
+  let complete = 0;
+  for (const v of versions) {
+    const m = await readStoredManifest(store, project, v);
+    if (!m) continue;
+    complete++;
+    await verifyArtifact(store, project, v).catch((e: Error) => inconsistencies.push(`version ${v}: manifest present but ${e.message}`));
+  }
+  return complete;
+}
+
+describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in front of moto_server', () => {
+  const versions = Array.from({ length: 12 }, (_, i) => String(7000 + i));
+  const published: string[] = [];
+  let deployStart = 0;
+
+  it('publish: each version is published completely or fails with one line; nothing partial', async () => {
+    proxy.setRate(FAULT_RATE);
+    for (const v of versions) {
+      let ok = false;
+      for (let attempt = 0; attempt < 3 && !ok; attempt++) ok = (await op(`publish ${v}`, () => publishFake(store, { project, version: v }))) !== undefined;
+      if (ok) published.push(v);
+    }
+    proxy.setRate(0);
+    const complete = await checkObjects(versions);
+    expect(complete).toBeGreaterThanOrEqual(published.length);
+    expect(published.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('promote: 10 concurrent promotions to dev, then rollbacks; the ledger matches the deploys', async () => {
+    deployStart = target.deployed.length;
+    proxy.setRate(FAULT_RATE);
+    const batch = published.slice(0, 10);
+    await Promise.all(batch.map((v) => op(`promote ${v}`, () => promoteVersion(req(v, 'dev')))));
+    for (let i = 0; i < 3; i++) await op('rollback', () => rollbackEnvironment(req('0', 'dev')));
+    await op('rollback --to', () => rollbackEnvironment({ ...req('0', 'dev'), to: batch[0] }));
+    proxy.setRate(0);
+    // the next promotion (no faults) records any promotion interrupted by a failed record/release
+    await new Promise((r) => setTimeout(r, 3_500));
+    const final = published[10] ?? published[0]!;
+    const r = await promoteVersion(req(final, 'dev'));
+    expect(['promoted', 'already-current']).toContain(r.status);
+    await checkLedger('dev', deployStart);
+    const cur = await readCurrent(store, project, 'dev');
+    if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`dev: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
+  });
+
+  it('retention: deletes or fails closed with one line; current and rollback window always survive', async () => {
+    proxy.setRate(FAULT_RATE);
+    const now = new Date(Date.now() + 3 * 24 * 3600 * 1000);
+    for (let i = 0; i < 3; i++) await op('retention', () => runRetention({ store, keep: 0, olderThanDays: 1, inFlightMs: 0, now, concurrency: 4 }));
+    proxy.setRate(0);
+    await checkObjects(versions);
+    const { entries } = await checkLedger('dev', deployStart);
+    const cur = await readCurrent(store, project, 'dev');
+    const mustStay = new Set([cur!.entry.version, ...entries.filter((e) => e.status === 'succeeded').slice(-2).map((e) => e.version)]);
+    for (const v of mustStay) await verifyArtifact(store, project, v).catch((e: Error) => inconsistencies.push(`retention deleted protected version ${v}: ${e.message}`));
+    // a rollback still works after retention
+    const rb = await rollbackEnvironment(req('0', 'dev'));
+    expect(rb.status).toBe('promoted');
+    await checkLedger('dev', deployStart);
+  });
+
+  it('reports the counts: inconsistencies must be 0', () => {
+    const f = proxy.stats.faults;
+    const summary =
+      `fault suite: faults injected: ${proxy.stats.injected} (500: ${f['500']}, 503: ${f['503']}, reset: ${f.reset}, lost: ${f.lost}) of ${proxy.stats.requests} requests; ` +
+      `operations: ${outcomes.operations} (${outcomes.succeeded} succeeded, ${outcomes.failedClearly} failed with one clear line); inconsistencies: ${inconsistencies.length}`;
+    console.log(summary);
+    for (const l of failureLines) console.log(`  failed clearly: ${l.slice(0, 240)}`);
+    for (const i of inconsistencies) console.log(`  inconsistency: ${i}`);
+    expect(proxy.stats.injected).toBeGreaterThan(50);
+    expect(inconsistencies).toEqual([]);
+  });
+});

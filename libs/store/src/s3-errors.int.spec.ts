@@ -1,0 +1,96 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Bytes } from '@buildonce/artifact';
+import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { StoreAccessError } from './errors';
+import { verifyObject } from './artifacts';
+import { openStore } from './open';
+import { parseStoreUrl } from './url';
+import type { BlobStore } from './blob';
+
+// Issue 11 item 12: S3 errors reach users as one-line store errors naming the bucket and the fix, and
+// throttling is retried with backoff (retry settings from @buildonce/aws).
+let moto: MotoServer;
+let proxy: FaultProxy;
+let store: BlobStore;
+const bucket = 's3-errors';
+
+beforeAll(async () => {
+  moto = await startMoto();
+  await moto.createBucket(bucket);
+  proxy = await startFaultProxy({ target: moto.endpoint });
+  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+  store = openStore(parseStoreUrl(`s3://${bucket}/e`));
+});
+afterEach(() => proxy.setFaults({ rate: 0, eligible: undefined }));
+afterAll(async () => {
+  await proxy?.stop();
+  await moto?.stop();
+});
+
+describe('S3 error mapping through a fault proxy', () => {
+  it('retries throttling (503 SlowDown) with backoff and succeeds', async () => {
+    const only = s3Request('PUT', '/throttled/');
+    const fired = [proxy.failNext('503', only), proxy.failNext('503', only), proxy.failNext('503', only)];
+    expect(await store.putBytesIfAbsent('throttled/a.json', Buffer.from('{}'))).toBe('created');
+    await Promise.all(fired);
+    expect((await store.getBytes('throttled/a.json'))!.bytes.toString()).toBe('{}');
+  });
+
+  it.each([
+    ['503', /^S3 is throttling requests to bucket "s3-errors" \(SlowDown\).*: retry later or lower the request rate/],
+    ['500', /^S3 request put .* on bucket "s3-errors" failed with InternalError .*: retry; if it persists check the S3 service health/],
+    ['reset', /^cannot reach S3 for bucket "s3-errors" .*: check the network and AWS_ENDPOINT_URL/],
+  ] as const)('persistent %s faults end in one StoreAccessError line naming the bucket and the fix', async (kind, message) => {
+    proxy.setFaults({ rate: 1, kinds: [kind], eligible: s3Request('PUT', '/persistent/') });
+    const err = await store.putBytesIfAbsent(`persistent/${kind}.json`, Buffer.from('{}')).then(() => undefined, (e: Error) => e);
+    expect(err).toBeInstanceOf(StoreAccessError);
+    expect(err!.message.split('\n')).toHaveLength(1);
+    expect(err!.message).toMatch(message);
+  });
+
+  it('an error body the SDK cannot parse (UnknownError) is mapped too', async () => {
+    const server = await import('node:http').then(({ createServer }) => createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(418, { 'content-type': 'text/plain' });
+        res.end('teapot');
+      });
+    }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), { env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }, clientConfig: { endpoint: `http://127.0.0.1:${port}` } });
+      const err = await odd.getBytes('x.json').then(() => undefined, (e: Error) => e);
+      expect(err).toBeInstanceOf(StoreAccessError);
+      expect(err!.message).toMatch(/^S3 request get .* on bucket "s3-errors" failed with HTTP 418/);
+      expect(err!.message.split('\n')).toHaveLength(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a multipart upload whose completion response is lost is not an error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 's3-mpu-'));
+    try {
+      const bytes = Buffer.alloc(9 * 1024 * 1024, 7);
+      writeFileSync(join(dir, 'big.bin'), bytes);
+      const fired = proxy.failNext('lost', (r) => r.method === 'POST' && r.url.includes('uploadId='));
+      const r = await store.putFileIfAbsent('mpu/big.bin', join(dir, 'big.bin'), { sha256Hex: sha256Bytes(bytes).hex, size: bytes.length });
+      await fired;
+      expect(['created', 'exists']).toContain(r);
+      expect((await store.head('mpu/big.bin'))!.size).toBe(bytes.length);
+      // publish verifies a multipart object by its composite checksum against the local file (no download)
+      const expected = { size: bytes.length, sha256: sha256Bytes(bytes).hex };
+      expect(await verifyObject(store, 'mpu/big.bin', expected, join(dir, 'big.bin'))).toEqual({ ok: true, method: 'composite' });
+      expect(await verifyObject(store, 'mpu/big.bin', expected)).toEqual({ ok: true, method: 'rehash' });
+      writeFileSync(join(dir, 'other.bin'), Buffer.alloc(bytes.length, 8));
+      expect((await verifyObject(store, 'mpu/big.bin', expected, join(dir, 'other.bin'))).ok).toBe(true); // falls back to rehashing the stored bytes
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(readdirSync(tmpdir()).length).toBeGreaterThan(0);
+  });
+});
