@@ -134,7 +134,8 @@ export class ManifestError extends BuildonceError {
   override name = 'ManifestError';
 }
 
-function firstIssue(err: z.ZodError): string {
+/** The first problem zod found, as `<field path>: <message>` (`(root)` for the whole value): for one-line errors. */
+export function firstIssue(err: z.ZodError): string {
   const issue = err.issues[0];
   const path = issue?.path.length ? issue.path.join('.') : '(root)';
   return `${path}: ${issue?.message ?? 'invalid'}`;

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { firstIssue } from '@buildonce/artifact';
 import { provenancePolicySchema, type ProvenancePolicy } from '@buildonce/provenance';
 import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
@@ -172,12 +173,6 @@ export const DEFAULT_ENVIRONMENTS: ChainEnvironment[] = [
   { name: 'staging', requires: ['dev'], soakMinutes: 0 },
   { name: 'prod', requires: ['staging'], soakMinutes: 0 },
 ];
-
-function firstIssue(err: z.ZodError): string {
-  const issue = err.issues[0];
-  const path = issue?.path.length ? issue.path.join('.') : '(root)';
-  return `${path}: ${issue?.message ?? 'invalid'}`;
-}
 
 /**
  * Validates and defaults a parsed buildonce.json object, then applies the environment override
