@@ -33,7 +33,7 @@ aws s3api create-bucket --bucket "$bucket" >/dev/null
 role=$(aws iam create-role --role-name bench-lambda --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' --query Role.Arn --output text)
 python3 -c 'import zipfile;z=zipfile.ZipFile("placeholder.zip","w");z.writestr("bootstrap","placeholder");z.close()'
 for fn in rust-scorer-dev rust-scorer-staging rust-scorer-prod rust-scorer-plain rust-scorer-verified rust-scorer-bare; do
-  aws lambda create-function --function-name "$fn" --runtime provided.al2023 --role "$role" --handler bootstrap --architectures x86_64 --zip-file fileb://placeholder.zip >/dev/null
+  aws lambda create-function --function-name "$fn" --runtime provided.al2023 --role "$role" --handler bootstrap --architectures arm64 --zip-file fileb://placeholder.zip >/dev/null
 done
 nxq() { npx nx "$@" --output-style=stream >>"$work/nx.log" 2>&1 || { tail -30 "$work/nx.log"; exit 1; }; }
 nxq run-many -t publish --projects=rust-scorer,express-api
