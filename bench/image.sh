@@ -39,7 +39,7 @@ git add -A && git -c user.email=b@b -c user.name=bench commit -qm base
 export BUILDONCE_REGISTRY="127.0.0.1:$rport/rust-scorer" BUILDONCE_STORE="s3://bench/team" NX_CACHE_DIRECTORY="$work/.nx-cache"
 aws s3api create-bucket --bucket bench >/dev/null
 role=$(aws iam create-role --role-name bench-lambda --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' --query Role.Arn --output text)
-aws lambda create-function --function-name rust-scorer-image-dev --package-type Image --code "ImageUri=127.0.0.1:$rport/placeholder:latest" --role "$role" --architectures x86_64 >/dev/null
+aws lambda create-function --function-name rust-scorer-image-dev --package-type Image --code "ImageUri=127.0.0.1:$rport/placeholder:latest" --role "$role" --architectures arm64 >/dev/null
 python3 -c 'import zipfile;z=zipfile.ZipFile("placeholder.zip","w");z.writestr("bootstrap","placeholder");z.close()'
 aws lambda create-function --function-name rust-scorer-dev --runtime provided.al2023 --role "$role" --handler bootstrap --architectures arm64 --zip-file fileb://placeholder.zip >/dev/null
 nxq run rust-scorer:build   # cargo cold build, not timed

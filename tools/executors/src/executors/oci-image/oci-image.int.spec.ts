@@ -42,7 +42,7 @@ describe('nx run rust-scorer-image:publish / promote / resolve', () => {
     const first = nx(['run', 'rust-scorer-image:publish']);
     expect(first.status, first.stdout + first.stderr).toBe(0);
     const manifest = JSON.parse(readFileSync(join(ws.root, 'dist/apps/rust-scorer-image/artifact.json'), 'utf8'));
-    expect(manifest).toMatchObject({ project: 'rust-scorer-image', kind: 'oci-image', architecture: 'x86_64', image: { platform: 'linux/amd64' } });
+    expect(manifest).toMatchObject({ project: 'rust-scorer-image', kind: 'oci-image', architecture: 'arm64', image: { platform: 'linux/arm64' } });
     expect(manifest.version).toMatch(/^\d+$/);
     expect(first.stdout).toContain(`tagged ${registry.host}/rust-scorer:${manifest.version}`);
     expect(first.stdout).toMatch(/uploaded 2 blob\(s\), \d+ bytes; mounted 1/);
