@@ -54,7 +54,7 @@ describe('inferred targets through nx show project', () => {
       expect(t.promote).toMatchObject({ executor: './tools/executors:promote', options: { target: 'ec2' } });
       expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
       const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: cache }));
-      expect(scorer.targets.build).toMatchObject({ executor: './tools/executors:cargo-lambda-zip', options: { architecture: 'x86_64', runtime: 'provided.al2023', binary: 'bootstrap' } });
+      expect(scorer.targets.build).toMatchObject({ executor: './tools/executors:cargo-lambda-zip', options: { architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' } });
     } finally {
       undo();
     }
