@@ -132,8 +132,14 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
     normalizeOptions(options); // fail once, early, on bad options
     const pkg = packageRoot();
     const loc = pluginLocation(context.workspaceRoot, pkg.root);
-    // the Rust toolchain identity command: the repository's script when the plugin is source, else the bundled copy
-    const script = loc.source ? 'tools/scripts/rust-toolchain.mjs' : relative(context.workspaceRoot, join(pkg.root, 'dist', 'rust-toolchain.js'));
+    // the Rust toolchain identity command: the repository's script when the plugin is source, else the bundled copy,
+    // named by its install path (not its real path) so every clone and install hashes the same command line
+    const installed = `node_modules/${PLUGIN_PACKAGE}/dist/rust-toolchain.js`;
+    const script = loc.source
+      ? 'tools/scripts/rust-toolchain.mjs'
+      : existsSync(join(context.workspaceRoot, installed))
+        ? installed
+        : relative(context.workspaceRoot, join(pkg.root, 'dist', 'rust-toolchain.js'));
     const ws: WorkspaceFacts = {
       hasProductionInput: !!context.nxJsonConfiguration?.namedInputs?.production,
       ...(existsSync(join(context.workspaceRoot, script)) ? { rustToolchainScript: script } : {}),
