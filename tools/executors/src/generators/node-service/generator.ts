@@ -11,7 +11,7 @@ import {
   type Tree,
 } from '@nx/devkit';
 import { join } from 'node:path';
-import { checkProjectDirectory, GeneratorInputError } from '../shared/paths';
+import { checkProjectDirectory, GeneratorInputError } from '../../lib/generator-input';
 import type { NodeServiceGeneratorSchema } from './schema';
 
 /** npm versions the generated service is written against. */

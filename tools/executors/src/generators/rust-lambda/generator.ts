@@ -1,6 +1,6 @@
 import { generateFiles, joinPathFragments, type Tree } from '@nx/devkit';
 import { join } from 'node:path';
-import { checkProjectDirectory, GeneratorInputError } from '../shared/paths';
+import { checkProjectDirectory, GeneratorInputError } from '../../lib/generator-input';
 import type { RustLambdaGeneratorSchema } from './schema';
 
 /**
