@@ -204,8 +204,7 @@ export class LambdaDeployTarget implements DeployTarget {
       } else {
         req.log(`${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`);
       }
-      const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
-      if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+      await this.waitUpdated(functionName);
       const published = await retry(() =>
         this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` })),
       );
@@ -216,20 +215,7 @@ export class LambdaDeployTarget implements DeployTarget {
       }
       const version = published.Version!;
       req.log(`PublishVersion ${functionName} → version ${version} (CodeSha256 ${published.CodeSha256} matches the artifact)`);
-      const { aliasArn, canary } = await this.routeAlias(functionName, alias, version, req);
-      return {
-        ...(canary ? { canary } : {}),
-        target: 'lambda',
-        functionName,
-        functionArn: published.FunctionArn,
-        functionVersion: version,
-        codeSha256: published.CodeSha256!,
-        alias,
-        aliasArn,
-        s3Bucket: loc.bucket,
-        s3Key: loc.key,
-        method: 'code',
-      } satisfies LambdaDeployResult;
+      return await this.routeNewVersion(req, { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256! }, { s3Bucket: loc.bucket, s3Key: loc.key });
     } catch (e) {
       throw toDeployError(e, functionName);
     }
@@ -338,8 +324,7 @@ export class LambdaDeployTarget implements DeployTarget {
       } else {
         req.log(`${functionName} $LATEST already runs ${uri}`);
       }
-      const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
-      if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+      await this.waitUpdated(functionName);
       const published = await retry(() => this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })));
       const version = published.Version!;
       const check = await this.getFunction(functionName, version);
@@ -347,22 +332,43 @@ export class LambdaDeployTarget implements DeployTarget {
         throw new LambdaCodeMismatchError(`Lambda ${functionName} version ${version} runs ${check?.Code?.ImageUri ?? '(unknown)'}, artifact ${req.project}@${req.version} is ${uri}: another deploy changed $LATEST; alias ${alias} not moved`);
       }
       req.log(`PublishVersion ${functionName} → version ${version} (ImageUri ${uri})`);
-      const { aliasArn, canary } = await this.routeAlias(functionName, alias, version, req);
-      return {
-        ...(canary ? { canary } : {}),
-        target: 'lambda',
-        functionName,
-        functionArn: published.FunctionArn,
-        functionVersion: version,
-        codeSha256: published.CodeSha256 ?? '',
-        alias,
-        aliasArn,
-        imageUri: uri,
-        method: 'code',
-      } satisfies LambdaDeployResult;
+      return await this.routeNewVersion(req, { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256 ?? '' }, { imageUri: uri });
     } catch (e) {
       throw toDeployError(e, functionName);
     }
+  }
+
+  /**
+   * Waits (Lambda waiter FunctionUpdatedV2, at most `maxWaitSeconds`, default 300 s) until `$LATEST` finished updating.
+   * @throws DeployError when the update ends in any state but SUCCESS
+   */
+  private async waitUpdated(functionName: string): Promise<void> {
+    const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
+    if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+  }
+
+  /**
+   * Points the alias at a newly published, already checked function version (whole, or as a canary) and
+   * describes the deploy for the history: the zip's S3 location or the image URI by digest.
+   */
+  private async routeNewVersion(
+    req: DeployRequest,
+    v: { functionName: string; alias: string; version: string; functionArn?: string; codeSha256: string },
+    source: { s3Bucket: string; s3Key: string } | { imageUri: string },
+  ): Promise<LambdaDeployResult> {
+    const { aliasArn, canary } = await this.routeAlias(v.functionName, v.alias, v.version, req);
+    return {
+      ...(canary ? { canary } : {}),
+      target: 'lambda',
+      functionName: v.functionName,
+      functionArn: v.functionArn,
+      functionVersion: v.version,
+      codeSha256: v.codeSha256,
+      alias: v.alias,
+      aliasArn,
+      ...source,
+      method: 'code',
+    } satisfies LambdaDeployResult;
   }
 
   /**
