@@ -122,10 +122,19 @@ describe('BodyGuard', () => {
     ['a truncated gzip tar', nxLikeBody(50_000).subarray(0, 20_000), 'bad-archive'],
     ['a tar with a bad header checksum', gzipSync(Buffer.concat([Buffer.from('x'.repeat(512)), Buffer.alloc(1024)])), 'bad-archive'],
     ['an empty body', Buffer.alloc(0), 'not-gzip'],
+    ['a gzip tar compressed again (Nx inflates once)', gzipSync(tarGz([{ path: 'a.txt', data: 'hello' }])), 'bad-archive'],
   ])('rejects %s', async (_name, body, kind) => {
     const err = await run(body).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BodyRejectedError);
     expect((err as BodyRejectedError).kind).toBe(kind);
+  });
+
+  it('refuses a body above maxDecompressionRatio as it inflates', async () => {
+    const body = tarGz([{ path: 'zeros.bin', data: Buffer.alloc(4 * 1024 * 1024) }]);
+    const guard = new BodyGuard({ maxBytes: 1 << 30, expectedBytes: body.length, maxDecompressionRatio: 100 });
+    const err = await pipeline(Readable.from([body]), guard, new Writable({ write: (_c, _e, cb) => cb() })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BodyRejectedError);
+    expect((err as BodyRejectedError).reason).toMatch(/decompression ratio above 100/);
   });
 
   it('fails with BodyTooLargeError once the byte count passes the limit', async () => {

@@ -154,7 +154,7 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
   const put = (hash: string, body: Buffer, token = TOKENS.rw) =>
     fetch(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(token), 'content-type': 'application/octet-stream' }, body });
   const get = (hash: string, token = TOKENS.rw) => fetch(`${base}/${hash}`, { headers: { ...auth(token), accept: 'application/octet-stream' } });
-  const blobKeys = async (hash: string) => (await backend.keys()).filter((k) => k.includes(`/blobs/${hash}/`));
+  const blobKeys = async (hash: string) => (await backend.keys()).filter((k) => k.includes(`/blobs/${hash}.`));
 
   it('GET /health answers 200 without a token', async () => {
     const res = await fetch(`${server.url}/health`);

@@ -28,9 +28,13 @@ export function recordKey(namespace: string, hash: string): string {
   return `${nsDir(namespace)}/records/${hash}.json`;
 }
 
-/** Key of one upload's bytes: `v1/<ns>/blobs/<hash>/<uuid>.tar.gz` (unique per PUT attempt). */
+/**
+ * Key of one upload's bytes: `v1/<ns>/blobs/<hash>.<uuid>.tar.gz` (unique per PUT attempt; hashes have no `.`).
+ * One folder per namespace, so a PUT creates one file and no directory. Records name their blob, so entries
+ * stored under the earlier `blobs/<hash>/<uuid>.tar.gz` keys stay readable (no layout bump).
+ */
 export function blobKey(namespace: string, hash: string, id: string = randomUUID()): string {
-  return `${nsDir(namespace)}/blobs/${hash}/${id}.tar.gz`;
+  return `${nsDir(namespace)}/blobs/${hash}.${id}.tar.gz`;
 }
 
 /** The JSON record written create-only once an entry's bytes are stored and validated. */
