@@ -1,7 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
@@ -186,11 +187,33 @@ describe('CacheStore under races and lost responses', () => {
     await new Promise((r) => setTimeout(r, 100));
     const left = (() => {
       try {
-        return readdirSync(join(root, 'v1', 'trusted', 'blobs', hash));
+        return readdirSync(join(root, 'v1', 'trusted', 'blobs')).filter((f) => f.startsWith(`${hash}.`));
       } catch {
         return [];
       }
     })();
     expect(left).toEqual([]);
+  });
+
+  it('directory: blobs are v1/<ns>/blobs/<hash>.<uuid>.tar.gz, and an entry stored under the earlier blobs/<hash>/<uuid>.tar.gz key is still served', async () => {
+    const backend = new FsCacheBackend(root);
+    const store = new CacheStore(backend, { maxBytes: MAX });
+    const hash = newHash();
+    const body = nxLikeBody(3 * 1024 * 1024); // streamed and verified while sent
+    expect((await put(store, hash, body)).status).toBe('stored');
+    const blob = await blobOf(store, hash);
+    expect(blob).toMatch(new RegExp(`^v1/trusted/blobs/${hash}\\.[0-9a-f-]{36}\\.tar\\.gz$`));
+
+    // rewrite the entry the way the earlier layout stored it: one directory per hash
+    const oldKey = `v1/trusted/blobs/${hash}/${randomUUID()}.tar.gz`;
+    mkdirSync(dirname(backend.pathOf(oldKey)), { recursive: true });
+    renameSync(backend.pathOf(blob), backend.pathOf(oldKey));
+    const recPath = backend.pathOf(recordKey('trusted', hash));
+    const record = JSON.parse(readFileSync(recPath, 'utf8')) as EntryRecord;
+    writeFileSync(recPath, JSON.stringify({ ...record, blob: oldKey }) + '\n');
+
+    const got = await new CacheStore(backend, { maxBytes: MAX }).get(['trusted'], hash);
+    expect(got.status).toBe('hit');
+    if (got.status === 'hit') expect(sha256Hex(await readAll(got.stream))).toBe(sha256Hex(body));
   });
 });
