@@ -31,7 +31,8 @@ export interface BatchTaskResult {
  *   without running (one line saying which);
  * - each task's lines go to its own `terminalOutput` (Nx prints it under the task and stores it), results
  *   are yielded as tasks finish; `startTime`/`endTime` are epoch ms.
- * The per-task context is the batch context with that task's `projectName`, `targetName`, `configurationName`.
+ * The per-task context is the batch context with that task's `projectName`, `targetName`, `configurationName`
+ * (and `isVerbose` from `--verbose`, which Nx passes to a batch as NX_VERBOSE_LOGGING).
  */
 export function batchExecutor<T>(run: BatchTaskRunner<T>, concurrency = 4) {
   return async function* batch(taskGraph: TaskGraph, inputs: Record<string, T>, _overrides: unknown, context: ExecutorContext): AsyncGenerator<BatchTaskResult> {
@@ -54,7 +55,9 @@ export function batchExecutor<T>(run: BatchTaskRunner<T>, concurrency = 4) {
         if (failedDep) {
           out.error(`[${task.target.project}] not run: ${failedDep} failed`);
         } else {
-          const taskContext = { ...context, projectName: task.target.project, targetName: task.target.target, configurationName: task.target.configuration };
+          // Nx gives a batch no isVerbose: `--verbose` reaches it as NX_VERBOSE_LOGGING
+          const isVerbose = context.isVerbose || process.env.NX_VERBOSE_LOGGING === 'true';
+          const taskContext = { ...context, isVerbose, projectName: task.target.project, targetName: task.target.target, configurationName: task.target.configuration };
           success = await limit(() => run(inputs[id] as T, taskContext, out)).catch((e: unknown) => {
             // runners report their own failures; anything thrown here is a bug: its stack goes to this task's output
             for (const l of describeFailure(e, { prefix: `[${task.target.project}] ` }).lines) out.error(l);
