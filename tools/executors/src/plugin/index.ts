@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { detectImageProject, detectNodeApp, detectRustLambda, type Deployable } from './detect';
-import { inferTargets, normalizeOptions, type BuildoncePluginOptions, type PluginLocation, type WorkspaceFacts } from './targets';
+import { TECHNOLOGIES, inferTargets, normalizeOptions, type BuildoncePluginOptions, type PluginLocation, type WorkspaceFacts } from './targets';
 
 export type { BuildoncePluginOptions } from './targets';
 export { DeployableConfigError } from './detect';
@@ -104,8 +104,6 @@ function declarationOf(file: string, text: string): Deployable | null {
   if (base === 'project.json') return detectImageProject(file, text);
   return detectNodeApp(file, text);
 }
-
-const TECHNOLOGIES: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['rust', 'aws-lambda'], 'node-tarball': ['nodejs'], 'oci-image': ['oci', 'aws-lambda'] };
 
 function projectFor(file: string, d: Deployable | null, options: BuildoncePluginOptions | undefined, loc: PluginLocation, ws: WorkspaceFacts): CachedResult {
   if (!d) return {};

@@ -72,6 +72,9 @@ export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, 
   return { runtime: `cd ${JSON.stringify(dir)} && rustc -vV && cargo -V` };
 }
 
+/** Nx `metadata.technologies` of each kind of deployable (project and targets). */
+export const TECHNOLOGIES: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['rust', 'aws-lambda'], 'node-tarball': ['nodejs'], 'oci-image': ['oci', 'aws-lambda'] };
+
 /** npm packages whose code makes the bytes of each kind of build (hashed as lockfile versions). */
 const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'], 'node-tarball': ['esbuild', 'tar'], 'oci-image': ['tar', 'yauzl'] };
 
@@ -126,7 +129,7 @@ export function inferTargets(
   const exec = (name: string) => `${loc.executorPrefix}:${name}`;
   const bundle = loc.source ? [{ projects: [loc.source.project], target: loc.source.bundleTarget }] : [];
   const dep = (key: TargetKey) => (names[key] ? [names[key] as string] : []);
-  const technologies = d.kind === 'rust-lambda' ? ['rust', 'aws-lambda'] : d.kind === 'oci-image' ? ['oci', 'aws-lambda'] : ['nodejs'];
+  const technologies = TECHNOLOGIES[d.kind];
   const meta = (description: string) => ({ description, technologies });
   const deployOptions =
     d.kind === 'rust-lambda'
