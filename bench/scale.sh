@@ -5,9 +5,9 @@
 #   1. inference: the plugin's createNodesV2 over the N package.json files (goal < 100 ms), and the whole
 #      project graph (`nx show projects`, graph cache off, median of 3) with the plugin vs without it;
 #   2. `nx run-many -t publish` with everything already published vs `nx run-many -t build` with
-#      everything cached (goal <= 1.5x);
+#      everything cached (goal <= 1.5x; median of 3 each; publish runs as one Nx batch process);
 #   3. `nx affected -t promote --env=dev` with 1 of N changed vs `nx run <that one>:promote --env=dev`
-#      (goal <= 1.2x); both promote a new, already published version.
+#      (goal <= 1.2x); both promote a new, already published version; median of 3 each.
 # Embedded file store; the Nx cache starts empty in the temp workspace, so the first publish is cold
 # without --skip-nx-cache (which would also leave the cache empty for the cached-build measure).
 set -euo pipefail
@@ -68,17 +68,27 @@ mv nx.json.with nx.json
 
 # --- 2. everything published vs everything cached ---
 echo "[scale] publish" >&2; cold_publish=$(timed npx nx run-many -t publish --projects='svc-*' --output-style=stream)
-cached_build=$(timed npx nx run-many -t build --projects='svc-*' --output-style=stream)
-published=$(timed npx nx run-many -t publish --projects='svc-*' --output-style=stream)
+builds=() publishes=()
+for _ in 1 2 3; do
+  builds+=("$(timed npx nx run-many -t build --projects='svc-*' --output-style=stream)")
+  publishes+=("$(timed npx nx run-many -t publish --projects='svc-*' --output-style=stream)")
+done
+cached_build=$(median3 "${builds[@]}")
+published=$(median3 "${publishes[@]}")
 grep -q "already published" "$log" || { echo "publish of published versions printed no 'already published'"; exit 1; }
 
 # --- 3. affected promote (1 of N changed) vs that one project's promote ---
 one=$(name $((N / 2)))
 change() { echo "// change $1" >>"apps/$one/src/app.ts"; git -c user.email=b@b -c user.name=bench commit -qam "change $one ($1)"; nxq run "$one:publish"; }
-echo "[scale] promote" >&2; change 1
-single=$(timed npx nx run "$one:promote" --env=dev)
-change 2
-affected=$(timed npx nx affected -t promote --env=dev --base=HEAD~1)
+# median of 3 of each (one run of each is within the noise of a shared 2-core machine), alternating
+echo "[scale] promote" >&2
+singles=() affecteds=()
+for i in 1 2 3; do
+  change "s$i"; singles+=("$(timed npx nx run "$one:promote" --env=dev)")
+  change "a$i"; affecteds+=("$(timed npx nx affected -t promote --env=dev --base=HEAD~1)")
+done
+single=$(median3 "${singles[@]}")
+affected=$(median3 "${affecteds[@]}")
 [ "$(find .buildonce/deploy/dev -mindepth 1 -maxdepth 1 | wc -l)" = 1 ] || { echo "affected promoted more than $one"; exit 1; }
 
 printf '\n%-62s %10s %10s %7s %s\n' "measure ($N deployables)" "this" "baseline" "ratio" "goal"

@@ -22,6 +22,12 @@ describe('awsClientSettings', () => {
     expect(awsClientSettings('s3', { AWS_MAX_ATTEMPTS: '9' }).maxAttempts).toBe(9);
     expect(awsClientSettings('s3', { AWS_MAX_ATTEMPTS: 'x' }).maxAttempts).toBe(DEFAULT_MAX_ATTEMPTS);
   });
+
+  it('takes the endpoint and static keys from the env it is given (not process.env)', () => {
+    const s = awsClientSettings('kms', { AWS_ENDPOINT_URL: 'http://a', AWS_ENDPOINT_URL_KMS: 'http://k', AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'sk', AWS_SESSION_TOKEN: 't' });
+    expect(s).toMatchObject({ endpoint: 'http://k', credentials: { accessKeyId: 'id', secretAccessKey: 'sk', sessionToken: 't' } });
+    expect(awsClientSettings('kms', { AWS_ACCESS_KEY_ID: 'id' })).not.toHaveProperty('credentials');
+  });
 });
 
 describe('awsClients', () => {
@@ -33,5 +39,9 @@ describe('awsClients', () => {
     expect(s3.config.forcePathStyle).toBe(true);
     expect(await clients.lambda().config.maxAttempts()).toBe(2);
     expect(await clients.ssm().config.maxAttempts()).toBe(DEFAULT_MAX_ATTEMPTS);
+    // the endpoint and keys of the given env, whatever process.env says
+    const ep = await s3.config.endpoint!();
+    expect(`${ep.protocol}//${ep.hostname}:${ep.port}`).toBe('http://127.0.0.1:1');
+    expect(await s3.config.credentials()).toMatchObject({ accessKeyId: 'a', secretAccessKey: 'b' });
   });
 });

@@ -30,6 +30,10 @@ export type AwsService = keyof typeof AWS_SERVICES;
 /** Client settings buildonce adds to the SDK defaults for one service (pure; see the module doc). */
 export interface AwsClientSettings {
   region?: string;
+  /** the custom endpoint from `env` (customEndpoint), so a client built for another env than process.env uses it */
+  endpoint?: string;
+  /** static credentials from `env` (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]); else the SDK chain */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   maxAttempts: number;
   retryMode: 'standard';
   /** S3 only */
@@ -42,15 +46,22 @@ export function customEndpoint(service: AwsService, env: NodeJS.ProcessEnv = pro
 }
 
 /**
- * The settings of a client for `service` under `env` (pure).
- * @returns region (undefined: let the SDK's chain find it), attempts, retry mode and, for S3, path style
+ * The settings of a client for `service` under `env` (pure). Everything is read from `env`, never from
+ * process.env behind its back: a client for a task's environment talks to that environment's endpoint with its keys.
+ * @returns region (undefined: let the SDK's chain find it), custom endpoint, static credentials when `env` has
+ *   keys (else the SDK's chain: profiles, web identity, instance roles), attempts, retry mode and, for S3, path style
  */
 export function awsClientSettings(service: AwsService, env: NodeJS.ProcessEnv = process.env): AwsClientSettings {
-  const custom = !!customEndpoint(service, env);
+  const endpoint = customEndpoint(service, env);
+  const custom = !!endpoint;
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (custom ? 'us-east-1' : undefined);
   const attempts = Number(env.AWS_MAX_ATTEMPTS);
   const s: AwsClientSettings = {
     ...(region ? { region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } }
+      : {}),
     maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : DEFAULT_MAX_ATTEMPTS,
     retryMode: 'standard',
   };

@@ -37,6 +37,17 @@ export interface ElfInfo {
 
 const MACHINES: Record<number, string> = { 3: 'x86', 40: 'arm', 62: 'x86_64', 183: 'aarch64' };
 
+/**
+ * The `e_machine` name of an ELF file from its header alone (`x86_64`, `aarch64`, …, `machine-<n>`), or
+ * undefined when `head` does not start with an ELF header (System V ABI: EI_DATA at 5, e_machine at 18).
+ * @param head at least the first 20 bytes of the file
+ */
+export function elfMachine(head: Buffer): string | undefined {
+  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46 || (head[5] !== 1 && head[5] !== 2)) return undefined;
+  const id = head[5] === 1 ? head.readUInt16LE(18) : head.readUInt16BE(18);
+  return MACHINES[id] ?? `machine-${id}`;
+}
+
 interface Section {
   type: number;
   offset: number;

@@ -1,5 +1,6 @@
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readZipEntry } from '@buildonce/build';
+import { elfMachine, readZipEntry } from '@buildonce/build';
 import { awsClients, type AwsClients } from '@buildonce/aws';
 import { buildImage, type AssembledImage, type ImageFile } from './assemble';
 import { clientFor } from './credentials';
@@ -8,6 +9,35 @@ import { REGISTRY_ENV } from './publish';
 import type { Platform } from './oci';
 import { ImageConfigError } from './errors';
 import type { Manifest } from '@buildonce/artifact';
+
+/** ELF `e_machine` name (libs/build readElfVersionNeeds) of the executables each platform runs. */
+const PLATFORM_MACHINE: Record<Platform, string> = { 'linux/amd64': 'x86_64', 'linux/arm64': 'aarch64' };
+
+/**
+ * Why an image file cannot run on the image's platform, or undefined: an ELF executable whose machine is not
+ * the platform's (an arm64 image carrying an x86_64 `bootstrap` would build, push and deploy, then fail on
+ * every invoke with `exec format error`). Files that are not ELF (scripts, data) are not judged.
+ * @param head the file's first bytes (at least 20: the ELF header's machine field)
+ * @param what the file's name in messages (its destination)
+ */
+export function platformMismatch(head: Buffer, platform: Platform, what: string): string | undefined {
+  const machine = elfMachine(head);
+  const want = PLATFORM_MACHINE[platform];
+  if (machine === undefined || machine === want) return undefined;
+  return `image file ${what} is an ELF executable for ${machine} but the image platform is ${platform} (${want}): build it for ${want} or set platform to match`;
+}
+
+/** First bytes of a file (enough for an ELF header's machine field). */
+async function fileHead(path: string, bytes = 64): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
 
 /** A file of the image as the `oci-image` executor names it: a workspace path (or an entry of a zip there). */
 export interface ImageFileOption {
@@ -48,7 +78,8 @@ export interface BuildImageTargetOptions {
  * for the base image's registry (credentials per `registryCredentials`: BUILDONCE_REGISTRY_* only for the
  * BUILDONCE_REGISTRY host, ECR tokens for ECR hosts, else anonymous) and runs {@link buildImage} into
  * `outputDir` (one layer with every file). Logs `[project] …` lines.
- * @throws ImageConfigError for missing sources / bad modes; everything buildImage throws
+ * @throws ImageConfigError for missing sources / bad modes / an ELF executable built for another machine than
+ *   `platform`; everything buildImage throws
  */
 export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ image: AssembledImage; manifest: Manifest }> {
   const env = o.processEnv ?? process.env;
@@ -62,8 +93,15 @@ export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ im
       const bytes = await readZipEntry(src, f.zipEntry).catch((e: Error) => {
         throw new ImageConfigError(`image file ${f.destination}: cannot read entry "${f.zipEntry}" of ${src} (${e.message}): build the project that makes it first (dependsOn)`);
       });
+      const bad = platformMismatch(bytes, o.platform, f.destination);
+      if (bad) throw new ImageConfigError(bad);
       files.push({ destination: f.destination, bytes, mode });
     } else {
+      const head = await fileHead(src).catch((e: Error) => {
+        throw new ImageConfigError(`image file ${f.destination}: cannot read ${src} (${e.message}): build the project that makes it first (dependsOn)`);
+      });
+      const bad = platformMismatch(head, o.platform, f.destination);
+      if (bad) throw new ImageConfigError(bad);
       files.push({ destination: f.destination, path: src, mode });
     }
   }

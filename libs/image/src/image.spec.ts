@@ -4,6 +4,7 @@ import { parseChallenge } from './registry';
 import { imageTags, resolveRegistry } from './publish';
 import { expandDestination } from './assemble';
 import { ecrLifecyclePolicy, protectionTag } from './admin';
+import { platformMismatch } from './build-target';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -74,5 +75,31 @@ describe('ecrLifecyclePolicy', () => {
     expect(p.rules[2]!.selection).toMatchObject({ tagStatus: 'any', countNumber: 30 });
     expect(protectionTag('123')).toBe('keep-123');
     expect(() => ecrLifecyclePolicy({ keepLast: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('platformMismatch', () => {
+  /** An ELF header (64-bit) with e_machine `machine`, little- or big-endian. */
+  const elf = (machine: number, le = true) => {
+    const b = Buffer.alloc(64);
+    b.writeUInt32BE(0x7f454c46, 0);
+    b[4] = 2;
+    b[5] = le ? 1 : 2;
+    if (le) b.writeUInt16LE(machine, 18);
+    else b.writeUInt16BE(machine, 18);
+    return b;
+  };
+  it('refuses an executable built for another machine than the image platform, naming both', () => {
+    expect(platformMismatch(elf(62), 'linux/arm64', '/var/runtime/bootstrap')).toBe(
+      'image file /var/runtime/bootstrap is an ELF executable for x86_64 but the image platform is linux/arm64 (aarch64): build it for aarch64 or set platform to match',
+    );
+    expect(platformMismatch(elf(183), 'linux/amd64', '/b')).toMatch(/is an ELF executable for aarch64 but the image platform is linux\/amd64 \(x86_64\)/);
+    expect(platformMismatch(elf(40, false), 'linux/arm64', '/b')).toMatch(/is an ELF executable for arm but/);
+  });
+  it('accepts matching executables and does not judge files that are not ELF', () => {
+    expect(platformMismatch(elf(183), 'linux/arm64', '/b')).toBeUndefined();
+    expect(platformMismatch(elf(62), 'linux/amd64', '/b')).toBeUndefined();
+    expect(platformMismatch(Buffer.from('#!/bin/sh\necho hi\n'), 'linux/arm64', '/b')).toBeUndefined();
+    expect(platformMismatch(Buffer.alloc(0), 'linux/arm64', '/b')).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Adoption end to end, as a new user would do it (the one test allowed to `npm install`):
- *   create-nx-workspace@23.2.1 --preset=ts → npm install the packed @buildonce/nx → nx g @buildonce/nx:init →
+ *   create-nx-workspace@23.2.1 --preset=ts → nx add @buildonce/nx (the packed tarball as a `file:` spec: npm
+ *   install + the init generator) →
  *   a workspace library (@nx/js:lib) + nx g @buildonce/nx:node-service importing it → publish, promote dev,
  *   promote staging → boot the deployed tarball and GET /health → version checks (README, .gitignore,
  *   library edit, plugin version bump) → nx g @buildonce/nx:rust-lambda → publish, and a second clone
@@ -113,8 +114,9 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     step('create-nx-workspace --preset=ts', () =>
       sh(tmp, 'npx', ['-y', 'create-nx-workspace@23.2.1', 'acme', '--preset=ts', '--nxCloud=skip', '--packageManager=npm', '--interactive=false']),
     );
-    step('npm install the packed plugin', () => sh(ws, 'npm', ['install', '--save-dev', '--no-audit', '--no-fund', '--loglevel=error', tarball]));
-    step('nx g @buildonce/nx:init', () => nx(ws, 'g', '@buildonce/nx:init', '--no-interactive'));
+    // `nx add` installs the package (npm install -D <name>@<spec>) then runs its init generator; the packed
+    // tarball stands in for the registry with npm's `file:` spec
+    step('nx add @buildonce/nx', () => nx(ws, 'add', `@buildonce/nx@file:${tarball}`));
     step('nx g @nx/js:lib', () => nx(ws, 'g', '@nx/js:lib', 'packages/util', '--bundler=none', '--unitTestRunner=none', '--linter=none', '--no-interactive'));
     step('nx g @buildonce/nx:node-service', () => nx(ws, 'g', '@buildonce/nx:node-service', 'api', '--skipInstall', '--no-interactive'));
     // the service imports the workspace library, like any user code would
@@ -133,6 +135,10 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     expect(git(ws, 'ls-files', '*project.json').trim()).toBe('');
     const nxJson = JSON.parse(readFileSync(join(ws, 'nx.json'), 'utf8')) as { plugins: Array<string | { plugin: string }> };
     expect(nxJson.plugins.map((p) => (typeof p === 'string' ? p : p.plugin))).toContain('@buildonce/nx');
+    // what `nx add` ran: the init generator wrote the default pipeline and ignores the local store
+    const config = JSON.parse(readFileSync(join(ws, 'buildonce.json'), 'utf8')) as { environments: { name: string }[] };
+    expect(config.environments.map((e) => e.name)).toEqual(['dev', 'staging', 'prod']);
+    expect(readFileSync(join(ws, '.gitignore'), 'utf8')).toMatch(/^\.buildonce\/?$/m);
     const project = JSON.parse(nx(ws, 'show', 'project', '@acme/api', '--json')) as { targets: Record<string, { executor?: string }> };
     for (const t of ['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention']) expect(project.targets[t], t).toBeDefined();
     expect(project.targets.build!.executor).toBe('@buildonce/nx:package-tarball');

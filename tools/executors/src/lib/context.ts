@@ -33,9 +33,10 @@ export function fromWorkspace(workspaceRoot: string, p: string): string {
 /**
  * Reports an executor failure on stderr and returns `{ success: false }`: an expected failure
  * (BuildonceError) is one line prefixed with `[project]` (its stack only with `verbose`, i.e. Nx's
- * `--verbose`); anything else is a bug: its stack and "this is a bug" are printed.
+ * `--verbose`); anything else is a bug: its stack and "this is a bug" are printed. `error` receives the lines
+ * (default: stderr; a batch task passes its own output).
  */
-export function fail(project: string | undefined, e: unknown, verbose = false): { success: false } {
-  for (const line of describeFailure(e, { prefix: project ? `[${project}] ` : '', verbose }).lines) console.error(line);
+export function fail(project: string | undefined, e: unknown, verbose = false, error: (line: string) => void = (l) => console.error(l)): { success: false } {
+  for (const line of describeFailure(e, { prefix: project ? `[${project}] ` : '', verbose }).lines) error(line);
   return { success: false };
 }

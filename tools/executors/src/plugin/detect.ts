@@ -27,6 +27,13 @@ export type Deployable =
       main: string;
       /** SSM parameter template of the EC2 release pointer ('' = the executor's default) */
       parameterName: string;
+    }
+  | {
+      kind: 'oci-image';
+      /** the project.json `name` (undefined: Nx names the project) */
+      name?: string;
+      /** names of the project.json targets that run an `oci-image` executor, with that executor */
+      imageTargets: { target: string; executor: string }[];
     };
 
 /** A config file that declares a deployable but declares it wrong: one line naming the file and the fix. */
@@ -126,4 +133,29 @@ export function detectNodeApp(file: string, text: string): Extract<Deployable, {
     main: str(file, 'buildonce.main', c.main, ''),
     parameterName: str(file, 'buildonce.parameterName', c.parameterName, ''),
   };
+}
+
+/**
+ * Reads a project.json and says whether it declares an OCI image deployable: a target whose executor is an
+ * `oci-image` executor (`@buildonce/nx:oci-image`; the plugin keeps only those of its own package). The image's
+ * options (base image, platform, files) stay in that target, which is truly the project's; the plugin infers
+ * the rest (build inputs/outputs/dependencies and the release targets).
+ * @param file workspace-relative path (for messages)
+ * @param text the file's contents
+ * @returns the deployable, or null when no target runs an `oci-image` executor
+ * @throws DeployableConfigError on invalid JSON
+ */
+export function detectImageProject(file: string, text: string): Extract<Deployable, { kind: 'oci-image' }> | null {
+  if (!text.includes(':oci-image"')) return null;
+  let pj: { name?: unknown; targets?: Record<string, { executor?: unknown } | null> };
+  try {
+    pj = JSON.parse(text) as typeof pj;
+  } catch (e) {
+    throw new DeployableConfigError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  const imageTargets = Object.entries(pj.targets ?? {})
+    .filter(([, t]) => typeof t?.executor === 'string' && t.executor.endsWith(':oci-image'))
+    .map(([target, t]) => ({ target, executor: t!.executor as string }));
+  if (imageTargets.length === 0) return null;
+  return { kind: 'oci-image', ...(typeof pj.name === 'string' && pj.name ? { name: pj.name } : {}), imageTargets };
 }

@@ -2,15 +2,15 @@ import type { CreateNodesContext, CreateNodesResult, CreateNodesResultArray, Cre
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { detectNodeApp, detectRustLambda, type Deployable } from './detect';
-import { inferTargets, normalizeOptions, type BuildoncePluginOptions, type PluginLocation, type WorkspaceFacts } from './targets';
+import { detectImageProject, detectNodeApp, detectRustLambda, type Deployable } from './detect';
+import { TECHNOLOGIES, inferTargets, normalizeOptions, type BuildoncePluginOptions, type PluginLocation, type WorkspaceFacts } from './targets';
 
 export type { BuildoncePluginOptions } from './targets';
 export { DeployableConfigError } from './detect';
 
 /** Name of this package (what `nx add` installs and nx.json's plugin entry names). */
 export const PLUGIN_PACKAGE = '@buildonce/nx';
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3;
 
 /** Root directory of this package (holds its package.json), found from the running file. */
 function packageRoot(): { root: string; version: string } {
@@ -81,8 +81,8 @@ function cacheDir(workspaceRoot: string): string {
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
 /**
- * Infers buildonce targets for one config file (a Cargo.toml declaring a Lambda, or a package.json with a
- * `buildonce` field).
+ * Infers buildonce targets for one config file (a Cargo.toml declaring a Lambda, a package.json with a
+ * `buildonce` field, or a project.json whose build target runs this plugin's `oci-image` executor).
  * @param file workspace-relative path of the config file
  * @returns the project (root → targets), or {} when the file declares no deployable
  * @throws DeployableConfigError when the file declares a deployable wrongly
@@ -99,21 +99,27 @@ export function inferFromFile(
 
 /** Parses one config file. @throws DeployableConfigError when it declares a deployable wrongly */
 function declarationOf(file: string, text: string): Deployable | null {
-  return basename(file) === 'Cargo.toml' ? detectRustLambda(file, text) : detectNodeApp(file, text);
+  const base = basename(file);
+  if (base === 'Cargo.toml') return detectRustLambda(file, text);
+  if (base === 'project.json') return detectImageProject(file, text);
+  return detectNodeApp(file, text);
 }
 
 function projectFor(file: string, d: Deployable | null, options: BuildoncePluginOptions | undefined, loc: PluginLocation, ws: WorkspaceFacts): CachedResult {
   if (!d) return {};
   const root = dirname(file) === '' ? '.' : dirname(file);
   if (loc.source && root === loc.source.root) return {};
-  const targets = inferTargets(d, root, normalizeOptions(options), loc, ws);
+  const names = normalizeOptions(options);
+  // an image project gets targets only when its build target (by the configured name) runs this plugin's executor
+  if (d.kind === 'oci-image' && !d.imageTargets.some((t) => t.target === names.build && t.executor === `${loc.executorPrefix}:oci-image`)) return {};
+  const targets = inferTargets(d, root, names, loc, ws);
   return {
     projects: {
       [root]: {
-        name: d.name,
+        ...(d.name ? { name: d.name } : {}),
         projectType: 'application',
         targets,
-        metadata: { technologies: d.kind === 'rust-lambda' ? ['rust', 'aws-lambda'] : ['nodejs'] },
+        metadata: { technologies: TECHNOLOGIES[d.kind] },
       },
     },
   };
@@ -122,12 +128,13 @@ function projectFor(file: string, d: Deployable | null, options: BuildoncePlugin
 /**
  * The Nx plugin (createNodes v2 API, https://nx.dev/extending-nx/recipes/project-graph-plugins): every
  * Cargo.toml that declares a Lambda and every package.json with a `buildonce` field gets the inferred
- * targets build, publish, promote, rollback, releases, resolve, retention (names from the options).
+ * targets build, publish, promote, rollback, releases, resolve, retention (names from the options); a
+ * project.json whose build target runs `oci-image` gets the same around its own build options (image → Lambda).
  * Parsed declarations are cached by file content hash in Nx's workspace data directory (per plugin version).
  * @throws AggregateCreateNodesError (via Nx) listing each file whose declaration is invalid
  */
 export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
-  '**/{Cargo.toml,package.json}',
+  '**/{Cargo.toml,package.json,project.json}',
   async (configFiles: readonly string[], options: BuildoncePluginOptions | undefined, context: CreateNodesContext): Promise<CreateNodesResultArray> => {
     normalizeOptions(options); // fail once, early, on bad options
     const pkg = packageRoot();

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { detectNodeApp, detectRustLambda } from './detect';
+import { detectImageProject, detectNodeApp, detectRustLambda } from './detect';
 import { createNodesV2, inferFromFile, pluginLocation } from './index';
 import { normalizeOptions, rustToolchainInput, type PluginLocation } from './targets';
 import { rustToolchainRuntimeInput } from '../../../../libs/build/src/rust-toolchain.mjs';
@@ -32,6 +32,32 @@ describe('detect', () => {
     expect(detectNodeApp('p/package.json', JSON.stringify({ name: 'x' }))).toBeNull();
     expect(() => detectNodeApp('p/package.json', JSON.stringify({ name: 'x', buildonce: { deploy: 'k8s' } }))).toThrow(/^p\/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"$/);
     expect(() => detectNodeApp('p/package.json', JSON.stringify({ name: 'x', buildonce: { deploy: 'ec2', port: 1 } }))).toThrow(/unknown key "port"/);
+  });
+});
+
+describe('detect images', () => {
+  const pj = (executor: string, target = 'build', name: string | null = 'scorer-image') => JSON.stringify({ ...(name ? { name } : {}), targets: { [target]: { executor, options: { platform: 'linux/arm64' } } } });
+  it('finds project.json targets that run an oci-image executor, and nothing else', () => {
+    expect(detectImageProject('apps/img/project.json', pj('@buildonce/nx:oci-image'))).toEqual({ kind: 'oci-image', name: 'scorer-image', imageTargets: [{ target: 'build', executor: '@buildonce/nx:oci-image' }] });
+    expect(detectImageProject('apps/img/project.json', pj('@nx/js:tsc'))).toBeNull();
+    expect(detectImageProject('apps/img/project.json', pj('@buildonce/nx:oci-image', 'build', null))).not.toHaveProperty('name');
+    expect(() => detectImageProject('apps/img/project.json', '{ "targets": { "build": { "executor": "@buildonce/nx:oci-image" } ')).toThrow(/^apps\/img\/project.json: invalid JSON/);
+  });
+
+  it('infers the image build (inputs: the packed outputs of its dependencies) and the release targets around its own options', () => {
+    const r = inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image'), {}, installed, ws);
+    const t = r.projects!['apps/img'].targets!;
+    expect(Object.keys(t)).toEqual(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention']);
+    // no options: the image's own options (base, platform, files) stay in its project.json and win the merge
+    expect(t.build).toMatchObject({ executor: '@buildonce/nx:oci-image', cache: true, options: {}, dependsOn: ['^build'], outputs: ['{workspaceRoot}/dist/{projectRoot}'] });
+    expect(t.build.inputs).toEqual(expect.arrayContaining([{ dependentTasksOutputFiles: '**/*', transitive: false }, { externalDependencies: ['@buildonce/nx', 'tar', 'yauzl'] }]));
+    expect(t.promote).toMatchObject({ dependsOn: ['publish'], options: { target: 'lambda', functionName: '{project}-{env}', alias: '{env}' } });
+    // renamed build target: the project.json target must carry that name
+    expect(inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image'), { buildTargetName: 'image' }, installed, ws)).toEqual({});
+    expect(Object.keys(inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image', 'image'), { buildTargetName: 'image' }, installed, ws).projects!['apps/img'].targets!)).toContain('image');
+    // another package's oci-image executor is not ours
+    expect(inferFromFile('apps/img/project.json', pj('@other/images:oci-image'), {}, installed, ws)).toEqual({});
+    expect(inferFromFile('apps/img/project.json', pj('./tools/executors:oci-image'), {}, source, ws).projects!['apps/img'].targets!.build.dependsOn).toEqual(['^build', { projects: ['executors'], target: 'bundle' }]);
   });
 });
 

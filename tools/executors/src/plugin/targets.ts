@@ -72,24 +72,36 @@ export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, 
   return { runtime: `cd ${JSON.stringify(dir)} && rustc -vV && cargo -V` };
 }
 
+/** Nx `metadata.technologies` of each kind of deployable (project and targets). */
+export const TECHNOLOGIES: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['rust', 'aws-lambda'], 'node-tarball': ['nodejs'], 'oci-image': ['oci', 'aws-lambda'] };
+
+/** npm packages whose code makes the bytes of each kind of build (hashed as lockfile versions). */
+const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'], 'node-tarball': ['esbuild', 'tar'], 'oci-image': ['tar', 'yauzl'] };
+
 /**
  * The inputs of an inferred build: the project's production files and its dependencies' (never docs),
  * the packaging code (installed: @buildonce/nx's version and its packaging libraries, as lockfile
- * versions; source: the bundled plugin bytes and its package.json), and the toolchain identity.
+ * versions; source: the bundled plugin bytes and its package.json), and the toolchain identity. An image
+ * also hashes the output files of the builds it depends on (the files it packs, e.g. a bootstrap.zip).
  */
 export function buildInputs(d: Deployable, projectRoot: string, loc: PluginLocation, ws: WorkspaceFacts): InputDefinition[] {
   const prod = ws.hasProductionInput ? 'production' : 'default';
   const inputs: InputDefinition[] = [prod, `^${prod}`, '!{projectRoot}/**/*.md'];
-  const packaging = d.kind === 'rust-lambda' ? ['yazl'] : ['esbuild', 'tar'];
+  const packaging = PACKAGING[d.kind];
   if (d.kind === 'rust-lambda') {
     inputs.push('!{projectRoot}/target/**/*', '!{projectRoot}/tests/**/*');
-  } else {
+  } else if (d.kind === 'node-tarball') {
     inputs.push('!{projectRoot}/**/*.spec.ts', '!{projectRoot}/**/*.test.ts', '!{projectRoot}/**/*.spec.js', '!{projectRoot}/**/*.test.js');
   }
-  if (loc.source) {
+  if (d.kind === 'oci-image') {
+    // the packed files (outputs of the builds it depends on) and, as source, the plugin bundle
+    inputs.push({ dependentTasksOutputFiles: '**/*', transitive: false });
+  } else if (loc.source) {
     // the executors run from the bundle of the plugin's source (workspace libs inlined): hash those bytes
-    inputs.push({ dependentTasksOutputFiles: '**/*.js', transitive: false }, `{workspaceRoot}/${loc.source.root}/package.json`);
-    inputs.push({ externalDependencies: packaging });
+    inputs.push({ dependentTasksOutputFiles: '**/*.js', transitive: false });
+  }
+  if (loc.source) {
+    inputs.push(`{workspaceRoot}/${loc.source.root}/package.json`, { externalDependencies: packaging });
   } else {
     inputs.push({ externalDependencies: ['@buildonce/nx', ...packaging] });
   }
@@ -117,26 +129,45 @@ export function inferTargets(
   const exec = (name: string) => `${loc.executorPrefix}:${name}`;
   const bundle = loc.source ? [{ projects: [loc.source.project], target: loc.source.bundleTarget }] : [];
   const dep = (key: TargetKey) => (names[key] ? [names[key] as string] : []);
-  const technologies = d.kind === 'rust-lambda' ? ['rust', 'aws-lambda'] : ['nodejs'];
+  const technologies = TECHNOLOGIES[d.kind];
   const meta = (description: string) => ({ description, technologies });
   const deployOptions =
     d.kind === 'rust-lambda'
       ? { target: 'lambda', functionName: d.functionName, alias: d.alias }
-      : { target: d.deploy, ...(d.parameterName ? { parameterName: d.parameterName } : {}) };
+      : d.kind === 'oci-image'
+        ? { target: 'lambda', functionName: '{project}-{env}', alias: '{env}' }
+        : { target: d.deploy, ...(d.parameterName ? { parameterName: d.parameterName } : {}) };
+  const build: Record<Deployable['kind'], { executor: string; options: Record<string, unknown>; dependsOn: TargetConfiguration['dependsOn']; description: string }> = {
+    'rust-lambda': {
+      executor: 'cargo-lambda-zip',
+      options: d.kind === 'rust-lambda' ? { architecture: d.architecture, runtime: d.runtime, binary: d.binary } : {},
+      dependsOn: [],
+      description: 'Build the Lambda once: deterministic bootstrap.zip + artifact.json (version = task hash)',
+    },
+    'node-tarball': {
+      executor: 'package-tarball',
+      options: d.kind === 'node-tarball' && d.main ? { main: projectRoot === '.' ? d.main : `${projectRoot}/${d.main}` } : {},
+      dependsOn: [],
+      description: 'Build once: deterministic self-contained tarball + artifact.json (version = task hash)',
+    },
+    // the image's own options stay in its project.json; it packs outputs of the builds of its dependencies
+    'oci-image': {
+      executor: 'oci-image',
+      options: {},
+      dependsOn: names.build ? [`^${names.build}`] : [],
+      description: 'Build the image once: base by digest + deterministic layer, artifact.json (version = task hash)',
+    },
+  };
+  const b = build[d.kind];
   const targets: Partial<Record<TargetKey, TargetConfiguration>> = {
     build: {
-      executor: exec(d.kind === 'rust-lambda' ? 'cargo-lambda-zip' : 'package-tarball'),
+      executor: exec(b.executor),
       cache: true,
       inputs: buildInputs(d, projectRoot, loc, ws),
       outputs: ['{workspaceRoot}/dist/{projectRoot}'],
-      options:
-        d.kind === 'rust-lambda'
-          ? { architecture: d.architecture, runtime: d.runtime, binary: d.binary }
-          : d.main
-            ? { main: projectRoot === '.' ? d.main : `${projectRoot}/${d.main}` }
-            : {},
-      dependsOn: [...bundle],
-      metadata: meta(d.kind === 'rust-lambda' ? 'Build the Lambda once: deterministic bootstrap.zip + artifact.json (version = task hash)' : 'Build once: deterministic self-contained tarball + artifact.json (version = task hash)'),
+      options: b.options,
+      dependsOn: [...(b.dependsOn ?? []), ...bundle],
+      metadata: meta(b.description),
     },
     publish: {
       executor: exec('publish-artifact'),

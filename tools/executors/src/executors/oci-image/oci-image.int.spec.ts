@@ -64,6 +64,20 @@ describe('nx run rust-scorer-image:publish / promote / resolve', () => {
     expect(resolved.stdout).toContain(`${registry.host}/rust-scorer@${manifest.image.digest}`);
   }, 900_000); // a cold cargo build of rust-scorer in the fresh workspace takes minutes on 2 cores
 
+  it('an image whose platform is not the packed bootstrap machine is refused before anything is built', () => {
+    const pj = join(ws.root, 'apps/rust-scorer-image/project.json');
+    const orig = readFileSync(pj, 'utf8');
+    // rust-scorer builds an arm64 bootstrap (its Cargo.toml): an amd64 image of it could never run
+    writeFileSync(pj, orig.replace('"platform": "linux/arm64"', '"platform": "linux/amd64"'));
+    try {
+      const r = nx(['run', 'rust-scorer-image:build', '--excludeTaskDependencies', '--skip-nx-cache']);
+      expect(r.status).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain('[rust-scorer-image] image file ${LAMBDA_RUNTIME_DIR}/bootstrap is an ELF executable for aarch64 but the image platform is linux/amd64 (x86_64)');
+    } finally {
+      writeFileSync(pj, orig);
+    }
+  });
+
   it('a base image without a digest is refused by the schema in one line', () => {
     const pj = join(ws.root, 'apps/rust-scorer-image/project.json');
     const orig = readFileSync(pj, 'utf8');

@@ -59,6 +59,15 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     expect(existsSync(join(ws.root, '.buildonce/deploy/dev/express-api/current/main.js'))).toBe(true);
   });
 
+  it('run-many publish of published versions runs every publish task in one batch process, each a no-op', () => {
+    const r = nx(['run-many', '-t', 'publish', '--projects=rust-scorer,express-api']);
+    expect(r.status, r.all).toBe(0);
+    // one process for both tasks (executors.json batchImplementation + preferBatch), not one per task
+    expect(r.all).toMatch(/Running 2 tasks with \S*publish-artifact/);
+    expect(r.all).toContain(`[express-api] version ${api1} is already published`);
+    expect(r.all).toContain(`[rust-scorer] version ${scorer} is already published`);
+  });
+
   it('after a commit that changes only express-api, nx affected promotes express-api and not rust-scorer', () => {
     appendFileSync(join(ws.root, 'apps/express-api/src/app.ts'), '\n// promotion e2e: a change that only touches express-api\n');
     ws.run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'change express-api']);

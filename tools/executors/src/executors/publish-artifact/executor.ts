@@ -1,5 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runPublishCommand, type PublishCommand } from '@buildonce/release';
+import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf } from '../../lib/options';
 import type { PublishArtifactExecutorSchema } from './schema';
@@ -23,13 +24,25 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
   };
 }
 
-/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
-export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
+/** One publish task: its lines go to `out`; resolves to its success (failures are reported as lines, never thrown). */
+async function publishTask(options: PublishArtifactExecutorSchema, context: ExecutorContext, out: TaskOutput): Promise<boolean> {
   try {
     const p = projectFacts(context);
-    await runPublishCommand(normalizeOptions(options, p, (l) => console.log(l), context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
-    return { success: true };
+    await runPublishCommand(normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
+    return true;
   } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
+    fail(context.projectName, e, context.isVerbose, out.error);
+    return false;
   }
 }
+
+/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
+export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
+  return { success: await publishTask(options, context, consoleOutput) };
+}
+
+/**
+ * Batch form (executors.json `batchImplementation`, `preferBatch`): `nx run-many -t publish` publishes every
+ * project in one process, 4 at a time, instead of one Nx task process each; the same work per task.
+ */
+export const batch = batchExecutor(publishTask, 4);
