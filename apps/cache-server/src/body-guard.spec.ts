@@ -122,6 +122,7 @@ describe('BodyGuard', () => {
     ['a truncated gzip tar', nxLikeBody(50_000).subarray(0, 20_000), 'bad-archive'],
     ['a tar with a bad header checksum', gzipSync(Buffer.concat([Buffer.from('x'.repeat(512)), Buffer.alloc(1024)])), 'bad-archive'],
     ['an empty body', Buffer.alloc(0), 'not-gzip'],
+    ['a gzip tar followed by bytes that are not a gzip member', Buffer.concat([tarGz([{ path: 'a.txt', data: 'hello' }]), Buffer.from('trailing bytes')]), 'bad-archive'],
     ['a gzip tar compressed again (Nx inflates once)', gzipSync(tarGz([{ path: 'a.txt', data: 'hello' }])), 'bad-archive'],
   ])('rejects %s', async (_name, body, kind) => {
     const err = await run(body).catch((e: unknown) => e);
