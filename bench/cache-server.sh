@@ -8,7 +8,9 @@
 # (throughput), and buildonce/turborepo peak RSS. Targets (issue 14): >= 0.85x floor, >= 1.0x turborepo,
 # RSS <= 0.5x turborepo.
 #
-# usage: bench/cache-server.sh        (env: SMALL_REQUESTS=512 LARGE_REQUESTS=64 CONCURRENCY=32)
+# usage: bench/cache-server.sh        (env: SMALL_REQUESTS=512 LARGE_REQUESTS=64 CONCURRENCY=32 ROUNDS=3)
+# Every number printed is the median over ROUNDS rounds (each round runs the three servers in turn); the per-round
+# rows are printed first.
 # Servers run one at a time (never concurrently) so they do not compete for the 2 cores.
 # Needs: node, the workspace's node_modules (esbuild, tar, turborepo-remote-cache). No network besides loopback.
 set -euo pipefail
@@ -20,6 +22,7 @@ MAKE_BODY="$ROOT/apps/cache-server/bench/make-body.mjs"
 SMALL_REQUESTS="${SMALL_REQUESTS:-512}"
 LARGE_REQUESTS="${LARGE_REQUESTS:-64}"
 CONCURRENCY="${CONCURRENCY:-32}"
+ROUNDS="${ROUNDS:-3}"
 TOKEN="bench-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/buildonce-cache-bench.XXXXXX")"
@@ -94,16 +97,28 @@ run_server() { # name api
 }
 
 START=$(date +%s)
-run_server floor nx
-run_server buildonce nx
-run_server turborepo-remote-cache turbo
+# ROUNDS rounds of the three servers in turn (a burst of other work lands on one server of one round): the
+# summary takes each shape's median over the rounds
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round of $ROUNDS"
+  run_server floor nx
+  run_server buildonce nx
+  run_server turborepo-remote-cache turbo
+done
 
 echo
 echo "== results ($CONCURRENCY concurrent clients; throughput = body MiB/s; latency = request start to last byte; peak RSS per phase)"
 node -e '
-const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const all = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const pad = (s, n) => String(s).padEnd(n);
-console.log(pad("server", 24) + pad("op", 5) + pad("entry", 8) + pad("reqs", 6) + pad("ok", 6) + pad("MiB/s", 9) + pad("p50 ms", 10) + pad("p99 ms", 10) + "peak RSS MiB");
+const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return Math.round((v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2) * 10) / 10; };
+const key = (r) => `${r.label}|${r.op}|${r.bodyMiB >= 32}`;
+const groups = new Map();
+for (const r of all) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+console.log("per round (MiB/s): " + [...groups].map(([k, rs]) => `${k.replace(/\|true$/, " 64MiB").replace(/\|false$/, " 1MiB").replace(/\|/g, " ")} ${rs.map((r) => r.mibPerSec).join("/")}`).join("; "));
+const rows = [...groups.values()].map((rs) => ({ ...rs[0], mibPerSec: median(rs.map((r) => r.mibPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), peakRssMiB: median(rs.map((r) => r.peakRssMiB)), requests: rs.reduce((a, r) => a + r.requests, 0), ok: rs.reduce((a, r) => a + r.ok, 0), statuses: rs.reduce((a, r) => { for (const [s, n] of Object.entries(r.statuses)) a[s] = (a[s] ?? 0) + n; return a; }, {}) }));
+console.log();
+console.log(pad("server", 24) + pad("op", 5) + pad("entry", 8) + pad("reqs", 6) + pad("ok", 6) + pad("MiB/s", 9) + pad("p50 ms", 10) + pad("p99 ms", 10) + "peak RSS MiB   (medians over the rounds; reqs/ok summed)");
 for (const r of rows) {
   const entry = r.bodyMiB >= 32 ? "64 MiB" : "1 MiB";
   console.log(pad(r.label, 24) + pad(r.op, 5) + pad(entry, 8) + pad(r.requests, 6) + pad(r.ok, 6) + pad(r.mibPerSec, 9) + pad(r.p50, 10) + pad(r.p99, 10) + r.peakRssMiB);
@@ -113,7 +128,7 @@ for (const r of rows) {
 const at = (label, op, big) => rows.find((r) => r.label === label && r.op === op && (r.bodyMiB >= 32) === big);
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) + "x" : "n/a");
 console.log();
-console.log("== ratios (buildonce / baseline; targets: throughput >= 0.85x floor and >= 1.00x turborepo, RSS <= 0.50x turborepo)");
+console.log("== ratios of the medians (buildonce / baseline; targets: throughput >= 0.85x floor and >= 1.00x turborepo, RSS <= 0.50x turborepo)");
 console.log(pad("op", 5) + pad("entry", 8) + pad("vs floor", 11) + pad("vs turborepo", 14) + "RSS vs turborepo");
 for (const op of ["PUT", "GET"]) for (const big of [false, true]) {
   const o = at("buildonce", op, big), f = at("floor", op, big), t = at("turborepo-remote-cache", op, big);
