@@ -50,7 +50,7 @@ echo "== preparing (work dir $WORK)"
   --legal-comments=none --log-level=warning --outfile="$WORK/cache-server.js"
 node "$MAKE_BODY" 1048576 "$WORK/body-1MiB.tgz" >/dev/null
 node "$MAKE_BODY" 67108864 "$WORK/body-64MiB.tgz" >/dev/null
-ls -l "$WORK"/body-*.tgz | awk '{print "   body", $NF, $5, "bytes"}'
+for body in "$WORK"/body-*.tgz; do echo "   body $body $(stat -c %s "$body") bytes"; done
 
 start_ours() { # port -> pid
   mkdir -p "$WORK/ours-store"
@@ -108,6 +108,7 @@ done
 
 echo
 echo "== results ($CONCURRENCY concurrent clients; throughput = body MiB/s; latency = request start to last byte; peak RSS per phase)"
+# shellcheck disable=SC2016 # a JavaScript program: its ${…} are JavaScript template literals
 node -e '
 const all = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const pad = (s, n) => String(s).padEnd(n);
