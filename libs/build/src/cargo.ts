@@ -63,21 +63,14 @@ export function offlineRegistryArgs(registryDir: string | undefined): string[] {
   ];
 }
 
+/** What both builds build: the target triple, the crate's manifest and its one bin. */
+function targetBinArgs(o: { cargoDir: string; binary: string; target: string }): string[] {
+  return ['--target', o.target, '--manifest-path', join(o.cargoDir, 'Cargo.toml'), '--bin', o.binary];
+}
+
 /** Arguments of plain `cargo build --release --target <triple>` (after any `+toolchain`). */
 export function cargoBuildArgs(o: { cargoDir: string; binary: string; target: string; configArgs?: string[]; offlineRegistry?: string }): string[] {
-  return [
-    'build',
-    '--release',
-    '--locked',
-    '--target',
-    o.target,
-    '--manifest-path',
-    join(o.cargoDir, 'Cargo.toml'),
-    '--bin',
-    o.binary,
-    ...(o.configArgs ?? []),
-    ...offlineRegistryArgs(o.offlineRegistry),
-  ];
+  return ['build', '--release', '--locked', ...targetBinArgs(o), ...(o.configArgs ?? []), ...offlineRegistryArgs(o.offlineRegistry)];
 }
 
 /**
@@ -86,21 +79,7 @@ export function cargoBuildArgs(o: { cargoDir: string; binary: string; target: st
  * Source: cargo-lambda docs, "cargo lambda build" (--target, glibc version suffix).
  */
 export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; target: string; offlineRegistry?: string }): string[] {
-  return [
-    'lambda',
-    'build',
-    '--release',
-    '--locked',
-    '--output-format',
-    'zip',
-    '--target',
-    o.target,
-    '--manifest-path',
-    join(o.cargoDir, 'Cargo.toml'),
-    '--bin',
-    o.binary,
-    ...offlineRegistryArgs(o.offlineRegistry),
-  ];
+  return ['lambda', 'build', '--release', '--locked', '--output-format', 'zip', ...targetBinArgs(o), ...offlineRegistryArgs(o.offlineRegistry)];
 }
 
 /** Reads one entry of a zip into memory (yauzl). @throws Error when the entry is missing */

@@ -89,21 +89,15 @@ export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ im
     const src = f.source.startsWith('/') ? f.source : join(o.workspaceRoot, f.source);
     if (f.mode !== undefined && !/^0?[0-7]{3,4}$/.test(f.mode)) throw new ImageConfigError(`file ${f.destination}: mode "${f.mode}" is not octal like 0755`);
     const mode = f.mode !== undefined ? parseInt(f.mode, 8) : undefined;
-    if (f.zipEntry) {
-      const bytes = await readZipEntry(src, f.zipEntry).catch((e: Error) => {
-        throw new ImageConfigError(`image file ${f.destination}: cannot read entry "${f.zipEntry}" of ${src} (${e.message}): build the project that makes it first (dependsOn)`);
-      });
-      const bad = platformMismatch(bytes, o.platform, f.destination);
-      if (bad) throw new ImageConfigError(bad);
-      files.push({ destination: f.destination, bytes, mode });
-    } else {
-      const head = await fileHead(src).catch((e: Error) => {
-        throw new ImageConfigError(`image file ${f.destination}: cannot read ${src} (${e.message}): build the project that makes it first (dependsOn)`);
-      });
-      const bad = platformMismatch(head, o.platform, f.destination);
-      if (bad) throw new ImageConfigError(bad);
-      files.push({ destination: f.destination, path: src, mode });
-    }
+    const what = f.zipEntry ? `entry "${f.zipEntry}" of ${src}` : src;
+    const read = f.zipEntry ? readZipEntry(src, f.zipEntry) : fileHead(src);
+    const bytes = await read.catch((e: Error) => {
+      throw new ImageConfigError(`image file ${f.destination}: cannot read ${what} (${e.message}): build the project that makes it first (dependsOn)`);
+    });
+    const bad = platformMismatch(bytes, o.platform, f.destination);
+    if (bad) throw new ImageConfigError(bad);
+    // a zip entry goes in from memory; a plain file is streamed from its path (only its head was read)
+    files.push(f.zipEntry ? { destination: f.destination, bytes, mode } : { destination: f.destination, path: src, mode });
   }
   const baseRef = parseImageReference(o.baseImage);
   const configured = env[REGISTRY_ENV] ? parseImageReference(env[REGISTRY_ENV]!).registry : undefined;

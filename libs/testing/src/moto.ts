@@ -2,6 +2,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/**
+ * Stops a server process the tests started: SIGTERM, SIGKILL after `graceMs` (ms) if it has not exited;
+ * resolves once it has exited (at once when it already had). Used by every server helper here.
+ * @param exited resolves on the child's `exit` event (created right after spawn, so an early exit is not missed)
+ */
+export async function stopChild(child: ChildProcess, exited: Promise<void>, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
 /** A running moto_server (real AWS API on loopback) started by a test. */
 export interface MotoServer {
   /** `http://127.0.0.1:<port>`, use as `AWS_ENDPOINT_URL`. */
@@ -83,13 +96,6 @@ export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`CreateBucket ${name} failed: HTTP ${res.status}`);
     },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
-    },
+    stop: () => stopChild(child, exited),
   };
 }

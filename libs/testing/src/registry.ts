@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './moto';
+import { freePort, stopChild } from './moto';
 
 /** Token auth settings for the registry (distribution `auth.token`): JWTs signed by the test's key. */
 export interface RegistryTokenAuth {
@@ -94,12 +94,7 @@ export async function startRegistry(o: { tokenAuth?: RegistryTokenAuth; timeoutM
     url,
     root,
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
+      await stopChild(child, exited);
       await rm(root, { recursive: true, force: true });
     },
   };
