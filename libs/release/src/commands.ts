@@ -18,7 +18,7 @@ import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, 
 import { validateEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
 import { ReleaseError } from './errors';
-import { promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
+import { parseReason, promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
 import { promoteVersion, type PromoteResult } from './promote';
 import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from './releases';
 import { rollbackEnvironment } from './rollback';
@@ -103,6 +103,8 @@ export interface PromoteCommand extends CommandBase {
   /** injected clients / local unpacker (tests, and the executor for the local target) */
   clients?: Pick<CreateTargetContext, 'lambda' | 'ssm' | 'deployLocal'>;
   meta?: PromotionMetadata;
+  /** `--reason`: why, recorded in the history entry */
+  reason?: string;
 }
 
 function targetFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext): DeployTarget {
@@ -122,7 +124,8 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
   log(`promote ${manifest.version} → ${ctx.environment.name} (${ctx.environment.kind}${ctx.environment.requires.length ? `, requires ${ctx.environment.requires.join(', ')}` : ''}) via ${target.kind}, store ${ctx.location.url}`);
-  const meta = c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env));
+  const reason = parseReason(c.reason);
+  const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const verify = await verifySetupFor(c, ctx, target, log);
   const r = await promoteVersion({ store: ctx.store, project: c.project, version: manifest.version, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, verify });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
@@ -149,16 +152,19 @@ export interface RollbackCommand extends CommandBase {
   dryRun?: boolean;
   clients?: Pick<CreateTargetContext, 'lambda' | 'ssm' | 'deployLocal'>;
   meta?: PromotionMetadata;
+  /** `--reason`: why, recorded in the rollback entry */
+  reason?: string;
 }
 
 /** `nx run <project>:rollback --env=<env> [--to=<version>]`: see {@link rollbackEnvironment}. */
 export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteResult> {
   validateEnvName(c.env);
   if (c.to !== undefined && !/^[0-9]{1,64}$/.test(c.to)) throw new ReleaseError(`--to=${JSON.stringify(c.to)} is not a version (decimal Nx task hash)`);
+  const reason = parseReason(c.reason);
   const log = (l: string) => c.log(`[${c.project}] ${l}`);
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
-  const meta = c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env));
+  const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const r = await rollbackEnvironment({ store: ctx.store, project: c.project, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, to: c.to });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;

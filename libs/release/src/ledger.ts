@@ -74,6 +74,10 @@ export const historyEntrySchema = z
     deploy: deployResultSchema.nullable(),
     /** one-line failure reason (status failed) */
     error: z.string().optional(),
+    /** why it was done: a person's `--reason` on promote/rollback, or for an automatic rollback the failed verification */
+    reason: z.string().optional(),
+    /** true for the rollback a failed verification triggered by itself (not a person's `rollback`) */
+    automatic: z.boolean().optional(),
     /** the environment's checks after the deploy (absent: none configured, or an entry written before verification existed) */
     verification: verificationSchema.optional(),
     /**

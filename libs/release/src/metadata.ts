@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { run } from '@buildonce/build';
+import { ConfigError } from '@buildonce/errors';
 
 /** Who runs a promotion, from where: recorded in every history entry. */
 export interface PromotionMetadata {
@@ -9,6 +10,25 @@ export interface PromotionMetadata {
   runId: string | null;
   /** GITHUB_ACTOR, else USER, else the OS user name */
   actor: string;
+  /** why (`--reason`): recorded in the history entry (one line, see {@link parseReason}) */
+  reason?: string;
+}
+
+/** Longest `--reason` kept (characters). */
+export const MAX_REASON_LENGTH = 500;
+
+/**
+ * Validates a `--reason` value: trimmed, one line, at most {@link MAX_REASON_LENGTH} characters.
+ * @returns the trimmed reason, or undefined when none was given
+ * @throws ConfigError for an empty, multi-line or too long reason
+ */
+export function parseReason(reason: string | undefined): string | undefined {
+  if (reason === undefined) return undefined;
+  const r = reason.trim();
+  if (!r) throw new ConfigError('--reason is empty: say why (e.g. --reason="error rate after 1.4.2"), or leave it out');
+  if (/[\r\n]/.test(r)) throw new ConfigError('--reason must be one line');
+  if (r.length > MAX_REASON_LENGTH) throw new ConfigError(`--reason is ${r.length} characters: keep it under ${MAX_REASON_LENGTH}`);
+  return r;
 }
 
 /**

@@ -189,7 +189,7 @@ export async function deployAndRecord(
   r: PromoteRequest,
   req: DeployRequest,
   artifact: VerifiedArtifact,
-  o: { rollback: boolean; commit: string | null; restore?: DeployResult; verify?: (started: DeployResult) => Promise<VerifiedDeploy> },
+  o: { rollback: boolean; commit: string | null; restore?: DeployResult; verify?: (started: DeployResult) => Promise<VerifiedDeploy>; automatic?: { reason: string } },
 ): Promise<HistoryEntry> {
   const now = r.now ?? (() => new Date());
   const startedAt = now().toISOString();
@@ -202,6 +202,7 @@ export async function deployAndRecord(
     commit: o.commit,
     runId: r.meta.runId,
     actor: r.meta.actor,
+    ...(o.automatic ? { reason: o.automatic.reason, automatic: true } : r.meta.reason ? { reason: r.meta.reason } : {}),
     startedAt,
   };
   let result: DeployResult;
@@ -289,7 +290,7 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
     r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
     let back: HistoryEntry;
     try {
-      back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined });
+      back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined, automatic: { reason: `verification failed: ${e.message}` } });
     } catch (re) {
       if (!isExpectedError(re) || re instanceof RecordFailedError) throw re;
       throw new VerificationFailedError(`verification failed for ${e.message}; restoring ${prev.version} failed too: ${(re as Error).message}; run rollback --env=${r.environment.name}`, e);

@@ -25,6 +25,8 @@ export interface ReleaseRow {
    */
   provenance: ProvenanceState;
   error?: string;
+  /** why (`--reason`, or the failed verification behind an automatic rollback) */
+  reason?: string;
   /** the environment's checks after the deploy (absent: none ran) */
   verification?: HistoryEntry['verification'];
 }
@@ -55,6 +57,7 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
     uri: e.artifact.uri,
     provenance: provenanceStateOf(e),
     ...(e.error ? { error: e.error } : {}),
+    ...(e.reason ? { reason: e.reason } : {}),
     ...(e.verification ? { verification: e.verification } : {}),
   };
 }

@@ -6,7 +6,7 @@ import type { PromoteExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release promote command. */
 export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
-  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, log };
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, ...(o.reason !== undefined ? { reason: String(o.reason) } : {}), log };
 }
 
 /**

@@ -8,5 +8,7 @@ export interface PromoteExecutorSchema {
   parameterName: string;
   localRoot: string;
   store?: string;
+  /** Nx's CLI parser may turn a digits-only value into a number */
+  reason?: string | number;
   dryRun: boolean;
 }

@@ -9,5 +9,7 @@ export interface RollbackExecutorSchema {
   parameterName: string;
   localRoot: string;
   store?: string;
+  /** Nx's CLI parser may turn a digits-only value into a number */
+  reason?: string | number;
   dryRun: boolean;
 }
