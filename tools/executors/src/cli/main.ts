@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, openWorkspaceStore, renderMarkdown, renderProvenanceReport, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
 import { awsClients } from '@buildonce/aws';
 import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
+import { runUiCommand } from '@buildonce/ui';
 
 const USAGE = `usage: buildonce <command> [options]
   base --env=<env> [--store=<url>]
@@ -19,6 +20,9 @@ const USAGE = `usage: buildonce <command> [options]
       (default: every environment with a provenance policy); exit 1 when refused
   ecr-lifecycle [--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo>] [--keep-last=30] [--untagged-days=1] [--dry-run]
       writes an ECR lifecycle policy that never expires protected (keep-<version>) images (default: BUILDONCE_REGISTRY)
+  ui [--port=4380] [--host=127.0.0.1] [--static=<dir>] [--store=<url>]
+      read-only release dashboard in a browser (pipeline, histories, versions, diffs); --static writes it
+      as a static site; a --host other than loopback requires BUILDONCE_UI_TOKEN
   help, --help, -h
 Machine output (--json, base, resolve) is the only thing on stdout; logs go to stderr.
 `;
@@ -158,6 +162,21 @@ export async function main(argv: string[]): Promise<number> {
       if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
       const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: numberOption('keep-last', values['keep-last'], 30), untaggedDays: numberOption('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
       console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
+      return 0;
+    }
+    if (command === 'ui') {
+      const { values } = parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, static: { type: 'string' }, store: { type: 'string' } }, strict: true });
+      const log = (l: string) => process.stderr.write(`${l}\n`);
+      const r = await runUiCommand({ workspaceRoot: findWorkspaceRoot(), store: values.store, staticDir: values.static, host: values.host, port: values.port === undefined ? undefined : numberOption('port', values.port, 0), log });
+      if (!('server' in r)) return 0;
+      const server = r.server;
+      // serves until interrupted (Ctrl-C / SIGTERM), then closes its connections and exits 0
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
       return 0;
     }
     process.stderr.write(`buildonce: unknown command "${command}" (buildonce --help lists the commands)\n`);
