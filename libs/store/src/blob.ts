@@ -64,6 +64,13 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Deletes a key; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Names of the immediate "folders" under a prefix ending in `/` (S3: ListObjectsV2 with
+   * `Delimiter: /`, CommonPrefixes; file: one readdir), unordered, without the prefix or a trailing `/`.
+   * Lets readers of the ledger find projects and environments without listing every history entry.
+   * Optional: callers fall back to {@link list}.
+   */
+  listFolders?(prefix: string): Promise<string[]>;
 }
 
 /**

@@ -257,6 +257,14 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async listFolders(prefix: string): Promise<string[]> {
+    assertKeyPrefix(prefix);
+    if (prefix && !prefix.endsWith('/')) throw new Error(`listFolders needs a prefix ending in "/", got "${prefix}"`);
+    const dir = prefix ? join(this.root, ...prefix.slice(0, -1).split('/')) : this.root;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isDirectory() && (prefix || (e.name !== TMP_DIR && e.name !== LOCK_DIR))).map((e) => e.name);
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
   }

@@ -299,6 +299,25 @@ export class S3BlobStore implements BlobStore {
     } while (ContinuationToken);
   }
 
+  async listFolders(prefix: string): Promise<string[]> {
+    assertKeyPrefix(prefix);
+    if (prefix && !prefix.endsWith('/')) throw new Error(`listFolders needs a prefix ending in "/", got "${prefix}"`);
+    const Prefix = this.prefix ? `${this.prefix}/${prefix}` : prefix;
+    const out: string[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix, Delimiter: '/', ContinuationToken }));
+      } catch (e) {
+        throw this.access(e, `list ${Prefix}`);
+      }
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix.slice(Prefix.length, -1));
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return out;
+  }
+
   async delete(key: string): Promise<void> {
     const Key = this.fullKey(key);
     try {

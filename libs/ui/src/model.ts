@@ -1,6 +1,6 @@
 import { run } from '@buildonce/build';
 import type { StoredManifest } from '@buildonce/artifact';
-import { RELEASES_ROOT, currentKey, parseReleaseKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { ENVIRONMENT_NAME, RELEASES_ROOT, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { inspectVersionProvenance, listEnvironments, readCurrent, readHistory, type BuildonceConfig, type HistoryEntry, type VersionProvenanceReport } from '@buildonce/release';
 
 /**
@@ -31,8 +31,31 @@ export interface LedgerIndex {
   projects: Map<string, string[]>;
 }
 
-/** Walks `releases/` once (ListObjectsV2 pages / a directory walk). @throws StoreAccessError */
+/**
+ * Every ledger of the store. With folder listings (S3 `Delimiter: /`, one readdir): `releases/`, then
+ * each project's folder, concurrently, never touching the history entries; otherwise one walk of
+ * `releases/` (ListObjectsV2 pages / a directory walk).
+ * @throws StoreAccessError
+ */
 export async function discoverLedgers(store: BlobStore): Promise<LedgerIndex> {
+  if (store.listFolders) {
+    const keys = await store.listFolders(RELEASES_ROOT);
+    const projects = new Map<string, string[]>();
+    const found = await Promise.all(
+      keys.map(async (key) => {
+        let project: string;
+        try {
+          project = projectFromKey(key);
+        } catch {
+          return undefined; // not a ledger folder
+        }
+        const envs = (await store.listFolders!(`${RELEASES_ROOT}${key}/`)).filter((e) => ENVIRONMENT_NAME.test(e)).sort();
+        return envs.length ? ([project, envs] as const) : undefined;
+      }),
+    );
+    for (const f of found.filter((x) => x !== undefined).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) projects.set(f[0], [...f[1]]);
+    return { projects };
+  }
   const found = new Map<string, Set<string>>();
   for await (const o of store.list(RELEASES_ROOT)) {
     const k = parseReleaseKey(o.key);
@@ -57,14 +80,26 @@ export class GitFacts {
   private logs = new Map<string, Promise<CommitInfo[] | undefined>>();
   constructor(readonly cwd: string) {}
 
-  /** The subset of `shas` present in the repository (one `git rev-list --no-walk --ignore-missing`). */
+  /** sha → when it was last found missing (ms); present ones are remembered for good (commits never vanish) */
+  private known = new Map<string, true | number>();
+
+  /**
+   * The subset of `shas` present in the repository (one `git rev-list --no-walk --ignore-missing` for
+   * the ones not yet known; a missing sha is asked again after a minute, e.g. after a fetch).
+   */
   async existing(shas: string[]): Promise<Set<string>> {
     const want = [...new Set(shas.filter((s) => /^[0-9a-f]{7,64}$/.test(s)))];
-    if (!want.length) return new Set();
-    const r = await run('git', ['rev-list', '--no-walk', '--ignore-missing', ...want], { cwd: this.cwd, reject: false }).catch(() => undefined);
-    if (!r || r.exitCode !== 0) return new Set();
-    const have = new Set(r.stdout.split('\n').filter(Boolean));
-    return new Set(want.filter((s) => [...have].some((h) => h.startsWith(s))));
+    const now = Date.now();
+    const ask = want.filter((s) => {
+      const k = this.known.get(s);
+      return k === undefined || (k !== true && now - k > 60_000);
+    });
+    if (ask.length) {
+      const r = await run('git', ['rev-list', '--no-walk', '--ignore-missing', ...ask], { cwd: this.cwd, reject: false }).catch(() => undefined);
+      const have = r && r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+      for (const s of ask) this.known.set(s, have.some((h) => h.startsWith(s)) ? true : now);
+    }
+    return new Set(want.filter((s) => this.known.get(s) === true));
   }
 
   /** Commits reachable from `to` and not from `from` (`git rev-list --count from..to`); undefined when git cannot tell. */

@@ -27,6 +27,7 @@ export function readOnlyStore(inner: BlobStore): BlobStore {
     getBytes: (key: string) => inner.getBytes(key),
     getStream: (key: string): Promise<Readable | undefined> => inner.getStream(key),
     list: (prefix: string) => inner.list(prefix),
+    ...(inner.listFolders ? { listFolders: (prefix: string) => inner.listFolders!(prefix) } : {}),
     putFileIfAbsent: async (key: string): Promise<'created' | 'exists'> => refuse('putFileIfAbsent', key),
     putBytesIfAbsent: async (key: string): Promise<'created' | 'exists'> => refuse('putBytesIfAbsent', key),
     putBytesIfMatch: async (key: string): Promise<CasResult> => refuse('putBytesIfMatch', key),
