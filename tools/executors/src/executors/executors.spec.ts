@@ -62,6 +62,9 @@ describe('normalizeOptions', () => {
     expect(normalizeRollback({ env: 'prod', to: 'v0123', dryRun: false, ...deploy }, facts(), log).to).toBe('0123');
     expect(normalizeRollback({ env: 'prod', to: 77, dryRun: false, ...deploy }, facts(), log).to).toBe('77');
     expect(() => normalizeRollback({ env: 'prod', to: 12345678901234567890, dryRun: false, ...deploy }, facts(), log)).toThrow(/--to=v<version>/);
+    expect(normalizeRollback({ env: 'prod', reason: 'p99 doubled', dryRun: false, ...deploy }, facts(), log).reason).toBe('p99 doubled');
+    expect(normalizePromote({ env: 'prod', reason: 42, dryRun: false, ...deploy }, facts(), log).reason).toBe('42');
+    expect('reason' in normalizePromote({ env: 'prod', dryRun: false, ...deploy }, facts(), log)).toBe(false);
   });
 
   it('releases picks one output format; retention scopes to the project', () => {
