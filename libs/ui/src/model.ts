@@ -425,7 +425,7 @@ export interface DiffModel {
   /** commits in `to` not in `from` (newest first); undefined with a reason when git cannot tell */
   commits?: CommitInfo[];
   commitsNote?: string;
-  /** versions known for the picker (from every environment's history, newest first) */
+  /** versions for the picker (from the newest 50 entries of every environment's history, newest first) */
   known: string[];
 }
 
@@ -503,7 +503,8 @@ export async function loadDiff(src: DashboardSource, project: string, from: stri
   try {
     const index = (await discoverProjectEnvs(src.store, project)) ?? [];
     const seen = new Set<string>();
-    const all = (await Promise.all(index.map((env) => readHistory(src.store, project, env).catch(() => [] as HistoryEntry[])))).flat();
+    // the picker offers recent versions (the newest 50 entries of each environment); any pair is a URL away
+    const all = (await Promise.all(index.map((env) => readHistory(src.store, project, env, { limit: 50 }).catch(() => [] as HistoryEntry[])))).flat();
     all.sort((x, y) => y.finishedAt.localeCompare(x.finishedAt));
     for (const e of all) if (!seen.has(e.version)) seen.add(e.version);
     m.known = [...seen];
