@@ -50,10 +50,9 @@ export async function writeStaticSite(src: DashboardSource, dir: string, o: { no
       s.add(v);
     };
     for (const [key, d] of pipeline.drift) {
-      const [project, env] = key.split('\u0000') as [string, string];
+      const project = key.split('\u0000')[0]!;
       const cell = pipeline.cells.get(key);
       if (cell?.status === 'current') want(diffs, project, `${cell.entry.version}-${d.upstreamVersion}`);
-      void env;
     }
     const index = pipeline.error ? { projects: new Map<string, string[]>() } : await discoverLedgers(src.store);
     await Promise.all(

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { runPromoteCommand, runPublishCommand, runRollbackCommand } from '@buildonce/release';
@@ -111,6 +111,5 @@ export async function seedWorkspace(o: { store?: string; processEnv?: NodeJS.Pro
   await rollback('scorer', 'dev', 'erin');
   const d4 = await publish('scorer', VERSIONS.p7, c3, { pr: '7' });
   await promote('scorer', d4, 'pr-7', 'frank');
-  mkdirSync(join(root, '.buildonce'), { recursive: true });
   return { root, commits: { v1: c1, v2: c2, v3: c3 }, log };
 }
