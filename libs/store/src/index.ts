@@ -3,6 +3,7 @@ export * from './url';
 export * from './blob';
 export * from './fs-blob';
 export * from './s3-blob';
+export * from './multipart';
 export * from './open';
 export * from './keys';
 export * from './artifacts';
