@@ -17,7 +17,10 @@ async function main(): Promise<void> {
   const [cmd, a, b, c] = process.argv.slice(2);
   if (cmd === 'publish') {
     const file = a!;
-    const store = openStore(parseStoreUrl(b!));
+    // BENCH_PART_MIB / BENCH_PARTS_IN_FLIGHT override the multipart settings (for measuring them)
+    const partMib = Number(process.env.BENCH_PART_MIB) || undefined;
+    const inFlight = Number(process.env.BENCH_PARTS_IN_FLIGHT) || undefined;
+    const store = openStore(parseStoreUrl(b!), { multipart: { partSize: partMib && partMib * 1024 * 1024, concurrency: inFlight } });
     const t0 = Date.now();
     const d = await sha256File(file);
     const manifest = parseManifest({

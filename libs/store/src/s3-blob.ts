@@ -78,9 +78,14 @@ export class S3BlobStore implements BlobStore {
     this.prefix = location.prefix;
   }
 
-  /** The client for UploadPart: same configuration, no SDK retries (a streamed part cannot be replayed; multipart.ts retries parts). */
+  /**
+   * The client for UploadPart: same configuration, no SDK retries (a streamed part cannot be replayed:
+   * multipart.ts retries parts itself) and no SDK console warning per failed streamed request (the retry
+   * is logged through the publish's log instead).
+   */
   private partClient(): S3Client {
-    return (this.partClientCache ??= createS3Client({ ...this.opts, clientConfig: { ...this.opts.clientConfig, maxAttempts: 1 } }));
+    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+    return (this.partClientCache ??= createS3Client({ ...this.opts, clientConfig: { ...this.opts.clientConfig, maxAttempts: 1, logger: quiet } }));
   }
 
   private fullKey(key: string): string {
