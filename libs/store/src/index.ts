@@ -8,3 +8,4 @@ export * from './open';
 export * from './keys';
 export * from './artifacts';
 export * from './ci';
+export * from './progress';
