@@ -11,8 +11,9 @@ describe('transferProgress', () => {
       const p = transferProgress({ label: 'uploading a.zip', log: (l) => lines.push(l), tty: { isTTY: false, write: () => true }, now: () => t });
       const total = 100 * MB;
       for (let done = 0; done < total; ) {
-        done = Math.min(total, done + chunk * MB);
-        t += chunk * 100; // 10 MB/s
+        const next = Math.min(total, done + chunk * MB);
+        t += ((next - done) / MB) * 100; // 10 MB/s
+        done = next;
         p(done, total);
       }
       p.done();
