@@ -18,10 +18,15 @@ import type { ProgressFn } from './blob';
  * bytes changed or were damaged in transit; a refused or failed part is retried alone, re-read from the file.
  */
 
-/** Part size (bytes). 8 MiB, as the AWS CLI: bench/publish-large.sh measured 8 MiB × 8 in flight as fastest under the 150 MiB RSS target. */
+/**
+ * Part size (bytes): 8 MiB, as the AWS CLI. Measured with bench/publish-large.sh's helper against
+ * moto_server (200 MiB, two rounds, BENCH_PART_MIB / BENCH_PARTS_IN_FLIGHT): 8 MiB × 4 in flight was
+ * the fastest in both rounds (8 × 8, 8 × 12, 16 × 6 and 5 × 10 slower or erratic), peak RSS 106-128 MiB
+ * for all of them, since parts stream from the file and memory does not grow with either setting.
+ */
 export const PART_SIZE = 8 * 1024 * 1024;
-/** Parts uploaded at once. */
-export const PARTS_IN_FLIGHT = 8;
+/** Parts uploaded at once (see {@link PART_SIZE}). */
+export const PARTS_IN_FLIGHT = 4;
 /** Attempts per part (first try + retries); each attempt re-reads the part from the file. */
 export const PART_ATTEMPTS = 10;
 
