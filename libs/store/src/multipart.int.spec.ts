@@ -109,6 +109,25 @@ describe('streamed multipart publish', () => {
     expect(await verifyObject(store, 'digest/big.bin', { size, sha256: sha256Bytes(bytes).hex }, digests)).toEqual({ ok: true, method: 'composite' });
   });
 
+  it.each([11, 12, 13])('random faults on 3 in 10 requests (seed %i): one upload, stored bytes verified, no incomplete upload left', async (seed) => {
+    const size = 4 * PART_SIZE + 99;
+    const bytes = randomBytes(size);
+    const file = join(dir, `faulty-${seed}.bin`);
+    writeFileSync(file, bytes);
+    const faulty = await startFaultProxy({ target: moto.endpoint, rate: 0.3, seed });
+    try {
+      const store = openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env, AWS_ENDPOINT_URL: faulty.endpoint } });
+      const key = `faulty/${seed}.bin`;
+      const put = await store.putFileIfAbsent(key, file, { sha256Hex: sha256Bytes(bytes).hex, size });
+      expect(['created', 'exists']).toContain(put);
+      expect(faulty.stats.injected).toBeGreaterThan(0);
+      expect(await incompleteUploads(`f/${key}`)).toEqual([]);
+      expect(await verifyObject(openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env } }), key, { size, sha256: sha256Bytes(bytes).hex })).toEqual({ ok: true, method: 'rehash' });
+    } finally {
+      await faulty.stop();
+    }
+  });
+
   it('part digests: one read gives the whole sha256 and the parts S3 combines into the composite checksum', async () => {
     for (const size of [1, PART_SIZE - 1, PART_SIZE, PART_SIZE + 1, 2 * PART_SIZE + randomInt(1, PART_SIZE)]) {
       const bytes = randomBytes(size);

@@ -161,8 +161,10 @@ async function md5OfRange(path: string, start: number, end: number): Promise<str
  *     `ChecksumSHA256` (S3 refuses a part whose bytes differ); a failed part is retried alone with
  *     backoff (new read of its range), up to `attempts` times;
  *  3. CompleteMultipartUpload with `If-None-Match: *` and every part's checksum. A 412 means the key
- *     exists (`exists`); the upload is then aborted. On any error the upload is aborted too (best effort),
- *     so only a killed process leaves an incomplete upload behind, which the next attempt resumes.
+ *     exists (`exists`); the upload is then aborted. Once the key exists, any other incomplete upload of
+ *     it (one whose CreateMultipartUpload response was lost and retried) is aborted. On any error the
+ *     upload is aborted too (best effort), so only a killed process leaves an incomplete upload behind,
+ *     which the next attempt resumes.
  * The caller verifies the stored object (HeadObject composite checksum against {@link compositeSha256}).
  * @throws the SDK's errors (the caller maps them); Error when the upload vanished twice (concurrent aborts)
  */
@@ -177,23 +179,34 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
     });
   };
 
-  for (let round = 0; ; round++) {
-    // 1. interrupted uploads of this key
-    let resume: { UploadId: string } | undefined;
-    const stale: string[] = [];
+  /** incomplete uploads of exactly this key, newest first (ListMultipartUploads pages) */
+  const listUploads = async (): Promise<{ UploadId: string; ChecksumAlgorithm?: string }[]> => {
+    const found: { UploadId: string; ChecksumAlgorithm?: string; at: number }[] = [];
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {
       const page = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: Key, KeyMarker, UploadIdMarker }));
-      const mine = (page.Uploads ?? []).filter((u) => u.Key === Key && u.UploadId);
-      mine.sort((a, b) => (b.Initiated?.getTime() ?? 0) - (a.Initiated?.getTime() ?? 0));
-      for (const u of mine) {
-        if (!resume && u.ChecksumAlgorithm === 'SHA256') resume = { UploadId: u.UploadId! };
-        else stale.push(u.UploadId!);
-      }
+      for (const u of page.Uploads ?? []) if (u.Key === Key && u.UploadId) found.push({ UploadId: u.UploadId, ChecksumAlgorithm: u.ChecksumAlgorithm, at: u.Initiated?.getTime() ?? 0 });
       KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
       UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
     } while (KeyMarker);
+    return found.sort((a, b) => b.at - a.at);
+  };
+  /** once the key exists, every incomplete upload of it is dead weight (e.g. one whose CreateMultipartUpload response was lost and retried) */
+  const abortLeftovers = async () => {
+    const left = await listUploads().catch(() => []);
+    for (const u of left) await abort(u.UploadId).catch(() => undefined);
+    result.aborted += left.length;
+  };
+
+  for (let round = 0; ; round++) {
+    // 1. interrupted uploads of this key
+    let resume: { UploadId: string } | undefined;
+    const stale: string[] = [];
+    for (const u of await listUploads()) {
+      if (!resume && u.ChecksumAlgorithm === 'SHA256') resume = { UploadId: u.UploadId };
+      else stale.push(u.UploadId);
+    }
     for (const id of stale) await abort(id);
     result.aborted += stale.length;
     if (stale.length) log(`aborted ${stale.length} stale incomplete upload(s) of s3://${bucket}/${Key}`);
@@ -315,10 +328,12 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
       } catch (e) {
         if (errStatus(e) === 412 || errName(e) === 'PreconditionFailed') {
           await abort(UploadId);
+          await abortLeftovers();
           return { ...result, status: 'exists' };
         }
         throw e;
       }
+      await abortLeftovers();
       return result;
     } catch (e) {
       // the upload vanished (a concurrent publisher of the same version aborted it as stale): start over once
