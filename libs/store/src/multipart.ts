@@ -179,13 +179,23 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
     });
   };
 
+  let listDenied = false;
   /** incomplete uploads of exactly this key, newest first (ListMultipartUploads pages) */
   const listUploads = async (): Promise<{ UploadId: string; ChecksumAlgorithm?: string }[]> => {
     const found: { UploadId: string; ChecksumAlgorithm?: string; at: number }[] = [];
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {
-      const page = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: Key, KeyMarker, UploadIdMarker }));
+      let page;
+      try {
+        page = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: Key, KeyMarker, UploadIdMarker }));
+      } catch (e) {
+        // a publisher role without s3:ListBucketMultipartUploads still publishes, without resuming or clean-up
+        if (errStatus(e) !== 403 && errName(e) !== 'AccessDenied') throw e;
+        if (!listDenied) log(`cannot list incomplete uploads of s3://${bucket}/${Key} (no s3:ListBucketMultipartUploads): an interrupted upload is not resumed`);
+        listDenied = true;
+        return [];
+      }
       for (const u of page.Uploads ?? []) if (u.Key === Key && u.UploadId) found.push({ UploadId: u.UploadId, ChecksumAlgorithm: u.ChecksumAlgorithm, at: u.Initiated?.getTime() ?? 0 });
       KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
       UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
