@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, open, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,7 @@ import {
   STORED_MANIFEST_FILE,
   extractTarGz,
   parseStoredManifestJson,
+  serializeManifest,
   TarballError,
   versionSchema,
   type StoredManifest,
@@ -60,6 +61,15 @@ export interface DeployLocalOptions {
   namespace?: ArtifactNamespace;
   /** one line per step */
   log?: (line: string) => void;
+  /**
+   * The stored manifest the caller already verified (promotion: integrity and provenance checks).
+   * When given, the manifest is not read from the store again: the bytes installed are checked
+   * against this one and it is what the release records, so a store changed after the check cannot
+   * put other bytes live. Without it, the manifest is read from the store once.
+   */
+  stored?: StoredManifest;
+  /** progress of each download of 8 MiB or more (bytes so far, total bytes) */
+  onProgress?: (file: string, loadedBytes: number, totalBytes: number) => void;
 }
 
 /** What {@link deployLocal} did. `path` is the release directory `current` points at. */
@@ -116,9 +126,13 @@ export async function currentVersion(root: string): Promise<string | null> {
 class Sha256Tap extends Transform {
   readonly hash = createHash('sha256');
   size = 0;
+  constructor(private readonly onBytes?: (size: number) => void) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
     this.size += chunk.length;
+    this.onBytes?.(this.size);
     cb(null, chunk);
   }
 }
@@ -140,13 +154,14 @@ async function fsyncDir(dir: string): Promise<void> {
 /**
  * Unpack-verify-flip, the `local` deploy target (and the TypeScript twin of
  * apps/express-api/deploy/user-data.sh; same layout, see the top of this file):
- *  1. reads the stored manifest `artifacts/<project>/<version>/manifest.json` (missing → the error
- *     lists the newest published versions);
- *  2. streams every file the manifest names into `<root>/.incoming/…`, hashing while writing, and
- *     compares size (bytes) and sha256 with the manifest — any mismatch stops here, nothing changed;
+ *  1. takes the verified manifest (`stored`, as promotion passes it), or else reads the stored manifest
+ *     `artifacts/<project>/<version>/manifest.json` once (missing → the error lists the newest published versions);
+ *  2. streams every file the manifest names into `<root>/.incoming/…`, hashing while writing (one pass,
+ *     constant memory), and compares size (bytes) and sha256 with that manifest — any mismatch stops
+ *     here, nothing changed; unpacking reads only these verified files;
  *  3. unless `releases/<version>` already exists: builds it in a temp directory (node-tarball:
- *     `.tar.gz`/`.tgz` files extracted, other files copied; lambda-zip and others: files copied as-is),
- *     adds `.buildonce/manifest.json` (the stored bytes), renames it into place;
+ *     `.tar.gz`/`.tgz` files extracted, other files moved in; lambda-zip and others: files as-is),
+ *     adds `.buildonce/manifest.json` (the manifest of step 1), renames it into place;
  *  4. points `current` at `releases/<version>`: a new relative symlink renamed over the old one
  *     (atomic; a reader sees the old or the new release, never neither).
  * Always downloads and verifies, even when the version is already current (then returns
@@ -164,16 +179,24 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
   if (!versionSchema.safeParse(version).success) throw new LocalDeployError(`${tag} invalid version "${version}": versions are Nx task hashes (digits)`);
 
   const manifestKey = storedManifestKey(project, version, namespace);
-  const got = await store.getBytes(manifestKey);
-  if (!got) {
-    const newest = await newestVersions(store, project, 5, namespace);
-    throw new ArtifactNotFoundError(`${tag} version ${version} is not published (${store.uriOf(manifestKey)} is missing); newest versions: ${formatVersions(newest)}`);
+  let stored: StoredManifest;
+  let manifestBytes: Uint8Array;
+  if (o.stored) {
+    stored = o.stored;
+    manifestBytes = Buffer.from(serializeManifest(stored));
+  } else {
+    const got = await store.getBytes(manifestKey);
+    if (!got) {
+      const newest = await newestVersions(store, project, 5, namespace);
+      throw new ArtifactNotFoundError(`${tag} version ${version} is not published (${store.uriOf(manifestKey)} is missing); newest versions: ${formatVersions(newest)}`);
+    }
+    stored = parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(manifestKey));
+    manifestBytes = got.bytes;
   }
-  const stored = parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(manifestKey));
   if (stored.manifest.project !== project || stored.manifest.version !== version) {
-    throw new ArtifactIntegrityError(`${tag} ${store.uriOf(manifestKey)} describes ${stored.manifest.project}@${stored.manifest.version}, not ${project}@${version}`);
+    throw new ArtifactIntegrityError(`${tag} ${o.stored ? 'the verified manifest' : store.uriOf(manifestKey)} describes ${stored.manifest.project}@${stored.manifest.version}, not ${project}@${version}`);
   }
-  log(`${tag} manifest ${store.uriOf(manifestKey)}: ${stored.manifest.kind}, ${stored.manifest.files.length} file(s)`);
+  log(`${tag} manifest ${o.stored ? '(verified by the caller)' : store.uriOf(manifestKey)}: ${stored.manifest.kind}, ${stored.manifest.files.length} file(s)`);
 
   const previousVersion = await currentVersion(root);
   const releases = join(root, RELEASES_DIR);
@@ -186,7 +209,7 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
       const key = artifactKey(project, version, f.name, namespace);
       const stream = await store.getStream(key);
       if (!stream) throw new ArtifactNotFoundError(`${tag} ${store.uriOf(key)} is missing but the manifest names it`);
-      const tap = new Sha256Tap();
+      const tap = new Sha256Tap(o.onProgress ? (n) => o.onProgress!(f.name, n, f.size) : undefined);
       await pipeline(stream, tap, createWriteStream(join(incoming, f.name)));
       const hex = tap.hash.digest('hex');
       if (tap.size !== f.size || hex !== f.sha256) {
@@ -216,13 +239,14 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
             }
             log(`${tag} unpacked ${f.name}`);
           } else {
-            await copyFile(src, join(tmp, f.name));
+            // the verified download itself becomes the release file (same filesystem; .incoming is deleted after)
+            await rename(src, join(tmp, f.name));
           }
         }
         const deployed = join(tmp, DEPLOYED_MANIFEST_PATH);
         if (await exists(dirname(deployed))) throw new LocalDeployError(`${tag} the artifact contains ${dirname(DEPLOYED_MANIFEST_PATH)}/, which deploys reserve for the manifest`);
         await mkdir(dirname(deployed), { recursive: true });
-        await writeFile(deployed, got.bytes);
+        await writeFile(deployed, manifestBytes);
         await rename(tmp, releaseDir).catch(async (e: NodeJS.ErrnoException) => {
           // a concurrent deploy of the same version won the rename: its directory is just as complete
           if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;

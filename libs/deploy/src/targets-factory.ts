@@ -1,7 +1,7 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { isAbsolute, join } from 'node:path';
-import { projectKey } from '@buildonce/store';
+import { projectKey, transferProgress, type TransferProgress } from '@buildonce/store';
 import { awsClients } from '@buildonce/aws';
 import { imageExists } from '@buildonce/image';
 import { Ec2DeployTarget } from './ec2';
@@ -44,7 +44,18 @@ export class LocalDeployTarget implements DeployTarget {
     try {
       const tag = `[${req.project}] `;
       const log = (l: string) => req.log(l.startsWith(tag) ? l.slice(tag.length) : l);
-      const r = await this.o.deployLocal({ store: req.store, project: req.project, version: req.version, root, namespace: req.namespace, log });
+      const progress = new Map<string, TransferProgress>();
+      const onProgress = (file: string, loaded: number, total: number) => {
+        let p = progress.get(file);
+        if (!p) progress.set(file, (p = transferProgress({ label: `downloading ${file}`, log })));
+        p(loaded, total);
+      };
+      // the manifest promotion verified is the one the bytes are checked against (never re-read from the store)
+      const r = await this.o
+        .deployLocal({ store: req.store, project: req.project, version: req.version, root, namespace: req.namespace, log, stored: req.stored, onProgress })
+        .finally(() => {
+          for (const p of progress.values()) p.done();
+        });
       return { target: 'local', root, path: r.path, status: r.status };
     } catch (e) {
       const msg = ((e as Error).message ?? String(e)).split('\n')[0]!.replace(`[${req.project}] `, '');

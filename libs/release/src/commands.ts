@@ -11,6 +11,8 @@ import {
   type BlobStore,
   type PublishResult,
   type StoreLocation,
+  transferProgress,
+  type TransferProgress,
 } from '@buildonce/store';
 import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
@@ -272,7 +274,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   // the key is resolved before anything is uploaded, so an unusable key fails the publish with nothing written
   const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: () => awsClients({ env }).kms(), cwd: o.workspaceRoot }) : undefined;
   let signing: PublishSigning | undefined;
-  let lastPct = -1;
+  const progress = new Map<string, TransferProgress>();
   const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
   const result = await publishArtifact({
     store,
@@ -292,13 +294,12 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
         }
       : undefined,
     onProgress: (file, loaded, total) => {
-      if (total < 8 * 1024 * 1024) return;
-      const pct = Math.floor((loaded / total) * 10) * 10;
-      if (pct !== lastPct) {
-        lastPct = pct;
-        o.log(`${tag} uploading ${file}: ${pct}% of ${formatBytes(total)}`);
-      }
+      let p = progress.get(file);
+      if (!p) progress.set(file, (p = transferProgress({ label: `${tag} uploading ${file}`, log: o.log })));
+      p(loaded, total);
     },
+  }).finally(() => {
+    for (const p of progress.values()) p.done();
   });
   if (result.status === 'dry-run') {
     for (const f of result.uploaded) o.log(`${tag} dry run: would upload ${result.uri}${f.name} (${formatBytes(f.size)})`);

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -7,7 +5,6 @@ import {
   parseStoredManifestJson,
   sameFiles,
   serializeManifest,
-  sha256File,
   sha256Base64ToHex,
   sha256Stream,
   type Manifest,
@@ -19,6 +16,7 @@ import type { BlobStore, ProgressFn } from './blob';
 import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
 import { artifactKey, provenanceKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
 import { MULTIPART_PART_SIZE } from './s3-blob';
+import { compositeSha256, digestFile, partCount, type FileDigests } from './multipart';
 
 /** Result of checking one stored object against its manifest entry. */
 export type VerifyResult = { ok: true; method: 'checksum' | 'composite' | 'rehash' } | { ok: false; reason: string; sha256?: string };
@@ -30,35 +28,21 @@ export type VerifyResult = { ok: true; method: 'checksum' | 'composite' | 'rehas
  * @returns base64 digest (no `-<parts>` suffix) and the number of parts
  */
 export async function compositeSha256OfFile(path: string, partSize: number): Promise<{ base64: string; parts: number }> {
-  const digests: Buffer[] = [];
-  let part = createHash('sha256');
-  let inPart = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
-    let off = 0;
-    while (off < chunk.length) {
-      const n = Math.min(partSize - inPart, chunk.length - off);
-      part.update(chunk.subarray(off, off + n));
-      inPart += n;
-      off += n;
-      if (inPart === partSize) {
-        digests.push(part.digest());
-        part = createHash('sha256');
-        inPart = 0;
-      }
-    }
-  }
-  if (inPart > 0 || digests.length === 0) digests.push(part.digest());
-  return { base64: createHash('sha256').update(Buffer.concat(digests)).digest('base64'), parts: digests.length };
+  const d = await digestFile(path, partSize);
+  return { base64: compositeSha256(d.parts), parts: d.parts.length };
 }
+
+/** Part sizes (bytes) buildonce has uploaded multipart objects with: today's, and the 5 MiB of earlier releases. */
+const KNOWN_PART_SIZES = [MULTIPART_PART_SIZE, 5 * 1024 * 1024];
 
 /**
  * Checks a stored object against an expected size (bytes) and sha256 (hex). Uses the full-object
  * S3 `ChecksumSHA256` from HeadObject when the store has one; for a multipart object and a local copy
- * already checked against `expected` (`localPath`, as when publishing), compares the composite
- * checksum with the one computed from that copy (no download); otherwise (filesystem, no local copy)
- * streams the stored bytes through sha256.
+ * already checked against `expected` (`local`: its {@link FileDigests} from that check, as when
+ * publishing, or its path), compares the composite checksum with the one from the local part digests
+ * (no download); otherwise (filesystem, no local copy) streams the stored bytes through sha256.
  */
-export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }, localPath?: string): Promise<VerifyResult> {
+export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }, local?: string | FileDigests): Promise<VerifyResult> {
   const info = await store.head(key);
   if (!info) return { ok: false, reason: `${store.uriOf(key)} is missing` };
   if (info.size !== expected.size) return { ok: false, reason: `${store.uriOf(key)} has ${info.size} bytes, manifest says ${expected.size}` };
@@ -68,9 +52,13 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
       ? { ok: true, method: 'checksum' }
       : { ok: false, reason: `${store.uriOf(key)} has sha256 ${hex}, manifest says ${expected.sha256}`, sha256: hex };
   }
-  if (info.compositeSha256 && localPath && Math.max(1, Math.ceil(expected.size / MULTIPART_PART_SIZE)) === info.compositeSha256.parts) {
-    const mine = await compositeSha256OfFile(localPath, MULTIPART_PART_SIZE);
-    if (mine.base64 === info.compositeSha256.base64 && mine.parts === info.compositeSha256.parts) return { ok: true, method: 'composite' };
+  const composite = info.compositeSha256;
+  if (composite && local) {
+    const partSize = typeof local !== 'string' && partCount(expected.size, local.partSize) === composite.parts ? local.partSize : KNOWN_PART_SIZES.find((ps) => partCount(expected.size, ps) === composite.parts);
+    if (partSize !== undefined) {
+      const d = typeof local === 'string' ? await digestFile(local, partSize).catch(() => undefined) : local.partSize === partSize ? local : undefined;
+      if (d && d.sha256Hex === expected.sha256 && compositeSha256(d.parts) === composite.base64) return { ok: true, method: 'composite' };
+    }
   }
   const stream = await store.getStream(key);
   if (!stream) return { ok: false, reason: `${store.uriOf(key)} is missing` };
@@ -169,14 +157,17 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const { project, version } = manifest;
   const uri = store.uriOf(versionPrefix(project, version, namespace));
 
+  // one read per file: its sha256 (checked against the manifest) and its multipart part digests (sent with the parts)
+  const digests = new Map<string, FileDigests>();
   for (const f of manifest.files) {
     const path = join(dir, f.name);
     const st = await stat(path).catch(() => undefined);
     if (!st) throw new ArtifactIntegrityError(`build output ${path} is missing: run nx run ${project}:build first`);
-    const d = await sha256File(path);
-    if (d.hex !== f.sha256 || d.size !== f.size) {
-      throw new ArtifactIntegrityError(`build output ${path} (sha256 ${d.hex}, ${d.size} bytes) does not match its manifest: rebuild with nx run ${project}:build --skip-nx-cache`);
+    const d = await digestFile(path, MULTIPART_PART_SIZE);
+    if (d.sha256Hex !== f.sha256 || d.size !== f.size) {
+      throw new ArtifactIntegrityError(`build output ${path} (sha256 ${d.sha256Hex}, ${d.size} bytes) does not match its manifest: rebuild with nx run ${project}:build --skip-nx-cache`);
     }
+    digests.set(f.name, d);
   }
 
   const existing = await readStoredManifest(store, project, version, namespace);
@@ -199,8 +190,8 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   for (const f of manifest.files) {
     const key = artifactKey(project, version, f.name, namespace);
     const onProgress: ProgressFn | undefined = opts.onProgress ? (l, t) => opts.onProgress!(f.name, l, t) : undefined;
-    const put = await store.putFileIfAbsent(key, join(dir, f.name), { sha256Hex: f.sha256, size: f.size, onProgress });
-    const check = await verifyObject(store, key, f, join(dir, f.name));
+    const put = await store.putFileIfAbsent(key, join(dir, f.name), { sha256Hex: f.sha256, size: f.size, onProgress, digests: digests.get(f.name), log });
+    const check = await verifyObject(store, key, f, digests.get(f.name));
     if (!check.ok) {
       if (put === 'exists') throw new ArtifactConflictError(store.uriOf(key), check.sha256, f.sha256);
       throw new ArtifactIntegrityError(`upload of ${store.uriOf(key)} did not verify: ${check.reason}`);

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { StoreLocation } from './url';
 import { ConfigError } from '@buildonce/errors';
+import type { FileDigests } from './multipart';
 
 /** Metadata of a stored object. Keys are relative to the store prefix (e.g. `artifacts/p/123/bootstrap.zip`). */
 export interface ObjectInfo {
@@ -44,9 +45,14 @@ export interface BlobStore {
    * SHA256 checksums; file: temp file + fsync + link). `exists` means the key was already there and
    * nothing was written; the caller decides whether the stored bytes are the same.
    * @param sha256Hex sha256 of the file, sent as the object's checksum so the server verifies it
+   * @param digests per-part sha256 of the file from the caller's own read (S3 multipart; computed when absent)
    * @throws StoreAccessError (missing bucket, credentials, permissions)
    */
-  putFileIfAbsent(key: string, path: string, opts: { sha256Hex: string; size: number; contentType?: string; onProgress?: ProgressFn }): Promise<'created' | 'exists'>;
+  putFileIfAbsent(
+    key: string,
+    path: string,
+    opts: { sha256Hex: string; size: number; contentType?: string; onProgress?: ProgressFn; digests?: FileDigests; log?: (line: string) => void },
+  ): Promise<'created' | 'exists'>;
   /** Create-only write of a small byte buffer (manifests, history entries). */
   putBytesIfAbsent(key: string, bytes: Uint8Array, opts?: { contentType?: string }): Promise<'created' | 'exists'>;
   /**

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
@@ -6,28 +5,25 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { awsClients } from '@buildonce/aws';
 import { sha256HexToBase64 } from '@buildonce/artifact';
 import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo, type ProgressFn } from './blob';
+import { digestFile, PART_SIZE, PARTS_IN_FLIGHT, uploadMultipart, type FileDigests } from './multipart';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
 
 const lazyRequire = createRequire(__filename);
 type S3Sdk = typeof import('@aws-sdk/client-s3');
-type LibStorage = typeof import('@aws-sdk/lib-storage');
 let s3SdkModule: S3Sdk | undefined;
-let libStorageModule: LibStorage | undefined;
 /** `@aws-sdk/client-s3`, loaded on first use: commands on the file store never pay its start-up (~50 ms). */
 const s3Sdk = (): S3Sdk => (s3SdkModule ??= lazyRequire('@aws-sdk/client-s3') as S3Sdk);
-/** `@aws-sdk/lib-storage` (multipart uploads), loaded on first multipart upload. */
-const libStorage = (): LibStorage => (libStorageModule ??= lazyRequire('@aws-sdk/lib-storage') as LibStorage);
 
-/** Files at or above this size (bytes) go through multipart upload (lib-storage), 8 MiB parts. */
+/** Files at or above this size (bytes) go through a multipart upload (libs/store/src/multipart.ts). */
 export const MULTIPART_THRESHOLD = 8 * 1024 * 1024;
 /**
- * Multipart part size (bytes; S3's minimum, 5 MiB) and parts in flight. Memory grows with both (each
- * in-flight part is buffered, plus garbage not yet collected): 5 MiB × 3 keeps a 200 MiB publish under
- * 150 MiB peak RSS while still beating `aws s3 cp` (bench/publish-large.sh). Max object: 10 000 parts = 48.8 GiB.
+ * Multipart part size (bytes) and parts in flight. Parts stream from the file (nothing buffered per
+ * part), so memory does not grow with either; values measured with bench/publish-large.sh (see
+ * docs/reliability.md). Max object: 10 000 parts = 78 GiB.
  */
-export const MULTIPART_PART_SIZE = 5 * 1024 * 1024;
-export const MULTIPART_QUEUE_SIZE = 3;
+export const MULTIPART_PART_SIZE = PART_SIZE;
+export const MULTIPART_QUEUE_SIZE = PARTS_IN_FLIGHT;
 
 export interface S3StoreOptions {
   /** Path-style addressing for S3-compatible servers (moto, MinIO). Default: true when `AWS_ENDPOINT_URL(_S3)` is set. */
@@ -35,6 +31,8 @@ export interface S3StoreOptions {
   /** Extra S3 client config (tests). Region, credentials and endpoint otherwise come from the standard AWS env/config. */
   clientConfig?: S3ClientConfig;
   env?: NodeJS.ProcessEnv;
+  /** multipart part size (bytes, >= 5 MiB) and parts in flight (bench/tests; default {@link MULTIPART_PART_SIZE}, {@link MULTIPART_QUEUE_SIZE}) */
+  multipart?: { partSize?: number; concurrency?: number };
 }
 
 /**
@@ -62,21 +60,32 @@ function isNotFound(e: unknown): boolean {
 
 /**
  * S3 backend (Amazon S3 API: PutObject / CreateMultipartUpload+UploadPart+CompleteMultipartUpload
- * via lib-storage, HeadObject, GetObject, ListObjectsV2, DeleteObject; conditional writes with
+ * streamed from the file by multipart.ts, HeadObject, GetObject, ListObjectsV2, DeleteObject; conditional writes with
  * `If-None-Match: *` and `If-Match: <ETag>`).
  */
 export class S3BlobStore implements BlobStore {
   readonly client: S3Client;
   readonly bucket: string;
   readonly prefix: string;
+  private partClientCache: S3Client | undefined;
 
   constructor(
     readonly location: Extract<StoreLocation, { kind: 's3' }>,
-    opts: S3StoreOptions & { client?: S3Client } = {},
+    private readonly opts: S3StoreOptions & { client?: S3Client } = {},
   ) {
     this.client = opts.client ?? createS3Client(opts);
     this.bucket = location.bucket;
     this.prefix = location.prefix;
+  }
+
+  /**
+   * The client for UploadPart: same configuration, no SDK retries (a streamed part cannot be replayed:
+   * multipart.ts retries parts itself) and no SDK console warning per failed streamed request (the retry
+   * is logged through the publish's log instead).
+   */
+  private partClient(): S3Client {
+    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+    return (this.partClientCache ??= createS3Client({ ...this.opts, clientConfig: { ...this.opts.clientConfig, maxAttempts: 1, logger: quiet } }));
   }
 
   private fullKey(key: string): string {
@@ -158,36 +167,61 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async putFileIfAbsent(key: string, path: string, opts: { sha256Hex: string; size: number; contentType?: string; onProgress?: ProgressFn }): Promise<'created' | 'exists'> {
+  /**
+   * Below {@link MULTIPART_THRESHOLD}: one PutObject with `If-None-Match: *` and the file's `ChecksumSHA256`.
+   * Above: a streamed, resumable multipart upload ({@link uploadMultipart}) whose parts carry the sha256
+   * from `opts.digests` (computed here in one read when absent), completed with `If-None-Match: *`.
+   */
+  async putFileIfAbsent(
+    key: string,
+    path: string,
+    opts: { sha256Hex: string; size: number; contentType?: string; onProgress?: ProgressFn; digests?: FileDigests; log?: (line: string) => void },
+  ): Promise<'created' | 'exists'> {
     const Key = this.fullKey(key);
-    const common = {
-      Bucket: this.bucket,
-      Key,
-      IfNoneMatch: '*',
-      ChecksumAlgorithm: 'SHA256' as const,
-      ContentType: opts.contentType ?? 'application/octet-stream',
-      Metadata: { sha256: opts.sha256Hex },
-    };
+    const ContentType = opts.contentType ?? 'application/octet-stream';
     try {
-      await this.withConflictRetry(async () => {
-        if (opts.size < MULTIPART_THRESHOLD) {
-          await this.client.send(new (s3Sdk().PutObjectCommand)({ ...common, Body: await readFile(path), ChecksumSHA256: sha256HexToBase64(opts.sha256Hex) }));
-          opts.onProgress?.(opts.size, opts.size);
-        } else {
-          const upload = new (libStorage().Upload)({
-            client: this.client,
-            params: { ...common, Body: createReadStream(path), ContentLength: opts.size },
-            partSize: MULTIPART_PART_SIZE,
-            queueSize: MULTIPART_QUEUE_SIZE,
-            leavePartsOnError: false,
-          });
-          upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0, p.total ?? opts.size));
-          await upload.done();
-        }
-      });
-      return 'created';
+      if (opts.size < MULTIPART_THRESHOLD) {
+        await this.withConflictRetry(async () => {
+          await this.client.send(
+            new (s3Sdk().PutObjectCommand)({
+              Bucket: this.bucket,
+              Key,
+              IfNoneMatch: '*',
+              ChecksumAlgorithm: 'SHA256',
+              ContentType,
+              Metadata: { sha256: opts.sha256Hex },
+              Body: await readFile(path),
+              ChecksumSHA256: sha256HexToBase64(opts.sha256Hex),
+            }),
+          );
+        });
+        opts.onProgress?.(opts.size, opts.size);
+        return 'created';
+      }
+      const partSize = this.opts.multipart?.partSize ?? MULTIPART_PART_SIZE;
+      const digests = opts.digests?.partSize === partSize ? opts.digests : await digestFile(path, partSize);
+      if (digests.sha256Hex !== opts.sha256Hex || digests.size !== opts.size) {
+        throw new StoreAccessError(`${path} changed while it was being published (sha256 ${digests.sha256Hex}, ${digests.size} bytes; expected ${opts.sha256Hex}, ${opts.size} bytes): rebuild and publish again`);
+      }
+      const r = await this.withConflictRetry(() =>
+        uploadMultipart(s3Sdk(), {
+          client: this.client,
+          partClient: this.partClient(),
+          bucket: this.bucket,
+          key: Key,
+          path,
+          digests,
+          contentType: ContentType,
+          metadata: { sha256: opts.sha256Hex },
+          concurrency: this.opts.multipart?.concurrency ?? MULTIPART_QUEUE_SIZE,
+          onProgress: opts.onProgress,
+          log: opts.log,
+        }),
+      );
+      return r.status;
     } catch (e) {
       if (this.isPreconditionFailed(e)) return 'exists';
+      if (e instanceof StoreAccessError) throw e;
       throw this.access(e, `upload ${Key}`);
     }
   }

@@ -6,9 +6,12 @@ import type { Socket } from 'node:net';
  * - `500` / `503`: answers `500 InternalError` / `503 SlowDown` (S3 REST error XML) without forwarding;
  * - `reset`: destroys the client connection without forwarding (the SDK sees ECONNRESET / socket hang up);
  * - `lost`: forwards the request, lets the upstream apply it and answer, then destroys the client
- *   connection instead of relaying the answer ("applied but response lost").
+ *   connection instead of relaying the answer ("applied but response lost");
+ * - `bad-digest`: answers `400 BadDigest` without forwarding, as S3 does when a body does not match its
+ *   `x-amz-checksum-sha256` (bytes damaged in transit; moto does not check part checksums itself).
+ *   Not among the default random kinds ({@link FAULT_KINDS}); name it in `kinds` or `failNext`.
  */
-export type FaultKind = '500' | '503' | 'reset' | 'lost';
+export type FaultKind = '500' | '503' | 'reset' | 'lost' | 'bad-digest';
 export const FAULT_KINDS: readonly FaultKind[] = ['500', '503', 'reset', 'lost'];
 
 /** The parts of a request a fault rule looks at. */
@@ -30,6 +33,8 @@ export interface FaultProxyOptions {
   eligible?: (r: ProxiedRequest) => boolean;
   /** PRNG seed (default 1): the same seed and request order give the same faults */
   seed?: number;
+  /** called for every request as it arrives, with the fault it gets (tests count requests per kind) */
+  onRequest?: (r: ProxiedRequest, fault: FaultKind | undefined) => void;
 }
 
 /** Counters of what the proxy saw and did. */
@@ -90,7 +95,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   let kinds = o.kinds ?? FAULT_KINDS;
   let rate = o.rate ?? 0;
   let eligible = o.eligible;
-  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0 }, injected: 0 };
+  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, 'bad-digest': 0 }, injected: 0 };
   const queued: { kind: FaultKind; match: (r: ProxiedRequest) => boolean; fired: (r: ProxiedRequest) => void }[] = [];
   const sockets = new Set<Socket>();
 
@@ -118,6 +123,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     stats.requests++;
     const info: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
     const fault = pick(info);
+    o.onRequest?.(info, fault);
     if (fault) {
       stats.faults[fault]++;
       stats.injected++;
@@ -130,9 +136,15 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       req.socket.destroy();
       return;
     }
-    if (fault === '500' || fault === '503') {
+    if (fault === '500' || fault === '503' || fault === 'bad-digest') {
       req.resume();
-      req.on('end', () => (fault === '500' ? s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.') : s3Error(res, 503, 'SlowDown', 'Please reduce your request rate.')));
+      req.on('end', () =>
+        fault === '500'
+          ? s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.')
+          : fault === '503'
+            ? s3Error(res, 503, 'SlowDown', 'Please reduce your request rate.')
+            : s3Error(res, 400, 'BadDigest', 'The SHA256 you specified did not match the calculated checksum.'),
+      );
       return;
     }
     if (fault === 'lost') {
