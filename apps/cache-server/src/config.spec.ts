@@ -17,6 +17,12 @@ describe('loadConfig', () => {
     expect(c.tokens.size).toBe(1);
   });
 
+  it('reads BUILDONCE_CACHE_SCRUB_MIB_PER_S: default 8, decimals, 0 turns the scrubber off', () => {
+    expect(loadConfig({ ...tokens }, '/').scrubMibPerSecond).toBe(8);
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_SCRUB_MIB_PER_S: '0.5' }, '/').scrubMibPerSecond).toBe(0.5);
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_SCRUB_MIB_PER_S: '0' }, '/').scrubMibPerSecond).toBe(0);
+  });
+
   it('reads PORT, HOST and BUILDONCE_CACHE_MAX_BYTES', () => {
     const c = loadConfig({ ...tokens, PORT: '8080', HOST: '127.0.0.1', BUILDONCE_CACHE_MAX_BYTES: '1048576' }, '/');
     expect([c.port, c.host, c.maxBytes]).toEqual([8080, '127.0.0.1', 1048576]);
@@ -27,6 +33,8 @@ describe('loadConfig', () => {
     [{ PORT: '70000' }, /PORT=70000 is out of range/],
     [{ BUILDONCE_CACHE_MAX_BYTES: '0' }, /BUILDONCE_CACHE_MAX_BYTES/],
     [{ BUILDONCE_CACHE_MAX_BYTES: '2G' }, /not a non-negative integer/],
+    [{ BUILDONCE_CACHE_SCRUB_MIB_PER_S: 'fast' }, /BUILDONCE_CACHE_SCRUB_MIB_PER_S="fast" is not a non-negative number/],
+    [{ BUILDONCE_CACHE_SCRUB_MIB_PER_S: '-1' }, /BUILDONCE_CACHE_SCRUB_MIB_PER_S/],
     [{ BUILDONCE_CACHE_STORE: 's3://Bad_Bucket/x' }, /BUILDONCE_CACHE_STORE: .*invalid S3 bucket name/],
     [{ BUILDONCE_CACHE_STORE: 'gs://bucket/x' }, /not supported/],
   ])('rejects %j', (env, msg) => {

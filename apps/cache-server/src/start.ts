@@ -6,6 +6,7 @@ import { OidcVerifier } from './oidc';
 import { buildServer, type CacheServer } from './server';
 import { CacheStore } from './storage/cache-store';
 import { openBackend } from './storage/open';
+import { Scrubber } from './storage/scrubber';
 
 /** A started server: its address and a graceful stop. */
 export interface RunningServer {
@@ -15,6 +16,8 @@ export interface RunningServer {
   port: number;
   store: CacheStore;
   metrics: CacheMetrics;
+  /** the background scrubber, when `scrubMibPerSecond` > 0 */
+  scrubber?: Scrubber;
   /** Stops accepting connections, waits for in-flight requests (up to the shutdown timeout, ms), closes. */
   close(): Promise<void>;
 }
@@ -22,12 +25,13 @@ export interface RunningServer {
 /**
  * Starts the cache server from a configuration: opens and checks the store (fails fast), then listens.
  * @param opts.env environment for the S3 client (AWS_* variables); default `process.env`
+ * @param opts.scrubPauseMs pause between scrubber passes, ms (default 60 000)
  * @throws StoreAccessError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
  */
 export async function startServer(
   config: ServerConfig,
   logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
-  opts: { env?: NodeJS.ProcessEnv } = {},
+  opts: { env?: NodeJS.ProcessEnv; scrubPauseMs?: number } = {},
 ): Promise<RunningServer> {
   const backend = await openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
   await backend.check();
@@ -43,7 +47,10 @@ export async function startServer(
     },
   });
   await store.init();
-  metrics = new CacheMetrics(() => store.storeBytes);
+  const scrubber = config.scrubMibPerSecond
+    ? new Scrubber(store, { mibPerSecond: config.scrubMibPerSecond, pauseMs: opts.scrubPauseMs, onError: (e) => logger.error({ err: e.message }, 'scrub pass stopped by a storage error; retried after the pause') })
+    : undefined;
+  metrics = new CacheMetrics(() => store.storeBytes, scrubber && (() => ({ progress: scrubber.progress, rateBytesPerSecond: scrubber.rateBytesPerSecond })));
   const auth = new Authenticator(config.tokens, config.oidc ? new OidcVerifier(config.oidc) : undefined);
   const app = buildServer({ auth, metrics, store, maxBytes: config.maxBytes, logger });
   await app.listen({ port: config.port, host: config.host });
@@ -58,10 +65,12 @@ export async function startServer(
       maxBytes: config.maxBytes,
       ...(config.maxStoreBytes ? { maxStoreBytes: config.maxStoreBytes, storeBytes: store.storeBytes } : {}),
       tokens: config.tokens.size,
+      scrubMibPerSecond: config.scrubMibPerSecond ?? 0,
       ...(config.oidc ? { oidc: { issuer: config.oidc.issuer, audience: config.oidc.audience, repositories: config.oidc.repositories } } : {}),
     },
     'buildonce cache server listening',
   );
+  scrubber?.start();
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -69,8 +78,10 @@ export async function startServer(
     port,
     store,
     metrics,
+    scrubber,
     close() {
       closing ??= (async () => {
+        await scrubber?.stop();
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<void>((resolve) => {
           timer = setTimeout(() => {
