@@ -67,10 +67,16 @@ describe('loadConfig', () => {
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'app' }, /"app" is not owner\/name/],
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_TRUSTED_REFS: 'main' }, /not a full ref/],
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_ISSUER: 'token.actions' }, /not an http\(s\) URL/],
-    [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '100', BUILDONCE_CACHE_STORE: 's3://bucket/x' }, /directory store only/],
+    [{ BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '0' }, /BUILDONCE_CACHE_LRU_CYCLE_SECONDS=0 is out of range/],
     [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '0' }, /out of range/],
   ])('rejects OIDC / store-cap settings %j', (env, msg) => {
     expect(() => loadConfig({ ...tokens, ...env }, '/')).toThrow(msg);
+  });
+
+  it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for an S3 store too (shared by replicas), with its cycle', () => {
+    const c = loadConfig({ ...tokens, BUILDONCE_CACHE_MAX_STORE_BYTES: '1048576', BUILDONCE_CACHE_STORE: 's3://bucket/x', BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '5' }, '/');
+    expect([c.maxStoreBytes, c.lruCycleMs]).toEqual([1048576, 5000]);
+    expect(loadConfig({ ...tokens }, '/').lruCycleMs).toBe(30_000);
   });
 
   it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for a directory store', () => {

@@ -4,6 +4,7 @@ import { BodyGuard } from '../body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from '../errors';
 import { TRUSTED } from '../tokens';
 import { type BlobIdentity, type CacheBackend, type VerifiedRead } from './backend';
+import type { SharedLru } from './shared-lru';
 import { CorruptBlobError } from './verify';
 import { StoreAccessError } from '@buildonce/store';
 
@@ -113,6 +114,8 @@ export interface CacheStoreOptions {
    * records (the directory store). Least-recently-used entries are evicted to stay under it.
    */
   maxStoreBytes?: number;
+  /** LRU cap shared by replicas on one S3 bucket (instead of maxStoreBytes): told about every hit */
+  shared?: SharedLru;
   /** called for every corrupt entry found (the server logs it) */
   onCorrupt?: (info: { namespace: string; hash: string; reason: string }) => void;
   /** called for every entry evicted to honour maxStoreBytes */
@@ -229,9 +232,8 @@ export class CacheStore {
    */
   async put(namespace: string, hash: string, body: Readable, declaredBytes: number): Promise<PutOutcome> {
     if (declaredBytes > this.opts.maxBytes) return { status: 'too-large', limitBytes: this.opts.maxBytes, receivedBytes: 0 };
-    if (this.opts.maxStoreBytes !== undefined && declaredBytes > this.opts.maxStoreBytes) {
-      return { status: 'too-large', limitBytes: this.opts.maxStoreBytes, receivedBytes: 0 };
-    }
+    const cap = this.opts.maxStoreBytes ?? this.opts.shared?.capBytes;
+    if (cap !== undefined && declaredBytes > cap) return { status: 'too-large', limitBytes: cap, receivedBytes: 0 };
     if (await this.exists(namespace, hash)) return { status: 'exists', receivedBytes: 0 };
     if (!this.lru) return this.store(namespace, hash, body, declaredBytes);
     await this.evict(declaredBytes);
@@ -342,6 +344,7 @@ export class CacheStore {
         }
         if (read.status === 'ok') {
           if (entry) read.stream.once('close', () => entry.readers--);
+          if (this.opts.shared) read.stream.once('close', this.opts.shared.begin(rk));
           if (read.verifiedWhileStreaming) {
             // a mismatch found at the end of the stream: the response is cut short, and the entry quarantined
             read.stream.once('error', (e) => {
@@ -354,6 +357,8 @@ export class CacheStore {
           return { status: 'hit', namespace, size: read.size, sha256: record.sha256, stream: read.stream };
         }
         if (entry) entry.readers--;
+        // evicted between reading the record and opening the blob (another replica's evictor): a plain miss
+        if (read.status === 'missing' && !(await this.backend.getRecord(rk))?.equals(bytes)) continue;
         reason = read.status === 'missing' ? `blob ${record.blob} is missing` : read.reason;
       }
       this.unindex(rk);

@@ -222,6 +222,24 @@ export class S3CacheBackend implements CacheBackend {
     return { status: 'ok', stream: body.pipe(hold), size, identityMatched: true };
   }
 
+  /** A small object's bytes and ETag (lease, access logs), or undefined. @throws StoreAccessError */
+  getWithEtag(key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {
+    return this.io(() => this.records.getBytes(key));
+  }
+
+  /**
+   * Compare-and-swap write (`PutObject` with `If-Match: <etag>`, or `If-None-Match: *` for `null`).
+   * @returns `written` or `precondition-failed` (someone else wrote first) @throws StoreAccessError
+   */
+  async putIfMatch(key: string, bytes: Uint8Array, etag: string | null): Promise<'written' | 'precondition-failed'> {
+    return (await this.io(() => this.records.putBytesIfMatch(key, bytes, etag))).status;
+  }
+
+  /** Keys (relative) and modification times under `prefix` (`ListObjectsV2`). @throws StoreAccessError */
+  async *listKeys(prefix: string): AsyncIterable<{ key: string; lastModified: Date; size: number }> {
+    for await (const o of this.records.list(prefix)) yield { key: o.key, lastModified: o.lastModified, size: o.size };
+  }
+
   putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
     return this.io(() => this.records.putBytesIfAbsent(key, bytes, { contentType: 'application/json' }));
   }
