@@ -69,7 +69,8 @@ echo "   big entry: $(stat -c %s "$BIG") bytes"
 start_replica() { # port store extra-env... -> pid
   local port="$1" store="$2"
   shift 2
-  env "$@" PORT="$port" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$store" \
+  # the bundle loads the AWS SDK through libs/store's lazy require: resolve it from the workspace
+  env "$@" NODE_PATH="$ROOT/node_modules" PORT="$port" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$store" \
     BUILDONCE_CACHE_MAX_BYTES=$((2 * 1024 * 1024 * 1024)) BUILDONCE_CACHE_SPOOL_DIR="$WORK/spool" \
     node "$WORK/cache-server.js" >>"$WORK/server.log" 2>&1 &
   echo $!
