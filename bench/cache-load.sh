@@ -10,7 +10,7 @@
 # MiB/s of body bytes, p50/p99 latency per operation and size class, errors (must be 0; a GET whose body length is
 # wrong counts), the big entry's timings and every replica's peak RSS (VmHWM) during the run.
 #
-# usage: bench/cache-load.sh   (env: CLIENTS=64 REQUESTS=600 SECONDS_MAX=180 POOL=16 BIG_MIB=1024)
+# usage: bench/cache-load.sh   (env: CLIENTS=64 REQUESTS=600 SECONDS_MAX=180 POOL=16 BIG_MIB=1024 RSS_BOUND_MIB=400)
 # Needs: node, the workspace's node_modules (esbuild, tar, @aws-sdk/client-s3), moto_server. Loopback only.
 set -euo pipefail
 
@@ -23,6 +23,8 @@ REQUESTS="${REQUESTS:-600}"
 SECONDS_MAX="${SECONDS_MAX:-180}"
 POOL="${POOL:-16}"
 BIG_MIB="${BIG_MIB:-1024}"
+# peak RSS each replica must stay under, whatever the entry sizes (the server streams: memory is per request, not per byte)
+RSS_BOUND_MIB="${RSS_BOUND_MIB:-400}"
 TOKEN="load-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/buildonce-cache-load.XXXXXX")"
@@ -119,14 +121,19 @@ run_config "S3 (moto), 3 replicas" 3 s3
 
 echo
 echo "== results ($CLIENTS clients, 80 % GET / 20 % PUT, bodies 10 KiB-64 MiB log-uniform, + one ${BIG_MIB} MiB PUT+GET)"
+# shellcheck disable=SC2016 # a JavaScript program: its ${…} are JavaScript template literals
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const pad = (s, n) => String(s).padEnd(n);
 console.log(pad("configuration", 24) + pad("reqs", 6) + pad("errors", 8) + pad("req/s", 8) + pad("MiB/s", 8) + pad("big PUT/GET ms", 18) + "peak RSS MiB per replica");
 for (const r of rows) console.log(pad(r.label, 24) + pad(r.requests, 6) + pad(r.errors, 8) + pad(r.reqPerSec, 8) + pad(r.mibPerSec, 8) + pad(r.big ? `${r.big.put.ms}/${r.big.get.ms}` + (r.big.put.status !== 200 || r.big.get.status !== 200 ? ` (${r.big.put.status}/${r.big.get.status})` : "") : "-", 18) + r.peakRssMiB.join(" / "));
+const bound = Number(process.argv[2]);
+const over = rows.flatMap((r) => r.peakRssMiB.filter((m) => m > bound).map((m) => `${r.label}: ${m} MiB`));
+const errs = rows.reduce((a, r) => a + r.errors, 0);
+console.log(`errors: ${errs}${errs ? " (FAILED: must be 0)" : ""}; RSS bound ${bound} MiB per replica: ${over.length ? "EXCEEDED (" + over.join(", ") + ")" : "held"}`);
 console.log();
 console.log(pad("p50 / p99 ms", 20) + rows.map((r) => pad(r.label, 26)).join(""));
-const classes = [...new Set(rows.flatMap((r) => Object.keys(r.classes)))];
+const classes = ["GET", "PUT"].flatMap((op) => ["10-100KiB", "0.1-1MiB", "1-10MiB", "10-64MiB"].map((c) => `${op} ${c}`));
 for (const c of classes) console.log(pad(c, 20) + rows.map((r) => pad(r.classes[c] ? `${r.classes[c].p50} / ${r.classes[c].p99} (n=${r.classes[c].n})` : "-", 26)).join(""));
-' "$RESULTS"
+' "$RESULTS" "$RSS_BOUND_MIB"
 echo "(total $(( $(date +%s) - START )) s; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
