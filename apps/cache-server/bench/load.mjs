@@ -6,7 +6,7 @@
 //
 // usage: node load.mjs --api nx|turbo --url http://127.0.0.1:PORT --token T --pid PID --body FILE
 //                      --requests N [--concurrency 32] [--label name] [--prefix hashprefix]
-// Prints one JSON line per phase: {label, op, requests, ok, bytes, seconds, mibPerSec, p50, p99, peakRssMiB, statuses}
+// Prints one JSON line per phase: {label, op, requests, ok, bytes, seconds, mibPerSec, p50, p99, peakRssMiB, cpuMsPerMiB, statuses}
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 
@@ -63,6 +63,12 @@ function peakRssMiB() {
   return m ? Math.round(Number(m[1]) / 1024) : null;
 }
 
+/** CPU time (user + system, ms) the server process has used so far (/proc/<pid>/stat, 100 ticks per second). */
+function cpuMs() {
+  const f = readFileSync(`/proc/${opts.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 function pct(sorted, p) {
   if (!sorted.length) return null;
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
@@ -71,6 +77,7 @@ function pct(sorted, p) {
 
 async function phase(method) {
   resetPeak();
+  const cpu0 = cpuMs();
   let next = 0;
   const results = [];
   const t0 = process.hrtime.bigint();
@@ -83,6 +90,7 @@ async function phase(method) {
     }),
   );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuMs() - cpu0;
   const ok = results.filter((r) => r.status === 200);
   const bytes = ok.reduce((s, r) => s + r.bytes, 0);
   const lat = ok.map((r) => r.ms).sort((x, y) => x - y);
@@ -100,6 +108,8 @@ async function phase(method) {
     p50: pct(lat, 50),
     p99: pct(lat, 99),
     peakRssMiB: peakRssMiB(),
+    /** server CPU time (user + system) per MiB of body: the cost model, independent of other load on the machine */
+    cpuMsPerMiB: bytes ? Math.round((cpu / (bytes / 1048576)) * 100) / 100 : null,
     statuses,
   };
   console.log(JSON.stringify(line));

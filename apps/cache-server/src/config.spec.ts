@@ -17,6 +17,12 @@ describe('loadConfig', () => {
     expect(c.tokens.size).toBe(1);
   });
 
+  it('reads BUILDONCE_CACHE_SCRUB_MIB_PER_S: default 8, decimals, 0 turns the scrubber off', () => {
+    expect(loadConfig({ ...tokens }, '/').scrubMibPerSecond).toBe(8);
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_SCRUB_MIB_PER_S: '0.5' }, '/').scrubMibPerSecond).toBe(0.5);
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_SCRUB_MIB_PER_S: '0' }, '/').scrubMibPerSecond).toBe(0);
+  });
+
   it('reads PORT, HOST and BUILDONCE_CACHE_MAX_BYTES', () => {
     const c = loadConfig({ ...tokens, PORT: '8080', HOST: '127.0.0.1', BUILDONCE_CACHE_MAX_BYTES: '1048576' }, '/');
     expect([c.port, c.host, c.maxBytes]).toEqual([8080, '127.0.0.1', 1048576]);
@@ -27,6 +33,8 @@ describe('loadConfig', () => {
     [{ PORT: '70000' }, /PORT=70000 is out of range/],
     [{ BUILDONCE_CACHE_MAX_BYTES: '0' }, /BUILDONCE_CACHE_MAX_BYTES/],
     [{ BUILDONCE_CACHE_MAX_BYTES: '2G' }, /not a non-negative integer/],
+    [{ BUILDONCE_CACHE_SCRUB_MIB_PER_S: 'fast' }, /BUILDONCE_CACHE_SCRUB_MIB_PER_S="fast" is not a non-negative number/],
+    [{ BUILDONCE_CACHE_SCRUB_MIB_PER_S: '-1' }, /BUILDONCE_CACHE_SCRUB_MIB_PER_S/],
     [{ BUILDONCE_CACHE_STORE: 's3://Bad_Bucket/x' }, /BUILDONCE_CACHE_STORE: .*invalid S3 bucket name/],
     [{ BUILDONCE_CACHE_STORE: 'gs://bucket/x' }, /not supported/],
   ])('rejects %j', (env, msg) => {
@@ -59,10 +67,16 @@ describe('loadConfig', () => {
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'app' }, /"app" is not owner\/name/],
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_TRUSTED_REFS: 'main' }, /not a full ref/],
     [{ BUILDONCE_CACHE_OIDC_AUDIENCE: 'a', BUILDONCE_CACHE_OIDC_REPOSITORIES: 'a/b', BUILDONCE_CACHE_OIDC_ISSUER: 'token.actions' }, /not an http\(s\) URL/],
-    [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '100', BUILDONCE_CACHE_STORE: 's3://bucket/x' }, /directory store only/],
+    [{ BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '0' }, /BUILDONCE_CACHE_LRU_CYCLE_SECONDS=0 is out of range/],
     [{ BUILDONCE_CACHE_MAX_STORE_BYTES: '0' }, /out of range/],
   ])('rejects OIDC / store-cap settings %j', (env, msg) => {
     expect(() => loadConfig({ ...tokens, ...env }, '/')).toThrow(msg);
+  });
+
+  it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for an S3 store too (shared by replicas), with its cycle', () => {
+    const c = loadConfig({ ...tokens, BUILDONCE_CACHE_MAX_STORE_BYTES: '1048576', BUILDONCE_CACHE_STORE: 's3://bucket/x', BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '5' }, '/');
+    expect([c.maxStoreBytes, c.lruCycleMs]).toEqual([1048576, 5000]);
+    expect(loadConfig({ ...tokens }, '/').lruCycleMs).toBe(30_000);
   });
 
   it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for a directory store', () => {

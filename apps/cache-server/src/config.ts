@@ -27,9 +27,16 @@ export interface ServerConfig {
   shutdownTimeoutMs: number;
   /** OIDC mode (GitHub Actions ID tokens as bearer tokens); absent when off */
   oidc?: OidcConfig;
-  /** directory store only: total bytes of entries kept before least-recently-used ones are evicted */
+  /** total bytes of entries kept before least-recently-used ones are evicted (directory: per process; S3: shared by replicas) */
   maxStoreBytes?: number;
+  /** S3 store with a cap: how often each replica writes its access log and tries to evict, ms (`BUILDONCE_CACHE_LRU_CYCLE_SECONDS`, default 30 s) */
+  lruCycleMs?: number;
+  /** scrubber rate, MiB (2^20 bytes) of blobs re-hashed per second (`BUILDONCE_CACHE_SCRUB_MIB_PER_S`); 0 or absent = off */
+  scrubMibPerSecond?: number;
 }
+
+/** Default `BUILDONCE_CACHE_SCRUB_MIB_PER_S`: 8 MiB/s, under 1 % of a core for sha256 (~1 GiB/s). */
+export const DEFAULT_SCRUB_MIB_PER_S = 8;
 
 /**
  * Reads the configuration from environment variables:
@@ -37,7 +44,8 @@ export interface ServerConfig {
  * `BUILDONCE_CACHE_STORE` (a directory, `file:///abs`, or `s3://bucket/prefix`; default `./.buildonce/cache`
  * resolved against `cwd`), `BUILDONCE_CACHE_MAX_BYTES` (positive integer bytes, default 2 GiB),
  * `BUILDONCE_CACHE_SPOOL_DIR`, `BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS` (default 30000),
- * `BUILDONCE_CACHE_MAX_STORE_BYTES` (directory store: LRU cap in bytes; unset = unbounded), and OIDC mode
+ * `BUILDONCE_CACHE_MAX_STORE_BYTES` (LRU cap in bytes; unset = unbounded), `BUILDONCE_CACHE_LRU_CYCLE_SECONDS` (S3 cap:
+ * access-log and eviction period, default 30), `BUILDONCE_CACHE_SCRUB_MIB_PER_S` (default 8; 0 = off), and OIDC mode
  * (see parseOidc). With OIDC on, `BUILDONCE_CACHE_TOKENS` may be empty.
  * @throws ConfigError naming the variable and the fix
  */
@@ -46,9 +54,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const store = parseCacheStore(env.BUILDONCE_CACHE_STORE, cwd);
   const maxStoreRaw = env.BUILDONCE_CACHE_MAX_STORE_BYTES?.trim();
   const maxStoreBytes = maxStoreRaw ? intVar(env, 'BUILDONCE_CACHE_MAX_STORE_BYTES', 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
-  if (maxStoreBytes !== undefined && store.kind !== 'dir') {
-    throw new ConfigError('BUILDONCE_CACHE_MAX_STORE_BYTES applies to a directory store only: for S3 use bucket lifecycle rules (docs/cache-server.md)');
-  }
   return {
     oidc,
     maxStoreBytes,
@@ -59,6 +64,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     tokens: parseTokens(env.BUILDONCE_CACHE_TOKENS, { allowEmpty: !!oidc }),
     spoolDir: env.BUILDONCE_CACHE_SPOOL_DIR?.trim() || tmpdir(),
     shutdownTimeoutMs: intVar(env, 'BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    lruCycleMs: intVar(env, 'BUILDONCE_CACHE_LRU_CYCLE_SECONDS', 30, 1, 3600) * 1000,
+    scrubMibPerSecond: rateVar(env, 'BUILDONCE_CACHE_SCRUB_MIB_PER_S', DEFAULT_SCRUB_MIB_PER_S),
   };
 }
 
@@ -119,6 +126,16 @@ export function parseOidc(env: NodeJS.ProcessEnv): OidcConfig | undefined {
     clockSkewSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_CLOCK_SKEW_SECONDS', 60, 0, 600),
     maxTokenAgeSeconds: intVar(env, 'BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS', 3600, 0, 6 * 3600),
   };
+}
+
+/** A non-negative decimal (`0`, `8`, `0.5`), at most 100000. */
+function rateVar(env: NodeJS.ProcessEnv, name: string, def: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return def;
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(`${name}="${raw}" is not a non-negative number (MiB per second; 0 turns it off)`);
+  const n = Number(raw);
+  if (n > 100_000) throw new ConfigError(`${name}=${raw} is out of range 0..100000`);
+  return n;
 }
 
 function intVar(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { ScrubProgress } from './storage/scrubber';
 import { TRUSTED } from './tokens';
 
 /** `trusted`, `untrusted` (a pull request's namespace) or `none` (unauthenticated): never a namespace name. */
@@ -27,8 +28,11 @@ export class CacheMetrics {
   readonly evictions: Counter;
   readonly evictedBytes: Counter;
 
-  /** @param storeBytes current bytes held by the store (directory store with a cap), or undefined when unknown */
-  constructor(storeBytes: () => number | undefined = () => undefined) {
+  /**
+   * @param storeBytes current bytes held by the store (directory store with a cap), or undefined when unknown
+   * @param scrub the scrubber's progress and rate (bytes/s), when it runs
+   */
+  constructor(storeBytes: () => number | undefined = () => undefined, scrub?: () => { progress: ScrubProgress; rateBytesPerSecond: number }) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'buildonce_cache_requests_total', help: 'Cache requests by method, HTTP status and namespace kind', labelNames: ['method', 'status', 'namespace_kind'], registers });
     this.bytesIn = new Counter({ name: 'buildonce_cache_received_bytes_total', help: 'Body bytes of stored PUTs', registers });
@@ -46,6 +50,35 @@ export class CacheMetrics {
         if (b !== undefined) this.set(b);
       },
     });
+    if (scrub) this.scrubMetrics(scrub);
     collectDefaultMetrics({ register: this.registry, prefix: 'buildonce_cache_' });
+  }
+
+  private scrubMetrics(scrub: () => { progress: ScrubProgress; rateBytesPerSecond: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'buildonce_cache_scrub_checked_entries',
+      help: 'Entries re-hashed at rest by the scrubber since start, by result (ok, corrupt = quarantined, gone = changed while read)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        for (const [result, n] of Object.entries(scrub().progress.checked)) this.set({ result }, n);
+      },
+    });
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge('buildonce_cache_scrub_checked_bytes', 'Blob bytes re-hashed by the scrubber since start', () => scrub().progress.bytes);
+    gauge('buildonce_cache_scrub_passes', 'Complete scrubber passes over the store since start', () => scrub().progress.passes);
+    gauge('buildonce_cache_scrub_failed_passes', 'Scrubber passes stopped by a storage error since start', () => scrub().progress.failedPasses);
+    gauge('buildonce_cache_scrub_pass_entries', 'Entries judged so far in the scrubber pass under way (0 between passes)', () => scrub().progress.passEntries);
+    gauge('buildonce_cache_scrub_last_pass_end_seconds', 'Unix time the last complete scrubber pass ended (0: none yet)', () => scrub().progress.lastPassEndMs / 1000);
+    gauge('buildonce_cache_scrub_rate_bytes_per_second', 'Configured scrubber rate (BUILDONCE_CACHE_SCRUB_MIB_PER_S)', () => scrub().rateBytesPerSecond);
   }
 }

@@ -6,6 +6,8 @@ import { OidcVerifier } from './oidc';
 import { buildServer, type CacheServer } from './server';
 import { CacheStore } from './storage/cache-store';
 import { openBackend } from './storage/open';
+import { Scrubber } from './storage/scrubber';
+import { SharedLru, type SharedLruStore } from './storage/shared-lru';
 
 /** A started server: its address and a graceful stop. */
 export interface RunningServer {
@@ -15,6 +17,10 @@ export interface RunningServer {
   port: number;
   store: CacheStore;
   metrics: CacheMetrics;
+  /** the LRU cap shared by replicas (S3 store with `maxStoreBytes`) */
+  shared?: SharedLru;
+  /** the background scrubber, when `scrubMibPerSecond` > 0 */
+  scrubber?: Scrubber;
   /** Stops accepting connections, waits for in-flight requests (up to the shutdown timeout, ms), closes. */
   close(): Promise<void>;
 }
@@ -22,28 +28,44 @@ export interface RunningServer {
 /**
  * Starts the cache server from a configuration: opens and checks the store (fails fast), then listens.
  * @param opts.env environment for the S3 client (AWS_* variables); default `process.env`
+ * @param opts.scrubPauseMs pause between scrubber passes, ms (default 60 000)
  * @throws StoreAccessError when the store is unusable; listen errors (EADDRINUSE) as thrown by node
  */
 export async function startServer(
   config: ServerConfig,
   logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
-  opts: { env?: NodeJS.ProcessEnv } = {},
+  opts: { env?: NodeJS.ProcessEnv; scrubPauseMs?: number } = {},
 ): Promise<RunningServer> {
   const backend = await openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
   await backend.check();
   let metrics: CacheMetrics | undefined;
+  const onEvict = ({ namespace, hash, size }: { namespace: string; hash: string; size: number }) => {
+    metrics?.evictions.inc();
+    metrics?.evictedBytes.inc(size);
+    logger.info({ hash, namespace, bytes: size }, 'evicted least-recently-used entry');
+  };
+  // S3 with a cap: recency and eviction shared by every replica through the bucket (one evictor under a lease)
+  const shared =
+    config.maxStoreBytes !== undefined && config.store.kind === 's3'
+      ? new SharedLru(backend as unknown as SharedLruStore, {
+          maxStoreBytes: config.maxStoreBytes,
+          cycleMs: config.lruCycleMs,
+          onEvict,
+          onError: (e) => logger.error({ err: e.message }, 'shared LRU cycle failed; retried next cycle'),
+        })
+      : undefined;
   const store = new CacheStore(backend, {
     maxBytes: config.maxBytes,
-    maxStoreBytes: config.maxStoreBytes,
+    maxStoreBytes: shared ? undefined : config.maxStoreBytes,
+    shared,
     onCorrupt: ({ namespace, hash, reason }) => logger.error({ hash, namespace, reason }, 'stored entry failed verification; served as a miss and quarantined'),
-    onEvict: ({ namespace, hash, size }) => {
-      metrics?.evictions.inc();
-      metrics?.evictedBytes.inc(size);
-      logger.info({ hash, namespace, bytes: size }, 'evicted least-recently-used entry');
-    },
+    onEvict,
   });
   await store.init();
-  metrics = new CacheMetrics(() => store.storeBytes);
+  const scrubber = config.scrubMibPerSecond
+    ? new Scrubber(store, { mibPerSecond: config.scrubMibPerSecond, pauseMs: opts.scrubPauseMs, onError: (e) => logger.error({ err: e.message }, 'scrub pass stopped by a storage error; retried after the pause') })
+    : undefined;
+  metrics = new CacheMetrics(() => store.storeBytes ?? shared?.lastSeenBytes, scrubber && (() => ({ progress: scrubber.progress, rateBytesPerSecond: scrubber.rateBytesPerSecond })));
   const auth = new Authenticator(config.tokens, config.oidc ? new OidcVerifier(config.oidc) : undefined);
   const app = buildServer({ auth, metrics, store, maxBytes: config.maxBytes, logger });
   await app.listen({ port: config.port, host: config.host });
@@ -58,10 +80,13 @@ export async function startServer(
       maxBytes: config.maxBytes,
       ...(config.maxStoreBytes ? { maxStoreBytes: config.maxStoreBytes, storeBytes: store.storeBytes } : {}),
       tokens: config.tokens.size,
+      scrubMibPerSecond: config.scrubMibPerSecond ?? 0,
       ...(config.oidc ? { oidc: { issuer: config.oidc.issuer, audience: config.oidc.audience, repositories: config.oidc.repositories } } : {}),
     },
     'buildonce cache server listening',
   );
+  scrubber?.start();
+  shared?.start();
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -69,8 +94,12 @@ export async function startServer(
     port,
     store,
     metrics,
+    scrubber,
+    shared,
     close() {
       closing ??= (async () => {
+        await scrubber?.stop();
+        await shared?.stop();
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<void>((resolve) => {
           timer = setTimeout(() => {

@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BodyGuard } from '../body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from '../errors';
 import { TRUSTED } from '../tokens';
-import { type CacheBackend, type VerifiedRead } from './backend';
+import { type BlobIdentity, type CacheBackend, type VerifiedRead } from './backend';
+import type { SharedLru } from './shared-lru';
 import { CorruptBlobError } from './verify';
 import { StoreAccessError } from '@buildonce/store';
 
@@ -50,9 +51,23 @@ export interface EntryRecord {
   blob: string;
   /** ISO-8601 */
   storedAt: string;
+  /**
+   * the blob as written (absent in records stored before identities existed: those are re-hashed on GET). A GET
+   * that finds this identity streams without re-hashing; any other identity is a corrupt entry.
+   */
+  identity?: BlobIdentity;
 }
 
-function parseRecord(bytes: Buffer): EntryRecord | undefined {
+function isIdentity(v: unknown): v is BlobIdentity {
+  const i = v as Record<string, unknown>;
+  if (!i || typeof i !== 'object') return false;
+  if (i.kind === 'file') return typeof i.dev === 'string' && typeof i.ino === 'string' && typeof i.mtimeNs === 'string' && typeof i.size === 'number';
+  if (i.kind === 's3') return typeof i.etag === 'string' && (i.versionId === undefined || typeof i.versionId === 'string');
+  return false;
+}
+
+/** The record in `bytes`, or undefined when it is not a valid entry record (then treated as corrupt). */
+export function parseRecord(bytes: Buffer): EntryRecord | undefined {
   try {
     const r = JSON.parse(bytes.toString('utf8')) as Partial<EntryRecord>;
     if (
@@ -64,7 +79,8 @@ function parseRecord(bytes: Buffer): EntryRecord | undefined {
       /^[0-9a-f]{64}$/.test(r.sha256) &&
       typeof r.size === 'number' &&
       Number.isSafeInteger(r.size) &&
-      r.size >= 0
+      r.size >= 0 &&
+      (r.identity === undefined || isIdentity(r.identity))
     ) {
       return r as EntryRecord;
     }
@@ -98,6 +114,8 @@ export interface CacheStoreOptions {
    * records (the directory store). Least-recently-used entries are evicted to stay under it.
    */
   maxStoreBytes?: number;
+  /** LRU cap shared by replicas on one S3 bucket (instead of maxStoreBytes): told about every hit */
+  shared?: SharedLru;
   /** called for every corrupt entry found (the server logs it) */
   onCorrupt?: (info: { namespace: string; hash: string; reason: string }) => void;
   /** called for every entry evicted to honour maxStoreBytes */
@@ -214,9 +232,8 @@ export class CacheStore {
    */
   async put(namespace: string, hash: string, body: Readable, declaredBytes: number): Promise<PutOutcome> {
     if (declaredBytes > this.opts.maxBytes) return { status: 'too-large', limitBytes: this.opts.maxBytes, receivedBytes: 0 };
-    if (this.opts.maxStoreBytes !== undefined && declaredBytes > this.opts.maxStoreBytes) {
-      return { status: 'too-large', limitBytes: this.opts.maxStoreBytes, receivedBytes: 0 };
-    }
+    const cap = this.opts.maxStoreBytes ?? this.opts.shared?.capBytes;
+    if (cap !== undefined && declaredBytes > cap) return { status: 'too-large', limitBytes: cap, receivedBytes: 0 };
     if (await this.exists(namespace, hash)) return { status: 'exists', receivedBytes: 0 };
     if (!this.lru) return this.store(namespace, hash, body, declaredBytes);
     await this.evict(declaredBytes);
@@ -254,7 +271,7 @@ export class CacheStore {
     // the client may have gone while the existence check ran: its 'close' was before these listeners
     if (body.destroyed) onAbort();
     try {
-      await this.backend.writeBlob(key, guard);
+      const identity = await this.backend.writeBlob(key, guard);
       if (guard.failure) throw guard.failure;
       const result = guard.result();
       const record: EntryRecord = {
@@ -265,6 +282,7 @@ export class CacheStore {
         sha256: result.sha256,
         blob: key,
         storedAt: new Date().toISOString(),
+        identity,
       };
       const recordBytes = Buffer.from(JSON.stringify(record) + '\n');
       const put = await this.backend.putRecordIfAbsent(recordKey(namespace, hash), recordBytes);
@@ -319,13 +337,14 @@ export class CacheStore {
         if (entry) entry.readers++;
         let read: VerifiedRead;
         try {
-          read = await this.backend.readVerified(record.blob, { size: record.size, sha256: record.sha256 });
+          read = await this.backend.readVerified(record.blob, { size: record.size, sha256: record.sha256, identity: record.identity });
         } catch (e) {
           if (entry) entry.readers--;
           throw e;
         }
         if (read.status === 'ok') {
           if (entry) read.stream.once('close', () => entry.readers--);
+          if (this.opts.shared) read.stream.once('close', this.opts.shared.begin(rk));
           if (read.verifiedWhileStreaming) {
             // a mismatch found at the end of the stream: the response is cut short, and the entry quarantined
             read.stream.once('error', (e) => {
@@ -338,6 +357,8 @@ export class CacheStore {
           return { status: 'hit', namespace, size: read.size, sha256: record.sha256, stream: read.stream };
         }
         if (entry) entry.readers--;
+        // evicted between reading the record and opening the blob (another replica's evictor): a plain miss
+        if (read.status === 'missing' && !(await this.backend.getRecord(rk))?.equals(bytes)) continue;
         reason = read.status === 'missing' ? `blob ${record.blob} is missing` : read.reason;
       }
       this.unindex(rk);
@@ -346,6 +367,63 @@ export class CacheStore {
       await this.quarantine(rk, bytes);
     }
     return { status: 'miss', corrupt };
+  }
+
+  /**
+   * Every record in the store (key and exact bytes), for the scrubber: a directory walk or an S3 listing.
+   * @throws StoreAccessError
+   */
+  async *records(): AsyncIterable<{ key: string; bytes: Buffer }> {
+    if (!this.backend.listRecords) return;
+    for await (const r of this.backend.listRecords(`${LAYOUT}/`)) yield { key: r.key, bytes: r.bytes };
+  }
+
+  /**
+   * Re-hashes one stored entry's blob at rest (the scrubber's unit of work): a blob that is missing, has another
+   * size or another sha256 than its record, or a record that is not valid, is quarantined exactly as a failed GET
+   * does (`onCorrupt`, record moved to `quarantine/` only while it is still the one judged).
+   * @param pace awaited after each chunk with its length in bytes (rate limiting)
+   * @returns `ok`, `corrupt` (quarantined), or `gone` (the record changed or went away meanwhile: not judged);
+   *   `bytes` read
+   * @throws StoreAccessError
+   */
+  async scrub(rk: string, recordBytes: Buffer, pace: (bytes: number) => Promise<void>): Promise<{ result: 'ok' | 'corrupt' | 'gone'; bytes: number }> {
+    const record = parseRecord(recordBytes);
+    let reason: string | undefined;
+    let bytes = 0;
+    if (!record || recordKey(record.namespace, record.hash) !== rk) {
+      reason = `record ${rk} is not a valid entry record`;
+    } else {
+      const src = await this.backend.readRaw(record.blob);
+      if (!src) {
+        reason = `blob ${record.blob} is missing`;
+      } else {
+        const h = createHash('sha256');
+        try {
+          for await (const c of src) {
+            const b = c as Buffer;
+            bytes += b.length;
+            h.update(b);
+            await pace(b.length);
+          }
+        } catch (e) {
+          src.destroy();
+          throw new StoreAccessError(`scrub: reading ${record.blob} failed: ${(e as Error).message}`);
+        }
+        const sha = h.digest('hex');
+        if (bytes !== record.size) reason = `blob ${record.blob} has ${bytes} bytes at rest, record says ${record.size}`;
+        else if (sha !== record.sha256) reason = `blob ${record.blob} has sha256 ${sha} at rest, record says ${record.sha256}`;
+      }
+    }
+    if (!reason) return { result: 'ok', bytes };
+    // judged against this record: if it was replaced or evicted while the blob was read, the verdict is moot
+    const now = await this.backend.getRecord(rk);
+    if (!now || !now.equals(recordBytes)) return { result: 'gone', bytes };
+    const namespace = record?.namespace ?? '?';
+    this.unindex(rk);
+    this.opts.onCorrupt?.({ namespace, hash: record?.hash ?? rk, reason: `scrub: ${reason}` });
+    await this.quarantine(rk, recordBytes);
+    return { result: 'corrupt', bytes };
   }
 
   /** Marks an indexed entry most recently used; returns it (undefined when not indexed). */

@@ -1,17 +1,51 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { constants, createWriteStream, open as openCb } from 'node:fs';
+import { close as closeCb, constants, createReadStream, createWriteStream, fstat as fstatCb, open as openCb, type BigIntStats } from 'node:fs';
 import { access, link, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { FsBlobStore, StoreAccessError } from '@buildonce/store';
-import { type CacheBackend, type VerifiedRead } from './backend';
+import { type BlobIdentity, type CacheBackend, type VerifiedRead } from './backend';
 import { IN_MEMORY_VERIFY_MAX, VerifyingStream } from './verify';
+
+/** Reads up to `size` bytes from the start of `fh` into one buffer (shorter when the file is). */
+async function readFully(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
+  }
+  return buf.subarray(0, off);
+}
 
 /** `open(path, 'wx', 0o644)` with the callback API: a plain descriptor for a callback-API write stream. */
 function openFd(path: string): Promise<number> {
   return new Promise((resolve, reject) => openCb(path, 'wx', 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function fstatBig(fd: number): Promise<BigIntStats> {
+  return new Promise((resolve, reject) => fstatCb(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => closeCb(fd, () => resolve()));
+}
+
+/** The identity of an open file (see BlobIdentity): what a GET compares with the record before streaming. */
+export function fileIdentity(st: BigIntStats): Extract<BlobIdentity, { kind: 'file' }> {
+  return { kind: 'file', dev: String(st.dev), ino: String(st.ino), size: Number(st.size), mtimeNs: String(st.mtimeNs) };
+}
+
+/** Why `actual` is not the recorded identity, or undefined when it is. */
+export function identityMismatch(recorded: BlobIdentity, actual: Extract<BlobIdentity, { kind: 'file' }>): string | undefined {
+  if (recorded.kind !== 'file') return `the record names an ${recorded.kind} object, not a file`;
+  for (const f of ['dev', 'ino', 'size', 'mtimeNs'] as const) {
+    if (String(recorded[f]) !== String(actual[f])) return `${f} is ${actual[f]}, record says ${recorded[f]}: the blob was replaced or modified since it was written`;
+  }
+  return undefined;
 }
 
 /**
@@ -45,7 +79,7 @@ export class FsCacheBackend implements CacheBackend {
     }
   }
 
-  async writeBlob(key: string, body: Readable): Promise<void> {
+  async writeBlob(key: string, body: Readable): Promise<BlobIdentity> {
     const path = this.pathOf(key);
     let fd: number;
     try {
@@ -60,20 +94,41 @@ export class FsCacheBackend implements CacheBackend {
       body.resume();
       throw new StoreAccessError(`create ${path} in ${this.root} failed: ${(e as Error).message}`);
     }
-    // callback-API write stream on the descriptor (FileHandle.write costs far more main-thread CPU per chunk);
-    // it closes the descriptor when it ends or fails. No fsync: every GET verifies size and sha256, so a blob
-    // torn by a power loss is a miss, never served.
-    const out = createWriteStream(path, { fd, autoClose: true });
+    // callback-API write stream on the descriptor (FileHandle.write costs far more main-thread CPU per chunk).
+    // The descriptor stays open past the last write so its fstat (device, inode, size, mtime) is the identity
+    // of exactly what was written. No fsync: a blob torn by a power loss has another size or mtime than its
+    // record says (a miss), and the scrubber re-hashes what survives.
+    const out = createWriteStream(path, { fd, autoClose: false });
     try {
       await pipeline(body, out);
+      const st = await fstatBig(fd);
+      await closeFd(fd);
+      return fileIdentity(st);
     } catch (e) {
+      // a write may still be in flight on the descriptor: close it only once the stream is done with it
       if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+      await closeFd(fd);
       await unlink(path).catch(() => undefined);
       throw e;
     }
   }
 
-  async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
+  async readRaw(key: string): Promise<Readable | undefined> {
+    const path = this.pathOf(key);
+    const s = createReadStream(path, { highWaterMark: 256 * 1024 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.once('open', () => resolve());
+        s.once('error', reject);
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StoreAccessError(`cannot open ${path}: ${(e as Error).message}`);
+    }
+    return s;
+  }
+
+  async readVerified(key: string, expected: { size: number; sha256: string; identity?: BlobIdentity }): Promise<VerifiedRead> {
     const path = this.pathOf(key);
     let fh: FileHandle;
     try {
@@ -83,23 +138,34 @@ export class FsCacheBackend implements CacheBackend {
       throw new StoreAccessError(`cannot open ${path}: ${(e as Error).message}`);
     }
     try {
-      const st = await fh.stat();
-      if (st.size !== expected.size) {
+      const st = await fh.stat({ bigint: true });
+      if (Number(st.size) !== expected.size) {
         await fh.close();
         return { status: 'corrupt', reason: `${path} has ${st.size} bytes, record says ${expected.size}` };
       }
+      if (expected.identity) {
+        // The descriptor checked is the one streamed from: a file swapped under the name after this point
+        // is not what gets sent. Same identity = the bytes hashed when written (the scrubber covers bit rot).
+        const wrong = identityMismatch(expected.identity, fileIdentity(st));
+        if (wrong) {
+          await fh.close();
+          return { status: 'corrupt', reason: `${path}: ${wrong}` };
+        }
+        if (expected.size <= IN_MEMORY_VERIFY_MAX) {
+          const buf = await readFully(fh, expected.size);
+          await fh.close();
+          if (buf.length !== expected.size) return { status: 'corrupt', reason: `${path} has ${buf.length} bytes, record says ${expected.size}` };
+          return { status: 'ok', stream: Readable.from([buf]), size: expected.size, identityMatched: true };
+        }
+        const src = fh.createReadStream({ start: 0, autoClose: true, highWaterMark: 256 * 1024 });
+        return { status: 'ok', stream: src, size: expected.size, identityMatched: true };
+      }
       if (expected.size <= IN_MEMORY_VERIFY_MAX) {
         // small entries: one read, verified before the first byte is sent (a mismatch is a clean 404)
-        const buf = Buffer.allocUnsafe(expected.size);
-        let off = 0;
-        while (off < buf.length) {
-          const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
-          if (bytesRead === 0) break;
-          off += bytesRead;
-        }
+        const buf = await readFully(fh, expected.size);
         await fh.close();
-        const sha = createHash('sha256').update(buf.subarray(0, off)).digest('hex');
-        if (off !== expected.size || sha !== expected.sha256) return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
+        const sha = createHash('sha256').update(buf).digest('hex');
+        if (buf.length !== expected.size || sha !== expected.sha256) return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
         return { status: 'ok', stream: Readable.from([buf]), size: expected.size };
       }
       // large entries: one pass, hashed as the bytes go out; the last chunk is held back until it verifies

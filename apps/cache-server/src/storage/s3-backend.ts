@@ -3,12 +3,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createS3Client, S3BlobStore, StoreAccessError } from '@buildonce/store';
-import { type CacheBackend, type VerifiedRead } from './backend';
+import { type BlobIdentity, type CacheBackend, type VerifiedRead } from './backend';
 import { HashTap } from './verify';
 
 /** Bodies up to this size (bytes) are verified in memory on GET; larger ones are spooled to disk. */
@@ -29,12 +29,38 @@ export interface S3CacheBackendOptions {
 }
 
 /**
+ * Pass-through that holds the last chunk back until its source ENDS cleanly: the SDK validates the object's
+ * checksum (`ChecksumMode: ENABLED`) when the body ends and fails the stream instead of ending it on a mismatch,
+ * so a client never receives a complete body S3's own checksum disowns (the response is cut short instead).
+ */
+class HoldLastChunk extends Transform {
+  private held?: Buffer;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const out = this.held;
+    this.held = chunk;
+    cb(null, out);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    cb(null, this.held);
+  }
+}
+
+function httpStatus(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/**
  * S3 backend (Amazon S3 API; moto_server in tests). Records use libs/store's S3BlobStore (`PutObject` with
  * `If-None-Match: *`: create-only, 412 → `exists`). Blobs stream through lib-storage `Upload` (multipart with
  * 5 MiB+ parts, 2 in flight, so memory per upload is bounded whatever the body size), under unique keys that
- * only a record makes reachable. A multipart object's ChecksumSHA256 is a checksum of part checksums, so the
- * body's own sha256 lives in the record and GETs re-hash the bytes (in memory up to 1 MiB, else through a spool
- * file) before sending any of them.
+ * only a record makes reachable; the record keeps the body's sha256 (a multipart object's checksums are
+ * checksums of parts) and the object's ETag/VersionId as written. A GET of such a record asks for exactly that
+ * object (`If-Match: <ETag>`: an object replaced under the key is `412`, i.e. corrupt) with `ChecksumMode:
+ * ENABLED` (the SDK checks S3's stored checksum of a single-part object as the body ends), and streams it without
+ * re-hashing. Records without an identity (older ones) are re-hashed before any byte is sent (in memory up to
+ * 1 MiB, else through a spool file).
  */
 export class S3CacheBackend implements CacheBackend {
   readonly url: string;
@@ -63,7 +89,7 @@ export class S3CacheBackend implements CacheBackend {
     }
   }
 
-  async writeBlob(key: string, body: Readable): Promise<void> {
+  async writeBlob(key: string, body: Readable): Promise<BlobIdentity> {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.opts.bucket, Key: this.s3Key(key), Body: body, ContentType: 'application/gzip' },
@@ -71,11 +97,26 @@ export class S3CacheBackend implements CacheBackend {
       queueSize: 2,
       leavePartsOnError: false,
     });
-    await upload.done();
+    const out = await upload.done();
+    if (!out.ETag) throw new StoreAccessError(`upload of s3://${this.opts.bucket}/${this.s3Key(key)} returned no ETag`);
+    return { kind: 's3', etag: out.ETag, ...(out.VersionId ? { versionId: out.VersionId } : {}) };
   }
 
-  async readVerified(key: string, expected: { size: number; sha256: string }): Promise<VerifiedRead> {
+  async readRaw(key: string): Promise<Readable | undefined> {
+    return this.io(() => this.records.getStream(key));
+  }
+
+  async *listRecords(prefix: string): AsyncIterable<{ key: string; mtimeMs: number; bytes: Buffer }> {
+    for await (const o of this.records.list(prefix)) {
+      if (!/\/records\/[^/]+\.json$/.test(o.key)) continue;
+      const got = await this.getRecord(o.key);
+      if (got) yield { key: o.key, mtimeMs: o.lastModified.getTime(), bytes: got };
+    }
+  }
+
+  async readVerified(key: string, expected: { size: number; sha256: string; identity?: BlobIdentity }): Promise<VerifiedRead> {
     const Key = this.s3Key(key);
+    if (expected.identity) return this.readByIdentity(Key, expected.size, expected.identity);
     let body: Readable;
     let length: number | undefined;
     try {
@@ -132,6 +173,71 @@ export class S3CacheBackend implements CacheBackend {
       await unlink(spool).catch(() => undefined);
     }
     return { status: 'ok', stream, size: expected.size };
+  }
+
+  /** GET of exactly the recorded object (ETag, version), streamed without re-hashing; see the class comment. */
+  private async readByIdentity(Key: string, size: number, identity: BlobIdentity): Promise<VerifiedRead> {
+    const where = `s3://${this.opts.bucket}/${Key}`;
+    if (identity.kind !== 's3') return { status: 'corrupt', reason: `${where}: the record names a ${identity.kind} blob` };
+    let body: Readable;
+    let length: number | undefined;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.opts.bucket, Key, IfMatch: identity.etag, ChecksumMode: 'ENABLED', ...(identity.versionId ? { VersionId: identity.versionId } : {}) }),
+      );
+      body = out.Body as Readable;
+      length = out.ContentLength;
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound' || name === 'NoSuchVersion') return { status: 'missing' };
+      if (httpStatus(e) === 412 || name === 'PreconditionFailed') {
+        return { status: 'corrupt', reason: `${where} is not the object written (ETag ${identity.etag}): replaced since it was written` };
+      }
+      throw new StoreAccessError(`GetObject ${where} failed: ${name}: ${(e as Error).message}`);
+    }
+    if (length !== size) {
+      body.destroy();
+      return { status: 'corrupt', reason: `${where} has ${length} bytes, record says ${size}` };
+    }
+    if (size <= IN_MEMORY_VERIFY_MAX) {
+      // small: read whole (the SDK's checksum check runs at the end), so a failure is a clean miss
+      const chunks: Buffer[] = [];
+      let got = 0;
+      try {
+        for await (const c of body) {
+          got += (c as Buffer).length;
+          if (got > size) break;
+          chunks.push(c as Buffer);
+        }
+      } catch (e) {
+        if (/checksum/i.test((e as Error).message)) return { status: 'corrupt', reason: `${where}: ${(e as Error).message}` };
+        throw new StoreAccessError(`reading ${where} failed: ${(e as Error).message}`);
+      }
+      if (got !== size) return { status: 'corrupt', reason: `${where} has ${got} bytes, record says ${size}` };
+      return { status: 'ok', stream: Readable.from([chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)]), size, identityMatched: true };
+    }
+    const hold = new HoldLastChunk();
+    body.on('error', (e) => hold.destroy(e));
+    hold.on('close', () => body.destroy());
+    return { status: 'ok', stream: body.pipe(hold), size, identityMatched: true };
+  }
+
+  /** A small object's bytes and ETag (lease, access logs), or undefined. @throws StoreAccessError */
+  getWithEtag(key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {
+    return this.io(() => this.records.getBytes(key));
+  }
+
+  /**
+   * Compare-and-swap write (`PutObject` with `If-Match: <etag>`, or `If-None-Match: *` for `null`).
+   * @returns `written` or `precondition-failed` (someone else wrote first) @throws StoreAccessError
+   */
+  async putIfMatch(key: string, bytes: Uint8Array, etag: string | null): Promise<'written' | 'precondition-failed'> {
+    return (await this.io(() => this.records.putBytesIfMatch(key, bytes, etag))).status;
+  }
+
+  /** Keys (relative) and modification times under `prefix` (`ListObjectsV2`). @throws StoreAccessError */
+  async *listKeys(prefix: string): AsyncIterable<{ key: string; lastModified: Date; size: number }> {
+    for await (const o of this.records.list(prefix)) yield { key: o.key, lastModified: o.lastModified, size: o.size };
   }
 
   putRecordIfAbsent(key: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
