@@ -1,4 +1,4 @@
-import { DescribeAlarmsCommand, type DescribeAlarmsCommandOutput } from '@aws-sdk/client-cloudwatch';
+import type { DescribeAlarmsCommandOutput } from '@aws-sdk/client-cloudwatch';
 import type { Verdict } from './analysis';
 import type { AlarmCheck } from './measure-config';
 import { awsErrorLine, expandCheckTemplate, templateVars, type MeasureContext, type Reading } from './measure-context';
@@ -52,6 +52,7 @@ export function alarmTargets(c: AlarmCheck, ctx: Pick<MeasureContext, 'project' 
  */
 export async function measureAlarms(c: AlarmCheck, ctx: MeasureContext): Promise<Reading> {
   const t = alarmTargets(c, ctx);
+  const { DescribeAlarmsCommand } = await import('@aws-sdk/client-cloudwatch'); // loaded only when an alarm check runs
   let calls = 0;
   const found = new Map<string, string>();
   const collect = (out: DescribeAlarmsCommandOutput) => {

@@ -1,4 +1,4 @@
-import { GetMetricDataCommand, type MetricDataQuery, type MetricDataResult } from '@aws-sdk/client-cloudwatch';
+import type { MetricDataQuery, MetricDataResult } from '@aws-sdk/client-cloudwatch';
 import type { Verdict } from './analysis';
 import { fmt } from './analysis';
 import type { MetricCheck, MetricQuery } from './measure-config';
@@ -171,6 +171,7 @@ export async function measureMetric(c: MetricCheck, ctx: MeasureContext, lookbac
   const r = metricRequest(c, ctx);
   const w = metricWindow((ctx.now ?? Date.now)(), lookbackMs, r.period);
   let results: MetricDataResult[];
+  const { GetMetricDataCommand } = await import('@aws-sdk/client-cloudwatch'); // loaded only when a metric check runs
   try {
     const out = await ctx.cloudwatch().send(new GetMetricDataCommand({ StartTime: w.start, EndTime: w.end, MetricDataQueries: r.queries, ScanBy: 'TimestampDescending' }));
     results = out.MetricDataResults ?? [];
