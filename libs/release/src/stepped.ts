@@ -1,6 +1,6 @@
 import type { DeployResult } from '@buildonce/deploy';
 import { boundMeasurements, combineDecisions, decideCheck, fmt, type Analysis, type CheckDecision, type Measurement } from './analysis';
-import { measureAlarms } from './alarm-check';
+import { alarmTargets, measureAlarms } from './alarm-check';
 import type { VerifyCheck } from './config';
 import type { Verification } from './ledger';
 import { measurementSettings, type MeasuredCheck, type MeasurementSettings } from './measure-config';
@@ -28,10 +28,11 @@ export function measurementTimes(s: Pick<MeasurementSettings, 'intervalMs' | 'co
   return Array.from({ length: count }, (_, k) => (k + 1) * s.intervalMs);
 }
 
-/** Label of a measured check (logs, the history's `check`). */
-export function measuredLabel(c: MeasuredCheck): string {
+/** Label of a measured check (logs, the history's `check`); with `facts` the alarm names are expanded. */
+export function measuredLabel(c: MeasuredCheck, facts?: Pick<MeasureContext, 'project' | 'environment' | 'version'>): string {
   if (c.kind === 'metric') return `metric ${metricLabel(c)}`;
-  return `alarm ${[...(c.alarms ?? []), ...(c.alarmPrefix ? [`${c.alarmPrefix}*`] : [])].join(', ')}`;
+  const t = facts ? alarmTargets(c, facts) : { names: c.alarms ?? [], prefix: c.alarmPrefix };
+  return `alarm ${[...t.names, ...(t.prefix !== undefined ? [`${t.prefix}*`] : [])].join(', ')}`;
 }
 
 /** Outcome of the measured part of a verification. */
@@ -75,7 +76,7 @@ export async function runSteps(o: {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let result = o.started;
-  const runs: CheckRun[] = o.checks.map((check) => ({ check, label: measuredLabel(check), settings: measurementSettings(check), measurements: [], calls: 0 }));
+  const runs: CheckRun[] = o.checks.map((check) => ({ check, label: measuredLabel(check, o.measure), settings: measurementSettings(check), measurements: [], calls: 0 }));
   const all: Measurement[] = [];
   const stepOf = (n: number) => (o.canary && o.steps.length > 0 ? ` at step ${n}` : '');
   const finish = (r: Omit<SteppedOutcome, 'analysis' | 'measurements' | 'result' | 'kind'> & { result: Analysis['result']; action: Analysis['action']; summary: string; step?: number; kind: 'alarm' | 'metric' }): SteppedOutcome => {

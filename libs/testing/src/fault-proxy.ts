@@ -6,9 +6,12 @@ import type { Socket } from 'node:net';
  * - `500` / `503`: answers `500 InternalError` / `503 SlowDown` (S3 REST error XML) without forwarding;
  * - `reset`: destroys the client connection without forwarding (the SDK sees ECONNRESET / socket hang up);
  * - `lost`: forwards the request, lets the upstream apply it and answer, then destroys the client
- *   connection instead of relaying the answer ("applied but response lost").
+ *   connection instead of relaying the answer ("applied but response lost");
+ * - `403` / `throttle`: answers `403 AccessDenied` / `400 Throttling` without forwarding, as XML for
+ *   REST-XML requests and as an AWS JSON error (`__type`, `x-amzn-query-error`) for JSON-protocol ones.
  */
-export type FaultKind = '500' | '503' | 'reset' | 'lost';
+export type FaultKind = '500' | '503' | 'reset' | 'lost' | '403' | 'throttle';
+/** the kinds random faults draw from by default (transient faults a client retries or survives) */
 export const FAULT_KINDS: readonly FaultKind[] = ['500', '503', 'reset', 'lost'];
 
 /** The parts of a request a fault rule looks at. */
@@ -90,7 +93,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   let kinds = o.kinds ?? FAULT_KINDS;
   let rate = o.rate ?? 0;
   let eligible = o.eligible;
-  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0 }, injected: 0 };
+  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, '403': 0, throttle: 0 }, injected: 0 };
   const queued: { kind: FaultKind; match: (r: ProxiedRequest) => boolean; fired: (r: ProxiedRequest) => void }[] = [];
   const sockets = new Set<Socket>();
 
@@ -128,6 +131,18 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     };
     if (fault === 'reset') {
       req.socket.destroy();
+      return;
+    }
+    if (fault === '403' || fault === 'throttle') {
+      const [status, code, message] = fault === '403' ? [403, 'AccessDenied', 'User is not authorized to perform this action'] : [400, 'Throttling', 'Rate exceeded'];
+      const json = String(req.headers['content-type'] ?? '').includes('json');
+      req.resume();
+      req.on('end', () => {
+        if (!json) return s3Error(res, status, code, message);
+        const body = JSON.stringify({ __type: fault === '403' ? 'AccessDeniedException' : 'ThrottlingException', message });
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-query-error': `${code};Sender`, 'content-length': Buffer.byteLength(body), connection: 'close' });
+        res.end(body);
+      });
       return;
     }
     if (fault === '500' || fault === '503') {
