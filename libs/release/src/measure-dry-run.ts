@@ -36,7 +36,8 @@ export async function dryRunMeasuredChecks(o: {
   const measured = o.checks.filter(isMeasured) as MeasuredCheck[];
   if (!measured.length) return [];
   let lambda: MeasureContext['lambda'];
-  if (o.targetKind === 'lambda' && o.lambda) {
+  const needsLambda = (c: MeasuredCheck) => c.kind === 'metric' && (!!c.metric || /\{(functionName|alias|executedVersion)\}/.test(JSON.stringify(c.query ?? c.metrics ?? {})));
+  if (o.targetKind === 'lambda' && o.lambda && measured.some(needsLambda)) {
     const n = lambdaNames({ functionName: o.functionName, alias: o.alias }, o.project, o.environment);
     try {
       const a = await o.lambda().send(new GetAliasCommand({ FunctionName: n.functionName, Name: n.alias }));
@@ -48,8 +49,8 @@ export async function dryRunMeasuredChecks(o: {
   const ctx: MeasureContext = { project: o.project, environment: o.environment, version: o.version, cloudwatch: o.cloudwatch, ...(lambda ? { lambda } : {}) };
   const out: DryRunReading[] = [];
   for (const c of measured) {
-    const label = measuredLabel(c);
-    if (c.kind === 'metric' && !lambda && (c.metric || JSON.stringify(c.query ?? c.metrics ?? {}).match(/\{(functionName|alias|executedVersion)\}/))) {
+    const label = measuredLabel(c, ctx);
+    if (!lambda && needsLambda(c)) {
       out.push({ check: label, verdict: 'inconclusive', detail: 'no Lambda alias to read the version from' });
     } else {
       const r = c.kind === 'alarm' ? await measureAlarms(c, ctx) : await measureMetric(c, ctx, measurementSettings(c).intervalMs);
@@ -57,7 +58,7 @@ export async function dryRunMeasuredChecks(o: {
     }
     const last = out[out.length - 1]!;
     const on = c.kind === 'metric' && lambda ? ` of version ${lambda.executedVersion} (what the alias runs now)` : '';
-    o.log(`dry run: ${label}${on}: ${last.detail} → would be ${last.verdict}`);
+    o.log(`dry run: ${label}${on}: ${last.detail} → ${{ passed: 'would pass', failed: 'would fail', inconclusive: 'would be inconclusive' }[last.verdict]}`);
   }
   return out;
 }

@@ -230,6 +230,22 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(e.message).toMatch(/: metric errorRate 0\.1 > previous 0\.02 \+ 0\.005 at step 1; rolled back to 2 \(seq \d+\)$/);
   }, 120_000);
 
+  it('--dry-run measures the configured checks once against current data and changes nothing', async () => {
+    traffic.set('svc-rated', { invocations: 100, errors: 0 });
+    const before = await readHistory(store, PROJECT, 'rated');
+    const current = (await alias('rated')).version!;
+    await seed('svc-rated', 'rated', current, { invocations: 300, errors: 9 });
+    const start = lines.length;
+    const r = await runPromoteCommand({ ...cmd('rated', await version('3')), dryRun: true });
+    expect(r.status).toBe('dry-run');
+    // 9 errors in 300 on top of the clean traffic seeded earlier in the window: above 1 %
+    expect(lines.slice(start).join('\n')).toMatch(new RegExp(`\\[svc\\] dry run: metric errorRate of version ${current} \\(what the alias runs now\\): 0\\.0[1-3]\\d* > 0\\.01 → would fail`));
+    expect(await readHistory(store, PROJECT, 'rated')).toEqual(before);
+    const a = lines.length;
+    await runPromoteCommand({ ...cmd('alarmed', await version('3')), dryRun: true });
+    expect(lines.slice(a)).toContainEqual('[svc] dry run: alarm svc-alarmed-errors: 1 alarm(s) OK → would pass');
+  }, 120_000);
+
   it('too few samples is inconclusive, and inconclusive rolls back by default', async () => {
     traffic.set('svc-sparse', { invocations: 200, errors: 0 });
     await promote('sparse', '1');
