@@ -27,7 +27,7 @@ const PROJECT = 'svc';
 const bucket = 'metrics-it';
 const meta = { commit: '4444444444444444444444444444444444444444', runId: '11', actor: 'ci-bot' };
 const STEPS = { canary: { steps: [{ percent: 10, minutes: 0.05 }, { percent: 50, minutes: 0.05 }] } };
-const ENVS = ['dev', 'alarmed', 'rated', 'baseline', 'sparse', 'guarded', 'term'];
+const ENVS = ['dev', 'alarmed', 'rated', 'baseline', 'sparse', 'lenient', 'guarded', 'term'];
 
 let moto: MotoServer;
 let proxy: FaultProxy;
@@ -131,6 +131,7 @@ beforeAll(async () => {
         { name: 'rated', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 10, ...every } },
         { name: 'baseline', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', maxIncrease: 0.005, minSamples: 10, ...every } },
         { name: 'sparse', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, ...every } },
+        { name: 'lenient', requires: ['dev'], verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, onInconclusive: 'promote', count: 2, ...every } },
         { name: 'guarded', requires: ['dev'], verify: { kind: 'alarm', alarmPrefix: '{project}-guarded-', ...every, count: 2 } },
         { name: 'term', requires: ['dev'], strategy: { canary: { steps: [{ percent: 10, minutes: 0.05 }, { percent: 50, minutes: 1 }] } }, verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every } },
       ],
@@ -259,6 +260,18 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
       ['2', 'failed', false],
       ['1', 'succeeded', true],
     ]);
+  }, 120_000);
+
+  it('onInconclusive promote: too few samples still moves the pointer, and the entry says it was inconclusive', async () => {
+    traffic.set('svc-lenient', { invocations: 3, errors: 0 });
+    const r = await promote('lenient', '1');
+    expect(r).toMatchObject({ status: 'promoted', entry: { verification: { passed: true, analysis: { result: 'inconclusive', action: 'promote', steps: 1 } } } });
+    const a = r.status === 'promoted' ? r.entry.verification!.analysis! : undefined;
+    expect(a?.measurements.map((m) => [m.step, m.verdict, m.samples])).toEqual([
+      [1, 'inconclusive', 3],
+      [1, 'inconclusive', 3],
+    ]);
+    expect(lines.some((l) => /verify: metric errorRate inconclusive: too few samples: 3 < 100 .*onInconclusive promote/.test(l))).toBe(true);
   }, 120_000);
 
   it('an alarm that cannot be read (403, throttled past retries) fails closed', async () => {
