@@ -155,6 +155,7 @@ describe('metric queries and values', () => {
     expect(q.queries.find((x) => x.Id === 'expr_b')?.Expression).toBe('bad_b / (good_b + bad_b)');
     expect(q.queries.find((x) => x.Id === 'bad_b')).toMatchObject({ ReturnData: false, MetricStat: { Metric: { Dimensions: [{ Name: 'V', Value: '4' }] } } });
     expect(versionValue(q, [{ Id: 'expr_b', Values: [0.01, 0.05] }, { Id: 'samples_b', Values: [10, 5] }])).toEqual({ value: 0.05, samples: 15 });
+    expect(versionValue(q, [{ Id: 'expr_b', Values: [Infinity, NaN] }, { Id: 'samples_b', Values: [10] }])).toEqual({ samples: 10 });
   });
   it('the window covers the last interval in whole periods (generated times)', () => {
     const r = rng(6);

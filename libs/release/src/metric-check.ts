@@ -106,7 +106,8 @@ export interface VersionValue {
 
 /** Reduces the results of {@link versionQueries} to one value and its samples (pure). */
 export function versionValue(q: VersionQueries, results: readonly MetricDataResult[]): VersionValue {
-  const values = (id: string) => results.find((r) => r.Id === id)?.Values ?? [];
+  // a metric-math division by zero can yield non-finite values: they are no data (and JSON could not store them)
+  const values = (id: string) => (results.find((r) => r.Id === id)?.Values ?? []).filter(Number.isFinite);
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const samples = sum(values(q.samples));
   const v = values(q.value);
