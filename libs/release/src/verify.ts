@@ -26,6 +26,8 @@ import { verifySteppedDeploy } from './verify-stepped';
  *   `versionField` is the promoted version, as express-api's `/v1/release` reports it).
  * - `command`: runs an argument array (libs/build run(), no shell) in the workspace root with
  *   `BUILDONCE_VERSION`, `BUILDONCE_ENV`, `BUILDONCE_PROJECT`; exit 0 passes.
+ * - `alarm`, `metric`: CloudWatch measurements over time through every canary step (alarm-check.ts,
+ *   metric-check.ts, run by stepped.ts through verify-stepped.ts; decisions in analysis.ts).
  */
 
 
