@@ -47,10 +47,7 @@ for e in canary-plain canary-checked; do
 done
 aws cloudwatch put-metric-alarm --alarm-name rust-scorer-canary-checked-errors --namespace AWS/Lambda --metric-name Errors --statistic Sum --period 60 --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanThreshold
 aws cloudwatch set-alarm-state --alarm-name rust-scorer-canary-checked-errors --state-value OK --state-reason bench
-# the new version (2) serves traffic with 0.1 % errors, as Lambda would report it per executed version
-dims="FunctionName=rust-scorer-canary-checked,Resource=rust-scorer-canary-checked:canary-checked,ExecutedVersion=2"
-aws cloudwatch put-metric-data --namespace AWS/Lambda --metric-name Invocations --dimensions "$dims" --value 1000 --unit Count
-aws cloudwatch put-metric-data --namespace AWS/Lambda --metric-name Errors --dimensions "$dims" --value 1 --unit Count
+
 nxq() { npx nx "$@" --output-style=stream >>"$work/nx.log" 2>&1 || { tail -30 "$work/nx.log"; exit 1; }; }
 nxq run-many -t publish --projects=rust-scorer,express-api
 nxq run-many -t promote --projects=rust-scorer,express-api --env=dev
@@ -135,6 +132,11 @@ scorer_check=$(check_ms rust-scorer)
 api_check=$(check_ms express-api)
 
 # --- timed: rust-scorer through a 2-step canary, without and with alarm + metric checks ---
+# the new version (2) serves traffic with 0.1 % errors, as Lambda reports it per executed version; seeded
+# now (not during setup) so it lies in the window the metric check reads (the last minute or two)
+dims="FunctionName=rust-scorer-canary-checked,Resource=rust-scorer-canary-checked:canary-checked,ExecutedVersion=2"
+aws cloudwatch put-metric-data --namespace AWS/Lambda --metric-name Invocations --dimensions "$dims" --value 1000 --unit Count
+aws cloudwatch put-metric-data --namespace AWS/Lambda --metric-name Errors --dimensions "$dims" --value 1 --unit Count
 t12=$(ms)
 npx nx run rust-scorer:promote --env=canary-plain --output-style=stream >"$work/canary-plain.log" 2>&1 || { cat "$work/canary-plain.log"; exit 1; }
 t13=$(ms)

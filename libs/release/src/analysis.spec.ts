@@ -130,6 +130,7 @@ describe('metricVerdict (generated values)', () => {
     expect(metricVerdict({ value: 0.031, samples: 100 }, undefined, { max: 0.01 })).toEqual({ verdict: 'failed', detail: '0.031 > 0.01' });
     expect(metricVerdict({ value: 0.02, samples: 100 }, { value: 0.02, samples: 100 }, { maxIncrease: 0.005 }).verdict).toBe('passed');
     expect(metricVerdict({ value: 0, samples: 3 }, undefined, { max: 0.01, minSamples: 10 })).toEqual({ verdict: 'inconclusive', detail: 'too few samples: 3 < 10' });
+    expect(metricVerdict({ samples: 0 }, undefined, { max: 0.01 })).toEqual({ verdict: 'inconclusive', detail: 'no data (0 samples, minSamples 1)' });
   });
 });
 

@@ -133,7 +133,7 @@ export function metricVerdict(
   limits: { max?: number; maxIncrease?: number; minSamples?: number },
 ): { verdict: Verdict; detail: string } {
   const min = limits.minSamples ?? 1;
-  if (now.samples < min || now.value === undefined) return { verdict: 'inconclusive', detail: `too few samples: ${fmt(now.samples)} < ${min}${now.value === undefined ? ' (no data)' : ''}` };
+  if (now.samples < min || now.value === undefined) return { verdict: 'inconclusive', detail: now.samples ? `too few samples: ${fmt(now.samples)} < ${min}` : `no data (0 samples, minSamples ${min})` };
   const v = now.value;
   if (limits.max !== undefined && v > limits.max) return { verdict: 'failed', detail: `${fmt(v)} > ${fmt(limits.max)}` };
   if (baseline && limits.maxIncrease !== undefined) {

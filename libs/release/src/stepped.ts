@@ -169,7 +169,7 @@ export async function runSteps(o: {
     x.measurements.push(m);
     x.calls += r.calls;
     all.push(m);
-    o.log(`measure: ${x.label}${stepOf(step)} #${x.measurements.length}: ${r.detail}${r.samples !== undefined ? ` (${fmt(r.samples)} samples)` : ''} → ${r.verdict}`);
+    o.log(`measure: ${x.label}${stepOf(step)} #${x.measurements.length}: ${r.detail}${r.samples !== undefined && r.verdict !== 'inconclusive' ? ` (${fmt(r.samples)} samples)` : ''} → ${r.verdict}`);
   }
 
   function interrupted(sig: string, n: number): SteppedOutcome {
