@@ -19,6 +19,7 @@ describe('awsClientSettings', () => {
   it('prefers the service-specific endpoint and honours AWS_MAX_ATTEMPTS', () => {
     expect(customEndpoint('lambda', { AWS_ENDPOINT_URL: 'a', AWS_ENDPOINT_URL_LAMBDA: 'b' })).toBe('b');
     expect(customEndpoint('s3', { AWS_ENDPOINT_URL_LAMBDA: 'b' })).toBeUndefined();
+    expect(customEndpoint('cloudwatch', { AWS_ENDPOINT_URL: 'a', AWS_ENDPOINT_URL_CLOUDWATCH: 'c' })).toBe('c');
     expect(awsClientSettings('s3', { AWS_MAX_ATTEMPTS: '9' }).maxAttempts).toBe(9);
     expect(awsClientSettings('s3', { AWS_MAX_ATTEMPTS: 'x' }).maxAttempts).toBe(DEFAULT_MAX_ATTEMPTS);
   });
@@ -39,6 +40,8 @@ describe('awsClients', () => {
     expect(s3.config.forcePathStyle).toBe(true);
     expect(await clients.lambda().config.maxAttempts()).toBe(2);
     expect(await clients.ssm().config.maxAttempts()).toBe(DEFAULT_MAX_ATTEMPTS);
+    expect(clients.cloudwatch()).toBe(clients.cloudwatch());
+    expect(await clients.cloudwatch().config.maxAttempts()).toBe(DEFAULT_MAX_ATTEMPTS);
     // the endpoint and keys of the given env, whatever process.env says
     const ep = await s3.config.endpoint!();
     expect(`${ep.protocol}//${ep.hostname}:${ep.port}`).toBe('http://127.0.0.1:1');

@@ -17,6 +17,7 @@ import type { LambdaClient, LambdaClientConfig } from '@aws-sdk/client-lambda';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
+import type { CloudWatchClient, CloudWatchClientConfig } from '@aws-sdk/client-cloudwatch';
 
 const lazyRequire = createRequire(__filename);
 
@@ -24,7 +25,7 @@ const lazyRequire = createRequire(__filename);
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /** AWS services buildonce talks to, with the env suffix of their service-specific endpoint variable. */
-export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR', kms: 'KMS' } as const;
+export const AWS_SERVICES = { s3: 'S3', lambda: 'LAMBDA', ssm: 'SSM', ecr: 'ECR', kms: 'KMS', cloudwatch: 'CLOUDWATCH' } as const;
 export type AwsService = keyof typeof AWS_SERVICES;
 
 /** Client settings buildonce adds to the SDK defaults for one service (pure; see the module doc). */
@@ -79,6 +80,7 @@ export interface AwsOverrides {
   ssm?: SSMClientConfig;
   ecr?: ECRClientConfig;
   kms?: KMSClientConfig;
+  cloudwatch?: CloudWatchClientConfig;
 }
 
 /** The narrow set of clients buildonce uses; each is created on first call and then reused. */
@@ -90,6 +92,8 @@ export interface AwsClients {
   ecr(): ECRClient;
   /** provenance signing (`Sign`) and verification keys (`GetPublicKey`) */
   kms(): KMSClient;
+  /** verification of alarm and metric checks (`DescribeAlarms`, `GetMetricData`) */
+  cloudwatch(): CloudWatchClient;
 }
 
 /**
@@ -110,5 +114,6 @@ export function awsClients(opts: { env?: NodeJS.ProcessEnv; overrides?: AwsOverr
     ssm: () => make('ssm', (c) => new (lazyRequire('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c), o.ssm),
     ecr: () => make('ecr', (c) => new (lazyRequire('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(c), o.ecr),
     kms: () => make('kms', (c) => new (lazyRequire('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms')).KMSClient(c), o.kms),
+    cloudwatch: () => make('cloudwatch', (c) => new (lazyRequire('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch')).CloudWatchClient(c), o.cloudwatch),
   };
 }

@@ -303,6 +303,26 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 
   /**
+   * Next step of a stepped canary: UpdateAlias keeps the alias on the stable version with
+   * `AdditionalVersionWeights = { <new>: percent/100 }`. No-op when no canary runs.
+   */
+  async shiftCanary(req: DeployRequest, started: DeployResult, percent: number): Promise<DeployResult> {
+    if (started.target !== 'lambda' || !started.canary) return started;
+    const { functionName, alias, functionVersion, canary } = started;
+    try {
+      const r = await withConflictRetry(
+        () => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: canary.stableVersion, RoutingConfig: { AdditionalVersionWeights: { [functionVersion]: Math.round(percent * 100) / 10_000 } } })),
+        this.o.conflictRetries,
+        (m) => req.log(`${functionName}: ${m}`),
+      );
+      req.log(`UpdateAlias ${functionName}:${alias} stays on version ${canary.stableVersion}, canary ${percent}% → version ${functionVersion}`);
+      return { ...started, aliasArn: r.AliasArn ?? started.aliasArn, canary: { ...canary, percent } };
+    } catch (e) {
+      throw toDeployError(e, functionName);
+    }
+  }
+
+  /**
    * Image deploy (Lambda API): UpdateFunctionCode { ImageUri: <repo>@sha256:<digest> } unless $LATEST
    * already runs that URI → waitUntilFunctionUpdatedV2 → PublishVersion → GetFunction of the new version
    * must report the same ImageUri (else another deploy changed $LATEST and the alias is not moved) →

@@ -101,6 +101,8 @@ export interface DeployTarget {
   restore?(req: DeployRequest, previous: DeployResult): Promise<DeployResult>;
   /** ends a canary `deploy` started with `req.canary`: all traffic to the new version (no-op result when none ran) */
   completeCanary?(req: DeployRequest, started: DeployResult): Promise<DeployResult>;
+  /** moves a running canary (stepped canary) to `percent` % of the traffic; the stable version keeps the rest */
+  shiftCanary?(req: DeployRequest, started: DeployResult, percent: number): Promise<DeployResult>;
 }
 
 /** The target refuses the request before changing anything (missing function, wrong store, bad option). */

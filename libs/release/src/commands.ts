@@ -30,6 +30,8 @@ import { signPublishedVersion, type PublishSigning } from './provenance';
 import { runRetention, type RetentionResult } from './retention';
 import { runImageRetention, type ImageRetentionResult } from './image-retention';
 import { checksFor, prepareChecks, type VerifySetup } from './verify';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { dryRunMeasuredChecks } from './measure-dry-run';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
@@ -131,6 +133,9 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const verify = await verifySetupFor(c, ctx, target, log);
   const r = await promoteVersion({ store: ctx.store, project: c.project, version: manifest.version, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, verify });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
+  if (r.status === 'dry-run' && verify) {
+    await dryRunMeasuredChecks({ checks: verify.checks, project: c.project, environment: ctx.environment.name, version: manifest.version, targetKind: target.kind, functionName: c.deploy.functionName, alias: c.deploy.alias, lambda: verify.lambda, cloudwatch: verify.cloudwatch!, log });
+  }
   return r;
 }
 
@@ -145,7 +150,14 @@ async function verifySetupFor(c: PromoteCommand, ctx: CommandContext, target: De
   if (!checks.length) return undefined;
   const processEnv = c.processEnv ?? process.env;
   let lambda = c.clients?.lambda;
-  return { checks, workspaceRoot: c.workspaceRoot, processEnv, lambda: () => (lambda ??= awsClients({ env: processEnv }).lambda()) };
+  let cloudwatch: CloudWatchClient | undefined;
+  return {
+    checks,
+    workspaceRoot: c.workspaceRoot,
+    processEnv,
+    lambda: () => (lambda ??= awsClients({ env: processEnv }).lambda()),
+    cloudwatch: () => (cloudwatch ??= awsClients({ env: processEnv }).cloudwatch()),
+  };
 }
 
 export interface RollbackCommand extends CommandBase {

@@ -6,6 +6,7 @@ import { provenancePolicySchema, type ProvenancePolicy } from '@buildonce/proven
 import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
 import { UnknownEnvironmentError } from './errors';
+import { alarmCheckSchema, isMeasured, measuredCheckProblem, metricCheckSchema } from './measure-config';
 
 /** File name of the workspace configuration, at the workspace root. */
 export const CONFIG_FILE = 'buildonce.json';
@@ -70,21 +71,28 @@ export const commandCheckSchema = z
   })
   .strict();
 
-export const verifyCheckSchema = z.discriminatedUnion('kind', [lambdaCheckSchema, httpCheckSchema, commandCheckSchema]);
+export const verifyCheckSchema = z.discriminatedUnion('kind', [lambdaCheckSchema, httpCheckSchema, commandCheckSchema, alarmCheckSchema, metricCheckSchema]);
 export type VerifyCheck = z.infer<typeof verifyCheckSchema>;
 
-/** Lambda canary: the alias keeps the old version and sends `percent` % to the new one for `minutes`, verified, then 100 %. */
-export const strategySchema = z
+const canaryStepSchema = z
   .object({
-    canary: z
-      .object({
-        percent: z.number().positive().max(99),
-        minutes: z.number().nonnegative().max(1440),
-      })
-      .strict(),
+    percent: z.number().positive().max(99),
+    minutes: z.number().nonnegative().max(1440),
   })
   .strict();
-export type DeployStrategy = z.infer<typeof strategySchema>;
+
+/**
+ * Lambda canary: the alias keeps the old version and sends `percent` % to the new one for `minutes`,
+ * verified, then 100 %. `steps` (instead of percent + minutes) raises the share step by step; the
+ * checks run through every step.
+ */
+export const strategySchema = z
+  .object({
+    canary: z.union([canaryStepSchema, z.object({ steps: z.array(canaryStepSchema).min(1).max(20) }).strict()]),
+  })
+  .strict();
+/** The strategy after parseConfig: `percent`/`minutes` are the first step, `steps` every step. */
+export type DeployStrategy = { canary: { percent: number; minutes: number; steps: { percent: number; minutes: number }[] } };
 
 const environmentSchema = z
   .object({
@@ -200,13 +208,17 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
         }
       });
       seen.add(e.name);
+      (e.verify ?? []).forEach((c, j) => {
+        const problem = isMeasured(c) ? measuredCheckProblem(c, !!e.strategy) : undefined;
+        if (problem) throw new ConfigError(`${source}: environments.${i}.verify.${j}.${problem}`);
+      });
       environments.push({
         name: e.name,
         requires,
         soakMinutes: e.soakMinutes ?? 0,
         ...(e.provenance ? { provenance: withAbsoluteKeyFiles(e.provenance, source) } : {}),
         ...(e.verify ? { verify: e.verify } : {}),
-        ...(e.strategy ? { strategy: e.strategy } : {}),
+        ...(e.strategy ? { strategy: normalizeStrategy(e.strategy) } : {}),
       });
     });
   } else {
@@ -227,6 +239,12 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
     lock: { ttlMs: (file.lock?.ttlSeconds ?? 60) * 1000, waitMs: (file.lock?.waitSeconds ?? 900) * 1000 },
     source,
   };
+}
+
+/** The single-step canary form becomes one step. */
+function normalizeStrategy(s: z.infer<typeof strategySchema>): DeployStrategy {
+  const steps = 'steps' in s.canary ? s.canary.steps : [s.canary];
+  return { canary: { percent: steps[0]!.percent, minutes: steps[0]!.minutes, steps } };
 }
 
 /** `file:<relative path>` keys resolve from the directory of buildonce.json (the workspace root). */

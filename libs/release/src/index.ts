@@ -14,3 +14,4 @@ export * from './releases';
 export * from './commands';
 export * from './verify';
 export * from './image-retention';
+export type { Analysis, Measurement, Verdict } from './analysis';

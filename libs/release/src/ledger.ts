@@ -5,6 +5,7 @@ import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseRel
 import { deployResultSchema } from '@buildonce/deploy';
 import { provenanceRecordSchema } from '@buildonce/provenance';
 import { LedgerError } from './errors';
+import { analysisSchema } from './analysis';
 
 /**
  * The release ledger (docs/architecture.md "Store layout"), per project and environment:
@@ -23,7 +24,7 @@ export const ENTRY_SCHEMA_VERSION = 1;
 export const verificationSchema = z
   .object({
     /** kind of the deciding check (the first that failed, else the last that ran) */
-    kind: z.enum(['lambda', 'http', 'command']),
+    kind: z.enum(['lambda', 'http', 'command', 'alarm', 'metric']),
     passed: z.boolean(),
     /** attempts over every check that ran */
     attempts: z.number().int().nonnegative(),
@@ -31,6 +32,8 @@ export const verificationSchema = z
     durationMs: z.number().int().nonnegative(),
     /** one line: what was checked and what was seen */
     detail: z.string(),
+    /** alarm and metric checks: measurements over the window (absent: none configured) */
+    analysis: analysisSchema.optional(),
   })
   .strict();
 export type Verification = z.infer<typeof verificationSchema>;

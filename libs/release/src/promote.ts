@@ -274,6 +274,8 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
           environment: r.environment.name,
           version: r.version,
           canaryMinutes: canary?.minutes,
+          steps: canary?.steps,
+          shiftCanary: r.target.shiftCanary ? (s, percent) => r.target.shiftCanary!(dreq, s, percent) : undefined,
           completeCanary: r.target.completeCanary ? (s) => r.target.completeCanary!(dreq, s) : undefined,
           log: r.log,
         }),

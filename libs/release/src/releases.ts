@@ -107,9 +107,10 @@ const short = (c: string | null) => (c ? c.slice(0, 12) : '-');
 const when = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 const note = (r: ReleaseRow) => [r.status === 'failed' ? 'FAILED' : '', r.rollback ? 'rollback' : ''].filter(Boolean).join(' ') || 'ok';
 
-/** `passed lambda ×1 0.4s`, `FAILED http ×12 60.0s`, `-` when nothing was verified. */
+/** `passed lambda ×1 0.4s`, `FAILED http ×12 60.0s`, `FAILED metric errorRate 0.031 > 0.01 at step 2`, `-` when nothing was verified. */
 export function verificationCell(v: ReleaseRow['verification']): string {
   if (!v) return '-';
+  if (v.analysis && !v.passed) return `FAILED ${v.analysis.summary}`;
   return `${v.passed ? 'passed' : 'FAILED'} ${v.kind} ×${v.attempts} ${(v.durationMs / 1000).toFixed(1)}s`;
 }
 

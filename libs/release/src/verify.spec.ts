@@ -37,7 +37,7 @@ describe('verify config', () => {
     expect(env({ verify: { kind: 'http', url: 'http://x/v1/release', expectVersion: true } }).verify).toEqual([{ kind: 'http', url: 'http://x/v1/release', expectVersion: true }]);
     const e = env({ verify: [{ kind: 'command', command: ['true'], projects: ['api'] }, { kind: 'lambda', payload: 'p.json', expect: { ok: true }, onFailure: 'hold' }], strategy: { canary: { percent: 10, minutes: 5 } } });
     expect(e.verify).toHaveLength(2);
-    expect(e.strategy).toEqual({ canary: { percent: 10, minutes: 5 } });
+    expect(e.strategy).toEqual({ canary: { percent: 10, minutes: 5, steps: [{ percent: 10, minutes: 5 }] } });
     expect(env({}).verify).toBeUndefined();
   });
   it('refuses bad checks with one line naming the field', () => {

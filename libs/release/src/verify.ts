@@ -7,6 +7,11 @@ import { ConfigError } from '@buildonce/errors';
 import type { VerifyCheck } from './config';
 import { ReleaseError } from './errors';
 import type { Verification } from './ledger';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { isMeasured } from './measure-config';
+import { prepareMeasuredCheck } from './measure-prepare';
+import { measuredLabel, needsSteps, type Step } from './stepped';
+import { verifySteppedDeploy } from './verify-stepped';
 
 /**
  * Verification (docs/promotion.md "Verification"): the checks an environment runs after a deploy.
@@ -21,6 +26,8 @@ import type { Verification } from './ledger';
  *   `versionField` is the promoted version, as express-api's `/v1/release` reports it).
  * - `command`: runs an argument array (libs/build run(), no shell) in the workspace root with
  *   `BUILDONCE_VERSION`, `BUILDONCE_ENV`, `BUILDONCE_PROJECT`; exit 0 passes.
+ * - `alarm`, `metric`: CloudWatch measurements over time through every canary step (alarm-check.ts,
+ *   metric-check.ts, run by stepped.ts through verify-stepped.ts; decisions in analysis.ts).
  */
 
 
@@ -101,6 +108,9 @@ export function describeCheck(c: VerifyCheck): string {
       return `http GET ${c.url}`;
     case 'command':
       return `command ${c.command.join(' ')}`;
+    case 'alarm':
+    case 'metric':
+      return measuredLabel(c);
   }
 }
 
@@ -137,6 +147,7 @@ export async function prepareChecks(checks: VerifyCheck[], o: { targetKind: Depl
       }
       await readPayload(c, o.workspaceRoot);
     }
+    if (isMeasured(c) && !prepareMeasuredCheck(c, { ...o, describe: describeCheck(c) })) continue;
     out.push(c);
   }
   return out;
@@ -239,6 +250,7 @@ async function commandCheck(c: Extract<VerifyCheck, { kind: 'command' }>, ctx: C
 export async function runCheck(c: VerifyCheck, ctx: CheckContext): Promise<CheckOutcome> {
   const now = ctx.now ?? Date.now;
   const t0 = now();
+  if (isMeasured(c)) throw new Error(`${describeCheck(c)} measures over time: verifyDeploy runs it, not runCheck`);
   const r = c.kind === 'lambda' ? await lambdaCheck(c, ctx) : c.kind === 'http' ? await httpCheck(c, ctx) : await commandCheck(c, ctx);
   return { ...r, durationMs: Math.max(0, Math.round(now() - t0)) };
 }
@@ -271,6 +283,8 @@ export interface VerifySetup {
   workspaceRoot: string;
   processEnv?: NodeJS.ProcessEnv;
   lambda?: () => LambdaClient;
+  /** CloudWatch client (libs/aws `awsClients().cloudwatch()`), needed by alarm and metric checks */
+  cloudwatch?: () => CloudWatchClient;
   /** injectable sleep (tests) */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -298,6 +312,10 @@ export async function verifyDeploy(o: {
   environment: string;
   version: string;
   canaryMinutes?: number;
+  /** stepped canary (`strategy.canary.steps`; the first step is `canaryMinutes`' percent and minutes) */
+  steps?: Step[];
+  /** moves a running canary to `percent` % (steps after the first) */
+  shiftCanary?: (started: DeployResult, percent: number) => Promise<DeployResult>;
   completeCanary?: (started: DeployResult) => Promise<DeployResult>;
   log: (line: string) => void;
 }): Promise<VerifiedDeploy> {
@@ -314,6 +332,7 @@ export async function verifyDeploy(o: {
     log,
   };
   const checks = setup?.checks ?? [];
+  if (needsSteps(checks, o.steps)) return verifySteppedDeploy({ ...o, ctx, checks });
   const first = await runChecks(checks, ctx);
   if (first && !first.verification.passed) return fail(first);
   const canary = started.target === 'lambda' ? started.canary : undefined;

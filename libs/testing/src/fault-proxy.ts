@@ -9,9 +9,13 @@ import type { Socket } from 'node:net';
  *   connection instead of relaying the answer ("applied but response lost");
  * - `bad-digest`: answers `400 BadDigest` without forwarding, as S3 does when a body does not match its
  *   `x-amz-checksum-sha256` (bytes damaged in transit; moto does not check part checksums itself).
- *   Not among the default random kinds ({@link FAULT_KINDS}); name it in `kinds` or `failNext`.
+ * - `403` / `throttle`: answers `403 AccessDenied` / `400 Throttling` without forwarding, as XML for
+ *   REST-XML requests and as an AWS JSON error (`__type`, `x-amzn-query-error`) for JSON-protocol ones.
+ * `bad-digest`, `403` and `throttle` are not among the default random kinds ({@link FAULT_KINDS}); name them in
+ * `kinds` or `failNext`.
  */
-export type FaultKind = '500' | '503' | 'reset' | 'lost' | 'bad-digest';
+export type FaultKind = '500' | '503' | 'reset' | 'lost' | 'bad-digest' | '403' | 'throttle';
+/** the kinds random faults draw from by default (transient faults a client retries or survives) */
 export const FAULT_KINDS: readonly FaultKind[] = ['500', '503', 'reset', 'lost'];
 
 /** The parts of a request a fault rule looks at. */
@@ -95,7 +99,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   let kinds = o.kinds ?? FAULT_KINDS;
   let rate = o.rate ?? 0;
   let eligible = o.eligible;
-  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, 'bad-digest': 0 }, injected: 0 };
+  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, 'bad-digest': 0, '403': 0, throttle: 0 }, injected: 0 };
   const queued: { kind: FaultKind; match: (r: ProxiedRequest) => boolean; fired: (r: ProxiedRequest) => void }[] = [];
   const sockets = new Set<Socket>();
 
@@ -134,6 +138,18 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     };
     if (fault === 'reset') {
       req.socket.destroy();
+      return;
+    }
+    if (fault === '403' || fault === 'throttle') {
+      const [status, code, message] = fault === '403' ? [403, 'AccessDenied', 'User is not authorized to perform this action'] : [400, 'Throttling', 'Rate exceeded'];
+      const json = String(req.headers['content-type'] ?? '').includes('json');
+      req.resume();
+      req.on('end', () => {
+        if (!json) return s3Error(res, status, code, message);
+        const body = JSON.stringify({ __type: fault === '403' ? 'AccessDeniedException' : 'ThrottlingException', message });
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-query-error': `${code};Sender`, 'content-length': Buffer.byteLength(body), connection: 'close' });
+        res.end(body);
+      });
       return;
     }
     if (fault === '500' || fault === '503' || fault === 'bad-digest') {
