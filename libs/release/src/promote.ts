@@ -1,4 +1,5 @@
 import type { BlobStore } from '@buildonce/store';
+import { imageUriOf } from '@buildonce/artifact';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { ResolvedEnvironment } from './config';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
@@ -48,7 +49,7 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
     files: a.stored.manifest.files,
     ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
     ...(a.provenance ? { provenance: a.provenance } : {}),
-    ...(a.stored.registry ? { imageUri: a.stored.registry.uri } : {}),
+    ...(a.stored.registry ? { imageUri: imageUriOf(a.stored) } : {}),
   };
 }
 
