@@ -3,8 +3,9 @@ import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifa
 import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
 import { parseEntry } from './ledger';
+import { rollbackReach } from './rollback';
 
-/** The last this-many distinct versions of succeeded history entries of any environment are kept (the rollback window). */
+/** Rollback depth retention protects: every version `rollback` repeated this many times reaches stays (see rollbackReach). */
 export const ROLLBACK_WINDOW = 5;
 /** Versions published less than this long ago (ms) are kept: a promotion may be verifying them right now. */
 export const IN_FLIGHT_MS = 60 * 60 * 1000;
@@ -82,9 +83,10 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
 
 /**
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
- * or among the last {@link ROLLBACK_WINDOW} distinct versions of *succeeded* history entries of any
- * environment (`releases/<p>/<env>/history/<seq>.json`, read newest first; failed attempts are never
- * rollback targets, so they do not count). Fails closed (docs/architecture.md, invariant 9): any ledger object it
+ * or reachable by `rollback` repeated {@link ROLLBACK_WINDOW} times in any environment, plus the version
+ * a held or unrestored failed verification left running: {@link rollbackReach} over the environment's
+ * whole history (`releases/<p>/<env>/history/<seq>.json`), the same stack `planRollback` plans on, so
+ * retention and rollback can never disagree. Fails closed (docs/architecture.md, invariant 9): any ledger object it
  * cannot read or parse stops it with a one-line LedgerError before anything is deleted.
  * Returns a map of `<project>/<version>` → why it is kept.
  * @throws LedgerError (unparseable or vanished ledger object), StoreAccessError
@@ -118,14 +120,12 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
     const e = await read(key);
     protectedSet.set(`${project}/${e.version}`, 'current');
   }
+  const limit = pLimit(16);
   for (const { project, entries } of histories.values()) {
-    const window = new Set<string>();
-    for (const { key } of entries.sort((a, b) => b.seq - a.seq)) {
-      if (window.size >= ROLLBACK_WINDOW) break;
-      const e = await read(key);
-      if (e.status !== 'succeeded') continue;
-      window.add(e.version);
-      const id = `${project}/${e.version}`;
+    // the whole history: the rollback stack can reach back to any release (promote/rollback cycles)
+    const history = await Promise.all(entries.map(({ key }) => limit(() => read(key))));
+    for (const v of rollbackReach(history, ROLLBACK_WINDOW)) {
+      const id = `${project}/${v}`;
       if (!protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
     }
   }
@@ -138,8 +138,8 @@ function stop(store: BlobStore, key: string, why: string): LedgerError {
 
 /**
  * Deletes old artifact versions safely. A version goes only when it is older than `olderThanDays`,
- * not among the `keep` newest of its project and namespace, not current in any environment, not in any
- * environment's rollback window (last 5 succeeded versions), and not published in the last hour. With `pr`,
+ * not among the `keep` newest of its project and namespace, not current in any environment, not reachable
+ * by 5 repeated rollbacks in any environment (rollbackReach), and not published in the last hour. With `pr`,
  * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
  * apply). Each version's `manifest.json` is deleted first, then its files and its signed provenance
  * (`provenance.intoto.json`), so a half-deleted version is
