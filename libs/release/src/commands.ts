@@ -299,6 +299,8 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     for (const f of result.reused) o.log(`${tag} dry run: ${result.uri}${f} already stored`);
     if (keySpec) o.log(`${tag} dry run: would sign provenance with ${keySpec} and write ${result.uri}provenance.intoto.json`);
     o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
+  } else if (result.status === 'repaired') {
+    o.log(`${tag} version ${manifest.version} was published but missing ${result.uploaded.map((f) => f.name).join(', ')}: uploaded again, ${result.uri} is complete`);
   } else if (result.status === 'already-published') {
     o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
   } else {

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { currentKey, historyKey, openStore, parseStoreUrl, readStoredManifest, type BlobStore } from '@buildonce/store';
+import { PUBLISH_LEASE_SUFFIX, artifactKey, currentKey, historyKey, openStore, parseStoreUrl, readStoredManifest, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
 import { RollbackError } from './errors';
 import { appendEntry, readCurrent, readHistory, type EntryDraft, type HistoryEntry } from './ledger';
@@ -162,4 +162,20 @@ describe('retention never deletes what rollback would restore (generated promote
       if (seed === 1) expect(r.deleted.length).toBeGreaterThan(0);
     }
   }, 240_000);
+});
+
+describe('retention and a publish completing a version', () => {
+  it('an old version with a fresh publish lease is kept (in-flight); without one it goes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'retention-lease-'));
+    dirs.push(dir);
+    const store = openStore(parseStoreUrl(`file://${dir}`));
+    for (const v of ['1', '2']) await publishFake(store, { project: 'svc', version: v, kind: 'node-tarball' });
+    const old = new Date(Date.now() - 10 * 24 * 3600 * 1000);
+    for (const v of ['1', '2']) for (const f of readdirSync(join(dir, 'artifacts/svc', v))) utimesSync(join(dir, 'artifacts/svc', v, f), old, old);
+    await store.putBytesIfAbsent(artifactKey('svc', '1', `publish+abc${PUBLISH_LEASE_SUFFIX}`), Buffer.from('{}'));
+    const r = await runRetention({ store, olderThanDays: 1, keep: 0 });
+    expect(r.kept.map((k) => [k.version, k.reason])).toEqual([['1', 'in-flight']]);
+    expect(r.deleted.map((k) => k.version)).toEqual(['2']);
+    expect(await readStoredManifest(store, 'svc', '1')).toBeDefined();
+  });
 });

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
-import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { RELEASES_ROOT, artifactsRoot, formatBytes, isPublishLease, parseArtifactKey, parseReleaseKey, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
 import { parseEntry } from './ledger';
 import { rollbackReach } from './rollback';
@@ -42,6 +42,8 @@ export interface VersionInfo {
   bytes: number;
   keys: string[];
   complete: boolean;
+  /** newest publish lease (a publish completing this version right now), if any */
+  leasedAt?: Date;
 }
 
 export interface RetentionResult {
@@ -70,7 +72,9 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
       }
       v.keys.push(o.key);
       v.bytes += o.size;
-      if (k.file === STORED_MANIFEST_FILE) {
+      if (isPublishLease(k.file)) {
+        if (!v.leasedAt || o.lastModified > v.leasedAt) v.leasedAt = o.lastModified;
+      } else if (k.file === STORED_MANIFEST_FILE) {
         v.complete = true;
         v.publishedAt = o.lastModified;
       } else if (!v.complete && o.lastModified > v.publishedAt) {
@@ -170,7 +174,7 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
       const guard = guarded.get(`${v.project}/${v.version}`);
       let reason: KeepReason | undefined;
       if (guard) reason = guard;
-      else if (age < (o.inFlightMs ?? IN_FLIGHT_MS)) reason = 'in-flight';
+      else if (age < (o.inFlightMs ?? IN_FLIGHT_MS) || (v.leasedAt && now - v.leasedAt.getTime() < (o.inFlightMs ?? IN_FLIGHT_MS))) reason = 'in-flight';
       else if (o.pr !== undefined) {
         if (v.namespace !== 'preview' || !(await publishedByPr(o.store, v, o.pr))) reason = 'other-pr';
       } else if (i < keep) reason = 'newest';
@@ -191,6 +195,12 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
   await Promise.all(
     doomed.map((v) =>
       limit(async () => {
+        // a publish that started after the listing (its lease is newer) is completing this version: leave it
+        if (await leasedSince(o.store, v, now - (o.inFlightMs ?? IN_FLIGHT_MS))) {
+          log(`[${v.project}] kept version ${v.version}: a publish is completing it`);
+          kept.push({ ...v, reason: 'in-flight' });
+          return;
+        }
         const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
         for (const k of manifest) await o.store.delete(k);
         await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => o.store.delete(k)));
@@ -198,8 +208,19 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
       }),
     ),
   );
-  log(`deleted ${doomed.length} version(s), freed ${formatBytes(bytesFreed)}; kept ${kept.length}`);
-  return { status: 'deleted', deleted: doomed, kept, bytesFreed };
+  const deleted = doomed.filter((v) => !kept.some((k) => k.namespace === v.namespace && k.project === v.project && k.version === v.version));
+  const freed = deleted.reduce((s, v) => s + v.bytes, 0);
+  log(`deleted ${deleted.length} version(s), freed ${formatBytes(freed)}; kept ${kept.length}`);
+  return { status: 'deleted', deleted, kept, bytesFreed: freed };
+}
+
+/** True when the version's folder holds a publish lease newer than `sinceMs` (one listing of the folder). */
+async function leasedSince(store: BlobStore, v: VersionInfo, sinceMs: number): Promise<boolean> {
+  for await (const o of store.list(versionPrefix(v.project, v.version, v.namespace))) {
+    const k = parseArtifactKey(o.key);
+    if (k && isPublishLease(k.file) && o.lastModified.getTime() >= sinceMs) return true;
+  }
+  return false;
 }
 
 async function publishedByPr(store: BlobStore, v: VersionInfo, pr: number): Promise<boolean> {
