@@ -59,11 +59,33 @@ function segments(p: string): string[] {
  * such as `dist/a -> .` then `dist/b -> a/a/a/../..`, or `x/y -> ..` then `x/y/z -> ..`, is refused although
  * each link alone looks harmless. Checks, per entry: `unsafeEntryReason`; the entry's parent directory stays
  * inside the root; a symlink's target and a hard link's target stay inside the root; link loops and more than
- * 40 expansions are refused.
+ * 40 expansions are refused. {@link ArchivePaths.finish} then re-resolves every link against the final tree
+ * (links that appear later in the archive change what an earlier link reaches once extracted).
  */
 export class ArchivePaths {
   /** symlinks seen so far: normalized path (`a/b`) -> raw target */
   private readonly links = new Map<string, string>();
+  /** hard links seen so far: [entry path, raw target] */
+  private readonly hardLinks: [string, string][] = [];
+
+  /**
+   * After the last entry: every symlink (and hard link target) resolved again against the FINAL tree the
+   * archive describes, links created later included. A link is followed when it is read, after extraction,
+   * so `p -> a/a/b/../../../etc` is harmless while `a` is a directory and escapes once a later `a -> .` exists.
+   * @returns the reason the archive is unsafe, or undefined
+   */
+  finish(): string | undefined {
+    for (const [physical, target] of this.links) {
+      const parent = physical.split('/').slice(0, -1);
+      const r = this.resolve(parent, segmentsKeepDots(target));
+      if (typeof r === 'string') return `symlink "${physical}" targets "${target}", which ${r} through a symlink in the extracted tree`;
+    }
+    for (const [path, target] of this.hardLinks) {
+      const r = this.resolve([], segmentsKeepDots(target));
+      if (typeof r === 'string') return `hard link "${path}" targets "${target}", which ${r} through a symlink in the extracted tree`;
+    }
+    return undefined;
+  }
 
   /** The reason the next entry is unsafe, or undefined (and the entry is remembered). */
   check(path: string, type: string, linkpath?: string): string | undefined {
@@ -78,10 +100,15 @@ export class ArchivePaths {
     if (type === 'SymbolicLink') {
       const target = this.resolve(parent, segmentsKeepDots(linkpath ?? ''));
       if (typeof target === 'string') return `symlink "${path}" targets "${linkpath}", which ${target} through an earlier symlink`;
-      this.links.set(physical.join('/'), linkpath ?? '');
+      const key = physical.join('/');
+      const before = this.links.get(key);
+      // GNU tar delays links with `..` targets and keeps the first, others keep the last: refuse the ambiguity
+      if (before !== undefined && before !== (linkpath ?? '')) return `symlink "${path}" appears twice with different targets ("${before}", "${linkpath}"): extractors disagree on which one stays`;
+      this.links.set(key, linkpath ?? '');
     } else if (type === 'Link') {
       const target = this.resolve([], segmentsKeepDots(linkpath ?? ''));
       if (typeof target === 'string') return `hard link "${path}" targets "${linkpath}", which ${target} through an earlier symlink`;
+      this.hardLinks.push([path, linkpath ?? '']);
     }
     // A file or directory over an earlier link: extractors either replace the link or write through it; the
     // link stays known, so later paths are judged by the stricter of the two readings.
@@ -307,6 +334,11 @@ export class BodyGuard extends Transform {
     this.parserDone.then(
       () => {
         if (this.failure) return cb(this.failure);
+        const late = this.paths.finish();
+        if (late) {
+          this.fail(new BodyRejectedError('unsafe-entry', `unsafe tar entry: ${late}`));
+          return cb(this.failure);
+        }
         this.sha256 = this.hash.digest('hex');
         cb();
       },

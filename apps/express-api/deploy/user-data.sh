@@ -9,8 +9,9 @@
 #   3. download both, check the tarball's size and sha256 against the manifest (and the pointer);
 #      mismatch -> exit 1, nothing on disk changed, the previous release keeps serving;
 #   4. check the tarball against the deploy tar policy (the same as deployLocal's: files, directories
-#      and symlinks that stay inside only), then unpack into <root>/releases/<version> (temp dir +
-#      mv -T), add .buildonce/manifest.json (the stored manifest, byte for byte); leftovers of a killed
+#      and symlinks that stay inside only), then unpack with GNU tar into a fresh private temp dir and
+#      judge the extracted tree on disk (check_tree: the extractor's result, not a second parser's
+#      reading), then move it to <root>/releases/<version> (mv -T), add .buildonce/manifest.json (the stored manifest, byte for byte); leftovers of a killed
 #      earlier run (.incoming/*, releases/.*.tmp-*, .current.tmp-*) are removed under the deploy lock;
 #   5. flip <root>/current -> releases/<version> atomically (ln -sfn to a temp link + mv -T);
 #   6. write and (re)start a systemd unit, then wait for GET /health to report the version; when it
@@ -375,6 +376,48 @@ gunzip.on('end', () => process.exit(done || buf.length === 0 ? 0 : 1));
 fs.createReadStream(process.argv[process.argv.length - 1]).on('error', (e) => fail(e.message)).pipe(gunzip);
 JS
 }
+# The tree GNU tar extracted (into a fresh private directory), judged on disk with lstat/readlink, so no
+# parser can disagree with the extractor: only regular files (one link each), directories and symlinks
+# whose resolution, component by component through the links on disk (as the kernel reads them), stays
+# inside the release. Prints the first problem and exits 1.
+check_tree() {
+  "$node_bin" - "$1" <<'JS'
+const fs = require('fs'), path = require('path');
+const root = fs.realpathSync(process.argv[process.argv.length - 1]);
+const fail = (m) => { process.stdout.write(m + '\n'); process.exit(1); };
+function resolve(dir, target) {
+  const cur = target.startsWith('/') ? [] : dir.split('/').filter(Boolean);
+  const queue = target.split('/');
+  let n = 0;
+  while (queue.length) {
+    const c = queue.shift();
+    if (c === '' || c === '.') continue;
+    if (c === '..') { cur.pop(); continue; }
+    const p = '/' + [...cur, c].join('/');
+    let st;
+    try { st = fs.lstatSync(p); } catch { cur.push(c); continue; }
+    if (!st.isSymbolicLink()) { cur.push(c); continue; }
+    if (++n > 40) return undefined;
+    const t = fs.readlinkSync(p);
+    if (t.startsWith('/')) cur.length = 0;
+    queue.unshift(...t.split('/'));
+  }
+  return '/' + cur.join('/');
+}
+(function walk(dir) {
+  for (const name of fs.readdirSync(dir)) {
+    const p = path.join(dir, name), rel = path.relative(root, p), st = fs.lstatSync(p);
+    if (st.isSymbolicLink()) {
+      const t = fs.readlinkSync(p), r = resolve(dir, t);
+      if (r === undefined) fail(`symlink ${rel} -> ${t} loops`);
+      if (r !== root && !r.startsWith(root + '/')) fail(`symlink ${rel} -> ${t} resolves outside the release (${r})`);
+    } else if (st.isDirectory()) walk(p);
+    else if (!st.isFile()) fail(`${rel} is not a regular file, directory or symlink`);
+    else if (st.nlink > 1) fail(`${rel} is a hard link`);
+  }
+})(root);
+JS
+}
 case "$file" in
   *.tar.gz|*.tgz)
     reason="$(check_tarball "$work/$file" 2>&1)" || die "refused $file: ${reason:-unreadable archive}; nothing changed (current -> ${previous:-none})"
@@ -390,9 +433,14 @@ if [ -d "$release" ]; then
 else
   tmp="$root/releases/.$version.tmp-$$"
   rm -rf "$tmp"
-  mkdir "$tmp"
+  mkdir -m 700 "$tmp"
   case "$file" in
-    *.tar.gz|*.tgz) tar -xzf "$work/$file" -C "$tmp" --no-same-owner || { rm -rf "$tmp"; die "cannot unpack $file"; } ;;
+    *.tar.gz|*.tgz)
+      tar -xzf "$work/$file" -C "$tmp" --no-same-owner --no-overwrite-dir || { rm -rf "$tmp"; die "cannot unpack $file"; }
+      # the extractor's result is what is judged: a second parser may read the archive differently
+      reason="$(check_tree "$tmp" 2>&1)" || { rm -rf "$tmp"; die "refused $file: ${reason:-unreadable release tree}; nothing changed (current -> ${previous:-none})"; }
+      chmod 755 "$tmp"
+      ;;
     *) cp "$work/$file" "$tmp/$file" ;;
   esac
   if [ -e "$tmp/.buildonce" ] || [ -L "$tmp/.buildonce" ]; then rm -rf "$tmp"; die "the artifact contains .buildonce, which deploys reserve for the manifest"; fi

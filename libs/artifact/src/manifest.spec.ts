@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestError, parseManifest, parseManifestJson, sameFiles } from './manifest';
+import { ManifestError, imageUriOf, parseManifest, parseManifestJson, parseStoredManifestJson, sameFiles } from './manifest';
 
 const good = {
   schemaVersion: 1,
@@ -38,5 +38,47 @@ describe('manifest schema', () => {
     const m = parseManifest(good);
     expect(sameFiles(m, m)).toBe(true);
     expect(sameFiles(m, parseManifest({ ...good, files: [{ ...good.files[0], sha256: 'b'.repeat(64) }] }))).toBe(false);
+  });
+});
+
+describe('oci-image stored manifests: the deployed identity is the verified digest', () => {
+  const hex = (n: number) => n.toString(16).padStart(64, '0');
+  const image = (seed: number) => {
+    const digest = `sha256:${hex(seed)}`;
+    const repository = `127.0.0.1:5000/scorer-${seed % 3}`;
+    return {
+      manifest: { ...good, kind: 'oci-image', handler: undefined, files: [{ name: 'image-manifest.json', size: 500, sha256: hex(seed) }], image: { digest, platform: 'linux/arm64' } },
+      publish: { publishedAt: '2026-01-01T00:00:00.000Z', builder: 'local:x', trusted: true },
+      registry: { repository, uri: `${repository}@${digest}`, tags: ['1'] },
+    };
+  };
+  it('accepts consistent records and derives the URI from the digest', () => {
+    for (let seed = 1; seed < 20; seed++) {
+      const s = parseStoredManifestJson(JSON.stringify(image(seed)));
+      expect(imageUriOf(s)).toBe(`127.0.0.1:5000/scorer-${seed % 3}@sha256:${hex(seed)}`);
+    }
+  });
+  it('refuses every record whose uri, repository, digest or file sha256 disagree (generated tamperings)', () => {
+    // each tampering changes one field to a value that is valid on its own (another digest present in the registry, another repository)
+    const tamper: ((s: ReturnType<typeof image>, other: number) => void)[] = [
+      (s, o) => (s.registry.uri = `${s.registry.repository}@sha256:${hex(o)}`),
+      (s, o) => (s.registry.uri = `127.0.0.1:5000/other-${o}@${s.manifest.image.digest}`),
+      (s, o) => (s.registry.repository = `127.0.0.1:5000/other-${o}`),
+      (s, o) => (s.manifest.image.digest = `sha256:${hex(o)}`),
+      (s, o) => {
+        s.manifest.image.digest = `sha256:${hex(o)}`;
+        s.registry.uri = `${s.registry.repository}@sha256:${hex(o)}`;
+      },
+    ];
+    let refused = 0;
+    for (let seed = 1; seed < 40; seed++) {
+      for (const [i, t] of tamper.entries()) {
+        const s = image(seed);
+        t(s, seed + 1000 + i);
+        expect(() => parseStoredManifestJson(JSON.stringify(s), 'm.json'), `tampering ${i} of seed ${seed}`).toThrow(/invalid stored manifest m\.json: (registry\.uri|manifest\.image\.digest): /);
+        refused++;
+      }
+    }
+    expect(refused).toBe(39 * tamper.length);
   });
 });

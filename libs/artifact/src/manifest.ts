@@ -81,6 +81,11 @@ export const manifestSchema = z
   })
   .strict()
   .refine((m) => (m.kind === 'oci-image') === !!m.image, { message: 'kind oci-image needs image { digest, platform } (and only it has one)', path: ['image'] })
+  // the digest is what a deploy runs: it must be the sha256 of a listed file, so verifying the files verifies it
+  .refine((m) => !m.image || m.files.some((f) => `sha256:${f.sha256}` === m.image!.digest), {
+    message: 'image.digest must be the sha256 of one of the listed files (the image manifest)',
+    path: ['image', 'digest'],
+  })
   .refine((m) => new Set(m.files.map((f) => f.name)).size === m.files.length, {
     message: 'file names must be unique',
     path: ['files'],
@@ -126,8 +131,21 @@ export const storedManifestSchema = z
     registry: registryRecordSchema.optional(),
   })
   .strict()
-  .refine((s) => (s.manifest.kind === 'oci-image') === !!s.registry, { message: 'an oci-image record needs registry { repository, uri, tags } (and only it has one)', path: ['registry'] });
+  .refine((s) => (s.manifest.kind === 'oci-image') === !!s.registry, { message: 'an oci-image record needs registry { repository, uri, tags } (and only it has one)', path: ['registry'] })
+  .refine((s) => !s.registry || !s.manifest.image || s.registry.uri === `${s.registry.repository}@${s.manifest.image.digest}`, {
+    message: 'registry.uri must be registry.repository@image.digest (the record disagrees with the verified digest)',
+    path: ['registry', 'uri'],
+  });
 export type StoredManifest = z.infer<typeof storedManifestSchema>;
+
+/**
+ * The image URI by digest a deploy of an oci-image runs: `<registry.repository>@<manifest.image.digest>`,
+ * built from the digest (which the schema ties to a verified file's sha256), never taken from the
+ * record's `uri` field. Undefined for other kinds.
+ */
+export function imageUriOf(s: StoredManifest): string | undefined {
+  return s.registry && s.manifest.image ? `${s.registry.repository}@${s.manifest.image.digest}` : undefined;
+}
 
 /** Thrown when a manifest does not match the schema; the message names the field. */
 export class ManifestError extends BuildonceError {

@@ -11,7 +11,7 @@ import {
   type FunctionConfiguration,
 } from '@aws-sdk/client-lambda';
 import pRetry, { AbortError } from 'p-retry';
-import { sha256HexToBase64 } from '@buildonce/artifact';
+import { imageUriOf, sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey } from '@buildonce/store';
 import { awsClients, type AwsClients } from '@buildonce/aws';
 import { imageExists, protectImage } from '@buildonce/image';
@@ -136,10 +136,10 @@ export class LambdaDeployTarget implements DeployTarget {
     return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
 
-  /** The image URI by digest of an oci-image artifact (from the stored record). */
+  /** The image URI by digest of an oci-image artifact: the record's repository + the verified digest (never the record's `uri`). */
   private imageUri(req: DeployRequest): string {
-    const uri = req.stored.registry?.uri;
-    if (!uri || !req.stored.manifest.image) throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
+    const uri = imageUriOf(req.stored);
+    if (!uri) throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
     return uri;
   }
 

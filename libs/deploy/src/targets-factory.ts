@@ -8,6 +8,7 @@ import { Ec2DeployTarget } from './ec2';
 import { LambdaDeployTarget } from './lambda';
 import { deployLocal, type DeployLocalOptions, type DeployLocalResult } from './local';
 import { DeployError, DeployPreflightError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
+import { imageUriOf } from '@buildonce/artifact';
 
 /** Default root of local deployments, relative to the workspace: `.buildonce/deploy/<env>/<project>`. */
 export const DEFAULT_LOCAL_ROOT = '.buildonce/deploy';
@@ -34,7 +35,7 @@ export class LocalDeployTarget implements DeployTarget {
 
   /** oci-image versions: the image must still be in its registry (the local release records its URI by digest). */
   async preflight(req: DeployRequest): Promise<void> {
-    const uri = req.stored.registry?.uri;
+    const uri = imageUriOf(req.stored);
     if (req.stored.manifest.kind !== 'oci-image' || !uri || !this.o.imageExists) return;
     if (!(await this.o.imageExists(uri))) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
   }

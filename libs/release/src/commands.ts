@@ -318,6 +318,8 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     for (const f of result.reused) o.log(`${tag} dry run: ${result.uri}${f} already stored`);
     if (keySpec) o.log(`${tag} dry run: would sign provenance with ${keySpec} and write ${result.uri}provenance.intoto.json`);
     o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
+  } else if (result.status === 'repaired') {
+    o.log(`${tag} version ${manifest.version} was published but missing ${result.uploaded.map((f) => f.name).join(', ')}: uploaded again, ${result.uri} is complete`);
   } else if (result.status === 'already-published') {
     o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
   } else {
@@ -348,11 +350,26 @@ export interface RetentionCommand {
  * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention
  * (runImageRetention: store retention plus the registry images of deleted oci-image versions),
  * logging one line per deleted version and a summary with the bytes freed.
- * @throws ConfigError, StoreAccessError, RangeError for bad numbers
+ * `keep` and `olderThanDays` must be at least 1 and `pr` a positive pull request number, on every path
+ * (CLI and Nx target alike): 0 would make every unprotected version deletable, and Nx reads an
+ * empty `--keep=` as 0.
+ * @throws ConfigError (bad numbers, before the store is opened), StoreAccessError
  */
 export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
+  checkRetentionNumbers(c);
   const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
   // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
   return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.processEnv, log: c.log });
+}
+
+/**
+ * Refuses retention numbers that would widen deletion by accident: `keep` a whole number >= 1,
+ * `olderThanDays` a finite number >= 1, `pr` (when given) a whole number >= 1.
+ * @throws ConfigError naming the option and the fix
+ */
+export function checkRetentionNumbers(c: Pick<RetentionCommand, 'keep' | 'olderThanDays' | 'pr'>): void {
+  if (!Number.isInteger(c.keep) || c.keep < 1) throw new ConfigError(`--keep must be a whole number >= 1 (the newest versions that always stay), got ${c.keep}`);
+  if (!Number.isFinite(c.olderThanDays) || c.olderThanDays < 1) throw new ConfigError(`--older-than must be a number of days >= 1, got ${c.olderThanDays}`);
+  if (c.pr !== undefined && (!Number.isInteger(c.pr) || c.pr < 1)) throw new ConfigError(`--pr must be a pull request number >= 1, got ${c.pr} (omit it for normal retention)`);
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFailure } from '@buildonce/errors';
 import { openStore, parseStoreUrl, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
-import { parseConfig, resolveEnvironment } from './config';
+import { parseConfig, resolveEnvironment, type VerifyCheck } from './config';
 import { listSeqs, readCurrent, readHistory, type HistoryEntry } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { runRetention } from './retention';
@@ -90,7 +90,8 @@ async function checkLedger(envName: string, deploysBefore: number): Promise<{ en
   const count = (xs: string[]) => xs.reduce((m, v) => m.set(v, (m.get(v) ?? 0) + 1), new Map<string, number>());
   const deploys = count(deployed);
   const recordedOk = count(succeeded.map((e) => e.version));
-  const interrupted = count(entries.filter((e) => e.status === 'failed' && e.error?.startsWith('interrupted')).map((e) => e.version));
+  // interrupted promotions, and failed verifications (held or restored) recorded with the deploy they made
+  const interrupted = count(entries.filter((e) => e.status === 'failed' && (e.error?.startsWith('interrupted') || e.deploy)).map((e) => e.version));
   for (const [v, n] of deploys) {
     const rec = (recordedOk.get(v) ?? 0) + (interrupted.get(v) ?? 0);
     if (rec < n) inconsistencies.push(`${envName}: version ${v} deployed ${n} time(s) but recorded ${rec} time(s)`);
@@ -163,6 +164,52 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const rb = await rollbackEnvironment(req('0', 'dev'));
     expect(rb.status).toBe('promoted');
     await checkLedger('dev', deployStart);
+  });
+
+  it('held verifications and failed restores: every recovery ends with the target running the pointer\'s version', async () => {
+    const [a, b, c] = ['7100', '7101', '7102'];
+    const fails = (v: string, onFailure: 'hold' | 'rollback'): VerifyCheck => ({ kind: 'command', command: ['node', '-e', `process.exit(process.env.BUILDONCE_VERSION === "${v}" ? 3 : 0)`], onFailure });
+    const vcfg = parseConfig({ environments: [{ name: 'dev' }, { name: 'qa', verify: [fails(b, 'hold'), fails(c, 'rollback')] }] });
+    const qa = (version: string): PromoteRequest => {
+      const environment = resolveEnvironment(vcfg, 'qa');
+      return { ...req(version, 'dev'), environment, verify: { checks: environment.kind === 'chain' ? environment.verify! : [], workspaceRoot: process.cwd() } };
+    };
+    const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
+    for (const v of [a, b, c]) {
+      pub[v] = await publishFake(store, { project, version: v });
+      await promoteVersion({ ...req(v, 'dev'), environment: resolveEnvironment(vcfg, 'dev') });
+    }
+    const start = target.deployed.length;
+    const runsPointer = async (when: string) => {
+      const cur = await readCurrent(store, project, 'qa');
+      if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`qa ${when}: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
+    };
+    proxy.setRate(FAULT_RATE);
+    for (let i = 0; i < 3 && (await readCurrent(store, project, 'qa').catch(() => undefined))?.entry.version !== a; i++) await op(`promote ${a} (qa)`, () => promoteVersion(qa(a)));
+    await op(`promote ${b} (qa, held)`, () => promoteVersion(qa(b)));
+    await op('rollback after a held failure (qa)', () => rollbackEnvironment(qa('0')));
+    proxy.setRate(0);
+    // the recovery, completed without faults when it failed under them: promote of the pointer's version redeploys it
+    const cur = (await readCurrent(store, project, 'qa'))?.entry.version;
+    if (cur && target.deployed.at(-1) !== cur) await promoteVersion(qa(cur));
+    await runsPointer('after a held failure and its recovery');
+
+    // a restore that cannot start: the pointer's version lost its file
+    const back = (await readCurrent(store, project, 'qa'))!.entry.version;
+    await store.delete(`artifacts/${project}/${back}/${pub[back]!.manifest.files[0]!.name}`);
+    proxy.setRate(FAULT_RATE);
+    await op(`promote ${c} (qa, failing, restore impossible)`, () => promoteVersion(qa(c)));
+    proxy.setRate(0);
+    await publishFake(store, { project, version: back }); // the repair: publishing again re-uploads the missing file
+    await verifyArtifact(store, project, back).catch((e: Error) => inconsistencies.push(`qa: re-publish did not repair ${back}: ${e.message}`));
+    proxy.setRate(FAULT_RATE);
+    await op(`promote ${back} (qa, after the repair)`, () => promoteVersion(qa(back)));
+    proxy.setRate(0);
+    await new Promise((r) => setTimeout(r, 3_500));
+    const r = await promoteVersion(qa(back));
+    expect(['promoted', 'already-current']).toContain(r.status);
+    await runsPointer('after a failed restore and its repair');
+    await checkLedger('qa', start);
   });
 
   it('reports the counts: inconsistencies must be 0', () => {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { openStore, parseStoreUrl, storedManifestKey, type BlobStore } from '@buildonce/store';
+import type { StoredManifest } from '@buildonce/artifact';
 import { buildImage, RegistryClient } from '@buildonce/image';
 import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
 import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '@buildonce/testing';
@@ -131,5 +132,34 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     expect(await new RegistryClient({ registry: registry.host, scheme: 'http' }).deleteManifest('rust-scorer', digest)).toBe(true);
     await expect(runPromoteCommand(cmd('pr-2', v3.dir))).rejects.toThrow(/is not in its registry/);
     expect(await readHistory(store, project, 'pr-2', {})).toEqual([]);
+  });
+
+  it('a stored record whose uri names another digest in the registry (or whose digest was swapped too) is refused: nothing deploys it', async () => {
+    const v4 = await publishVersion('3004', 'v4');
+    const key = storedManifestKey(project, '3004');
+    const original = (await store.getBytes(key))!;
+    const otherDigest = v1.uri.split('@')[1]!; // present in the registry: verify/promote must still refuse it
+    const tamperings: ((m: StoredManifest) => void)[] = [
+      (m) => (m.registry!.uri = `${m.registry!.repository}@${otherDigest}`),
+      (m) => {
+        m.registry!.uri = `${m.registry!.repository}@${otherDigest}`;
+        m.manifest.image!.digest = otherDigest;
+      },
+    ];
+    const aliasBefore = await aliasImage('dev');
+    for (const t of tamperings) {
+      const m = JSON.parse(original.bytes.toString()) as StoredManifest;
+      t(m);
+      const now = (await store.getBytes(key))!;
+      expect((await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(m)), now.etag)).status).toBe('written');
+      const before = (await readHistory(store, project, 'dev', {})).length;
+      await expect(runPromoteCommand(cmd('dev', v4.dir))).rejects.toThrow(/invalid stored manifest .*manifest\.json: (registry\.uri|manifest\.image\.digest)/);
+      expect((await readHistory(store, project, 'dev', {})).length).toBe(before);
+      expect(await aliasImage('dev')).toBe(aliasBefore);
+    }
+    const now = (await store.getBytes(key))!;
+    await store.putBytesIfMatch(key, original.bytes, now.etag);
+    expect((await runPromoteCommand(cmd('dev', v4.dir))).status).toBe('promoted');
+    expect(await aliasImage('dev')).toBe(v4.uri);
   });
 });

@@ -1,11 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { join } from 'node:path';
+import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from './config';
 import { DeployError } from '@buildonce/deploy';
 import { PolicyError } from './errors';
 import { readCurrent, readHistory } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
+import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from './testkit';
 import { VerificationFailedError } from './verify';
 
@@ -16,6 +18,13 @@ const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
 const smoke = (onFailure?: 'rollback' | 'hold'): VerifyCheck => ({
   kind: 'command',
   command: ['node', '-e', 'if (process.env.BUILDONCE_VERSION === "2") { console.error(`smoke: ${process.env.BUILDONCE_PROJECT}@2 in ${process.env.BUILDONCE_ENV} answers 500`); process.exit(2) }'],
+  ...(onFailure ? { onFailure } : {}),
+});
+
+/** fails for `version` only */
+const smokeOf = (version: string, onFailure?: 'rollback' | 'hold'): VerifyCheck => ({
+  kind: 'command',
+  command: ['node', '-e', `if (process.env.BUILDONCE_VERSION === "${version}") { console.error("smoke: ${version} answers 500"); process.exit(2) }`],
   ...(onFailure ? { onFailure } : {}),
 });
 
@@ -68,7 +77,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
     await promoteVersion(req('1', 'staging'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
-    expect(e.message).toMatch(/onFailure is hold: the new version stays deployed, staging still records 1 as current$/);
+    expect(e.message).toMatch(/onFailure is hold: the new version stays deployed, staging still records 1 as current \(rollback --env=staging or promote 1 restores it\)$/);
     expect(target.deployed).toEqual(['1', '2', '1', '2']);
     expect((await readHistory(store, 'svc', 'staging')).map((x) => x.status)).toEqual(['succeeded', 'failed']);
     expect((await readCurrent(store, 'svc', 'staging'))?.entry.version).toBe('1');
@@ -85,12 +94,58 @@ describe('promoteVersion with verification (file store, real check processes)', 
       return deploy(d);
     };
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
-    expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): .*; restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; run rollback --env=staging$/);
+    expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): .*; 2 is still running in staging: restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; fix that, then run rollback --env=staging \(or promote 1\)$/);
     expect((await readHistory(store, 'svc', 'staging')).map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'failed', false],
       ['1', 'failed', true],
     ]);
+  });
+
+  it('after a held failure every documented recovery restores the pointer\'s version: promote 2, rollback --to=2, rollback (not 1)', async () => {
+    const recoveries: [string, (q: (v: string, env: string) => PromoteRequest) => Promise<unknown>][] = [
+      ['promote 2', (q) => promoteVersion(q('2', 'staging'))],
+      ['rollback --to=2', (q) => rollbackEnvironment({ ...q('2', 'staging'), to: '2' })],
+      ['rollback', (q) => rollbackEnvironment(q('2', 'staging'))],
+    ];
+    for (const [name, recover] of recoveries) {
+      const { store, target, req } = setup([smokeOf('3', 'hold')]);
+      for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc', version: v });
+      for (const v of ['1', '2', '3']) await promoteVersion(req(v, 'dev'));
+      for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
+      const e = await oneLineError(promoteVersion(req('3', 'staging')));
+      expect(e.message, name).toMatch(/onFailure is hold: the new version stays deployed, staging still records 2 as current/);
+      expect(target.deployed.at(-1)).toBe('3');
+      await expect(recover(req), name).resolves.toMatchObject({ status: 'promoted', entry: { version: '2', status: 'succeeded' } });
+      expect(target.deployed.at(-1), name).toBe('2');
+      // now 2 runs and is recorded: the same command is a no-op
+      await expect(recover(req), name).resolves.toMatchObject({ status: name === 'rollback' ? 'promoted' : 'already-current' });
+    }
+  });
+
+  it('a restore that cannot start (the previous version\'s file is gone) is recorded, names what is still running, and promote 2 repairs after the file is back', async () => {
+    const { store, target, req } = setup([smokeOf('3')]);
+    const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
+    for (const v of ['1', '2', '3']) pub[v] = await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2', '3']) await promoteVersion(req(v, 'dev'));
+    for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
+    const file = pub['2']!.manifest.files[0]!;
+    await store.delete(artifactKey('svc', '2', file.name));
+    const e = await oneLineError(promoteVersion(req('3', 'staging')));
+    expect(e).toBeInstanceOf(VerificationFailedError);
+    expect(e.message).toMatch(/^verification failed for 3 in staging \(seq 3\): .*; 3 is still running in staging: restoring 2 failed too: .*bootstrap\.zip is missing; fix that, then run rollback --env=staging \(or promote 2\)$/);
+    expect((await readHistory(store, 'svc', 'staging')).map((x) => [x.version, x.status, x.rollback])).toEqual([
+      ['1', 'succeeded', false],
+      ['2', 'succeeded', false],
+      ['3', 'failed', false],
+      ['2', 'failed', true],
+    ]);
+    expect(target.deployed.at(-1)).toBe('3');
+    await expect(promoteVersion(req('2', 'staging'))).rejects.toThrow(/bootstrap\.zip is missing/);
+    await store.putFileIfAbsent(artifactKey('svc', '2', file.name), join(pub['2']!.dir, file.name), { sha256Hex: file.sha256, size: file.size });
+    await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'promoted' });
+    expect(target.deployed.at(-1)).toBe('2');
+    await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'already-current' });
   });
 
   it('a failing first release has nothing to roll back to', async () => {

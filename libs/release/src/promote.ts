@@ -1,4 +1,5 @@
 import type { BlobStore } from '@buildonce/store';
+import { imageUriOf } from '@buildonce/artifact';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { ResolvedEnvironment } from './config';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
@@ -48,7 +49,7 @@ function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
     files: a.stored.manifest.files,
     ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
     ...(a.provenance ? { provenance: a.provenance } : {}),
-    ...(a.stored.registry ? { imageUri: a.stored.registry.uri } : {}),
+    ...(a.stored.registry ? { imageUri: imageUriOf(a.stored) } : {}),
   };
 }
 
@@ -67,7 +68,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   const { store, project, version, environment: env, log } = r;
   const now = r.now ?? (() => new Date());
   const current = await readCurrent(store, project, env.name);
-  if (current?.entry.version === version && !(await promotionInFlight(r))) {
+  if (current && (await isLive(r, version, current)) && !(await promotionInFlight(r))) {
     log(`version ${version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
     return { status: 'already-current', entry: current.entry };
   }
@@ -94,13 +95,25 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   return withLock(r, `promote ${version}`, async ({ tookOver }) => {
     const again = await readCurrent(store, project, env.name);
     // after taking over an interrupted promotion the live target may run anything: deploy again
-    if (again?.entry.version === version && !tookOver) {
+    if (again && !tookOver && (await isLive(r, version, again))) {
       log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
       return { status: 'already-current', entry: again.entry };
     }
     log(`deploying ${version} to ${where}`);
     return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
   });
+}
+
+/**
+ * True when `version` is the pointer's version AND what the target runs: the newest history entry
+ * that changed the target (`deploy` set, succeeded or failed) is of that version. A failed
+ * verification that was held, or whose restore failed, leaves another version running under an
+ * unchanged pointer: "already current" must not be answered then.
+ */
+export async function isLive(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>, version: string, current: Awaited<ReturnType<typeof readCurrent>>): Promise<boolean> {
+  if (current?.entry.version !== version) return false;
+  const live = await findEntry(r.store, r.project, r.environment.name, (e) => !!e.deploy);
+  return !live || live.version === version;
 }
 
 /**
@@ -249,6 +262,27 @@ export async function deployAndRecord(
   return entry;
 }
 
+/** Records a restore that could not start (the previous version no longer verifies) as a failed rollback entry. */
+async function recordFailedRestore(r: PromoteRequest, prev: HistoryEntry, err: Error): Promise<void> {
+  const t = (r.now ?? (() => new Date()))().toISOString();
+  const { entry } = await appendEntry(r.store, {
+    project: r.project,
+    environment: r.environment.name,
+    version: prev.version,
+    status: 'failed',
+    rollback: true,
+    artifact: prev.artifact,
+    deploy: null,
+    error: `restore after a failed verification: ${(err.message ?? String(err)).split('\n')[0]}`,
+    commit: prev.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    startedAt: t,
+    finishedAt: t,
+  });
+  r.log(`recorded the failed restore of ${prev.version} as seq ${entry.seq} (failed)`);
+}
+
 /**
  * The promotion's deploy (under the lock): deploy (Lambda canary when the environment's `strategy`
  * asks) → verification ({@link verifyDeploy}) → record. Only a verified deploy is recorded as
@@ -283,19 +317,26 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
   } catch (e) {
     if (!(e instanceof VerificationFailedError)) throw e;
     r.log(`verification failed: ${e.message}`);
-    if (e.onFailure === 'hold') throw new VerificationFailedError(`verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current`, e);
+    if (e.onFailure === 'hold') throw new VerificationFailedError(`verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current${current ? ` (rollback --env=${r.environment.name} or promote ${current.entry.version} restores it)` : ''}`, e);
     if (!current) throw new VerificationFailedError(`verification failed for ${e.message}; nothing to roll back to (first release of ${r.project} in ${r.environment.name})`, e);
     const prev = current.entry;
-    const prevArtifact = await locateArtifact(r.store, r.project, prev.version, r.environment);
     const pr: PromoteRequest = { ...r, version: prev.version };
-    const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
     r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
     let back: HistoryEntry;
     try {
+      // the restore is part of the recorded failure path: a previous version that no longer verifies is a recorded failed rollback
+      const prevArtifact = await locateArtifact(r.store, r.project, prev.version, r.environment).catch(async (le: unknown) => {
+        if (isExpectedError(le)) await recordFailedRestore(pr, prev, le as Error);
+        throw le;
+      });
+      const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
       back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined, automatic: { reason: `verification failed: ${e.message}` } });
     } catch (re) {
       if (!isExpectedError(re) || re instanceof RecordFailedError) throw re;
-      throw new VerificationFailedError(`verification failed for ${e.message}; restoring ${prev.version} failed too: ${(re as Error).message}; run rollback --env=${r.environment.name}`, e);
+      throw new VerificationFailedError(
+        `verification failed for ${e.message}; ${r.version} is still running in ${r.environment.name}: restoring ${prev.version} failed too: ${((re as Error).message ?? String(re)).split('\n')[0]}; fix that, then run rollback --env=${r.environment.name} (or promote ${prev.version})`,
+        e,
+      );
     }
     throw new VerificationFailedError(`verification failed for ${e.message}; rolled back to ${prev.version} (seq ${back.seq})`, e);
   }

@@ -1,10 +1,11 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
-import { RELEASES_ROOT, artifactsRoot, formatBytes, parseArtifactKey, parseReleaseKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { RELEASES_ROOT, artifactsRoot, formatBytes, isPublishLease, parseArtifactKey, parseReleaseKey, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { LedgerError } from './errors';
 import { parseEntry } from './ledger';
+import { rollbackReach } from './rollback';
 
-/** The last this-many distinct versions of succeeded history entries of any environment are kept (the rollback window). */
+/** Rollback depth retention protects: every version `rollback` repeated this many times reaches stays (see rollbackReach). */
 export const ROLLBACK_WINDOW = 5;
 /** Versions published less than this long ago (ms) are kept: a promotion may be verifying them right now. */
 export const IN_FLIGHT_MS = 60 * 60 * 1000;
@@ -41,6 +42,8 @@ export interface VersionInfo {
   bytes: number;
   keys: string[];
   complete: boolean;
+  /** newest publish lease (a publish completing this version right now), if any */
+  leasedAt?: Date;
 }
 
 export interface RetentionResult {
@@ -69,7 +72,9 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
       }
       v.keys.push(o.key);
       v.bytes += o.size;
-      if (k.file === STORED_MANIFEST_FILE) {
+      if (isPublishLease(k.file)) {
+        if (!v.leasedAt || o.lastModified > v.leasedAt) v.leasedAt = o.lastModified;
+      } else if (k.file === STORED_MANIFEST_FILE) {
         v.complete = true;
         v.publishedAt = o.lastModified;
       } else if (!v.complete && o.lastModified > v.publishedAt) {
@@ -82,9 +87,10 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
 
 /**
  * Versions that must never be deleted: current in any environment (`releases/<p>/<env>/current.json`)
- * or among the last {@link ROLLBACK_WINDOW} distinct versions of *succeeded* history entries of any
- * environment (`releases/<p>/<env>/history/<seq>.json`, read newest first; failed attempts are never
- * rollback targets, so they do not count). Fails closed (docs/architecture.md, invariant 9): any ledger object it
+ * or reachable by `rollback` repeated {@link ROLLBACK_WINDOW} times in any environment, plus the version
+ * a held or unrestored failed verification left running: {@link rollbackReach} over the environment's
+ * whole history (`releases/<p>/<env>/history/<seq>.json`), the same stack `planRollback` plans on, so
+ * retention and rollback can never disagree. Fails closed (docs/architecture.md, invariant 9): any ledger object it
  * cannot read or parse stops it with a one-line LedgerError before anything is deleted.
  * Returns a map of `<project>/<version>` → why it is kept.
  * @throws LedgerError (unparseable or vanished ledger object), StoreAccessError
@@ -118,14 +124,12 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
     const e = await read(key);
     protectedSet.set(`${project}/${e.version}`, 'current');
   }
+  const limit = pLimit(16);
   for (const { project, entries } of histories.values()) {
-    const window = new Set<string>();
-    for (const { key } of entries.sort((a, b) => b.seq - a.seq)) {
-      if (window.size >= ROLLBACK_WINDOW) break;
-      const e = await read(key);
-      if (e.status !== 'succeeded') continue;
-      window.add(e.version);
-      const id = `${project}/${e.version}`;
+    // the whole history: the rollback stack can reach back to any release (promote/rollback cycles)
+    const history = await Promise.all(entries.map(({ key }) => limit(() => read(key))));
+    for (const v of rollbackReach(history, ROLLBACK_WINDOW)) {
+      const id = `${project}/${v}`;
       if (!protectedSet.has(id)) protectedSet.set(id, 'rollback-window');
     }
   }
@@ -138,8 +142,8 @@ function stop(store: BlobStore, key: string, why: string): LedgerError {
 
 /**
  * Deletes old artifact versions safely. A version goes only when it is older than `olderThanDays`,
- * not among the `keep` newest of its project and namespace, not current in any environment, not in any
- * environment's rollback window (last 5 succeeded versions), and not published in the last hour. With `pr`,
+ * not among the `keep` newest of its project and namespace, not current in any environment, not reachable
+ * by 5 repeated rollbacks in any environment (rollbackReach), and not published in the last hour. With `pr`,
  * only preview versions published by that pull request are considered (and `keep`/`olderThanDays` do not
  * apply). Each version's `manifest.json` is deleted first, then its files and its signed provenance
  * (`provenance.intoto.json`), so a half-deleted version is
@@ -170,7 +174,7 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
       const guard = guarded.get(`${v.project}/${v.version}`);
       let reason: KeepReason | undefined;
       if (guard) reason = guard;
-      else if (age < (o.inFlightMs ?? IN_FLIGHT_MS)) reason = 'in-flight';
+      else if (age < (o.inFlightMs ?? IN_FLIGHT_MS) || (v.leasedAt && now - v.leasedAt.getTime() < (o.inFlightMs ?? IN_FLIGHT_MS))) reason = 'in-flight';
       else if (o.pr !== undefined) {
         if (v.namespace !== 'preview' || !(await publishedByPr(o.store, v, o.pr))) reason = 'other-pr';
       } else if (i < keep) reason = 'newest';
@@ -191,6 +195,12 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
   await Promise.all(
     doomed.map((v) =>
       limit(async () => {
+        // a publish that started after the listing (its lease is newer) is completing this version: leave it
+        if (await leasedSince(o.store, v, now - (o.inFlightMs ?? IN_FLIGHT_MS))) {
+          log(`[${v.project}] kept version ${v.version}: a publish is completing it`);
+          kept.push({ ...v, reason: 'in-flight' });
+          return;
+        }
         const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
         for (const k of manifest) await o.store.delete(k);
         await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => o.store.delete(k)));
@@ -198,8 +208,19 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
       }),
     ),
   );
-  log(`deleted ${doomed.length} version(s), freed ${formatBytes(bytesFreed)}; kept ${kept.length}`);
-  return { status: 'deleted', deleted: doomed, kept, bytesFreed };
+  const deleted = doomed.filter((v) => !kept.some((k) => k.namespace === v.namespace && k.project === v.project && k.version === v.version));
+  const freed = deleted.reduce((s, v) => s + v.bytes, 0);
+  log(`deleted ${deleted.length} version(s), freed ${formatBytes(freed)}; kept ${kept.length}`);
+  return { status: 'deleted', deleted, kept, bytesFreed: freed };
+}
+
+/** True when the version's folder holds a publish lease newer than `sinceMs` (one listing of the folder). */
+async function leasedSince(store: BlobStore, v: VersionInfo, sinceMs: number): Promise<boolean> {
+  for await (const o of store.list(versionPrefix(v.project, v.version, v.namespace))) {
+    const k = parseArtifactKey(o.key);
+    if (k && isPublishLease(k.file) && o.lastModified.getTime() >= sinceMs) return true;
+  }
+  return false;
 }
 
 async function publishedByPr(store: BlobStore, v: VersionInfo, pr: number): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -112,7 +113,8 @@ export function publishMetadataFromEnv(env: NodeJS.ProcessEnv = process.env, now
 
 /** What publishing did (or, with dryRun, would do). */
 export interface PublishResult {
-  status: 'published' | 'already-published' | 'dry-run';
+  /** `repaired`: the manifest existed but files were missing; they were uploaded again (create-only) */
+  status: 'published' | 'already-published' | 'repaired' | 'dry-run';
   /** URI of the version's folder, e.g. `s3://bucket/prefix/artifacts/rust-scorer/123/` */
   uri: string;
   /** files uploaded (or that would be uploaded), with sizes in bytes */
@@ -147,12 +149,100 @@ export interface PublishOptions {
  * the manifest, uploads each missing file create-only, confirms each stored object's size and
  * sha256 (HeadObject with checksums), writes the signed provenance (when `provenance` gives one),
  * then writes `manifest.json` last, so a visible manifest means a complete version. An existing version with identical checksums is `already-published` and
- * nothing is uploaded; with different checksums it throws and nothing changes.
+ * nothing is uploaded when every stored file still matches (HEAD: size + checksum); files gone since are
+ * uploaded again create-only (`repaired`); with different checksums it throws and nothing changes. While
+ * it runs a lease object (`publish+<uuid>.publish-lease` in the version's folder) keeps retention away,
+ * and after the manifest write every file is checked again (re-published up to 3 times if deleted concurrently).
  * @throws ArtifactIntegrityError when a local file is missing or differs from the manifest
  * @throws ArtifactConflictError when the version exists with different bytes
  * @throws StoreAccessError for store problems (bucket, credentials)
  */
 export async function publishArtifact(opts: PublishOptions): Promise<PublishResult> {
+  const { store, manifest, namespace = 'trusted', log = () => undefined } = opts;
+  if (opts.dryRun) return publishOnce(opts);
+  // a lease object tells retention a publish is completing this version (see PUBLISH_LEASE_SUFFIX)
+  const leaseKey = artifactKey(manifest.project, manifest.version, `publish+${randomUUID()}${PUBLISH_LEASE_SUFFIX}`, namespace);
+  await store.putBytesIfAbsent(leaseKey, Buffer.from(JSON.stringify({ startedAt: new Date().toISOString(), host: hostname() }) + '\n'), { contentType: 'application/json' });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const result = await publishOnce(opts);
+      // a visible manifest must mean a complete version: re-check after writing (a retention run that
+      // listed before our lease may have deleted files we had found present)
+      const gone = await firstIncomplete(store, manifest, namespace);
+      if (!gone) return result;
+      if (attempt >= 3) throw new ArtifactIntegrityError(`${gone} after publishing version ${manifest.version} ${attempt} times (files deleted concurrently, e.g. by retention): publish again`);
+      log(`${gone} after publishing (deleted concurrently?): publishing again`);
+    }
+  } finally {
+    await store.delete(leaseKey).catch(() => undefined); // an expired lease left behind only delays retention
+  }
+}
+
+/** Suffix of the lease objects a running publish keeps in a version's folder; retention keeps a version with a lease younger than an hour. */
+export const PUBLISH_LEASE_SUFFIX = '.publish-lease';
+
+/** True for a publish lease object name (never a manifest file name: `+` is not allowed there). */
+export function isPublishLease(file: string): boolean {
+  return file.startsWith('publish+') && file.endsWith(PUBLISH_LEASE_SUFFIX);
+}
+
+/** The first reason the stored version is not complete (manifest missing, a file missing or different), else undefined. */
+async function firstIncomplete(store: BlobStore, manifest: Manifest, namespace: ArtifactNamespace): Promise<string | undefined> {
+  const mkey = storedManifestKey(manifest.project, manifest.version, namespace);
+  if (!(await store.head(mkey))) return `${store.uriOf(mkey)} is missing`;
+  for (const f of manifest.files) {
+    const key = artifactKey(manifest.project, manifest.version, f.name, namespace);
+    const info = await store.head(key);
+    if (!info) return `${store.uriOf(key)} is missing`;
+    if (info.size !== f.size) return `${store.uriOf(key)} has ${info.size} bytes, manifest says ${f.size}`;
+  }
+  return undefined;
+}
+
+/**
+ * A version whose manifest exists: every file is checked against the manifest (HEAD: size and
+ * checksum, else a rehash). Missing files are uploaded again create-only (`repaired`); a present file
+ * with other bytes cannot be overwritten (immutable) and is refused naming the repair.
+ */
+async function repairPublished(opts: PublishOptions, uri: string): Promise<PublishResult> {
+  const { store, manifest, dir, namespace = 'trusted', log = () => undefined } = opts;
+  const { project, version } = manifest;
+  const missing: typeof manifest.files = [];
+  const reused: string[] = [];
+  for (const f of manifest.files) {
+    const key = artifactKey(project, version, f.name, namespace);
+    if (!(await store.head(key))) {
+      missing.push(f);
+      continue;
+    }
+    const check = await verifyObject(store, key, f, join(dir, f.name));
+    if (!check.ok) {
+      throw new ArtifactIntegrityError(
+        `version ${version} of ${project} is published but ${check.reason}: stored objects are never overwritten; delete ${store.uriOf(key)} and publish again to restore it`,
+      );
+    }
+    reused.push(f.name);
+  }
+  if (!missing.length) return { status: 'already-published', uri, uploaded: [], reused };
+  const uploaded = missing.map((f) => ({ name: f.name, size: f.size }));
+  if (opts.dryRun) return { status: 'dry-run', uri, uploaded, reused };
+  log(`version ${version} is published but ${missing.length} file(s) are missing (${missing.map((f) => f.name).join(', ')}): uploading them again`);
+  for (const f of missing) {
+    const key = artifactKey(project, version, f.name, namespace);
+    const onProgress: ProgressFn | undefined = opts.onProgress ? (l, t) => opts.onProgress!(f.name, l, t) : undefined;
+    const put = await store.putFileIfAbsent(key, join(dir, f.name), { sha256Hex: f.sha256, size: f.size, onProgress });
+    const check = await verifyObject(store, key, f, join(dir, f.name));
+    if (!check.ok) {
+      if (put === 'exists') throw new ArtifactConflictError(store.uriOf(key), check.sha256, f.sha256);
+      throw new ArtifactIntegrityError(`upload of ${store.uriOf(key)} did not verify: ${check.reason}`);
+    }
+    log(`uploaded ${store.uriOf(key)} (${formatBytes(f.size)}, repair)`);
+  }
+  return { status: 'repaired', uri, uploaded, reused };
+}
+
+/** One pass of {@link publishArtifact} (no lease, no re-check). */
+async function publishOnce(opts: PublishOptions): Promise<PublishResult> {
   const { store, manifest, dir, namespace = 'trusted', log = () => undefined } = opts;
   const { project, version } = manifest;
   const uri = store.uriOf(versionPrefix(project, version, namespace));
@@ -173,7 +263,7 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   const existing = await readStoredManifest(store, project, version, namespace);
   if (existing) {
     if (!sameFiles(existing.manifest, manifest)) throw conflictFor(store, existing.manifest, manifest, namespace);
-    return { status: 'already-published', uri, uploaded: [], reused: manifest.files.map((f) => f.name) };
+    return repairPublished(opts, uri);
   }
 
   const uploaded: PublishResult['uploaded'] = [];

@@ -109,6 +109,7 @@ export class S3BlobStore implements BlobStore {
    * cannot parse, `UnknownError`). Errors that are not S3/network failures (bugs) pass through.
    */
   private access(e: unknown, what: string): Error {
+    if (e instanceof StoreAccessError) return e;
     const err = e as Error & { Code?: string; code?: string; $metadata?: { httpStatusCode?: number; attempts?: number }; $fault?: string };
     const name = err?.name ?? '';
     const msg = (err?.message ?? String(e)).split('\n')[0]!;
@@ -274,6 +275,7 @@ export class S3BlobStore implements BlobStore {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED' }));
+      if (!out.ETag) throw await this.notS3(`HeadObject ${Key}`, `no ETag, content-type ${out.ContentType ?? 'none'}`);
       const c = out.ChecksumSHA256;
       // Multipart objects carry a checksum of part checksums (and an ETag ending in -<parts>), not the file's sha256.
       const composite = out.ChecksumType === 'COMPOSITE' || (c ? /-\d+$/.test(c) : false) || /-\d+"?$/.test(out.ETag ?? '');
@@ -291,10 +293,26 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * An answer that is not from S3 (a captive portal, a web server or a proxy answering 200 + HTML to
+   * everything): S3 always sends an ETag on GetObject/HeadObject and a bucket name in ListObjectsV2.
+   */
+  private async notS3(what: string, detail: string): Promise<StoreAccessError> {
+    let where = 'the S3 endpoint';
+    try {
+      const ep = await this.client.config.endpoint?.();
+      if (ep) where = `${ep.protocol}//${ep.hostname}${ep.port ? `:${ep.port}` : ''}${ep.path && ep.path !== '/' ? ep.path : ''}`;
+    } catch {
+      // no explicit endpoint: the SDK's regional default
+    }
+    return new StoreAccessError(`${where} answered ${what} for s3://${this.bucket} with something that is not an S3 response (${detail}): check AWS_ENDPOINT_URL and any proxy in between`);
+  }
+
   async getBytes(key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
+      if (!out.ETag) throw await this.notS3(`GetObject ${Key}`, `no ETag, content-type ${out.ContentType ?? 'none'}`);
       const bytes = Buffer.from(await out.Body!.transformToByteArray());
       return { bytes, etag: out.ETag ?? '' };
     } catch (e) {
@@ -307,6 +325,7 @@ export class S3BlobStore implements BlobStore {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
+      if (!out.ETag) throw await this.notS3(`GetObject ${Key}`, `no ETag, content-type ${out.ContentType ?? 'none'}`);
       return out.Body as Readable;
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -326,6 +345,7 @@ export class S3BlobStore implements BlobStore {
       } catch (e) {
         throw this.access(e, `list ${Prefix}`);
       }
+      if (out.Name === undefined && out.KeyCount === undefined) throw await this.notS3(`ListObjectsV2 ${Prefix}`, 'no bucket name or key count');
       for (const o of out.Contents ?? []) {
         if (o.Key) yield { key: o.Key.slice(strip), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) };
       }

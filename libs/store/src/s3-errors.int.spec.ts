@@ -51,6 +51,33 @@ describe('S3 error mapping through a fault proxy', () => {
     expect(err!.message).toMatch(message);
   });
 
+  it('an endpoint answering 200 + HTML to every request is an error naming the endpoint, never empty data', async () => {
+    const server = await import('node:http').then(({ createServer }) => createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<!doctype html><html><body>Welcome to the network: please sign in</body></html>');
+      });
+    }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), { env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }, clientConfig: { endpoint: `http://127.0.0.1:${port}` } });
+      const list = async () => {
+        for await (const o of odd.list('releases/')) void o;
+      };
+      for (const [what, op] of [['list', list], ['get', () => odd.getBytes('releases/x/prod/current.json')], ['stream', () => odd.getStream('x.json')], ['head', () => odd.head('artifacts/x/1/manifest.json')]] as const) {
+        const err = await (op as () => Promise<unknown>)().then(() => undefined, (e: Error) => e);
+        expect(err, what).toBeInstanceOf(StoreAccessError);
+        expect(err!.message, what).toContain(`127.0.0.1:${port}`);
+        expect(err!.message, what).toMatch(/not an S3 response|failed with/);
+        expect(err!.message.split('\n')).toHaveLength(1);
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   it('an error body the SDK cannot parse (UnknownError) is mapped too', async () => {
     const server = await import('node:http').then(({ createServer }) => createServer((req, res) => {
       req.resume();

@@ -71,6 +71,31 @@ describe.each(backends)('%s backend', (_name, make) => {
     expect(stored.manifest.files[0]!.sha256).toBe(manifest.files[0]!.sha256);
   });
 
+  it('a re-publish of a version whose manifest exists but whose file is gone uploads it again (repaired); other bytes are refused naming the repair', async () => {
+    const store = make();
+    const { dir, manifest } = artifactDir('p9', '919', { 'bootstrap.zip': randomBytes(3000), 'extra.bin': randomBytes(700) });
+    expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('published');
+    await store.delete(artifactKey('p9', '919', 'extra.bin'));
+    await expect(verifyArtifact(store, 'p9', '919')).rejects.toThrow(/extra\.bin is missing/);
+    expect(await publishArtifact({ store, manifest, dir, metadata: meta, dryRun: true })).toMatchObject({ status: 'dry-run', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
+    const lines: string[] = [];
+    expect(await publishArtifact({ store, manifest, dir, metadata: meta, log: (l) => lines.push(l) })).toMatchObject({ status: 'repaired', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
+    expect(lines.join('\n')).toMatch(/1 file\(s\) are missing \(extra\.bin\): uploading them again/);
+    await verifyArtifact(store, 'p9', '919');
+    expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('already-published');
+    // no lease object stays behind
+    const keys: string[] = [];
+    for await (const o of store.list('artifacts/p9/919/')) keys.push(o.key.split('/').pop()!);
+    expect(keys.sort()).toEqual(['bootstrap.zip', 'extra.bin', 'manifest.json']);
+    // a stored file with other bytes (same size) cannot be overwritten: refused, naming the object to delete
+    await store.delete(artifactKey('p9', '919', 'extra.bin'));
+    await store.putBytesIfAbsent(artifactKey('p9', '919', 'extra.bin'), randomBytes(700));
+    const e = await publishArtifact({ store, manifest, dir, metadata: meta }).then(() => undefined, (x: Error) => x);
+    expect(e).toBeInstanceOf(ArtifactIntegrityError);
+    expect(e!.message).toMatch(/version 919 of p9 is published but .*extra\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}: stored objects are never overwritten; delete .*extra\.bin and publish again to restore it$/);
+    expect(e!.message).not.toContain('\n');
+  });
+
   it('refuses a conflicting publish of the same version and leaves the stored bytes unchanged', async () => {
     const store = make();
     const original = randomBytes(1000);

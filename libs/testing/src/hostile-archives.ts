@@ -61,6 +61,11 @@ function paxRecord(key: string, value: string): string {
  * @returns the `.tar.gz` bytes
  */
 export function rawTarGz(entries: readonly RawTarEntry[]): Buffer {
+  return gzipSync(rawTar(entries));
+}
+
+/** {@link rawTarGz} without the gzip: the uncompressed archive, two zero blocks at the end. */
+export function rawTar(entries: readonly RawTarEntry[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const body = e.type === 'file' ? Buffer.from(e.body ?? '') : Buffer.alloc(0);
@@ -74,7 +79,45 @@ export function rawTarGz(entries: readonly RawTarEntry[]): Buffer {
     parts.push(header(long ? e.path.slice(0, 99) : e.path, { size: body.length, type: TYPEFLAG[e.type], linkpath: long ? undefined : e.linkpath, mode, ...dev }), pad(body));
   }
   parts.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(parts));
+  return Buffer.concat(parts);
+}
+
+/**
+ * Archives whose headers a second tar parser may read differently from GNU tar, the extractor: each
+ * hides an escaping symlink from a parser that ignores pax `size=` records or reads old-GNU
+ * (`ustar  `) headers' bytes 345+ as a ustar prefix. The benign `main.js` follows, so only the
+ * hidden link makes them unacceptable. @returns `.tar.gz` bytes
+ */
+export function smuggledArchives(): { name: string; attack: string; bytes: Buffer }[] {
+  const main = rawTar([MAIN]).subarray(0, -1024);
+  const end = Buffer.alloc(1024);
+  const gz = (...b: Buffer[]) => gzipSync(Buffer.concat([...b, end]));
+  // pax size=0 overrides a ustar size of 1024: GNU tar reads the next two blocks as headers, a parser
+  // ignoring the record skips them as data
+  const pax = Buffer.from(paxRecord('size', '0'));
+  const paxSmuggle = (link: RawTarEntry) => [
+    header('PaxHeader/f', { size: pax.length, type: 'x', mode: 0o644 }),
+    pad(pax),
+    header('pad.txt', { size: 1024, type: '0', mode: 0o644 }),
+    header(link.path, { size: 0, type: TYPEFLAG[link.type], linkpath: link.linkpath, mode: 0o777 }),
+    header('pad2.txt', { size: 0, type: '0', mode: 0o644 }),
+  ];
+  // old-GNU magic: bytes 345+ are times, not a prefix; a ustar reading puts the link under `safe/`
+  const oldGnu = (link: RawTarEntry) => {
+    const h = header(link.path, { size: 0, type: TYPEFLAG[link.type], linkpath: link.linkpath, mode: 0o777 });
+    h.write('ustar  \0', 257, 'ascii');
+    h.write('safe/deeper', 345, 'ascii');
+    h.write('        ', 148, 'ascii');
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(octal(sum, 7) + ' ', 148, 'ascii');
+    return h;
+  };
+  return [
+    { name: 'pax-size-esc-etc', attack: 'esc -> /etc hidden behind a pax size=0 record', bytes: gz(...paxSmuggle({ path: 'esc', type: 'symlink', linkpath: '/etc' }), main) },
+    { name: 'pax-size-main-hostname', attack: 'main.js -> /etc/hostname hidden behind a pax size=0 record', bytes: gz(main, ...paxSmuggle({ path: 'main.js', type: 'symlink', linkpath: '/etc/hostname' })) },
+    { name: 'old-gnu-up', attack: 'up -> ../.. in an old-GNU header read as safe/deeper/up by a ustar parser', bytes: gz(oldGnu({ path: 'up', type: 'symlink', linkpath: '../..' }), main) },
+  ];
 }
 
 /** One archive of the hostile corpus. */

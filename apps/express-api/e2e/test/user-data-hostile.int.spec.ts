@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, tarGzPolicyViolation } from '@buildonce/artifact';
 import { deployLocal } from '@buildonce/deploy';
 import { openStore, parseStoreUrl, publishArtifact, type BlobStore } from '@buildonce/store';
-import { benignArchives, hostileArchives, rawTarGz, startMoto, type MotoServer, type RawTarEntry } from '@buildonce/testing';
+import { benignArchives, hostileArchives, rawTarGz, smuggledArchives, startMoto, type MotoServer, type RawTarEntry } from '@buildonce/testing';
 
 /**
  * Issue 11 item 11: user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
@@ -34,10 +34,10 @@ afterAll(async () => {
 });
 
 /** Publishes hand-made tarball entries as a new version; returns the version and its S3 key. */
-async function publishRaw(entries: RawTarEntry[]): Promise<{ version: string; key: string }> {
+async function publishRaw(entries: RawTarEntry[] | Buffer): Promise<{ version: string; key: string }> {
   const version = String(nextVersion++);
   const dir = mkdtempSync(join(base, 'art-'));
-  writeFileSync(join(dir, tarball), rawTarGz(entries));
+  writeFileSync(join(dir, tarball), Buffer.isBuffer(entries) ? entries : rawTarGz(entries));
   const d = await sha256File(join(dir, tarball));
   const manifest = parseManifest({
     schemaVersion: 1, project, version, kind: 'node-tarball',
@@ -121,5 +121,29 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     expect(readlinkSync(join(root, 'releases', version, 'lib', 'current'))).toBe('v1');
     const ts = await deployLocal({ store, project, version, root: join(base, 'ts-ok') });
     expect(ts.status).toBe('deployed');
+  });
+});
+
+describe('user-data.sh judges what GNU tar extracted, not a second parser\'s reading', () => {
+  it.each(smuggledArchives().map((a) => [a.name, a] as const))('%s: GNU tar would deploy an escaping link; user-data.sh refuses it, nothing deployed', async (_n, a) => {
+    // the archive really is hostile to the extractor: a plain GNU tar extraction makes the escaping link
+    const probe = mkdtempSync(join(base, 'probe-'));
+    writeFileSync(join(probe, 'a.tgz'), a.bytes);
+    mkdirSync(join(probe, 'x'));
+    spawnSync('tar', ['-xzf', join(probe, 'a.tgz'), '-C', join(probe, 'x')]);
+    const links = readdirSync(join(probe, 'x')).filter((f) => lstatSync(join(probe, 'x', f)).isSymbolicLink());
+    expect(links.length, a.name).toBeGreaterThan(0);
+
+    const { key } = await publishRaw(a.bytes);
+    const root = join(base, `sh-${a.name}`);
+    const r = userData(root, key);
+    expect(r.status, r.stderr).toBe(1);
+    const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
+    expect(errors, r.stderr).toHaveLength(1);
+    expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
+    // the embedded archive checker reads these archives differently and lets them through: the tree check refuses
+    expect(errors[0]).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
+    expect(readdirSync(join(root, 'releases'))).toEqual([]);
+    expect(existsSync(join(root, 'current'))).toBe(false);
   });
 });

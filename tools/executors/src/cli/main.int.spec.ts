@@ -102,7 +102,7 @@ describe('buildonce CLI', () => {
   });
 
   it('retention --dry-run reports and unknown commands exit 2', () => {
-    const r = cli('retention', '--dry-run', '--older-than=0');
+    const r = cli('retention', '--dry-run', '--older-than=1');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/dry run: would delete 0 version\(s\), freeing 0 B/);
     expect(cli('deploy-everything').status).toBe(2);
@@ -110,7 +110,7 @@ describe('buildonce CLI', () => {
   });
 
   it('retention refuses empty or non-integer numbers with one line instead of reading them as 0 (issue 11 item 7)', () => {
-    for (const args of [['--keep=', '--older-than='], ['--keep='], ['--older-than=', '--dry-run'], ['--keep=2.5'], ['--keep=0x10'], ['--older-than= '], ['--pr=']]) {
+    for (const args of [['--keep=', '--older-than='], ['--keep='], ['--older-than=', '--dry-run'], ['--keep=2.5'], ['--keep=0x10'], ['--older-than= '], ['--pr='], ['--keep=0'], ['--older-than=0', '--dry-run'], ['--older-than=0.5'], ['--pr=0'], ['--pr=0', '--dry-run']]) {
       const r = cli('retention', ...args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stdout).toBe('');

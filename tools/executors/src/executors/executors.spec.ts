@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutorContext } from '@nx/devkit';
@@ -71,6 +71,20 @@ describe('normalizeOptions', () => {
     expect(normalizeReleases({ json: true, markdown: true, limit: 20 }, facts())).toMatchObject({ format: 'json', limit: 20, env: undefined });
     expect(normalizeReleases({ json: false, markdown: true, limit: 5, env: 'dev', field: 'commit' }, facts())).toMatchObject({ format: 'markdown', env: 'dev', field: 'commit' });
     expect(normalizeRetention({ olderThan: 30, keep: 10, dryRun: true }, facts(), log)).toMatchObject({ projects: ['@acme/api'], olderThanDays: 30, keep: 10, pr: undefined, dryRun: true });
+  });
+
+  it('retention refuses what Nx coerced from empty strings and every number below 1 (keep, olderThan, pr), like the CLI', () => {
+    const ok = { olderThan: 30, keep: 10, dryRun: false };
+    for (const arg of ['--keep=', '--older-than=', '--olderThan=', '--pr=', '--keep= ']) {
+      // Nx hands the executor 0 for an empty value; the raw command line still shows it was empty
+      expect(() => normalizeRetention(ok, facts(), log, ['node', 'nx', 'run', 'api:retention', arg]), arg).toThrow(/--(keep|older-than|olderThan|pr) is empty/);
+    }
+    const bad: Partial<typeof ok & { pr: number }>[] = [{ keep: 0 }, { keep: -1 }, { keep: 2.5 }, { keep: Number.NaN }, { olderThan: 0 }, { olderThan: 0.5 }, { olderThan: Number.NaN }, { pr: 0 }, { pr: -3 }];
+    for (const b of bad) expect(() => normalizeRetention({ ...ok, ...b }, facts(), log), JSON.stringify(b)).toThrow(/must be (a whole number|a number of days|a pull request number) >= 1/);
+    expect(normalizeRetention({ ...ok, keep: 1, olderThan: 1, pr: 7 }, facts(), log, ['--keep=1', '--pr=7'])).toMatchObject({ keep: 1, olderThanDays: 1, pr: 7 });
+    // the schema says the same, so Nx itself refuses 0 before the executor runs
+    const schema = JSON.parse(readFileSync(join(__dirname, 'retention/schema.json'), 'utf8'));
+    expect([schema.properties.keep.minimum, schema.properties.olderThan.minimum, schema.properties.pr.minimum]).toEqual([1, 1, 1]);
   });
 
   it('builds take the version from NX_TASK_HASH and derive unset options from the project', () => {

@@ -150,4 +150,18 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     // pipeline order (buildonce.json: dev, staging, prod), not alphabetical
     expect(rows.map((x) => x.environment)).toEqual(['dev', 'staging', 'prod']);
   });
+
+  it('the retention target refuses empty and zero numbers as the CLI does: one line, nothing deleted', () => {
+    const versions = () => readdirSync(join(ws.root, '.buildonce/store/artifacts/express-api')).sort();
+    const before = versions();
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    for (const args of [['--keep=', '--older-than='], ['--keep=0'], ['--olderThan=0'], ['--pr=0'], ['--keep=', '--older-than=', '--dryRun']]) {
+      const r = nx(['run', 'express-api:retention', ...args]);
+      expect(r.status, `${args.join(' ')}\n${r.all}`).not.toBe(0);
+      expect(r.all).toMatch(/--(keep|older-than|olderThan|pr) is empty|(keep|olderThan|pr)' does not match the schema|--(keep|older-than|pr) must be/);
+      expect(versions()).toEqual(before);
+    }
+    const ok = nx(['run', 'express-api:retention', '--keep=1', '--older-than=1', '--dryRun']);
+    expect(ok.status, ok.all).toBe(0);
+  });
 });
