@@ -3,6 +3,7 @@ import { runPublishCommand, type PublishCommand } from '@buildonce/release';
 import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf } from '../../lib/options';
+import { checkRequestedEnvironments } from '../../lib/requested-environments';
 import type { PublishArtifactExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release publish command. */
@@ -28,6 +29,8 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
 async function publishTask(options: PublishArtifactExecutorSchema, context: ExecutorContext, out: TaskOutput): Promise<boolean> {
   try {
     const p = projectFacts(context);
+    // a promote of this run to a misspelt environment fails here, before anything is uploaded
+    await checkRequestedEnvironments(context, p.project, p.workspaceRoot);
     await runPublishCommand(normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
     return true;
   } catch (e) {
