@@ -150,4 +150,22 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     // pipeline order (buildonce.json: dev, staging, prod), not alphabetical
     expect(rows.map((x) => x.environment)).toEqual(['dev', 'staging', 'prod']);
   });
+
+  it('rollback --to takes a version as typed: Nx parses the 20 digits as a number, the executor reads them back', () => {
+    const api2 = ledger('express-api', 'dev')[1]!.version;
+    const rb = nx(['run', 'express-api:rollback', '--env=dev', `--to=${api2}`]);
+    expect(rb.status, rb.all).toBe(0);
+    expect(deployedVersion('express-api', 'dev')).toBe(api2);
+    expect(ledger('express-api', 'dev').at(-1)).toMatchObject({ version: api2, rollback: true });
+  });
+
+  it('a promote to an unknown environment fails before its publish uploads anything', () => {
+    appendFileSync(join(ws.root, 'apps/express-api/src/app.ts'), '\n// a new version nobody published yet\n');
+    const r = nx(['run', 'express-api:promote', '--env=stagin']);
+    expect(r.status).not.toBe(0);
+    expect(r.all).toContain('unknown environment "stagin": known environments are dev, staging, prod');
+    const version = versionOf('express-api');
+    expect(existsSync(join(ws.root, '.buildonce/store/artifacts/express-api', version)), r.all).toBe(false);
+    expect(r.all).not.toContain('uploaded');
+  });
 });
