@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,4 +169,27 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     expect(existsSync(join(ws.root, '.buildonce/store/artifacts/express-api', version)), r.all).toBe(false);
     expect(r.all).not.toContain('uploaded');
   });
+
+  it('two promotes of one project in one workspace at once take turns, the second saying what it waits for', async () => {
+    appendFileSync(join(ws.root, 'apps/express-api/src/app.ts'), '\n// two terminals promote this at once\n');
+    const promote = (env: string) =>
+      new Promise<{ status: number | null; all: string }>((resolve) => {
+        const child = spawn('npx', ['nx', 'run', 'express-api:promote', `--env=${env}`, '--output-style=stream'], {
+          cwd: ws.root,
+          env: { ...process.env, ...cargoEnv, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
+        });
+        let all = '';
+        child.stdout.on('data', (c: Buffer) => (all += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (all += c.toString()));
+        child.on('close', (status) => resolve({ status, all }));
+      });
+    const [a, b] = await Promise.all([promote('pr-7'), promote('pr-8')]);
+    expect(a.status, a.all).toBe(0);
+    expect(b.status, b.all).toBe(0);
+    const version = versionOf('express-api');
+    expect(deployedVersion('express-api', 'pr-7')).toBe(version);
+    expect(deployedVersion('express-api', 'pr-8')).toBe(version);
+    expect(a.all + b.all).toMatch(/express-api:\w+: waiting for express-api:\w+ \(pid \d+, since [^)]+\), which is using \S+dist\/apps\/express-api in this workspace/);
+    expect(a.all + b.all).not.toContain('is missing');
+  }, 600_000);
 });

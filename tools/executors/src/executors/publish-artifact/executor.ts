@@ -1,4 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
+import { withOutputLock } from '@buildonce/build';
 import { runPublishCommand, type PublishCommand } from '@buildonce/release';
 import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
@@ -31,7 +32,9 @@ async function publishTask(options: PublishArtifactExecutorSchema, context: Exec
     const p = projectFacts(context);
     // a promote of this run to a misspelt environment fails here, before anything is uploaded
     await checkRequestedEnvironments(context, p.project, p.workspaceRoot);
-    await runPublishCommand(normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
+    const c = normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {});
+    // reads (and uploads) the build output: not while another task of this workspace rewrites it
+    await withOutputLock(c.outputDir, `${p.project}:${context.targetName ?? 'publish'}`, out.log, () => runPublishCommand(c));
     return true;
   } catch (e) {
     fail(context.projectName, e, context.isVerbose, out.error);
