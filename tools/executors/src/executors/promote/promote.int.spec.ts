@@ -58,7 +58,7 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     expect(deployedVersion('rust-scorer', 'dev')).toBe(scorer);
     // the promoted express-api release is the unpacked tarball plus its manifest
     expect(existsSync(join(ws.root, '.buildonce/deploy/dev/express-api/current/main.js'))).toBe(true);
-  });
+  }, 900_000); // a cold arm64 LTO build of rust-scorer (serde, ureq) on a shared machine
 
   it('run-many publish of published versions runs every publish task in one batch process, each a no-op', () => {
     const r = nx(['run-many', '-t', 'publish', '--projects=rust-scorer,express-api']);
