@@ -48,10 +48,13 @@ interface Invocation {
 /**
  * A Lambda Runtime API (2018-06-01) on 127.0.0.1:<free port> that hands out `events` one per
  * `GET /runtime/invocation/next`, records the POSTed results, then answers 500 so the runtime exits.
+ * Events are written in 16 KiB pieces without a Content-Length, so Node's HTTP server sends them chunked
+ * (as AWS's runtime interface emulator does above 2 KiB); connections are kept alive and counted.
  * Source: AWS Lambda developer guide, "Using the Lambda runtime API for custom runtimes".
  */
-async function runtimeApi(events: unknown[]): Promise<{ server: Server; address: string; results: Invocation[] }> {
+async function runtimeApi(events: unknown[]): Promise<{ server: Server; address: string; results: Invocation[]; connections: () => number }> {
   const results: Invocation[] = [];
+  let connections = 0;
   let next = 0;
   const readBody = (req: IncomingMessage) =>
     new Promise<string>((resolve) => {
@@ -67,15 +70,16 @@ async function runtimeApi(events: unknown[]): Promise<{ server: Server; address:
         return;
       }
       const id = `req-${++next}`;
-      res
-        .writeHead(200, {
+      const event = Buffer.from(JSON.stringify(events[next - 1]));
+      res.writeHead(200, {
           'Content-Type': 'application/json',
           'Lambda-Runtime-Aws-Request-Id': id,
           'Lambda-Runtime-Deadline-Ms': String(Date.now() + 60_000),
           'Lambda-Runtime-Invoked-Function-Arn': 'arn:aws:lambda:us-east-1:123456789012:function:rust-scorer',
           'Lambda-Runtime-Trace-Id': 'Root=1-00000000-000000000000000000000000',
-        })
-        .end(JSON.stringify(events[next - 1]));
+        });
+      for (let i = 0; i < event.length; i += 16 * 1024) res.write(event.subarray(i, i + 16 * 1024));
+      res.end();
       return;
     }
     if (req.method === 'POST') {
@@ -86,8 +90,10 @@ async function runtimeApi(events: unknown[]): Promise<{ server: Server; address:
     }
     res.writeHead(404).end();
   });
+  server.keepAliveTimeout = 120_000; // scoring 6 MiB under qemu must not outlast an idle connection
+  server.on('connection', () => connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, results };
+  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, results, connections: () => connections };
 }
 
 /** How to start an aarch64 binary here: directly (binfmt_misc runs it through qemu-user) or through qemu-aarch64. */
@@ -105,11 +111,20 @@ function readFileSafe(p: string): string {
   }
 }
 
-/** Runs `bootstrap` against the fake Runtime API for a valid and an invalid event; resolves with the results and exit code. */
-async function serveTwo(bootstrap: string, launcher: string[]) {
-  const valid = { address: '0xAbCdEf0123456789abcdef0123456789ABCDEF01', stamps: [{ provider: 'Google', expires_at: '2999-01-01T00:00:00Z' }] };
+/** A valid event of exactly `size` bytes of JSON (the scorer ignores unknown top-level fields). */
+function validEvent(size: number) {
+  const event = { address: '0xAbCdEf0123456789abcdef0123456789ABCDEF01', stamps: [{ provider: 'Google', expires_at: '2999-01-01T00:00:00Z' }], pad: '' };
+  event.pad = 'x'.repeat(size - JSON.stringify(event).length);
+  return event;
+}
+
+/**
+ * Runs `bootstrap` against the fake Runtime API for a valid 3 KiB event, an invalid one and a valid 6 MiB
+ * one (Lambda's payload limit), all chunked; resolves with the results, exit code and connection count.
+ */
+async function serveThree(bootstrap: string, launcher: string[]) {
   const invalid = { address: '0xnot-an-address', stamps: [] };
-  const api = await runtimeApi([valid, invalid]);
+  const api = await runtimeApi([validEvent(3 * 1024), invalid, validEvent(6 * 1024 * 1024)]);
   try {
     const [cmd, ...args] = [...launcher, bootstrap];
     const child = spawn(cmd, args, { env: { PATH: process.env.PATH, AWS_LAMBDA_RUNTIME_API: api.address }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -125,7 +140,7 @@ async function serveTwo(bootstrap: string, launcher: string[]) {
         resolve(c);
       });
     });
-    return { results: api.results, code, stderr };
+    return { results: api.results, code, stderr, connections: api.connections() };
   } finally {
     api.server.close();
   }
@@ -140,15 +155,20 @@ function extract(zip: string, dir: string): Promise<string> {
   });
 }
 
-function expectTwoInvocations(r: { results: Invocation[]; code: number | null; stderr: string }) {
-  expect(r.results.map((x) => x.path), r.stderr).toEqual(['/2018-06-01/runtime/invocation/req-1/response', '/2018-06-01/runtime/invocation/req-2/error']);
-  expect(r.results[0].body).toMatchObject({ address: '0xabcdef0123456789abcdef0123456789abcdef01', stamps: { Google: expect.any(Number) } });
+function expectThreeInvocations(r: { results: Invocation[]; code: number | null; stderr: string; connections: number }) {
+  expect(r.results.map((x) => x.path), r.stderr).toEqual([
+    '/2018-06-01/runtime/invocation/req-1/response',
+    '/2018-06-01/runtime/invocation/req-2/error',
+    '/2018-06-01/runtime/invocation/req-3/response',
+  ]);
+  for (const i of [0, 2]) expect(r.results[i].body).toMatchObject({ address: '0xabcdef0123456789abcdef0123456789abcdef01', stamps: { Google: expect.any(Number) } });
   expect(r.results[1]).toMatchObject({ errorType: 'InvalidInput', body: { errorType: 'InvalidInput' } });
-  expect(r.code).not.toBe(0); // the third GET got a 500: the runtime exits non-zero
+  expect(r.code).not.toBe(0); // the fourth GET got a 500: the runtime exits non-zero
+  expect(r.connections, 'seven requests over one kept-alive connection').toBe(1);
 }
 
 describe('Rust Lambda zips for both architectures on this host', () => {
-  it('arm64: bootstrap.zip holds an aarch64 bootstrap within AL2023 glibc that serves two invocations under qemu-user', async () => {
+  it('arm64: bootstrap.zip holds an aarch64 bootstrap within AL2023 glibc that serves chunked 3 KiB and 6 MiB invocations under qemu-user', async () => {
     const out = join(tmp, 'out-arm64');
     const lines: string[] = [];
     const manifest = await build('arm64', out, 'provided.al2023', lines);
@@ -164,18 +184,18 @@ describe('Rust Lambda zips for both architectures on this host', () => {
       console.warn(`SKIPPED running the arm64 bootstrap: ${launcher}`);
       return;
     }
-    expectTwoInvocations(await serveTwo(bootstrap, launcher));
-  });
+    expectThreeInvocations(await serveThree(bootstrap, launcher));
+  }, 900_000); // a cold LTO cross build (ureq and its dependencies) plus a 6 MiB event under qemu on a shared machine
 
-  it('x86_64 still builds, and its bootstrap serves two invocations natively', async () => {
+  it('x86_64 still builds, and its bootstrap serves chunked 3 KiB and 6 MiB invocations natively', async () => {
     const out = join(tmp, 'out-x86_64');
     const manifest = await build('x86_64', out);
     expect(manifest.architecture).toBe('x86_64');
     expect(manifest.toolchain).toMatch(/x86_64-unknown-linux-gnu/);
     const bootstrap = await extract(join(out, 'bootstrap.zip'), mkdtempSync(join(tmp, 'y-')));
     expect(readElfVersionNeeds(readFileSync(bootstrap)).machine).toBe('x86_64');
-    expectTwoInvocations(await serveTwo(bootstrap, []));
-  });
+    expectThreeInvocations(await serveThree(bootstrap, []));
+  }, 900_000);
 
   it('refuses a bootstrap that needs a newer glibc than the runtime ships, naming the symbol, and writes nothing', async () => {
     const out = join(tmp, 'out-al2');

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import yauzl from 'yauzl';
 import {
   writeBuildManifest,
@@ -112,6 +113,27 @@ export function readZipEntry(zipPath: string, name: string): Promise<Buffer> {
 }
 
 /**
+ * The Cargo.lock cargo would use for the crate at `cargoDir`: its own, or that of a Cargo workspace above
+ * it (searched up to the directory holding `.git` or `nx.json`, the repository / Nx workspace root).
+ * @returns the absolute path, or undefined when there is none
+ */
+export function findCargoLock(cargoDir: string): string | undefined {
+  let dir = resolve(cargoDir);
+  for (;;) {
+    const lock = join(dir, 'Cargo.lock');
+    if (existsSync(lock)) return lock;
+    const parent = dirname(dir);
+    if (parent === dir || existsSync(join(dir, '.git')) || existsSync(join(dir, 'nx.json'))) return undefined;
+    dir = parent;
+  }
+}
+
+/** The crate has no Cargo.lock: the build (cargo --locked) cannot pin its dependencies. */
+export class MissingCargoLockError extends ConfigError {
+  override name = 'MissingCargoLockError';
+}
+
+/**
  * Builds a Rust Lambda once and leaves a deterministic `bootstrap.zip` (one entry `bootstrap`,
  * mode 0755, 1980-01-01, sorted, no extra fields) plus the build manifest `artifact.json`
  * (`version` = the Nx task hash, `architecture`, `glibcMax`, `toolchain`) in `outputDir`.
@@ -124,12 +146,18 @@ export function readZipEntry(zipPath: string, name: string): Promise<Buffer> {
  * @returns the manifest written
  * @throws RustToolchainError when a piece of the toolchain is missing (one line: the piece and how to install it)
  * @throws ConfigError for a runtime without a known glibc
+ * @throws MissingCargoLockError when the crate has no Cargo.lock (before cargo runs)
  * @throws CommandFailedError when cargo fails
  * @throws GlibcTooNewError when the binary needs a newer glibc than the runtime (names the symbol)
  */
 export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> {
   const ceiling = RUNTIME_GLIBC[b.runtime];
   if (!ceiling) throw new ConfigError(`[${b.project}] runtime "${b.runtime}" has no known glibc: use ${Object.keys(RUNTIME_GLIBC).join(' or ')} (the OS-only Lambda runtimes)`);
+  // cargo's own message for this ("remove the --locked flag") would be the wrong fix: the lockfile is
+  // what makes every clone build the same dependencies
+  if (!findCargoLock(b.cargoDir)) {
+    throw new MissingCargoLockError(`[${b.project}] ${b.cargoDir} has no Cargo.lock: run \`cargo generate-lockfile\` in it and commit Cargo.lock (the build runs cargo --locked)`);
+  }
   const baseEnv = { ...process.env, ...b.env };
   let tc: RustToolchain;
   try {

@@ -3,3 +3,4 @@ export * from './cargo';
 export * from './tarball';
 export * from './elf';
 export * from './rust-toolchain.mjs';
+export * from './output-lock';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run } from '@buildonce/build';
 import { IN_TOTO_PAYLOAD_TYPE, pae, serializeEnvelope, type Envelope } from './dsse';
@@ -23,23 +23,35 @@ export interface BuildContext {
   commit?: string;
   /** source repository URI in CI (`git+https://github.com/<repo>`); absent locally */
   repository?: string;
+  /**
+   * How many paths of the work tree differ from `commit` (modified, staged, deleted or untracked and not
+   * ignored, per `git status`); present only when there are any: the built tree is then not the commit.
+   */
+  uncommittedPaths?: number;
   internalParameters: Record<string, unknown>;
 }
 
 /**
- * Collects the {@link BuildContext} from the CI environment (GitHub Actions variables) or, locally,
- * from git with ONE process (`git rev-parse HEAD --symbolic-full-name HEAD`: commit and checked-out ref;
- * a failure leaves both absent). Locally the repository URI is not recorded.
+ * Collects the {@link BuildContext} from the CI environment (GitHub Actions variables) and git, with ONE
+ * process (`git status --porcelain=v2 --branch`: the checked-out commit and branch where CI does not name
+ * them, and whether the work tree differs from the commit; a failure leaves all three absent). Locally
+ * the repository URI is not recorded.
  */
 export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.ProcessEnv = process.env, now = new Date()): Promise<BuildContext> {
   const gha = env.GITHUB_ACTIONS === 'true';
   let commit = env.GITHUB_SHA || undefined;
   let ref = env.GITHUB_REF || undefined;
-  if (!commit || !ref) {
-    const r = await run('git', ['rev-parse', 'HEAD', '--symbolic-full-name', 'HEAD'], { cwd: workspaceRoot, reject: false }).catch(() => undefined);
-    const [sha, name] = r && r.exitCode === 0 ? r.stdout.split('\n').map((l) => l.trim()) : [];
+  let uncommittedPaths: number | undefined;
+  const r = await run('git', ['status', '--porcelain=v2', '--branch'], { cwd: workspaceRoot, reject: false }).catch(() => undefined);
+  if (r && r.exitCode === 0) {
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const header = (key: string) => lines.find((l) => l.startsWith(`# ${key} `))?.slice(key.length + 3).trim();
+    const sha = header('branch.oid');
+    const branch = header('branch.head');
     if (!commit && sha && /^[0-9a-f]{40,64}$/.test(sha)) commit = sha;
-    if (!ref && name && name.startsWith('refs/')) ref = name;
+    if (!ref && branch && branch !== '(detached)') ref = `refs/heads/${branch}`;
+    const changed = lines.filter((l) => !l.startsWith('#')).length;
+    if (changed) uncommittedPaths = changed;
   }
   const server = env.GITHUB_SERVER_URL || 'https://github.com';
   const repository = gha && env.GITHUB_REPOSITORY ? `git+${server}/${env.GITHUB_REPOSITORY}` : undefined;
@@ -58,30 +70,38 @@ export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.Pro
     ...(ref ? { ref } : {}),
     ...(commit ? { commit } : {}),
     ...(repository ? { repository } : {}),
+    ...(uncommittedPaths ? { uncommittedPaths } : {}),
     internalParameters: internal,
   };
 }
 
 /**
  * sha256 of every {@link LOCK_FILES} entry present in `dirs` (read whole: lock files are small), named by
- * file name for the first directory (the workspace root) and by path for the others.
+ * their path relative to the first directory (the workspace root): `package-lock.json`,
+ * `apps/scorer/Cargo.lock`. Never an absolute path: provenance must not depend on (or reveal) where the
+ * builder's checkout lives.
  */
 export async function lockFileDigests(dirs: string[]): Promise<ResourceDescriptor[]> {
   const paths = [...new Set(dirs.flatMap((d) => LOCK_FILES.map((f) => join(d, f))))];
   const found = await Promise.all(paths.map(async (p) => ({ p, bytes: await readFile(p).catch(() => undefined) })));
   return found
     .filter((x) => x.bytes)
-    .map(({ p, bytes }) => ({ name: dirname(p) === dirs[0] ? basename(p) : p, digest: { sha256: createHash('sha256').update(bytes!).digest('hex') } }));
+    .map(({ p, bytes }) => ({ name: relative(dirs[0]!, p).split(sep).join('/'), digest: { sha256: createHash('sha256').update(bytes!).digest('hex') } }));
 }
 
 /**
  * `resolvedDependencies` of a build: the source commit (`{ uri: <repo>@<ref>, digest: { gitCommit } }`,
- * or `{ name: "source", … }` without a repository URI), the lock files' digests and the toolchain identity.
+ * or `{ name: "source", … }` without a repository URI; built from a dirty work tree it carries
+ * `annotations: { dirty: true, uncommittedPaths: <n> }`), the lock files' digests and the toolchain identity.
  */
 export function resolvedDependencies(o: { context: BuildContext; lockFiles: ResourceDescriptor[]; toolchain: string; runtime?: string; architecture?: string }): ResourceDescriptor[] {
   const deps: ResourceDescriptor[] = [];
   if (o.context.commit) {
-    deps.push({ ...(o.context.repository ? { uri: `${o.context.repository}${o.context.ref ? `@${o.context.ref}` : ''}` } : { name: 'source' }), digest: { gitCommit: o.context.commit } });
+    deps.push({
+      ...(o.context.repository ? { uri: `${o.context.repository}${o.context.ref ? `@${o.context.ref}` : ''}` } : { name: 'source' }),
+      digest: { gitCommit: o.context.commit },
+      ...(o.context.uncommittedPaths ? { annotations: { dirty: true, uncommittedPaths: o.context.uncommittedPaths } } : {}),
+    });
   }
   deps.push(...o.lockFiles);
   deps.push({

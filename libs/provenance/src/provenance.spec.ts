@@ -93,6 +93,9 @@ describe('statement', () => {
     expect(s.predicate.buildDefinition.externalParameters).toEqual({ project: 'rust-scorer', target: 'build', version: '123', options: { release: true }, ref: 'refs/heads/main' });
     expect(s.predicate.runDetails.metadata).toEqual({ invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1', startedOn: '2026-01-01T00:00:00.000Z', finishedOn: '2026-01-01T00:00:01.000Z' });
     expect(statementFacts(s)).toMatchObject({ builder: 'acme/repo/.github/workflows/release.yml@refs/heads/main', commit: 'c0ffee', ref: 'refs/heads/main' });
+    expect(statementFacts(s).dirty).toBeUndefined();
+    const dirty = buildStatement(input({ resolvedDependencies: [{ name: 'source', digest: { gitCommit: 'c0ffee' }, annotations: { dirty: true, uncommittedPaths: 2 } }] }));
+    expect(statementFacts(dirty)).toMatchObject({ commit: 'c0ffee', dirty: true });
   });
   it('rejects a malformed image digest', () => {
     expect(() => buildStatement(input({ imageDigest: 'sha256:nothex' }))).toThrow(RangeError);
@@ -228,7 +231,7 @@ describe('patterns', () => {
 });
 
 describe('build facts', () => {
-  it('locally: builder local:<host>, commit and ref from one git call; lock files by name (root) or path (project)', async () => {
+  it('locally: builder local:<host>, commit, ref and work-tree state from one git call; lock files by workspace-relative path, never absolute', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'buildonce-facts-'));
     try {
       const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
@@ -244,9 +247,35 @@ describe('build facts', () => {
       const locks = await lockFileDigests([dir, join(dir, 'app')]);
       expect(locks).toEqual([
         { name: 'package-lock.json', digest: { sha256: createHash('sha256').update('npm').digest('hex') } },
-        { name: join(dir, 'app/Cargo.lock'), digest: { sha256: createHash('sha256').update('cargo').digest('hex') } },
+        { name: 'app/Cargo.lock', digest: { sha256: createHash('sha256').update('cargo').digest('hex') } },
       ]);
-      expect(resolvedDependencies({ context: c, lockFiles: locks, toolchain: 'cargo 1.95' })[0]).toEqual({ name: 'source', digest: { gitCommit: c.commit } });
+      const clean = resolvedDependencies({ context: c, lockFiles: locks, toolchain: 'cargo 1.95' });
+      expect(clean[0]).toEqual({ name: 'source', digest: { gitCommit: c.commit } });
+      expect(c.uncommittedPaths).toBeUndefined();
+      expect(JSON.stringify(clean)).not.toContain(dir);
+
+      // every kind of difference from the commit makes the tree dirty: modified, staged, deleted, untracked
+      for (const [change, undo] of [
+        [() => writeFileSync(join(dir, 'package-lock.json'), 'npm 2'), () => git('checkout', '-q', '--', 'package-lock.json')],
+        [() => { writeFileSync(join(dir, 'app/new.rs'), ''); git('add', 'app/new.rs'); }, () => { git('rm', '-q', '--cached', 'app/new.rs'); rmSync(join(dir, 'app/new.rs')); }],
+        [() => rmSync(join(dir, 'app/Cargo.lock')), () => git('checkout', '-q', '--', 'app/Cargo.lock')],
+        [() => writeFileSync(join(dir, 'untracked.txt'), 'x'), () => rmSync(join(dir, 'untracked.txt'))],
+      ] as const) {
+        change();
+        const d = await buildContextFromEnv(dir, {});
+        expect(d.uncommittedPaths).toBe(1);
+        const source = resolvedDependencies({ context: d, lockFiles: [], toolchain: 't' })[0];
+        expect(source).toEqual({ name: 'source', digest: { gitCommit: c.commit }, annotations: { dirty: true, uncommittedPaths: 1 } });
+        undo();
+        expect((await buildContextFromEnv(dir, {})).uncommittedPaths).toBeUndefined();
+      }
+      // ignored files (build output) are not changes
+      writeFileSync(join(dir, '.gitignore'), 'dist/\n');
+      git('add', '.gitignore');
+      git('commit', '-qm', 'ignore dist');
+      mkdirSync(join(dir, 'dist'));
+      writeFileSync(join(dir, 'dist/out.zip'), 'zip');
+      expect((await buildContextFromEnv(dir, {})).uncommittedPaths).toBeUndefined();
       git('checkout', '-q', '--detach');
       expect((await buildContextFromEnv(dir, {})).ref).toBeUndefined();
       const none = await buildContextFromEnv(tmpdir() + '/does-not-exist', {});
@@ -256,7 +285,7 @@ describe('build facts', () => {
     }
   });
 
-  it('in GitHub Actions: the workflow ref is the builder and no git process runs', async () => {
+  it('in GitHub Actions: the workflow ref is the builder, commit and ref come from the environment', async () => {
     const c = await buildContextFromEnv('/nonexistent', {
       GITHUB_ACTIONS: 'true', GITHUB_SHA: 'c0ffee', GITHUB_REF: 'refs/heads/main', GITHUB_REPOSITORY: 'acme/repo', GITHUB_RUN_ID: '7', GITHUB_RUN_ATTEMPT: '3',
       GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main', GITHUB_EVENT_NAME: 'push', GITHUB_REPOSITORY_ID: '99',

@@ -134,6 +134,8 @@ export interface StatementFacts {
   builder: string;
   ref?: string;
   commit?: string;
+  /** the built work tree differed from `commit` (uncommitted changes) */
+  dirty?: boolean;
   invocationId?: string;
   startedOn?: string;
   finishedOn?: string;
@@ -143,7 +145,8 @@ export interface StatementFacts {
 /** Extracts {@link StatementFacts} (the commit is the `gitCommit` digest of a resolved dependency). */
 export function statementFacts(s: Statement): StatementFacts {
   const b = s.predicate.buildDefinition;
-  const commit = b.resolvedDependencies?.find((d) => typeof d.digest?.gitCommit === 'string')?.digest?.gitCommit;
+  const source = b.resolvedDependencies?.find((d) => typeof d.digest?.gitCommit === 'string');
+  const commit = source?.digest?.gitCommit;
   const md = s.predicate.runDetails.metadata;
   return {
     project: b.externalParameters.project,
@@ -152,6 +155,7 @@ export function statementFacts(s: Statement): StatementFacts {
     builder: s.predicate.runDetails.builder.id,
     ...(b.externalParameters.ref ? { ref: b.externalParameters.ref } : {}),
     ...(commit ? { commit } : {}),
+    ...(source?.annotations?.dirty === true ? { dirty: true } : {}),
     ...(md?.invocationId ? { invocationId: md.invocationId } : {}),
     ...(md?.startedOn ? { startedOn: md.startedOn } : {}),
     ...(md?.finishedOn ? { finishedOn: md.finishedOn } : {}),

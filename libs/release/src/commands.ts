@@ -302,6 +302,7 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
           const a = await signPublishedVersion({ workspaceRoot: o.workspaceRoot, projectRoot: o.projectRoot, env, manifest, signer, startedOn, namespace, pr: metadata.pr, buildTarget: o.buildTarget, buildOptions: o.buildOptions });
           signing = { key: signer.describe, keyid: signer.keyid, signMs: a.signMs, totalMs: a.totalMs };
           o.log(`${tag} signed provenance with ${signer.describe}: signing ${a.signMs.toFixed(1)} ms, build facts (git, lock files) ${(a.totalMs - a.signMs).toFixed(1)} ms`);
+          if (a.uncommittedPaths) o.log(`${tag} the work tree has ${a.uncommittedPaths} uncommitted path(s): the provenance records this version as built from a dirty tree (dirty: true)`);
           return a.bytes;
         }
       : undefined,

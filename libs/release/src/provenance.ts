@@ -154,7 +154,7 @@ export function renderProvenanceReport(r: VersionProvenanceReport): string[] {
   if (f) {
     lines.push(`  builder     ${f.builder}`);
     if (f.ref) lines.push(`  ref         ${f.ref}`);
-    if (f.commit) lines.push(`  commit      ${f.commit}`);
+    if (f.commit) lines.push(`  commit      ${f.commit}${f.dirty ? ' (built from a work tree with uncommitted changes)' : ''}`);
     if (f.invocationId) lines.push(`  invocation  ${f.invocationId}`);
     if (f.startedOn || f.finishedOn) lines.push(`  built       ${f.startedOn ?? '?'} → ${f.finishedOn ?? '?'}`);
     lines.push(`  target      ${f.project}:${f.target} version ${f.version}`);
@@ -186,7 +186,8 @@ export interface PublishSigning {
  * Builds and signs a version's provenance at publish time (see @buildonce/provenance attest):
  * builder, invocation, ref and commit from the CI environment or git; lock files of the workspace and
  * project roots; the manifest's toolchain; subjects = the manifest's files (+ image digest).
- * @returns the DSSE envelope bytes and timings (ms)
+ * @returns the DSSE envelope bytes, timings (ms) and, for a dirty work tree, how many paths differ from
+ *   the commit (the statement records it: `dirty` on the source dependency)
  * @throws ProvenanceError from the signer
  */
 export async function signPublishedVersion(a: {
@@ -200,7 +201,7 @@ export async function signPublishedVersion(a: {
   pr?: string;
   buildTarget?: string;
   buildOptions?: Record<string, unknown>;
-}): Promise<{ bytes: Buffer; signMs: number; totalMs: number }> {
+}): Promise<{ bytes: Buffer; signMs: number; totalMs: number; uncommittedPaths?: number }> {
   const t0 = performance.now();
   const { manifest } = a;
   const [context, lockFiles] = await Promise.all([
@@ -233,5 +234,5 @@ export async function signPublishedVersion(a: {
     },
     a.signer,
   );
-  return { bytes: att.bytes, signMs: att.signMs, totalMs: performance.now() - t0 };
+  return { bytes: att.bytes, signMs: att.signMs, totalMs: performance.now() - t0, ...(context.uncommittedPaths ? { uncommittedPaths: context.uncommittedPaths } : {}) };
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
@@ -107,5 +108,23 @@ describe('runPublishCommand with provenance', () => {
     expect(dry.status).toBe('dry-run');
     expect(lines.some((l) => l.includes('dry run: would sign provenance with file:'))).toBe(true);
     expect(existsSync(join(dryStore, 'artifacts'))).toBe(false);
+  });
+
+  it('from a work tree with uncommitted changes: says so and the signed statement records dirty: true', async () => {
+    const ws = tmp('dirty-ws');
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: ws, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    git('init', '-q', '-b', 'main');
+    writeFileSync(join(ws, 'src.rs'), 'fn main() {}');
+    git('add', '-A');
+    git('commit', '-qm', 'one');
+    writeFileSync(join(ws, 'src.rs'), 'fn main() { /* not committed */ }');
+    const storeDir = tmp('store');
+    const lines: string[] = [];
+    await runPublishCommand({ project: 'svc', workspaceRoot: ws, outputDir: buildOutput('43'), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: `file:${keyPath}` }, log: (l) => lines.push(l) });
+    expect(lines).toContain('[svc] the work tree has 1 uncommitted path(s): the provenance records this version as built from a dirty tree (dirty: true)');
+    const { facts, statement } = inspectEnvelope(readFileSync(join(storeDir, 'artifacts/svc/43/provenance.intoto.json')), 'test');
+    expect(facts).toMatchObject({ dirty: true, ref: 'refs/heads/main' });
+    expect(statement.predicate.buildDefinition.resolvedDependencies![0]).toMatchObject({ name: 'source', annotations: { dirty: true, uncommittedPaths: 1 } });
+    expect(JSON.stringify(statement)).not.toContain(ws);
   });
 });

@@ -43,6 +43,7 @@ describe('releases', () => {
     const rows = await collectReleases({ store, project: 'svc', env: 'dev' });
     expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([[2, '12', 'failed'], [1, '11', 'succeeded']]);
     const table = renderTable(rows, 'svc');
+    expect(table.split('\n')[0]).toBe('svc:');
     expect(table).toMatch(/environment.*#.*version.*status.*provenance.*verified.*commit.*when.*who.*previous/);
     expect(table).toContain('FAILED http ×12 60.0s');
     expect(rows[0]!.verification).toMatchObject({ passed: false, kind: 'http' });

@@ -121,13 +121,14 @@ function cells(r: ReleaseRow): string[] {
   return [r.environment, String(r.seq), r.version, note(r), r.provenance, verificationCell(r.verification), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
 }
 
-/** Plain-text table (cli-table3, no colours). Empty input gives a one-line notice. */
+/** Plain-text table (cli-table3, no colours) under a `<project>:` line. Empty input gives a one-line notice. */
 export function renderTable(rows: ReleaseRow[], project: string): string {
   if (!rows.length) return `${project}: no releases recorded yet`;
   const t = new Table({ head: [...RELEASE_COLUMNS], style: { head: [], border: [] } });
   for (const r of rows) t.push(cells(r));
   const failures = rows.filter((r) => r.error).map((r) => `  #${r.seq} ${r.environment}: ${r.error}`);
-  return [t.toString(), ...failures].join('\n');
+  // the project's name heads its table: `buildonce releases` prints one table per project
+  return [`${project}:`, t.toString(), ...failures].join('\n');
 }
 
 /** GitHub-flavoured Markdown table (for `$GITHUB_STEP_SUMMARY`). */

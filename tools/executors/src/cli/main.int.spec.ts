@@ -66,6 +66,16 @@ describe('buildonce CLI', () => {
     expect(json['svc-b'][0]).toMatchObject({ environment: 'dev', version: '222', commit: c2 });
   });
 
+  it("releases as text heads each project's table with its name", () => {
+    const text = cli('releases', '--env=dev');
+    expect(text.status, text.stderr).toBe(0);
+    const heads = text.stdout.split('\n').filter((l) => /^svc-\w:$/.test(l));
+    expect(heads).toEqual(['svc-a:', 'svc-b:', 'svc-c:']);
+    // each table follows its own name: svc-a's rows (version 111) come before the svc-b line
+    expect(text.stdout.indexOf('111')).toBeGreaterThan(text.stdout.indexOf('svc-a:'));
+    expect(text.stdout.indexOf('111')).toBeLessThan(text.stdout.indexOf('svc-b:'));
+  });
+
   it('releases lists environments in pipeline order (buildonce.json chain), not by name', () => {
     writeFileSync(join(ws, 'buildonce.json'), JSON.stringify({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
     try {

@@ -80,8 +80,13 @@ describe('inferred targets', () => {
     expect(build.executor).toBe('@buildonce/nx:cargo-lambda-zip');
     expect(build.options).toEqual({ architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' });
     expect(build.inputs).toEqual(
-      expect.arrayContaining(['production', '^production', '!{projectRoot}/**/*.md', { externalDependencies: ['@buildonce/nx', 'yazl'] }, { runtime: 'cd "apps/scorer" && rustc -vV && cargo -V' }]),
+      expect.arrayContaining(['{workspaceRoot}/apps/scorer/**/*', '!{workspaceRoot}/apps/scorer/**/*.md', '!{workspaceRoot}/apps/scorer/target/**/*', '{workspaceRoot}/rust-toolchain.toml', '{workspaceRoot}/.cargo/config.toml', { externalDependencies: ['@buildonce/nx', 'yazl'] }, { runtime: 'cd "apps/scorer" && rustc -vV && cargo -V' }]),
     );
+    // Rust reads no TypeScript configuration: no named inputs (their sharedGlobals), no {projectRoot} file set
+    // (Nx adds the root tsconfig to tasks that have one)
+    for (const input of build.inputs!) {
+      expect(typeof input === 'string' && /^(\^|!)?(production|default|sharedGlobals)$|\{projectRoot\}|tsconfig/.test(input), String(input)).toBe(false);
+    }
     expect(build.dependsOn).toBeUndefined();
     expect(p.targets!.promote).toMatchObject({ executor: '@buildonce/nx:promote', dependsOn: ['publish'], options: { target: 'lambda', functionName: '{project}-fn-{env}', alias: '{env}' } });
     expect(p.targets!.publish.dependsOn).toEqual(['build']);

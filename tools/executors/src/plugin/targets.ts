@@ -79,6 +79,28 @@ export const TECHNOLOGIES: Record<Deployable['kind'], string[]> = { 'rust-lambda
 const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'], 'node-tarball': ['esbuild', 'tar'], 'oci-image': ['tar', 'yauzl'] };
 
 /**
+ * What a cargo build reads: the crate's own files (Cargo.toml, Cargo.lock, src/, build.rs, anything
+ * `include_str!` pulls in) without its tests, docs and target dir, plus the workspace-level cargo and
+ * rustup configuration. Never the workspace's named inputs: their `sharedGlobals` (tsconfig.base.json,
+ * CI files) cannot change a Rust binary. Written as workspace paths because a `{projectRoot}` file set
+ * makes Nx also hash the root tsconfig's compilerOptions into the task (its "TsConfig" instruction).
+ * The toolchain identity and the offline registry are added by {@link buildInputs}.
+ */
+export function rustInputs(projectRoot: string): InputDefinition[] {
+  const root = projectRoot === '.' || projectRoot === '' ? '{workspaceRoot}' : `{workspaceRoot}/${projectRoot}`;
+  return [
+    `${root}/**/*`,
+    `!${root}/**/*.md`,
+    `!${root}/target/**/*`,
+    `!${root}/tests/**/*`,
+    '{workspaceRoot}/.cargo/config.toml',
+    '{workspaceRoot}/.cargo/config',
+    '{workspaceRoot}/rust-toolchain.toml',
+    '{workspaceRoot}/rust-toolchain',
+  ];
+}
+
+/**
  * The inputs of an inferred build: the project's production files and its dependencies' (never docs),
  * the packaging code (installed: @buildonce/nx's version and its packaging libraries, as lockfile
  * versions; source: the bundled plugin bytes and its package.json), and the toolchain identity. An image
@@ -86,11 +108,9 @@ const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'
  */
 export function buildInputs(d: Deployable, projectRoot: string, loc: PluginLocation, ws: WorkspaceFacts): InputDefinition[] {
   const prod = ws.hasProductionInput ? 'production' : 'default';
-  const inputs: InputDefinition[] = [prod, `^${prod}`, '!{projectRoot}/**/*.md'];
+  const inputs: InputDefinition[] = d.kind === 'rust-lambda' ? rustInputs(projectRoot) : [prod, `^${prod}`, '!{projectRoot}/**/*.md'];
   const packaging = PACKAGING[d.kind];
-  if (d.kind === 'rust-lambda') {
-    inputs.push('!{projectRoot}/target/**/*', '!{projectRoot}/tests/**/*');
-  } else if (d.kind === 'node-tarball') {
+  if (d.kind === 'node-tarball') {
     inputs.push('!{projectRoot}/**/*.spec.ts', '!{projectRoot}/**/*.test.ts', '!{projectRoot}/**/*.spec.js', '!{projectRoot}/**/*.test.js');
   }
   if (d.kind === 'oci-image') {

@@ -95,3 +95,33 @@ describe('inferred build inputs (express-api)', () => {
     expect(version()).toBe(v0);
   });
 });
+
+describe('inferred build inputs (rust-scorer)', () => {
+  const rustVersion = () => {
+    const r = ws.runResult('npx', ['nx', 'run', 'rust-scorer:build', '--output-style=stream'], {
+      NX_CACHE_DIRECTORY: cache,
+      BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry',
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    return JSON.parse(readFileSync(join(ws.root, 'dist/apps/rust-scorer/artifact.json'), 'utf8')).version as string;
+  };
+
+  it('keeps Rust versions when tsconfig.base.json gains a library path (TypeScript configuration is no Rust input)', () => {
+    // x86_64: the host's own target builds fastest; the versions compared below are all of this crate
+    edit('apps/rust-scorer/Cargo.toml', (t) => t.replace('architecture = "arm64"', 'architecture = "x86_64"'));
+    const r0 = rustVersion();
+    const ts0 = version();
+    // what `nx g @nx/js:lib` writes into a paths-style (integrated) workspace
+    const undo = edit('tsconfig.base.json', (t) => {
+      const json = JSON.parse(t);
+      json.compilerOptions.paths = { ...json.compilerOptions.paths, '@acme/new-lib': ['libs/new-lib/src/index.ts'] };
+      return JSON.stringify(json, null, 2);
+    });
+    try {
+      expect(rustVersion()).toBe(r0);
+      expect(version(), 'the same edit is an input of the TypeScript service').not.toBe(ts0);
+    } finally {
+      undo();
+    }
+  }, 600_000);
+});

@@ -1,5 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { buildRustLambdaZip, type RustLambdaBuild } from '@buildonce/build';
+import { buildRustLambdaZip, withOutputLock, type RustLambdaBuild } from '@buildonce/build';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { CargoLambdaZipExecutorSchema } from './schema';
@@ -32,7 +32,9 @@ export function normalizeOptions(o: CargoLambdaZipExecutorSchema, p: ProjectFact
  */
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    await buildRustLambdaZip(normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l)));
+    const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
+    // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
+    await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildRustLambdaZip(b));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutorContext } from '@nx/devkit';
-import { buildNodeTarball, runtimeForTarget, type NodeTarballBuild } from '@buildonce/build';
+import { buildNodeTarball, runtimeForTarget, withOutputLock, type NodeTarballBuild } from '@buildonce/build';
 import { projectKey } from '@buildonce/store';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
@@ -41,7 +41,9 @@ export default async function packageTarballExecutor(options: PackageTarballExec
   try {
     const p = projectFacts(context);
     const pkg = JSON.parse(await readFile(join(p.projectRoot, 'package.json'), 'utf8').catch(() => '{}')) as { description?: string };
-    await buildNodeTarball(normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l)));
+    const b = normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l));
+    // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
+    await withOutputLock(b.outputDir, `${p.project}:${context.targetName ?? 'build'}`, b.log, () => buildNodeTarball(b));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

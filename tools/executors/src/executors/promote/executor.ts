@@ -1,4 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
+import { withOutputLock } from '@buildonce/build';
 import { runPromoteCommand, type PromoteCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { deployOptions, outputDirOf } from '../../lib/options';
@@ -15,7 +16,10 @@ export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log:
  */
 export default async function promoteExecutor(options: PromoteExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    await runPromoteCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
+    const c = normalizeOptions(options, projectFacts(context), (l) => console.log(l));
+    // two promotes of one project in one workspace take turns (the second says what it waits for), and
+    // none reads the build output while another task of this workspace rewrites it
+    await withOutputLock(c.outputDir, `${c.project}:${context.targetName ?? 'promote'}`, c.log, () => runPromoteCommand(c));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

@@ -1,8 +1,10 @@
 import type { ExecutorContext } from '@nx/devkit';
+import { withOutputLock } from '@buildonce/build';
 import { runPublishCommand, type PublishCommand } from '@buildonce/release';
 import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf } from '../../lib/options';
+import { checkRequestedEnvironments } from '../../lib/requested-environments';
 import type { PublishArtifactExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release publish command. */
@@ -28,7 +30,11 @@ export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFac
 async function publishTask(options: PublishArtifactExecutorSchema, context: ExecutorContext, out: TaskOutput): Promise<boolean> {
   try {
     const p = projectFacts(context);
-    await runPublishCommand(normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {}));
+    // a promote of this run to a misspelt environment fails here, before anything is uploaded
+    await checkRequestedEnvironments(context, p.project, p.workspaceRoot);
+    const c = normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {});
+    // reads (and uploads) the build output: not while another task of this workspace rewrites it
+    await withOutputLock(c.outputDir, `${p.project}:${context.targetName ?? 'publish'}`, out.log, () => runPublishCommand(c));
     return true;
   } catch (e) {
     fail(context.projectName, e, context.isVerbose, out.error);

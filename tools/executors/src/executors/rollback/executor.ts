@@ -2,6 +2,7 @@ import type { ExecutorContext } from '@nx/devkit';
 import { runRollbackCommand, type RollbackCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { deployOptions, versionOption } from '../../lib/options';
+import { rawOption } from '../../lib/raw-option';
 import type { RollbackExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release rollback command. @throws ConfigError for a `--to` that lost digits */
@@ -12,7 +13,9 @@ export function normalizeOptions(o: RollbackExecutorSchema, p: ProjectFacts, log
 /** `rollback` target (no dependsOn): restores the previous or `--to` version of `--env` from its history. */
 export default async function rollbackExecutor(options: RollbackExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
-    await runRollbackCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l)));
+    // `--to=<20-digit version>` as typed: Nx's parser may already have turned it into an imprecise number
+    const to = typeof options.to === 'number' ? (rawOption(context, 'to') ?? options.to) : options.to;
+    await runRollbackCommand(normalizeOptions({ ...options, to }, projectFacts(context), (l) => console.log(l)));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

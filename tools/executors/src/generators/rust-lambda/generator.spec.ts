@@ -1,8 +1,12 @@
 import type { Tree } from '@nx/devkit';
 import { createTreeWithEmptyWorkspace } from '@nx/devkit/testing';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { detectRustLambda } from '../../plugin/detect';
-import { cargoLock, rustLambdaGenerator } from './generator';
+import { rustLambdaGenerator } from './generator';
+
+const repoRoot = join(__dirname, '../../../../..');
 
 describe('rust-lambda generator', () => {
   let tree: Tree;
@@ -10,11 +14,12 @@ describe('rust-lambda generator', () => {
     tree = createTreeWithEmptyWorkspace();
   });
 
-  it('writes a Lambda crate the plugin detects, with tests and a lock file', async () => {
-    await rustLambdaGenerator(tree, { name: 'hello-fn' });
+  it('writes a Lambda crate the plugin detects, with tests, and returns the step that locks it', async () => {
+    const lock = await rustLambdaGenerator(tree, { name: 'hello-fn' });
+    expect(lock).toBeTypeOf('function');
     const files = tree.listChanges().map((c) => c.path).filter((p) => p.startsWith('apps/')).sort();
     expect(files).toEqual(
-      ['.gitignore', 'Cargo.lock', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/runtime_api.rs'].map((f) => `apps/hello-fn/${f}`),
+      ['.gitignore', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/runtime_api.rs'].map((f) => `apps/hello-fn/${f}`),
     );
     const toml = tree.read('apps/hello-fn/Cargo.toml', 'utf8')!;
     expect(detectRustLambda('apps/hello-fn/Cargo.toml', toml)).toMatchObject({ kind: 'rust-lambda', name: 'hello-fn', architecture: 'x86_64', binary: 'bootstrap' });
@@ -31,11 +36,14 @@ describe('rust-lambda generator', () => {
     expect(detectRustLambda('services/edge-fn/Cargo.toml', toml)).toMatchObject({ name: 'edge', architecture: 'arm64' });
   });
 
-  it('writes Cargo.lock the way cargo does: packages sorted by name, the crate without a source', () => {
-    const lock = cargoLock('zeta');
-    expect([...lock.matchAll(/^name = "(.+)"$/gm)].map((m) => m[1])).toEqual(['itoa', 'ryu', 'serde', 'serde_json', 'zeta']);
-    expect(lock).toContain('[[package]]\nname = "zeta"\nversion = "0.1.0"\ndependencies = [\n "serde_json",\n]\n');
-    expect(cargoLock('api').indexOf('name = "api"')).toBeLessThan(lock.indexOf('name = "itoa"') + 1);
+  it("ships apps/rust-scorer's Runtime API client byte for byte: one source, and the generated crate depends on ureq like it", async () => {
+    await rustLambdaGenerator(tree, { name: 'edge', architecture: 'arm64' });
+    const scorer = readFileSync(join(repoRoot, 'apps/rust-scorer/src/runtime.rs'));
+    expect(readFileSync(join(__dirname, 'files/src/runtime.rs__tmpl__')).equals(scorer), 'files/src/runtime.rs__tmpl__ differs from apps/rust-scorer/src/runtime.rs: copy it over').toBe(true);
+    expect(tree.read('apps/edge/src/runtime.rs')!.equals(scorer)).toBe(true);
+    const dep = (toml: string) => toml.match(/^ureq = .*$/m)?.[0];
+    expect(dep(tree.read('apps/edge/Cargo.toml', 'utf8')!)).toBe(dep(readFileSync(join(repoRoot, 'apps/rust-scorer/Cargo.toml'), 'utf8')));
+    expect(dep(tree.read('apps/edge/Cargo.toml', 'utf8')!)).toMatch(/default-features = false/);
   });
 
   it('refuses names that are not crate names and directories already in use, writing nothing', async () => {
