@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { openStore } from './open';
 import { parseStoreUrl } from './url';
-import { publishArtifact, publishMetadataFromEnv } from './artifacts';
+import { PUBLISH_LEASE_SUFFIX, publishArtifact, publishMetadataFromEnv } from './artifacts';
 import { provenanceKey } from './keys';
 import type { BlobStore } from './blob';
 
@@ -35,7 +35,9 @@ describe('publishArtifact with provenance', () => {
     const dir = buildOutput('7');
     const manifest = parseManifest(JSON.parse(readFileSync(join(dir, 'artifact.json'), 'utf8')));
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}), provenance: async () => Buffer.from('{}') });
-    expect(writes).toEqual(['artifacts/svc/7/bootstrap.zip', provenanceKey('svc', '7'), 'artifacts/svc/7/manifest.json']);
+    // the publish lease (which keeps retention away) is written before anything of the version
+    expect(writes[0]).toMatch(new RegExp(`^artifacts/svc/7/publish\\+[0-9a-f-]+\\${PUBLISH_LEASE_SUFFIX}$`));
+    expect(writes.slice(1)).toEqual(['artifacts/svc/7/bootstrap.zip', provenanceKey('svc', '7'), 'artifacts/svc/7/manifest.json']);
   });
 
   it('keeps an envelope written by an earlier attempt of the same version (create-only)', async () => {
