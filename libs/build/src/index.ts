@@ -3,3 +3,5 @@ export * from './cargo';
 export * from './tarball';
 export * from './elf';
 export * from './rust-toolchain.mjs';
+export * from './node-bundle';
+export * from './start-check';
