@@ -134,7 +134,7 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
   writeFileSync(join(ws, 'libs/legacy/project.json'), JSON.stringify({ name: 'legacy', sourceRoot: 'libs/legacy/src', projectType: 'library' }, null, 2) + '\n');
   writeFileSync(join(ws, 'libs/legacy/src/index.ts'), "export const legacy = (): string => 'legacy';\n");
   editJson<{ compilerOptions: { paths?: Record<string, string[]> } }>(join(ws, 'tsconfig.base.json'), (j) => {
-    j.compilerOptions.paths = { ...j.compilerOptions.paths, '@acme/legacy': ['libs/legacy/src/index.ts'] };
+    j.compilerOptions.paths = { ...j.compilerOptions.paths, '@acme/legacy': ['./libs/legacy/src/index.ts'] };
   });
   step(`[${pm}] nx g @buildonce/nx:node-service api, esm-api`, () => {
     nx(ws, 'g', '@buildonce/nx:node-service', 'api', '--skipInstall', '--no-interactive');
@@ -165,7 +165,7 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
     p.type = 'module';
     p.dependencies['@acme/greeter'] = link;
   });
-  step(`[${pm}] ${pm} install`, () => sh(ws, pm, pm === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error'] : ['install', '--reporter=silent']));
+  step(`[${pm}] ${pm} install`, () => sh(ws, pm, pm === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error'] : ['install', '--no-frozen-lockfile']));
   git(ws, 'add', '-A');
   git(ws, 'commit', '-qm', 'adopt buildonce: three library shapes, a CommonJS and an ESM service');
   return ws;
