@@ -11,7 +11,7 @@
 # key) and the build-facts time (one git process, lock file digests; no git process in CI).
 # Warm path: the median of ROUNDS (default 5) no-op `nx run <p>:publish` (everything published) beside the
 # median of as many cached `nx run <p>:build` of the same project, alternating, and their ratio (goal: <= 1.2x),
-# for express-api (package-tarball) and rust-scorer (cargo-lambda-zip). WARM_ONLY=1 runs only this part.
+# for express-api (package-tarball) and rust-scorer (cargo-lambda-zip). WARM_ONLY=1 runs only express-api's.
 # Runs node_modules/.bin/nx directly: `npx nx` adds
 # npm's own start-up (~0.25 s) to both runs.
 set -euo pipefail
@@ -78,7 +78,7 @@ warm_ratio() { # $1 project: cached build vs no-op publish, medians of ROUNDS al
   printf 'warm %-12s cached build: %6d ms   no-op publish: %6d ms   publish/build: %4.2fx (goal <= 1.2x; medians of %d)\n' "$p" "$b" "$pub" "$(awk -v a="$pub" -v b="$b" 'BEGIN{printf "%.2f", a/b}')" "$rounds"
 }
 warm_ratio express-api
-[ "${WARM_ONLY:-}" = 1 ] && { set_arch arm64; warm_ratio rust-scorer; exit 0; }
+[ "${WARM_ONLY:-}" = 1 ] && exit 0
 
 set_arch arm64
 run_pair file-arm64 BUILDONCE_STORE="file://$work/.buildonce/store"
