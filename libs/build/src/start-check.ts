@@ -10,7 +10,7 @@ export interface StartCheckOptions {
   entry: string;
   /** absolute workspace root: paths in the failure line are relative to it */
   workspaceRoot: string;
-  /** ms the import (module evaluation, top-level await included) may take; default 10000 */
+  /** ms the import (module evaluation, top-level await included) may take; default 60000 (generous: a loaded CI machine loads a large bundle slowly; the timeout is for imports that never settle) */
   timeoutMs?: number;
   /** ms to wait after the import settled for errors thrown asynchronously (e.g. `listen` failing); default 250 */
   graceMs?: number;
@@ -51,7 +51,7 @@ const STOP_HINT = 'fix it, or set the build option "startCheck": false for an ap
  *   code when the app exited by itself, or the timeout
  */
 export async function startCheck(o: StartCheckOptions): Promise<{ ms: number }> {
-  const timeoutMs = o.timeoutMs ?? 10_000;
+  const timeoutMs = o.timeoutMs ?? 60_000;
   const graceMs = o.graceMs ?? 250;
   const env: Record<string, string | undefined> = { ...process.env, PORT: '0', HOST: '127.0.0.1', BUILDONCE_START_CHECK: '1', NODE_OPTIONS: undefined };
   const t0 = Date.now();

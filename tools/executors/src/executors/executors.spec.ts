@@ -77,7 +77,7 @@ describe('normalizeOptions', () => {
     expect(tar).toMatchObject({ version: '7', main: join(root, 'apps/api/src/main.ts'), tarballName: 'acme--api-deployment.tar.gz', runtime: 'node>=22', sourcemap: false, description: 'd' });
     expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
     // the start check is on unless turned off; the format is the app's unless set; conditions come from tsconfig.base.json
-    expect(tar).toMatchObject({ startCheck: { timeoutMs: 10_000 }, conditions: [] });
+    expect(tar).toMatchObject({ startCheck: { timeoutMs: 60_000 }, conditions: [] });
     expect(tar.format).toBeUndefined();
     const off = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: false, format: 'esm' }, facts(), { NX_TASK_HASH: '7' }, 'd', log, ['@acme/source']);
     expect(off).toMatchObject({ format: 'esm', conditions: ['@acme/source'] });

@@ -40,7 +40,7 @@ export function normalizeOptions(
     description,
     ...(o.format ? { format: o.format } : {}),
     conditions,
-    ...(o.startCheck === false ? {} : { startCheck: { timeoutMs: o.startCheckTimeout ?? 10_000 } }),
+    ...(o.startCheck === false ? {} : { startCheck: { timeoutMs: o.startCheckTimeout ?? 60_000 } }),
     log,
   };
 }
