@@ -10,19 +10,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdoptedWorkspace, git, matrixChecks, step } from './matrix';
 
-const tmp = mkdtempSync(join(tmpdir(), 'buildonce-adoption-pnpm-'));
+// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP>: run the checks on its already created workspace
+const reuse = process.env.BUILDONCE_E2E_REUSE;
+const tmp = reuse ?? mkdtempSync(join(tmpdir(), 'buildonce-adoption-pnpm-'));
 const ws = join(tmp, 'acme');
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  if (process.env.BUILDONCE_E2E_KEEP) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
+  if (process.env.BUILDONCE_E2E_KEEP || reuse) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
   else rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('a fresh pnpm Nx workspace adopts buildonce', () => {
   beforeAll(() => {
-    step('pnpm workspace ready', () => createAdoptedWorkspace(tmp, 'pnpm'));
-  }, 900_000);
+    if (!reuse) step('pnpm workspace ready', () => createAdoptedWorkspace(tmp, 'pnpm'));
+  }, 2_400_000);
 
   it('is a pnpm workspace: symlinked node_modules, the services registered in pnpm-workspace.yaml', () => {
     expect(git(ws, 'ls-files', 'pnpm-lock.yaml', 'package-lock.json').trim()).toBe('pnpm-lock.yaml');

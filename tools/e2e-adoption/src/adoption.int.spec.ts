@@ -21,7 +21,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@buildonce/testing';
 import { cleanEnv, createAdoptedWorkspace, currentDeployment, git, matrixChecks, nx, packDir, sh, step, versionOf } from './matrix';
 
-const tmp = mkdtempSync(join(tmpdir(), 'buildonce-adoption-'));
+// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP>: run the checks on its already created workspace
+const reuse = process.env.BUILDONCE_E2E_REUSE;
+const tmp = reuse ?? mkdtempSync(join(tmpdir(), 'buildonce-adoption-'));
 const ws = join(tmp, 'acme');
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -29,7 +31,7 @@ const sha256 = (file: string) => createHash('sha256').update(readFileSync(file))
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  if (process.env.BUILDONCE_E2E_KEEP) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
+  if (process.env.BUILDONCE_E2E_KEEP || reuse) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
   else rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -37,8 +39,8 @@ describe('a fresh Nx workspace adopts buildonce', () => {
   let apiVersion = '';
 
   beforeAll(() => {
-    step('npm workspace ready', () => createAdoptedWorkspace(tmp, 'npm'));
-  }, 900_000);
+    if (!reuse) step('npm workspace ready', () => createAdoptedWorkspace(tmp, 'npm'));
+  }, 2_400_000);
 
   it('writes no project.json: the plugin infers every target of the generated service', () => {
     // the integrated-style library's project.json is the only one, and it is the user's
