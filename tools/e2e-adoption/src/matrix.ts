@@ -205,7 +205,7 @@ export function matrixChecks(pm: PackageManager, get: () => string, children: Ch
       expect(pkg.type, s.project).toBe(s.project === '@acme/esm-api' ? 'module' : 'commonjs');
       await startAndCheck(ws, s, versions[s.project]!, children);
     }
-  });
+  }, 900_000);
 
   it(`[${pm}] typecheck and library builds leave every version unchanged`, () => {
     const ws = get();
@@ -215,7 +215,7 @@ export function matrixChecks(pm: PackageManager, get: () => string, children: Ch
     for (const s of SERVICES) expect(versionOf(ws, s.project, `dist/${s.dir}`), s.project).toBe(versions[s.project]);
     // nothing the compiler wrote is left for git to pick up
     expect(git(ws, 'status', '--porcelain').trim()).toBe('');
-  });
+  }, 900_000);
 
   it(`[${pm}] a bundle that throws at import fails the build with one line and gets no version`, () => {
     const ws = get();
@@ -233,5 +233,5 @@ export function matrixChecks(pm: PackageManager, get: () => string, children: Ch
       writeFileSync(main, before);
     }
     expect(versionOf(ws, '@acme/esm-api', 'dist/apps/esm-api')).toBe(versions['@acme/esm-api']);
-  });
+  }, 900_000);
 }
