@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdoptedWorkspace, git, matrixChecks, step } from './matrix';
 
-// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP>: run the checks on its already created workspace
+// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP whose setup finished but whose checks never ran>: run the checks on it
 const reuse = process.env.BUILDONCE_E2E_REUSE;
 const tmp = reuse ?? mkdtempSync(join(tmpdir(), 'buildonce-adoption-pnpm-'));
 const ws = join(tmp, 'acme');

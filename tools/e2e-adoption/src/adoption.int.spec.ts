@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@buildonce/testing';
 import { cleanEnv, createAdoptedWorkspace, currentDeployment, git, matrixChecks, nx, packDir, sh, step, versionOf } from './matrix';
 
-// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP>: run the checks on its already created workspace
+// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP whose setup finished but whose checks never ran>: run the checks on it
 const reuse = process.env.BUILDONCE_E2E_REUSE;
 const tmp = reuse ?? mkdtempSync(join(tmpdir(), 'buildonce-adoption-'));
 const ws = join(tmp, 'acme');
