@@ -11,7 +11,7 @@
 // Run by the `executors:bundle` target, which the inferred targets depend on in this repository.
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -38,13 +38,43 @@ entryPoints.cli = join(root, 'src', 'cli', 'main.ts');
 entryPoints['rust-toolchain'] = join(root, '..', 'scripts', 'rust-toolchain.mjs');
 
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
-/** Inline @buildonce/* (private workspace libs) and relative imports; keep every npm package external. */
+/**
+ * npm packages loaded on first use instead of when an executor starts: each costs 200-1300 ms to load, and
+ * most tasks need none of them (a no-op publish needs no AWS client, no process, no tar). Only packages
+ * imported by name (no default import) whose import has no side effect the code relies on belong here.
+ */
+const LAZY = [/^@aws-sdk\/client-/, /^@aws-sdk\/lib-storage$/, /^execa$/, /^tar$/];
+const requireHere = createRequire(import.meta.url);
+/**
+ * Inline @buildonce/* (private workspace libs) and relative imports; keep every npm package external, the
+ * LAZY ones behind a proxy that requires the package at its first property access. esbuild reads named
+ * imports as properties at each use, and its interop helper copies the export names as getters: those names
+ * come from the package, read here once, so the copy does not load it.
+ */
 const externalNpm = {
   name: 'external-npm',
   setup(b) {
     b.onResolve({ filter: /^[^./]/ }, (args) => {
       if (args.path.startsWith('@buildonce/') || builtins.has(args.path)) return undefined;
+      if (args.namespace !== 'lazy' && LAZY.some((re) => re.test(args.path))) return { path: args.path, namespace: 'lazy' };
       return { path: args.path, external: true };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => {
+      const mod = requireHere(args.path);
+      const names = Object.keys(mod).filter((k) => k !== '__esModule' && k !== 'default');
+      return {
+        loader: 'js',
+        contents: `let m;
+const load = () => (m ??= require(${JSON.stringify(args.path)}));
+const names = ${JSON.stringify(names)};
+module.exports = new Proxy({}, {
+  get: (_, k) => (k === '__esModule' ? ${JSON.stringify(!!mod.__esModule)} : load()[k]),
+  has: (_, k) => names.includes(k) || k in load(),
+  ownKeys: () => names,
+  getOwnPropertyDescriptor: (_, k) => (names.includes(k) ? { configurable: true, enumerable: true, writable: false, value: undefined } : undefined),
+});
+`,
+      };
     });
   },
 };

@@ -54,3 +54,9 @@ if [ ! -d node_modules/.bin ] || [ package-lock.json -nt node_modules/.package-l
   echo "[setup] npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# pnpm for the adoption e2e's pnpm workspace (corepack cannot fetch it offline; pnpm 11 does not run on Node 20)
+if ! command -v pnpm >/dev/null 2>&1; then
+  echo "[setup] npm install -g pnpm@10.34.9"
+  npm install -g pnpm@10.34.9 --no-audit --no-fund --loglevel=error
+fi

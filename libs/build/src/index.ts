@@ -4,3 +4,5 @@ export * from './tarball';
 export * from './elf';
 export * from './rust-toolchain.mjs';
 export * from './output-lock';
+export * from './node-bundle';
+export * from './start-check';

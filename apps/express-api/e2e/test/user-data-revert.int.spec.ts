@@ -78,9 +78,11 @@ beforeAll(async () => {
   ws = makeTempWorkspace('buildonce-ud-revert-');
   cache = mkdtempSync(join(tmpdir(), 'nxcache-ud-revert-'));
   versions.push(publish());
-  editMain('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  process.exit(3); // a release whose server exits at start', 'broken start');
+  // a release whose server exits at start (after the build's start check, which sets BUILDONCE_START_CHECK)
+  const broken = '  if (!process.env.BUILDONCE_START_CHECK) process.exit(3); // a release whose server exits at start\n';
+  editMain('async function main(): Promise<void> {\n', `async function main(): Promise<void> {\n${broken}`, 'broken start');
   versions.push(publish());
-  editMain('  process.exit(3); // a release whose server exits at start\n', '', 'fixed start');
+  editMain(broken, '', 'fixed start');
   editMain('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  // third release', 'third');
   versions.push(publish());
 }, 600_000);

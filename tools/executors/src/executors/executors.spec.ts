@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ExecutorContext } from '@nx/devkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import cargoLambdaZip, { normalizeOptions as normalizeCargo } from './cargo-lambda-zip/executor';
-import { normalizeOptions as normalizeTarball } from './package-tarball/executor';
+import { normalizeOptions as normalizeTarball, workspaceConditions } from './package-tarball/executor';
 import { normalizeOptions as normalizeImage } from './oci-image/executor';
 import promote, { normalizeOptions as normalizePromote } from './promote/executor';
 import publish, { normalizeOptions as normalizePublish } from './publish-artifact/executor';
@@ -93,6 +93,15 @@ describe('normalizeOptions', () => {
     const tar = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false }, facts(), { NX_TASK_HASH: '7' }, 'd', log);
     expect(tar).toMatchObject({ version: '7', main: join(root, 'apps/api/src/main.ts'), tarballName: 'acme--api-deployment.tar.gz', runtime: 'node>=22', sourcemap: false, description: 'd' });
     expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
+    // the start check is on unless turned off; the format is the app's unless set; conditions come from tsconfig.base.json
+    expect(tar).toMatchObject({ startCheck: { timeoutMs: 60_000 }, conditions: [] });
+    expect(tar.format).toBeUndefined();
+    const off = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: false, format: 'esm' }, facts(), { NX_TASK_HASH: '7' }, 'd', log, ['@acme/source']);
+    expect(off).toMatchObject({ format: 'esm', conditions: ['@acme/source'] });
+    expect(off.startCheck).toBeUndefined();
+    expect(workspaceConditions(root)).toEqual([]);
+    writeFileSync(join(root, 'tsconfig.base.json'), '{\n  // Nx TS solution setup\n  "compilerOptions": { "customConditions": ["@acme/source"], },\n}\n');
+    expect(workspaceConditions(root)).toEqual(['@acme/source']);
     expect(normalizePublish({ preview: true, forcePathStyle: false, dryRun: false }, facts(), log)).toMatchObject({ preview: true, forcePathStyle: undefined, outputDir: join(root, 'dist/apps/api') });
     const files = [{ source: 'dist/apps/x/bootstrap.zip', zipEntry: 'bootstrap', destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', mode: '0755' }];
     const image = normalizeImage({ baseImage: `r.io/b@sha256:${'a'.repeat(64)}`, platform: 'linux/arm64', files, cmd: ['bootstrap'], runtime: 'provided.al2023', cacheDir: 'c' }, facts(), { NX_TASK_HASH: '9' }, log);

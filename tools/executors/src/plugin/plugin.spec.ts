@@ -100,12 +100,15 @@ describe('inferred targets', () => {
     expect(t.artifact).toMatchObject({ executor: '@buildonce/nx:package-tarball', options: { main: 'apps/api/src/server.ts' } });
     expect(t.artifact.inputs).toEqual(expect.arrayContaining(['default', '^default', { externalDependencies: ['@buildonce/nx', 'esbuild', 'tar'] }]));
     expect(t.promote).toMatchObject({ dependsOn: ['artifact'], options: { target: 'local' } });
+    // libraries with their own build are built first; compiler output and build info never change the version
+    expect(t.artifact.dependsOn).toEqual(['^build']);
+    expect(t.artifact.inputs).toEqual(expect.arrayContaining(['!{projectRoot}/**/*.tsbuildinfo', '!{projectRoot}/out-tsc/**/*', '!{projectRoot}/dist/**/*']));
   });
 
   it('from source (this repository) references executors by path and depends on the plugin bundle once per target', () => {
     const t = inferFromFile('apps/api/package.json', JSON.stringify({ name: 'api', buildonce: { deploy: 'ec2' } }), {}, source, ws).projects!['apps/api'].targets!;
     expect(t.build.executor).toBe('./tools/executors:package-tarball');
-    expect(t.build.dependsOn).toEqual([{ projects: ['executors'], target: 'bundle' }]);
+    expect(t.build.dependsOn).toEqual(['^build', { projects: ['executors'], target: 'bundle' }]);
     expect(t.build.inputs).toEqual(expect.arrayContaining([{ dependentTasksOutputFiles: '**/*.js', transitive: false }, '{workspaceRoot}/tools/executors/package.json', { externalDependencies: ['esbuild', 'tar'] }]));
     expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
   });

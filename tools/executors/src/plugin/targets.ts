@@ -101,6 +101,20 @@ export function rustInputs(projectRoot: string): InputDefinition[] {
 }
 
 /**
+ * Files of a Node app's own folder that never reach its bundle: tests, and what the TypeScript compiler
+ * writes (build info, typecheck and library output), so a typecheck or a library build never changes the version.
+ */
+export const NODE_NOT_BUNDLED: readonly string[] = [
+  '!{projectRoot}/**/*.spec.ts',
+  '!{projectRoot}/**/*.test.ts',
+  '!{projectRoot}/**/*.spec.js',
+  '!{projectRoot}/**/*.test.js',
+  '!{projectRoot}/**/*.tsbuildinfo',
+  '!{projectRoot}/out-tsc/**/*',
+  '!{projectRoot}/dist/**/*',
+];
+
+/**
  * The inputs of an inferred build: the project's production files and its dependencies' (never docs),
  * the packaging code (installed: @buildonce/nx's version and its packaging libraries, as lockfile
  * versions; source: the bundled plugin bytes and its package.json), and the toolchain identity. An image
@@ -111,7 +125,7 @@ export function buildInputs(d: Deployable, projectRoot: string, loc: PluginLocat
   const inputs: InputDefinition[] = d.kind === 'rust-lambda' ? rustInputs(projectRoot) : [prod, `^${prod}`, '!{projectRoot}/**/*.md'];
   const packaging = PACKAGING[d.kind];
   if (d.kind === 'node-tarball') {
-    inputs.push('!{projectRoot}/**/*.spec.ts', '!{projectRoot}/**/*.test.ts', '!{projectRoot}/**/*.spec.js', '!{projectRoot}/**/*.test.js');
+    inputs.push(...NODE_NOT_BUNDLED);
   }
   if (d.kind === 'oci-image') {
     // the packed files (outputs of the builds it depends on) and, as source, the plugin bundle
@@ -167,7 +181,9 @@ export function inferTargets(
     'node-tarball': {
       executor: 'package-tarball',
       options: d.kind === 'node-tarball' && d.main ? { main: projectRoot === '.' ? d.main : `${projectRoot}/${d.main}` } : {},
-      dependsOn: [],
+      // a library with its own build (Nx's tsc-built default) may be bundled from its dist when its package
+      // exports have no source condition: build the libraries first (a no-op for those without a build)
+      dependsOn: ['^build'],
       description: 'Build once: deterministic self-contained tarball + artifact.json (version = task hash)',
     },
     // the image's own options stay in its project.json; it packs outputs of the builds of its dependencies

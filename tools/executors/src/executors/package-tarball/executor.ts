@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ExecutorContext } from '@nx/devkit';
+import { readJsonFile, type ExecutorContext } from '@nx/devkit';
 import { buildNodeTarball, runtimeForTarget, withOutputLock, type NodeTarballBuild } from '@buildonce/build';
 import { projectKey } from '@buildonce/store';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
@@ -10,10 +11,19 @@ import type { PackageTarballExecutorSchema } from './schema';
 /**
  * Options (validated and defaulted by Nx from schema.json) → the libs/build tarball build. Unset options
  * derive from the project: `main` = `<projectRoot>/src/main.ts`, `tarballName` = `<projectKey>-deployment.tar.gz`,
- * `runtime` from `target` (`node20` → `node>=20`).
+ * `runtime` from `target` (`node20` → `node>=20`), `format` from the app's declaration, the start check on
+ * unless `startCheck: false`.
+ * @param conditions the workspace's `customConditions` ({@link workspaceConditions})
  * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
  */
-export function normalizeOptions(o: PackageTarballExecutorSchema, p: ProjectFacts, env: NodeJS.ProcessEnv, description: string | undefined, log: (line: string) => void): NodeTarballBuild {
+export function normalizeOptions(
+  o: PackageTarballExecutorSchema,
+  p: ProjectFacts,
+  env: NodeJS.ProcessEnv,
+  description: string | undefined,
+  log: (line: string) => void,
+  conditions: readonly string[] = [],
+): NodeTarballBuild {
   return {
     project: p.project,
     version: taskHash(env),
@@ -28,8 +38,24 @@ export function normalizeOptions(o: PackageTarballExecutorSchema, p: ProjectFact
     minify: o.minify,
     sourcemap: o.sourcemap,
     description,
+    ...(o.format ? { format: o.format } : {}),
+    conditions,
+    ...(o.startCheck === false ? {} : { startCheck: { timeoutMs: o.startCheckTimeout ?? 60_000 } }),
     log,
   };
+}
+
+/**
+ * `compilerOptions.customConditions` of the workspace's `tsconfig.base.json` (Nx's TypeScript solution setup
+ * lists e.g. `@acme/source` there; its libraries' package `exports` map that condition to their sources), so
+ * the bundle resolves workspace libraries the way the workspace's TypeScript does. Empty without the file.
+ * @throws Error naming the file when it is not valid JSON (with comments)
+ */
+export function workspaceConditions(workspaceRoot: string): string[] {
+  const file = join(workspaceRoot, 'tsconfig.base.json');
+  if (!existsSync(file)) return [];
+  const c = readJsonFile<{ compilerOptions?: { customConditions?: unknown } }>(file).compilerOptions?.customConditions;
+  return Array.isArray(c) ? c.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /**
@@ -41,7 +67,7 @@ export default async function packageTarballExecutor(options: PackageTarballExec
   try {
     const p = projectFacts(context);
     const pkg = JSON.parse(await readFile(join(p.projectRoot, 'package.json'), 'utf8').catch(() => '{}')) as { description?: string };
-    const b = normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l));
+    const b = normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l), workspaceConditions(p.workspaceRoot));
     // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
     await withOutputLock(b.outputDir, `${p.project}:${context.targetName ?? 'build'}`, b.log, () => buildNodeTarball(b));
     return { success: true };

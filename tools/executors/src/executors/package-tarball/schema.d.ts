@@ -9,4 +9,7 @@ export interface PackageTarballExecutorSchema {
   architecture: 'x86_64' | 'arm64';
   minify: boolean;
   sourcemap: boolean;
+  format?: 'esm' | 'cjs';
+  startCheck?: boolean;
+  startCheckTimeout?: number;
 }

@@ -170,9 +170,9 @@ describe('verified promotion through nx (file store, local target)', () => {
     expect(ok.all).toContain(`verify: passed`);
     expect(history('express-api', 'staging').at(-1)).toMatchObject({ version: a1, status: 'succeeded', verification: { kind: 'http', passed: true } });
 
-    // a release that exits at start
+    // a release that exits at start (after the build's start check, which sets BUILDONCE_START_CHECK)
     const main = join(ws.root, 'apps/express-api/src/main.ts');
-    writeFileSync(main, readFileSync(main, 'utf8').replace('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  process.exit(3);'));
+    writeFileSync(main, readFileSync(main, 'utf8').replace('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  if (!process.env.BUILDONCE_START_CHECK) process.exit(3);'));
     commit('broken start');
     publishToDev('express-api');
     const a2 = versionOf('express-api');

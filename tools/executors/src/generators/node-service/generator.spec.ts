@@ -28,6 +28,8 @@ describe('node-service generator', () => {
     expect(pkg.dependencies).toEqual({ express: '^5.1.0' });
     expect(pkg.main).toBe('./src/main.ts');
     expect(readJson(tree, 'apps/api/tsconfig.json').extends).toBe('../../tsconfig.base.json');
+    // build info lands with the compiler output (ignored, not an input), never in the project folder itself
+    expect(readJson(tree, 'apps/api/tsconfig.json').compilerOptions).toMatchObject({ outDir: 'out-tsc', tsBuildInfoFile: 'out-tsc/tsconfig.tsbuildinfo' });
     expect(tree.read('apps/api/src/app.ts', 'utf8')).toMatch(/app\.get\('\/health'[\s\S]*app\.get\('\/release'/);
     expect(tree.read('apps/api/src/main.ts', 'utf8')).toContain("loadRelease(__dirname, '@acme/api')");
     // the service reads the identity files the build and the deploy write (same names as libs/artifact)
@@ -70,6 +72,16 @@ describe('node-service generator', () => {
     const before = tree.listChanges().length;
     await expect(nodeServiceGenerator(tree, { name: 'api' })).rejects.toThrow(/--directory="apps\/api" already exists and is not empty/);
     expect(tree.listChanges()).toHaveLength(before);
+  });
+
+  it('registers the service in pnpm-workspace.yaml in a pnpm workspace, keeping its comments', async () => {
+    tree.write('pnpm-workspace.yaml', "# workspace packages\npackages:\n  - 'packages/*'\n");
+    await nodeServiceGenerator(tree, { name: 'api', skipInstall: true });
+    const text = tree.read('pnpm-workspace.yaml', 'utf8')!;
+    expect(text).toMatch(/^# workspace packages\npackages:\n {2}- 'packages\/\*'\n {2}- apps\/\*\n$/);
+    expect(readJson(tree, 'apps/api/package.json').dependencies).toEqual({ express: '^5.1.0' });
+    await nodeServiceGenerator(tree, { name: 'web', skipInstall: true });
+    expect(tree.read('pnpm-workspace.yaml', 'utf8')).toBe(text);
   });
 
   it('matches npm workspace patterns', () => {

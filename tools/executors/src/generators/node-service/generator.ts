@@ -11,6 +11,7 @@ import {
   type Tree,
 } from '@nx/devkit';
 import { join } from 'node:path';
+import { isSeq, parseDocument } from 'yaml';
 import { checkProjectDirectory, GeneratorInputError } from '../../lib/generator-input';
 import type { NodeServiceGeneratorSchema } from './schema';
 
@@ -38,18 +39,31 @@ export function workspaceGlobCovers(pattern: string, dir: string): boolean {
 }
 
 /**
- * Makes the service an npm workspace package (so `npm install` links it and hoists its dependencies):
- * adds `<parent>/*` to the root `workspaces` when no pattern covers it. Without a `workspaces` field
- * the service's dependencies go to the root package.json instead.
- * @returns true when the root package.json has workspaces
+ * Makes the service a workspace package (so the install links it and its workspace libraries and installs its
+ * dependencies): adds `<parent>/*` to pnpm-workspace.yaml `packages` (pnpm), else to the root package.json
+ * `workspaces` (npm, yarn), when no pattern covers it. Without either, the service's dependencies go to the
+ * root package.json instead.
+ * @returns true when the workspace has workspace packages
  */
 function registerWorkspace(tree: Tree, dir: string): boolean {
+  const parent = dir.includes('/') ? `${dir.slice(0, dir.lastIndexOf('/'))}/*` : dir;
+  if (tree.exists('pnpm-workspace.yaml')) {
+    // pnpm-workspace.yaml format: https://pnpm.io/pnpm-workspace_yaml (edited as a document: comments stay)
+    const doc = parseDocument(tree.read('pnpm-workspace.yaml', 'utf8') ?? '');
+    const packages = doc.get('packages');
+    const list = isSeq(packages) ? packages.items.map((i) => String((i as { value?: unknown }).value ?? i)) : [];
+    if (!list.some((p) => workspaceGlobCovers(p, dir))) {
+      if (isSeq(packages)) packages.add(doc.createNode(parent));
+      else doc.set('packages', doc.createNode([parent]));
+      tree.write('pnpm-workspace.yaml', doc.toString());
+    }
+    return true;
+  }
   if (!tree.exists('package.json')) return false;
   const root = readJson<{ workspaces?: string[] | { packages?: string[] } }>(tree, 'package.json');
   const ws = Array.isArray(root.workspaces) ? root.workspaces : root.workspaces?.packages;
   if (!ws) return false;
   if (!ws.some((p) => workspaceGlobCovers(p, dir))) {
-    const parent = dir.includes('/') ? `${dir.slice(0, dir.lastIndexOf('/'))}/*` : dir;
     updateJson(tree, 'package.json', (pkg) => {
       if (Array.isArray(pkg.workspaces)) pkg.workspaces = [...pkg.workspaces, parent];
       else pkg.workspaces.packages = [...pkg.workspaces.packages, parent];
@@ -90,7 +104,8 @@ export async function nodeServiceGenerator(tree: Tree, options: NodeServiceGener
   });
   writeJson(tree, joinPathFragments(dir, 'tsconfig.json'), {
     extends: `${offsetFromRoot(dir)}tsconfig.base.json`,
-    compilerOptions: { outDir: 'out-tsc', rootDir: 'src', types: ['node'] },
+    // build info beside the compiler output (ignored, and excluded from the build's inputs): typecheck never changes a version
+    compilerOptions: { outDir: 'out-tsc', rootDir: 'src', tsBuildInfoFile: 'out-tsc/tsconfig.tsbuildinfo', types: ['node'] },
     include: ['src/**/*.ts'],
   });
   if (tree.exists('tsconfig.json')) {
