@@ -3,27 +3,14 @@ import { awsClients } from '@buildonce/aws';
 import type { VerifyCheck } from './config';
 import { isMeasured, type MeasuredCheck } from './measure-config';
 import { runSteps, steppedVerification, type Step } from './stepped';
-import { describeCheck, runChecks, type CheckContext, type VerifiedDeploy, type VerifySetup } from './verify';
+import { describeCheck, runChecks, type CheckContext, type VerifiedDeploy, type VerifyDeployOptions } from './verify';
 
 /**
  * verifyDeploy with measured checks or a stepped canary (see stepped.ts): one-look checks at the
  * start → the steps, measuring → one-look checks again (canary) → the decision → 100 % shift.
  * Never throws for a failing check, an interrupted step or a failed shift (see `failure`).
  */
-export async function verifySteppedDeploy(o: {
-  setup: VerifySetup | undefined;
-  started: DeployResult;
-  project: string;
-  environment: string;
-  version: string;
-  canaryMinutes?: number;
-  steps?: Step[];
-  shiftCanary?: (started: DeployResult, percent: number) => Promise<DeployResult>;
-  completeCanary?: (started: DeployResult) => Promise<DeployResult>;
-  log: (line: string) => void;
-  ctx: CheckContext;
-  checks: VerifyCheck[];
-}): Promise<VerifiedDeploy> {
+export async function verifySteppedDeploy(o: VerifyDeployOptions & { ctx: CheckContext; checks: VerifyCheck[] }): Promise<VerifiedDeploy> {
   const t0 = Date.now();
   const { started, log } = o;
   const oneShot = o.checks.filter((c) => !isMeasured(c));

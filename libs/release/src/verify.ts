@@ -299,13 +299,8 @@ export interface VerifiedDeploy {
   onFailure?: 'rollback' | 'hold';
 }
 
-/**
- * Verifies a deploy. Without a canary: runs the checks once. With a canary running (`started.canary`):
- * runs the checks at the start of the window, waits out the window (`minutes`; SIGINT/SIGTERM end it
- * as a failure), runs them again, and only then shifts 100 % (`target.completeCanary`).
- * Never throws for a failing check, an interrupted window or a failed final shift (see `failure`).
- */
-export async function verifyDeploy(o: {
+/** What {@link verifyDeploy} (and the stepped variant, verify-stepped.ts) is given. */
+export interface VerifyDeployOptions {
   setup: VerifySetup | undefined;
   started: DeployResult;
   project: string;
@@ -318,7 +313,15 @@ export async function verifyDeploy(o: {
   shiftCanary?: (started: DeployResult, percent: number) => Promise<DeployResult>;
   completeCanary?: (started: DeployResult) => Promise<DeployResult>;
   log: (line: string) => void;
-}): Promise<VerifiedDeploy> {
+}
+
+/**
+ * Verifies a deploy. Without a canary: runs the checks once. With a canary running (`started.canary`):
+ * runs the checks at the start of the window, waits out the window (`minutes`; SIGINT/SIGTERM end it
+ * as a failure), runs them again, and only then shifts 100 % (`target.completeCanary`).
+ * Never throws for a failing check, an interrupted window or a failed final shift (see `failure`).
+ */
+export async function verifyDeploy(o: VerifyDeployOptions): Promise<VerifiedDeploy> {
   const { setup, started, log } = o;
   const ctx: CheckContext = {
     project: o.project,

@@ -1,3 +1,4 @@
+import { formatBytes as bytes } from './artifacts';
 import type { ProgressFn } from './blob';
 
 /** Files below this size (bytes) report no progress: they take well under a second. */
@@ -18,19 +19,6 @@ export interface TransferProgressOptions {
 
 /** A progress callback plus `done()`, which ends a terminal's live line. */
 export type TransferProgress = ProgressFn & { done(): void };
-
-/** Human-readable byte count: `2.1 MB`, `640 B` (decimal units, 1 decimal). */
-function bytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 function duration(s: number): string {
   if (!Number.isFinite(s)) return '?';
