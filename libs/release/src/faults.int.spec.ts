@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { imageUriOf, parseManifest, sha256File } from '@buildonce/artifact';
+import type { DeployRequest, DeployResult } from '@buildonce/deploy';
 import { describeFailure } from '@buildonce/errors';
-import { openStore, parseStoreUrl, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
-import { startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, storedManifestKey, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from './config';
 import { listSeqs, readCurrent, readHistory, type HistoryEntry } from './ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
@@ -210,6 +214,75 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     expect(['promoted', 'already-current']).toContain(r.status);
     await runsPointer('after a failed restore and its repair');
     await checkLedger('qa', start);
+  });
+
+  it('image deploys: the target runs repository@<verified digest>; a record naming another digest never goes live', async () => {
+    const imageProject = 'svc-image';
+    const repository = '127.0.0.1:5000/svc-image';
+    /** runs what the verified manifest names, as the Lambda target does (imageUriOf(req.stored)) */
+    class FakeImageTarget extends FakeTarget {
+      images: string[] = [];
+      override async deploy(r: DeployRequest): Promise<DeployResult> {
+        const res = await super.deploy(r);
+        this.images.push(imageUriOf(r.stored) ?? `no image in ${r.version}`);
+        return res;
+      }
+    }
+    const images = new FakeImageTarget();
+    /** an oci-image version: its image manifest file (the digest is its sha256) and a registry record by digest */
+    const publishImage = async (version: string) => {
+      const dir = tempDir('fake-image-');
+      writeFileSync(join(dir, 'image-manifest.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { version } }));
+      const d = await sha256File(join(dir, 'image-manifest.json'));
+      const digest = `sha256:${d.hex}`;
+      const manifest = parseManifest({
+        schemaVersion: 1,
+        project: imageProject,
+        version,
+        kind: 'oci-image',
+        files: [{ name: 'image-manifest.json', size: d.size, sha256: d.hex }],
+        runtime: 'provided.al2023',
+        architecture: 'arm64',
+        toolchain: 'test',
+        image: { digest, platform: 'linux/arm64' },
+      });
+      await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({ GITHUB_SHA: `sha-${version}` }), namespace: 'trusted', registry: { repository, uri: `${repository}@${digest}`, tags: [version] } });
+      return digest;
+    };
+    const digests: Record<string, string> = {};
+    const imageVersions = ['7200', '7201', '7202', '7203'];
+    proxy.setRate(FAULT_RATE);
+    for (const v of imageVersions) for (let i = 0; i < 3 && !digests[v]; i++) digests[v] = (await op(`publish image ${v}`, () => publishImage(v))) ?? '';
+    proxy.setRate(0);
+    for (const v of imageVersions) if (!digests[v]) digests[v] = await publishImage(v);
+
+    // a tampered record: the stored manifest of 7203 now names 7201's image (another digest in the registry)
+    const tamperedKey = storedManifestKey(imageProject, '7203');
+    const stored = (await readStoredManifest(store, imageProject, '7203'))!;
+    const forged = JSON.stringify({ ...stored, registry: { ...stored.registry!, uri: `${repository}@${digests['7201']}` } });
+    await store.delete(tamperedKey);
+    await store.putBytesIfAbsent(tamperedKey, Buffer.from(forged));
+
+    const imageReq = (version: string): PromoteRequest => ({ ...req(version, 'dev'), project: imageProject, target: images });
+    proxy.setRate(FAULT_RATE);
+    for (const v of ['7200', '7201', '7202', '7203']) await op(`promote image ${v}`, () => promoteVersion(imageReq(v)));
+    await op('rollback image', () => rollbackEnvironment(imageReq('0')));
+    proxy.setRate(0);
+    await new Promise((r) => setTimeout(r, 3_500));
+    // the next promotion without faults records a deploy whose record was lost, and runs what it records
+    const r = await promoteVersion(imageReq('7202'));
+    expect(['promoted', 'already-current']).toContain(r.status);
+    for (const uri of images.images) {
+      const v = Object.keys(digests).find((k) => uri === `${repository}@${digests[k]}`);
+      if (!v) inconsistencies.push(`image deploy ran ${uri}, which is no published version's verified digest`);
+    }
+    images.deployed.forEach((v, i) => {
+      if (images.images[i] !== `${repository}@${digests[v]}`) inconsistencies.push(`image deploy of ${v} ran ${images.images[i]}, not its verified digest ${digests[v]}`);
+    });
+    if (images.deployed.includes('7203')) inconsistencies.push('the tampered image record 7203 was deployed');
+    const now = (await readCurrent(store, imageProject, 'dev'))?.entry.version;
+    if (now !== images.deployed.at(-1)) inconsistencies.push(`image dev: pointer says ${now} but the target runs ${images.deployed.at(-1)}`);
+    expect(failureLines.some((l) => l.startsWith('promote image 7203'))).toBe(true);
   });
 
   it('reports the counts: inconsistencies must be 0', () => {
