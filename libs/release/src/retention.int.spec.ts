@@ -117,3 +117,28 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     expect(await readStoredManifest(store, 'api', '13')).toBeDefined();
   });
 });
+
+describe('retention and incomplete multipart uploads (S3)', () => {
+  it('names incomplete uploads under the store and how to end them, leaves them alone, and says nothing when there are none', async () => {
+    const prefix = `inc${randomBytes(4).toString('hex')}`;
+    const store = openStore(parseStoreUrl(`s3://${bucket}/${prefix}`));
+    await publish(store, 'svc', '1');
+    const quiet: string[] = [];
+    await runRetention({ store, olderThanDays: 30, keep: 1, inFlightMs: 0, dryRun: true, log: (l) => quiet.push(l) });
+    expect(quiet.filter((l) => l.includes('incomplete multipart'))).toEqual([]);
+
+    const { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } = await import('@aws-sdk/client-s3');
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+    for (const v of ['2', '3']) await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/artifacts/svc/${v}/big.tar.gz`, ChecksumAlgorithm: 'SHA256' }));
+    // another store's upload in the same bucket is not this store's business
+    await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `other${prefix}/artifacts/svc/9/big.tar.gz` }));
+    expect((await store.listIncompleteUploads!('')).map((u) => u.key).sort()).toEqual(['artifacts/svc/2/big.tar.gz', 'artifacts/svc/3/big.tar.gz']);
+
+    const lines: string[] = [];
+    await runRetention({ store, olderThanDays: 30, keep: 1, inFlightMs: 0, log: (l) => lines.push(l) });
+    const line = lines.find((l) => l.includes('incomplete multipart'));
+    expect(line).toMatch(new RegExp(`^2 incomplete multipart upload\\(s\\) in s3://${bucket}/${prefix} \\(oldest started \\d{4}-.*AbortIncompleteMultipartUpload lifecycle rule`));
+    const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}/` }));
+    expect(left.Uploads?.length).toBe(2);
+  });
+});

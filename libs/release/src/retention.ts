@@ -184,6 +184,7 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
     }
   }
 
+  await reportIncompleteUploads(o.store, log);
   const bytesFreed = doomed.reduce((s, v) => s + v.bytes, 0);
   if (o.dryRun) {
     for (const v of doomed) log(`[${v.project}] dry run: would delete ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)}, published ${v.publishedAt.toISOString()})`);
@@ -212,6 +213,29 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
   const freed = deleted.reduce((s, v) => s + v.bytes, 0);
   log(`deleted ${deleted.length} version(s), freed ${formatBytes(freed)}; kept ${kept.length}`);
   return { status: 'deleted', deleted, kept, bytesFreed: freed };
+}
+
+/**
+ * One line when the store holds multipart uploads that never completed (publishes killed mid-upload and never
+ * re-run): retention leaves them alone (a publish of the same version resumes them), S3 bills them until a
+ * lifecycle rule aborts them. A store that cannot list them (no such thing, or no permission) says nothing
+ * more than that: this is advice, not a reason to stop.
+ */
+async function reportIncompleteUploads(store: BlobStore, log: (line: string) => void): Promise<void> {
+  if (!store.listIncompleteUploads) return;
+  let uploads: { key: string; initiated: Date }[];
+  try {
+    uploads = await store.listIncompleteUploads('');
+  } catch (e) {
+    log(`could not list incomplete multipart uploads (${((e as Error).message ?? String(e)).split('\n')[0]}); skipped`);
+    return;
+  }
+  if (!uploads.length) return;
+  const oldest = uploads.reduce((a, u) => (u.initiated < a ? u.initiated : a), uploads[0]!.initiated);
+  log(
+    `${uploads.length} incomplete multipart upload(s) in ${store.location.url} (oldest started ${oldest.toISOString()}): ` +
+      'publishes that stopped mid-upload; a publish of the same version resumes them, otherwise add an AbortIncompleteMultipartUpload lifecycle rule (docs/ci.md) so S3 removes them',
+  );
 }
 
 /** True when the version's folder holds a publish lease newer than `sinceMs` (one listing of the folder). */

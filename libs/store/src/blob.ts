@@ -77,6 +77,14 @@ export interface BlobStore {
    * Optional: callers fall back to {@link list}.
    */
   listFolders?(prefix: string): Promise<string[]>;
+  /**
+   * Multipart uploads under a key prefix that were started and never completed nor aborted (S3
+   * ListMultipartUploads pages; keys relative to the store, `initiated` as S3 reports it). They cost storage
+   * until an `AbortIncompleteMultipartUpload` lifecycle rule (or a resumed publish) ends them. Absent on
+   * stores that have no such thing (filesystem).
+   * @throws StoreAccessError
+   */
+  listIncompleteUploads?(prefix: string): Promise<{ key: string; initiated: Date }[]>;
 }
 
 /**

@@ -372,6 +372,28 @@ export class S3BlobStore implements BlobStore {
     return out;
   }
 
+  async listIncompleteUploads(prefix: string): Promise<{ key: string; initiated: Date }[]> {
+    assertKeyPrefix(prefix);
+    const Prefix = this.prefix ? `${this.prefix}/${prefix}` : prefix;
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    const out: { key: string; initiated: Date }[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new (s3Sdk().ListMultipartUploadsCommand)({ Bucket: this.bucket, Prefix, KeyMarker, UploadIdMarker }));
+      } catch (e) {
+        throw this.access(e, `list incomplete uploads under ${Prefix}`);
+      }
+      for (const u of page.Uploads ?? []) if (u.Key) out.push({ key: u.Key.slice(strip), initiated: u.Initiated ?? new Date(0) });
+      const more = page.IsTruncated === true;
+      KeyMarker = more ? page.NextKeyMarker : undefined;
+      UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+    return out;
+  }
+
   async delete(key: string): Promise<void> {
     const Key = this.fullKey(key);
     try {
