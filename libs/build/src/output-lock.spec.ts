@@ -33,6 +33,14 @@ describe('withOutputLock: tasks of one workspace take turns on a build output', 
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
+  it('a reader of an output whose folder does not exist runs without a lock and creates nothing; a writer creates the folder', async () => {
+    const out = join(root, 'nothing-yet/apps/api');
+    expect(await withOutputLock(out, 'api:publish', () => undefined, async () => 'read', { reader: true })).toBe('read');
+    expect(existsSync(join(root, 'nothing-yet'))).toBe(false);
+    expect(await withOutputLock(out, 'api:build', () => undefined, async () => existsSync(`${out}.lock`))).toBe(true);
+    expect(existsSync(join(root, 'nothing-yet/apps'))).toBe(true);
+  });
+
   it('takes over the lock of a process that is gone, and releases when fn throws', async () => {
     const out = join(root, 'dist/apps/stale');
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;

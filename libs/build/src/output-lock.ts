@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BuildonceError } from '@buildonce/errors';
@@ -34,12 +35,22 @@ function alive(pid: number): boolean {
  * @param outputDir absolute build output directory
  * @param task who takes it, for the other side's message (`express-api:build`)
  * @param o.waitMs how long to wait for another holder (default 30 min), o.pollMs how often to look (default 250 ms)
+ * @param o.reader a task that only reads the output (publish, promote): when the folder the lock would sit in
+ *   does not exist, no build can be running (a build creates it to take the lock), so `fn` runs without a lock
+ *   and nothing is created (its "run build first" failure leaves the workspace as it was)
  * @throws OutputLockTimeoutError when another live task holds it longer than `waitMs`
  */
-export async function withOutputLock<T>(outputDir: string, task: string, log: (line: string) => void, fn: () => Promise<T>, o: { waitMs?: number; pollMs?: number } = {}): Promise<T> {
+export async function withOutputLock<T>(
+  outputDir: string,
+  task: string,
+  log: (line: string) => void,
+  fn: () => Promise<T>,
+  o: { waitMs?: number; pollMs?: number; reader?: boolean } = {},
+): Promise<T> {
   const path = `${outputDir.replace(/\/+$/, '')}.lock`;
   const waitMs = o.waitMs ?? 30 * 60_000;
   const pollMs = o.pollMs ?? 250;
+  if (o.reader && !existsSync(dirname(path))) return fn();
   await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + waitMs;
   let announced = '';

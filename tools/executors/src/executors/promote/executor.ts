@@ -19,7 +19,7 @@ export default async function promoteExecutor(options: PromoteExecutorSchema, co
     const c = normalizeOptions(options, projectFacts(context), (l) => console.log(l));
     // two promotes of one project in one workspace take turns (the second says what it waits for), and
     // none reads the build output while another task of this workspace rewrites it
-    await withOutputLock(c.outputDir, `${c.project}:${context.targetName ?? 'promote'}`, c.log, () => runPromoteCommand(c));
+    await withOutputLock(c.outputDir, `${c.project}:${context.targetName ?? 'promote'}`, c.log, () => runPromoteCommand(c), { reader: true });
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

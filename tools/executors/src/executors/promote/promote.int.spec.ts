@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,26 +185,40 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     expect(r.all).not.toContain('uploaded');
   });
 
-  it('two promotes of one project in one workspace at once take turns, the second saying what it waits for', async () => {
+  it('two promotes of one project in one workspace at once take turns, each saying what it waits for', async () => {
     appendFileSync(join(ws.root, 'apps/express-api/src/app.ts'), '\n// two terminals promote this at once\n');
-    const promote = (env: string) =>
-      new Promise<{ status: number | null; all: string }>((resolve) => {
-        const child = spawn('npx', ['nx', 'run', 'express-api:promote', `--env=${env}`, '--output-style=stream'], {
-          cwd: ws.root,
-          env: { ...process.env, ...cargoEnv, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
-        });
-        let all = '';
-        child.stdout.on('data', (c: Buffer) => (all += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (all += c.toString()));
-        child.on('close', (status) => resolve({ status, all }));
+    // a build of this output is "running" (this process holds its lock), so both promotes must wait, whatever the timing
+    const out = join(ws.root, 'dist/apps/express-api');
+    mkdirSync(join(ws.root, 'dist/apps'), { recursive: true });
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.pid, task: 'express-api:build', since: new Date().toISOString() }));
+    const promote = (env: string) => {
+      let all = '';
+      let exited = false;
+      const child = spawn('npx', ['nx', 'run', 'express-api:promote', `--env=${env}`, '--output-style=stream'], {
+        cwd: ws.root,
+        env: { ...process.env, ...cargoEnv, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
       });
-    const [a, b] = await Promise.all([promote('pr-7'), promote('pr-8')]);
-    expect(a.status, a.all).toBe(0);
-    expect(b.status, b.all).toBe(0);
+      child.stdout.on('data', (c: Buffer) => (all += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (all += c.toString()));
+      const done = new Promise<{ status: number | null; all: string }>((resolve) => child.on('close', (status) => ((exited = true), resolve({ status, all }))));
+      return { out: () => all, exited: () => exited, done };
+    };
+    const a = promote('pr-7');
+    const b = promote('pr-8');
+    const waiting = new RegExp(`express-api:build: waiting for express-api:build \\(pid ${process.pid}, since [^)]+\\), which is using \\S+dist/apps/express-api in this workspace`);
+    const deadline = Date.now() + 300_000;
+    while (!(waiting.test(a.out()) && waiting.test(b.out())) && Date.now() < deadline && !a.exited() && !b.exited()) await new Promise((r) => setTimeout(r, 250));
+    expect(a.out(), a.out()).toMatch(waiting);
+    expect(b.out(), b.out()).toMatch(waiting);
+    expect(a.exited() || b.exited()).toBe(false);
+    rmSync(`${out}.lock`);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(ra.status, ra.all).toBe(0);
+    expect(rb.status, rb.all).toBe(0);
     const version = versionOf('express-api');
     expect(deployedVersion('express-api', 'pr-7')).toBe(version);
     expect(deployedVersion('express-api', 'pr-8')).toBe(version);
-    expect(a.all + b.all).toMatch(/express-api:\w+: waiting for express-api:\w+ \(pid \d+, since [^)]+\), which is using \S+dist\/apps\/express-api in this workspace/);
-    expect(a.all + b.all).not.toContain('is missing');
-  }, 600_000);
+    expect(ra.all + rb.all).not.toContain('is missing');
+    expect(existsSync(`${out}.lock`)).toBe(false);
+  }, 900_000);
 });

@@ -34,7 +34,7 @@ async function publishTask(options: PublishArtifactExecutorSchema, context: Exec
     await checkRequestedEnvironments(context, p.project, p.workspaceRoot);
     const c = normalizeOptions(options, p, out.log, context.projectsConfigurations?.projects[p.project]?.targets?.build?.options ?? {});
     // reads (and uploads) the build output: not while another task of this workspace rewrites it
-    await withOutputLock(c.outputDir, `${p.project}:${context.targetName ?? 'publish'}`, out.log, () => runPublishCommand(c));
+    await withOutputLock(c.outputDir, `${p.project}:${context.targetName ?? 'publish'}`, out.log, () => runPublishCommand(c), { reader: true });
     return true;
   } catch (e) {
     fail(context.projectName, e, context.isVerbose, out.error);
