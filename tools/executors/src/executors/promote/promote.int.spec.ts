@@ -196,7 +196,9 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
       let exited = false;
       const child = spawn('npx', ['nx', 'run', 'express-api:promote', `--env=${env}`, '--output-style=stream'], {
         cwd: ws.root,
-        env: { ...process.env, ...cargoEnv, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
+        // two sibling nx processes under this test's own nx (npm test) would share its NX_INVOCATION_ROOT_PID and
+        // see each other's executors:bundle as a recursive invocation: each is its own root here, as in two terminals
+        env: { ...process.env, ...cargoEnv, NX_INVOCATION_ROOT_PID: undefined, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
       });
       child.stdout.on('data', (c: Buffer) => (all += c.toString()));
       child.stderr.on('data', (c: Buffer) => (all += c.toString()));
