@@ -1,6 +1,6 @@
 import { run } from '@buildonce/build';
 import type { StoredManifest } from '@buildonce/artifact';
-import { ENVIRONMENT_NAME, RELEASES_ROOT, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { ENVIRONMENT_NAME, RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { inspectVersionProvenance, listEnvironments, readCurrent, readHistory, type BuildonceConfig, type HistoryEntry, type VersionProvenanceReport } from '@buildonce/release';
 
 /**
@@ -67,6 +67,24 @@ export async function discoverLedgers(store: BlobStore): Promise<LedgerIndex> {
   const projects = new Map<string, string[]>();
   for (const p of [...found.keys()].sort()) projects.set(p, [...found.get(p)!].sort());
   return { projects };
+}
+
+/**
+ * Projects with a published version in the trusted namespace (one folder listing of `artifacts/`; stores without
+ * folder listings, and a listing that fails, give none: the ledgers still show).
+ */
+export async function publishedProjects(store: BlobStore): Promise<string[]> {
+  if (!store.listFolders) return [];
+  const keys = await store.listFolders(artifactsRoot()).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const key of keys) {
+    try {
+      out.push(projectFromKey(key));
+    } catch {
+      // not a project folder
+    }
+  }
+  return out;
 }
 
 /** Preview environments are `pr-<n>`. */
@@ -209,7 +227,9 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
   else if (!chainNames.includes(env)) extra.add(env);
   model.chain.push(...[...extra].sort());
   model.previews = [...previews].sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
-  model.projects = [...index.projects.keys()];
+  // published but never promoted (the first thing a new workspace has): a row of its own, every cell "not promoted"
+  const published = await publishedProjects(src.store);
+  model.projects = [...new Set([...index.projects.keys(), ...published])].sort();
   const jobs: Promise<void>[] = [];
   for (const [project, envs] of index.projects) {
     for (const env of envs) {

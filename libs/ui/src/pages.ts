@@ -119,7 +119,7 @@ function pipelineCell(m: PipelineModel, project: string, env: string, chain: boo
   const root = '';
   const histLink = html`<a href="${root}${paths.history(project, env)}">history<span class="sr"> of ${project} in ${env}</span></a>`;
   const commands = html`<details><summary>CLI<span class="sr"> commands for ${project} in ${env}</span></summary>${copyable(`promote ${project} to ${env}`, `npx nx run ${project}:promote --env=${env}`)}${copyable(`roll back ${project} in ${env}`, `npx nx run ${project}:rollback --env=${env} --reason="…"`)}</details>`;
-  if (!cell) return html`<td data-env="${env}" class="empty"><span class="muted">–</span></td>`;
+  if (!cell) return html`<td data-env="${env}" class="empty"><span class="muted">not promoted</span>${commands}</td>`;
   if (cell.status === 'error') return html`<td data-env="${env}" class="error"><p class="cell-error" role="status">could not read: ${cell.message}</p>${histLink}</td>`;
   if (cell.status === 'none') return html`<td data-env="${env}" class="empty"><span class="muted">no successful release</span> ${histLink}${commands}</td>`;
   const e = cell.entry;
