@@ -34,8 +34,8 @@ describe('canonical bundle paths', () => {
       ['node_modules/.pnpm/express@5.1.0/node_modules/express/index.js', 'node_modules/express/index.js'],
       ['node_modules/.pnpm/@types+x@1.0.0_peer@2/node_modules/@types/x/i.js', 'node_modules/@types/x/i.js'],
       ['node_modules/a/node_modules/b/i.js', 'node_modules/a/node_modules/b/i.js'],
-      ['../../../shared/node_modules/qs/lib/index.js', 'node_modules/qs/lib/index.js'],
-      ['../../../shared/node_modules/.pnpm/qs@6/node_modules/qs/lib/index.js', 'node_modules/qs/lib/index.js'],
+      ['../../../outside/node_modules/qs/lib/index.js', 'node_modules/qs/lib/index.js'],
+      ['../../../outside/node_modules/.pnpm/qs@6/node_modules/qs/lib/index.js', 'node_modules/qs/lib/index.js'],
       ['packages/util/src/index.ts', 'packages/util/src/index.ts'],
     ];
     for (const [from, to] of cases) expect(canonicalBundlePath(from), from).toBe(to);

@@ -88,7 +88,7 @@ export function classifyWarnings(warnings: readonly Message[]): { breaking: Mess
  * The package-manager independent spelling of a bundled path (relative to the workspace, `/`-separated):
  * pnpm's store layout `node_modules/.pnpm/<id>/node_modules/<pkg>/…` becomes `node_modules/<pkg>/…`
  * (npm's, yarn's node-modules linker's), and a package reached through a `node_modules` symlink that leaves
- * the workspace (`../../shared/node_modules/x/…`) becomes `node_modules/x/…`. Workspace files are unchanged.
+ * the workspace (`../../outside/node_modules/x/…`) becomes `node_modules/x/…`. Workspace files are unchanged.
  */
 export function canonicalBundlePath(path: string): string {
   let p = path;
