@@ -3,7 +3,7 @@ import { awsClients } from '@buildonce/aws';
 import type { VerifyCheck } from './config';
 import { isMeasured, type MeasuredCheck } from './measure-config';
 import { runSteps, steppedVerification, type Step } from './stepped';
-import { describeCheck, runChecks, type CheckContext, type VerifiedDeploy, type VerifyDeployOptions } from './verify';
+import { describeCheck, failedCheck, runChecks, watchSignals, type CheckContext, type VerifiedDeploy, type VerifyDeployOptions } from './verify';
 
 /**
  * verifyDeploy with measured checks or a stepped canary (see stepped.ts): one-look checks at the
@@ -20,7 +20,7 @@ export async function verifySteppedDeploy(o: VerifyDeployOptions & { ctx: CheckC
   const cloudwatch = o.setup?.cloudwatch ?? (() => awsClients({ env: o.setup?.processEnv }).cloudwatch());
 
   const first = await runChecks(oneShot, o.ctx);
-  if (first && !first.verification.passed) return failOneShot(first.verification, first.failed);
+  if (first && !first.verification.passed) return failedCheck(started, first.verification, first.failed);
 
   const signals = watchSignals();
   let outcome;
@@ -61,27 +61,4 @@ export async function verifySteppedDeploy(o: VerifyDeployOptions & { ctx: CheckC
     log(`canary: 100% on the new version`);
   }
   return { result, verification: record() };
-
-  function failOneShot(v: NonNullable<typeof first>['verification'], failed?: VerifyCheck): VerifiedDeploy {
-    return { result: started, verification: v, failure: `${failed ? describeCheck(failed) : v.kind} failed: ${v.detail}`, onFailure: failed?.onFailure ?? 'rollback' };
-  }
-}
-
-/** A promise resolving with the name of the first SIGINT / SIGTERM, and a way to remove the handlers. */
-function watchSignals(): { signalled: Promise<string>; dispose: () => void } {
-  let onInt: (() => void) | undefined;
-  let onTerm: (() => void) | undefined;
-  const signalled = new Promise<string>((resolve) => {
-    onInt = () => resolve('SIGINT');
-    onTerm = () => resolve('SIGTERM');
-    process.once('SIGINT', onInt);
-    process.once('SIGTERM', onTerm);
-  });
-  return {
-    signalled,
-    dispose: () => {
-      process.off('SIGINT', onInt!);
-      process.off('SIGTERM', onTerm!);
-    },
-  };
 }

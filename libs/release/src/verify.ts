@@ -369,13 +369,18 @@ export async function verifyDeploy(o: VerifyDeployOptions): Promise<VerifiedDepl
   return { result, ...(verification ? { verification } : {}) };
 
   function fail(r: { verification: Verification; failed?: VerifyCheck }): VerifiedDeploy {
-    const what = r.failed ? describeCheck(r.failed) : r.verification.kind;
-    return { result: started, verification: r.verification, failure: `${what} failed: ${r.verification.detail}`, onFailure: r.failed?.onFailure ?? 'rollback' };
+    return failedCheck(started, r.verification, r.failed);
   }
 }
 
-/** Sleeps `ms`; resolves early with the signal's name on SIGINT/SIGTERM (handlers removed afterwards). */
-async function interruptibleSleep(ms: number, sleep?: (ms: number) => Promise<void>): Promise<string | undefined> {
+/** The failed outcome of a one-look check: the check named in `failure`, its `onFailure` (default rollback). */
+export function failedCheck(started: DeployResult, verification: Verification, failed?: VerifyCheck): VerifiedDeploy {
+  const what = failed ? describeCheck(failed) : verification.kind;
+  return { result: started, verification, failure: `${what} failed: ${verification.detail}`, onFailure: failed?.onFailure ?? 'rollback' };
+}
+
+/** A promise resolving with the name of the first SIGINT / SIGTERM, and `dispose()` removing the handlers. */
+export function watchSignals(): { signalled: Promise<string>; dispose: () => void } {
   let onInt: (() => void) | undefined;
   let onTerm: (() => void) | undefined;
   const signalled = new Promise<string>((resolve) => {
@@ -384,13 +389,24 @@ async function interruptibleSleep(ms: number, sleep?: (ms: number) => Promise<vo
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
   });
+  return {
+    signalled,
+    dispose: () => {
+      process.off('SIGINT', onInt!);
+      process.off('SIGTERM', onTerm!);
+    },
+  };
+}
+
+/** Sleeps `ms`; resolves early with the signal's name on SIGINT/SIGTERM (handlers removed afterwards). */
+async function interruptibleSleep(ms: number, sleep?: (ms: number) => Promise<void>): Promise<string | undefined> {
+  const signals = watchSignals();
   let timer: NodeJS.Timeout | undefined;
   const slept = sleep ? sleep(ms) : new Promise<void>((r) => (timer = setTimeout(r, ms)));
   try {
-    return await Promise.race([slept.then(() => undefined), signalled]);
+    return await Promise.race([slept.then(() => undefined), signals.signalled]);
   } finally {
     clearTimeout(timer); // an interrupted window must not keep the process alive
-    process.off('SIGINT', onInt!);
-    process.off('SIGTERM', onTerm!);
+    signals.dispose();
   }
 }
