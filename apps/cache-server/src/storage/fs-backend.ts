@@ -30,10 +30,6 @@ function fstatBig(fd: number): Promise<BigIntStats> {
   return new Promise((resolve, reject) => fstatCb(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
 }
 
-function closeFd(fd: number): Promise<void> {
-  return new Promise((resolve) => closeCb(fd, () => resolve()));
-}
-
 /** The identity of an open file (see BlobIdentity): what a GET compares with the record before streaming. */
 export function fileIdentity(st: BigIntStats): Extract<BlobIdentity, { kind: 'file' }> {
   return { kind: 'file', dev: String(st.dev), ino: String(st.ino), size: Number(st.size), mtimeNs: String(st.mtimeNs) };
@@ -98,16 +94,21 @@ export class FsCacheBackend implements CacheBackend {
     // The descriptor stays open past the last write so its fstat (device, inode, size, mtime) is the identity
     // of exactly what was written. No fsync: a blob torn by a power loss has another size or mtime than its
     // record says (a miss), and the scrubber re-hashes what survives.
+    // From here the stream owns the descriptor and is its only closer: destroying an fs stream closes its
+    // descriptor even with `autoClose: false` (pipeline destroys it on any error), and a second close could hit
+    // a number the process has reused for a socket meanwhile, which makes libuv abort the whole server.
     const out = createWriteStream(path, { fd, autoClose: false });
+    const closeOut = async () => {
+      out.destroy();
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+    };
     try {
       await pipeline(body, out);
       const st = await fstatBig(fd);
-      await closeFd(fd);
+      await closeOut();
       return fileIdentity(st);
     } catch (e) {
-      // a write may still be in flight on the descriptor: close it only once the stream is done with it
-      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
-      await closeFd(fd);
+      await closeOut();
       await unlink(path).catch(() => undefined);
       throw e;
     }
