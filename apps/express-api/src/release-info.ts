@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARTIFACT_INFO_FILE, DEPLOYED_MANIFEST_PATH, parseStoredManifestJson, versionSchema } from '@buildonce/artifact';
+import { ARTIFACT_INFO_FILE, DEPLOYED_MANIFEST_PATH, parseStoredManifestJson } from '@buildonce/artifact';
+import { versionSchema } from '@buildonce/values';
 
 /** What the service knows about the bytes it runs. */
 export interface ReleaseInfo {

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { sha256File, type Sha256Digest } from './hash';
 import { z } from 'zod';
+import { projectNameSchema, versionSchema, type ProjectName } from '@buildonce/values';
 import { BuildonceError } from '@buildonce/errors';
 
 /** Current manifest schema version written by the build executors. */
@@ -20,20 +21,6 @@ const fileName = z
   .string()
   .regex(/^[A-Za-z0-9._-]{1,200}$/, 'file names are plain names: letters, digits, ".", "_", "-"')
   .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE && n !== PROVENANCE_FILE, 'reserved file name');
-
-/** Project names as Nx allows them and as they appear in store keys. */
-/**
- * An Nx project name as recorded in a manifest: `name` or `@scope/name` (the ts preset names projects after
- * scoped package names), each part letters, digits, ".", "_", "-". The store's project-key encoding
- * (libs/store keys.ts `projectKey`) is the stricter check made wherever a key is built.
- */
-export const projectNameSchema = z
-  .string()
-  .max(128)
-  .regex(/^(?:@[A-Za-z0-9][A-Za-z0-9._-]*\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/, 'project names are "name" or "@scope/name", each part letters, digits, ".", "_", "-"');
-
-/** A version is the Nx task hash of the build target: a decimal string. */
-export const versionSchema = z.string().regex(/^[0-9]{1,64}$/, 'a version is the Nx task hash (decimal digits)');
 
 export const manifestFileSchema = z
   .object({
@@ -213,7 +200,7 @@ export function sameFiles(a: Manifest, b: Manifest): boolean {
  * Reads and validates the build manifest `<dir>/artifact.json`.
  * @throws Error (one line, names the path and the fix) when missing; ManifestError when invalid
  */
-export async function readBuildManifest(dir: string, project: string): Promise<Manifest> {
+export async function readBuildManifest(dir: string, project: ProjectName): Promise<Manifest> {
   const path = join(dir, BUILD_MANIFEST_FILE);
   const text = await readFile(path, 'utf8').catch(() => {
     throw new ManifestError(`build manifest ${path} is missing: run nx run ${project}:build first (or check the build target's outputPath)`);

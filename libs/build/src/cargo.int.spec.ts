@@ -8,6 +8,7 @@ import { parseManifestJson } from '@buildonce/artifact';
 import { removeTempDirs, repoRoot, tempDir } from '@buildonce/testing';
 import { buildRustLambdaZip, readZipEntry, type Architecture } from './cargo';
 import { GlibcTooNewError, readElfVersionNeeds } from './elf';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * Real cargo builds of apps/rust-scorer (a copy) for arm64 and x86_64 on this host, the built bootstrap
@@ -26,8 +27,8 @@ afterAll(removeTempDirs);
 
 function build(architecture: Architecture, outputDir: string, runtime = 'provided.al2023', lines: string[] = []) {
   return buildRustLambdaZip({
-    project: 'rust-scorer',
-    version: '123',
+    project: 'rust-scorer' as ProjectName,
+    version: '123' as Version,
     cargoDir: crate,
     outputDir,
     architecture,

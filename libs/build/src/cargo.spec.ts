@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRustLambdaZip, cargoBuildArgs, cargoLambdaBuildArgs, findCargoLock, hostArchitecture, MissingCargoLockError, offlineRegistryArgs } from './cargo';
+import type { ProjectName, Version } from '@buildonce/values';
 
 describe('cargo argument lists', () => {
   it('builds for an explicit target from crates.io by default', () => {
@@ -45,7 +46,7 @@ describe('a crate without Cargo.lock', () => {
       writeFileSync(join(crate, 'Cargo.toml'), '[package]\nname = "fn"\nversion = "0.1.0"\n');
       const lines: string[] = [];
       const err = await buildRustLambdaZip({
-        project: 'fn', version: '1', cargoDir: crate, outputDir: join(root, 'dist'), architecture: 'x86_64', binary: 'bootstrap',
+        project: 'fn' as ProjectName, version: '1' as Version, cargoDir: crate, outputDir: join(root, 'dist'), architecture: 'x86_64', binary: 'bootstrap',
         runtime: 'provided.al2023', cargoLambda: 'never', log: (l) => lines.push(l),
         env: { PATH: '/nonexistent' }, // nothing could run even if the check were skipped
       }).catch((e: unknown) => e);

@@ -11,15 +11,16 @@ import { BuildonceError, ConfigError } from '@buildonce/errors';
 import { checkGlibcCeiling, readElfVersionNeeds } from './elf';
 import { run } from './run';
 import { RUNTIME_GLIBC, resolveRustToolchain, type RustToolchain } from './rust-toolchain.mjs';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** Lambda architectures. */
 export type Architecture = 'x86_64' | 'arm64';
 
 /** Options of a Rust Lambda build. Paths are absolute. */
 export interface RustLambdaBuild {
-  project: string;
+  project: ProjectName;
   /** the build's Nx task hash: the artifact version */
-  version: string;
+  version: Version;
   /** directory holding Cargo.toml */
   cargoDir: string;
   /** where bootstrap.zip and artifact.json go */

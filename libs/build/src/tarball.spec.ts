@@ -15,6 +15,7 @@ import {
   workspaceReferences,
   type NodeTarballBuild,
 } from './tarball';
+import type { ProjectName, Version } from '@buildonce/values';
 
 const made: string[] = [];
 afterAll(() => {
@@ -41,8 +42,8 @@ function fixtureWorkspace(prefix: string): string {
 
 function opts(root: string, over: Partial<NodeTarballBuild> = {}): NodeTarballBuild {
   return {
-    project: 'app',
-    version: '1234',
+    project: 'app' as ProjectName,
+    version: '1234' as Version,
     workspaceRoot: root,
     main: join(root, 'apps/app/src/main.ts'),
     outputDir: join(root, 'dist/apps/app'),
@@ -89,7 +90,7 @@ describe('buildNodeTarball', () => {
     const a = await buildNodeTarball(opts(fixtureWorkspace('tb-x-')));
     const b = await buildNodeTarball(opts(fixtureWorkspace('tb-longer-prefix-')));
     expect(b.files[0]!.sha256).toBe(a.files[0]!.sha256);
-    const c = await buildNodeTarball(opts(fixtureWorkspace('tb-y-'), { version: '99' }));
+    const c = await buildNodeTarball(opts(fixtureWorkspace('tb-y-'), { version: '99' as Version }));
     expect(c.files[0]!.sha256).not.toBe(a.files[0]!.sha256);
   });
 
@@ -128,7 +129,7 @@ describe('tarball helpers', () => {
   });
 
   it('ships a package.json with no dependencies and detects local references', () => {
-    const pkg = deploymentPackageJson({ project: 'p', entry: 'main.js', runtime: 'node>=20' });
+    const pkg = deploymentPackageJson({ project: 'p' as ProjectName, entry: 'main.js', runtime: 'node>=20' });
     expect(workspaceReferences(pkg)).toEqual([]);
     expect(pkg).not.toHaveProperty('dependencies');
     expect(workspaceReferences({ dependencies: { a: 'workspace:*', b: '1.0.0', c: 'file:../c' }, optionalDependencies: { d: 'link:../d' } })).toEqual([

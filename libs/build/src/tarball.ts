@@ -16,6 +16,7 @@ import type { Architecture } from './cargo';
 import { BuildonceError } from '@buildonce/errors';
 import { canonicalizeBundle, classifyWarnings, declaredModuleFormat, describeMessage, esmInteropOptions, type ModuleFormat } from './node-bundle';
 import { startCheck, type StartCheckOptions } from './start-check';
+import type { ProjectName, Version } from '@buildonce/values';
 
 
 /** esbuild, loaded when a tarball is built (not by every command that imports libs/build). */
@@ -23,9 +24,9 @@ const loadEsbuild = (): typeof import('esbuild') => createRequire(__filename)('e
 
 /** Options of a Node tarball build. Paths are absolute. */
 export interface NodeTarballBuild {
-  project: string;
+  project: ProjectName;
   /** the build's Nx task hash: the artifact version */
-  version: string;
+  version: Version;
   /** esbuild's working directory; every path recorded in the bundle and its source map is relative to it */
   workspaceRoot: string;
   /** entry source file (TypeScript or JavaScript) */
@@ -194,7 +195,7 @@ export function workspaceReferences(pkg: Record<string, unknown>): string[] {
  * `type` of the bundle's format (`commonjs` or `module`; explicit, so a parent folder's package.json cannot
  * change how `main.js` loads), and `engines.node` from the runtime.
  */
-export function deploymentPackageJson(o: { project: string; entry: string; runtime: string; description?: string; format?: ModuleFormat }): Record<string, unknown> {
+export function deploymentPackageJson(o: { project: ProjectName; entry: string; runtime: string; description?: string; format?: ModuleFormat }): Record<string, unknown> {
   const node = /^node(.*)$/.exec(o.runtime)?.[1];
   return {
     name: o.project,

@@ -6,6 +6,7 @@ const ssmSdk = (): typeof import('@aws-sdk/client-ssm') => createRequire(__filen
 import { z } from 'zod';
 import { artifactKey } from '@buildonce/store';
 import { DeployError, DeployPreflightError, expandTemplate, mainFile, type DeployRequest, type DeployResult, type DeployTarget } from './targets';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /** Default SSM parameter name template of the EC2 release pointer. */
 export const DEFAULT_PARAMETER_NAME = '/buildonce/{env}/{project}';
@@ -50,7 +51,7 @@ export class Ec2DeployTarget implements DeployTarget {
   readonly kind = 'ec2' as const;
   constructor(private readonly o: Ec2TargetOptions) {}
 
-  parameterName(project: string, env: string): string {
+  parameterName(project: ProjectName, env: EnvironmentName): string {
     const name = expandTemplate(this.o.parameterName || DEFAULT_PARAMETER_NAME, { project, env });
     if (!/^\/?[A-Za-z0-9_.\-/]{1,1011}$/.test(name)) throw new DeployPreflightError(`invalid SSM parameter name "${name}"`);
     return name;

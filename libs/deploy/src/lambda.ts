@@ -25,6 +25,7 @@ import {
   type DeployTarget,
   type LambdaDeployResult,
 } from './targets';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** Default Lambda function name template: one function per project and environment. */
 export const DEFAULT_FUNCTION_NAME = '{project}-{env}';
@@ -60,7 +61,7 @@ export interface LambdaTargetOptions {
    * oci-image deploy: marks the image protected before Lambda is pointed at it (ECR: `keep-<version>` tag,
    * see libs/image ecrLifecyclePolicy). Default: libs/image `protectImage`.
    */
-  protectImage?: (imageUri: string, version: string) => Promise<unknown>;
+  protectImage?: (imageUri: string, version: Version) => Promise<unknown>;
   /** process environment for registry credentials (default process.env) */
   env?: NodeJS.ProcessEnv;
   /** AWS clients for ECR (registry auth, protection tags); default libs/aws `awsClients({ env })` */
@@ -102,7 +103,7 @@ export async function withConflictRetry<T>(fn: () => Promise<T>, retries = 6, on
 }
 
 /** Names the function and alias a project+environment deploys to. @throws DeployPreflightError for bad templates */
-export function lambdaNames(opts: Pick<LambdaTargetOptions, 'functionName' | 'alias'>, project: string, env: string): { functionName: string; alias: string } {
+export function lambdaNames(opts: Pick<LambdaTargetOptions, 'functionName' | 'alias'>, project: ProjectName, env: EnvironmentName): { functionName: string; alias: string } {
   return {
     functionName: expandTemplate(opts.functionName || DEFAULT_FUNCTION_NAME, { project, env }),
     alias: expandTemplate(opts.alias || DEFAULT_ALIAS, { project, env }),
@@ -335,7 +336,7 @@ export class LambdaDeployTarget implements DeployTarget {
     try {
       const before = await this.getFunction(functionName);
       if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (await (this.o.protectImage ?? ((u: string, v: string) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(uri, req.version)) {
+      if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
       if (before.Code?.ImageUri !== uri) {

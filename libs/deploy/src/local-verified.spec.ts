@@ -7,6 +7,7 @@ import { parseManifest, serializeManifest, sha256File, writeDeterministicTarGz, 
 import { FsBlobStore, artifactKey, parseStoreUrl, publishArtifact, storedManifestKey, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { createDeployTarget } from './targets-factory';
 import { DeployError, type DeployRequest } from './targets';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /*
  * A deploy installs exactly what was verified: the local target gets the manifest promotion verified and
@@ -47,8 +48,8 @@ async function overwrite(key: string, bytes: Buffer): Promise<void> {
 }
 
 type Tamper = (ctx: { good: { manifest: Manifest; tarball: Buffer }; evil: { manifest: Manifest; tarball: Buffer } }) => Promise<void>;
-const fileKey = artifactKey('app', '101', 'app.tar.gz');
-const manifestKey = storedManifestKey('app', '101');
+const fileKey = artifactKey('app' as ProjectName, '101' as Version, 'app.tar.gz');
+const manifestKey = storedManifestKey('app' as ProjectName, '101' as Version);
 const evilStored = (evil: Manifest): Buffer => Buffer.from(serializeManifest({ manifest: { ...evil, version: '101' }, publish: metadata } as StoredManifest));
 
 // every way the store can change between the check and the deploy (bytes, manifest, both, removal)
@@ -68,7 +69,7 @@ describe('the local target installs exactly the verified manifest and bytes', ()
   it.each(TAMPERS)('store changed after the check: %s', async (_name, tamper, outcome) => {
     const good = await publish('101', 'verified');
     const evil = await publish('999', 'swapped');
-    const stored = await verifyArtifact(store, 'app', '101');
+    const stored = await verifyArtifact(store, 'app' as ProjectName, '101' as Version);
     await tamper({ good, evil });
 
     // the deploy never reads the manifest from the store again
@@ -80,7 +81,7 @@ describe('the local target installs exactly the verified manifest and bytes', ()
     };
     const lines: string[] = [];
     const target = createDeployTarget({ kind: 'local', options: { target: 'local', localRoot: join(work, 'deploy') }, workspaceRoot: work });
-    const req: DeployRequest = { project: 'app', environment: 'dev', version: '101', namespace: 'trusted', stored, store: watched, log: (l) => lines.push(l) };
+    const req: DeployRequest = { project: 'app' as ProjectName, environment: 'dev' as EnvironmentName, version: '101' as Version, namespace: 'trusted', stored, store: watched, log: (l) => lines.push(l) };
     const root = join(work, 'deploy', 'dev', 'app');
     const result = await target.deploy(req).then((r) => r, (e: unknown) => e);
     expect(manifestReads).toEqual([]);

@@ -7,6 +7,7 @@ import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZ
 import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
 import { benignArchives, hostileArchives, rawTarGz } from '@buildonce/testing';
 import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
+import type { ProjectName, Version } from '@buildonce/values';
 
 const metadata = { publishedAt: '2026-01-01T00:00:00.000Z', builder: 'local:test', trusted: true, commit: 'abc123' };
 
@@ -63,7 +64,7 @@ describe('deployLocal', () => {
   it('verifies, unpacks into releases/<version>, writes the stored manifest and points current at it', async () => {
     await publishTarball('101');
     const lines: string[] = [];
-    const r = await deployLocal({ store, project: 'app', version: '101', root, log: (l) => lines.push(l) });
+    const r = await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root, log: (l) => lines.push(l) });
     expect(r).toMatchObject({ status: 'deployed', version: '101', path: join(root, 'releases/101'), previousVersion: null });
     expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
     expect(readFileSync(join(root, 'current/main.js'), 'utf8')).toBe("console.log('release 101')\n");
@@ -78,14 +79,14 @@ describe('deployLocal', () => {
   it('is already-current the second time and moves current with previousVersion on a new version', async () => {
     await publishTarball('101');
     await publishTarball('102');
-    await deployLocal({ store, project: 'app', version: '101', root });
-    const again = await deployLocal({ store, project: 'app', version: '101', root });
+    await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root });
+    const again = await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root });
     expect(again).toMatchObject({ status: 'already-current', previousVersion: '101' });
-    const next = await deployLocal({ store, project: 'app', version: '102', root });
+    const next = await deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root });
     expect(next).toMatchObject({ status: 'deployed', previousVersion: '101' });
     expect(readlinkSync(join(root, 'current'))).toBe('releases/102');
     // rolling back to an unpacked release reuses it
-    const back = await deployLocal({ store, project: 'app', version: '101', root });
+    const back = await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root });
     expect(back).toMatchObject({ status: 'deployed', previousVersion: '102' });
     expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
   });
@@ -93,13 +94,13 @@ describe('deployLocal', () => {
   it('a tampered object (same size, other bytes) fails and leaves current and releases untouched', async () => {
     await publishTarball('101');
     const m = await publishTarball('102');
-    await deployLocal({ store, project: 'app', version: '101', root });
-    const path = join(store.root, artifactKey('app', '102', 'app-deployment.tar.gz'));
+    await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root });
+    const path = join(store.root, artifactKey('app' as ProjectName, '102' as Version, 'app-deployment.tar.gz'));
     const bytes = readFileSync(path);
     bytes[bytes.length - 1] ^= 0xff;
     writeFileSync(path, bytes);
-    await expect(deployLocal({ store, project: 'app', version: '102', root })).rejects.toThrow(ArtifactIntegrityError);
-    await expect(deployLocal({ store, project: 'app', version: '102', root })).rejects.toThrow(new RegExp(`expected ${m.files[0]!.size} bytes sha256 ${m.files[0]!.sha256}; nothing was changed`));
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root })).rejects.toThrow(ArtifactIntegrityError);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root })).rejects.toThrow(new RegExp(`expected ${m.files[0]!.size} bytes sha256 ${m.files[0]!.sha256}; nothing was changed`));
     expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
     expect(readdirSync(join(root, 'releases'))).toEqual(['101']);
     expect(readdirSync(join(root, '.incoming'))).toEqual([]);
@@ -107,22 +108,22 @@ describe('deployLocal', () => {
 
   it('a tampered current version is still refused (always verifies)', async () => {
     await publishTarball('101');
-    await deployLocal({ store, project: 'app', version: '101', root });
-    const path = join(store.root, artifactKey('app', '101', 'app-deployment.tar.gz'));
+    await deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root });
+    const path = join(store.root, artifactKey('app' as ProjectName, '101' as Version, 'app-deployment.tar.gz'));
     writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.from('x')]));
-    await expect(deployLocal({ store, project: 'app', version: '101', root })).rejects.toThrow(/does not match its manifest/);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root })).rejects.toThrow(/does not match its manifest/);
     expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
   });
 
   it('a version that is not published fails listing the newest versions', async () => {
     await publishTarball('101');
     await publishTarball('102');
-    const err = await deployLocal({ store, project: 'app', version: '999', root }).catch((e: unknown) => e);
+    const err = await deployLocal({ store, project: 'app' as ProjectName, version: '999' as Version, root }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ArtifactNotFoundError);
     expect((err as Error).message).toMatch(/version 999 is not published .*newest versions: 10[12] \(.*\), 10[12] \(/);
     expect(existsSync(join(root, 'current'))).toBe(false);
-    expect((await newestVersions(store, 'app')).map((v) => v.version).sort()).toEqual(['101', '102']);
-    expect(await newestVersions(store, 'nothing')).toEqual([]);
+    expect((await newestVersions(store, 'app' as ProjectName)).map((v) => v.version).sort()).toEqual(['101', '102']);
+    expect(await newestVersions(store, 'nothing' as ProjectName)).toEqual([]);
   });
 
   it('keeps a lambda-zip as-is next to its manifest', async () => {
@@ -135,7 +136,7 @@ describe('deployLocal', () => {
       runtime: 'provided.al2023', architecture: 'x86_64', handler: 'bootstrap', toolchain: 'test',
     });
     await publishArtifact({ store, manifest, dir, metadata });
-    const r = await deployLocal({ store, project: 'fn', version: '7', root });
+    const r = await deployLocal({ store, project: 'fn' as ProjectName, version: '7' as Version, root });
     expect(r.status).toBe('deployed');
     expect(readdirSync(join(root, 'releases/7')).sort()).toEqual(['.buildonce', 'bootstrap.zip']);
     expect((await sha256File(join(root, 'current/bootstrap.zip'))).hex).toBe(d.hex);
@@ -144,21 +145,21 @@ describe('deployLocal', () => {
   it('refuses a root whose current is a real directory, and artifacts that ship .buildonce/', async () => {
     await publishTarball('101');
     mkdirSync(join(root, 'current'), { recursive: true });
-    await expect(deployLocal({ store, project: 'app', version: '101', root })).rejects.toThrow(LocalDeployError);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root })).rejects.toThrow(LocalDeployError);
     const other = join(work, 'other');
     await publishTarball('103', [{ name: '.buildonce/manifest.json', bytes: Buffer.from('{}') }]);
-    await expect(deployLocal({ store, project: 'app', version: '103', root: other })).rejects.toThrow(/reserve/);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '103' as Version, root: other })).rejects.toThrow(/reserve/);
     expect(existsSync(join(other, 'releases/103'))).toBe(false);
-    await expect(deployLocal({ store, project: 'app', version: 'abc', root })).rejects.toThrow(/invalid version/);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: 'abc' as Version, root })).rejects.toThrow(/invalid version/);
   });
 
   it('concurrent deploys of two versions both finish; current names one complete release', async () => {
     await publishTarball('101');
     await publishTarball('102');
     const rs = await Promise.all([
-      deployLocal({ store, project: 'app', version: '101', root }),
-      deployLocal({ store, project: 'app', version: '102', root }),
-      deployLocal({ store, project: 'app', version: '101', root }),
+      deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root }),
+      deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root }),
+      deployLocal({ store, project: 'app' as ProjectName, version: '101' as Version, root }),
     ]);
     expect(rs.every((r) => r.status === 'deployed' || r.status === 'already-current')).toBe(true);
     const v = await currentVersion(root);
@@ -188,7 +189,7 @@ describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
     for (const [i, a] of corpus.entries()) {
       const version = String(1000 + i);
       await publishRawTarball(version, rawTarGz(a.entries));
-      const err = await deployLocal({ store, project: 'app', version, root }).then(() => undefined, (e: Error) => e);
+      const err = await deployLocal({ store, project: 'app' as ProjectName, version: version as Version, root }).then(() => undefined, (e: Error) => e);
       expect(err, a.name).toBeInstanceOf(LocalDeployError);
       expect(err!.message, a.name).toMatch(new RegExp(`^\\[app\\] app@${version}: refused app-deployment\\.tar\\.gz: .+; nothing was changed$`));
       expect(err!.message.split('\n'), a.name).toHaveLength(1);
@@ -203,7 +204,7 @@ describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
   it('names the refused entry: esc -> /etc plus 300 files stops at esc', async () => {
     const a = hostileArchives().find((h) => h.name === 'absolute-symlink-dir')!;
     await publishRawTarball('77', rawTarGz(a.entries));
-    await expect(deployLocal({ store, project: 'app', version: '77', root })).rejects.toThrow(/symlink "esc" -> "\/etc" is absolute: it points outside the release/);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '77' as Version, root })).rejects.toThrow(/symlink "esc" -> "\/etc" is absolute: it points outside the release/);
     expect(readdirSync(join(root, 'releases'))).toEqual([]);
   });
 
@@ -211,7 +212,7 @@ describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
     for (const [i, a] of benignArchives().entries()) {
       const version = String(2000 + i);
       await publishRawTarball(version, rawTarGz(a.entries));
-      const r = await deployLocal({ store, project: 'app', version, root });
+      const r = await deployLocal({ store, project: 'app' as ProjectName, version: version as Version, root });
       expect(r.status, a.name).toBe('deployed');
     }
     expect(readlinkSync(join(root, 'releases', '2000', 'lib', 'current'))).toBe('v1');

@@ -11,14 +11,12 @@ import {
   parseStoredManifestJson,
   serializeManifest,
   TarballError,
-  versionSchema,
   type StoredManifest,
 } from '@buildonce/artifact';
 import {
   ArtifactIntegrityError,
   ArtifactNotFoundError,
   artifactKey,
-  isValidProjectName,
   parseArtifactKey,
   projectArtifactsPrefix,
   storedManifestKey,
@@ -26,6 +24,7 @@ import {
   type BlobStore,
 } from '@buildonce/store';
 import { BuildonceError } from '@buildonce/errors';
+import { isVersion, type ProjectName, type Version } from '@buildonce/values';
 
 /*
  * Install layout, shared byte for byte with apps/express-api/deploy/user-data.sh:
@@ -53,8 +52,8 @@ export class LocalDeployError extends BuildonceError {
 
 export interface DeployLocalOptions {
   store: BlobStore;
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   /** install root (absolute), e.g. `.buildonce/deploy/<env>/<project>` or `/opt/express-api` */
   root: string;
   /** namespace the version was published in (default `trusted`) */
@@ -74,13 +73,13 @@ export interface DeployLocalOptions {
 
 /** What {@link deployLocal} did. `path` is the release directory `current` points at. */
 export type DeployLocalResult =
-  | { status: 'deployed'; version: string; path: string; previousVersion: string | null; manifest: StoredManifest }
+  | { status: 'deployed'; version: Version; path: string; previousVersion: Version | null; manifest: StoredManifest }
   /** `current` already named this version; nothing changed (the stored bytes were still verified) */
-  | { status: 'already-current'; version: string; path: string; previousVersion: string; manifest: StoredManifest };
+  | { status: 'already-current'; version: Version; path: string; previousVersion: Version; manifest: StoredManifest };
 
 /** A published version and when its manifest was written (S3 LastModified / file mtime). */
 export interface PublishedVersion {
-  version: string;
+  version: Version;
   publishedAt: Date;
 }
 
@@ -90,7 +89,7 @@ export interface PublishedVersion {
  * @param limit how many to return (default 5)
  * @throws StoreAccessError
  */
-export async function newestVersions(store: BlobStore, project: string, limit = 5, namespace: ArtifactNamespace = 'trusted'): Promise<PublishedVersion[]> {
+export async function newestVersions(store: BlobStore, project: ProjectName, limit = 5, namespace: ArtifactNamespace = 'trusted'): Promise<PublishedVersion[]> {
   const found: PublishedVersion[] = [];
   for await (const o of store.list(projectArtifactsPrefix(project, namespace))) {
     const k = parseArtifactKey(o.key);
@@ -109,7 +108,7 @@ export function formatVersions(versions: readonly PublishedVersion[]): string {
  * Version `current` points at, from its link target `releases/<version>`; null when there is no
  * `current` yet. @throws LocalDeployError when `current` exists but is not such a link
  */
-export async function currentVersion(root: string): Promise<string | null> {
+export async function currentVersion(root: string): Promise<Version | null> {
   const link = join(root, CURRENT_LINK);
   const st = await lstat(link).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
@@ -118,9 +117,9 @@ export async function currentVersion(root: string): Promise<string | null> {
   if (!st) return null;
   if (!st.isSymbolicLink()) throw new LocalDeployError(`${link} exists and is not a symlink: move it away (deploys manage it as a link to ${RELEASES_DIR}/<version>)`);
   const target = await readlink(link);
-  const m = /^(?:.*\/)?releases\/(\d+)\/?$/.exec(target);
-  if (!m) throw new LocalDeployError(`${link} points at "${target}", not ${RELEASES_DIR}/<version>`);
-  return m[1]!;
+  const m = /^(?:.*\/)?releases\/([^/]+)\/?$/.exec(target);
+  if (!m || !isVersion(m[1])) throw new LocalDeployError(`${link} points at "${target}", not ${RELEASES_DIR}/<version>`);
+  return m[1];
 }
 
 class Sha256Tap extends Transform {
@@ -175,8 +174,6 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
   const { store, project, version, root, namespace = 'trusted' } = o;
   const log = o.log ?? (() => undefined);
   const tag = `[${project}]`;
-  if (!isValidProjectName(project)) throw new LocalDeployError(`${tag} invalid project name "${project}"`);
-  if (!versionSchema.safeParse(version).success) throw new LocalDeployError(`${tag} invalid version "${version}": versions are Nx task hashes (digits)`);
 
   const manifestKey = storedManifestKey(project, version, namespace);
   let stored: StoredManifest;

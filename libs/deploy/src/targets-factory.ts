@@ -9,6 +9,7 @@ import { LambdaDeployTarget } from './lambda';
 import { deployLocal, type DeployLocalOptions, type DeployLocalResult } from './local';
 import { DeployError, DeployPreflightError, type DeployRequest, type DeployResult, type DeployTarget, type DeployTargetKind } from './targets';
 import { imageUriOf } from '@buildonce/artifact';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /** Default root of local deployments, relative to the workspace: `.buildonce/deploy/<env>/<project>`. */
 export const DEFAULT_LOCAL_ROOT = '.buildonce/deploy';
@@ -25,7 +26,7 @@ export class LocalDeployTarget implements DeployTarget {
   constructor(private readonly o: { root: string; deployLocal: LocalDeployFn; imageExists?: (imageUri: string) => Promise<boolean> }) {}
 
   /** `<root>/<env>/<projectKey>` (scoped names: `@acme/api` → `acme--api`) */
-  rootOf(project: string, env: string): string {
+  rootOf(project: ProjectName, env: EnvironmentName): string {
     return join(this.o.root, env, projectKey(project));
   }
 

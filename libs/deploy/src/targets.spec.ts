@@ -4,6 +4,7 @@ import { openStore, parseStoreUrl } from '@buildonce/store';
 import { ec2PointerFor, Ec2DeployTarget } from './ec2';
 import { lambdaNames, withConflictRetry } from './lambda';
 import { DeployPreflightError, expandTemplate, mainFile } from './targets';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const manifest = parseManifest({
   schemaVersion: 1,
@@ -21,10 +22,10 @@ const manifest = parseManifest({
 
 describe('deploy target helpers', () => {
   it('expands {project} and {env} only', () => {
-    expect(expandTemplate('{project}-{env}', { project: 'rust-scorer', env: 'prod' })).toBe('rust-scorer-prod');
-    expect(() => expandTemplate('{region}-{env}', { project: 'p', env: 'e' })).toThrow(DeployPreflightError);
-    expect(lambdaNames({}, 'rust-scorer', 'staging')).toEqual({ functionName: 'rust-scorer-staging', alias: 'staging' });
-    expect(lambdaNames({ functionName: 'scorer', alias: 'live-{env}' }, 'rust-scorer', 'dev')).toEqual({ functionName: 'scorer', alias: 'live-dev' });
+    expect(expandTemplate('{project}-{env}', { project: 'rust-scorer' as ProjectName, env: 'prod' as EnvironmentName })).toBe('rust-scorer-prod');
+    expect(() => expandTemplate('{region}-{env}', { project: 'p' as ProjectName, env: 'e' as EnvironmentName })).toThrow(DeployPreflightError);
+    expect(lambdaNames({}, 'rust-scorer' as ProjectName, 'staging' as EnvironmentName)).toEqual({ functionName: 'rust-scorer-staging', alias: 'staging' });
+    expect(lambdaNames({ functionName: 'scorer', alias: 'live-{env}' }, 'rust-scorer' as ProjectName, 'dev' as EnvironmentName)).toEqual({ functionName: 'scorer', alias: 'live-dev' });
   });
 
   it('picks the shipped file', () => {
@@ -34,16 +35,16 @@ describe('deploy target helpers', () => {
   it('builds the EC2 pointer with the S3 key including the store prefix', () => {
     const store = openStore(parseStoreUrl('s3://my-bucket/team/a'));
     const stored = { manifest, publish: { publishedAt: 'x', builder: 'b', trusted: true } };
-    expect(ec2PointerFor({ store, project: 'express-api', version: '42', namespace: 'trusted', stored })).toEqual({
+    expect(ec2PointerFor({ store, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'trusted', stored })).toEqual({
       bucket: 'my-bucket',
       key: 'team/a/artifacts/express-api/42/express-api-deployment.tar.gz',
       version: '42',
       sha256: 'b'.repeat(64),
     });
-    expect(ec2PointerFor({ store, project: 'express-api', version: '42', namespace: 'preview', stored }).key).toBe('team/a/preview/artifacts/express-api/42/express-api-deployment.tar.gz');
+    expect(ec2PointerFor({ store, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'preview', stored }).key).toBe('team/a/preview/artifacts/express-api/42/express-api-deployment.tar.gz');
     const fileStore = openStore(parseStoreUrl('file:///tmp/s'));
-    expect(() => ec2PointerFor({ store: fileStore, project: 'express-api', version: '42', namespace: 'trusted', stored })).toThrow(/needs|S3 pointer/);
-    expect(new Ec2DeployTarget({ client: {} as never }).parameterName('express-api', 'pr-7')).toBe('/buildonce/pr-7/express-api');
+    expect(() => ec2PointerFor({ store: fileStore, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'trusted', stored })).toThrow(/needs|S3 pointer/);
+    expect(new Ec2DeployTarget({ client: {} as never }).parameterName('express-api' as ProjectName, 'pr-7' as EnvironmentName)).toBe('/buildonce/pr-7/express-api');
   });
 
   it('retries ResourceConflictException with backoff and nothing else', async () => {

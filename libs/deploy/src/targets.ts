@@ -2,15 +2,16 @@ import { z } from 'zod';
 import type { Manifest, ManifestFile, StoredManifest } from '@buildonce/artifact';
 import { projectKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { BuildonceError } from '@buildonce/errors';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** The deploy target kinds. `local` is the embedded one (file store); `lambda` and `ec2` need an S3 store. */
 export type DeployTargetKind = 'lambda' | 'ec2' | 'local';
 
 /** Everything a target needs to deploy one verified version. Targets never upload artifact bytes. */
 export interface DeployRequest {
-  project: string;
-  environment: string;
-  version: string;
+  project: ProjectName;
+  environment: EnvironmentName;
+  version: Version;
   /** namespace the verified artifact lives in (`trusted` or `preview`) */
   namespace: ArtifactNamespace;
   /** the stored manifest, already verified against every stored file (verifyArtifact) */
@@ -138,7 +139,7 @@ export function mainFile(manifest: Manifest): ManifestFile {
  * libs/store keys.ts) and `{env}` the environment name; nothing else is interpreted.
  * @throws DeployPreflightError for unknown `{placeholders}`
  */
-export function expandTemplate(template: string, vars: { project: string; env: string }): string {
+export function expandTemplate(template: string, vars: { project: ProjectName; env: EnvironmentName }): string {
   return template.replace(/\{([^}]*)\}/g, (_, k: string) => {
     if (k === 'project') return projectKey(vars.project);
     if (k === 'env') return vars.env;

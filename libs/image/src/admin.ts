@@ -10,6 +10,7 @@ import { clientFor } from './credentials';
 import { ecrHost, parseImageReference, repositoryUri } from './reference';
 import { MANIFEST_ACCEPT } from './oci';
 import { RegistryError } from './errors';
+import type { Version } from '@buildonce/values';
 
 const lazy = createRequire(__filename);
 const ecrSdk = () => lazy('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr');
@@ -110,7 +111,7 @@ export function ecrAdmin(aws: AwsClients, repositoryName: string, repository: st
 export const PROTECTED_TAG_PREFIX = 'keep-';
 
 /** The protection tag of a version: `keep-<version>`. */
-export function protectionTag(version: string): string {
+export function protectionTag(version: Version): string {
   return `${PROTECTED_TAG_PREFIX}${version}`;
 }
 
@@ -186,7 +187,7 @@ export async function putEcrLifecyclePolicy(aws: AwsClients, repository: string,
  * @returns whether a tag was ensured
  * @throws RegistryError when ECR refuses
  */
-export async function protectImage(imageUri: string, version: string, o: { env?: NodeJS.ProcessEnv; aws: AwsClients }): Promise<boolean> {
+export async function protectImage(imageUri: string, version: Version, o: { env?: NodeJS.ProcessEnv; aws: AwsClients }): Promise<boolean> {
   const ref = parseImageReference(imageUri);
   const ecr = ecrHost(ref.registry);
   if (!ecr || !ref.digest) return false;

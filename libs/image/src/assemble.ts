@@ -35,6 +35,7 @@ import { blobPath, copyBlob, digestFile, hasBlob, writeBlobBytes, writeBlobStrea
 import { parseImageReference, repositoryUri, type ImageReference } from './reference';
 import type { RegistryClient } from './registry';
 import { ImageConfigError } from './errors';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** `created` of every config and history entry we write: the tar epoch (1980-01-01T00:00:00Z). */
 export const IMAGE_CREATED = TAR_EPOCH.toISOString().replace('.000Z', 'Z');
@@ -257,9 +258,9 @@ export async function assembleImage(o: AssembleImageOptions): Promise<AssembledI
 }
 
 export interface BuildImageOptions extends Omit<AssembleImageOptions, 'refName'> {
-  project: string;
+  project: ProjectName;
   /** the Nx task hash */
-  version: string;
+  version: Version;
   /** Lambda runtime id recorded in artifact.json (e.g. `provided.al2023`) */
   runtime: string;
   handler?: string;

@@ -9,6 +9,7 @@ import { REGISTRY_ENV } from './publish';
 import type { Platform } from './oci';
 import { ImageConfigError } from './errors';
 import type { Manifest } from '@buildonce/artifact';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** ELF `e_machine` name (libs/build readElfVersionNeeds) of the executables each platform runs. */
 const PLATFORM_MACHINE: Record<Platform, string> = { 'linux/amd64': 'x86_64', 'linux/arm64': 'aarch64' };
@@ -52,8 +53,8 @@ export interface ImageFileOption {
 }
 
 export interface BuildImageTargetOptions {
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   workspaceRoot: string;
   outputDir: string;
   baseImage: string;

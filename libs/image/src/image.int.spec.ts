@@ -13,6 +13,7 @@ import { parseImageReference } from './reference';
 import { pushImageBuild } from './publish';
 import { listTarGz } from '@buildonce/artifact';
 import { blobPath } from './layout';
+import type { ProjectName, Version } from '@buildonce/values';
 
 let registry: RegistryServer;
 let base: TestBaseImage;
@@ -31,8 +32,8 @@ async function bootstrapIn(dir: string, body: string): Promise<string> {
 
 async function build(outDir: string, bootstrap: string, version = '1234567890') {
   return buildImage({
-    project: 'rust-scorer-image',
-    version,
+    project: 'rust-scorer-image' as ProjectName,
+    version: version as Version,
     runtime: 'provided.al2023',
     handler: 'bootstrap',
     baseImage: base.reference,
@@ -86,8 +87,8 @@ describe('oci-image assembly (real registry, skopeo)', () => {
   it('an arm64 build picks the arm64 base from the index and gets another digest', async () => {
     const a = await mkdtemp(join(tmp, 'arm-'));
     const r = await buildImage({
-      project: 'rust-scorer-image',
-      version: '1',
+      project: 'rust-scorer-image' as ProjectName,
+      version: '1' as Version,
       runtime: 'provided.al2023',
       baseImage: base.reference,
       platform: 'linux/arm64',
@@ -101,7 +102,7 @@ describe('oci-image assembly (real registry, skopeo)', () => {
 
   it('refuses a base image without a digest (not reproducible)', async () => {
     await expect(
-      buildImage({ project: 'p', version: '1', runtime: 'provided.al2023', baseImage: `${registry.host}/lambda/provided:al2023`, platform: 'linux/amd64', layers: [], outDir: join(tmp, 'nodigest'), baseClient: client() }),
+      buildImage({ project: 'p' as ProjectName, version: '1' as Version, runtime: 'provided.al2023', baseImage: `${registry.host}/lambda/provided:al2023`, platform: 'linux/amd64', layers: [], outDir: join(tmp, 'nodigest'), baseClient: client() }),
     ).rejects.toThrow(/has no digest: pin it as <image>@sha256/);
   });
 
@@ -143,7 +144,7 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     const r = await build(out, await bootstrapIn(ws, '#!/bin/sh\necho publish\n'), '777');
     const env = { BUILDONCE_REGISTRY: `${registry.host}/scorer-image`, PATH: process.env.PATH };
     const metadata = publishMetadataFromEnv({ GITHUB_SHA: 'abcdef1234567890abcdef1234567890abcdef12' });
-    const opts = { project: 'rust-scorer-image', outputDir: out, manifest: r.manifest, namespace: 'trusted' as const, metadata, env, log: () => undefined };
+    const opts = { project: 'rust-scorer-image' as ProjectName, outputDir: out, manifest: r.manifest, namespace: 'trusted' as const, metadata, env, log: () => undefined };
     const first = await pushImageBuild(opts);
     expect(first.push.blobsUploaded + first.push.blobsMounted).toBe(3);
     const date = metadata.publishedAt.slice(0, 10).replace(/-/g, '');
@@ -160,7 +161,7 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     const out = join(ws, 'dist');
     const r = await build(out, await bootstrapIn(ws, 'x'), '5');
     await expect(
-      pushImageBuild({ project: 'rust-scorer-image', outputDir: out, manifest: r.manifest, namespace: 'trusted', metadata: publishMetadataFromEnv({}), env: {}, log: () => undefined }),
+      pushImageBuild({ project: 'rust-scorer-image' as ProjectName, outputDir: out, manifest: r.manifest, namespace: 'trusted', metadata: publishMetadataFromEnv({}), env: {}, log: () => undefined }),
     ).rejects.toThrow(/set the publish target's "registry" option or BUILDONCE_REGISTRY/);
   });
 });

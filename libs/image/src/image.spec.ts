@@ -5,6 +5,7 @@ import { imageTags, resolveRegistry } from './publish';
 import { expandDestination } from './assemble';
 import { ecrLifecyclePolicy, protectionTag } from './admin';
 import { platformMismatch } from './build-target';
+import type { Version } from '@buildonce/values';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -42,10 +43,10 @@ describe('parseChallenge', () => {
 
 describe('imageTags / resolveRegistry', () => {
   it('tags the version and sha-<commit>-<yyyymmdd>; previews only preview-<version>', () => {
-    expect(imageTags({ version: '12', namespace: 'trusted', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12', 'sha-abc1234-20261201']);
-    expect(imageTags({ version: '12', namespace: 'trusted', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
-    expect(imageTags({ version: '12', namespace: 'trusted', commit: 'not a sha', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
-    expect(imageTags({ version: '12', namespace: 'preview', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['preview-12']);
+    expect(imageTags({ version: '12' as Version, namespace: 'trusted', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12', 'sha-abc1234-20261201']);
+    expect(imageTags({ version: '12' as Version, namespace: 'trusted', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
+    expect(imageTags({ version: '12' as Version, namespace: 'trusted', commit: 'not a sha', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
+    expect(imageTags({ version: '12' as Version, namespace: 'preview', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['preview-12']);
   });
   it('takes the option, then BUILDONCE_REGISTRY, and refuses tags or digests', () => {
     expect(resolveRegistry('h:1/a', { BUILDONCE_REGISTRY: 'other/b' }).repository).toBe('a');
@@ -73,7 +74,7 @@ describe('ecrLifecyclePolicy', () => {
     expect(p.rules.map((r) => r.rulePriority)).toEqual([1, 2, 3]);
     expect(p.rules[0]!.selection).toMatchObject({ tagStatus: 'tagged', tagPrefixList: ['keep-'] });
     expect(p.rules[2]!.selection).toMatchObject({ tagStatus: 'any', countNumber: 30 });
-    expect(protectionTag('123')).toBe('keep-123');
+    expect(protectionTag('123' as Version)).toBe('keep-123');
     expect(() => ecrLifecyclePolicy({ keepLast: 0 })).toThrow(RangeError);
   });
 });

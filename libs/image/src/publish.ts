@@ -7,6 +7,7 @@ import { IMAGE_MANIFEST_FILE } from './assemble';
 import { clientFor } from './credentials';
 import { pushImage, layoutDirOf, type PushImageResult } from './push';
 import { parseImageReference, repositoryUri, type ImageReference } from './reference';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** Environment variable naming the registry repository images are pushed to (`host/repo`, e.g. an ECR repository URI). */
 export const REGISTRY_ENV = 'BUILDONCE_REGISTRY';
@@ -28,15 +29,15 @@ export function resolveRegistry(option: string | undefined, env: NodeJS.ProcessE
  * when the commit is known. Preview (untrusted) builds get `preview-<version>` instead, so a pull
  * request can never claim the version tag trusted promotions use (DESIGN invariant 6).
  */
-export function imageTags(o: { version: string; namespace: ArtifactNamespace; commit?: string; publishedAt: string }): string[] {
+export function imageTags(o: { version: Version; namespace: ArtifactNamespace; commit?: string; publishedAt: string }): string[] {
   if (o.namespace === 'preview') return [`preview-${o.version}`];
-  const tags = [o.version];
+  const tags: string[] = [o.version];
   if (o.commit && /^[0-9a-f]{7,64}$/.test(o.commit)) tags.push(`sha-${o.commit}-${o.publishedAt.slice(0, 10).replace(/-/g, '')}`);
   return tags;
 }
 
 export interface PushImageBuildOptions {
-  project: string;
+  project: ProjectName;
   /** directory with artifact.json, image-manifest.json and oci/ (absolute) */
   outputDir: string;
   /** the build manifest read from outputDir (kind oci-image) */

@@ -12,6 +12,7 @@ import { pushTestBaseImage } from './testkit';
 import { buildImage } from './assemble';
 import { pushImage, layoutDirOf } from './push';
 import { parseImageReference } from './reference';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * The distribution token flow for real: docker-registry with `auth.token` (JWTs verified against a
@@ -71,8 +72,8 @@ describe('registry token auth (distribution auth.token + a real token server)', 
     expect(tokenRequests).toContain('repository:lambda/provided:pull,push');
     const out = join(dir, 'out');
     const built = await buildImage({
-      project: 'p',
-      version: '9',
+      project: 'p' as ProjectName,
+      version: '9' as Version,
       runtime: 'provided.al2023',
       baseImage: base.reference,
       platform: 'linux/amd64',

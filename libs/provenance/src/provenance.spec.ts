@@ -11,12 +11,13 @@ import { fileSigner, keyFingerprint, parseSigningKeySpec, resolveVerificationKey
 import { BUILD_TYPE, buildStatement, SLSA_PROVENANCE_V1, STATEMENT_TYPE, statementFacts, type StatementInput } from './statement';
 import { makeKeyPair } from './testkit';
 import { matchesPattern, provenancePolicySchema, verifyProvenance, type VerifyProvenanceInput } from './verify';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const sha = (c: string) => c.repeat(64);
 const input = (o: Partial<StatementInput> = {}): StatementInput => ({
-  project: 'rust-scorer',
+  project: 'rust-scorer' as ProjectName,
   target: 'build',
-  version: '123',
+  version: '123' as Version,
   files: [{ name: 'bootstrap.zip', sha256: sha('a') }],
   options: { release: true },
   ref: 'refs/heads/main',
@@ -48,9 +49,9 @@ async function keys(...pems: string[]): Promise<VerificationKey[]> {
 
 async function verifyWith(bytes: Uint8Array | undefined, o: Partial<VerifyProvenanceInput> = {}) {
   return verifyProvenance({
-    project: 'rust-scorer',
-    version: '123',
-    environment: 'prod',
+    project: 'rust-scorer' as ProjectName,
+    version: '123' as Version,
+    environment: 'prod' as EnvironmentName,
     envelope: bytes,
     source: 'file:///store/artifacts/rust-scorer/123/provenance.intoto.json',
     files: [{ name: 'bootstrap.zip', sha256: sha('a') }],
@@ -177,7 +178,7 @@ describe('verifyProvenance', () => {
   });
 
   it('refuses a statement for another version, and subject digests that differ from the stored files', async () => {
-    expect(refusedRule(() => verifyProvenance({ ...baseSync(), version: '124' }))).toBe('statement');
+    expect(refusedRule(() => verifyProvenance({ ...baseSync(), version: '124' as Version }))).toBe('statement');
     const wrong = await signed({ files: [{ name: 'bootstrap.zip', sha256: sha('c') }] });
     expect(refusedRule(() => verifyProvenance({ ...baseSync(), envelope: wrong.bytes }))).toBe('subject');
     const extra = await signed({ files: [{ name: 'bootstrap.zip', sha256: sha('a') }, { name: 'other.zip', sha256: sha('d') }] });
@@ -202,9 +203,9 @@ describe('verifyProvenance', () => {
   // the shared input, built once (keys resolve asynchronously)
   beforeAll(async () => {
     base = {
-      project: 'rust-scorer',
-      version: '123',
-      environment: 'prod',
+      project: 'rust-scorer' as ProjectName,
+      version: '123' as Version,
+      environment: 'prod' as EnvironmentName,
       envelope: (await signed()).bytes,
       source: 'file:///store/artifacts/rust-scorer/123/provenance.intoto.json',
       files: [{ name: 'bootstrap.zip', sha256: sha('a') }],

@@ -13,11 +13,12 @@ import { fileSigner, resolveVerificationKeys, signerFromSpec } from './keys';
 import type { StatementInput } from './statement';
 import { makeKeyPair } from './testkit';
 import { provenancePolicySchema, verifyProvenance } from './verify';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const input: StatementInput = {
-  project: 'rust-scorer',
+  project: 'rust-scorer' as ProjectName,
   target: 'build',
-  version: '4711',
+  version: '4711' as Version,
   files: [{ name: 'bootstrap.zip', sha256: 'a'.repeat(64) }],
   resolvedDependencies: [{ name: 'toolchain', annotations: { toolchain: 'test' } }],
   builderId: 'local:test',
@@ -83,9 +84,9 @@ describe('AWS KMS signer (moto_server)', () => {
     const keys = await resolveVerificationKeys([`kms:${keyArn}`], { kms: () => kms });
     expect(keys[0]!.id).toBe(`kms:${keyArn}`);
     const v = verifyProvenance({
-      project: 'rust-scorer',
-      version: '4711',
-      environment: 'prod',
+      project: 'rust-scorer' as ProjectName,
+      version: '4711' as Version,
+      environment: 'prod' as EnvironmentName,
       envelope: a.bytes,
       source: 'test',
       files: input.files,

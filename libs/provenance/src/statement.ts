@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * in-toto Statement v1 with a SLSA Provenance v1 predicate.
@@ -73,11 +74,11 @@ export const IMAGE_SUBJECT_NAME = 'oci-image';
 
 /** What a statement is built from (every value comes from the publish step; nothing is read here). */
 export interface StatementInput {
-  project: string;
+  project: ProjectName;
   /** the Nx target that built the version (e.g. `build`) */
   target: string;
   /** the version (Nx task hash) */
-  version: string;
+  version: Version;
   /** the stored files: name, sha256 hex */
   files: { name: string; sha256: string }[];
   /** image manifest digest `sha256:<hex>` when the artifact is an OCI image */

@@ -3,6 +3,7 @@ import { envelopePayload, IN_TOTO_PAYLOAD_TYPE, pae, parseEnvelope, type Envelop
 import { ProvenanceError, ProvenanceRefusedError, type ProvenanceRule } from './errors';
 import { IMAGE_SUBJECT_NAME, statementFacts, statementSchema, type Statement, type StatementFacts } from './statement';
 import { verifySignature, type VerificationKey } from './keys';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * An environment's provenance policy (buildonce.json `environments[].provenance`).
@@ -47,9 +48,9 @@ export function matchesPattern(pattern: string, value: string): boolean {
 }
 
 export interface VerifyProvenanceInput {
-  project: string;
-  version: string;
-  environment: string;
+  project: ProjectName;
+  version: Version;
+  environment: EnvironmentName;
   /** stored envelope bytes; undefined when the version has none */
   envelope: Uint8Array | undefined;
   /** URI of the envelope, for messages */

@@ -1,3 +1,4 @@
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { describe, expect, it } from 'vitest';
 import { boundMeasurements, combineDecisions, decideCheck, fmt, MAX_RECORDED_MEASUREMENTS, type CheckDecision, type Measurement, type Verdict } from './analysis';
 import { alarmVerdict } from './alarm-check';
@@ -135,7 +136,7 @@ describe('metricVerdict (generated values)', () => {
 });
 
 describe('metric queries and values', () => {
-  const vars = { project: 'svc', env: 'staging', version: '77', functionName: 'svc-staging', alias: 'staging', executedVersion: '5' };
+  const vars = { project: 'svc' as ProjectName, env: 'staging' as EnvironmentName, version: '77' as Version, functionName: 'svc-staging', alias: 'staging', executedVersion: '5' };
   it('errorRate reads Errors and Invocations of the executed version; the value is their ratio over the window', () => {
     const q = versionQueries({ kind: 'metric', metric: 'errorRate', max: 0.01 }, vars, 60, 'n');
     expect(q.queries.map((x) => [x.Id, x.MetricStat?.Metric?.MetricName, x.MetricStat?.Stat])).toEqual([

@@ -3,6 +3,7 @@ import type { ProvenanceRecord } from '@buildonce/provenance';
 import { readStoredManifest, verifyArtifact, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import type { ResolvedEnvironment } from './config';
 import { UntrustedArtifactError } from './errors';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** A version found in the store and verified (manifest present, every file's size and sha256 match). */
 export interface VerifiedArtifact {
@@ -21,7 +22,7 @@ export interface VerifiedArtifact {
  * @throws UntrustedArtifactError (only in preview / untrusted publisher); ArtifactNotFoundError;
  *   ArtifactIntegrityError naming the first file whose size or sha256 no longer matches
  */
-export async function locateArtifact(store: BlobStore, project: string, version: string, env: ResolvedEnvironment): Promise<VerifiedArtifact> {
+export async function locateArtifact(store: BlobStore, project: ProjectName, version: Version, env: ResolvedEnvironment): Promise<VerifiedArtifact> {
   const trusted = await readStoredManifest(store, project, version, 'trusted');
   if (env.kind === 'chain') {
     if (!trusted) {

@@ -4,12 +4,13 @@
  * Usage: canary-child.ts <workspaceRoot> <outputDir> <env>   (AWS settings and BUILDONCE_STORE from the environment)
  */
 import { runPromoteCommand } from './commands';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 const [workspaceRoot, outputDir, env] = process.argv.slice(2) as [string, string, string];
 runPromoteCommand({
-  project: 'svc',
+  project: 'svc' as ProjectName,
   workspaceRoot,
-  env,
+  env: env as EnvironmentName,
   outputDir,
   deploy: { target: 'lambda' },
   meta: { commit: '3333333333333333333333333333333333333333', runId: 'child', actor: 'canary-child' },

@@ -17,7 +17,6 @@ import {
 import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import { loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from './config';
-import { validateEnvName } from './env';
 import { ConfigError } from '@buildonce/errors';
 import { ReleaseError } from './errors';
 import { parseReason, promotionMetadataFromEnv, type PromotionMetadata } from './metadata';
@@ -32,13 +31,14 @@ import { runImageRetention, type ImageRetentionResult } from './image-retention'
 import { checksFor, prepareChecks, type VerifySetup } from './verify';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { dryRunMeasuredChecks } from './measure-dry-run';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** Facts every command gets from its executor (never an ExecutorContext). */
 export interface CommandBase {
-  project: string;
+  project: ProjectName;
   workspaceRoot: string;
-  /** environment name as typed by the user (validated before any I/O) */
-  env: string;
+  /** environment name, parsed at the edge (executor options, CLI flags) before any I/O */
+  env: EnvironmentName;
   /** `--store`; undefined → BUILDONCE_STORE → buildonce.json → embedded file store (resolveStoreLocation) */
   store?: string;
   /** process environment (default process.env) */
@@ -80,7 +80,6 @@ export async function openWorkspaceStore(o: { workspaceRoot: string; store?: str
  * @throws InvalidEnvironmentNameError, ConfigError, UnknownEnvironmentError
  */
 export async function openCommand(c: CommandBase): Promise<CommandContext> {
-  validateEnvName(c.env);
   const ws = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   return { ...ws, environment: resolveEnvironment(ws.config, c.env) };
 }
@@ -122,7 +121,6 @@ function targetFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext): De
  * @throws every error of openCommand and promoteVersion; ManifestError for a missing build manifest
  */
 export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResult> {
-  validateEnvName(c.env);
   const log = (l: string) => c.log(`[${c.project}] ${l}`);
   const manifest = await readBuildManifest(c.outputDir, c.project);
   const ctx = await openCommand(c);
@@ -161,7 +159,7 @@ async function verifySetupFor(c: PromoteCommand, ctx: CommandContext, target: De
 }
 
 export interface RollbackCommand extends CommandBase {
-  to?: string;
+  to?: Version;
   deploy: DeployTargetOptions;
   dryRun?: boolean;
   clients?: Pick<CreateTargetContext, 'lambda' | 'ssm' | 'deployLocal'>;
@@ -172,8 +170,6 @@ export interface RollbackCommand extends CommandBase {
 
 /** `nx run <project>:rollback --env=<env> [--to=<version>]`: see {@link rollbackEnvironment}. */
 export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteResult> {
-  validateEnvName(c.env);
-  if (c.to !== undefined && !/^[0-9]{1,64}$/.test(c.to)) throw new ReleaseError(`--to=${JSON.stringify(c.to)} is not a version (decimal Nx task hash)`);
   const reason = parseReason(c.reason);
   const log = (l: string) => c.log(`[${c.project}] ${l}`);
   const ctx = await openCommand(c);
@@ -186,7 +182,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
 
 export interface ReleasesCommand extends Omit<CommandBase, 'env'> {
   /** one environment's history; undefined: current release of every environment */
-  env?: string;
+  env?: EnvironmentName;
   format: 'table' | 'json' | 'markdown';
   /** print only this field of the environment's current release (needs env) */
   field?: ReleaseField;
@@ -202,7 +198,6 @@ export interface ReleasesCommand extends Omit<CommandBase, 'env'> {
  * @returns the rows printed
  */
 export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow[]> {
-  if (c.env !== undefined) validateEnvName(c.env);
   if (c.field && !c.env) throw new ReleaseError(`--field=${c.field} needs --env=<env>`);
   const env = c.processEnv ?? process.env;
   const { store, config } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env });
@@ -238,7 +233,7 @@ export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRele
 }
 
 export interface PublishCommand {
-  project: string;
+  project: ProjectName;
   workspaceRoot: string;
   /** directory with artifact.json and the files it names (absolute) */
   outputDir: string;
@@ -274,7 +269,7 @@ export interface PublishCommand {
  * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError,
  *   ProvenanceError (unusable signing key, KMS Sign failure)
  */
-export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: string; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
+export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: Version; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
   const env = o.processEnv ?? process.env;
   const startedOn = new Date();
   const manifest = await readBuildManifest(o.outputDir, o.project);

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { effectiveTargetKind } from './commands';
 import { loadConfig, parseConfig, resolveEnvironment } from './config';
-import { validateEnvName, isPreviewEnvName } from './env';
+import { InvalidEnvironmentNameError, isPreviewEnvironment as isPreviewEnvName, parseEnvironmentName as validateEnvName, type EnvironmentName } from '@buildonce/values';
 import { ConfigError } from '@buildonce/errors';
-import { InvalidEnvironmentNameError, UnknownEnvironmentError } from './errors';
+import { UnknownEnvironmentError } from './errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 
 afterAll(removeTempDirs);
@@ -77,12 +77,12 @@ describe('buildonce.json', () => {
 
   it('resolves chain, preview and unknown environments', () => {
     const c = parseConfig({});
-    expect(resolveEnvironment(c, 'prod')).toMatchObject({ kind: 'chain', requires: ['staging'] });
-    expect(resolveEnvironment(c, 'pr-42')).toEqual({ kind: 'preview', name: 'pr-42', requires: [], soakMinutes: 0 });
-    expect(() => resolveEnvironment(c, 'qa')).toThrow(UnknownEnvironmentError);
-    expect(() => resolveEnvironment(c, 'qa')).toThrow('unknown environment "qa": known environments are dev, staging, prod and previews pr-<n> (buildonce.json)');
-    expect(() => resolveEnvironment(parseConfig({ preview: { enabled: false } }), 'pr-1')).toThrow(UnknownEnvironmentError);
-    expect(() => resolveEnvironment(c, 'Prod')).toThrow(InvalidEnvironmentNameError);
+    expect(resolveEnvironment(c, 'prod' as EnvironmentName)).toMatchObject({ kind: 'chain', requires: ['staging'] });
+    expect(resolveEnvironment(c, 'pr-42' as EnvironmentName)).toEqual({ kind: 'preview', name: 'pr-42', requires: [], soakMinutes: 0 });
+    expect(() => resolveEnvironment(c, 'qa' as EnvironmentName)).toThrow(UnknownEnvironmentError);
+    expect(() => resolveEnvironment(c, 'qa' as EnvironmentName)).toThrow('unknown environment "qa": known environments are dev, staging, prod and previews pr-<n> (buildonce.json)');
+    expect(() => resolveEnvironment(parseConfig({ preview: { enabled: false } }), 'pr-1' as EnvironmentName)).toThrow(UnknownEnvironmentError);
+    expect(() => resolveEnvironment(c, 'Prod' as EnvironmentName)).toThrow(InvalidEnvironmentNameError);
   });
 
   it('chooses the deploy target kind from the mode and the store', () => {

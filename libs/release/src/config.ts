@@ -3,7 +3,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { firstIssue } from '@buildonce/artifact';
 import { provenancePolicySchema, type ProvenancePolicy } from '@buildonce/provenance';
-import { ENV_NAME_RE, isPreviewEnvName, validateEnvName } from './env';
+import { environmentNameSchema, isPreviewEnvironment, parseEnvironmentName, type EnvironmentName } from '@buildonce/values';
 import { ConfigError } from '@buildonce/errors';
 import { UnknownEnvironmentError } from './errors';
 import { alarmCheckSchema, isMeasured, measuredCheckProblem, metricCheckSchema } from './measure-config';
@@ -19,7 +19,7 @@ export const CONFIG_FILE = 'buildonce.json';
 export const deployModeSchema = z.enum(['auto', 'local', 'cloud']);
 export type DeployMode = z.infer<typeof deployModeSchema>;
 
-const envName = z.string().regex(ENV_NAME_RE, 'environment names match ^[a-z][a-z0-9-]{0,62}$');
+const envName = environmentNameSchema;
 
 /** Fields every verification check has. */
 const checkBase = {
@@ -146,9 +146,9 @@ export type ConfigFile = z.infer<typeof configFileSchema>;
 
 /** One environment of the chain after defaults are applied. */
 export interface ChainEnvironment {
-  name: string;
+  name: EnvironmentName;
   /** environments in which the version must have succeeded first (may be empty) */
-  requires: string[];
+  requires: EnvironmentName[];
   /** minutes, 0 = no soak */
   soakMinutes: number;
   /** verification checks after a deploy (absent: none) */
@@ -173,13 +173,13 @@ export interface BuildonceConfig {
 /** An environment as a promotion sees it. */
 export type ResolvedEnvironment =
   | ({ kind: 'chain' } & ChainEnvironment)
-  | { kind: 'preview'; name: string; requires: []; soakMinutes: 0 };
+  | { kind: 'preview'; name: EnvironmentName; requires: []; soakMinutes: 0 };
 
 /** The default chain when buildonce.json does not define one: dev → staging → prod. */
 export const DEFAULT_ENVIRONMENTS: ChainEnvironment[] = [
-  { name: 'dev', requires: [], soakMinutes: 0 },
-  { name: 'staging', requires: ['dev'], soakMinutes: 0 },
-  { name: 'prod', requires: ['staging'], soakMinutes: 0 },
+  { name: parseEnvironmentName('dev'), requires: [], soakMinutes: 0 },
+  { name: parseEnvironmentName('staging'), requires: [parseEnvironmentName('dev')], soakMinutes: 0 },
+  { name: parseEnvironmentName('prod'), requires: [parseEnvironmentName('staging')], soakMinutes: 0 },
 ];
 
 /**
@@ -200,7 +200,7 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
     const seen = new Set<string>();
     list.forEach((e, i) => {
       if (seen.has(e.name)) throw new ConfigError(`${source}: environments.${i}.name: "${e.name}" is defined twice`);
-      if (isPreviewEnvName(e.name)) throw new ConfigError(`${source}: environments.${i}.name: "${e.name}" is reserved for preview environments (pr-<n>)`);
+      if (isPreviewEnvironment(e.name)) throw new ConfigError(`${source}: environments.${i}.name: "${e.name}" is reserved for preview environments (pr-<n>)`);
       const requires = e.requires ?? (i > 0 ? [list[i - 1]!.name] : []);
       requires.forEach((req, j) => {
         if (!seen.has(req)) {
@@ -278,13 +278,12 @@ export async function loadConfig(workspaceRoot: string, env: NodeJS.ProcessEnv =
 
 /**
  * Looks an environment up: a chain environment from the config, or a preview `pr-<n>` (when enabled).
- * @throws InvalidEnvironmentNameError for a malformed name; UnknownEnvironmentError listing the known ones
+ * @throws UnknownEnvironmentError listing the known ones (the name was parsed at the edge: parseEnvironmentName)
  */
-export function resolveEnvironment(config: BuildonceConfig, name: string): ResolvedEnvironment {
-  validateEnvName(name);
+export function resolveEnvironment(config: BuildonceConfig, name: EnvironmentName): ResolvedEnvironment {
   const chain = config.environments.find((e) => e.name === name);
   if (chain) return { kind: 'chain', ...chain };
-  if (isPreviewEnvName(name) && config.preview.enabled) return { kind: 'preview', name, requires: [], soakMinutes: 0 };
+  if (isPreviewEnvironment(name) && config.preview.enabled) return { kind: 'preview', name, requires: [], soakMinutes: 0 };
   const known = config.environments.map((e) => e.name).join(', ');
   const previews = config.preview.enabled ? ' and previews pr-<n>' : '';
   throw new UnknownEnvironmentError(`unknown environment "${name}": known environments are ${known}${previews} (${config.source === 'defaults' ? 'default chain, no buildonce.json' : config.source})`);

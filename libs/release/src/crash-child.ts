@@ -9,6 +9,7 @@ import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from './config';
 import { promoteVersion } from './promote';
 import { FileTarget } from './crash-target';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const [storeDir, liveFile, version] = process.argv.slice(2) as [string, string, string];
 const base = openStore(parseStoreUrl(`file://${storeDir}`));
@@ -26,9 +27,9 @@ store.putBytesIfAbsent = async (key, bytes, o) => {
 };
 promoteVersion({
   store,
-  project: 'svc',
-  version,
-  environment: resolveEnvironment(parseConfig({}), 'dev'),
+  project: 'svc' as ProjectName,
+  version: version as Version,
+  environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),
   target: new FileTarget(liveFile, { before: () => crashPoint('before-deploy'), after: () => crashPoint('after-deploy') }),
   meta: { commit: 'c', runId: 'child', actor: 'crash-child' },
   lock: { ttlMs: 1_000, waitMs: 30_000 },

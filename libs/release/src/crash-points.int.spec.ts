@@ -10,6 +10,7 @@ import { FileTarget } from './crash-target';
 import { listSeqs, readCurrent, readHistory } from './ledger';
 import { promoteVersion } from './promote';
 import { publishFake } from './testkit';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 /**
  * Crash points: a promotion (child process) is SIGKILLed at each step; the next promotion must repair:
@@ -36,10 +37,10 @@ describe('a promotion killed at each step is repaired by the next one', () => {
     const storeDir = join(dir, 'store');
     const live = join(dir, 'live');
     const store = openStore(parseStoreUrl(`file://${storeDir}`));
-    for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     const target = new FileTarget(live);
     const req = (version: string) => ({
-      store, project: 'svc', version, environment: resolveEnvironment(parseConfig({}), 'dev'), target,
+      store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName), target,
       meta: { commit: 'c', runId: 'parent', actor: 'parent' }, lock: { ttlMs: 1_000, waitMs: 30_000 }, log: () => undefined,
     });
     await promoteVersion(req('1'));
@@ -51,11 +52,11 @@ describe('a promotion killed at each step is repaired by the next one', () => {
 
     const next = await promoteVersion(req('3'));
     expect(next.status).toBe('promoted');
-    const seqs = await listSeqs(store, 'svc', 'dev');
+    const seqs = await listSeqs(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
-    const h = await readHistory(store, 'svc', 'dev');
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     const ok = h.filter((e) => e.status === 'succeeded');
-    expect((await readCurrent(store, 'svc', 'dev'))!.entry.seq).toBe(ok.at(-1)!.seq);
+    expect((await readCurrent(store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.seq).toBe(ok.at(-1)!.seq);
     expect(ok.at(-1)!.version).toBe('3');
     expect(target.live()).toBe('3');
     const killed = h.filter((e) => e.version === '2');

@@ -11,11 +11,6 @@ export class ReleaseError extends BuildonceError {
   override name = 'ReleaseError';
 }
 
-/** An environment name does not match `^[a-z][a-z0-9-]{0,62}$` (checked before any I/O). */
-export class InvalidEnvironmentNameError extends ReleaseError {
-  override name = 'InvalidEnvironmentNameError';
-}
-
 /** A well-formed environment name that buildonce.json does not define (and is not a preview `pr-<n>`). */
 export class UnknownEnvironmentError extends ReleaseError {
   override name = 'UnknownEnvironmentError';

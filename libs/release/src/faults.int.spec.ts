@@ -12,6 +12,7 @@ import { promoteVersion, type PromoteRequest } from './promote';
 import { runRetention } from './retention';
 import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from './testkit';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 /**
  * The fault suite (issue 11): publish, 10 concurrent promotions, rollbacks and retention against
@@ -69,11 +70,11 @@ async function op<T>(what: string, fn: () => Promise<T>): Promise<T | undefined>
   }
 }
 
-const env = (name: string) => resolveEnvironment(config, name);
+const env = (name: string) => resolveEnvironment(config, name as EnvironmentName);
 const req = (version: string, envName: string): PromoteRequest => ({
   store,
-  project,
-  version,
+  project: project as ProjectName,
+  version: version as Version,
   environment: env(envName),
   target,
   meta,
@@ -83,11 +84,11 @@ const req = (version: string, envName: string): PromoteRequest => ({
 
 /** Ledger + target consistency of one environment (run with faults off). */
 async function checkLedger(envName: string, deploysBefore: number): Promise<{ entries: HistoryEntry[] }> {
-  const seqs = await listSeqs(store, project, envName);
+  const seqs = await listSeqs(store, project as ProjectName, envName as EnvironmentName);
   if (seqs.some((s, i) => s !== i + 1)) inconsistencies.push(`${envName}: history seqs not contiguous: ${seqs.join(',')}`);
-  const entries = await readHistory(store, project, envName);
+  const entries = await readHistory(store, project as ProjectName, envName as EnvironmentName);
   const succeeded = entries.filter((e) => e.status === 'succeeded');
-  const cur = await readCurrent(store, project, envName);
+  const cur = await readCurrent(store, project as ProjectName, envName as EnvironmentName);
   const newest = succeeded.at(-1);
   if (newest && cur?.entry.seq !== newest.seq) inconsistencies.push(`${envName}: pointer at seq ${cur?.entry.seq} but newest succeeded entry is seq ${newest.seq}`);
   const deployed = target.deployed.slice(deploysBefore);
@@ -110,10 +111,10 @@ async function checkLedger(envName: string, deploysBefore: number): Promise<{ en
 async function checkObjects(versions: string[]): Promise<number> {
   let complete = 0;
   for (const v of versions) {
-    const m = await readStoredManifest(store, project, v);
+    const m = await readStoredManifest(store, project as ProjectName, v as Version);
     if (!m) continue;
     complete++;
-    await verifyArtifact(store, project, v).catch((e: Error) => inconsistencies.push(`version ${v}: manifest present but ${e.message}`));
+    await verifyArtifact(store, project as ProjectName, v as Version).catch((e: Error) => inconsistencies.push(`version ${v}: manifest present but ${e.message}`));
   }
   return complete;
 }
@@ -127,7 +128,7 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     proxy.setRate(FAULT_RATE);
     for (const v of versions) {
       let ok = false;
-      for (let attempt = 0; attempt < 3 && !ok; attempt++) ok = (await op(`publish ${v}`, () => publishFake(store, { project, version: v }))) !== undefined;
+      for (let attempt = 0; attempt < 3 && !ok; attempt++) ok = (await op(`publish ${v}`, () => publishFake(store, { project: project as ProjectName, version: v as Version }))) !== undefined;
       if (ok) published.push(v);
     }
     proxy.setRate(0);
@@ -150,7 +151,7 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const r = await promoteVersion(req(final, 'dev'));
     expect(['promoted', 'already-current']).toContain(r.status);
     await checkLedger('dev', deployStart);
-    const cur = await readCurrent(store, project, 'dev');
+    const cur = await readCurrent(store, project as ProjectName, 'dev' as EnvironmentName);
     if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`dev: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
   });
 
@@ -161,9 +162,9 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     proxy.setRate(0);
     await checkObjects(versions);
     const { entries } = await checkLedger('dev', deployStart);
-    const cur = await readCurrent(store, project, 'dev');
+    const cur = await readCurrent(store, project as ProjectName, 'dev' as EnvironmentName);
     const mustStay = new Set([cur!.entry.version, ...entries.filter((e) => e.status === 'succeeded').slice(-2).map((e) => e.version)]);
-    for (const v of mustStay) await verifyArtifact(store, project, v).catch((e: Error) => inconsistencies.push(`retention deleted protected version ${v}: ${e.message}`));
+    for (const v of mustStay) await verifyArtifact(store, project as ProjectName, v).catch((e: Error) => inconsistencies.push(`retention deleted protected version ${v}: ${e.message}`));
     // a rollback still works after retention
     const rb = await rollbackEnvironment(req('0', 'dev'));
     expect(rb.status).toBe('promoted');
@@ -175,37 +176,37 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const fails = (v: string, onFailure: 'hold' | 'rollback'): VerifyCheck => ({ kind: 'command', command: ['node', '-e', `process.exit(process.env.BUILDONCE_VERSION === "${v}" ? 3 : 0)`], onFailure });
     const vcfg = parseConfig({ environments: [{ name: 'dev' }, { name: 'qa', verify: [fails(b, 'hold'), fails(c, 'rollback')] }] });
     const qa = (version: string): PromoteRequest => {
-      const environment = resolveEnvironment(vcfg, 'qa');
+      const environment = resolveEnvironment(vcfg, 'qa' as EnvironmentName);
       return { ...req(version, 'dev'), environment, verify: { checks: environment.kind === 'chain' ? environment.verify! : [], workspaceRoot: process.cwd() } };
     };
     const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
     for (const v of [a, b, c]) {
-      pub[v] = await publishFake(store, { project, version: v });
-      await promoteVersion({ ...req(v, 'dev'), environment: resolveEnvironment(vcfg, 'dev') });
+      pub[v] = await publishFake(store, { project: project as ProjectName, version: v as Version });
+      await promoteVersion({ ...req(v, 'dev'), environment: resolveEnvironment(vcfg, 'dev' as EnvironmentName) });
     }
     const start = target.deployed.length;
     const runsPointer = async (when: string) => {
-      const cur = await readCurrent(store, project, 'qa');
+      const cur = await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName);
       if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`qa ${when}: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
     };
     proxy.setRate(FAULT_RATE);
-    for (let i = 0; i < 3 && (await readCurrent(store, project, 'qa').catch(() => undefined))?.entry.version !== a; i++) await op(`promote ${a} (qa)`, () => promoteVersion(qa(a)));
+    for (let i = 0; i < 3 && (await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName).catch(() => undefined))?.entry.version !== a; i++) await op(`promote ${a} (qa)`, () => promoteVersion(qa(a)));
     await op(`promote ${b} (qa, held)`, () => promoteVersion(qa(b)));
     await op('rollback after a held failure (qa)', () => rollbackEnvironment(qa('0')));
     proxy.setRate(0);
     // the recovery, completed without faults when it failed under them: promote of the pointer's version redeploys it
-    const cur = (await readCurrent(store, project, 'qa'))?.entry.version;
+    const cur = (await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName))?.entry.version;
     if (cur && target.deployed.at(-1) !== cur) await promoteVersion(qa(cur));
     await runsPointer('after a held failure and its recovery');
 
     // a restore that cannot start: the pointer's version lost its file
-    const back = (await readCurrent(store, project, 'qa'))!.entry.version;
+    const back = (await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName))!.entry.version;
     await store.delete(`artifacts/${project}/${back}/${pub[back]!.manifest.files[0]!.name}`);
     proxy.setRate(FAULT_RATE);
     await op(`promote ${c} (qa, failing, restore impossible)`, () => promoteVersion(qa(c)));
     proxy.setRate(0);
-    await publishFake(store, { project, version: back }); // the repair: publishing again re-uploads the missing file
-    await verifyArtifact(store, project, back).catch((e: Error) => inconsistencies.push(`qa: re-publish did not repair ${back}: ${e.message}`));
+    await publishFake(store, { project: project as ProjectName, version: back }); // the repair: publishing again re-uploads the missing file
+    await verifyArtifact(store, project as ProjectName, back).catch((e: Error) => inconsistencies.push(`qa: re-publish did not repair ${back}: ${e.message}`));
     proxy.setRate(FAULT_RATE);
     await op(`promote ${back} (qa, after the repair)`, () => promoteVersion(qa(back)));
     proxy.setRate(0);
@@ -257,13 +258,13 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     for (const v of imageVersions) if (!digests[v]) digests[v] = await publishImage(v);
 
     // a tampered record: the stored manifest of 7203 now names 7201's image (another digest in the registry)
-    const tamperedKey = storedManifestKey(imageProject, '7203');
-    const stored = (await readStoredManifest(store, imageProject, '7203'))!;
+    const tamperedKey = storedManifestKey(imageProject as ProjectName, '7203' as Version);
+    const stored = (await readStoredManifest(store, imageProject as ProjectName, '7203' as Version))!;
     const forged = JSON.stringify({ ...stored, registry: { ...stored.registry!, uri: `${repository}@${digests['7201']}` } });
     await store.delete(tamperedKey);
     await store.putBytesIfAbsent(tamperedKey, Buffer.from(forged));
 
-    const imageReq = (version: string): PromoteRequest => ({ ...req(version, 'dev'), project: imageProject, target: images });
+    const imageReq = (version: string): PromoteRequest => ({ ...req(version, 'dev'), project: imageProject as ProjectName, target: images });
     proxy.setRate(FAULT_RATE);
     for (const v of ['7200', '7201', '7202', '7203']) await op(`promote image ${v}`, () => promoteVersion(imageReq(v)));
     await op('rollback image', () => rollbackEnvironment(imageReq('0')));
@@ -280,7 +281,7 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
       if (images.images[i] !== `${repository}@${digests[v]}`) inconsistencies.push(`image deploy of ${v} ran ${images.images[i]}, not its verified digest ${digests[v]}`);
     });
     if (images.deployed.includes('7203')) inconsistencies.push('the tampered image record 7203 was deployed');
-    const now = (await readCurrent(store, imageProject, 'dev'))?.entry.version;
+    const now = (await readCurrent(store, imageProject as ProjectName, 'dev' as EnvironmentName))?.entry.version;
     if (now !== images.deployed.at(-1)) inconsistencies.push(`image dev: pointer says ${now} but the target runs ${images.deployed.at(-1)}`);
     expect(failureLines.some((l) => l.startsWith('promote image 7203'))).toBe(true);
   });

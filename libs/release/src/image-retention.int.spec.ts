@@ -16,6 +16,7 @@ import { promoteVersion } from './promote';
 import { FakeTarget } from './testkit';
 import { runImageRetention } from './image-retention';
 import { runPublishCommand } from './commands';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 let registry: RegistryServer;
 let moto: MotoServer;
@@ -40,8 +41,8 @@ afterAll(async () => {
 async function build(project: string, version: string, body: string): Promise<string> {
   const dir = join(ws, project, version);
   await buildImage({
-    project,
-    version,
+    project: project as ProjectName,
+    version: version as Version,
     runtime: 'provided.al2023',
     baseImage: base.reference,
     platform: 'linux/amd64',
@@ -54,7 +55,7 @@ async function build(project: string, version: string, body: string): Promise<st
 
 async function promote(store: BlobStore, project: string, version: string, env: string) {
   const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }, 'test');
-  return promoteVersion({ store, project, version, environment: resolveEnvironment(config, env), target: new FakeTarget(), meta, lock: config.lock, log: () => undefined });
+  return promoteVersion({ store, project: project as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target: new FakeTarget(), meta, lock: config.lock, log: () => undefined });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +66,7 @@ describe('image retention', () => {
     const env = { BUILDONCE_REGISTRY: `${registry.host}/svc`, PATH: process.env.PATH };
     const publish = async (version: string, body: string) => {
       const dir = await build('svc', version, body);
-      const r = await runPublishCommand({ project: 'svc', workspaceRoot: ws, outputDir: dir, store: store.location.url, processEnv: env, log: () => undefined });
+      const r = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: ws, outputDir: dir, store: store.location.url, processEnv: env, log: () => undefined });
       await sleep(1100);
       return r.push!;
     };
@@ -82,7 +83,7 @@ describe('image retention', () => {
     expect(await client().headManifest('svc', c.digest)).toBeUndefined();
     expect((await client().headManifest('svc', b.digest))?.digest).toBe(b.digest);
     expect((await client().headManifest('svc', d.digest))?.digest).toBe(d.digest);
-    expect(await readStoredManifest(store, 'svc', '102')).toBeDefined();
+    expect(await readStoredManifest(store, 'svc' as ProjectName, '102' as Version)).toBeDefined();
   });
 
   it('ECR (moto): protected versions get keep-<version> tags, unprotected lose them, deleted ones go by digest; the lifecycle policy is written', async () => {
@@ -94,7 +95,7 @@ describe('image retention', () => {
     const versions: Record<string, string> = {};
     for (const [version, body] of [['201', 'one'], ['202', 'two'], ['203', 'three']] as const) {
       const dir = await build('scorer', version, body);
-      const manifest = await readBuildManifest(dir, 'scorer');
+      const manifest = await readBuildManifest(dir, 'scorer' as ProjectName);
       const bytes = await readFile(join(dir, IMAGE_MANIFEST_FILE), 'utf8');
       // moto's ECR takes manifests through the ECR API (no blob upload API): this is what a push leaves
       const put = await ecr.send(new PutImageCommand({ repositoryName: 'scorer', imageManifest: bytes, imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', imageTag: version, imageDigest: manifest.image!.digest }));
@@ -125,7 +126,7 @@ describe('image retention', () => {
 
     // 203 is no longer newest once 204 exists; nothing protects it → its image goes by digest
     const dir = await build('scorer', '204', 'four');
-    const m4 = await readBuildManifest(dir, 'scorer');
+    const m4 = await readBuildManifest(dir, 'scorer' as ProjectName);
     await ecr.send(new PutImageCommand({ repositoryName: 'scorer', imageManifest: await readFile(join(dir, IMAGE_MANIFEST_FILE), 'utf8'), imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', imageTag: '204', imageDigest: m4.image!.digest }));
     await publishArtifact({ store, manifest: m4, dir, metadata: publishMetadataFromEnv({}), registry: { repository, uri: `${repository}@${m4.image!.digest}`, tags: ['204'] } });
     const r2 = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: moto.env, log: () => undefined });

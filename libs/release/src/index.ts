@@ -1,6 +1,5 @@
 export * from './retention';
 export * from './errors';
-export * from './env';
 export * from './config';
 export * from './ledger';
 export * from './lock';

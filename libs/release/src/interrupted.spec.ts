@@ -10,6 +10,7 @@ import { acquireLock } from './lock';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from './testkit';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 // Issue 11 items 2 and 4: a promoter that crashed mid-deploy (lease left to expire) must be recorded,
 // and "already current" must not hide its unrecorded deploy.
@@ -26,14 +27,14 @@ function setup() {
   const store: BlobStore = openStore(parseStoreUrl(`file://${dir}`));
   const target = new FakeTarget();
   const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc', version, environment: resolveEnvironment(config, env), target, meta, log: (l) => lines.push(l), lock: { ttlMs: 60_000, waitMs: 5_000 } });
+  const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target, meta, log: (l) => lines.push(l), lock: { ttlMs: 60_000, waitMs: 5_000 } });
   return { store, target, lines, req };
 }
 
 /** A promoter of `version` that took the lock, deployed, and died before recording (its lease has expired). */
 async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: string): Promise<void> {
   const past = Date.now() - 10 * 60_000;
-  const lock = await acquireLock({ store, project: 'svc', env: 'dev', actor: 'crashed-bot', runId: '99', purpose: `promote ${version}`, version, ttlMs: 1_000, now: () => past });
+  const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: 'dev' as EnvironmentName, actor: 'crashed-bot', runId: '99', purpose: `promote ${version}`, version: version as Version, ttlMs: 1_000, now: () => past });
   await lock.abandon();
   target.deployed.push(version); // the live target now runs it, the ledger does not say so
 }
@@ -41,35 +42,35 @@ async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: str
 describe('interrupted promotions', () => {
   it('promote of the recorded current version repairs an unrecorded deploy instead of answering already-current', async () => {
     const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc', version: '1' });
-    await publishFake(store, { project: 'svc', version: '2' });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
     await promoteVersion(req('1', 'dev'));
     await crashMidDeploy(store, target, '2');
     const r = await promoteVersion(req('1', 'dev'));
     expect(r.status).toBe('promoted');
     expect(target.deployed).toEqual(['1', '2', '1']); // 1 is live again
-    const h = await readHistory(store, 'svc', 'dev');
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([
       [1, '1', 'succeeded'],
       [2, '2', 'failed'],
       [3, '1', 'succeeded'],
     ]);
     expect(h[1]!.error).toMatch(/^interrupted: "promote 2" by crashed-bot/);
-    expect((await readCurrent(store, 'svc', 'dev'))!.entry.seq).toBe(3);
+    expect((await readCurrent(store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.seq).toBe(3);
     // with nothing in flight, the same request is a no-op again
     expect((await promoteVersion(req('1', 'dev'))).status).toBe('already-current');
   });
 
   it('rollback to the recorded current version repairs an unrecorded deploy too', async () => {
     const { store, target, req } = setup();
-    for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     await promoteVersion(req('1', 'dev'));
     await promoteVersion(req('2', 'dev'));
     await crashMidDeploy(store, target, '3');
     const r = await rollbackEnvironment({ ...req('2', 'dev'), to: '2' });
     expect(r.status).toBe('promoted');
     expect(target.deployed.at(-1)).toBe('2');
-    const h = await readHistory(store, 'svc', 'dev');
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     expect(h.map((e) => [e.version, e.status, e.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'succeeded', false],
@@ -80,8 +81,8 @@ describe('interrupted promotions', () => {
 
   it('a transient read error while recording an interrupted promotion fails the command and keeps the lease for the next one', async () => {
     const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc', version: '1' });
-    await publishFake(store, { project: 'svc', version: '2' });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
     await promoteVersion(req('1', 'dev'));
     await crashMidDeploy(store, target, '2');
     let failReads = true;
@@ -94,12 +95,12 @@ describe('interrupted promotions', () => {
     expect(err).toBeInstanceOf(LedgerError);
     expect(err!.message).toMatch(/could not record the interrupted promotion of 2 by crashed-bot: cannot reach the store \(test\)/);
     expect(err!.message.split('\n')).toHaveLength(1);
-    expect((await readHistory(store, 'svc', 'dev')).length).toBe(1); // nothing half recorded
-    const lease = JSON.parse((await store.getBytes(lockKey('svc', 'dev')))!.bytes.toString());
+    expect((await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName)).length).toBe(1); // nothing half recorded
+    const lease = JSON.parse((await store.getBytes(lockKey('svc' as ProjectName, 'dev' as EnvironmentName)))!.bytes.toString());
     expect(lease).toMatchObject({ actor: 'crashed-bot', version: '2', state: 'held' });
     failReads = false;
     await promoteVersion(req('1', 'dev'));
-    const h = await readHistory(store, 'svc', 'dev');
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     expect(h.map((e) => [e.version, e.status])).toEqual([
       ['1', 'succeeded'],
       ['2', 'failed'],

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { artifactKindSchema, manifestFileSchema, versionSchema } from '@buildonce/artifact';
+import { artifactKindSchema, manifestFileSchema } from '@buildonce/artifact';
+import { environmentNameSchema, projectNameSchema, versionSchema } from '@buildonce/values';
 import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
 import { provenanceRecordSchema } from '@buildonce/provenance';
 import { LedgerError } from './errors';
 import { analysisSchema } from './analysis';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /**
  * The release ledger (docs/architecture.md "Store layout"), per project and environment:
@@ -64,8 +66,8 @@ export const historyEntrySchema = z
   .object({
     schemaVersion: z.literal(ENTRY_SCHEMA_VERSION),
     seq: z.number().int().min(1).max(MAX_SEQ),
-    project: z.string(),
-    environment: z.string(),
+    project: projectNameSchema,
+    environment: environmentNameSchema,
     version: versionSchema,
     status: z.enum(['succeeded', 'failed']),
     /** true for `rollback` commands */
@@ -134,21 +136,21 @@ export interface CurrentPointer {
 }
 
 /** GetObject `current.json`; undefined when the environment never had a successful release. @throws LedgerError, StoreAccessError */
-export async function readCurrent(store: BlobStore, project: string, env: string): Promise<CurrentPointer | undefined> {
+export async function readCurrent(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<CurrentPointer | undefined> {
   const key = currentKey(project, env);
   const got = await store.getBytes(key);
   return got ? { entry: parseEntry(got.bytes, store.uriOf(key)), etag: got.etag } : undefined;
 }
 
 /** GetObject one history entry; undefined when that seq is free. */
-export async function readEntry(store: BlobStore, project: string, env: string, seq: number): Promise<HistoryEntry | undefined> {
+export async function readEntry(store: BlobStore, project: ProjectName, env: EnvironmentName, seq: number): Promise<HistoryEntry | undefined> {
   const key = historyKey(project, env, seq);
   const got = await store.getBytes(key);
   return got ? parseEntry(got.bytes, store.uriOf(key)) : undefined;
 }
 
 /** Every seq present in an environment's history (ListObjectsV2 over `history/`), ascending. */
-export async function listSeqs(store: BlobStore, project: string, env: string): Promise<number[]> {
+export async function listSeqs(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<number[]> {
   const seqs: number[] = [];
   for await (const o of store.list(historyPrefix(project, env))) {
     const s = parseSeqKey(o.key);
@@ -161,7 +163,7 @@ export async function listSeqs(store: BlobStore, project: string, env: string): 
  * Reads history entries, oldest first.
  * @param opts.limit only the newest `limit` entries (fetched newest-first, returned oldest-first)
  */
-export async function readHistory(store: BlobStore, project: string, env: string, opts: { limit?: number } = {}): Promise<HistoryEntry[]> {
+export async function readHistory(store: BlobStore, project: ProjectName, env: EnvironmentName, opts: { limit?: number } = {}): Promise<HistoryEntry[]> {
   const seqs = await listSeqs(store, project, env);
   const pick = opts.limit !== undefined ? seqs.slice(Math.max(0, seqs.length - opts.limit)) : seqs;
   const out = await Promise.all(pick.map((s) => readEntry(store, project, env, s)));
@@ -172,7 +174,7 @@ export async function readHistory(store: BlobStore, project: string, env: string
  * Scans an environment's history newest-first and returns the first entry matching `pred`
  * (stops early: GETs only as many entries as needed).
  */
-export async function findEntry(store: BlobStore, project: string, env: string, pred: (e: HistoryEntry) => boolean): Promise<HistoryEntry | undefined> {
+export async function findEntry(store: BlobStore, project: ProjectName, env: EnvironmentName, pred: (e: HistoryEntry) => boolean): Promise<HistoryEntry | undefined> {
   const seqs = await listSeqs(store, project, env);
   for (let i = seqs.length - 1; i >= 0; i--) {
     const e = await readEntry(store, project, env, seqs[i]!);
@@ -182,8 +184,8 @@ export async function findEntry(store: BlobStore, project: string, env: string, 
 }
 
 /** Environments that have a ledger for a project (from `releases/<project>/<env>/…` keys), sorted. */
-export async function listEnvironments(store: BlobStore, project: string): Promise<string[]> {
-  const envs = new Set<string>();
+export async function listEnvironments(store: BlobStore, project: ProjectName): Promise<EnvironmentName[]> {
+  const envs = new Set<EnvironmentName>();
   for await (const o of store.list(projectReleasesPrefix(project))) {
     const k = parseReleaseKey(o.key);
     if (k) envs.add(k.env);
@@ -192,8 +194,8 @@ export async function listEnvironments(store: BlobStore, project: string): Promi
 }
 
 /** Projects that have any ledger in the store (from `releases/<project>/…` keys), sorted. */
-export async function listLedgerProjects(store: BlobStore): Promise<string[]> {
-  const projects = new Set<string>();
+export async function listLedgerProjects(store: BlobStore): Promise<ProjectName[]> {
+  const projects = new Set<ProjectName>();
   for await (const o of store.list(RELEASES_ROOT)) {
     const k = parseReleaseKey(o.key);
     if (k) projects.add(k.project);

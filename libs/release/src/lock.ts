@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { lockKey, type BlobStore } from '@buildonce/store';
 import { LedgerError, LockTimeoutError } from './errors';
+import { versionSchema, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
 
 /**
  * Per project+environment promotion lock: `releases/<project>/<env>/lock.json`, a lease held by
@@ -19,7 +20,7 @@ export const leaseSchema = z
     runId: z.string().nullable(),
     /** what the holder is doing, e.g. `promote 123` / `rollback 99` */
     purpose: z.string(),
-    version: z.string().nullable(),
+    version: versionSchema.nullable(),
     acquiredAt: z.string(),
     /** ISO 8601; a held lease past this instant may be taken over */
     expiresAt: z.string(),
@@ -30,12 +31,12 @@ export type Lease = z.infer<typeof leaseSchema>;
 
 export interface LockOptions {
   store: BlobStore;
-  project: string;
-  env: string;
+  project: ProjectName;
+  env: EnvironmentName;
   actor: string;
   runId: string | null;
   purpose: string;
-  version: string | null;
+  version: Version | null;
   /** lease length, ms (renewed every ttl/3 while held). Default 60 000 */
   ttlMs?: number;
   /** give up waiting after this long, ms. Default 900 000 */
@@ -73,7 +74,7 @@ function parseLease(bytes: Buffer, uri: string): Lease {
  * Reads the lease of a project+environment; undefined when there is none.
  * @throws LedgerError for a corrupt lock object, StoreAccessError
  */
-export async function readLease(store: BlobStore, project: string, env: string): Promise<Lease | undefined> {
+export async function readLease(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<Lease | undefined> {
   const key = lockKey(project, env);
   const got = await store.getBytes(key);
   return got ? parseLease(got.bytes, store.uriOf(key)) : undefined;

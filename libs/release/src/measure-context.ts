@@ -2,12 +2,13 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { ConfigError } from '@buildonce/errors';
 import { projectKey } from '@buildonce/store';
 import type { Verdict } from './analysis';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** Facts a measured check reads about the deploy it verifies. */
 export interface MeasureContext {
-  project: string;
-  environment: string;
-  version: string;
+  project: ProjectName;
+  environment: EnvironmentName;
+  version: Version;
   /** Lambda target only: the function, alias, the new version number and the version serving the rest of the canary's traffic */
   lambda?: { functionName: string; alias: string; executedVersion: string; baselineVersion?: string };
   /** CloudWatch client (libs/aws `awsClients().cloudwatch()`) */
@@ -28,7 +29,7 @@ export interface Reading {
 }
 
 /** Template variables of measured checks (alarm names, metric dimension values). */
-export type TemplateVars = { project: string; env: string; version: string; functionName?: string; alias?: string; executedVersion?: string };
+export type TemplateVars = { project: ProjectName; env: EnvironmentName; version: Version; functionName?: string; alias?: string; executedVersion?: string };
 
 /**
  * Expands `{project}` (the project key, as in function names), `{env}`, `{version}` and, on the Lambda

@@ -7,6 +7,7 @@ import { isMeasured, measurementSettings, type MeasuredCheck } from './measure-c
 import { awsErrorLine, type MeasureContext } from './measure-context';
 import { measureMetric } from './metric-check';
 import { measuredLabel } from './stepped';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** What a dry run's measurement of one check would decide. */
 export interface DryRunReading {
@@ -23,9 +24,9 @@ export interface DryRunReading {
  */
 export async function dryRunMeasuredChecks(o: {
   checks: VerifyCheck[];
-  project: string;
-  environment: string;
-  version: string;
+  project: ProjectName;
+  environment: EnvironmentName;
+  version: Version;
   targetKind: DeployTargetKind;
   functionName?: string;
   alias?: string;

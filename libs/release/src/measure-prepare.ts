@@ -1,3 +1,4 @@
+import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 import type { DeployTargetKind } from '@buildonce/deploy';
 import { alarmTargets } from './alarm-check';
 import type { MeasuredCheck } from './measure-config';
@@ -21,7 +22,8 @@ export function prepareMeasuredCheck(c: MeasuredCheck, o: { targetKind: DeployTa
     o.log(`verify: ${o.describe} skipped: the ${c.metric} built-in reads Lambda metrics and the target is ${o.targetKind}`);
     return false;
   }
-  const facts = { project: 'p', environment: 'e', version: '1' };
+  // placeholder facts: only the shape of the request is checked here, never a real name
+  const facts = { project: parseProjectName('p'), environment: parseEnvironmentName('e'), version: parseVersion('1') };
   if (c.kind === 'alarm') alarmTargets(c, facts);
   else metricRequest(c, { ...facts, ...(o.targetKind === 'lambda' ? { lambda: { functionName: 'f', alias: 'a', executedVersion: '2', baselineVersion: '1' } } : {}) });
   return true;

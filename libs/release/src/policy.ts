@@ -1,5 +1,6 @@
 import type { ResolvedEnvironment } from './config';
 import type { HistoryEntry } from './ledger';
+import type { Version } from '@buildonce/values';
 
 /** Result of the promotion policy: allowed, or refused with a one-line reason. */
 export type PolicyDecision = { ok: true } | { ok: false; reason: string };
@@ -20,7 +21,7 @@ export function isVerifiedSuccess(e: HistoryEntry): boolean {
  * @param upstream newest succeeded entry of this version per required environment (undefined: never succeeded there)
  * @param now current time
  */
-export function checkPolicy(env: ResolvedEnvironment, version: string, upstream: Record<string, HistoryEntry | undefined>, now: Date): PolicyDecision {
+export function checkPolicy(env: ResolvedEnvironment, version: Version, upstream: Record<string, HistoryEntry | undefined>, now: Date): PolicyDecision {
   for (const req of env.requires) {
     const e = upstream[req];
     if (!e || !isVerifiedSuccess(e) || e.version !== version) {

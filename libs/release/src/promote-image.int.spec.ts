@@ -13,6 +13,7 @@ import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '
 import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 import { readCurrent, readHistory } from './ledger';
 import { createLambdaRole } from './testkit';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 let moto: MotoServer;
 let registry: RegistryServer;
@@ -53,8 +54,8 @@ afterAll(async () => {
 async function publishVersion(version: string, body: string): Promise<{ dir: string; uri: string }> {
   const dir = join(ws, 'dist', version);
   await buildImage({
-    project,
-    version,
+    project: project as ProjectName,
+    version: version as Version,
     runtime: 'provided.al2023',
     baseImage: base.reference,
     platform: 'linux/amd64',
@@ -63,13 +64,13 @@ async function publishVersion(version: string, body: string): Promise<{ dir: str
     outDir: dir,
     baseClient: new RegistryClient({ registry: registry.host, scheme: 'http' }),
   });
-  const r = await runPublishCommand({ project, workspaceRoot: ws, outputDir: dir, store: storeUrl, processEnv: penv, log: () => undefined });
+  const r = await runPublishCommand({ project: project as ProjectName, workspaceRoot: ws, outputDir: dir, store: storeUrl, processEnv: penv, log: () => undefined });
   return { dir, uri: r.push!.uri };
 }
 
 const lines: string[] = [];
 function cmd(env: string, dir: string, extra: Partial<PromoteCommand> = {}): PromoteCommand {
-  return { project, workspaceRoot: ws, env, outputDir: dir, deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: (l) => lines.push(l), ...extra };
+  return { project: project as ProjectName, workspaceRoot: ws, env: env as EnvironmentName, outputDir: dir, deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: (l) => lines.push(l), ...extra };
 }
 
 async function aliasImage(env: string): Promise<string | undefined> {
@@ -87,11 +88,11 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     expect(v1.uri).toMatch(new RegExp(`^${registry.host}/rust-scorer@sha256:[0-9a-f]{64}$`));
     for (const env of ['dev', 'staging', 'prod']) expect((await runPromoteCommand(cmd(env, v1.dir))).status).toBe('promoted');
     for (const env of ['dev', 'staging', 'prod']) expect(await aliasImage(env)).toBe(v1.uri);
-    const cur = await readCurrent(store, project, 'prod');
+    const cur = await readCurrent(store, project as ProjectName, 'prod' as EnvironmentName);
     expect(cur!.entry.artifact).toMatchObject({ kind: 'oci-image', imageUri: v1.uri });
     expect(cur!.entry.deploy).toMatchObject({ target: 'lambda', imageUri: v1.uri, method: 'code', alias: 'prod' });
     const printed: string[] = [];
-    await runResolveCommand({ project, workspaceRoot: ws, env: 'prod', processEnv: penv, print: (t) => printed.push(t), log: () => undefined });
+    await runResolveCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, processEnv: penv, print: (t) => printed.push(t), log: () => undefined });
     expect(printed).toEqual([v1.uri]);
   });
 
@@ -100,20 +101,20 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     await expect(runPromoteCommand(cmd('prod', v2.dir))).rejects.toThrow(/staging/);
     for (const env of ['dev', 'staging', 'prod']) expect((await runPromoteCommand(cmd(env, v2.dir))).status).toBe('promoted');
     expect(await aliasImage('prod')).toBe(v2.uri);
-    const v1Prod = (await readHistory(store, project, 'prod', {})).find((e) => e.version === '3001')!.deploy!;
-    const v2Prod = (await readCurrent(store, project, 'prod'))!.entry.deploy!;
+    const v1Prod = (await readHistory(store, project as ProjectName, 'prod' as EnvironmentName, {})).find((e) => e.version === '3001')!.deploy!;
+    const v2Prod = (await readCurrent(store, project as ProjectName, 'prod' as EnvironmentName))!.entry.deploy!;
     expect(v2Prod).toMatchObject({ imageUri: v2.uri });
     expect(v2Prod.target === 'lambda' && v1Prod.target === 'lambda' && v2Prod.functionVersion !== v1Prod.functionVersion).toBe(true);
-    const r = await runRollbackCommand({ project, workspaceRoot: ws, env: 'prod', deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: () => undefined });
+    const r = await runRollbackCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: () => undefined });
     expect(r.status).toBe('promoted');
     // the alias is back on the Lambda version published for v1 (moto copies function versions shallowly, so
     // GetFunction of an old version reports $LATEST's ImageUri: the alias' version number is what we check)
     const alias = await lambda.send(new GetAliasCommand({ FunctionName: `${project}-prod`, Name: 'prod' }));
     expect(v1Prod.target === 'lambda' && alias.FunctionVersion).toBe(v1Prod.target === 'lambda' ? v1Prod.functionVersion : '');
-    const cur = await readCurrent(store, project, 'prod');
+    const cur = await readCurrent(store, project as ProjectName, 'prod' as EnvironmentName);
     expect(cur!.entry).toMatchObject({ version: '3001', rollback: true });
     expect(cur!.entry.deploy).toMatchObject({ method: 'alias', imageUri: v1.uri });
-    expect((await runResolveCommand({ project, workspaceRoot: ws, env: 'prod', processEnv: penv, print: () => undefined, log: () => undefined })).artifactUri).toBe(v1.uri);
+    expect((await runResolveCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, processEnv: penv, print: () => undefined, log: () => undefined })).artifactUri).toBe(v1.uri);
   });
 
   it('preflight refuses a function with PackageType Zip and an image deleted from the registry; the ledger does not move', async () => {
@@ -124,19 +125,19 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('x') }], zip);
     await lambda.send(new CreateFunctionCommand({ FunctionName: `${project}-pr-1`, Runtime: 'provided.al2023', Handler: 'bootstrap', Role: role, Architectures: ['x86_64'], Code: { ZipFile: readFileSync(zip) } }));
     await expect(runPromoteCommand(cmd('pr-1', v1.dir))).rejects.toThrow(/has PackageType Zip but rust-scorer-image@3001 is a oci-image/);
-    expect(await readHistory(store, project, 'pr-1', {})).toEqual([]);
+    expect(await readHistory(store, project as ProjectName, 'pr-1' as EnvironmentName, {})).toEqual([]);
 
     await lambda.send(new CreateFunctionCommand({ FunctionName: `${project}-pr-2`, PackageType: 'Image', Role: role, Architectures: ['x86_64'], Code: { ImageUri: `${registry.host}/placeholder:latest` } }));
     const v3 = await publishVersion('3003', 'v3');
     const digest = v3.uri.split('@')[1]!;
     expect(await new RegistryClient({ registry: registry.host, scheme: 'http' }).deleteManifest('rust-scorer', digest)).toBe(true);
     await expect(runPromoteCommand(cmd('pr-2', v3.dir))).rejects.toThrow(/is not in its registry/);
-    expect(await readHistory(store, project, 'pr-2', {})).toEqual([]);
+    expect(await readHistory(store, project as ProjectName, 'pr-2' as EnvironmentName, {})).toEqual([]);
   });
 
   it('a stored record whose uri names another digest in the registry (or whose digest was swapped too) is refused: nothing deploys it', async () => {
     const v4 = await publishVersion('3004', 'v4');
-    const key = storedManifestKey(project, '3004');
+    const key = storedManifestKey(project as ProjectName, '3004' as Version);
     const original = (await store.getBytes(key))!;
     const otherDigest = v1.uri.split('@')[1]!; // present in the registry: verify/promote must still refuse it
     const tamperings: ((m: StoredManifest) => void)[] = [
@@ -152,9 +153,9 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
       t(m);
       const now = (await store.getBytes(key))!;
       expect((await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(m)), now.etag)).status).toBe('written');
-      const before = (await readHistory(store, project, 'dev', {})).length;
+      const before = (await readHistory(store, project as ProjectName, 'dev' as EnvironmentName, {})).length;
       await expect(runPromoteCommand(cmd('dev', v4.dir))).rejects.toThrow(/invalid stored manifest .*manifest\.json: (registry\.uri|manifest\.image\.digest)/);
-      expect((await readHistory(store, project, 'dev', {})).length).toBe(before);
+      expect((await readHistory(store, project as ProjectName, 'dev' as EnvironmentName, {})).length).toBe(before);
       expect(await aliasImage('dev')).toBe(aliasBefore);
     }
     const now = (await store.getBytes(key))!;

@@ -10,6 +10,7 @@ import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from './testkit';
 import { VerificationFailedError } from './verify';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -34,9 +35,9 @@ function setup(checks: VerifyCheck[]) {
   const target = new FakeTarget();
   const lines: string[] = [];
   const req = (version: string, env: string): PromoteRequest => {
-    const environment = resolveEnvironment(config, env);
+    const environment = resolveEnvironment(config, env as EnvironmentName);
     const c = environment.kind === 'chain' ? environment.verify : undefined;
-    return { store, project: 'svc', version, environment, target, meta, log: (l) => lines.push(l), ...(c ? { verify: { checks: c, workspaceRoot: process.cwd() } } : {}) };
+    return { store, project: 'svc' as ProjectName, version: version as Version, environment, target, meta, log: (l) => lines.push(l), ...(c ? { verify: { checks: c, workspaceRoot: process.cwd() } } : {}) };
   };
   return { store, target, lines, req };
 }
@@ -51,21 +52,21 @@ async function oneLineError(p: Promise<unknown>): Promise<Error> {
 describe('promoteVersion with verification (file store, real check processes)', () => {
   it('a failed check records the failed deploy and an automatic rollback; prod refuses the version', async () => {
     const { store, target, req } = setup([smoke()]);
-    for (const v of ['1', '2']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const env of ['dev', 'staging']) await promoteVersion(req('1', env));
     await promoteVersion(req('2', 'dev'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
     expect(e).toBeInstanceOf(VerificationFailedError);
     expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): command node -e .* failed: .*exited 2: smoke: svc@2 in staging answers 500; rolled back to 1 \(seq 3\)$/);
     expect(target.deployed).toEqual(['1', '1', '2', '2', '1']);
-    const h = await readHistory(store, 'svc', 'staging');
+    const h = await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback, x.verification?.passed])).toEqual([
       [1, '1', 'succeeded', false, true],
       [2, '2', 'failed', false, false],
       [3, '1', 'succeeded', true, undefined],
     ]);
     expect(h[1]).toMatchObject({ error: expect.stringMatching(/smoke: svc@2 in staging answers 500/), verification: { kind: 'command', attempts: 1 }, deploy: { target: 'local' } });
-    expect((await readCurrent(store, 'svc', 'staging'))?.entry.version).toBe('1');
+    expect((await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('1');
     await expect(promoteVersion(req('2', 'prod'))).rejects.toThrow(PolicyError);
     // version 1 was verified in staging: prod takes it
     await expect(promoteVersion(req('1', 'prod'))).resolves.toMatchObject({ status: 'promoted' });
@@ -73,19 +74,19 @@ describe('promoteVersion with verification (file store, real check processes)', 
 
   it('onFailure hold keeps the new version running without moving the pointer', async () => {
     const { store, target, req } = setup([smoke('hold')]);
-    for (const v of ['1', '2']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
     await promoteVersion(req('1', 'staging'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(/onFailure is hold: the new version stays deployed, staging still records 1 as current \(rollback --env=staging or promote 1 restores it\)$/);
     expect(target.deployed).toEqual(['1', '2', '1', '2']);
-    expect((await readHistory(store, 'svc', 'staging')).map((x) => x.status)).toEqual(['succeeded', 'failed']);
-    expect((await readCurrent(store, 'svc', 'staging'))?.entry.version).toBe('1');
+    expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => x.status)).toEqual(['succeeded', 'failed']);
+    expect((await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('1');
   });
 
   it('a restore that fails too is named in the one line (and recorded)', async () => {
     const { store, target, req } = setup([smoke()]);
-    for (const v of ['1', '2']) await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
     await promoteVersion(req('1', 'staging'));
     const deploy = target.deploy.bind(target);
@@ -95,7 +96,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     };
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): .*; 2 is still running in staging: restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; fix that, then run rollback --env=staging \(or promote 1\)$/);
-    expect((await readHistory(store, 'svc', 'staging')).map((x) => [x.version, x.status, x.rollback])).toEqual([
+    expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'failed', false],
       ['1', 'failed', true],
@@ -110,7 +111,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     ];
     for (const [name, recover] of recoveries) {
       const { store, target, req } = setup([smokeOf('3', 'hold')]);
-      for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc', version: v });
+      for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
       for (const v of ['1', '2', '3']) await promoteVersion(req(v, 'dev'));
       for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
       const e = await oneLineError(promoteVersion(req('3', 'staging')));
@@ -126,15 +127,15 @@ describe('promoteVersion with verification (file store, real check processes)', 
   it('a restore that cannot start (the previous version\'s file is gone) is recorded, names what is still running, and promote 2 repairs after the file is back', async () => {
     const { store, target, req } = setup([smokeOf('3')]);
     const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
-    for (const v of ['1', '2', '3']) pub[v] = await publishFake(store, { project: 'svc', version: v });
+    for (const v of ['1', '2', '3']) pub[v] = await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const v of ['1', '2', '3']) await promoteVersion(req(v, 'dev'));
     for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
     const file = pub['2']!.manifest.files[0]!;
-    await store.delete(artifactKey('svc', '2', file.name));
+    await store.delete(artifactKey('svc' as ProjectName, '2' as Version, file.name));
     const e = await oneLineError(promoteVersion(req('3', 'staging')));
     expect(e).toBeInstanceOf(VerificationFailedError);
     expect(e.message).toMatch(/^verification failed for 3 in staging \(seq 3\): .*; 3 is still running in staging: restoring 2 failed too: .*bootstrap\.zip is missing; fix that, then run rollback --env=staging \(or promote 2\)$/);
-    expect((await readHistory(store, 'svc', 'staging')).map((x) => [x.version, x.status, x.rollback])).toEqual([
+    expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'succeeded', false],
       ['3', 'failed', false],
@@ -142,7 +143,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     ]);
     expect(target.deployed.at(-1)).toBe('3');
     await expect(promoteVersion(req('2', 'staging'))).rejects.toThrow(/bootstrap\.zip is missing/);
-    await store.putFileIfAbsent(artifactKey('svc', '2', file.name), join(pub['2']!.dir, file.name), { sha256Hex: file.sha256, size: file.size });
+    await store.putFileIfAbsent(artifactKey('svc' as ProjectName, '2' as Version, file.name), join(pub['2']!.dir, file.name), { sha256Hex: file.sha256, size: file.size });
     await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'promoted' });
     expect(target.deployed.at(-1)).toBe('2');
     await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'already-current' });
@@ -150,11 +151,11 @@ describe('promoteVersion with verification (file store, real check processes)', 
 
   it('a failing first release has nothing to roll back to', async () => {
     const { store, req } = setup([smoke()]);
-    await publishFake(store, { project: 'svc', version: '2' });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
     await promoteVersion(req('2', 'dev'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(/nothing to roll back to \(first release of svc in staging\)$/);
-    expect(await readCurrent(store, 'svc', 'staging')).toBeUndefined();
-    expect((await readHistory(store, 'svc', 'staging')).map((x) => x.status)).toEqual(['failed']);
+    expect(await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).toBeUndefined();
+    expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => x.status)).toEqual(['failed']);
   });
 });

@@ -12,12 +12,13 @@ import type { PromotionMetadata } from './metadata';
 import { checkPolicy, isVerifiedSuccess } from './policy';
 import { checkProvenance } from './provenance';
 import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from './verify';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** Inputs of one promotion (or rollback) of one project to one environment. */
 export interface PromoteRequest {
   store: BlobStore;
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   environment: ResolvedEnvironment;
   target: DeployTarget;
   meta: PromotionMetadata;
@@ -36,7 +37,7 @@ export interface PromoteRequest {
 export type PromoteResult =
   | { status: 'promoted'; entry: HistoryEntry }
   | { status: 'already-current'; entry: HistoryEntry }
-  | { status: 'dry-run'; version: string; previousVersion: string | null; target: string; artifact: VerifiedArtifact };
+  | { status: 'dry-run'; version: Version; previousVersion: Version | null; target: string; artifact: VerifiedArtifact };
 
 function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
   const file = mainFile(a.stored.manifest);
@@ -110,7 +111,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
  * verification that was held, or whose restore failed, leaves another version running under an
  * unchanged pointer: "already current" must not be answered then.
  */
-export async function isLive(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>, version: string, current: Awaited<ReturnType<typeof readCurrent>>): Promise<boolean> {
+export async function isLive(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>, version: Version, current: Awaited<ReturnType<typeof readCurrent>>): Promise<boolean> {
   if (current?.entry.version !== version) return false;
   const live = await findEntry(r.store, r.project, r.environment.name, (e) => !!e.deploy);
   return !live || live.version === version;

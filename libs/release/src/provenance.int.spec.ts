@@ -17,6 +17,7 @@ import { promoteVersion } from './promote';
 import { collectReleases } from './releases';
 import { rollbackEnvironment } from './rollback';
 import { FakeTarget } from './testkit';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-promote-'));
 let moto: MotoServer;
@@ -68,7 +69,7 @@ async function publish(store: BlobStore, version: string, sign?: { signer?: Sign
         (
           await attest(
             {
-              project: 'svc', target: 'build', version, files: manifest.files, ref: 'refs/heads/main',
+              project: 'svc' as ProjectName, target: 'build', version: version as Version, files: manifest.files, ref: 'refs/heads/main',
               resolvedDependencies: [{ uri: 'git+https://github.com/acme/repo@refs/heads/main', digest: { gitCommit: meta.commit } }],
               builderId: WORKFLOW, invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1', startedOn: new Date(), finishedOn: new Date(),
               ...sign.statement,
@@ -82,7 +83,7 @@ async function publish(store: BlobStore, version: string, sign?: { signer?: Sign
 }
 
 async function promote(w: ReturnType<typeof world>, version: string, env: string, log: string[] = []) {
-  return promoteVersion({ store: w.store, project: 'svc', version, environment: resolveEnvironment(w.config, env), target: w.target, meta, log: (l) => log.push(l) });
+  return promoteVersion({ store: w.store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(w.config, env as EnvironmentName), target: w.target, meta, log: (l) => log.push(l) });
 }
 
 /** Expects a one-line refusal naming `rule`, and that the environment is unchanged (no deploy, no history, no pointer). */
@@ -94,8 +95,8 @@ async function expectRefused(w: ReturnType<typeof world>, version: string, env: 
   expect(msg.split('\n')).toHaveLength(1);
   expect(msg).toMatch(new RegExp(`^provenance rule "${rule}" failed for svc@${version} in ${env}: `));
   expect(w.target.deployed).toEqual([]);
-  expect(await readCurrent(w.store, 'svc', env)).toBeUndefined();
-  expect(await readHistory(w.store, 'svc', env)).toEqual([]);
+  expect(await readCurrent(w.store, 'svc' as ProjectName, env as EnvironmentName)).toBeUndefined();
+  expect(await readHistory(w.store, 'svc' as ProjectName, env as EnvironmentName)).toEqual([]);
   return msg;
 }
 
@@ -108,21 +109,21 @@ describe('promotion to an environment that requires provenance', () => {
     expect(r.status).toBe('promoted');
     expect(w.target.deployed).toEqual(['100']);
     expect(log.some((l) => l.startsWith(`provenance verified: signed by file:${signing.publicPath}, builder ${WORKFLOW}, ref refs/heads/main, commit cccccccccccc`))).toBe(true);
-    const entry = (await readCurrent(w.store, 'svc', 'staging'))!.entry;
+    const entry = (await readCurrent(w.store, 'svc' as ProjectName, 'staging' as EnvironmentName))!.entry;
     expect(entry.artifact.provenance).toEqual({
       signed: true, verified: true, rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'],
       key: `file:${signing.publicPath}`, builder: WORKFLOW, ref: 'refs/heads/main', commit: meta.commit,
     });
-    expect((await collectReleases({ store: w.store, project: 'svc', env: 'staging' }))[0]!.provenance).toBe('verified');
+    expect((await collectReleases({ store: w.store, project: 'svc' as ProjectName, env: 'staging' as EnvironmentName }))[0]!.provenance).toBe('verified');
   });
 
   it('accepts a version signed by the KMS key (public key from KMS GetPublicKey)', async () => {
     const w = world();
     await publish(w.store, '101', { signer: kmsSigner(awsClients().kms(), 'alias/buildonce-publish') });
     expect((await promote(w, '101', 'staging')).status).toBe('promoted');
-    const entry = (await readCurrent(w.store, 'svc', 'staging'))!.entry;
+    const entry = (await readCurrent(w.store, 'svc' as ProjectName, 'staging' as EnvironmentName))!.entry;
     expect(entry.artifact.provenance).toMatchObject({ verified: true, key: 'kms:alias/buildonce-publish' });
-    expect(JSON.parse(readFileSync(fileOf(w.store, provenanceKey('svc', '101')), 'utf8')).signatures[0].keyid).toBe(kmsKeyArn);
+    expect(JSON.parse(readFileSync(fileOf(w.store, provenanceKey('svc' as ProjectName, '101' as Version)), 'utf8')).signatures[0].keyid).toBe(kmsKeyArn);
   });
 
   it('refuses an unsigned version', async () => {
@@ -135,21 +136,21 @@ describe('promotion to an environment that requires provenance', () => {
   it('refuses when the envelope is missing from the store', async () => {
     const w = world();
     await publish(w.store, '201', {});
-    await w.store.delete(provenanceKey('svc', '201'));
+    await w.store.delete(provenanceKey('svc' as ProjectName, '201' as Version));
     await expectRefused(w, '201', 'staging', 'present');
   });
 
   it('refuses malformed JSON', async () => {
     const w = world();
     await publish(w.store, '202', {});
-    writeFileSync(fileOf(w.store, provenanceKey('svc', '202')), '{"payloadType": "application/vnd.in-toto+json", "payl');
+    writeFileSync(fileOf(w.store, provenanceKey('svc' as ProjectName, '202' as Version)), '{"payloadType": "application/vnd.in-toto+json", "payl');
     await expectRefused(w, '202', 'staging', 'envelope');
   });
 
   it('refuses a payload edited after signing', async () => {
     const w = world();
     await publish(w.store, '203', { statement: { builderId: 'local:laptop' } });
-    const path = fileOf(w.store, provenanceKey('svc', '203'));
+    const path = fileOf(w.store, provenanceKey('svc' as ProjectName, '203' as Version));
     const env = JSON.parse(readFileSync(path, 'utf8'));
     const edited = envelopePayload(env).toString().replace('local:laptop', WORKFLOW);
     writeFileSync(path, serializeEnvelope({ ...env, payload: Buffer.from(edited).toString('base64') }));
@@ -187,13 +188,13 @@ describe('promotion to an environment that requires provenance', () => {
     // prod requires dev AND provenance: the provenance refusal comes first
     await expectRefused(w, '300', 'prod', 'present');
     expect((await promote(w, '300', 'dev')).status).toBe('promoted');
-    expect((await readCurrent(w.store, 'svc', 'dev'))!.entry.artifact.provenance).toEqual({ signed: false, verified: false, rules: [] });
+    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({ signed: false, verified: false, rules: [] });
     await publish(w.store, '301', {});
     await expect(promote(w, '301', 'prod')).rejects.toBeInstanceOf(PolicyError);
     expect((await promote(w, '301', 'dev')).status).toBe('promoted');
-    expect((await readCurrent(w.store, 'svc', 'dev'))!.entry.artifact.provenance).toEqual({ signed: true, verified: false, rules: [] });
+    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({ signed: true, verified: false, rules: [] });
     expect((await promote(w, '301', 'prod')).status).toBe('promoted');
-    expect((await collectReleases({ store: w.store, project: 'svc' })).map((r) => [r.environment, r.provenance])).toEqual([['dev', 'signed'], ['prod', 'verified']]);
+    expect((await collectReleases({ store: w.store, project: 'svc' as ProjectName })).map((r) => [r.environment, r.provenance])).toEqual([['dev', 'signed'], ['prod', 'verified']]);
   });
 
   it('rollback into an environment that requires provenance checks it too', async () => {
@@ -204,9 +205,9 @@ describe('promotion to an environment that requires provenance', () => {
     expect((await promote(w, '401', 'staging')).status).toBe('promoted');
     // the policy tightens: the unsigned 400 may no longer come back
     const strict = { ...w, config: parseConfig({ environments: [{ name: 'staging', provenance: { keys: [signing.publicPem] } }] }, join(root, 'buildonce.json')) };
-    const err = await rollbackEnvironment({ store: w.store, project: 'svc', environment: resolveEnvironment(strict.config, 'staging'), target: w.target, meta, log: () => undefined }).catch((e: unknown) => e);
+    const err = await rollbackEnvironment({ store: w.store, project: 'svc' as ProjectName, environment: resolveEnvironment(strict.config, 'staging' as EnvironmentName), target: w.target, meta, log: () => undefined }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProvenanceRefusedError);
-    expect((await readCurrent(w.store, 'svc', 'staging'))!.entry.version).toBe('401');
+    expect((await readCurrent(w.store, 'svc' as ProjectName, 'staging' as EnvironmentName))!.entry.version).toBe('401');
     expect(w.target.deployed).toEqual(['400', '401']);
   });
 });

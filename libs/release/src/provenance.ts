@@ -20,11 +20,12 @@ import { provenanceKey, readStoredManifest, verifyArtifact, type ArtifactNamespa
 import { locateArtifact, type VerifiedArtifact } from './artifact';
 import { resolveEnvironment, type BuildonceConfig, type ResolvedEnvironment } from './config';
 import { UntrustedArtifactError } from './errors';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 export interface CheckProvenanceRequest {
   store: BlobStore;
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   environment: ResolvedEnvironment;
   /** the located, verified artifact (its stored files are the subjects to match) */
   artifact: VerifiedArtifact;
@@ -71,13 +72,13 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
 
 /** One environment's verdict on a version's provenance. */
 export type ProvenanceVerdictRow =
-  | { environment: string; status: 'verified' | 'unsigned' | 'not-checked'; record?: ProvenanceRecord }
-  | { environment: string; status: 'refused'; rule: string; reason: string };
+  | { environment: EnvironmentName; status: 'verified' | 'unsigned' | 'not-checked'; record?: ProvenanceRecord }
+  | { environment: EnvironmentName; status: 'refused'; rule: string; reason: string };
 
 /** What `buildonce verify` reports. */
 export interface VersionProvenanceReport {
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   namespace: ArtifactNamespace;
   /** URI of `provenance.intoto.json` */
   uri: string;
@@ -104,9 +105,9 @@ export interface VersionProvenanceReport {
 export async function inspectVersionProvenance(o: {
   store: BlobStore;
   config: BuildonceConfig;
-  project: string;
-  version: string;
-  env?: string;
+  project: ProjectName;
+  version: Version;
+  env?: EnvironmentName;
   kms?: () => KMSClient;
 }): Promise<VersionProvenanceReport> {
   const envs: ResolvedEnvironment[] = o.env

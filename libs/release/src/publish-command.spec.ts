@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { runPublishCommand } from './commands';
+import type { ProjectName } from '@buildonce/values';
 
 const temps: string[] = [];
 const temp = (prefix: string) => {
@@ -38,7 +39,7 @@ describe('runPublishCommand namespaces', () => {
     const lines: string[] = [];
     const gho = join(store, 'gh-output');
     const r = await runPublishCommand({
-      project: 'svc', workspaceRoot: temp('ws-'), outputDir: buildOutput(), store: `file://${store}`,
+      project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: buildOutput(), store: `file://${store}`,
       processEnv: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/pull/51/merge', GITHUB_SHA: 'abc', GITHUB_RUN_ID: '7', GITHUB_OUTPUT: gho },
       log: (l) => lines.push(l),
     });
@@ -53,10 +54,10 @@ describe('runPublishCommand namespaces', () => {
   it('publishes trusted builds under artifacts/ and --preview forces the preview namespace', async () => {
     const store = temp('st-');
     const out = buildOutput();
-    const trusted = await runPublishCommand({ project: 'svc', workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, processEnv: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
+    const trusted = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, processEnv: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
     expect(trusted.namespace).toBe('trusted');
     expect(JSON.parse(readFileSync(join(store, 'artifacts/svc/42/manifest.json'), 'utf8')).publish.trusted).toBe(true);
-    const forced = await runPublishCommand({ project: 'svc', workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, preview: true, processEnv: {}, log: () => undefined });
+    const forced = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, preview: true, processEnv: {}, log: () => undefined });
     expect(forced.namespace).toBe('preview');
     expect(existsSync(join(store, 'preview/artifacts/svc/42/bootstrap.zip'))).toBe(true);
   });

@@ -2,13 +2,14 @@ import Table from 'cli-table3';
 import { run } from '@buildonce/build';
 import type { BlobStore } from '@buildonce/store';
 import { listEnvironments, listLedgerProjects, readCurrent, readHistory, type HistoryEntry } from './ledger';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** One row of the release table. */
 export interface ReleaseRow {
-  project: string;
-  environment: string;
+  project: ProjectName;
+  environment: EnvironmentName;
   seq: number;
-  version: string;
+  version: Version;
   status: HistoryEntry['status'];
   rollback: boolean;
   commit: string | null;
@@ -68,7 +69,7 @@ export function releaseRowOf(e: HistoryEntry): ReleaseRow {
  * within one environment (history keeps newest first).
  */
 export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): ReleaseRow[] {
-  const rank = (env: string) => {
+  const rank = (env: EnvironmentName) => {
     const i = order.indexOf(env);
     return i < 0 ? order.length : i;
   };
@@ -80,7 +81,7 @@ export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): Re
  * 20); without, the current release of every environment that has a ledger, in pipeline order
  * (`order`: the environment chain of buildonce.json; others after it by name).
  */
-export async function collectReleases(o: { store: BlobStore; project: string; env?: string; limit?: number; order?: readonly string[] }): Promise<ReleaseRow[]> {
+export async function collectReleases(o: { store: BlobStore; project: ProjectName; env?: EnvironmentName; limit?: number; order?: readonly string[] }): Promise<ReleaseRow[]> {
   if (o.env) {
     const h = await readHistory(o.store, o.project, o.env, { limit: o.limit ?? 20 });
     return h.reverse().map(releaseRowOf);
@@ -97,8 +98,8 @@ export async function collectReleases(o: { store: BlobStore; project: string; en
  * Rows of every project that has a ledger in the store (workspace-wide `releases`), keyed by project,
  * sorted by project name. Same row semantics as {@link collectReleases}.
  */
-export async function collectWorkspaceReleases(o: { store: BlobStore; env?: string; limit?: number; order?: readonly string[] }): Promise<Map<string, ReleaseRow[]>> {
-  const out = new Map<string, ReleaseRow[]>();
+export async function collectWorkspaceReleases(o: { store: BlobStore; env?: EnvironmentName; limit?: number; order?: readonly string[] }): Promise<Map<ProjectName, ReleaseRow[]>> {
+  const out = new Map<ProjectName, ReleaseRow[]>();
   for (const project of await listLedgerProjects(o.store)) out.set(project, await collectReleases({ ...o, project }));
   return out;
 }
@@ -122,7 +123,7 @@ function cells(r: ReleaseRow): string[] {
 }
 
 /** Plain-text table (cli-table3, no colours) under a `<project>:` line. Empty input gives a one-line notice. */
-export function renderTable(rows: ReleaseRow[], project: string): string {
+export function renderTable(rows: ReleaseRow[], project: ProjectName): string {
   if (!rows.length) return `${project}: no releases recorded yet`;
   const t = new Table({ head: [...RELEASE_COLUMNS], style: { head: [], border: [] } });
   for (const r of rows) t.push(cells(r));
@@ -132,7 +133,7 @@ export function renderTable(rows: ReleaseRow[], project: string): string {
 }
 
 /** GitHub-flavoured Markdown table (for `$GITHUB_STEP_SUMMARY`). */
-export function renderMarkdown(rows: ReleaseRow[], project: string): string {
+export function renderMarkdown(rows: ReleaseRow[], project: ProjectName): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   const lines = [`#### ${project}`, ''];
   if (!rows.length) return [...lines, 'no releases recorded yet', ''].join('\n');
@@ -159,7 +160,7 @@ export function fieldOf(row: ReleaseRow | undefined, field: ReleaseField): strin
  * @param projects restrict to these projects (default: every project with a ledger)
  * @throws Error when git cannot resolve the commits (shallow clone: fetch with depth 0)
  */
-export async function baseCommitForEnv(o: { store: BlobStore; env: string; workspaceRoot: string; projects?: string[] }): Promise<string | undefined> {
+export async function baseCommitForEnv(o: { store: BlobStore; env: EnvironmentName; workspaceRoot: string; projects?: ProjectName[] }): Promise<string | undefined> {
   const projects = o.projects ?? (await listLedgerProjects(o.store));
   const commits = new Set<string>();
   for (const p of projects) {
@@ -187,7 +188,7 @@ export interface ResolvedRelease {
 }
 
 /** Reads `current.json`; undefined when the environment has no release of the project. */
-export async function resolveCurrent(store: BlobStore, project: string, env: string): Promise<ResolvedRelease | undefined> {
+export async function resolveCurrent(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<ResolvedRelease | undefined> {
   const cur = await readCurrent(store, project, env);
   if (!cur) return undefined;
   const dir = cur.entry.artifact.uri.endsWith('/') ? cur.entry.artifact.uri : `${cur.entry.artifact.uri}/`;

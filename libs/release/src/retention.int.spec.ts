@@ -9,6 +9,7 @@ import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/
 import { runRetention } from './retention';
 import { appendEntry } from './ledger';
 import { draft } from './testkit';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -40,7 +41,7 @@ async function publish(store: BlobStore, project: string, version: string, opts:
 
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */
 async function ledger(store: BlobStore, project: string, env: string, versions: string[]) {
-  for (const v of versions) await appendEntry(store, draft(v, { project, environment: env }));
+  for (const v of versions) await appendEntry(store, draft(v as Version, { project: project as ProjectName, environment: env as EnvironmentName }));
 }
 
 const backends: [string, () => BlobStore][] = [
@@ -61,7 +62,7 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     const opts = { store, olderThanDays: 0, keep: 2, inFlightMs: 1000 };
     const dry = await runRetention({ ...opts, dryRun: true });
     expect(dry.deleted.map((v) => v.version).sort()).toEqual(['4']);
-    for (const v of versions) expect(await readStoredManifest(store, 'svc', v)).toBeDefined();
+    for (const v of versions) expect(await readStoredManifest(store, 'svc' as ProjectName, v as Version)).toBeDefined();
 
     const reasons = Object.fromEntries(dry.kept.map((k) => [k.version, k.reason]));
     expect(reasons).toMatchObject({ '6': 'current', '3': 'current', '2': 'rollback-window', '5': 'rollback-window', '1': 'rollback-window', '7': 'newest', '8': 'newest' });
@@ -71,18 +72,18 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     expect(real.deleted.map((v) => v.version)).toEqual(['4']);
     expect(real.bytesFreed).toBe(dry.bytesFreed);
     expect(real.bytesFreed).toBeGreaterThan(1000);
-    expect(await readStoredManifest(store, 'svc', '4')).toBeUndefined();
+    expect(await readStoredManifest(store, 'svc' as ProjectName, '4' as Version)).toBeUndefined();
     const left: string[] = [];
     for await (const o of store.list('artifacts/svc/4/')) left.push(o.key);
     expect(left).toEqual([]);
-    for (const v of ['1', '2', '3', '5', '6', '7', '8', '9']) await expect(verifyArtifact(store, 'svc', v)).resolves.toBeTruthy();
+    for (const v of ['1', '2', '3', '5', '6', '7', '8', '9']) await expect(verifyArtifact(store, 'svc' as ProjectName, v as Version)).resolves.toBeTruthy();
   });
 
   it("deletes a version's provenance with it, manifest first", async () => {
     const store = make();
     await publish(store, 'svc', '1', { provenance: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":[]}\n') });
     await publish(store, 'svc', '2', { provenance: Buffer.from('{}') });
-    expect(await store.head(provenanceKey('svc', '1'))).toBeDefined();
+    expect(await store.head(provenanceKey('svc' as ProjectName, '1' as Version))).toBeDefined();
     await sleep(1200);
     const deletes: string[] = [];
     const watched = new Proxy(store, {
@@ -95,9 +96,9 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     const r = await runRetention({ store: watched, olderThanDays: 0, keep: 1, inFlightMs: 1000 });
     expect(r.deleted.map((v) => v.version)).toEqual(['1']);
     expect(deletes[0]).toBe('artifacts/svc/1/manifest.json');
-    expect(deletes.slice(1).sort()).toEqual(['artifacts/svc/1/bootstrap.zip', provenanceKey('svc', '1')]);
-    expect(await store.head(provenanceKey('svc', '1'))).toBeUndefined();
-    expect(await store.head(provenanceKey('svc', '2'))).toBeDefined();
+    expect(deletes.slice(1).sort()).toEqual(['artifacts/svc/1/bootstrap.zip', provenanceKey('svc' as ProjectName, '1' as Version)]);
+    expect(await store.head(provenanceKey('svc' as ProjectName, '1' as Version))).toBeUndefined();
+    expect(await store.head(provenanceKey('svc' as ProjectName, '2' as Version))).toBeDefined();
   });
 
   it('keeps young versions and, with --pr, sweeps only that pull request\'s preview versions', async () => {
@@ -113,8 +114,8 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     const swept = await runRetention({ store, pr: 51, inFlightMs: 1000 });
     expect(swept.deleted.map((v) => `${v.namespace}/${v.version}`)).toEqual(['preview/10']);
     expect(swept.kept.find((k) => k.version === '11')?.reason).toBe('current');
-    expect(await readStoredManifest(store, 'api', '12', 'preview')).toBeDefined();
-    expect(await readStoredManifest(store, 'api', '13')).toBeDefined();
+    expect(await readStoredManifest(store, 'api' as ProjectName, '12' as Version, 'preview')).toBeDefined();
+    expect(await readStoredManifest(store, 'api' as ProjectName, '13' as Version)).toBeDefined();
   });
 });
 

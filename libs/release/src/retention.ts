@@ -4,6 +4,7 @@ import { RELEASES_ROOT, artifactsRoot, formatBytes, isPublishLease, parseArtifac
 import { LedgerError } from './errors';
 import { parseEntry } from './ledger';
 import { rollbackReach } from './rollback';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** Rollback depth retention protects: every version `rollback` repeated this many times reaches stays (see rollbackReach). */
 export const ROLLBACK_WINDOW = 5;
@@ -33,8 +34,8 @@ export interface RetentionOptions {
 export type KeepReason = 'current' | 'rollback-window' | 'in-flight' | 'newest' | 'young' | 'other-pr';
 
 export interface VersionInfo {
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   namespace: ArtifactNamespace;
   /** publish time: the manifest's LastModified (create-only object), else the newest file's */
   publishedAt: Date;
@@ -97,8 +98,8 @@ export async function listVersions(store: BlobStore): Promise<VersionInfo[]> {
  */
 export async function protectedVersions(store: BlobStore): Promise<Map<string, KeepReason>> {
   const protectedSet = new Map<string, KeepReason>();
-  const currents: { key: string; project: string }[] = [];
-  const histories = new Map<string, { project: string; entries: { seq: number; key: string }[] }>();
+  const currents: { key: string; project: ProjectName }[] = [];
+  const histories = new Map<string, { project: ProjectName; entries: { seq: number; key: string }[] }>();
   for await (const o of store.list(RELEASES_ROOT)) {
     const k = parseReleaseKey(o.key);
     if (k?.kind === 'current') currents.push({ key: o.key, project: k.project });

@@ -4,6 +4,7 @@ import { RollbackError } from './errors';
 import { readCurrent, readHistory, type HistoryEntry } from './ledger';
 import { deployAndRecord, isLive, promotionInFlight, withLock, type PromoteRequest, type PromoteResult } from './promote';
 import { checkProvenance } from './provenance';
+import type { EnvironmentName } from '@buildonce/values';
 
 /**
  * The rollback stack of an environment (pure): succeeded entries replayed oldest first, a promotion
@@ -62,7 +63,7 @@ export function rollbackReach(history: HistoryEntry[], depth: number): string[] 
  * @returns the entry to restore (its deploy result lets targets re-activate it cheaply)
  * @throws RollbackError (empty history, nothing earlier, `to` never succeeded there)
  */
-export function planRollback(history: HistoryEntry[], env: string, to?: string): HistoryEntry {
+export function planRollback(history: HistoryEntry[], env: EnvironmentName, to?: string): HistoryEntry {
   const ok = history.filter((e) => e.status === 'succeeded').sort((a, b) => a.seq - b.seq);
   if (!ok.length) throw new RollbackError(`${env} has no successful release to roll back from`);
   const newestOf = (v: string) => [...ok].reverse().find((e) => e.version === v)!;

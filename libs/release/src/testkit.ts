@@ -6,6 +6,7 @@ import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type B
 import { DeployError, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
 import type { EntryDraft } from './ledger';
 import { tempDir } from '@buildonce/testing';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 /**
  * Test helper (not exported from the package index): publishes a small fake artifact directly with
@@ -15,8 +16,8 @@ import { tempDir } from '@buildonce/testing';
 export async function publishFake(
   store: BlobStore,
   o: {
-    project: string;
-    version: string;
+    project: ProjectName;
+    version: Version;
     kind?: Manifest['kind'];
     namespace?: ArtifactNamespace;
     trusted?: boolean;
@@ -103,10 +104,10 @@ export async function createLambdaRole(endpoint: string, roleName = 'buildonce-t
 }
 
 /** A history entry draft for ledger tests (project `svc`, env `prod` unless overridden). */
-export function draft(version: string, o: Partial<EntryDraft> = {}): EntryDraft {
+export function draft(version: Version, o: Partial<EntryDraft> = {}): EntryDraft {
   return {
-    project: 'svc',
-    environment: 'prod',
+    project: 'svc' as ProjectName,
+    environment: 'prod' as EnvironmentName,
     version,
     status: 'succeeded',
     rollback: false,

@@ -11,6 +11,7 @@ import { PolicyError } from './errors';
 import { readCurrent, readHistory } from './ledger';
 import { createLambdaRole, publishFake } from './testkit';
 import { VerificationFailedError } from './verify';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * Lambda verification end to end: moto for the Lambda control plane (functions, versions, aliases with
@@ -39,7 +40,7 @@ const packages = new Map<string, string>();
 const lines: string[] = [];
 
 async function publish(version: string, bootstrap: string): Promise<string> {
-  const { dir, manifest } = await publishFake(store, { project: PROJECT, version, bootstrap });
+  const { dir, manifest } = await publishFake(store, { project: PROJECT as ProjectName, version: version as Version, bootstrap });
   const zip = join(dir, manifest.files[0]!.name);
   packages.set(sha256HexToBase64((await sha256File(zip)).hex), zip);
   return dir;
@@ -47,9 +48,9 @@ async function publish(version: string, bootstrap: string): Promise<string> {
 
 function cmd(env: string, dir: string): PromoteCommand {
   return {
-    project: PROJECT,
+    project: PROJECT as ProjectName,
     workspaceRoot,
-    env,
+    env: env as EnvironmentName,
     outputDir: dir,
     deploy: { target: 'lambda' },
     // no injected client: the command builds its own from libs/aws, whose Lambda endpoint is the Invoke server
@@ -136,7 +137,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(calls).toHaveLength(2); // attempts: 2
     expect(calls.every((c) => c.functionError === 'Unhandled')).toBe(true);
     expect(await alias('staging')).toEqual({ version: v1Lambda, weights: {} });
-    const h = await readHistory(store, PROJECT, 'staging');
+    const h = await readHistory(store, PROJECT as ProjectName, 'staging' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback])).toEqual([
       [1, '3001', 'succeeded', false],
       [2, '3002', 'failed', false],
@@ -144,7 +145,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     ]);
     expect(h[1]!.verification).toMatchObject({ kind: 'lambda', passed: false, attempts: 2 });
     expect(h[2]!.deploy).toMatchObject({ method: 'alias', functionVersion: v1Lambda });
-    expect((await readCurrent(store, PROJECT, 'staging'))?.entry.version).toBe('3001');
+    expect((await readCurrent(store, PROJECT as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('3001');
     const refused = await oneLine(runPromoteCommand(cmd('prod', v2)));
     expect(refused).toBeInstanceOf(PolicyError);
     expect(refused.message).toMatch(/^version 3002 has not succeeded in staging, which prod requires/);
@@ -188,7 +189,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     const a = await publish('3201', good);
     const b = await publish('3202', good);
     for (const d of [a, b]) await runPromoteCommand(cmd('dev', d));
-    const before = (await readHistory(store, PROJECT, 'canary')).length;
+    const before = (await readHistory(store, PROJECT as ProjectName, 'canary' as EnvironmentName)).length;
     const start = lines.length;
     const first = runPromoteCommand(cmd('canary', a));
     // start the second once the first holds the lock and runs its canary
@@ -199,7 +200,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(ra).toMatchObject({ status: 'promoted', entry: { version: '3201' } });
     expect(rb).toMatchObject({ status: 'promoted', entry: { version: '3202', previousVersion: '3201' } });
     expect(lines.slice(mark).some((l) => /waiting for canary lock held by ci-bot/.test(l))).toBe(true);
-    const h = await readHistory(store, PROJECT, 'canary');
+    const h = await readHistory(store, PROJECT as ProjectName, 'canary' as EnvironmentName);
     expect(h.map((x) => x.seq)).toEqual(h.map((_, i) => i + 1));
     expect(h.slice(before).map((x) => [x.version, x.status])).toEqual([
       ['3201', 'succeeded'],

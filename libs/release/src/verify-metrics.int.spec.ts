@@ -13,6 +13,7 @@ import { readCurrent, readHistory } from './ledger';
 import { collectReleases, renderTable } from './releases';
 import { createLambdaRole, publishFake } from './testkit';
 import { VerificationFailedError } from './verify';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * Alarm and metric verification end to end against moto_server: Lambda control plane (versions,
@@ -76,12 +77,12 @@ function log(l: string) {
 }
 
 async function version(v: string): Promise<string> {
-  if (!dirs.has(v)) dirs.set(v, (await publishFake(store, { project: PROJECT, version: v })).dir);
+  if (!dirs.has(v)) dirs.set(v, (await publishFake(store, { project: PROJECT as ProjectName, version: v as Version })).dir);
   return dirs.get(v)!;
 }
 
 function cmd(env: string, dir: string, extraEnv: Record<string, string> = {}): PromoteCommand {
-  return { project: PROJECT, workspaceRoot, env, outputDir: dir, deploy: { target: 'lambda' }, processEnv: { ...process.env, ...moto.env, BUILDONCE_STORE: '', ...extraEnv }, meta, log };
+  return { project: PROJECT as ProjectName, workspaceRoot, env: env as EnvironmentName, outputDir: dir, deploy: { target: 'lambda' }, processEnv: { ...process.env, ...moto.env, BUILDONCE_STORE: '', ...extraEnv }, meta, log };
 }
 
 async function promote(env: string, v: string, extraEnv?: Record<string, string>) {
@@ -178,7 +179,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const canaryVersion = Object.keys(seen.find((s) => Object.keys(s.weights).length)?.weights ?? {})[0]!;
     expect(seen).toContainEqual({ version: stable.version, weights: { [canaryVersion]: 0.1 } });
     expect(seen).toContainEqual({ version: stable.version, weights: { [canaryVersion]: 0.5 } });
-    const h = await readHistory(store, PROJECT, 'alarmed');
+    const h = await readHistory(store, PROJECT as ProjectName, 'alarmed' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback])).toEqual([
       [1, '1', 'succeeded', false],
       [2, '2', 'failed', false],
@@ -188,8 +189,8 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(a).toMatchObject({ result: 'failed', action: 'rollback', step: 2, steps: 2, summary: 'alarm svc-alarmed-errors in ALARM at step 2' });
     expect(a.measurements.filter((m) => m.step === 1).every((m) => m.verdict === 'passed')).toBe(true);
     expect(a.measurements.at(-1)).toMatchObject({ step: 2, verdict: 'failed', calls: 1, check: 'alarm svc-alarmed-errors' });
-    const rows = await collectReleases({ store, project: PROJECT, env: 'alarmed' });
-    expect(renderTable(rows, PROJECT)).toContain('FAILED alarm svc-alarmed-errors in ALARM at step 2');
+    const rows = await collectReleases({ store, project: PROJECT as ProjectName, env: 'alarmed' as EnvironmentName });
+    expect(renderTable(rows, PROJECT as ProjectName)).toContain('FAILED alarm svc-alarmed-errors in ALARM at step 2');
     expect(JSON.parse(JSON.stringify(rows)).find((r: { seq: number }) => r.seq === 2).verification.analysis.measurements.length).toBe(a.measurements.length);
   }, 120_000);
 
@@ -200,7 +201,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     hooks.push({ re: /canary: step 2\/2: 50% on version (\d+)/, fn: (m) => seed('svc-rated', 'rated', (newVersion = m[1]!), { invocations: 100, errors: 10 }) });
     const e = await failure(promote('rated', '2'));
     expect(e.message).toMatch(/^verification failed for 2 in rated \(seq 2\): metric errorRate 0\.05 > 0\.01 at step 2; rolled back to 1 \(seq 3\)$/);
-    const h = await readHistory(store, PROJECT, 'rated');
+    const h = await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName);
     const a = h[1]!.verification!.analysis!;
     expect(a.measurements.filter((m) => m.step === 1).map((m) => [m.value, m.samples, m.verdict])).toEqual([
       [0, 100, 'passed'],
@@ -211,7 +212,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(a.checks).toEqual([{ check: 'metric errorRate', kind: 'metric', result: 'failed', measurements: a.measurements.length, failed: 1, inconclusive: 0, calls: a.measurements.length }]);
     expect(newVersion).not.toBe('');
     expect((await alias('rated')).weights).toEqual({});
-    expect((await readCurrent(store, PROJECT, 'rated'))?.entry.version).toBe('1');
+    expect((await readCurrent(store, PROJECT as ProjectName, 'rated' as EnvironmentName))?.entry.version).toBe('1');
   }, 120_000);
 
   it('baseline comparison: the same error rate as the previous version passes, a higher one fails', async () => {
@@ -233,7 +234,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
 
   it('--dry-run measures the configured checks once against current data and changes nothing', async () => {
     traffic.set('svc-rated', { invocations: 100, errors: 0 });
-    const before = await readHistory(store, PROJECT, 'rated');
+    const before = await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName);
     const current = (await alias('rated')).version!;
     await seed('svc-rated', 'rated', current, { invocations: 300, errors: 9 });
     const start = lines.length;
@@ -241,7 +242,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(r.status).toBe('dry-run');
     // 9 errors in 300 on top of the clean traffic seeded earlier in the window: above 1 %
     expect(lines.slice(start).join('\n')).toMatch(new RegExp(`\\[svc\\] dry run: metric errorRate of version ${current} \\(what the alias runs now\\): 0\\.0[1-3]\\d* > 0\\.01 → would fail`));
-    expect(await readHistory(store, PROJECT, 'rated')).toEqual(before);
+    expect(await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName)).toEqual(before);
     const a = lines.length;
     await runPromoteCommand({ ...cmd('alarmed', await version('3')), dryRun: true });
     expect(lines.slice(a)).toContainEqual('[svc] dry run: alarm svc-alarmed-errors: 1 alarm(s) OK → would pass');
@@ -253,7 +254,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     traffic.set('svc-sparse', { invocations: 5, errors: 0 });
     const e = await failure(promote('sparse', '2'));
     expect(e.message).toMatch(/: metric errorRate inconclusive: too few samples: 5 < 100 \(6 of 6 measurement\(s\) inconclusive, inconclusiveLimit 0\); onInconclusive rollback; rolled back to 1 \(seq 3\)$/);
-    const h = await readHistory(store, PROJECT, 'sparse');
+    const h = await readHistory(store, PROJECT as ProjectName, 'sparse' as EnvironmentName);
     expect(h[1]!.verification!.analysis).toMatchObject({ result: 'inconclusive', action: 'rollback' });
     expect(h.map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
@@ -287,7 +288,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const throttled = await failure(promote('guarded', '3', viaProxy));
     expect(proxy.stats.faults.throttle - before).toBe(2); // the SDK retried once (AWS_MAX_ATTEMPTS=2), then gave up
     expect(throttled.message).toMatch(/: alarm unreadable: DescribeAlarms: Throttling.*\(HTTP 400\).*; rolled back to 1 \(seq 5\)$/);
-    expect((await readCurrent(store, PROJECT, 'guarded'))?.entry.version).toBe('1');
+    expect((await readCurrent(store, PROJECT as ProjectName, 'guarded' as EnvironmentName))?.entry.version).toBe('1');
   }, 120_000);
 
   it('SIGTERM during a step restores the alias and records the interruption', async () => {
@@ -313,7 +314,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(code, out + err).toBe(1);
     expect(err).toMatch(/^verification failed for 2 in term \(seq 2\): canary interrupted by SIGTERM at step 2; rolled back to 1 \(seq 3\)$/m);
     expect(await alias('term')).toEqual({ version: stable.version, weights: {} });
-    const h = await readHistory(store, PROJECT, 'term');
+    const h = await readHistory(store, PROJECT as ProjectName, 'term' as EnvironmentName);
     expect(h.map((x) => [x.version, x.status, x.rollback, x.error ?? ''])).toEqual([
       ['1', 'succeeded', false, ''],
       ['2', 'failed', false, 'canary interrupted by SIGTERM at step 2'],

@@ -10,13 +10,14 @@ import { parseConfig, type VerifyCheck } from './config';
 import { checksFor, jsonSubset, prepareChecks, runCheck, runChecks, verifyDeploy, type CheckContext } from './verify';
 import { checkPolicy, isVerifiedSuccess } from './policy';
 import { draft } from './testkit';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
 const local: DeployResult = { target: 'local', root: '/r', path: '/r/releases/7', status: 'deployed' };
 const lines: string[] = [];
 function ctx(o: Partial<CheckContext> = {}): CheckContext {
-  return { project: 'svc', environment: 'staging', version: '7', deploy: local, workspaceRoot: process.cwd(), log: (l) => lines.push(l), sleep: async () => {}, ...o };
+  return { project: 'svc' as ProjectName, environment: 'staging' as EnvironmentName, version: '7' as Version, deploy: local, workspaceRoot: process.cwd(), log: (l) => lines.push(l), sleep: async () => {}, ...o };
 }
 
 describe('jsonSubset', () => {
@@ -60,9 +61,9 @@ describe('verify config', () => {
   });
   it('applies checks by project', () => {
     const checks: VerifyCheck[] = [{ kind: 'command', command: ['a'], projects: ['api'] }, { kind: 'command', command: ['b'] }];
-    expect(checksFor(checks, 'api').map((c) => c.kind === 'command' && c.command[0])).toEqual(['a', 'b']);
-    expect(checksFor(checks, 'scorer').map((c) => c.kind === 'command' && c.command[0])).toEqual(['b']);
-    expect(checksFor(undefined, 'x')).toEqual([]);
+    expect(checksFor(checks, 'api' as ProjectName).map((c) => c.kind === 'command' && c.command[0])).toEqual(['a', 'b']);
+    expect(checksFor(checks, 'scorer' as ProjectName).map((c) => c.kind === 'command' && c.command[0])).toEqual(['b']);
+    expect(checksFor(undefined, 'x' as ProjectName)).toEqual([]);
   });
 });
 
@@ -105,7 +106,7 @@ describe('http check (real HTTP server)', () => {
   });
   it('checks the reported version', async () => {
     expect(await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true }, ctx())).toMatchObject({ passed: true, attempts: 1, detail: expect.stringContaining('version 7') });
-    const r = await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.3 }, ctx({ version: '8', sleep: undefined }));
+    const r = await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.3 }, ctx({ version: '8' as Version, sleep: undefined }));
     expect(r.passed).toBe(false);
     expect(r.detail).toMatch(/→ 200 but version is "7", expected 8 \(gave up after \d+ attempt\(s\)/);
   });
@@ -148,9 +149,9 @@ describe('verifyDeploy with a canary', () => {
     const r = await verifyDeploy({
       setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd(), sleep: async (ms) => void slept.push(ms) },
       started,
-      project: 'svc',
-      environment: 'staging',
-      version: '7',
+      project: 'svc' as ProjectName,
+      environment: 'staging' as EnvironmentName,
+      version: '7' as Version,
       canaryMinutes: 2,
       completeCanary: async (s) => {
         completed++;
@@ -171,9 +172,9 @@ describe('verifyDeploy with a canary', () => {
     const r = await verifyDeploy({
       setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd() },
       started,
-      project: 'svc',
-      environment: 'staging',
-      version: '7',
+      project: 'svc' as ProjectName,
+      environment: 'staging' as EnvironmentName,
+      version: '7' as Version,
       canaryMinutes: 0.05,
       completeCanary: async (s) => (completed++, s),
       // the window starts right after this line: interrupt it (the handler is installed synchronously after)
@@ -187,9 +188,9 @@ describe('verifyDeploy with a canary', () => {
     const r = await verifyDeploy({
       setup: { checks: [], workspaceRoot: process.cwd(), sleep: async () => {} },
       started,
-      project: 'svc',
-      environment: 'staging',
-      version: '7',
+      project: 'svc' as ProjectName,
+      environment: 'staging' as EnvironmentName,
+      version: '7' as Version,
       canaryMinutes: 0,
       completeCanary: async () => {
         throw new Error('Lambda f: ServiceException: boom\nmore');
@@ -203,9 +204,9 @@ describe('verifyDeploy with a canary', () => {
     const r = await verifyDeploy({
       setup: { checks: [{ kind: 'command', command: ['false'], onFailure: 'hold' }], workspaceRoot: process.cwd(), sleep: async () => {} },
       started,
-      project: 'svc',
-      environment: 'staging',
-      version: '7',
+      project: 'svc' as ProjectName,
+      environment: 'staging' as EnvironmentName,
+      version: '7' as Version,
       canaryMinutes: 1,
       completeCanary: async (s) => (completed++, s),
       log: () => {},
@@ -216,17 +217,17 @@ describe('verifyDeploy with a canary', () => {
 });
 
 describe('policy counts only verified successes', () => {
-  const prod = { kind: 'chain' as const, name: 'prod', requires: ['staging'], soakMinutes: 0 };
+  const prod = { kind: 'chain' as const, name: 'prod' as EnvironmentName, requires: ['staging' as EnvironmentName], soakMinutes: 0 };
   it('refuses a succeeded entry whose verification failed, accepts old entries without one', () => {
     const v = { kind: 'http' as const, attempts: 1, durationMs: 5, detail: 'x' };
-    const ok = { ...draft('5', { environment: 'staging', verification: { ...v, passed: true } }), seq: 1, previousVersion: null, schemaVersion: 1 as const };
+    const ok = { ...draft('5' as Version, { environment: 'staging' as EnvironmentName, verification: { ...v, passed: true } }), seq: 1, previousVersion: null, schemaVersion: 1 as const };
     const bad = { ...ok, verification: { ...v, passed: false } };
     const old = { ...ok, verification: undefined };
     expect(isVerifiedSuccess(ok)).toBe(true);
     expect(isVerifiedSuccess(bad)).toBe(false);
     expect(isVerifiedSuccess(old)).toBe(true);
     expect(isVerifiedSuccess({ ...ok, status: 'failed' })).toBe(false);
-    expect(checkPolicy(prod, '5', { staging: bad }, new Date())).toMatchObject({ ok: false });
-    expect(checkPolicy(prod, '5', { staging: ok }, new Date())).toEqual({ ok: true });
+    expect(checkPolicy(prod, '5' as Version, { staging: bad }, new Date())).toMatchObject({ ok: false });
+    expect(checkPolicy(prod, '5' as Version, { staging: ok }, new Date())).toEqual({ ok: true });
   });
 });

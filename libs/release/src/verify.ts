@@ -12,6 +12,7 @@ import { isMeasured } from './measure-config';
 import { prepareMeasuredCheck } from './measure-prepare';
 import { measuredLabel, needsSteps, type Step } from './stepped';
 import { verifySteppedDeploy } from './verify-stepped';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * Verification (docs/promotion.md "Verification"): the checks an environment runs after a deploy.
@@ -63,9 +64,9 @@ export function jsonSubset(expected: unknown, actual: unknown): boolean {
 
 /** Facts a check needs about the deploy it verifies. */
 export interface CheckContext {
-  project: string;
-  environment: string;
-  version: string;
+  project: ProjectName;
+  environment: EnvironmentName;
+  version: Version;
   /** what the target did (lambda checks read functionName + functionVersion) */
   deploy: DeployResult;
   /** payload paths and command cwd are relative to it */
@@ -95,7 +96,7 @@ const oneLine = (s: string, max = 240) => {
 };
 
 /** Checks of `checks` that apply to a project (no `projects` list, or listed). */
-export function checksFor(checks: VerifyCheck[] | undefined, project: string): VerifyCheck[] {
+export function checksFor(checks: VerifyCheck[] | undefined, project: ProjectName): VerifyCheck[] {
   return (checks ?? []).filter((c) => !c.projects || c.projects.includes(project));
 }
 
@@ -303,9 +304,9 @@ export interface VerifiedDeploy {
 export interface VerifyDeployOptions {
   setup: VerifySetup | undefined;
   started: DeployResult;
-  project: string;
-  environment: string;
-  version: string;
+  project: ProjectName;
+  environment: EnvironmentName;
+  version: Version;
   canaryMinutes?: number;
   /** stepped canary (`strategy.canary.steps`; the first step is `canaryMinutes`' percent and minutes) */
   steps?: Step[];

@@ -18,6 +18,7 @@ import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } 
 import { artifactKey, provenanceKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
 import { MULTIPART_PART_SIZE } from './s3-blob';
 import { compositeSha256, digestFile, partCount, type FileDigests } from './multipart';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /** Result of checking one stored object against its manifest entry. */
 export type VerifyResult = { ok: true; method: 'checksum' | 'composite' | 'rehash' } | { ok: false; reason: string; sha256?: string };
@@ -70,7 +71,7 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
 }
 
 /** Reads `manifest.json` of a version; undefined when the version is not (completely) published. @throws ManifestError */
-export async function readStoredManifest(store: BlobStore, project: string, version: string, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest | undefined> {
+export async function readStoredManifest(store: BlobStore, project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest | undefined> {
   const key = storedManifestKey(project, version, namespace);
   const got = await store.getBytes(key);
   return got ? parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)) : undefined;
@@ -82,7 +83,7 @@ export async function readStoredManifest(store: BlobStore, project: string, vers
  * files are not all present and verified).
  * @throws ArtifactNotFoundError when the manifest is missing; ArtifactIntegrityError naming the first bad file
  */
-export async function verifyArtifact(store: BlobStore, project: string, version: string, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest> {
+export async function verifyArtifact(store: BlobStore, project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest> {
   const stored = await readStoredManifest(store, project, version, namespace);
   if (!stored) {
     throw new ArtifactNotFoundError(

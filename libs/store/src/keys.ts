@@ -15,55 +15,42 @@
  */
 import { ConfigError } from '@buildonce/errors';
 import { PROVENANCE_FILE, STORED_MANIFEST_FILE } from '@buildonce/artifact';
+import { isEnvironmentName, isProjectName, isVersion, parseProjectName, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
 
 /** Namespace an artifact lives in: `trusted` (main builds) or `preview` (pull requests; never read by chain promotions). */
 export type ArtifactNamespace = 'trusted' | 'preview';
 
-/** One segment of an Nx project name: starts with a letter or digit; letters, digits, `.`, `_`, `-`; every `-` followed by a non-`-` (no `--`, no trailing `-`). */
-const SEGMENT = /^[A-Za-z0-9](?:[A-Za-z0-9._]|-[A-Za-z0-9._])*$/;
-/** Separator of scope and name inside a project key (`@acme/api` ↔ `acme--api`). Never inside a segment. */
+/** Separator of scope and name inside a project key (`@acme/api` ↔ `acme--api`). Never inside a name's part (values.ts grammar). */
 const SCOPE_SEPARATOR = '--';
-/** Longest project key accepted (bytes; keeps Lambda/SSM names from templates within AWS limits). */
-export const MAX_PROJECT_KEY_LENGTH = 128;
+
+/** How a project appears in store keys, SSM parameter names, Lambda name templates and deploy directories. */
+export type ProjectKey = string & { readonly __projectKey: true };
 
 /**
- * Maps an Nx project name to its project key: how the project appears in store keys, SSM parameter names,
- * Lambda name templates and local deploy directories. Reversible ({@link projectFromKey}) and collision-free:
+ * Maps a project name to its project key. Reversible ({@link projectFromKey}) and collision-free, the same
+ * length as the name:
  * - `rust-scorer` → `rust-scorer` (plain names map to themselves);
- * - `@acme/api` → `acme--api` (scoped names: scope and name joined by `--`, which plain names never contain).
- * @throws ConfigError naming the project when it cannot be mapped (other characters, `--` inside a segment, too long)
+ * - `@acme/api` → `acme--api` (scoped names: scope and name joined by `--`, which a name's parts never contain).
  */
-export function projectKey(project: string): string {
+export function projectKey(project: ProjectName): ProjectKey {
   const scoped = /^@([^/]+)\/([^/]+)$/.exec(project);
-  const parts = scoped ? [scoped[1]!, scoped[2]!] : [project];
-  const key = parts.join(SCOPE_SEPARATOR);
-  if (!parts.every((p) => SEGMENT.test(p)) || key.length > MAX_PROJECT_KEY_LENGTH) {
-    throw new ConfigError(
-      `project name "${project}" cannot be used by buildonce: use "name" or "@scope/name" where each part is letters, digits, ".", "_", "-" (no "--"), at most ${MAX_PROJECT_KEY_LENGTH} characters`,
-    );
-  }
-  return key;
+  return (scoped ? `${scoped[1]}${SCOPE_SEPARATOR}${scoped[2]}` : project) as ProjectKey;
 }
 
 /**
  * Inverse of {@link projectKey}: `acme--api` → `@acme/api`, `rust-scorer` → `rust-scorer`.
  * @throws ConfigError when `key` is not a project key
  */
-export function projectFromKey(key: string): string {
+export function projectFromKey(key: string): ProjectName {
   const parts = key.split(SCOPE_SEPARATOR);
   const project = parts.length === 2 ? `@${parts[0]}/${parts[1]}` : key;
-  if (parts.length > 2 || projectKey(project) !== key) throw new ConfigError(`"${key}" is not a buildonce project key`);
+  if (parts.length > 2 || !isProjectName(project)) throw new ConfigError(`"${key}" is not a buildonce project key`);
   return project;
 }
 
-/** True when `project` can be mapped to a project key. */
-export function isValidProjectName(project: string): boolean {
-  try {
-    projectKey(project);
-    return true;
-  } catch {
-    return false;
-  }
+/** The project key of an unparsed project name. @throws InvalidProjectNameError (one line) */
+export function projectKeyOf(project: string): ProjectKey {
+  return projectKey(parseProjectName(project));
 }
 
 // ---------------------------------------------------------------------------------------------- artifacts
@@ -73,30 +60,29 @@ export function artifactsRoot(namespace: ArtifactNamespace = 'trusted'): string 
   return `${namespace === 'preview' ? 'preview/' : ''}artifacts/`;
 }
 
-/** `[preview/]artifacts/<projectKey>/`: every version of one project. @throws ConfigError for an unusable project name */
-export function projectArtifactsPrefix(project: string, namespace: ArtifactNamespace = 'trusted'): string {
+/** `[preview/]artifacts/<projectKey>/`: every version of one project. */
+export function projectArtifactsPrefix(project: ProjectName, namespace: ArtifactNamespace = 'trusted'): string {
   return `${artifactsRoot(namespace)}${projectKey(project)}/`;
 }
 
-/** `[preview/]artifacts/<projectKey>/<version>/`: one version's folder. @throws ConfigError, RangeError for a bad version */
-export function versionPrefix(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
-  if (!/^[0-9]{1,64}$/.test(version)) throw new RangeError(`invalid version "${version}": a version is the Nx task hash (decimal digits)`);
+/** `[preview/]artifacts/<projectKey>/<version>/`: one version's folder. */
+export function versionPrefix(project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): string {
   return `${projectArtifactsPrefix(project, namespace)}${version}/`;
 }
 
 /** Key of one artifact file of a version (`manifest.json` for the stored manifest). */
-export function artifactKey(project: string, version: string, file: string, namespace: ArtifactNamespace = 'trusted'): string {
+export function artifactKey(project: ProjectName, version: Version, file: string, namespace: ArtifactNamespace = 'trusted'): string {
   if (!file || file.includes('/') || file === '.' || file === '..') throw new RangeError(`invalid artifact file name "${file}"`);
   return versionPrefix(project, version, namespace) + file;
 }
 
 /** Key of a version's stored manifest (`…/<version>/manifest.json`). */
-export function storedManifestKey(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
+export function storedManifestKey(project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): string {
   return artifactKey(project, version, STORED_MANIFEST_FILE, namespace);
 }
 
 /** Key of a version's signed provenance (`…/<version>/provenance.intoto.json`, a DSSE envelope). */
-export function provenanceKey(project: string, version: string, namespace: ArtifactNamespace = 'trusted'): string {
+export function provenanceKey(project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): string {
   return artifactKey(project, version, PROVENANCE_FILE, namespace);
 }
 
@@ -104,8 +90,8 @@ export function provenanceKey(project: string, version: string, namespace: Artif
 export interface ParsedArtifactKey {
   namespace: ArtifactNamespace;
   /** the Nx project name (decoded from the project key) */
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   file: string;
 }
 
@@ -115,13 +101,14 @@ const ARTIFACT_KEY = /^(preview\/)?artifacts\/([^/]+)\/([0-9]{1,64})\/([^/]+)$/;
 export function parseArtifactKey(key: string): ParsedArtifactKey | undefined {
   const m = ARTIFACT_KEY.exec(key);
   if (!m) return undefined;
-  let project: string;
+  let project: ProjectName;
   try {
     project = projectFromKey(m[2]!);
   } catch {
     return undefined;
   }
-  return { namespace: m[1] ? 'preview' : 'trusted', project, version: m[3]!, file: m[4]! };
+  if (!isVersion(m[3])) return undefined;
+  return { namespace: m[1] ? 'preview' : 'trusted', project, version: m[3], file: m[4]! };
 }
 
 // ----------------------------------------------------------------------------------------------- releases
@@ -131,34 +118,26 @@ export const SEQ_DIGITS = 10;
 /** Largest history sequence number. */
 export const MAX_SEQ = 10 ** SEQ_DIGITS - 1;
 
-/** Environment names (dev, staging, prod, pr-<n>, …): the one grammar, also used by libs/release's validateEnvName. */
-export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-
-function envSegment(env: string): string {
-  if (!ENVIRONMENT_NAME.test(env)) throw new ConfigError(`invalid environment name ${JSON.stringify(env)}: names match ^[a-z][a-z0-9-]{0,62}$`);
-  return env;
-}
-
 /** `releases/`: every ledger of the store. */
 export const RELEASES_ROOT = 'releases/';
 
 /** `releases/<projectKey>/`: every environment's ledger of one project. */
-export function projectReleasesPrefix(project: string): string {
+export function projectReleasesPrefix(project: ProjectName): string {
   return `${RELEASES_ROOT}${projectKey(project)}/`;
 }
 
 /** `releases/<projectKey>/<env>/` */
-export function releasePrefix(project: string, env: string): string {
-  return `${projectReleasesPrefix(project)}${envSegment(env)}/`;
+export function releasePrefix(project: ProjectName, env: EnvironmentName): string {
+  return `${projectReleasesPrefix(project)}${env}/`;
 }
 
 /** `releases/<projectKey>/<env>/current.json`: the release pointer. */
-export function currentKey(project: string, env: string): string {
+export function currentKey(project: ProjectName, env: EnvironmentName): string {
   return `${releasePrefix(project, env)}current.json`;
 }
 
 /** `releases/<projectKey>/<env>/history/` */
-export function historyPrefix(project: string, env: string): string {
+export function historyPrefix(project: ProjectName, env: EnvironmentName): string {
   return `${releasePrefix(project, env)}history/`;
 }
 
@@ -172,34 +151,34 @@ export function formatSeq(seq: number): string {
 }
 
 /** `releases/<projectKey>/<env>/history/<seq>.json` */
-export function historyKey(project: string, env: string, seq: number): string {
+export function historyKey(project: ProjectName, env: EnvironmentName, seq: number): string {
   return `${historyPrefix(project, env)}${formatSeq(seq)}.json`;
 }
 
 /** `releases/<projectKey>/<env>/lock.json`: the promotion lease. */
-export function lockKey(project: string, env: string): string {
+export function lockKey(project: ProjectName, env: EnvironmentName): string {
   return `${releasePrefix(project, env)}lock.json`;
 }
 
 /** A parsed ledger key. */
 export type ParsedReleaseKey =
-  | { kind: 'current'; project: string; env: string }
-  | { kind: 'lock'; project: string; env: string }
-  | { kind: 'history'; project: string; env: string; seq: number };
+  | { kind: 'current'; project: ProjectName; env: EnvironmentName }
+  | { kind: 'lock'; project: ProjectName; env: EnvironmentName }
+  | { kind: 'history'; project: ProjectName; env: EnvironmentName; seq: number };
 
 const RELEASE_KEY = /^releases\/([^/]+)\/([^/]+)\/(?:(current|lock)\.json|history\/([0-9]{10})\.json)$/;
 
 /** Parses any ledger key (`current.json`, `lock.json`, `history/<seq>.json`); undefined for other keys. */
 export function parseReleaseKey(key: string): ParsedReleaseKey | undefined {
   const m = RELEASE_KEY.exec(key);
-  if (!m || !ENVIRONMENT_NAME.test(m[2]!)) return undefined;
-  let project: string;
+  if (!m || !isEnvironmentName(m[2])) return undefined;
+  let project: ProjectName;
   try {
     project = projectFromKey(m[1]!);
   } catch {
     return undefined;
   }
-  const env = m[2]!;
+  const env = m[2] as EnvironmentName;
   if (m[3]) return { kind: m[3] as 'current' | 'lock', project, env };
   const seq = Number(m[4]);
   return seq >= 1 ? { kind: 'history', project, env, seq } : undefined;

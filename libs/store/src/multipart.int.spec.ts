@@ -11,6 +11,7 @@ import { verifyArtifact, verifyObject } from './artifacts';
 import { compositeSha256, digestFile, PART_SIZE } from './multipart';
 import { openStore } from './open';
 import { parseStoreUrl } from './url';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /*
  * Large publishes through the streamed multipart upload: a publish killed (SIGKILL) at random points of
@@ -52,14 +53,14 @@ describe('streamed multipart publish', () => {
     writeFileSync(file, randomBytes(size));
     const env = { ...process.env, ...moto.env, NODE_NO_WARNINGS: '1' };
     const points = [randomInt(1, size), randomInt(1, size), size].sort((a, b) => a - b);
-    const key = `s/${artifactKey('big', '4242', 'bootstrap.zip')}`;
+    const key = `s/${artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip')}`;
     // one part at a time while killing, so which parts were complete at each kill is known: those before the one in flight
     for (const killAt of points) {
       const r = await runWithCrashPoint(child, [`s3://${bucket}/s`, file, '4242', String(killAt), '1'], undefined, { cwd: __dirname, env });
       expect(r.signal, `kill at byte ${killAt} of ${size}: ${r.stderr}`).toBe('SIGKILL');
       // nothing visible: no object, no manifest; at most one incomplete upload (the killed one, resumed by the next run)
-      expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(artifactKey('big', '4242', 'bootstrap.zip')), `kill at ${killAt}`).toBeUndefined();
-      expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(storedManifestKey('big', '4242'))).toBeUndefined();
+      expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip')), `kill at ${killAt}`).toBeUndefined();
+      expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(storedManifestKey('big' as ProjectName, '4242' as Version))).toBeUndefined();
       expect((await incompleteUploads(key)).length, `kill at ${killAt}`).toBe(1);
     }
     // an unrelated incomplete upload of the same key (another client, no checksums) is aborted, not resumed
@@ -78,10 +79,10 @@ describe('streamed multipart publish', () => {
     expect(done.stderr).toMatch(/aborted 1 stale incomplete upload/);
     expect(await incompleteUploads(key)).toEqual([]);
     const store = openStore(parseStoreUrl(`s3://${bucket}/s`), { env });
-    const stored = await verifyArtifact(store, 'big', '4242');
+    const stored = await verifyArtifact(store, 'big' as ProjectName, '4242' as Version);
     const expected = stored.manifest.files[0]!;
     // verifyArtifact has no local copy: it re-reads the stored bytes (sha256 of the whole object)
-    expect(await verifyObject(store, artifactKey('big', '4242', 'bootstrap.zip'), expected)).toEqual({ ok: true, method: 'rehash' });
+    expect(await verifyObject(store, artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip'), expected)).toEqual({ ok: true, method: 'rehash' });
   });
 
   it('a part whose checksum the server refuses (400 BadDigest) is sent again alone; the rest once each', async () => {

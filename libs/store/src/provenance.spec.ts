@@ -8,6 +8,7 @@ import { parseStoreUrl } from './url';
 import { PUBLISH_LEASE_SUFFIX, publishArtifact, publishMetadataFromEnv } from './artifacts';
 import { provenanceKey } from './keys';
 import type { BlobStore } from './blob';
+import type { ProjectName, Version } from '@buildonce/values';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -37,7 +38,7 @@ describe('publishArtifact with provenance', () => {
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}), provenance: async () => Buffer.from('{}') });
     // the publish lease (which keeps retention away) is written before anything of the version
     expect(writes[0]).toMatch(new RegExp(`^artifacts/svc/7/publish\\+[0-9a-f-]+\\${PUBLISH_LEASE_SUFFIX}$`));
-    expect(writes.slice(1)).toEqual(['artifacts/svc/7/bootstrap.zip', provenanceKey('svc', '7'), 'artifacts/svc/7/manifest.json']);
+    expect(writes.slice(1)).toEqual(['artifacts/svc/7/bootstrap.zip', provenanceKey('svc' as ProjectName, '7' as Version), 'artifacts/svc/7/manifest.json']);
   });
 
   it('keeps an envelope written by an earlier attempt of the same version (create-only)', async () => {
@@ -45,11 +46,11 @@ describe('publishArtifact with provenance', () => {
     const store = openStore(parseStoreUrl(`file://${storeDir}`));
     const dir = buildOutput('8');
     const manifest = parseManifest(JSON.parse(readFileSync(join(dir, 'artifact.json'), 'utf8')));
-    await store.putBytesIfAbsent(provenanceKey('svc', '8'), Buffer.from('first'));
+    await store.putBytesIfAbsent(provenanceKey('svc' as ProjectName, '8' as Version), Buffer.from('first'));
     const lines: string[] = [];
     const r = await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}), provenance: async () => Buffer.from('second'), log: (l) => lines.push(l) });
     expect(r.status).toBe('published');
-    expect(readFileSync(join(storeDir, provenanceKey('svc', '8')), 'utf8')).toBe('first');
+    expect(readFileSync(join(storeDir, provenanceKey('svc' as ProjectName, '8' as Version)), 'utf8')).toBe('first');
     expect(lines.some((l) => l.startsWith('kept '))).toBe(true);
   });
 });

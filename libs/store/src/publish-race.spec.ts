@@ -7,6 +7,7 @@ import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { artifactKey, openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, storedManifestKey, verifyArtifact, versionPrefix, type BlobStore } from './index';
 import { isPublishLease } from './artifacts';
 import { BuildonceError } from '@buildonce/errors';
+import type { ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -24,8 +25,8 @@ function racingStore(inner: BlobStore, project: string, version: string, at: num
     if (m === 'delete' && typeof key === 'string' && isPublishLease(key.split('/').pop()!)) return;
     if (++n !== at) return;
     s.fired = true;
-    await inner.delete(storedManifestKey(project, version));
-    for await (const o of inner.list(versionPrefix(project, version))) if (!isPublishLease(o.key.split('/').pop()!)) await inner.delete(o.key);
+    await inner.delete(storedManifestKey(project as ProjectName, version as Version));
+    for await (const o of inner.list(versionPrefix(project as ProjectName, version as Version))) if (!isPublishLease(o.key.split('/').pop()!)) await inner.delete(o.key);
   };
   for (const m of ['putFileIfAbsent', 'putBytesIfAbsent', 'putBytesIfMatch', 'head', 'getBytes', 'getStream', 'delete'] as const) {
     const f = (inner[m] as (...a: unknown[]) => Promise<unknown>).bind(inner);
@@ -56,12 +57,12 @@ describe('publish against files deleted at any point (file store)', () => {
   // starting states: nothing stored, files without a manifest (an incomplete earlier publish), complete but a file lost
   const starts: [string, (s: BlobStore) => Promise<void>][] = [
     ['empty', async () => undefined],
-    ['incomplete', async (s) => void (await s.putFileIfAbsent(artifactKey('race', '77', 'bootstrap.zip'), join(dir, 'bootstrap.zip'), { sha256Hex: manifest.files[0]!.sha256, size: 1500 }))],
+    ['incomplete', async (s) => void (await s.putFileIfAbsent(artifactKey('race' as ProjectName, '77' as Version, 'bootstrap.zip'), join(dir, 'bootstrap.zip'), { sha256Hex: manifest.files[0]!.sha256, size: 1500 }))],
     [
       'file lost',
       async (s) => {
         await publishArtifact({ store: s, manifest, dir, metadata });
-        await s.delete(artifactKey('race', '77', 'extra.bin'));
+        await s.delete(artifactKey('race' as ProjectName, '77' as Version, 'extra.bin'));
       },
     ],
   ];
@@ -82,7 +83,7 @@ describe('publish against files deleted at any point (file store)', () => {
         expect(r.message).not.toContain('\n');
       } else {
         expect(['published', 'already-published', 'repaired'], `at ${at}`).toContain(r.status);
-        await expect(verifyArtifact(inner, 'race', '77'), `at ${at}: ${r.status}`).resolves.toBeDefined();
+        await expect(verifyArtifact(inner, 'race' as ProjectName, '77' as Version), `at ${at}: ${r.status}`).resolves.toBeDefined();
       }
     }
     expect(fired).toBeGreaterThan(5);

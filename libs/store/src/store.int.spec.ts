@@ -18,6 +18,7 @@ import {
   verifyArtifact,
   type BlobStore,
 } from './index';
+import type { ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -67,7 +68,7 @@ describe.each(backends)('%s backend', (_name, make) => {
     expect(first.uploaded.map((f) => f.name)).toEqual(['bootstrap.zip']);
     const second = await publishArtifact({ store, manifest, dir, metadata: meta });
     expect(second).toMatchObject({ status: 'already-published', uploaded: [] });
-    const stored = await verifyArtifact(store, 'p1', '111');
+    const stored = await verifyArtifact(store, 'p1' as ProjectName, '111' as Version);
     expect(stored.manifest.files[0]!.sha256).toBe(manifest.files[0]!.sha256);
   });
 
@@ -75,21 +76,21 @@ describe.each(backends)('%s backend', (_name, make) => {
     const store = make();
     const { dir, manifest } = artifactDir('p9', '919', { 'bootstrap.zip': randomBytes(3000), 'extra.bin': randomBytes(700) });
     expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('published');
-    await store.delete(artifactKey('p9', '919', 'extra.bin'));
-    await expect(verifyArtifact(store, 'p9', '919')).rejects.toThrow(/extra\.bin is missing/);
+    await store.delete(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'));
+    await expect(verifyArtifact(store, 'p9' as ProjectName, '919' as Version)).rejects.toThrow(/extra\.bin is missing/);
     expect(await publishArtifact({ store, manifest, dir, metadata: meta, dryRun: true })).toMatchObject({ status: 'dry-run', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
     const lines: string[] = [];
     expect(await publishArtifact({ store, manifest, dir, metadata: meta, log: (l) => lines.push(l) })).toMatchObject({ status: 'repaired', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
     expect(lines.join('\n')).toMatch(/1 file\(s\) are missing \(extra\.bin\): uploading them again/);
-    await verifyArtifact(store, 'p9', '919');
+    await verifyArtifact(store, 'p9' as ProjectName, '919' as Version);
     expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('already-published');
     // no lease object stays behind
     const keys: string[] = [];
     for await (const o of store.list('artifacts/p9/919/')) keys.push(o.key.split('/').pop()!);
     expect(keys.sort()).toEqual(['bootstrap.zip', 'extra.bin', 'manifest.json']);
     // a stored file with other bytes (same size) cannot be overwritten: refused, naming the object to delete
-    await store.delete(artifactKey('p9', '919', 'extra.bin'));
-    await store.putBytesIfAbsent(artifactKey('p9', '919', 'extra.bin'), randomBytes(700));
+    await store.delete(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'));
+    await store.putBytesIfAbsent(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'), randomBytes(700));
     const e = await publishArtifact({ store, manifest, dir, metadata: meta }).then(() => undefined, (x: Error) => x);
     expect(e).toBeInstanceOf(ArtifactIntegrityError);
     expect(e!.message).toMatch(/version 919 of p9 is published but .*extra\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}: stored objects are never overwritten; delete .*extra\.bin and publish again to restore it$/);
@@ -103,17 +104,17 @@ describe.each(backends)('%s backend', (_name, make) => {
     await publishArtifact({ store, manifest: a.manifest, dir: a.dir, metadata: meta });
     const b = artifactDir('p2', '222', { 'bootstrap.zip': randomBytes(1000) });
     await expect(publishArtifact({ store, manifest: b.manifest, dir: b.dir, metadata: meta })).rejects.toThrow(ArtifactConflictError);
-    const got = await store.getBytes(artifactKey('p2', '222', 'bootstrap.zip'));
+    const got = await store.getBytes(artifactKey('p2' as ProjectName, '222' as Version, 'bootstrap.zip'));
     expect(got!.bytes.equals(original)).toBe(true);
   });
 
   it('detects a conflict on a half-published version (file present, manifest missing)', async () => {
     const store = make();
     const a = artifactDir('p3', '333', { 'bootstrap.zip': randomBytes(500) });
-    await store.putFileIfAbsent(artifactKey('p3', '333', 'bootstrap.zip'), join(a.dir, 'bootstrap.zip'), { sha256Hex: a.manifest.files[0]!.sha256, size: 500 });
+    await store.putFileIfAbsent(artifactKey('p3' as ProjectName, '333' as Version, 'bootstrap.zip'), join(a.dir, 'bootstrap.zip'), { sha256Hex: a.manifest.files[0]!.sha256, size: 500 });
     const b = artifactDir('p3', '333', { 'bootstrap.zip': randomBytes(500) });
     await expect(publishArtifact({ store, manifest: b.manifest, dir: b.dir, metadata: meta })).rejects.toThrow(ArtifactConflictError);
-    expect(await store.head(artifactKey('p3', '333', 'manifest.json'))).toBeUndefined();
+    expect(await store.head(artifactKey('p3' as ProjectName, '333' as Version, 'manifest.json'))).toBeUndefined();
   });
 
   it('10 concurrent publishers of one version: one stored copy, ten successes', async () => {
@@ -134,15 +135,15 @@ describe.each(backends)('%s backend', (_name, make) => {
     const r = await publishArtifact({ store, manifest, dir, metadata: meta, onProgress: () => progressCalls++ });
     expect(r.status).toBe('published');
     expect(progressCalls).toBeGreaterThan(0);
-    await expect(verifyArtifact(store, 'p5', '555')).resolves.toBeTruthy();
+    await expect(verifyArtifact(store, 'p5' as ProjectName, '555' as Version)).resolves.toBeTruthy();
     // a second multipart write of the same key never overwrites (If-None-Match on CompleteMultipartUpload)
     const other = artifactDir('p5', '555', { 'big.tar.gz': randomBytes(9 * 1024 * 1024 + 17) });
-    const put = await store.putFileIfAbsent(artifactKey('p5', '555', 'big.tar.gz'), join(other.dir, 'big.tar.gz'), {
+    const put = await store.putFileIfAbsent(artifactKey('p5' as ProjectName, '555' as Version, 'big.tar.gz'), join(other.dir, 'big.tar.gz'), {
       sha256Hex: other.manifest.files[0]!.sha256,
       size: other.manifest.files[0]!.size,
     });
     expect(put).toBe('exists');
-    await expect(verifyArtifact(store, 'p5', '555')).resolves.toBeTruthy();
+    await expect(verifyArtifact(store, 'p5' as ProjectName, '555' as Version)).resolves.toBeTruthy();
   });
 
   it('dry run reports what it would upload and writes nothing', async () => {
@@ -150,18 +151,18 @@ describe.each(backends)('%s backend', (_name, make) => {
     const { dir, manifest } = artifactDir('p6', '666', { 'bootstrap.zip': randomBytes(10) });
     const r = await publishArtifact({ store, manifest, dir, metadata: meta, dryRun: true });
     expect(r).toMatchObject({ status: 'dry-run', uploaded: [{ name: 'bootstrap.zip', size: 10 }] });
-    expect(await store.head(artifactKey('p6', '666', 'bootstrap.zip'))).toBeUndefined();
+    expect(await store.head(artifactKey('p6' as ProjectName, '666' as Version, 'bootstrap.zip'))).toBeUndefined();
   });
 
   it('fails verification when a stored file was tampered with', async () => {
     const store = make();
     const { dir, manifest } = artifactDir('p7', '777', { 'bootstrap.zip': randomBytes(100) });
     await publishArtifact({ store, manifest, dir, metadata: meta });
-    await store.delete(artifactKey('p7', '777', 'bootstrap.zip'));
+    await store.delete(artifactKey('p7' as ProjectName, '777' as Version, 'bootstrap.zip'));
     const evil = join(dir, 'evil');
     writeFileSync(evil, randomBytes(100));
-    await store.putFileIfAbsent(artifactKey('p7', '777', 'bootstrap.zip'), evil, { sha256Hex: sha256Bytes(readFileSync(evil)).hex, size: 100 });
-    await expect(verifyArtifact(store, 'p7', '777')).rejects.toThrow(ArtifactIntegrityError);
+    await store.putFileIfAbsent(artifactKey('p7' as ProjectName, '777' as Version, 'bootstrap.zip'), evil, { sha256Hex: sha256Bytes(readFileSync(evil)).hex, size: 100 });
+    await expect(verifyArtifact(store, 'p7' as ProjectName, '777' as Version)).rejects.toThrow(ArtifactIntegrityError);
   });
 
   it('refuses a missing local build output with a one-line error', async () => {
@@ -213,7 +214,7 @@ describe('S3 access errors', () => {
     const store = openStore(parseStoreUrl(`s3://${bucket}/chk`));
     const { dir, manifest } = artifactDir('pc', '1', { 'bootstrap.zip': randomBytes(300) });
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
-    const head = await store.head(artifactKey('pc', '1', 'bootstrap.zip'));
+    const head = await store.head(artifactKey('pc' as ProjectName, '1' as Version, 'bootstrap.zip'));
     expect(Buffer.from(head!.sha256Base64!, 'base64').toString('hex')).toBe(manifest.files[0]!.sha256);
     const got = await awsClients().s3().send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
     expect(JSON.parse(await got.Body!.transformToString()).manifest.version).toBe('1');

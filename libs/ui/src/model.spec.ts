@@ -3,6 +3,7 @@ import type { StoredManifest } from '@buildonce/artifact';
 import { draft } from '../../release/src/testkit';
 import { entryKind, factDeltas, fileDeltas, isPreviewEnv, repositoryOf, runUrl } from './model';
 import { age, signedBytes } from './pages';
+import type { ProjectName, Version } from '@buildonce/values';
 
 const f = (name: string, size: number, sha = 'a') => ({ name, size, sha256: sha.repeat(64) });
 
@@ -19,7 +20,7 @@ describe('dashboard model (pure)', () => {
 
   it('factDeltas names only the facts that differ', () => {
     const s = (toolchain: string, glibcMax?: string): StoredManifest => ({
-      manifest: { schemaVersion: 1, project: 'p', version: '1', kind: 'lambda-zip', files: [f('b.zip', 1)], runtime: 'provided.al2023', architecture: 'arm64', toolchain, ...(glibcMax ? { glibcMax } : {}) },
+      manifest: { schemaVersion: 1, project: 'p' as ProjectName, version: '1' as Version, kind: 'lambda-zip', files: [f('b.zip', 1)], runtime: 'provided.al2023', architecture: 'arm64', toolchain, ...(glibcMax ? { glibcMax } : {}) },
       publish: { publishedAt: 'x', builder: 'local:h', trusted: true },
     });
     expect(factDeltas(s('rust 1.94'), s('rust 1.95', '2.34'))).toEqual([
@@ -29,8 +30,8 @@ describe('dashboard model (pure)', () => {
   });
 
   it('entryKind tells succeeded, failed, failed verification, interrupted, manual and automatic rollbacks apart', () => {
-    expect(entryKind({ ...draft('1'), seq: 1, previousVersion: null, schemaVersion: 1 })).toBe('succeeded');
-    const base = { ...draft('1'), seq: 1, previousVersion: null, schemaVersion: 1 as const };
+    expect(entryKind({ ...draft('1' as Version), seq: 1, previousVersion: null, schemaVersion: 1 })).toBe('succeeded');
+    const base = { ...draft('1' as Version), seq: 1, previousVersion: null, schemaVersion: 1 as const };
     expect(entryKind({ ...base, status: 'failed', error: 'boom' })).toBe('failed');
     expect(entryKind({ ...base, status: 'failed', error: 'x', verification: { kind: 'http', passed: false, attempts: 3, durationMs: 10, detail: 'd' } })).toBe('verification-failed');
     expect(entryKind({ ...base, status: 'failed', error: 'interrupted: "promote 1" by a' })).toBe('interrupted');

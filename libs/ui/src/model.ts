@@ -1,7 +1,9 @@
 import { run } from '@buildonce/build';
 import type { StoredManifest } from '@buildonce/artifact';
-import { ENVIRONMENT_NAME, RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { isEnvironmentName, isPreviewEnvironment } from '@buildonce/values';
+import { RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { inspectVersionProvenance, listEnvironments, readCurrent, readHistory, type BuildonceConfig, type HistoryEntry, type VersionProvenanceReport } from '@buildonce/release';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * What the dashboard reads, as plain data (the pages only render it). Every loader takes the
@@ -28,7 +30,7 @@ export function messageOf(e: unknown): string {
 /** Every project and environment that has a ledger, from ONE listing of `releases/`. */
 export interface LedgerIndex {
   /** project → environments (sorted) */
-  projects: Map<string, string[]>;
+  projects: Map<ProjectName, EnvironmentName[]>;
 }
 
 /**
@@ -40,23 +42,23 @@ export interface LedgerIndex {
 export async function discoverLedgers(store: BlobStore): Promise<LedgerIndex> {
   if (store.listFolders) {
     const keys = await store.listFolders(RELEASES_ROOT);
-    const projects = new Map<string, string[]>();
+    const projects = new Map<ProjectName, EnvironmentName[]>();
     const found = await Promise.all(
       keys.map(async (key) => {
-        let project: string;
+        let project: ProjectName;
         try {
           project = projectFromKey(key);
         } catch {
           return undefined; // not a ledger folder
         }
-        const envs = (await store.listFolders!(`${RELEASES_ROOT}${key}/`)).filter((e) => ENVIRONMENT_NAME.test(e)).sort();
+        const envs = (await store.listFolders!(`${RELEASES_ROOT}${key}/`)).filter(isEnvironmentName).sort();
         return envs.length ? ([project, envs] as const) : undefined;
       }),
     );
     for (const f of found.filter((x) => x !== undefined).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) projects.set(f[0], [...f[1]]);
     return { projects };
   }
-  const found = new Map<string, Set<string>>();
+  const found = new Map<ProjectName, Set<EnvironmentName>>();
   for await (const o of store.list(RELEASES_ROOT)) {
     const k = parseReleaseKey(o.key);
     if (!k) continue;
@@ -64,7 +66,7 @@ export async function discoverLedgers(store: BlobStore): Promise<LedgerIndex> {
     if (!envs) found.set(k.project, (envs = new Set()));
     envs.add(k.env);
   }
-  const projects = new Map<string, string[]>();
+  const projects = new Map<ProjectName, EnvironmentName[]>();
   for (const p of [...found.keys()].sort()) projects.set(p, [...found.get(p)!].sort());
   return { projects };
 }
@@ -73,10 +75,10 @@ export async function discoverLedgers(store: BlobStore): Promise<LedgerIndex> {
  * Projects with a published version in the trusted namespace (one folder listing of `artifacts/`; stores without
  * folder listings, and a listing that fails, give none: the ledgers still show).
  */
-export async function publishedProjects(store: BlobStore): Promise<string[]> {
+export async function publishedProjects(store: BlobStore): Promise<ProjectName[]> {
   if (!store.listFolders) return [];
   const keys = await store.listFolders(artifactsRoot()).catch(() => [] as string[]);
-  const out: string[] = [];
+  const out: ProjectName[] = [];
   for (const key of keys) {
     try {
       out.push(projectFromKey(key));
@@ -88,7 +90,7 @@ export async function publishedProjects(store: BlobStore): Promise<string[]> {
 }
 
 /** Preview environments are `pr-<n>`. */
-export const isPreviewEnv = (env: string) => /^pr-[0-9]+$/.test(env);
+export const isPreviewEnv = isPreviewEnvironment;
 
 // -------------------------------------------------------------------------------------------------- git
 
@@ -179,8 +181,8 @@ export type PipelineCell = { status: 'current'; entry: HistoryEntry } | { status
 
 /** How a cell's version relates to its upstream environment's current version. */
 export interface Drift {
-  upstream: string;
-  upstreamVersion: string;
+  upstream: EnvironmentName;
+  upstreamVersion: Version;
   /** commits the upstream's commit is ahead of this cell's (git rev-list --count); undefined when git cannot tell */
   ahead?: number;
 }
@@ -188,10 +190,10 @@ export interface Drift {
 export interface PipelineModel {
   storeUrl: string;
   /** chain environments in buildonce.json order, then other non-preview environments found in the store */
-  chain: string[];
+  chain: EnvironmentName[];
   /** `pr-<n>` environments found in the store, by number */
-  previews: string[];
-  projects: string[];
+  previews: EnvironmentName[];
+  projects: ProjectName[];
   /** `${project}\u0000${env}` → cell */
   cells: Map<string, PipelineCell>;
   drift: Map<string, Drift>;
@@ -200,10 +202,10 @@ export interface PipelineModel {
   generatedAt: Date;
 }
 
-export const cellKey = (project: string, env: string) => `${project}\u0000${env}`;
+export const cellKey = (project: ProjectName, env: EnvironmentName) => `${project}\u0000${env}`;
 
 /** The environment a chain environment promotes from (its first `requires`), if any. */
-export function upstreamOf(config: BuildonceConfig, env: string): string | undefined {
+export function upstreamOf(config: BuildonceConfig, env: EnvironmentName): EnvironmentName | undefined {
   return config.environments.find((e) => e.name === env)?.requires[0];
 }
 
@@ -221,8 +223,8 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
     model.error = messageOf(e);
     return model;
   }
-  const extra = new Set<string>();
-  const previews = new Set<string>();
+  const extra = new Set<EnvironmentName>();
+  const previews = new Set<EnvironmentName>();
   for (const envs of index.projects.values()) for (const env of envs) if (isPreviewEnv(env)) previews.add(env);
   else if (!chainNames.includes(env)) extra.add(env);
   model.chain.push(...[...extra].sort());
@@ -243,7 +245,7 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
   }
   await Promise.all(jobs);
   const git = gitOf(src);
-  const pairs: { key: string; up: string; upEntry: HistoryEntry; entry: HistoryEntry }[] = [];
+  const pairs: { key: string; up: EnvironmentName; upEntry: HistoryEntry; entry: HistoryEntry }[] = [];
   for (const project of model.projects) {
     for (const env of chainNames) {
       const up = upstreamOf(src.config, env);
@@ -289,7 +291,7 @@ export async function pipelineFingerprint(store: BlobStore, index: LedgerIndex):
   return (await Promise.all(parts)).join('\n');
 }
 
-async function readCurrentEtag(store: BlobStore, project: string, env: string): Promise<string> {
+async function readCurrentEtag(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<string> {
   const got = await store.getBytes(currentKey(project, env));
   return got ? got.etag : '-';
 }
@@ -311,8 +313,8 @@ export function entryKind(e: HistoryEntry): EntryKind {
 }
 
 export interface HistoryModel {
-  project: string;
-  env: string;
+  project: ProjectName;
+  env: EnvironmentName;
   storeUrl: string;
   /** newest first */
   entries: HistoryEntry[];
@@ -322,7 +324,7 @@ export interface HistoryModel {
 }
 
 /** Every history entry of one environment, newest first. */
-export async function loadHistory(src: DashboardSource, project: string, env: string): Promise<HistoryModel> {
+export async function loadHistory(src: DashboardSource, project: ProjectName, env: EnvironmentName): Promise<HistoryModel> {
   const m: HistoryModel = { project, env, storeUrl: src.store.location.url, entries: [] };
   try {
     m.entries = (await readHistory(src.store, project, env)).reverse();
@@ -353,7 +355,7 @@ export function runUrl(repository: string | undefined, runId: string | null): st
 }
 
 /** The stored manifest of a version, trusted namespace first, then preview. */
-export async function readManifestAnywhere(store: BlobStore, project: string, version: string): Promise<{ stored: StoredManifest; namespace: ArtifactNamespace } | undefined> {
+export async function readManifestAnywhere(store: BlobStore, project: ProjectName, version: Version): Promise<{ stored: StoredManifest; namespace: ArtifactNamespace } | undefined> {
   const t = await readStoredManifest(store, project, version, 'trusted');
   if (t) return { stored: t, namespace: 'trusted' };
   const p = await readStoredManifest(store, project, version, 'preview');
@@ -363,19 +365,20 @@ export async function readManifestAnywhere(store: BlobStore, project: string, ve
 // -------------------------------------------------------------------------------------------- version
 
 export interface VersionModel {
-  project: string;
-  version: string;
+  project: ProjectName;
+  version: Version;
   stored?: StoredManifest;
   namespace?: ArtifactNamespace;
   manifestError?: string;
   provenance?: VersionProvenanceReport;
   provenanceError?: string;
   /** environments where the version succeeded: seqs, and whether it is current there */
-  environments: { env: string; seqs: number[]; current: boolean; error?: string }[];
+  /** `*` with an error: the environments could not be listed */
+  environments: ({ env: EnvironmentName; seqs: number[]; current: boolean; error?: undefined } | { env: EnvironmentName | '*'; seqs: number[]; current: false; error: string })[];
 }
 
 /** A version: stored manifest, provenance verdicts per environment policy, where it is or was current. */
-export async function loadVersion(src: DashboardSource, project: string, version: string): Promise<VersionModel> {
+export async function loadVersion(src: DashboardSource, project: ProjectName, version: Version): Promise<VersionModel> {
   const m: VersionModel = { project, version, environments: [] };
   try {
     const got = await readManifestAnywhere(src.store, project, version);
@@ -391,7 +394,7 @@ export async function loadVersion(src: DashboardSource, project: string, version
       m.provenanceError = messageOf(e);
     }
   }
-  let envs: string[] = [];
+  let envs: EnvironmentName[] = [];
   try {
     envs = (await discoverProjectEnvs(src.store, project)) ?? [];
   } catch (e) {
@@ -409,12 +412,12 @@ export async function loadVersion(src: DashboardSource, project: string, version
     }),
   );
   const order = src.config.environments.map((e) => e.name);
-  const rank = (e: string) => (order.includes(e) ? order.indexOf(e) : order.length);
+  const rank = (e: EnvironmentName | '*') => (order.includes(e as EnvironmentName) ? order.indexOf(e as EnvironmentName) : order.length);
   m.environments.sort((a, b) => rank(a.env) - rank(b.env) || a.env.localeCompare(b.env));
   return m;
 }
 
-function discoverProjectEnvs(store: BlobStore, project: string): Promise<string[]> {
+function discoverProjectEnvs(store: BlobStore, project: ProjectName): Promise<EnvironmentName[]> {
   return listEnvironments(store, project);
 }
 
@@ -431,9 +434,9 @@ export interface FileDelta {
 }
 
 export interface DiffModel {
-  project: string;
-  from: string;
-  to: string;
+  project: ProjectName;
+  from: Version;
+  to: Version;
   fromStored?: StoredManifest;
   toStored?: StoredManifest;
   errors: string[];
@@ -489,7 +492,7 @@ export function factDeltas(a: StoredManifest, b: StoredManifest): { name: string
 }
 
 /** Two versions of a project: file and size deltas, fact differences, the commits between them. */
-export async function loadDiff(src: DashboardSource, project: string, from: string, to: string): Promise<DiffModel> {
+export async function loadDiff(src: DashboardSource, project: ProjectName, from: Version, to: Version): Promise<DiffModel> {
   const m: DiffModel = { project, from, to, errors: [], files: [], sizeDelta: 0, facts: [], known: [] };
   const [a, b] = await Promise.all(
     [from, to].map((v) =>

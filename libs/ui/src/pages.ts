@@ -2,6 +2,7 @@ import { formatBytes, projectKey } from '@buildonce/store';
 import type { HistoryEntry } from '@buildonce/release';
 import { html, safeUrl, type SafeHtml } from './html';
 import { cellKey, entryKind, runUrl, type DiffModel, type EntryKind, type HistoryModel, type PipelineCell, type PipelineModel, type VersionModel } from './model';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**
  * Server-rendered pages of the dashboard. Every page is a complete HTML document built through `html`
@@ -18,9 +19,9 @@ import { cellKey, entryKind, runUrl, type DiffModel, type EntryKind, type Histor
 /** Paths of the pages (relative to the site root, no leading `/`). */
 export const paths = {
   pipeline: () => 'index.html',
-  history: (project: string, env: string) => `history/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(env)}.html`,
-  version: (project: string, version: string) => `version/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(version)}.html`,
-  diff: (project: string, from: string, to: string) => `diff/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(from)}-${encodeURIComponent(to)}.html`,
+  history: (project: ProjectName, env: EnvironmentName) => `history/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(env)}.html`,
+  version: (project: ProjectName, version: Version) => `version/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(version)}.html`,
+  diff: (project: ProjectName, from: string, to: string) => `diff/${encodeURIComponent(projectKey(project))}/${encodeURIComponent(from)}-${encodeURIComponent(to)}.html`,
 };
 
 /** Page chrome options. */
@@ -114,7 +115,7 @@ function copyable(label: string, command: string): SafeHtml {
 
 // ------------------------------------------------------------------------------------------- pipeline
 
-function pipelineCell(m: PipelineModel, project: string, env: string, chain: boolean): SafeHtml {
+function pipelineCell(m: PipelineModel, project: ProjectName, env: EnvironmentName, chain: boolean): SafeHtml {
   const cell: PipelineCell | undefined = m.cells.get(cellKey(project, env));
   const root = '';
   const histLink = html`<a href="${root}${paths.history(project, env)}">history<span class="sr"> of ${project} in ${env}</span></a>`;
@@ -135,7 +136,7 @@ ${driftNote}<p>${histLink}</p>${commands}
 </td>`;
 }
 
-function matrix(m: PipelineModel, envs: string[], caption: string, chain: boolean): SafeHtml {
+function matrix(m: PipelineModel, envs: EnvironmentName[], caption: string, chain: boolean): SafeHtml {
   return html`<table class="matrix">
 <caption>${caption}</caption>
 <thead><tr><th scope="col">Project</th>${envs.map((env) => html`<th scope="col" data-env="${env}">${env}</th>`)}</tr></thead>
@@ -201,7 +202,7 @@ ${m.entries.map(row)}
   return layout({ title: `${m.project} in ${m.env}`, root, storeUrl: m.storeUrl, generatedAt: now }, body);
 }
 
-function diffPicker(project: string, versions: string[], root: string, from?: string, to?: string): SafeHtml {
+function diffPicker(project: ProjectName, versions: string[], root: string, from?: string, to?: string): SafeHtml {
   const uniq = [...new Set(versions)];
   const opts = (sel?: string) => uniq.map((v) => html`<option value="${v}"${v === sel ? ' selected' : ''}>${v}</option>`);
   return html`<form class="picker" method="get" action="${root}diff/${encodeURIComponent(projectKey(project))}/pick.html" data-diff-base="${root}diff/${encodeURIComponent(projectKey(project))}/" aria-label="Compare two versions">
@@ -254,7 +255,7 @@ ${p.facts ? html`<dl class="facts">${Object.entries(p.facts).filter(([, v]) => t
 ${p.verdicts.length ? html`<ul class="verdicts">${p.verdicts.map((v) => html`<li><strong>${v.environment}</strong>: <span class="badge ${v.status === 'verified' ? 'ok' : v.status === 'refused' ? 'bad' : 'muted'}">${v.status}</span>${v.status === 'refused' ? html` ${v.rule}: ${v.reason}` : ''}</li>`)}</ul>` : html`<p class="muted">no environment has a provenance policy</p>`}` : ''}
 </section>
 <section aria-labelledby="envs-h"><h2 id="envs-h">Environments</h2>
-${m.environments.length ? html`<ul>${m.environments.map((e) => (e.error ? html`<li>${e.env}: <span class="cell-error">${e.error}</span></li>` : html`<li><a href="${root}${paths.history(m.project, e.env)}">${e.env}</a>: ${e.current ? html`<strong>current</strong>, ` : 'was current, '}seq ${e.seqs.join(', ')}</li>`))}</ul>` : html`<p class="muted">never released to an environment</p>`}
+${m.environments.length ? html`<ul>${m.environments.map((e) => (e.error !== undefined ? html`<li>${e.env}: <span class="cell-error">${e.error}</span></li>` : html`<li><a href="${root}${paths.history(m.project, e.env)}">${e.env}</a>: ${e.current ? html`<strong>current</strong>, ` : 'was current, '}seq ${e.seqs.join(', ')}</li>`))}</ul>` : html`<p class="muted">never released to an environment</p>`}
 </section>`;
   return layout({ title: `${m.project} ${m.version}`, root, storeUrl, generatedAt: now }, body);
 }

@@ -6,6 +6,7 @@ import { appendEntry, readCurrent } from '@buildonce/release';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { draft } from '../../release/src/testkit';
 import { ReadOnlyStoreError, readOnlyStore } from './readonly-store';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -13,9 +14,9 @@ describe('readOnlyStore', () => {
   it('passes reads through and refuses every write before it reaches the backend', async () => {
     const root = tempDir('ui-ro-');
     const inner = openStore(parseStoreUrl(`file://${root}`));
-    await appendEntry(inner, draft('7', { project: 'svc', environment: 'dev' }));
+    await appendEntry(inner, draft('7' as Version, { project: 'svc' as ProjectName, environment: 'dev' as EnvironmentName }));
     const ro = readOnlyStore(inner);
-    expect((await readCurrent(ro, 'svc', 'dev'))?.entry.version).toBe('7');
+    expect((await readCurrent(ro, 'svc' as ProjectName, 'dev' as EnvironmentName))?.entry.version).toBe('7');
     const keys: string[] = [];
     for await (const o of ro.list('releases/')) keys.push(o.key);
     expect(keys.length).toBe(2);
@@ -26,11 +27,11 @@ describe('readOnlyStore', () => {
       ['putFileIfAbsent', () => ro.putFileIfAbsent('x/file', file, { sha256Hex: '0'.repeat(64), size: 0 })],
       ['delete', () => ro.delete('releases/svc/dev/current.json')],
       // a write through the ledger API itself
-      ['appendEntry', () => appendEntry(ro, draft('8', { project: 'svc', environment: 'dev' }))],
+      ['appendEntry', () => appendEntry(ro, draft('8' as Version, { project: 'svc' as ProjectName, environment: 'dev' as EnvironmentName }))],
     ];
     for (const [name, w] of writes) await expect(w(), name).rejects.toThrow(ReadOnlyStoreError);
     expect(existsSync(join(root, 'x'))).toBe(false);
-    expect((await readCurrent(inner, 'svc', 'dev'))?.entry.version).toBe('7');
+    expect((await readCurrent(inner, 'svc' as ProjectName, 'dev' as EnvironmentName))?.entry.version).toBe('7');
     expect(Object.isFrozen(ro)).toBe(true);
   });
 });

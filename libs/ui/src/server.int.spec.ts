@@ -7,12 +7,13 @@ import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { draft } from '../../release/src/testkit';
 import { readOnlyStore } from './readonly-store';
 import { startUiServer, type UiServer } from './server';
+import type { Version, ProjectName, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
 async function source() {
   const inner = openStore(parseStoreUrl(`file://${tempDir('ui-server-')}`));
-  await appendEntry(inner, draft('41', { project: 'svc', environment: 'dev', actor: '<b>x</b>' }));
+  await appendEntry(inner, draft('41' as Version, { project: 'svc' as ProjectName, environment: 'dev' as EnvironmentName, actor: '<b>x</b>' }));
   return { store: readOnlyStore(inner), config: parseConfig({}) };
 }
 

@@ -2,10 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ConfigError } from '@buildonce/errors';
-import { ENVIRONMENT_NAME, projectFromKey } from '@buildonce/store';
+import { projectFromKey } from '@buildonce/store';
+import { isEnvironmentName, isVersion } from '@buildonce/values';
 import { CSS, JS } from './assets';
 import { discoverLedgers, loadDiff, loadHistory, loadPipeline, loadVersion, messageOf, pipelineFingerprint, type DashboardSource, type LedgerIndex } from './model';
 import { diffPage, errorPage, historyPage, loginPage, pipelinePage, versionPage } from './pages';
+import type { EnvironmentName } from '@buildonce/values';
 
 /** Name of the session cookie set by the login form. */
 export const TOKEN_COOKIE = 'buildonce_ui';
@@ -86,11 +88,11 @@ const projectOf = (key: string) => {
   }
 };
 const envOf = (env: string) => {
-  if (!ENVIRONMENT_NAME.test(env)) throw new HttpError(404, `"${env}" is not an environment name`);
+  if (!isEnvironmentName(env)) throw new HttpError(404, `"${env}" is not an environment name`);
   return env;
 };
 const versionOf = (v: string) => {
-  if (!/^[0-9]{1,64}$/.test(v)) throw new HttpError(404, `"${v}" is not a version`);
+  if (!isVersion(v)) throw new HttpError(404, `"${v}" is not a version`);
   return v;
 };
 

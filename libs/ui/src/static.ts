@@ -6,6 +6,7 @@ import type { HistoryEntry } from '@buildonce/release';
 import { CSS, JS } from './assets';
 import { discoverLedgers, loadDiff, loadHistory, loadPipeline, loadVersion, type DashboardSource } from './model';
 import { diffPage, historyPage, paths, pipelinePage, versionPage } from './pages';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** What a static export wrote. */
 export interface StaticSiteResult {
@@ -42,19 +43,19 @@ export async function writeStaticSite(src: DashboardSource, dir: string, o: { no
     const pipeline = await loadPipeline(src, now);
     write(paths.pipeline(), pipelinePage(pipeline));
     const limit = pLimit(8);
-    const versions = new Map<string, Set<string>>();
-    const diffs = new Map<string, Set<string>>();
-    const want = (m: Map<string, Set<string>>, project: string, v: string) => {
+    const versions = new Map<ProjectName, Set<Version>>();
+    const diffs = new Map<ProjectName, Set<string>>();
+    const want = <V extends string>(m: Map<ProjectName, Set<V>>, project: ProjectName, v: V) => {
       let s = m.get(project);
       if (!s) m.set(project, (s = new Set()));
       s.add(v);
     };
     for (const [key, d] of pipeline.drift) {
-      const project = key.split('\u0000')[0]!;
+      const project = key.split('\u0000')[0]! as ProjectName; // a cellKey's first part is the project it was built from
       const cell = pipeline.cells.get(key);
       if (cell?.status === 'current') want(diffs, project, `${cell.entry.version}-${d.upstreamVersion}`);
     }
-    const index = pipeline.error ? { projects: new Map<string, string[]>() } : await discoverLedgers(src.store);
+    const index = pipeline.error ? { projects: new Map<ProjectName, EnvironmentName[]>() } : await discoverLedgers(src.store);
     await Promise.all(
       [...index.projects].flatMap(([project, envs]) =>
         envs.map((env) =>
@@ -76,7 +77,7 @@ export async function writeStaticSite(src: DashboardSource, dir: string, o: { no
       [...diffs].flatMap(([project, pairs]) =>
         [...pairs].map((pair) =>
           limit(async () => {
-            const [from, to] = pair.split('-') as [string, string];
+            const [from, to] = pair.split('-') as [Version, Version]; // built above from two versions
             write(paths.diff(project, from, to), diffPage(await loadDiff(src, project, from, to), pipeline.storeUrl, now));
           }),
         ),

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { runPromoteCommand, runPublishCommand, runRollbackCommand } from '@buildonce/release';
 import { tempDir } from '@buildonce/testing';
+import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 
 /**
  * Test helper (not exported from the package index): a git workspace whose store is filled by REAL
@@ -57,7 +58,8 @@ export async function seedWorkspace(o: { store?: string; processEnv?: NodeJS.Pro
     return git('rev-parse', 'HEAD');
   };
   const baseEnv = { ...(o.processEnv ?? process.env), BUILDONCE_STORE: undefined } as NodeJS.ProcessEnv;
-  const publish = async (project: string, version: string, sha: string, extra: { weights?: boolean; padding?: number; pr?: string } = {}) => {
+  const publish = async (name: string, v: string, sha: string, extra: { weights?: boolean; padding?: number; pr?: string } = {}) => {
+    const [project, version] = [parseProjectName(name), parseVersion(v)];
     const dir = tempDir('buildonce-ui-artifact-');
     const zip = join(dir, 'bootstrap.zip');
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from(`#!/bin/sh\n# ${project} ${version}\n${'#'.repeat(extra.padding ?? 0)}\n`) }], zip);
@@ -82,9 +84,9 @@ export async function seedWorkspace(o: { store?: string; processEnv?: NodeJS.Pro
   };
   const deploy = { target: 'local' as const, localRoot: join(root, '.buildonce/deploy') };
   const promote = (project: string, dir: string, env: string, actor: string, reason?: string) =>
-    runPromoteCommand({ project, workspaceRoot: root, env, outputDir: dir, deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '77', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}) });
+    runPromoteCommand({ project: parseProjectName(project), workspaceRoot: root, env: parseEnvironmentName(env), outputDir: dir, deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '77', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}) });
   const rollback = (project: string, env: string, actor: string, reason?: string, to?: string) =>
-    runRollbackCommand({ project, workspaceRoot: root, env, deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '78', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}), ...(to ? { to } : {}) });
+    runRollbackCommand({ project: parseProjectName(project), workspaceRoot: root, env: parseEnvironmentName(env), deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '78', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}), ...(to ? { to: parseVersion(to) } : {}) });
 
   const c1 = commit('scorer: first release', 'a.txt');
   const d1 = await publish('scorer', VERSIONS.v1, c1);

@@ -10,6 +10,7 @@ import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';
 import type { UiServer } from './server';
 import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testkit';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /**
  * The dashboard in a real browser (Debian's chromium through playwright-core) over a file store filled
@@ -207,7 +208,7 @@ describe('buildonce ui over a file store (chromium)', () => {
     const dir = tempDir('buildonce-ui-redeploy-');
     // 1003 again in dev through the real promote command (the artifact is in the store; its build manifest is all promote reads)
     writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ schemaVersion: 1, project: 'scorer', version: VERSIONS.v3, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: 1, sha256: '0'.repeat(64) }], runtime: 'provided.al2023', architecture: 'arm64', handler: 'bootstrap', toolchain: 'rust 1.95.0' }));
-    await runPromoteCommand({ project: 'scorer', workspaceRoot: ws.root, env: 'dev', outputDir: dir, deploy: { target: 'local', localRoot: join(ws.root, '.buildonce/deploy') }, processEnv: { ...process.env, BUILDONCE_STORE: undefined }, reason: 'retry after the fix', log: () => undefined });
+    await runPromoteCommand({ project: 'scorer' as ProjectName, workspaceRoot: ws.root, env: 'dev' as EnvironmentName, outputDir: dir, deploy: { target: 'local', localRoot: join(ws.root, '.buildonce/deploy') }, processEnv: { ...process.env, BUILDONCE_STORE: undefined }, reason: 'retry after the fix', log: () => undefined });
     await page.waitForFunction(
       (v) => {
         const d = (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document;
@@ -245,7 +246,7 @@ describe('buildonce ui over a file store (chromium)', () => {
 
   it('a malformed history entry or pointer is an error in its cell; the rest of the page and the server stay up', async () => {
     const root = join(ws.root, '.buildonce/store');
-    const bad = join(root, currentKey('@acme/api', 'dev'));
+    const bad = join(root, currentKey('@acme/api' as ProjectName, 'dev' as EnvironmentName));
     mkdirSync(join(bad, '..'), { recursive: true });
     writeFileSync(bad, '{"schemaVersion": 1, "seq": "<img src=x onerror=window.__pwned=1>"');
     const page = await open('/');

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { artifactKey, currentKey, isValidProjectName, projectArtifactsPrefix, projectKey } from '@buildonce/store';
+import { artifactKey, currentKey, projectArtifactsPrefix, projectKey } from '@buildonce/store';
+import { isProjectName } from '@buildonce/values';
+import type { ProjectName, EnvironmentName, Version } from '@buildonce/values';
 
 /**
  * deploy/user-data.sh cannot import libs/store keys.ts: it mirrors the project-key encoding and the keys it
@@ -17,18 +19,18 @@ const names = ['express-api', '@acme/api', '@a.b/c_d-e', 'A1.x', 'a--b', '@acme/
 
 describe('user-data.sh key mirror', () => {
   it('encodes project names like projectKey and refuses the same names', () => {
-    for (const n of names) expect(sh('project_key_of', n), n).toBe(isValidProjectName(n) ? projectKey(n) : '');
+    for (const n of names) expect(sh('project_key_of', n), n).toBe(isProjectName(n) ? projectKey(n as ProjectName) : '');
   });
 
   it('builds the pointer, artifact and versions-listing keys the module builds', () => {
     for (const project of ['express-api', '@acme/api']) {
-      const k = projectKey(project);
+      const k = projectKey(project as ProjectName);
       for (const prefix of ['', 'team/x/']) {
-        expect(sh('current_key_of', prefix, k, 'prod')).toBe(prefix + currentKey(project, 'prod'));
+        expect(sh('current_key_of', prefix, k, 'prod')).toBe(prefix + currentKey(project as ProjectName, 'prod' as EnvironmentName));
         for (const ns of ['trusted', 'preview'] as const) {
-          expect(sh('artifact_key_of', prefix, ns, k, '123', 'api-deployment.tar.gz')).toBe(prefix + artifactKey(project, '123', 'api-deployment.tar.gz', ns));
+          expect(sh('artifact_key_of', prefix, ns, k, '123', 'api-deployment.tar.gz')).toBe(prefix + artifactKey(project as ProjectName, '123' as Version, 'api-deployment.tar.gz', ns));
           const nsPrefix = ns === 'preview' ? 'preview/' : '';
-          expect(sh('versions_prefix_of', prefix + nsPrefix, k)).toBe(prefix + projectArtifactsPrefix(project, ns));
+          expect(sh('versions_prefix_of', prefix + nsPrefix, k)).toBe(prefix + projectArtifactsPrefix(project as ProjectName, ns));
         }
       }
     }

@@ -7,6 +7,7 @@ import { parseManifest, sha256File, tarGzPolicyViolation } from '@buildonce/arti
 import { deployLocal } from '@buildonce/deploy';
 import { openStore, parseStoreUrl, publishArtifact, type BlobStore } from '@buildonce/store';
 import { benignArchives, hostileArchives, rawTarGz, smuggledArchives, startMoto, type MotoServer, type RawTarEntry } from '@buildonce/testing';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * Issue 11 item 11: user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
@@ -96,7 +97,7 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     expect(existsSync(join(shRoot, 'current'))).toBe(false);
 
     const tsRoot = join(base, `ts-${a.name}`);
-    const err = await deployLocal({ store, project, version, root: tsRoot }).then(() => undefined, (e: Error) => e);
+    const err = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: tsRoot }).then(() => undefined, (e: Error) => e);
     expect(err?.message).toMatch(/refused express-api-deployment\.tar\.gz: /);
     // the same reason, word for word, from both implementations of the policy
     expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'));
@@ -119,7 +120,7 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     expect(readdirSync(root).sort()).toEqual(['.incoming', '.lock', 'current', 'releases']);
     expect(readlinkSync(join(root, 'current'))).toBe(`releases/${version}`);
     expect(readlinkSync(join(root, 'releases', version, 'lib', 'current'))).toBe('v1');
-    const ts = await deployLocal({ store, project, version, root: join(base, 'ts-ok') });
+    const ts = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: join(base, 'ts-ok') });
     expect(ts.status).toBe('deployed');
   });
 });

@@ -8,6 +8,7 @@ import { deployLocal } from '@buildonce/deploy';
 import { S3BlobStore, parseStoreUrl } from '@buildonce/store';
 import { freePort, makeTempWorkspace, startMoto, type MotoServer, type TempWorkspace } from '@buildonce/testing';
 import { nx, spawnCollect, stop, waitForHealth, type Collected } from './helpers';
+import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * The EC2 boot path against moto_server (real S3 + SSM APIs on loopback) with temp install roots:
@@ -185,7 +186,7 @@ describe('express-api on S3 and the EC2 user data', () => {
     Object.assign(process.env, moto.env);
     try {
       const store = new S3BlobStore(parseStoreUrl(`s3://${bucket}/${prefix}`) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 's3' }>, { forcePathStyle: true });
-      const r = await deployLocal({ store, project: 'express-api', version, root });
+      const r = await deployLocal({ store, project: 'express-api' as ProjectName, version: version as Version, root });
       expect(r.status).toBe('deployed');
     } finally {
       process.env = prev;

@@ -8,6 +8,7 @@ import { appendEntry, runPublishCommand } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
+import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -32,10 +33,10 @@ beforeAll(async () => {
   git('commit', '-qm', 'two');
   c2 = git('rev-parse', 'HEAD');
   const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
-  await appendEntry(store, draft('111', { project: 'svc-a', environment: 'dev', commit: c1 }));
-  await appendEntry(store, draft('222', { project: 'svc-b', environment: 'dev', commit: c2 }));
-  for (const env of ['prod', 'pr-5']) await appendEntry(store, draft('333', { project: 'svc-c', environment: env, commit: c2 }));
-  await appendEntry(store, draft('334', { project: 'svc-c', environment: 'dev', commit: c2 }));
+  await appendEntry(store, draft('111' as Version, { project: 'svc-a' as ProjectName, environment: 'dev' as EnvironmentName, commit: c1 }));
+  await appendEntry(store, draft('222' as Version, { project: 'svc-b' as ProjectName, environment: 'dev' as EnvironmentName, commit: c2 }));
+  for (const env of ['prod', 'pr-5']) await appendEntry(store, draft('333' as Version, { project: 'svc-c' as ProjectName, environment: env as EnvironmentName, commit: c2 }));
+  await appendEntry(store, draft('334' as Version, { project: 'svc-c' as ProjectName, environment: 'dev' as EnvironmentName, commit: c2 }));
 });
 
 describe('buildonce CLI', () => {
@@ -142,7 +143,7 @@ describe('buildonce verify', () => {
     writeFileSync(join(out, 'bootstrap.zip'), bytes);
     const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }], runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't' });
     writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
-    await runPublishCommand({ project: 'svc', workspaceRoot: vws, outputDir: out, processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
+    await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: vws, outputDir: out, processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
   }
 
   beforeAll(async () => {

@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, openWorkspaceStore, renderMarkdown, renderProvenanceReport, renderTable, runResolveCommand, runRetentionCommand, validateEnvName } from '@buildonce/release';
+import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, openWorkspaceStore, renderMarkdown, renderProvenanceReport, renderTable, runResolveCommand, runRetentionCommand } from '@buildonce/release';
+import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 import { awsClients } from '@buildonce/aws';
 import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
 import { runUiCommand } from '@buildonce/ui';
@@ -70,10 +71,10 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'base') {
       const { values } = parseArgs({ args: rest, options: { env: { type: 'string' }, store: { type: 'string' } }, strict: true });
       if (!values.env) throw new ConfigError('--env=<environment> is required');
-      validateEnvName(values.env);
+      const env = parseEnvironmentName(values.env, '--env');
       const workspaceRoot = findWorkspaceRoot();
       const { store } = await openWorkspaceStore({ workspaceRoot, store: values.store });
-      const sha = await baseCommitForEnv({ store, env: values.env, workspaceRoot });
+      const sha = await baseCommitForEnv({ store, env, workspaceRoot });
       process.stdout.write(sha ? `${sha}\n` : '');
       if (!sha) process.stderr.write(`buildonce base: nothing has been promoted to ${values.env} yet (promote every project)\n`);
       return 0;
@@ -84,11 +85,12 @@ export async function main(argv: string[]): Promise<number> {
         options: { env: { type: 'string' }, project: { type: 'string', multiple: true }, markdown: { type: 'boolean' }, json: { type: 'boolean' }, store: { type: 'string' } },
         strict: true,
       });
-      if (values.env) validateEnvName(values.env);
+      const env = values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env');
+      const projects = values.project?.map(parseProjectName);
       const workspaceRoot = findWorkspaceRoot();
       const { store, config } = await openWorkspaceStore({ workspaceRoot, store: values.store });
-      const all = await collectWorkspaceReleases({ store, env: values.env, order: config.environments.map((e) => e.name) });
-      const rows = [...all].filter(([p]) => !values.project || values.project.includes(p));
+      const all = await collectWorkspaceReleases({ store, env, order: config.environments.map((e) => e.name) });
+      const rows = [...all].filter(([p]) => !projects || projects.includes(p));
       if (values.json) process.stdout.write(JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
       else if (!rows.length) process.stdout.write(values.markdown ? '_no releases recorded yet_\n' : 'no releases recorded yet\n');
       else for (const [p, r] of rows) process.stdout.write((values.markdown ? renderMarkdown(r, p) : renderTable(r, p)) + '\n');
@@ -103,8 +105,8 @@ export async function main(argv: string[]): Promise<number> {
       if (!values.project) throw new ConfigError('--project=<project> is required');
       if (!values.env) throw new ConfigError('--env=<environment> is required');
       const r = await runResolveCommand({
-        project: values.project,
-        env: values.env,
+        project: parseProjectName(values.project),
+        env: parseEnvironmentName(values.env, '--env'),
         workspaceRoot: findWorkspaceRoot(),
         store: values.store,
         log: (l) => process.stderr.write(`${l}\n`),
@@ -120,10 +122,9 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({ args: rest, options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: true, strict: true });
       const [project, version, ...extra] = positionals;
       if (!project || !version || extra.length) throw new ConfigError('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
-      if (!/^[0-9]{1,64}$/.test(version)) throw new ConfigError(`"${version}" is not a version (the decimal Nx task hash of the build)`);
-      if (values.env) validateEnvName(values.env);
+      const parsed = { project: parseProjectName(project), version: parseVersion(version), env: values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env') };
       const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
-      const report = await inspectVersionProvenance({ store, config, project, version, env: values.env });
+      const report = await inspectVersionProvenance({ store, config, ...parsed });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
       return report.ok ? 0 : 1;
     }

@@ -6,6 +6,7 @@ import { appendEntry } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { draft } from '../../../../libs/release/src/testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
+import type { Version, ProjectName, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
@@ -18,8 +19,8 @@ beforeAll(async () => {
   ws = tempDir('buildonce-cli-ui-');
   writeFileSync(join(ws, 'nx.json'), '{}\n');
   const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
-  await appendEntry(store, draft('5150', { project: 'rust-scorer', environment: 'dev' }));
-  await appendEntry(store, draft('5150', { project: 'rust-scorer', environment: 'staging' }));
+  await appendEntry(store, draft('5150' as Version, { project: 'rust-scorer' as ProjectName, environment: 'dev' as EnvironmentName }));
+  await appendEntry(store, draft('5150' as Version, { project: 'rust-scorer' as ProjectName, environment: 'staging' as EnvironmentName }));
 });
 
 describe('buildonce ui', () => {

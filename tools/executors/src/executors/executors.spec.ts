@@ -13,6 +13,7 @@ import resolve from './resolve/executor';
 import { normalizeOptions as normalizeRetention } from './retention/executor';
 import rollback, { normalizeOptions as normalizeRollback } from './rollback/executor';
 import type { ProjectFacts } from '../lib/context';
+import type { ProjectName } from '@buildonce/values';
 
 /** Executors against hand-made ExecutorContexts (nrwl/nx release-publish.impl.spec.ts style). */
 let root: string;
@@ -31,7 +32,7 @@ function context(project = '@acme/api', verbose = false): ExecutorContext {
   } as ExecutorContext;
 }
 
-const facts = (): ProjectFacts => ({ project: '@acme/api', workspaceRoot: root, projectRoot: join(root, 'apps/api'), defaultOutputDir: join(root, 'dist/apps/api') });
+const facts = (): ProjectFacts => ({ project: '@acme/api' as ProjectName, workspaceRoot: root, projectRoot: join(root, 'apps/api'), defaultOutputDir: join(root, 'dist/apps/api') });
 const deploy = { target: 'local', functionName: '{project}-{env}', alias: '{env}', parameterName: '/buildonce/{env}/{project}', localRoot: '.buildonce/deploy' } as const;
 const log = () => undefined;
 

@@ -1,10 +1,11 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { join } from 'node:path';
 import { ConfigError, describeFailure } from '@buildonce/errors';
+import { parseProjectName, type ProjectName } from '@buildonce/values';
 
 /** The facts an executor passes to libs: project name, its root and the workspace root (absolute). */
 export interface ProjectFacts {
-  project: string;
+  project: ProjectName;
   workspaceRoot: string;
   /** absolute path of the project's root */
   projectRoot: string;
@@ -12,13 +13,13 @@ export interface ProjectFacts {
   defaultOutputDir: string;
 }
 
-/** Extracts what libs need from an ExecutorContext (libs never see the context). @throws Error when run without a project */
+/** Extracts what libs need from an ExecutorContext (libs never see the context). @throws ConfigError without a project, InvalidProjectNameError for a name buildonce cannot key */
 export function projectFacts(context: ExecutorContext): ProjectFacts {
   const project = context.projectName;
   if (!project) throw new ConfigError('this executor must run for a project (nx run <project>:<target>)');
   const rel = context.projectsConfigurations?.projects[project]?.root ?? '';
   return {
-    project,
+    project: parseProjectName(project),
     workspaceRoot: context.root,
     projectRoot: join(context.root, rel),
     defaultOutputDir: join(context.root, 'dist', rel),

@@ -1,6 +1,7 @@
 import type { DeployTargetOptions } from '@buildonce/deploy';
 import { ConfigError } from '@buildonce/errors';
 import { fromWorkspace, type ProjectFacts } from './context';
+import { parseVersion, type Version } from '@buildonce/values';
 
 /** Deploy target options of promote and rollback, as their schemas define them (defaults applied by Nx). */
 export interface DeployOptionsInput {
@@ -24,21 +25,21 @@ export function outputDirOf(p: ProjectFacts, outputPath: string | undefined): st
 /**
  * A version option (`--to`). Versions are Nx task hashes, up to 20 digits: when Nx's CLI parser has
  * already turned one into an imprecise number, refuse it rather than roll back to a wrong version.
- * @throws ConfigError naming the fix (`--to=v<version>`)
+ * @throws ConfigError naming the fix (`--to=v<version>`), InvalidVersionError
  */
-export function versionOption(v: string | number | undefined, name: string): string | undefined {
+export function versionOption(v: string | number | undefined, name: string): Version | undefined {
   if (v === undefined) return undefined;
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) throw new ConfigError(`--${name}=${v} lost digits when parsed as a number: write it as --${name}=v<version>`);
-    return String(v);
+    return parseVersion(String(v), `--${name}`);
   }
   const s = v.trim();
-  return s.startsWith('v') ? s.slice(1) : s;
+  return parseVersion(s.startsWith('v') ? s.slice(1) : s, `--${name}`);
 }
 
 /** `NX_TASK_HASH` of the running task: the version a build produces. @throws ConfigError outside Nx */
-export function taskHash(env: NodeJS.ProcessEnv = process.env): string {
+export function taskHash(env: NodeJS.ProcessEnv = process.env): Version {
   const version = env.NX_TASK_HASH;
   if (!version) throw new ConfigError('NX_TASK_HASH is not set: run this through nx (nx run <project>:build), the task hash is the artifact version');
-  return version;
+  return parseVersion(version, 'NX_TASK_HASH');
 }

@@ -1,5 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { loadConfig, resolveEnvironment, validateEnvName } from '@buildonce/release';
+import { loadConfig, resolveEnvironment } from '@buildonce/release';
+import { parseEnvironmentName } from '@buildonce/values';
 
 /**
  * The environments this Nx run is about to promote or roll `project` back to: the `--env` overrides of the
@@ -27,5 +28,5 @@ export async function checkRequestedEnvironments(context: Pick<ExecutorContext, 
   if (!names.length) return;
   const config = await loadConfig(workspaceRoot, env);
   // Nx parses `--env=123` as a number: check it as the name that was typed
-  for (const name of names) resolveEnvironment(config, validateEnvName(typeof name === 'number' ? String(name) : name));
+  for (const name of names) resolveEnvironment(config, parseEnvironmentName(typeof name === 'number' ? String(name) : name));
 }

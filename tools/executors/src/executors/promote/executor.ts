@@ -4,10 +4,11 @@ import { runPromoteCommand, type PromoteCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { deployOptions, outputDirOf } from '../../lib/options';
 import type { PromoteExecutorSchema } from './schema';
+import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release promote command. */
 export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
-  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, ...(o.reason !== undefined ? { reason: String(o.reason) } : {}), log };
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, ...(o.reason !== undefined ? { reason: String(o.reason) } : {}), log };
 }
 
 /**

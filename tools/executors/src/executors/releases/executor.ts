@@ -3,13 +3,14 @@ import { runReleasesCommand, type ReleasesCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { machinePrinter } from '../../lib/output';
 import type { ReleasesExecutorSchema } from './schema';
+import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/release releases command; logs on stderr, output on stdout. */
 export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): ReleasesCommand {
   return {
     project: p.project,
     workspaceRoot: p.workspaceRoot,
-    env: o.env,
+    env: o.env === undefined ? undefined : parseEnvironmentName(o.env, '--env'),
     format: o.json ? 'json' : o.markdown ? 'markdown' : 'table',
     field: o.field,
     limit: o.limit,

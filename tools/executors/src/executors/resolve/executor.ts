@@ -3,10 +3,11 @@ import { runResolveCommand, type ResolveCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { machinePrinter } from '../../lib/output';
 import type { ResolveExecutorSchema } from './schema';
+import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated by Nx from schema.json) → the libs/release resolve command; logs go to stderr, the URI to stdout. */
 export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): ResolveCommand {
-  return { project: p.project, workspaceRoot: p.workspaceRoot, env: o.env, store: o.store, log: (l) => console.error(l), print: machinePrinter(p.workspaceRoot, o.outputFile) };
+  return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), store: o.store, log: (l) => console.error(l), print: machinePrinter(p.workspaceRoot, o.outputFile) };
 }
 
 /** `resolve` target: prints the artifact URI current in `--env` and writes it to `$GITHUB_OUTPUT`. */
