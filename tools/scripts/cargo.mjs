@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs `cargo <sub> --target <triple> <args>` in the current directory (a crate) with the toolchain that
-// builds the Rust Lambda (libs/build/src/rust-toolchain.mjs: same rule, same identity as the build target),
+// builds the Rust Lambda (libs/rust/src/rust-toolchain.mjs: same rule, same identity as the build target),
 // the cross linker it found, and, when BUILDONCE_CARGO_OFFLINE_REGISTRY names a directory registry (e.g.
 // Debian's /usr/share/cargo/registry), the flags that build from it offline.
 //
@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { RUST_TARGETS, resolveRustToolchain } from '../../libs/build/src/rust-toolchain.mjs';
+import { RUST_TARGETS, resolveRustToolchain } from '../../libs/rust/src/rust-toolchain.mjs';
 
 const argv = process.argv.slice(2);
 const sub = argv.shift();

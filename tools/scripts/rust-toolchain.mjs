@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Prints the identity of the Rust toolchain that builds a Rust Lambda (libs/build/src/rust-toolchain.mjs):
+// Prints the identity of the Rust toolchain that builds a Rust Lambda (libs/rust/src/rust-toolchain.mjs):
 // cargo -vV, rustc -vV, target triple, linker version, resolved exactly as the build resolves them.
 // Meant as an Nx `runtime` input of Rust Lambda build targets, so the version changes with the toolchain:
 //   { "runtime": "node tools/scripts/rust-toolchain.mjs --cargo-dir apps/rust-scorer --architecture arm64 --runtime provided.al2023" }
@@ -9,7 +9,7 @@
 // Always exits 0 with the identity (missing pieces appear as `problem:` lines; the build refuses them),
 // except for invalid arguments (exit 2).
 import { parseArgs } from 'node:util';
-import { resolveRustToolchain } from '../../libs/build/src/rust-toolchain.mjs';
+import { resolveRustToolchain } from '../../libs/rust/src/rust-toolchain.mjs';
 
 let values;
 try {

@@ -22,6 +22,10 @@ const fileName = z
   .regex(/^[A-Za-z0-9._-]{1,200}$/, 'file names are plain names: letters, digits, ".", "_", "-"')
   .refine((n) => n !== '.' && n !== '..' && n !== STORED_MANIFEST_FILE && n !== PROVENANCE_FILE, 'reserved file name');
 
+/** CPU architecture of an artifact's executables (the Lambda `Architectures` names). */
+export const architectureSchema = z.enum(['x86_64', 'arm64']);
+export type Architecture = z.infer<typeof architectureSchema>;
+
 export const manifestFileSchema = z
   .object({
     name: fileName,
@@ -56,7 +60,7 @@ export const manifestSchema = z
     kind: artifactKindSchema,
     files: z.array(manifestFileSchema).min(1),
     runtime: z.string().min(1),
-    architecture: z.enum(['x86_64', 'arm64']),
+    architecture: architectureSchema,
     /** highest glibc version the artifact's executable needs (e.g. `2.34`), checked against the runtime at build time */
     glibcMax: z.string().regex(/^\d+(\.\d+){1,2}$/, 'glibcMax is a glibc version such as 2.34').optional(),
     handler: z.string().min(1).optional(),

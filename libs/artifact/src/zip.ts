@@ -1,3 +1,4 @@
+import yauzl from 'yauzl';
 import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { ZipFile } from 'yazl';
@@ -49,4 +50,33 @@ export async function writeDeterministicZip(entries: ZipEntry[], outPath: string
     throw e;
   }
   return (await stat(outPath)).size;
+}
+
+/** Reads one entry of a zip into memory (yauzl): the one zip reader (image assembly, tests). @throws Error when the entry is missing */
+export function readZipEntry(zipPath: string, name: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(zipPath, { lazyEntries: true }, (err, zf) => {
+      if (err || !zf) return reject(err ?? new Error(`cannot open ${zipPath}`));
+      let found = false;
+      zf.on('entry', (entry: yauzl.Entry) => {
+        if (entry.fileName !== name) return zf.readEntry();
+        found = true;
+        zf.openReadStream(entry, (e2, rs) => {
+          if (e2 || !rs) return reject(e2);
+          const chunks: Buffer[] = [];
+          rs.on('data', (c: Buffer) => chunks.push(c));
+          rs.on('end', () => {
+            zf.close();
+            resolve(Buffer.concat(chunks));
+          });
+          rs.on('error', reject);
+        });
+      });
+      zf.on('end', () => {
+        if (!found) reject(new Error(`${zipPath} has no entry "${name}"`));
+      });
+      zf.on('error', reject);
+      zf.readEntry();
+    });
+  });
 }

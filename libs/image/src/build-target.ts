@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { elfMachine, readZipEntry } from '@buildonce/build';
+import { readZipEntry } from '@buildonce/artifact';
+import { elfMachine } from '@buildonce/rust';
 import { awsClients, type AwsClients } from '@buildonce/aws';
 import { buildImage, type AssembledImage, type ImageFile } from './assemble';
 import { clientFor } from './credentials';
@@ -11,7 +12,7 @@ import { ImageConfigError } from './errors';
 import type { Manifest } from '@buildonce/artifact';
 import type { ProjectName, Version } from '@buildonce/values';
 
-/** ELF `e_machine` name (libs/build readElfVersionNeeds) of the executables each platform runs. */
+/** ELF `e_machine` name (libs/rust readElfVersionNeeds) of the executables each platform runs. */
 const PLATFORM_MACHINE: Record<Platform, string> = { 'linux/amd64': 'x86_64', 'linux/arm64': 'aarch64' };
 
 /**

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import { startRegistry, type RegistryServer } from '@buildonce/testing';
 import { ArtifactConflictError, publishMetadataFromEnv } from '@buildonce/store';
 import { buildImage, IMAGE_MANIFEST_FILE } from './assemble';

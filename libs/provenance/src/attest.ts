@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import { IN_TOTO_PAYLOAD_TYPE, pae, serializeEnvelope, type Envelope } from './dsse';
 import type { Signer } from './keys';
 import { buildStatement, type ResourceDescriptor, type Statement, type StatementInput } from './statement';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateKeyCommand, CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { awsClients } from '@buildonce/aws';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import { startMoto, type MotoServer } from '@buildonce/testing';
 import { attest } from './attest';
 import { envelopePayload, pae } from './dsse';

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import { ConfigError } from '@buildonce/errors';
 
 /** Who runs a promotion, from where: recorded in every history entry. */

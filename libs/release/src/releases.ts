@@ -1,5 +1,5 @@
 import Table from 'cli-table3';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import type { BlobStore } from '@buildonce/store';
 import { listEnvironments, listLedgerProjects, readCurrent, readHistory, type HistoryEntry } from './ledger';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';

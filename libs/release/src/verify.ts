@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import type { DeployResult, DeployTargetKind } from '@buildonce/deploy';
 import { ConfigError } from '@buildonce/errors';
 import type { VerifyCheck } from './config';
@@ -25,7 +25,7 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
  *   its JSON payload contains `expect` ({@link jsonSubset}).
  * - `http`: `GET url` until it answers the expected status (and, with `expectVersion`, a JSON body whose
  *   `versionField` is the promoted version, as express-api's `/v1/release` reports it).
- * - `command`: runs an argument array (libs/build run(), no shell) in the workspace root with
+ * - `command`: runs an argument array (libs/process run(), no shell) in the workspace root with
  *   `BUILDONCE_VERSION`, `BUILDONCE_ENV`, `BUILDONCE_PROJECT`; exit 0 passes.
  * - `alarm`, `metric`: CloudWatch measurements over time through every canary step (alarm-check.ts,
  *   metric-check.ts, run by stepped.ts through verify-stepped.ts; decisions in analysis.ts).

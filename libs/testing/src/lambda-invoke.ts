@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import yauzl from 'yauzl';
+import { readZipEntry } from '@buildonce/artifact';
 import { tempDir } from './temp';
 
 /**
@@ -54,30 +54,13 @@ function forward(target: URL, method: string, path: string, headers: IncomingMes
 }
 
 /** Extracts the `bootstrap` entry of a zip to `<dir>/bootstrap` (executable). */
-function extractBootstrap(zip: string, dir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(zip, { lazyEntries: true }, (err, z) => {
-      if (err || !z) return reject(err ?? new Error('cannot open zip'));
-      z.on('entry', (entry: yauzl.Entry) => {
-        if (entry.fileName !== 'bootstrap') return z.readEntry();
-        z.openReadStream(entry, (e, s) => {
-          if (e || !s) return reject(e ?? new Error('cannot read bootstrap'));
-          const chunks: Buffer[] = [];
-          s.on('data', (c: Buffer) => chunks.push(c));
-          s.on('end', () => {
-            mkdirSync(dir, { recursive: true });
-            const out = join(dir, 'bootstrap');
-            writeFileSync(out, Buffer.concat(chunks));
-            chmodSync(out, 0o755);
-            z.close();
-            resolve(out);
-          });
-        });
-      });
-      z.on('end', () => reject(new Error(`${zip} has no bootstrap entry`)));
-      z.readEntry();
-    });
-  });
+async function extractBootstrap(zip: string, dir: string): Promise<string> {
+  const bytes = await readZipEntry(zip, 'bootstrap');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, 'bootstrap');
+  writeFileSync(out, bytes);
+  chmodSync(out, 0o755);
+  return out;
 }
 
 interface RuntimeResult {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cargoBuildArgs, run } from '@buildonce/build';
+import { run } from '@buildonce/process';
+import { cargoBuildArgs } from '@buildonce/rust';
 
 /** Repository root (libs/testing/src → ../../..). */
 const REPO = resolve(__dirname, '../../..');

@@ -1,4 +1,4 @@
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import type { StoredManifest } from '@buildonce/artifact';
 import { isEnvironmentName, isPreviewEnvironment } from '@buildonce/values';
 import { RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';

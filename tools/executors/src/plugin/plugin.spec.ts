@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { detectImageProject, detectNodeApp, detectRustLambda } from './detect';
 import { createNodesV2, inferFromFile, pluginLocation } from './index';
 import { normalizeOptions, rustToolchainInput, type PluginLocation } from './targets';
-import { rustToolchainRuntimeInput } from '../../../../libs/build/src/rust-toolchain.mjs';
+import { rustToolchainRuntimeInput } from '../../../../libs/rust/src/rust-toolchain.mjs';
 
 const installed: PluginLocation = { executorPrefix: '@buildonce/nx' };
 const source: PluginLocation = { executorPrefix: './tools/executors', source: { project: 'executors', root: 'tools/executors', bundleTarget: 'bundle' } };
@@ -162,7 +162,7 @@ describe('createNodesV2', () => {
     expect(pluginLocation('/w', '/w/tools/executors')).toEqual({ executorPrefix: './tools/executors', source: { project: '@buildonce/nx', root: 'tools/executors', bundleTarget: 'bundle' } });
   });
 
-  it('hashes the Rust toolchain with the same command line libs/build builds (the identity command mirror)', () => {
+  it('hashes the Rust toolchain with the same command line libs/rust builds (the identity command mirror)', () => {
     const d = detectRustLambda('apps/my app/Cargo.toml', CARGO_META)!;
     for (const script of ['tools/scripts/rust-toolchain.mjs', 'node_modules/@buildonce/nx/dist/rust-toolchain.js']) {
       expect(rustToolchainInput('apps/my app', d, script)).toEqual(rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: d.architecture, runtime: d.runtime, script }));

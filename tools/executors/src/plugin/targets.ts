@@ -60,8 +60,8 @@ export interface WorkspaceFacts {
 
 /**
  * Identity of the Rust toolchain that builds the crate (hashed into the build's version): the identity command
- * (libs/build rust-toolchain.mjs, bundled as dist/rust-toolchain.js) resolves the toolchain exactly as the build
- * does. The command line mirrors libs/build `rustToolchainRuntimeInput` (this plugin loads before any ESM
+ * (libs/rust rust-toolchain.mjs, bundled as dist/rust-toolchain.js) resolves the toolchain exactly as the build
+ * does. The command line mirrors libs/rust `rustToolchainRuntimeInput` (this plugin loads before any ESM
  * module could; plugin.spec.ts asserts both build the same input). Without the script (a broken install):
  * the toolchain rustup selects in the crate's directory.
  */

@@ -89,7 +89,7 @@ describe('inferred build inputs (express-api)', () => {
   });
 
   it('gives a new version when the packaging code (bundled into the executor) changes', () => {
-    const undo = edit('libs/build/src/tarball.ts', (t) => `${t}\n(globalThis as Record<string, unknown>).__buildonceProbe = 1;\n`);
+    const undo = edit('libs/node-package/src/tarball.ts', (t) => `${t}\n(globalThis as Record<string, unknown>).__buildonceProbe = 1;\n`);
     expect(version()).not.toBe(v0);
     undo();
     expect(version()).toBe(v0);

@@ -1,11 +1,12 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { buildRustLambdaZip, withOutputLock, type RustLambdaBuild } from '@buildonce/build';
+import { buildRustLambdaZip, type RustLambdaBuild } from '@buildonce/rust';
+import { withOutputLock } from '../../lib/output-lock';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { CargoLambdaZipExecutorSchema } from './schema';
 
 /**
- * Options (validated and defaulted by Nx from schema.json) → the libs/build Rust Lambda build.
+ * Options (validated and defaulted by Nx from schema.json) → the libs/rust Rust Lambda build.
  * `offlineRegistry` falls back to BUILDONCE_CARGO_OFFLINE_REGISTRY (a build input).
  * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
  */
@@ -33,7 +34,7 @@ export function normalizeOptions(o: CargoLambdaZipExecutorSchema, p: ProjectFact
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
-    // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
+    // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildRustLambdaZip(b));
     return { success: true };
   } catch (e) {

@@ -1,5 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { withOutputLock } from '@buildonce/build';
+import { withOutputLock } from '../../lib/output-lock';
 import { buildImageTarget, type BuildImageTargetOptions } from '@buildonce/image';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
@@ -38,7 +38,7 @@ export function normalizeOptions(o: OciImageExecutorSchema, p: ProjectFacts, env
 export default async function ociImageExecutor(options: OciImageExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
-    // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
+    // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildImageTarget(b));
     return { success: true };
   } catch (e) {

@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonFile, type ExecutorContext } from '@nx/devkit';
-import { buildNodeTarball, runtimeForTarget, withOutputLock, type NodeTarballBuild } from '@buildonce/build';
+import { buildNodeTarball, runtimeForTarget, type NodeTarballBuild } from '@buildonce/node-package';
+import { withOutputLock } from '../../lib/output-lock';
 import { projectKey } from '@buildonce/store';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { PackageTarballExecutorSchema } from './schema';
 
 /**
- * Options (validated and defaulted by Nx from schema.json) → the libs/build tarball build. Unset options
+ * Options (validated and defaulted by Nx from schema.json) → the libs/node-package tarball build. Unset options
  * derive from the project: `main` = `<projectRoot>/src/main.ts`, `tarballName` = `<projectKey>-deployment.tar.gz`,
  * `runtime` from `target` (`node20` → `node>=20`), `format` from the app's declaration, the start check on
  * unless `startCheck: false`.
@@ -68,7 +69,7 @@ export default async function packageTarballExecutor(options: PackageTarballExec
     const p = projectFacts(context);
     const pkg = JSON.parse(await readFile(join(p.projectRoot, 'package.json'), 'utf8').catch(() => '{}')) as { description?: string };
     const b = normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l), workspaceConditions(p.workspaceRoot));
-    // tasks of this workspace that write or read this output take turns (libs/build withOutputLock)
+    // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${p.project}:${context.targetName ?? 'build'}`, b.log, () => buildNodeTarball(b));
     return { success: true };
   } catch (e) {

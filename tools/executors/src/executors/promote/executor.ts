@@ -1,5 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { withOutputLock } from '@buildonce/build';
+import { withOutputLock } from '../../lib/output-lock';
 import { runPromoteCommand, type PromoteCommand } from '@buildonce/release';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { deployOptions, outputDirOf } from '../../lib/options';

@@ -1,5 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { withOutputLock } from '@buildonce/build';
+import { withOutputLock } from '../../lib/output-lock';
 import { runPublishCommand, type PublishCommand } from '@buildonce/release';
 import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createTreeWithEmptyWorkspace } from '@nx/devkit/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { run } from '@buildonce/build';
+import { run } from '@buildonce/process';
 import { removeTempDirs, repoRoot, tempDir } from '@buildonce/testing';
 import { generateCargoLock, rustLambdaGenerator } from './generator';
 

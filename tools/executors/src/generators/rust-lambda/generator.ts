@@ -1,5 +1,6 @@
 import { generateFiles, joinPathFragments, logger, type GeneratorCallback, type Tree } from '@nx/devkit';
-import { offlineRegistryArgs, run } from '@buildonce/build';
+import { run } from '@buildonce/process';
+import { offlineRegistryArgs } from '@buildonce/rust';
 import { join } from 'node:path';
 import { checkProjectDirectory, GeneratorInputError } from '../../lib/generator-input';
 import type { RustLambdaGeneratorSchema } from './schema';

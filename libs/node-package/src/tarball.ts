@@ -12,14 +12,14 @@ import {
   type Manifest,
   type TarEntry,
 } from '@buildonce/artifact';
-import type { Architecture } from './cargo';
+import type { Architecture } from '@buildonce/artifact';
 import { BuildonceError } from '@buildonce/errors';
 import { canonicalizeBundle, classifyWarnings, declaredModuleFormat, describeMessage, esmInteropOptions, type ModuleFormat } from './node-bundle';
 import { startCheck, type StartCheckOptions } from './start-check';
 import type { ProjectName, Version } from '@buildonce/values';
 
 
-/** esbuild, loaded when a tarball is built (not by every command that imports libs/build). */
+/** esbuild, loaded when a tarball is built (not by every command that imports libs/node-package). */
 const loadEsbuild = (): typeof import('esbuild') => createRequire(__filename)('esbuild') as typeof import('esbuild');
 
 /** Options of a Node tarball build. Paths are absolute. */

@@ -1,20 +1,21 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import yauzl from 'yauzl';
 import {
   writeBuildManifest,
   writeDeterministicZip,
   type Manifest,
+  readZipEntry,
+  type Architecture,
 } from '@buildonce/artifact';
 import { BuildonceError, ConfigError } from '@buildonce/errors';
 import { checkGlibcCeiling, readElfVersionNeeds } from './elf';
-import { run } from './run';
+import { run } from '@buildonce/process';
 import { RUNTIME_GLIBC, resolveRustToolchain, type RustToolchain } from './rust-toolchain.mjs';
 import type { ProjectName, Version } from '@buildonce/values';
 
 /** Lambda architectures. */
-export type Architecture = 'x86_64' | 'arm64';
+
 
 /** Options of a Rust Lambda build. Paths are absolute. */
 export interface RustLambdaBuild {
@@ -84,34 +85,6 @@ export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; targ
   return ['lambda', 'build', '--release', '--locked', '--output-format', 'zip', ...targetBinArgs(o), ...offlineRegistryArgs(o.offlineRegistry)];
 }
 
-/** Reads one entry of a zip into memory (yauzl). @throws Error when the entry is missing */
-export function readZipEntry(zipPath: string, name: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(zipPath, { lazyEntries: true }, (err, zf) => {
-      if (err || !zf) return reject(err ?? new Error(`cannot open ${zipPath}`));
-      let found = false;
-      zf.on('entry', (entry: yauzl.Entry) => {
-        if (entry.fileName !== name) return zf.readEntry();
-        found = true;
-        zf.openReadStream(entry, (e2, rs) => {
-          if (e2 || !rs) return reject(e2);
-          const chunks: Buffer[] = [];
-          rs.on('data', (c: Buffer) => chunks.push(c));
-          rs.on('end', () => {
-            zf.close();
-            resolve(Buffer.concat(chunks));
-          });
-          rs.on('error', reject);
-        });
-      });
-      zf.on('end', () => {
-        if (!found) reject(new Error(`${zipPath} has no entry "${name}"`));
-      });
-      zf.on('error', reject);
-      zf.readEntry();
-    });
-  });
-}
 
 /**
  * The Cargo.lock cargo would use for the crate at `cargoDir`: its own, or that of a Cargo workspace above

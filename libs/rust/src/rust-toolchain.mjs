@@ -1,6 +1,6 @@
 // Which Rust toolchain builds a Rust Lambda, and its identity (what goes into the version).
 //
-// Plain JavaScript (ESM, node built-ins + smol-toml) on purpose: besides the build executor (libs/build/src/
+// Plain JavaScript (ESM, node built-ins + smol-toml) on purpose: besides the build executor (libs/rust/src/
 // cargo.ts, bundled), it runs un-transpiled as an Nx `runtime` input at hash time
 // (tools/scripts/rust-toolchain.mjs, before any build step) and from tools/scripts/cargo.mjs (the test
 // targets), so all three resolve the toolchain the same way. Types: rust-toolchain.d.mts.

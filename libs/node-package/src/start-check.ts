@@ -1,6 +1,6 @@
 import { relative, sep } from 'node:path';
 import { BuildonceError } from '@buildonce/errors';
-import { run } from './run';
+import { run } from '@buildonce/process';
 
 /** Options of {@link startCheck}. */
 export interface StartCheckOptions {

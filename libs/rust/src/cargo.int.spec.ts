@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifestJson } from '@buildonce/artifact';
 import { removeTempDirs, repoRoot, tempDir } from '@buildonce/testing';
-import { buildRustLambdaZip, readZipEntry, type Architecture } from './cargo';
+import { readZipEntry, type Architecture } from '@buildonce/artifact';
+import { buildRustLambdaZip } from './cargo';
 import { GlibcTooNewError, readElfVersionNeeds } from './elf';
 import type { ProjectName, Version } from '@buildonce/values';
 

@@ -1,0 +1,3 @@
+export * from './node-bundle';
+export * from './start-check';
+export * from './tarball';

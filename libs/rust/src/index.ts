@@ -1,0 +1,3 @@
+export * from './cargo';
+export * from './elf';
+export * from './rust-toolchain.mjs';
