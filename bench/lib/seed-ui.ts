@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { FsBlobStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv } from '@buildonce/store';
-import { appendEntry, type EntryDraft } from '@buildonce/release';
+import { appendEntry, type EntryDraft } from '@buildonce/ledger';
 
 async function main() {
   const [root, projectsArg, envsArg, entriesArg] = process.argv.slice(2);

@@ -66,3 +66,5 @@ function safeString(v: unknown): string {
     return String(v);
   }
 }
+
+export * from './promotion-errors';

@@ -57,7 +57,7 @@ export interface PushImageBuildOptions {
  * The registry half of publishing an `oci-image` build: checks that `image-manifest.json` still hashes
  * to artifact.json's image digest, then pushes the image layout (see {@link pushImage}; a re-publish
  * uploads nothing) with the tags of {@link imageTags}. The caller records the returned
- * `registry` record in the store (libs/release runPublishCommand), so promotion, policy, releases and
+ * `registry` record in the store (libs/commands runPublishCommand), so promotion, policy, releases and
  * resolve work unchanged.
  * @throws ConfigError (no registry / not an image), ArtifactIntegrityError (layout does not match
  *   artifact.json), ArtifactConflictError (a tag on another digest), RegistryError

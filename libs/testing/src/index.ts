@@ -7,3 +7,5 @@ export * from './rust-scorer';
 export * from './fault-proxy';
 export * from './hostile-archives';
 export * from './crash';
+export * from './release/testkit';
+export * from './release/crash-target';

@@ -1,5 +1,5 @@
 import { ConfigError } from '@buildonce/errors';
-import { openWorkspaceStore } from '@buildonce/release';
+import { openWorkspaceStore } from '@buildonce/commands';
 import { readOnlyStore } from './readonly-store';
 import { GitFacts, type DashboardSource } from './model';
 import { isLoopback, startUiServer, type UiServer } from './server';

@@ -2,7 +2,9 @@ import { run } from '@buildonce/process';
 import type { StoredManifest } from '@buildonce/artifact';
 import { isEnvironmentName, isPreviewEnvironment } from '@buildonce/values';
 import { RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
-import { inspectVersionProvenance, listEnvironments, readCurrent, readHistory, type BuildonceConfig, type HistoryEntry, type VersionProvenanceReport } from '@buildonce/release';
+import { inspectVersionProvenance, type VersionProvenanceReport } from '@buildonce/promotion';
+import { listEnvironments, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
+import { type BuildonceConfig } from '@buildonce/config';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /**

@@ -1,5 +1,5 @@
 import { formatBytes, projectKey } from '@buildonce/store';
-import type { HistoryEntry } from '@buildonce/release';
+import type { HistoryEntry } from '@buildonce/ledger';
 import { html, safeUrl, type SafeHtml } from './html';
 import { cellKey, entryKind, runUrl, type DiffModel, type EntryKind, type HistoryModel, type PipelineCell, type PipelineModel, type VersionModel } from './model';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';

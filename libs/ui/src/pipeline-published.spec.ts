@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import { parseConfig } from '@buildonce/release';
+import { parseConfig } from '@buildonce/config';
 import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv } from '@buildonce/store';
 import { loadPipeline } from './model';
 import { pipelinePage } from './pages';

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { appendEntry, readCurrent } from '@buildonce/release';
+import { appendEntry, readCurrent } from '@buildonce/ledger';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { draft } from '../../release/src/testkit';
+import { draft } from '@buildonce/testing';
 import { ReadOnlyStoreError, readOnlyStore } from './readonly-store';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 

@@ -1,10 +1,11 @@
 import { request } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { appendEntry, parseConfig } from '@buildonce/release';
+import { appendEntry } from '@buildonce/ledger';
+import { parseConfig } from '@buildonce/config';
 import { ConfigError } from '@buildonce/errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { draft } from '../../release/src/testkit';
+import { draft } from '@buildonce/testing';
 import { readOnlyStore } from './readonly-store';
 import { startUiServer, type UiServer } from './server';
 import type { Version, ProjectName, EnvironmentName } from '@buildonce/values';

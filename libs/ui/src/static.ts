@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { basename, dirname, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { ConfigError } from '@buildonce/errors';
-import type { HistoryEntry } from '@buildonce/release';
+import type { HistoryEntry } from '@buildonce/ledger';
 import { CSS, JS } from './assets';
 import { discoverLedgers, loadDiff, loadHistory, loadPipeline, loadVersion, type DashboardSource } from './model';
 import { diffPage, historyPage, paths, pipelinePage, versionPage } from './pages';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
-import { runPromoteCommand, runPublishCommand, runRollbackCommand } from '@buildonce/release';
+import { runPromoteCommand, runPublishCommand, runRollbackCommand } from '@buildonce/commands';
 import { tempDir } from '@buildonce/testing';
 import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 

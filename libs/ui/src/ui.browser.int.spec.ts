@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { currentKey } from '@buildonce/store';
-import { runPromoteCommand } from '@buildonce/release';
+import { runPromoteCommand } from '@buildonce/commands';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';

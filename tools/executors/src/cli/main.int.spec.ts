@@ -4,9 +4,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
-import { appendEntry, runPublishCommand } from '@buildonce/release';
+import { appendEntry } from '@buildonce/ledger';
+import { runPublishCommand } from '@buildonce/commands';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '../../../../libs/release/src/testkit';
+import { draft } from '@buildonce/testing';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 

@@ -2,9 +2,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEntry } from '@buildonce/release';
+import { appendEntry } from '@buildonce/ledger';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '../../../../libs/release/src/testkit';
+import { draft } from '@buildonce/testing';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import type { Version, ProjectName, EnvironmentName } from '@buildonce/values';
 

@@ -1,5 +1,5 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { loadConfig, resolveEnvironment } from '@buildonce/release';
+import { loadConfig, resolveEnvironment } from '@buildonce/config';
 import { parseEnvironmentName } from '@buildonce/values';
 
 /**

@@ -1,19 +1,19 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
-import { runPromoteCommand, type PromoteCommand } from '@buildonce/release';
+import { runPromoteCommand, type PromoteCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { deployOptions, outputDirOf } from '../../lib/options';
 import type { PromoteExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
 
-/** Options (validated and defaulted by Nx from schema.json) → the libs/release promote command. */
+/** Options (validated and defaulted by Nx from schema.json) → the libs/commands promote command. */
 export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
   return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, ...(o.reason !== undefined ? { reason: String(o.reason) } : {}), log };
 }
 
 /**
  * `promote` target: reads the version from the build manifest and promotes it to `--env`
- * (libs/release runPromoteCommand). Same version already current → success, no-op.
+ * (libs/commands runPromoteCommand). Same version already current → success, no-op.
  */
 export default async function promoteExecutor(options: PromoteExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {

@@ -1,13 +1,13 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
-import { runPublishCommand, type PublishCommand } from '@buildonce/release';
+import { runPublishCommand, type PublishCommand } from '@buildonce/commands';
 import { batchExecutor, consoleOutput, type TaskOutput } from '../../lib/batch';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf } from '../../lib/options';
 import { checkRequestedEnvironments } from '../../lib/requested-environments';
 import type { PublishArtifactExecutorSchema } from './schema';
 
-/** Options (validated and defaulted by Nx from schema.json) → the libs/release publish command. */
+/** Options (validated and defaulted by Nx from schema.json) → the libs/commands publish command. */
 export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFacts, log: (line: string) => void, buildOptions: Record<string, unknown> = {}): PublishCommand {
   return {
     project: p.project,
@@ -42,7 +42,7 @@ async function publishTask(options: PublishArtifactExecutorSchema, context: Exec
   }
 }
 
-/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/release runPublishCommand; oci-image builds are pushed to their registry first). */
+/** `publish` target: publishes the build output immutably, signed when BUILDONCE_SIGNING_KEY is set (libs/commands runPublishCommand; oci-image builds are pushed to their registry first). */
 export default async function publishArtifactExecutor(options: PublishArtifactExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   return { success: await publishTask(options, context, consoleOutput) };
 }

@@ -1,11 +1,11 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runReleasesCommand, type ReleasesCommand } from '@buildonce/release';
+import { runReleasesCommand, type ReleasesCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { machinePrinter } from '../../lib/output';
 import type { ReleasesExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
 
-/** Options (validated and defaulted by Nx from schema.json) → the libs/release releases command; logs on stderr, output on stdout. */
+/** Options (validated and defaulted by Nx from schema.json) → the libs/commands releases command; logs on stderr, output on stdout. */
 export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): ReleasesCommand {
   return {
     project: p.project,

@@ -1,11 +1,11 @@
 import type { ExecutorContext } from '@nx/devkit';
-import { runResolveCommand, type ResolveCommand } from '@buildonce/release';
+import { runResolveCommand, type ResolveCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import { machinePrinter } from '../../lib/output';
 import type { ResolveExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
 
-/** Options (validated by Nx from schema.json) → the libs/release resolve command; logs go to stderr, the URI to stdout. */
+/** Options (validated by Nx from schema.json) → the libs/commands resolve command; logs go to stderr, the URI to stdout. */
 export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): ResolveCommand {
   return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), store: o.store, log: (l) => console.error(l), print: machinePrinter(p.workspaceRoot, o.outputFile) };
 }

@@ -1,6 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { ConfigError } from '@buildonce/errors';
-import { checkRetentionNumbers, runRetentionCommand, type RetentionCommand } from '@buildonce/release';
+import { checkRetentionNumbers, runRetentionCommand, type RetentionCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
 import type { RetentionExecutorSchema } from './schema';
 
@@ -16,7 +16,7 @@ export function refuseEmptyOptions(argv: readonly string[]): void {
   }
 }
 
-/** Options (validated and defaulted by Nx from schema.json) → libs/release retention for this project only. @throws ConfigError for empty or out-of-range numbers */
+/** Options (validated and defaulted by Nx from schema.json) → libs/commands retention for this project only. @throws ConfigError for empty or out-of-range numbers */
 export function normalizeOptions(o: RetentionExecutorSchema, p: ProjectFacts, log: (line: string) => void, argv: readonly string[] = []): RetentionCommand {
   refuseEmptyOptions(argv);
   const c: RetentionCommand = { workspaceRoot: p.workspaceRoot, projects: [p.project], olderThanDays: o.olderThan, keep: o.keep, pr: o.pr, store: o.store, dryRun: o.dryRun, log };
@@ -24,7 +24,7 @@ export function normalizeOptions(o: RetentionExecutorSchema, p: ProjectFacts, lo
   return c;
 }
 
-/** `retention` target: retention for this project only (see libs/release runRetention). */
+/** `retention` target: retention for this project only (see libs/commands runRetention). */
 export default async function retentionExecutor(options: RetentionExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     await runRetentionCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l), process.argv));

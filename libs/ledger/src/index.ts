@@ -1,0 +1,3 @@
+export * from './analysis-record';
+export * from './ledger';
+export * from './lock';

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { lockKey, type BlobStore } from '@buildonce/store';
+import { LedgerError, LockTimeoutError } from '@buildonce/errors';
+import { versionSchema, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
+
+/**
+ * Per project+environment promotion lock: `releases/<project>/<env>/lock.json`, a lease held by
+ * compare-and-swap only (no deletes): acquire = create (`If-None-Match: *`) or take over a released
+ * or expired lease (`If-Match: <ETag>`); renew = CAS a later `expiresAt`; release = CAS
+ * `state: "released"`. It serialises deploy + record so the order of deploys equals the order of
+ * history entries (the ledger itself stays correct without it, see appendEntry).
+ */
+export const leaseSchema = z
+  .object({
+    state: z.enum(['held', 'released']),
+    owner: z.string(),
+    actor: z.string(),
+    runId: z.string().nullable(),
+    /** what the holder is doing, e.g. `promote 123` / `rollback 99` */
+    purpose: z.string(),
+    version: versionSchema.nullable(),
+    acquiredAt: z.string(),
+    /** ISO 8601; a held lease past this instant may be taken over */
+    expiresAt: z.string(),
+  })
+  .strict();
+export type Lease = z.infer<typeof leaseSchema>;
+
+
+export interface LockOptions {
+  store: BlobStore;
+  project: ProjectName;
+  env: EnvironmentName;
+  actor: string;
+  runId: string | null;
+  purpose: string;
+  version: Version | null;
+  /** lease length, ms (renewed every ttl/3 while held). Default 60 000 */
+  ttlMs?: number;
+  /** give up waiting after this long, ms. Default 900 000 */
+  waitMs?: number;
+  /** one line when waiting starts and when an expired lease is taken over */
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+/** A held lock. `expired` describes a lease taken over from a holder that stopped renewing (crash / cancel). */
+export interface HeldLock {
+  /** an expired lease this acquisition took over (its holder may have deployed without recording) */
+  tookOver?: Lease;
+  /** false once a renewal found the lease taken over by someone else */
+  readonly held: boolean;
+  release(): Promise<void>;
+  /**
+   * Writes `lease` (the expired lease this acquisition took over) back in place of ours, so the next
+   * promotion takes it over again and records it; used when recording it failed. Ends our hold.
+   */
+  handBack(lease: Lease): Promise<void>;
+  /** stops renewing without releasing: the lease expires and the next holder records this promotion as interrupted */
+  abandon(): Promise<void>;
+}
+
+function parseLease(bytes: Buffer, uri: string): Lease {
+  try {
+    return leaseSchema.parse(JSON.parse(bytes.toString()));
+  } catch (e) {
+    throw new LedgerError(`${uri} is not a valid lock (${(e as Error).message.split('\n')[0]}): delete it if no promotion is running`);
+  }
+}
+
+/**
+ * Reads the lease of a project+environment; undefined when there is none.
+ * @throws LedgerError for a corrupt lock object, StoreAccessError
+ */
+export async function readLease(store: BlobStore, project: ProjectName, env: EnvironmentName): Promise<Lease | undefined> {
+  const key = lockKey(project, env);
+  const got = await store.getBytes(key);
+  return got ? parseLease(got.bytes, store.uriOf(key)) : undefined;
+}
+
+/**
+ * Acquires the promotion lock of a project+environment, waiting (polling with backoff, 100 ms → 2 s)
+ * while another live promotion holds it. Every lease names its owner (a random id per acquisition): a
+ * write of ours that was applied but whose response was lost (412 on retry) is recognised by that
+ * owner and counts as acquired, keeping the expired lease it took over (docs/architecture.md, invariant 8).
+ * @throws LockTimeoutError naming the holder after `waitMs`; LedgerError for a corrupt lock object
+ */
+export async function acquireLock(o: LockOptions): Promise<HeldLock> {
+  const { store } = o;
+  const key = lockKey(o.project, o.env);
+  const ttl = o.ttlMs ?? 60_000;
+  const waitMs = o.waitMs ?? 900_000;
+  const now = o.now ?? Date.now;
+  const owner = randomUUID();
+  const start = now();
+  const lease = (state: Lease['state']): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        state,
+        owner,
+        actor: o.actor,
+        runId: o.runId,
+        purpose: o.purpose,
+        version: o.version,
+        acquiredAt: new Date(start).toISOString(),
+        expiresAt: new Date(now() + ttl).toISOString(),
+      } satisfies Lease) + '\n',
+    );
+  let waitingLogged = false;
+  /** the expired lease our last write tried to take over (kept if that write's response is lost) */
+  let pendingTakeover: Lease | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const got = await store.getBytes(key);
+    let tookOver: Lease | undefined;
+    let expected: string | null = null;
+    let acquired: string | undefined;
+    if (got) {
+      const cur = parseLease(got.bytes, store.uriOf(key));
+      if (cur.owner === owner && cur.state === 'held') {
+        // our own lease: an earlier write of ours was applied but its response was lost
+        acquired = got.etag;
+        tookOver = pendingTakeover;
+      }
+      const expired = Date.parse(cur.expiresAt) <= now();
+      if (acquired === undefined && cur.state === 'held' && !expired) {
+        if (now() - start >= waitMs) {
+          throw new LockTimeoutError(
+            `${o.project}/${o.env} is locked by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}" since ${cur.acquiredAt}; gave up after ${Math.round(waitMs / 1000)} s`,
+          );
+        }
+        if (!waitingLogged) {
+          o.log?.(`waiting for ${o.env} lock held by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}"`);
+          waitingLogged = true;
+        }
+        await sleep(Math.min(100 * 1.5 ** attempt, 2000) * (0.5 + Math.random() / 2));
+        continue;
+      }
+      if (acquired === undefined) {
+        if (cur.state === 'held') tookOver = cur;
+        expected = got.etag;
+      }
+    }
+    if (acquired === undefined) {
+      pendingTakeover = tookOver;
+      const r = await store.putBytesIfMatch(key, lease('held'), expected);
+      if (r.status !== 'written') {
+        await sleep(Math.random() * 50);
+        continue;
+      }
+      acquired = r.etag;
+    }
+    if (tookOver) o.log?.(`took over an expired ${o.env} lock of ${tookOver.actor} ("${tookOver.purpose}", expired ${tookOver.expiresAt})`);
+    let etag = acquired;
+    let held = true;
+    let renewing: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      renewing = renewing.then(async () => {
+        if (!held) return;
+        const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
+        if (w?.status === 'written') etag = w.etag;
+        else if (w?.status === 'precondition-failed') {
+          // a renewal whose response was lost also ends here: the lease may still be ours
+          const again = await store.getBytes(key).catch(() => undefined);
+          const cur = again ? (() => { try { return parseLease(again.bytes, store.uriOf(key)); } catch { return undefined; } })() : undefined;
+          if (again && cur?.owner === owner && cur.state === 'held') etag = again.etag;
+          else {
+            held = false;
+            o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+          }
+        }
+      });
+    }, Math.max(1000, Math.floor(ttl / 3)));
+    timer.unref();
+    return {
+      tookOver,
+      get held() {
+        return held;
+      },
+      async abandon() {
+        clearInterval(timer);
+        await renewing;
+        held = false;
+      },
+      async handBack(old: Lease) {
+        clearInterval(timer);
+        await renewing;
+        if (!held) return;
+        held = false;
+        await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(old) + '\n'), etag).catch(() => undefined);
+      },
+      async release() {
+        clearInterval(timer);
+        await renewing;
+        if (!held) return;
+        held = false;
+        const w = await store.putBytesIfMatch(key, lease('released'), etag).catch(() => undefined);
+        if (w?.status === 'precondition-failed') {
+          // our renewal or an earlier release landed without its response: release what is still ours
+          const again = await store.getBytes(key).catch(() => undefined);
+          if (again && (() => { try { return parseLease(again.bytes, store.uriOf(key)).owner === owner; } catch { return false; } })()) {
+            await store.putBytesIfMatch(key, lease('released'), again.etag).catch(() => undefined);
+          }
+        }
+      },
+    };
+  }
+}

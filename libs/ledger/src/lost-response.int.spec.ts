@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { appendEntry, readCurrent, readHistory } from './ledger';
+import { acquireLock } from './lock';
+import { draft } from '@buildonce/testing';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+
+// Regression tests for issue 11 item 3: a create-only write (history entry, lock lease) whose
+// response is lost is retried by the SDK, gets 412 on its own earlier attempt, and must recognise it.
+let moto: MotoServer;
+let proxy: FaultProxy;
+let store: BlobStore;
+const bucket = 'lost-response';
+
+beforeAll(async () => {
+  moto = await startMoto();
+  await moto.createBucket(bucket);
+  proxy = await startFaultProxy({ target: moto.endpoint });
+  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+  store = openStore(parseStoreUrl(`s3://${bucket}/t`));
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await moto?.stop();
+});
+
+describe('create-only writes under lost responses (S3 via a fault proxy)', () => {
+  it('ledger: a history write applied but unanswered is recorded once, not twice', async () => {
+    const env = 'lost-history';
+    await appendEntry(store, draft('1' as Version, { environment: env as EnvironmentName }));
+    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/history/`));
+    const r = await appendEntry(store, draft('2' as Version, { environment: env as EnvironmentName }));
+    await fired;
+    const h = await readHistory(store, 'svc' as ProjectName, env as EnvironmentName);
+    expect(h.map((e) => [e.seq, e.version])).toEqual([
+      [1, '1'],
+      [2, '2'],
+    ]);
+    expect(r.entry.seq).toBe(2);
+    expect((await readCurrent(store, 'svc' as ProjectName, env as EnvironmentName))!.entry.seq).toBe(2);
+  });
+
+  it('ledger: a lost pointer CAS response still completes the append', async () => {
+    const env = 'lost-pointer';
+    await appendEntry(store, draft('1' as Version, { environment: env as EnvironmentName }));
+    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/current.json`));
+    const r = await appendEntry(store, draft('2' as Version, { environment: env as EnvironmentName }));
+    await fired;
+    expect(r.entry.seq).toBe(2);
+    expect((await readHistory(store, 'svc' as ProjectName, env as EnvironmentName)).map((e) => e.version)).toEqual(['1', '2']);
+    expect((await readCurrent(store, 'svc' as ProjectName, env as EnvironmentName))!.entry.version).toBe('2');
+  });
+
+  it('lock: a lease write applied but unanswered is recognised as our own (no waiting out our own lease)', async () => {
+    const env = 'lost-lock';
+    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
+    const t0 = Date.now();
+    const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 1', version: '1' as Version, ttlMs: 20_000, waitMs: 5_000 });
+    await fired;
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    expect(lock.tookOver).toBeUndefined();
+    expect(lock.held).toBe(true);
+    await lock.release();
+    const again = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 2', version: '2' as Version, waitMs: 1_000 });
+    expect(again.tookOver).toBeUndefined();
+    await again.release();
+  });
+
+  it('lock: a lost takeover response keeps the taken-over lease (so the interrupted deploy gets recorded)', async () => {
+    const env = 'lost-takeover';
+    let t = Date.now();
+    const crashed = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'crashed', runId: '7', purpose: 'promote 5', version: '5' as Version, ttlMs: 1_000, now: () => t });
+    await crashed.abandon();
+    t = Date.now() + 60_000; // the crashed holder's lease has expired
+    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
+    const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 6', version: '6' as Version, waitMs: 2_000 });
+    await fired;
+    expect(lock.tookOver?.actor).toBe('crashed');
+    await lock.release();
+  });
+});

@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { lockKey, openStore, parseStoreUrl, StoreAccessError, type BlobStore } from '@buildonce/store';
+import { parseConfig, resolveEnvironment } from '@buildonce/config';
+import { LedgerError } from '@buildonce/errors';
+import { readCurrent, readHistory } from '@buildonce/ledger';
+import { acquireLock } from '@buildonce/ledger';
+import { promoteVersion, type PromoteRequest } from './promote';
+import { rollbackEnvironment } from './rollback';
+import { FakeTarget, publishFake } from '@buildonce/testing';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+
+// Issue 11 items 2 and 4: a promoter that crashed mid-deploy (lease left to expire) must be recorded,
+// and "already current" must not hide its unrecorded deploy.
+const config = parseConfig({});
+const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'interrupted-'));
+  dirs.push(dir);
+  const store: BlobStore = openStore(parseStoreUrl(`file://${dir}`));
+  const target = new FakeTarget();
+  const lines: string[] = [];
+  const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target, meta, log: (l) => lines.push(l), lock: { ttlMs: 60_000, waitMs: 5_000 } });
+  return { store, target, lines, req };
+}
+
+/** A promoter of `version` that took the lock, deployed, and died before recording (its lease has expired). */
+async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: string): Promise<void> {
+  const past = Date.now() - 10 * 60_000;
+  const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: 'dev' as EnvironmentName, actor: 'crashed-bot', runId: '99', purpose: `promote ${version}`, version: version as Version, ttlMs: 1_000, now: () => past });
+  await lock.abandon();
+  target.deployed.push(version); // the live target now runs it, the ledger does not say so
+}
+
+describe('interrupted promotions', () => {
+  it('promote of the recorded current version repairs an unrecorded deploy instead of answering already-current', async () => {
+    const { store, target, req } = setup();
+    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
+    await promoteVersion(req('1', 'dev'));
+    await crashMidDeploy(store, target, '2');
+    const r = await promoteVersion(req('1', 'dev'));
+    expect(r.status).toBe('promoted');
+    expect(target.deployed).toEqual(['1', '2', '1']); // 1 is live again
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
+    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([
+      [1, '1', 'succeeded'],
+      [2, '2', 'failed'],
+      [3, '1', 'succeeded'],
+    ]);
+    expect(h[1]!.error).toMatch(/^interrupted: "promote 2" by crashed-bot/);
+    expect((await readCurrent(store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.seq).toBe(3);
+    // with nothing in flight, the same request is a no-op again
+    expect((await promoteVersion(req('1', 'dev'))).status).toBe('already-current');
+  });
+
+  it('rollback to the recorded current version repairs an unrecorded deploy too', async () => {
+    const { store, target, req } = setup();
+    for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
+    await promoteVersion(req('1', 'dev'));
+    await promoteVersion(req('2', 'dev'));
+    await crashMidDeploy(store, target, '3');
+    const r = await rollbackEnvironment({ ...req('2', 'dev'), to: '2' });
+    expect(r.status).toBe('promoted');
+    expect(target.deployed.at(-1)).toBe('2');
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
+    expect(h.map((e) => [e.version, e.status, e.rollback])).toEqual([
+      ['1', 'succeeded', false],
+      ['2', 'succeeded', false],
+      ['3', 'failed', false],
+      ['2', 'succeeded', true],
+    ]);
+  });
+
+  it('a transient read error while recording an interrupted promotion fails the command and keeps the lease for the next one', async () => {
+    const { store, target, req } = setup();
+    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
+    await promoteVersion(req('1', 'dev'));
+    await crashMidDeploy(store, target, '2');
+    let failReads = true;
+    const flaky: BlobStore = Object.create(store);
+    flaky.getBytes = async (key: string) => {
+      if (failReads && key.startsWith('artifacts/svc/2/')) throw new StoreAccessError('cannot reach the store (test)');
+      return store.getBytes(key);
+    };
+    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky }).then(() => undefined, (e: Error) => e);
+    expect(err).toBeInstanceOf(LedgerError);
+    expect(err!.message).toMatch(/could not record the interrupted promotion of 2 by crashed-bot: cannot reach the store \(test\)/);
+    expect(err!.message.split('\n')).toHaveLength(1);
+    expect((await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName)).length).toBe(1); // nothing half recorded
+    const lease = JSON.parse((await store.getBytes(lockKey('svc' as ProjectName, 'dev' as EnvironmentName)))!.bytes.toString());
+    expect(lease).toMatchObject({ actor: 'crashed-bot', version: '2', state: 'held' });
+    failReads = false;
+    await promoteVersion(req('1', 'dev'));
+    const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
+    expect(h.map((e) => [e.version, e.status])).toEqual([
+      ['1', 'succeeded'],
+      ['2', 'failed'],
+      ['1', 'succeeded'],
+    ]);
+  });
+});

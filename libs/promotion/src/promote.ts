@@ -1,0 +1,344 @@
+import type { BlobStore } from '@buildonce/store';
+import { imageUriOf } from '@buildonce/artifact';
+import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
+import type { ResolvedEnvironment } from '@buildonce/config';
+import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { isExpectedError } from '@buildonce/errors';
+import { DeployError } from '@buildonce/deploy';
+import { LedgerError, PolicyError, RecordFailedError } from '@buildonce/errors';
+import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from '@buildonce/ledger';
+import { acquireLock, readLease, type HeldLock, type Lease } from '@buildonce/ledger';
+import type { PromotionMetadata } from './metadata';
+import { checkPolicy, isVerifiedSuccess } from './policy';
+import { checkProvenance } from './provenance';
+import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
+import type { ProjectName, Version } from '@buildonce/values';
+
+/** Inputs of one promotion (or rollback) of one project to one environment. */
+export interface PromoteRequest {
+  store: BlobStore;
+  project: ProjectName;
+  version: Version;
+  environment: ResolvedEnvironment;
+  target: DeployTarget;
+  meta: PromotionMetadata;
+  /** lock lease and wait, ms (buildonce.json `lock`) */
+  lock?: { ttlMs: number; waitMs: number };
+  /** check everything, deploy and record nothing */
+  dryRun?: boolean;
+  /** one line per step, unprefixed (the caller adds `[project]`) */
+  log: (line: string) => void;
+  now?: () => Date;
+  /** verification after the deploy (checks of the environment for this project; absent: none) */
+  verify?: VerifySetup;
+}
+
+/** What a promotion did. */
+export type PromoteResult =
+  | { status: 'promoted'; entry: HistoryEntry }
+  | { status: 'already-current'; entry: HistoryEntry }
+  | { status: 'dry-run'; version: Version; previousVersion: Version | null; target: string; artifact: VerifiedArtifact };
+
+function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
+  const file = mainFile(a.stored.manifest);
+  return {
+    uri: a.uri,
+    namespace: a.namespace,
+    kind: a.stored.manifest.kind,
+    file: file.name,
+    sha256: file.sha256,
+    files: a.stored.manifest.files,
+    ...(a.stored.publish.commit ? { publishedCommit: a.stored.publish.commit } : {}),
+    ...(a.provenance ? { provenance: a.provenance } : {}),
+    ...(a.stored.registry ? { imageUri: imageUriOf(a.stored) } : {}),
+  };
+}
+
+/**
+ * Promotes a published version (docs/architecture.md "Flows"): no-op when it is already current → verify the
+ * stored manifest and every file (trusted namespace for chain environments) → signed provenance
+ * (environments with a `provenance` policy) → policy (required
+ * upstream environments, soak) → target preflight → lock → deploy → history entry + pointer CAS.
+ * Everything before the deploy changes nothing when it refuses. A deploy that fails is recorded as a
+ * `failed` entry (pointer unchanged) and rethrown as DeployError (with its seq).
+ * @throws PolicyError, ProvenanceRefusedError, UntrustedArtifactError, ArtifactNotFoundError, ArtifactIntegrityError,
+ *   DeployPreflightError (and subclasses, e.g. LambdaFunctionNotFoundError), LockTimeoutError,
+ *   DeployError, LedgerError, StoreAccessError
+ */
+export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> {
+  const { store, project, version, environment: env, log } = r;
+  const now = r.now ?? (() => new Date());
+  const current = await readCurrent(store, project, env.name);
+  if (current && (await isLive(r, version, current)) && !(await promotionInFlight(r))) {
+    log(`version ${version} is already current in ${env.name} (seq ${current.entry.seq}): nothing to do`);
+    return { status: 'already-current', entry: current.entry };
+  }
+  const artifact = await locateArtifact(store, project, version, env);
+  log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
+  // signed provenance (issue 16): verified before the policy check where the environment requires it
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
+
+  const upstream: Record<string, HistoryEntry | undefined> = {};
+  for (const req of env.requires) {
+    upstream[req] = await findEntry(store, project, req, (e) => e.version === version && isVerifiedSuccess(e));
+  }
+  const decision = checkPolicy(env, version, upstream, now());
+  if (!decision.ok) throw new PolicyError(decision.reason);
+  if (env.requires.length) log(`policy ok: ${env.requires.map((q) => `succeeded in ${q} (seq ${upstream[q]!.seq})`).join(', ')}`);
+
+  const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
+  await r.target.preflight(req);
+  const where = r.target.describe(req);
+  if (r.dryRun) {
+    log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
+    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
+  }
+  return withLock(r, `promote ${version}`, async ({ tookOver }) => {
+    const again = await readCurrent(store, project, env.name);
+    // after taking over an interrupted promotion the live target may run anything: deploy again
+    if (again && !tookOver && (await isLive(r, version, again))) {
+      log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
+      return { status: 'already-current', entry: again.entry };
+    }
+    log(`deploying ${version} to ${where}`);
+    return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
+  });
+}
+
+/**
+ * True when `version` is the pointer's version AND what the target runs: the newest history entry
+ * that changed the target (`deploy` set, succeeded or failed) is of that version. A failed
+ * verification that was held, or whose restore failed, leaves another version running under an
+ * unchanged pointer: "already current" must not be answered then.
+ */
+export async function isLive(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>, version: Version, current: Awaited<ReturnType<typeof readCurrent>>): Promise<boolean> {
+  if (current?.entry.version !== version) return false;
+  const live = await findEntry(r.store, r.project, r.environment.name, (e) => !!e.deploy);
+  return !live || live.version === version;
+}
+
+/**
+ * True when the environment's lock is held, live or expired: a promotion is running or one stopped
+ * mid-deploy without recording, so the ledger's current version may not be what the target runs and
+ * "already current" must be decided under the lock (issue 11 item 2).
+ */
+export async function promotionInFlight(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>): Promise<boolean> {
+  return (await readLease(r.store, r.project, r.environment.name))?.state === 'held';
+}
+
+/**
+ * Runs `fn` under the project+environment lock. An expired lease taken over (a promotion that stopped
+ * mid-deploy) is recorded first as an `interrupted` failed entry; `fn` learns about it through
+ * `tookOver`. If that record cannot be written the lease is handed back (so the next promotion records
+ * it) and a one-line LedgerError is thrown: an interrupted deploy never vanishes from history.
+ * @throws LedgerError, LockTimeoutError, and whatever `fn` throws
+ */
+export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver?: Lease }) => Promise<T>): Promise<T> {
+  const lock: HeldLock = await acquireLock({
+    store: r.store,
+    project: r.project,
+    env: r.environment.name,
+    actor: r.meta.actor,
+    runId: r.meta.runId,
+    purpose,
+    version: r.version,
+    ttlMs: r.lock?.ttlMs,
+    waitMs: r.lock?.waitMs,
+    log: r.log,
+  });
+  let abandon = false;
+  try {
+    if (lock.tookOver) {
+      try {
+        await recordInterrupted(r, lock.tookOver);
+      } catch (e) {
+        await lock.handBack(lock.tookOver);
+        const l = lock.tookOver;
+        throw new LedgerError(
+          `could not record the interrupted promotion of ${l.version} by ${l.actor}: ${((e as Error)?.message ?? String(e)).split('\n')[0]}; its lock was handed back so the next promotion records it: retry`,
+          { cause: e },
+        );
+      }
+    }
+    return await fn({ tookOver: lock.tookOver });
+  } catch (e) {
+    abandon = e instanceof RecordFailedError;
+    throw e;
+  } finally {
+    if (abandon) await lock.abandon();
+    else await lock.release();
+  }
+}
+
+/** Records a `failed` entry for a promotion whose holder stopped renewing its lease mid-deploy (crash, cancelled job). */
+async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void> {
+  if (!lease.version) return;
+  const done = await findEntry(r.store, r.project, r.environment.name, (e) => e.version === lease.version && Date.parse(e.startedAt) >= Date.parse(lease.acquiredAt) - 1000);
+  if (done) return;
+  const artifact = artifactOf(await locateArtifact(r.store, r.project, lease.version, r.environment));
+  const t = r.now?.() ?? new Date();
+  const { entry } = await appendEntry(r.store, {
+    project: r.project,
+    environment: r.environment.name,
+    version: lease.version,
+    status: 'failed',
+    rollback: lease.purpose.startsWith('rollback'),
+    artifact,
+    deploy: null,
+    error: `interrupted: "${lease.purpose}" by ${lease.actor}${lease.runId ? ` (run ${lease.runId})` : ''} stopped before recording (lease expired ${lease.expiresAt}); its deploy may be partly applied`,
+    commit: null,
+    runId: lease.runId,
+    actor: lease.actor,
+    startedAt: lease.acquiredAt,
+    finishedAt: t.toISOString(),
+  });
+  r.log(`recorded interrupted promotion of ${lease.version} by ${lease.actor} as seq ${entry.seq} (failed)`);
+}
+
+/**
+ * Deploys (or, with `restore`, re-activates) and appends the history entry. Success moves the
+ * pointer; failure appends a `failed` entry and throws DeployError.
+ */
+export async function deployAndRecord(
+  r: PromoteRequest,
+  req: DeployRequest,
+  artifact: VerifiedArtifact,
+  o: { rollback: boolean; commit: string | null; restore?: DeployResult; verify?: (started: DeployResult) => Promise<VerifiedDeploy>; automatic?: { reason: string } },
+): Promise<HistoryEntry> {
+  const now = r.now ?? (() => new Date());
+  const startedAt = now().toISOString();
+  const base = {
+    project: r.project,
+    environment: r.environment.name,
+    version: r.version,
+    rollback: o.rollback,
+    artifact: artifactOf(artifact),
+    commit: o.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    ...(o.automatic ? { reason: o.automatic.reason, automatic: true } : r.meta.reason ? { reason: r.meta.reason } : {}),
+    startedAt,
+  };
+  let result: DeployResult;
+  try {
+    result = o.restore && r.target.restore ? await r.target.restore(req, o.restore) : await r.target.deploy(req);
+  } catch (e) {
+    const reason = ((e as Error)?.message ?? String(e)).split('\n')[0]!;
+    let seq: number | undefined;
+    try {
+      seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: null, error: reason, finishedAt: now().toISOString() })).entry.seq;
+    } catch (recordErr) {
+      r.log(`could not record the failure: ${(recordErr as Error).message}`);
+    }
+    if (!isExpectedError(e)) throw e; // a bug in a target: recorded above, reported with its stack
+    throw new DeployError(`deploy of ${r.version} to ${r.environment.name} failed${seq ? ` (recorded as seq ${seq})` : ''}: ${reason}`, { seq, cause: e });
+  }
+  let verification: VerifiedDeploy['verification'];
+  if (o.verify) {
+    const v = await o.verify(result);
+    ({ result, verification } = v);
+    if (v.failure) {
+      let seq: number;
+      try {
+        seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: result, ...(verification ? { verification } : {}), error: v.failure, finishedAt: now().toISOString() })).entry.seq;
+      } catch (e) {
+        throw new RecordFailedError(
+          `${r.version} failed verification in ${r.environment.name} (${v.failure}) but could not be recorded: ${((e as Error).message ?? String(e)).split('\n')[0]}; nothing was restored and the lock is left to expire so the next promotion records it as interrupted`,
+        );
+      }
+      throw new VerificationFailedError(`${r.version} in ${r.environment.name} (seq ${seq}): ${v.failure}`, { verification, seq, onFailure: v.onFailure ?? 'rollback' });
+    }
+  }
+  let appended: Awaited<ReturnType<typeof appendEntry>>;
+  try {
+    appended = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, ...(verification ? { verification } : {}), finishedAt: now().toISOString() });
+  } catch (e) {
+    throw new RecordFailedError(
+      `deployed ${r.version} to ${r.environment.name} but could not record it: ${((e as Error).message ?? String(e)).split('\n')[0]}; the lock is left to expire so the next promotion records it as interrupted`,
+    );
+  }
+  const { entry, repaired } = appended;
+  if (repaired.length) r.log(`advanced ${r.environment.name} pointer over seq ${repaired.join(', ')} left by interrupted writers`);
+  r.log(`recorded ${r.environment.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''}`);
+  return entry;
+}
+
+/** Records a restore that could not start (the previous version no longer verifies) as a failed rollback entry. */
+async function recordFailedRestore(r: PromoteRequest, prev: HistoryEntry, err: Error): Promise<void> {
+  const t = (r.now ?? (() => new Date()))().toISOString();
+  const { entry } = await appendEntry(r.store, {
+    project: r.project,
+    environment: r.environment.name,
+    version: prev.version,
+    status: 'failed',
+    rollback: true,
+    artifact: prev.artifact,
+    deploy: null,
+    error: `restore after a failed verification: ${(err.message ?? String(err)).split('\n')[0]}`,
+    commit: prev.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    startedAt: t,
+    finishedAt: t,
+  });
+  r.log(`recorded the failed restore of ${prev.version} as seq ${entry.seq} (failed)`);
+}
+
+/**
+ * The promotion's deploy (under the lock): deploy (Lambda canary when the environment's `strategy`
+ * asks) → verification ({@link verifyDeploy}) → record. Only a verified deploy is recorded as
+ * `succeeded` (moves the pointer). A failed check is recorded as a `failed` entry (with its
+ * `verification`); with `onFailure: rollback` (default) the version that was current is restored
+ * through the target's `restore` and recorded as an automatic `rollback` entry.
+ * @param current the pointer read under the lock (what to restore)
+ * @throws VerificationFailedError (one line: version, environment, seq, check, what it saw, what was restored), DeployError
+ */
+async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, artifact: VerifiedArtifact, current: Awaited<ReturnType<typeof readCurrent>>): Promise<HistoryEntry> {
+  const canary = r.environment.kind === 'chain' ? r.environment.strategy?.canary : undefined;
+  if (!r.verify?.checks.length && !canary) return deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit });
+  const dreq: DeployRequest = canary ? { ...req, canary: { percent: canary.percent } } : req;
+  try {
+    return await deployAndRecord(r, dreq, artifact, {
+      rollback: false,
+      commit: r.meta.commit,
+      verify: (started) =>
+        verifyDeploy({
+          setup: r.verify,
+          started,
+          project: r.project,
+          environment: r.environment.name,
+          version: r.version,
+          canaryMinutes: canary?.minutes,
+          steps: canary?.steps,
+          shiftCanary: r.target.shiftCanary ? (s, percent) => r.target.shiftCanary!(dreq, s, percent) : undefined,
+          completeCanary: r.target.completeCanary ? (s) => r.target.completeCanary!(dreq, s) : undefined,
+          log: r.log,
+        }),
+    });
+  } catch (e) {
+    if (!(e instanceof VerificationFailedError)) throw e;
+    r.log(`verification failed: ${e.message}`);
+    if (e.onFailure === 'hold') throw new VerificationFailedError(`verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current${current ? ` (rollback --env=${r.environment.name} or promote ${current.entry.version} restores it)` : ''}`, e);
+    if (!current) throw new VerificationFailedError(`verification failed for ${e.message}; nothing to roll back to (first release of ${r.project} in ${r.environment.name})`, e);
+    const prev = current.entry;
+    const pr: PromoteRequest = { ...r, version: prev.version };
+    r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
+    let back: HistoryEntry;
+    try {
+      // the restore is part of the recorded failure path: a previous version that no longer verifies is a recorded failed rollback
+      const prevArtifact = await locateArtifact(r.store, r.project, prev.version, r.environment).catch(async (le: unknown) => {
+        if (isExpectedError(le)) await recordFailedRestore(pr, prev, le as Error);
+        throw le;
+      });
+      const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
+      back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined, automatic: { reason: `verification failed: ${e.message}` } });
+    } catch (re) {
+      if (!isExpectedError(re) || re instanceof RecordFailedError) throw re;
+      throw new VerificationFailedError(
+        `verification failed for ${e.message}; ${r.version} is still running in ${r.environment.name}: restoring ${prev.version} failed too: ${((re as Error).message ?? String(re)).split('\n')[0]}; fix that, then run rollback --env=${r.environment.name} (or promote ${prev.version})`,
+        e,
+      );
+    }
+    throw new VerificationFailedError(`verification failed for ${e.message}; rolled back to ${prev.version} (seq ${back.seq})`, e);
+  }
+}

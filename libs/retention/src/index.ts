@@ -1,0 +1,2 @@
+export * from './image-retention';
+export * from './retention';

@@ -1,0 +1,43 @@
+/**
+ * Test child (crash-points.int.spec.ts): promotes one version on a file store with a file-backed
+ * deploy target, and dies by SIGKILL at the crash point named in BUILDONCE_CRASH_AT (see crashPoint):
+ * `after-lock`, `before-deploy`, `after-deploy`, `after-history`, `after-pointer`.
+ * Usage: crash-child.ts <storeDir> <liveFile> <version>
+ */
+import { crashPoint } from '@buildonce/testing';
+import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { parseConfig, resolveEnvironment } from '@buildonce/config';
+import { promoteVersion } from '@buildonce/promotion';
+import { FileTarget } from './crash-target';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+
+const [storeDir, liveFile, version] = process.argv.slice(2) as [string, string, string];
+const base = openStore(parseStoreUrl(`file://${storeDir}`));
+const store: BlobStore = Object.create(base);
+store.putBytesIfMatch = async (key, bytes, etag, o) => {
+  const r = await base.putBytesIfMatch(key, bytes, etag, o);
+  if (r.status === 'written' && key.endsWith('/lock.json') && Buffer.from(bytes).toString().includes('"held"')) crashPoint('after-lock');
+  if (r.status === 'written' && key.endsWith('/current.json')) crashPoint('after-pointer');
+  return r;
+};
+store.putBytesIfAbsent = async (key, bytes, o) => {
+  const r = await base.putBytesIfAbsent(key, bytes, o);
+  if (key.includes('/history/')) crashPoint('after-history');
+  return r;
+};
+promoteVersion({
+  store,
+  project: 'svc' as ProjectName,
+  version: version as Version,
+  environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),
+  target: new FileTarget(liveFile, { before: () => crashPoint('before-deploy'), after: () => crashPoint('after-deploy') }),
+  meta: { commit: 'c', runId: 'child', actor: 'crash-child' },
+  lock: { ttlMs: 1_000, waitMs: 30_000 },
+  log: () => undefined,
+}).then(
+  (r) => process.stdout.write(`${r.status}\n`),
+  (e: Error) => {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(1);
+  },
+);
