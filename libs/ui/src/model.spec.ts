@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredManifest } from '@buildonce/artifact';
-import { draft } from '../../release/src/testkit';
+import { draft } from '@buildonce/release/src/testkit';
 import { entryKind, factDeltas, fileDeltas, isPreviewEnv, repositoryOf, runUrl } from './model';
 import { age, signedBytes } from './pages';
 

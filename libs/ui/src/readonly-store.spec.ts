@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry, readCurrent } from '@buildonce/release';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { draft } from '../../release/src/testkit';
+import { draft } from '@buildonce/release/src/testkit';
 import { ReadOnlyStoreError, readOnlyStore } from './readonly-store';
 
 afterAll(removeTempDirs);

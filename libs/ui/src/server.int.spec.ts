@@ -4,7 +4,7 @@ import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry, parseConfig } from '@buildonce/release';
 import { ConfigError } from '@buildonce/errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { draft } from '../../release/src/testkit';
+import { draft } from '@buildonce/release/src/testkit';
 import { readOnlyStore } from './readonly-store';
 import { startUiServer, type UiServer } from './server';
 

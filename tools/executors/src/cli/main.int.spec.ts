@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { appendEntry, runPublishCommand } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '../../../../libs/release/src/testkit';
+import { draft } from '@buildonce/release/src/testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 
 afterAll(removeTempDirs);

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEntry } from '@buildonce/release';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '../../../../libs/release/src/testkit';
+import { draft } from '@buildonce/release/src/testkit';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 
 afterAll(removeTempDirs);
