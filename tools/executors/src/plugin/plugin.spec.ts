@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { detectImageProject, detectNodeApp, detectRustLambda } from './detect';
 import { createNodesV2, inferFromFile, pluginLocation } from './index';
 import { normalizeOptions, rustToolchainInput, type PluginLocation } from './targets';
-import { rustToolchainRuntimeInput } from '../../../../libs/rust/src/rust-toolchain.mjs';
+import { rustToolchainRuntimeInput } from '@buildonce/rust/src/rust-toolchain.mjs';
 
 const installed: PluginLocation = { executorPrefix: '@buildonce/nx' };
 const source: PluginLocation = { executorPrefix: './tools/executors', source: { project: 'executors', root: 'tools/executors', bundleTarget: 'bundle' } };
