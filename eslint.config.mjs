@@ -24,7 +24,7 @@ const depConstraints = [
 const testCode = [
   '**/*.spec.ts',
   '**/testkit.ts',
-  'libs/release/src/crash-child.ts',
+  'libs/testing/src/release/*.ts',
   'libs/store/src/publish-crash-child.ts',
   'libs/testing/**',
   'apps/express-api/e2e/**',

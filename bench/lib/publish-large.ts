@@ -31,10 +31,14 @@ async function main(): Promise<void> {
     const d = await sha256File(file);
     const tarball = /\.tar\.gz$/.test(file);
     const manifest = parseManifest({
-      schemaVersion: 1, project: 'big', version: c!, kind: tarball ? 'node-tarball' : 'lambda-zip',
+      schemaVersion: 1,
+      project: 'big',
+      version: c!,
+      kind: tarball ? 'node-tarball' : 'lambda-zip',
       files: [{ name: basename(file), size: d.size, sha256: d.hex }],
       ...(tarball ? { runtime: 'node>=20', entry: 'main.js' } : { runtime: 'provided.al2023', handler: 'bootstrap' }),
-      architecture: 'x86_64', toolchain: 'bench',
+      architecture: 'x86_64',
+      toolchain: 'bench',
     });
     let attempts = 0;
     let status = 'failed';
@@ -43,7 +47,14 @@ async function main(): Promise<void> {
     while (attempts < 3 && status === 'failed') {
       attempts++;
       try {
-        status = (await publishArtifact({ store, manifest, dir: dirname(file), metadata: { publishedAt: new Date().toISOString(), builder: 'local:bench', trusted: true } })).status;
+        status = (
+          await publishArtifact({
+            store,
+            manifest,
+            dir: dirname(file),
+            metadata: { publishedAt: new Date().toISOString(), builder: 'local:bench', trusted: true },
+          })
+        ).status;
       } catch (e) {
         lastError = (e as Error).message.split('\n')[0]!;
         errors.push(`${(e as Error).name}: ${lastError.slice(0, 200)}`);
@@ -71,7 +82,9 @@ async function main(): Promise<void> {
       void proxy.stop().then(() => process.exit(0));
     });
   } else {
-    throw new Error('usage: publish-large.ts publish <file> <storeUrl> <version> | verify <storeUrl> <version> | fetch <storeUrl> <version> <root> [--verify] | proxy <targetUrl> <rate>');
+    throw new Error(
+      'usage: publish-large.ts publish <file> <storeUrl> <version> | verify <storeUrl> <version> | fetch <storeUrl> <version> <root> [--verify] | proxy <targetUrl> <rate>',
+    );
   }
 }
 void main().catch((e: Error) => {

@@ -30,9 +30,14 @@ async function main() {
       const bytes = randomBytes(4096);
       writeFileSync(join(dir, 'bootstrap.zip'), bytes);
       const manifest = parseManifest({
-        schemaVersion: 1, project, version, kind: 'lambda-zip',
+        schemaVersion: 1,
+        project,
+        version,
+        kind: 'lambda-zip',
         files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'bench',
+        runtime: 'provided.al2023',
+        architecture: 'x86_64',
+        toolchain: 'bench',
       });
       await publishArtifact({ store, manifest, dir, metadata: meta });
       const when = new Date(now - ((per - i) / per) * days * 86_400_000 - 2 * 3_600_000);
@@ -41,7 +46,10 @@ async function main() {
     }
     const ledger = versions.slice(per / 2, per / 2 + 6);
     for (const [i, v] of ledger.entries()) {
-      await store.putBytesIfAbsent(`releases/${project}/prod/history/${String(i + 1).padStart(12, '0')}.json`, Buffer.from(JSON.stringify({ seq: i + 1, version: v })));
+      await store.putBytesIfAbsent(
+        `releases/${project}/prod/history/${String(i + 1).padStart(12, '0')}.json`,
+        Buffer.from(JSON.stringify({ seq: i + 1, version: v })),
+      );
     }
     await store.putBytesIfMatch(`releases/${project}/prod/current.json`, Buffer.from(JSON.stringify({ seq: ledger.length, version: ledger.at(-1) })), null);
   }

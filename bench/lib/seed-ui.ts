@@ -28,9 +28,14 @@ async function main() {
     const files = [{ name: 'bootstrap.zip', bytes: randomBytes(4096 + i * 512) }, ...(i ? [{ name: 'weights.json', bytes: randomBytes(300) }] : [])];
     for (const f of files) writeFileSync(join(dir, f.name), f.bytes);
     const manifest = parseManifest({
-      schemaVersion: 1, project: 'svc-000', version, kind: 'lambda-zip',
+      schemaVersion: 1,
+      project: 'svc-000',
+      version,
+      kind: 'lambda-zip',
       files: files.map((f) => ({ name: f.name, size: f.bytes.length, sha256: sha256Bytes(f.bytes).hex })),
-      runtime: 'provided.al2023', architecture: 'arm64', toolchain: `rust 1.9${4 + i}.0`,
+      runtime: 'provided.al2023',
+      architecture: 'arm64',
+      toolchain: `rust 1.9${4 + i}.0`,
     });
     await publishArtifact({ store, manifest, dir, metadata: { ...publishMetadataFromEnv({}), commit: `${i}`.repeat(40) } });
   }
@@ -44,14 +49,43 @@ async function main() {
       if (project === 'svc-000' && env === 'prod' && i >= entries - 2) version = diffVersions[i - (entries - 2)]!;
       const at = new Date(start.getTime() + i * 3_600_000).toISOString();
       const d: EntryDraft = {
-        project, environment: env, version, status: 'succeeded', rollback: false,
-        artifact: { uri: `${location.url}/artifacts/${project}/${version}/`, namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [{ name: 'bootstrap.zip', size: 4096, sha256: 'a'.repeat(64) }], provenance: { signed: true, verified: true, rules: ['signature'] } },
-        deploy: null, commit: sha(i), runId: String(5000 + i), actor: `dev-${i % 7}`, startedAt: at, finishedAt: at,
+        project,
+        environment: env,
+        version,
+        status: 'succeeded',
+        rollback: false,
+        artifact: {
+          uri: `${location.url}/artifacts/${project}/${version}/`,
+          namespace: 'trusted',
+          kind: 'lambda-zip',
+          file: 'bootstrap.zip',
+          sha256: 'a'.repeat(64),
+          files: [{ name: 'bootstrap.zip', size: 4096, sha256: 'a'.repeat(64) }],
+          provenance: { signed: true, verified: true, rules: ['signature'] },
+        },
+        deploy: null,
+        commit: sha(i),
+        runId: String(5000 + i),
+        actor: `dev-${i % 7}`,
+        startedAt: at,
+        finishedAt: at,
         verification: { kind: 'http', passed: true, attempts: 1, durationMs: 420, detail: 'GET /health 200' },
       };
       if (i % 10 === 9 && i < entries - 2) {
-        await appendEntry(store, { ...d, status: 'failed', error: 'http check failed: GET /health 503', verification: { ...d.verification!, passed: false, attempts: 5 } });
-        await appendEntry(store, { ...d, version: String(1_000_000 + i - 1), rollback: true, automatic: true, reason: 'verification failed: GET /health 503', verification: undefined });
+        await appendEntry(store, {
+          ...d,
+          status: 'failed',
+          error: 'http check failed: GET /health 503',
+          verification: { ...d.verification!, passed: false, attempts: 5 },
+        });
+        await appendEntry(store, {
+          ...d,
+          version: String(1_000_000 + i - 1),
+          rollback: true,
+          automatic: true,
+          reason: 'verification failed: GET /health 503',
+          verification: undefined,
+        });
         i++; // the rollback took this slot
         continue;
       }

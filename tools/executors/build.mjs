@@ -106,7 +106,10 @@ for (const out of Object.values(result.metafile.outputs)) {
 // invisible to the metafile: find `("<pkg>")` calls of any package the workspace depends on
 const rootPkg = JSON.parse(readFileSync(join(root, '..', '..', 'package.json'), 'utf8'));
 const known = Object.keys({ ...rootPkg.dependencies, ...rootPkg.devDependencies });
-const code = Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js')).map((f) => readFileSync(f, 'utf8')).join('\n');
+const code = Object.keys(result.metafile.outputs)
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => readFileSync(f, 'utf8'))
+  .join('\n');
 for (const name of known) {
   const escaped = name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   if (new RegExp(`\\(\\s*["']${escaped}["']\\s*\\)`).test(code)) external.add(name);

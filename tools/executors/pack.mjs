@@ -54,7 +54,10 @@ const pkg = {
   files: ['dist', 'bin', 'src/**/schema.json', 'src/hasher/*.js', 'executors.json', 'generators.json', 'README.md', '!**/*.spec.*', '!dist/meta.json'],
   engines: rootPkg.engines,
   dependencies: Object.fromEntries(Object.entries(dependencies).sort(([a], [b]) => a.localeCompare(b))),
-  peerDependencies: { nx: `>=${Number(nxMajor) - 1}.0.0 <${Number(nxMajor) + 1}.0.0`, '@nx/devkit': `>=${Number(nxMajor) - 1}.0.0 <${Number(nxMajor) + 1}.0.0` },
+  peerDependencies: {
+    nx: `>=${Number(nxMajor) - 1}.0.0 <${Number(nxMajor) + 1}.0.0`,
+    '@nx/devkit': `>=${Number(nxMajor) - 1}.0.0 <${Number(nxMajor) + 1}.0.0`,
+  },
 };
 
 const stage = join(out, 'package');

@@ -100,7 +100,11 @@ const bigRun = opts.big
       const hash = `${prefix}big`;
       const p = await send('PUT', hash, opts.big, size);
       const g = await send('GET', hash);
-      big = { bytes: size, put: { status: p.status, ms: Math.round(p.ms) }, get: { status: g.status === 200 && g.bytes !== size ? -1 : g.status, ms: Math.round(g.ms) } };
+      big = {
+        bytes: size,
+        put: { status: p.status, ms: Math.round(p.ms) },
+        get: { status: g.status === 200 && g.bytes !== size ? -1 : g.status, ms: Math.round(g.ms) },
+      };
     })()
   : Promise.resolve();
 await Promise.all([...Array.from({ length: opts.clients }, client), bigRun]);
@@ -114,7 +118,18 @@ const classes = {};
 for (const op of ['GET', 'PUT']) {
   for (const c of ['10-100KiB', '0.1-1MiB', '1-10MiB', '10-64MiB']) {
     const rs = results.filter((r) => r.op === op && classOf(r.size) === c);
-    if (rs.length) classes[`${op} ${c}`] = { n: rs.length, p50: pct(rs.map((r) => r.ms), 50), p99: pct(rs.map((r) => r.ms), 99) };
+    if (rs.length)
+      classes[`${op} ${c}`] = {
+        n: rs.length,
+        p50: pct(
+          rs.map((r) => r.ms),
+          50,
+        ),
+        p99: pct(
+          rs.map((r) => r.ms),
+          99,
+        ),
+      };
   }
 }
 const errors = results.filter((r) => r.status !== 200).length + (big && (big.put.status !== 200 || big.get.status !== 200) ? 1 : 0);

@@ -51,12 +51,58 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
   };
 
   it.each<[string, E[], RegExp]>([
-    ['dist/a -> . then dist/b -> a/a/a/../..', [['dist/a', 'SymbolicLink', '.'], ['dist/b', 'SymbolicLink', 'a/a/a/../..']], /symlink "dist\/b".*leaves the archive/],
-    ['x/y -> .. then x/y/z -> ..', [['x/y', 'SymbolicLink', '..'], ['x/y/z', 'SymbolicLink', '..']], /leaves the archive/],
-    ['a file written through a link that climbs', [['up', 'SymbolicLink', '.'], ['d/l', 'SymbolicLink', '../up'], ['d/l/l2', 'SymbolicLink', '..'], ['d/l/l2/f', 'File']], /leaves the archive/],
-    ['a link climbing out of a link to the root', [['r', 'SymbolicLink', '.'], ['s', 'SymbolicLink', 'r/..']], /leaves the archive/],
-    ['a hard link resolved through an escaping chain', [['d/a', 'SymbolicLink', '.'], ['d/b', 'SymbolicLink', 'a/..'], ['h', 'Link', 'd/b/../x']], /"\.\." segment/],
-    ['a link loop used as a path', [['a', 'SymbolicLink', 'b'], ['b', 'SymbolicLink', 'a'], ['a/f', 'File']], /loops/],
+    [
+      'dist/a -> . then dist/b -> a/a/a/../..',
+      [
+        ['dist/a', 'SymbolicLink', '.'],
+        ['dist/b', 'SymbolicLink', 'a/a/a/../..'],
+      ],
+      /symlink "dist\/b".*leaves the archive/,
+    ],
+    [
+      'x/y -> .. then x/y/z -> ..',
+      [
+        ['x/y', 'SymbolicLink', '..'],
+        ['x/y/z', 'SymbolicLink', '..'],
+      ],
+      /leaves the archive/,
+    ],
+    [
+      'a file written through a link that climbs',
+      [
+        ['up', 'SymbolicLink', '.'],
+        ['d/l', 'SymbolicLink', '../up'],
+        ['d/l/l2', 'SymbolicLink', '..'],
+        ['d/l/l2/f', 'File'],
+      ],
+      /leaves the archive/,
+    ],
+    [
+      'a link climbing out of a link to the root',
+      [
+        ['r', 'SymbolicLink', '.'],
+        ['s', 'SymbolicLink', 'r/..'],
+      ],
+      /leaves the archive/,
+    ],
+    [
+      'a hard link resolved through an escaping chain',
+      [
+        ['d/a', 'SymbolicLink', '.'],
+        ['d/b', 'SymbolicLink', 'a/..'],
+        ['h', 'Link', 'd/b/../x'],
+      ],
+      /"\.\." segment/,
+    ],
+    [
+      'a link loop used as a path',
+      [
+        ['a', 'SymbolicLink', 'b'],
+        ['b', 'SymbolicLink', 'a'],
+        ['a/f', 'File'],
+      ],
+      /loops/,
+    ],
     ['a character device', [['dev/null', 'CharacterDevice']], /CharacterDevice/],
     ['a block device', [['sda', 'BlockDevice']], /BlockDevice/],
     ['a FIFO', [['pipe', 'FIFO']], /FIFO/],
@@ -66,9 +112,30 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
   });
 
   it.each<[string, E[]]>([
-    ['node_modules/.bin links into a sibling package', [['node_modules/x/cli.js', 'File'], ['node_modules/.bin/x', 'SymbolicLink', '../x/cli.js']]],
-    ['a chain that stays inside', [['dist/a', 'SymbolicLink', '.'], ['dist/b', 'SymbolicLink', 'a/a/../lib'], ['dist/b2', 'SymbolicLink', 'a/a/a']]],
-    ['a file under a directory link', [['lib', 'Directory'], ['cur', 'SymbolicLink', 'lib'], ['cur/f.js', 'File'], ['h', 'Link', 'cur/f.js']]],
+    [
+      'node_modules/.bin links into a sibling package',
+      [
+        ['node_modules/x/cli.js', 'File'],
+        ['node_modules/.bin/x', 'SymbolicLink', '../x/cli.js'],
+      ],
+    ],
+    [
+      'a chain that stays inside',
+      [
+        ['dist/a', 'SymbolicLink', '.'],
+        ['dist/b', 'SymbolicLink', 'a/a/../lib'],
+        ['dist/b2', 'SymbolicLink', 'a/a/a'],
+      ],
+    ],
+    [
+      'a file under a directory link',
+      [
+        ['lib', 'Directory'],
+        ['cur', 'SymbolicLink', 'lib'],
+        ['cur/f.js', 'File'],
+        ['h', 'Link', 'cur/f.js'],
+      ],
+    ],
   ])('accepts %s', (_name, entries) => {
     expect(judge(entries)).toBeUndefined();
   });
@@ -108,12 +175,22 @@ describe('BodyGuard', () => {
   });
 
   it.each([
-    ['a ../evil entry', tarGz([{ path: 'ok.txt', data: 'x' }, { path: '../evil', data: 'pwned' }]), 'unsafe-entry'],
+    [
+      'a ../evil entry',
+      tarGz([
+        { path: 'ok.txt', data: 'x' },
+        { path: '../evil', data: 'pwned' },
+      ]),
+      'unsafe-entry',
+    ],
     ['an absolute entry', tarGz([{ path: '/etc/cron.d/evil', data: 'x' }]), 'unsafe-entry'],
     ['an escaping symlink', tarGz([{ path: 'out', type: 'SymbolicLink', linkpath: '/home' }]), 'unsafe-entry'],
     [
       'a symlink chain escaping through an earlier link',
-      tarGz([{ path: 'dist/a', type: 'SymbolicLink', linkpath: '.' }, { path: 'dist/b', type: 'SymbolicLink', linkpath: 'a/a/a/../..' }]),
+      tarGz([
+        { path: 'dist/a', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'dist/b', type: 'SymbolicLink', linkpath: 'a/a/a/../..' },
+      ]),
       'unsafe-entry',
     ],
     ['a plain (uncompressed) tar', rawTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
@@ -122,7 +199,11 @@ describe('BodyGuard', () => {
     ['a truncated gzip tar', nxLikeBody(50_000).subarray(0, 20_000), 'bad-archive'],
     ['a tar with a bad header checksum', gzipSync(Buffer.concat([Buffer.from('x'.repeat(512)), Buffer.alloc(1024)])), 'bad-archive'],
     ['an empty body', Buffer.alloc(0), 'not-gzip'],
-    ['a gzip tar followed by bytes that are not a gzip member', Buffer.concat([tarGz([{ path: 'a.txt', data: 'hello' }]), Buffer.from('trailing bytes')]), 'bad-archive'],
+    [
+      'a gzip tar followed by bytes that are not a gzip member',
+      Buffer.concat([tarGz([{ path: 'a.txt', data: 'hello' }]), Buffer.from('trailing bytes')]),
+      'bad-archive',
+    ],
     ['a gzip tar compressed again (Nx inflates once)', gzipSync(tarGz([{ path: 'a.txt', data: 'hello' }])), 'bad-archive'],
   ])('rejects %s', async (_name, body, kind) => {
     const err = await run(body).catch((e: unknown) => e);

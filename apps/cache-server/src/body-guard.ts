@@ -103,7 +103,8 @@ export class ArchivePaths {
       const key = physical.join('/');
       const before = this.links.get(key);
       // GNU tar delays links with `..` targets and keeps the first, others keep the last: refuse the ambiguity
-      if (before !== undefined && before !== (linkpath ?? '')) return `symlink "${path}" appears twice with different targets ("${before}", "${linkpath}"): extractors disagree on which one stays`;
+      if (before !== undefined && before !== (linkpath ?? ''))
+        return `symlink "${path}" appears twice with different targets ("${before}", "${linkpath}"): extractors disagree on which one stays`;
       this.links.set(key, linkpath ?? '');
     } else if (type === 'Link') {
       const target = this.resolve([], segmentsKeepDots(linkpath ?? ''));

@@ -74,7 +74,10 @@ describe('loadConfig', () => {
   });
 
   it('reads BUILDONCE_CACHE_MAX_STORE_BYTES for an S3 store too (shared by replicas), with its cycle', () => {
-    const c = loadConfig({ ...tokens, BUILDONCE_CACHE_MAX_STORE_BYTES: '1048576', BUILDONCE_CACHE_STORE: 's3://bucket/x', BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '5' }, '/');
+    const c = loadConfig(
+      { ...tokens, BUILDONCE_CACHE_MAX_STORE_BYTES: '1048576', BUILDONCE_CACHE_STORE: 's3://bucket/x', BUILDONCE_CACHE_LRU_CYCLE_SECONDS: '5' },
+      '/',
+    );
     expect([c.maxStoreBytes, c.lruCycleMs]).toEqual([1048576, 5000]);
     expect(loadConfig({ ...tokens }, '/').lruCycleMs).toBe(30_000);
   });
@@ -88,14 +91,38 @@ describe('loadConfig', () => {
 describe('accessFromClaims (GitHub Actions claim rules)', () => {
   const cfg = { repositories: ['Acme/App'], trustedRefs: ['refs/heads/main'] };
   it.each<[Record<string, string>, unknown]>([
-    [{ repository: 'acme/app', event_name: 'push', ref: 'refs/heads/main' }, { ok: true, principal: { access: 'read-write', namespace: 'trusted' } }],
-    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/merge' }, { ok: true, principal: { access: 'read-write', namespace: 'pr-51' } }],
-    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/051/merge' }, { ok: false, reason: 'forbidden' }],
-    [{ repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/head' }, { ok: false, reason: 'forbidden' }],
-    [{ repository: 'acme/app', event_name: 'pull_request_target', ref: 'refs/heads/main' }, { ok: false, reason: 'forbidden' }],
-    [{ repository: 'acme/app', event_name: 'push', ref: 'refs/tags/v1' }, { ok: false, reason: 'forbidden' }],
-    [{ repository: 'acme/app-fork', event_name: 'push', ref: 'refs/heads/main' }, { ok: false, reason: 'invalid' }],
-    [{ event_name: 'push', ref: 'refs/heads/main' }, { ok: false, reason: 'invalid' }],
+    [
+      { repository: 'acme/app', event_name: 'push', ref: 'refs/heads/main' },
+      { ok: true, principal: { access: 'read-write', namespace: 'trusted' } },
+    ],
+    [
+      { repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/merge' },
+      { ok: true, principal: { access: 'read-write', namespace: 'pr-51' } },
+    ],
+    [
+      { repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/051/merge' },
+      { ok: false, reason: 'forbidden' },
+    ],
+    [
+      { repository: 'acme/app', event_name: 'pull_request', ref: 'refs/pull/51/head' },
+      { ok: false, reason: 'forbidden' },
+    ],
+    [
+      { repository: 'acme/app', event_name: 'pull_request_target', ref: 'refs/heads/main' },
+      { ok: false, reason: 'forbidden' },
+    ],
+    [
+      { repository: 'acme/app', event_name: 'push', ref: 'refs/tags/v1' },
+      { ok: false, reason: 'forbidden' },
+    ],
+    [
+      { repository: 'acme/app-fork', event_name: 'push', ref: 'refs/heads/main' },
+      { ok: false, reason: 'invalid' },
+    ],
+    [
+      { event_name: 'push', ref: 'refs/heads/main' },
+      { ok: false, reason: 'invalid' },
+    ],
   ])('%j -> %j', (claims, want) => {
     expect(accessFromClaims(claims, cfg)).toMatchObject(want as object);
   });

@@ -100,23 +100,33 @@ export function parseCacheStore(raw: string | undefined, cwd: string): CacheStor
  */
 export function parseOidc(env: NodeJS.ProcessEnv): OidcConfig | undefined {
   const audience = env.BUILDONCE_CACHE_OIDC_AUDIENCE?.trim();
-  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const repositories = list(env.BUILDONCE_CACHE_OIDC_REPOSITORIES);
   if (!audience) {
-    if (repositories.length) throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is set without BUILDONCE_CACHE_OIDC_AUDIENCE: set the audience your workflows request');
+    if (repositories.length)
+      throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is set without BUILDONCE_CACHE_OIDC_AUDIENCE: set the audience your workflows request');
     return undefined;
   }
-  if (!repositories.length) throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is empty: set a comma list of owner/name repositories whose jobs may use the cache');
+  if (!repositories.length)
+    throw new ConfigError('BUILDONCE_CACHE_OIDC_REPOSITORIES is empty: set a comma list of owner/name repositories whose jobs may use the cache');
   for (const r of repositories) {
     if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(r)) throw new ConfigError(`BUILDONCE_CACHE_OIDC_REPOSITORIES item "${r}" is not owner/name`);
   }
   const issuer = (env.BUILDONCE_CACHE_OIDC_ISSUER?.trim() || GITHUB_ISSUER).replace(/\/+$/, '');
   const jwksUrl = env.BUILDONCE_CACHE_OIDC_JWKS_URL?.trim() || `${issuer}/.well-known/jwks`;
-  for (const [name, v] of [['BUILDONCE_CACHE_OIDC_ISSUER', issuer], ['BUILDONCE_CACHE_OIDC_JWKS_URL', jwksUrl]] as const) {
+  for (const [name, v] of [
+    ['BUILDONCE_CACHE_OIDC_ISSUER', issuer],
+    ['BUILDONCE_CACHE_OIDC_JWKS_URL', jwksUrl],
+  ] as const) {
     if (!/^https?:\/\/[^\s]+$/.test(v)) throw new ConfigError(`${name}="${v}" is not an http(s) URL`);
   }
   const trustedRefs = list(env.BUILDONCE_CACHE_OIDC_TRUSTED_REFS);
-  for (const r of trustedRefs) if (!r.startsWith('refs/')) throw new ConfigError(`BUILDONCE_CACHE_OIDC_TRUSTED_REFS item "${r}" is not a full ref such as refs/heads/main`);
+  for (const r of trustedRefs)
+    if (!r.startsWith('refs/')) throw new ConfigError(`BUILDONCE_CACHE_OIDC_TRUSTED_REFS item "${r}" is not a full ref such as refs/heads/main`);
   return {
     issuer,
     audience,

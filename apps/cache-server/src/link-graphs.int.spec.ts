@@ -66,12 +66,20 @@ function randomArchive(rnd: () => number): RawTarEntry[] {
       const k = 1 + Math.floor(rnd() * 4);
       const names = Array.from({ length: k }, () => pick(NAMES));
       const ups = Array.from({ length: k - (rnd() < 0.3 ? 1 : 0) }, () => '..');
-      entries.push({ path: rnd() < 0.8 ? pick(['p', 'q']) : `${pick(NAMES)}/p`, type: 'SymbolicLink', linkpath: [...names, ...ups, ...(rnd() < 0.5 ? ['etc'] : [])].join('/') });
+      entries.push({
+        path: rnd() < 0.8 ? pick(['p', 'q']) : `${pick(NAMES)}/p`,
+        type: 'SymbolicLink',
+        linkpath: [...names, ...ups, ...(rnd() < 0.5 ? ['etc'] : [])].join('/'),
+      });
       if (rnd() < 0.3) entries.push({ path: `${pick(NAMES)}/`, type: 'Directory' });
     }
   }
   for (let i = rnd() < 0.6 ? 1 + Math.floor(rnd() * 2) : 0; i > 0; i--) {
-    entries.push(rnd() < 0.7 ? { path: pick(NAMES), type: 'SymbolicLink', linkpath: '.' } : { path: `${pick(NAMES)}/${pick(NAMES)}`, type: 'SymbolicLink', linkpath: '..' });
+    entries.push(
+      rnd() < 0.7
+        ? { path: pick(NAMES), type: 'SymbolicLink', linkpath: '.' }
+        : { path: `${pick(NAMES)}/${pick(NAMES)}`, type: 'SymbolicLink', linkpath: '..' },
+    );
   }
   return entries;
 }
@@ -195,7 +203,12 @@ async function nxEscapes(hash: string, body: Buffer, base: string): Promise<stri
 
 describe('archive check vs real extraction (GNU tar, the Nx client) on generated link graphs', () => {
   it('the audit case: b/, p -> a/…/b/../…/etc/passwd, then a -> . is refused (GNU tar makes p read /etc/passwd)', async () => {
-    const entries: RawTarEntry[] = [{ path: 'b/', type: 'Directory' }, { path: 'p', type: 'SymbolicLink', linkpath: `${'a/'.repeat(8)}b/${'../'.repeat(9)}etc/passwd` }, { path: 'a', type: 'SymbolicLink', linkpath: '.' }, ...NX_FILES];
+    const entries: RawTarEntry[] = [
+      { path: 'b/', type: 'Directory' },
+      { path: 'p', type: 'SymbolicLink', linkpath: `${'a/'.repeat(8)}b/${'../'.repeat(9)}etc/passwd` },
+      { path: 'a', type: 'SymbolicLink', linkpath: '.' },
+      ...NX_FILES,
+    ];
     const body = tarGz(entries);
     expect(gnuTarEscapes(body, tempDir('lg-audit-'))).toEqual([expect.stringMatching(/^p -> .* \(\/etc\/passwd\)$/)]);
     expect(await guardAccepts(body)).toBe(false);

@@ -46,10 +46,11 @@ function startBundle(env: Record<string, string>): Proc {
   const onData = (d: Buffer) => {
     for (const l of d.toString().split('\n').filter(Boolean)) {
       lines.push(l);
-      for (const w of [...waiters]) if (w.re.test(l)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
+      for (const w of [...waiters])
+        if (w.re.test(l)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(l);
+        }
     }
   };
   child.stdout!.on('data', onData);
@@ -86,7 +87,14 @@ describe('bundled server (node dist/apps/cache-server-bundle/main.js)', () => {
       let finishUpload!: () => void;
       const response = new Promise<number>((resolveStatus, reject) => {
         const req = request(
-          { host: '127.0.0.1', port, path: '/v1/cache/1234567890', method: 'PUT', agent: false, headers: { authorization: `Bearer ${TOKEN}`, 'content-length': body.length, 'content-type': 'application/octet-stream' } },
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1/cache/1234567890',
+            method: 'PUT',
+            agent: false,
+            headers: { authorization: `Bearer ${TOKEN}`, 'content-length': body.length, 'content-type': 'application/octet-stream' },
+          },
           (res) => {
             res.resume();
             res.on('end', () => resolveStatus(res.statusCode ?? 0));

@@ -4,7 +4,6 @@ import { ConfigError } from './errors';
 import { startServer, type RunningServer } from './start';
 import { StoreAccessError } from '@buildonce/store';
 
-
 /** CLI entry: reads the environment, starts, and shuts down gracefully on SIGTERM / SIGINT. */
 async function main(): Promise<void> {
   const logger = pino({ base: { service: 'buildonce-cache' } });

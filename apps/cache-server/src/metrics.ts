@@ -34,12 +34,31 @@ export class CacheMetrics {
    */
   constructor(storeBytes: () => number | undefined = () => undefined, scrub?: () => { progress: ScrubProgress; rateBytesPerSecond: number }) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'buildonce_cache_requests_total', help: 'Cache requests by method, HTTP status and namespace kind', labelNames: ['method', 'status', 'namespace_kind'], registers });
+    this.requests = new Counter({
+      name: 'buildonce_cache_requests_total',
+      help: 'Cache requests by method, HTTP status and namespace kind',
+      labelNames: ['method', 'status', 'namespace_kind'],
+      registers,
+    });
     this.bytesIn = new Counter({ name: 'buildonce_cache_received_bytes_total', help: 'Body bytes of stored PUTs', registers });
     this.bytesOut = new Counter({ name: 'buildonce_cache_sent_bytes_total', help: 'Body bytes sent by GET hits', registers });
-    this.lookups = new Counter({ name: 'buildonce_cache_lookups_total', help: 'GET lookups by result (hit, miss, corrupt) and namespace kind of the reader', labelNames: ['result', 'namespace_kind'], registers });
-    this.rejected = new Counter({ name: 'buildonce_cache_rejected_bodies_total', help: 'PUT bodies refused, by reason (not-gzip, bad-archive, unsafe-entry, too-large, incomplete)', labelNames: ['reason'], registers });
-    this.evictions = new Counter({ name: 'buildonce_cache_evictions_total', help: 'Entries evicted to keep the directory store under BUILDONCE_CACHE_MAX_STORE_BYTES', registers });
+    this.lookups = new Counter({
+      name: 'buildonce_cache_lookups_total',
+      help: 'GET lookups by result (hit, miss, corrupt) and namespace kind of the reader',
+      labelNames: ['result', 'namespace_kind'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'buildonce_cache_rejected_bodies_total',
+      help: 'PUT bodies refused, by reason (not-gzip, bad-archive, unsafe-entry, too-large, incomplete)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.evictions = new Counter({
+      name: 'buildonce_cache_evictions_total',
+      help: 'Entries evicted to keep the directory store under BUILDONCE_CACHE_MAX_STORE_BYTES',
+      registers,
+    });
     this.evictedBytes = new Counter({ name: 'buildonce_cache_evicted_bytes_total', help: 'Bytes of evicted entries', registers });
     new Gauge({
       name: 'buildonce_cache_store_bytes',
@@ -78,7 +97,11 @@ export class CacheMetrics {
     gauge('buildonce_cache_scrub_passes', 'Complete scrubber passes over the store since start', () => scrub().progress.passes);
     gauge('buildonce_cache_scrub_failed_passes', 'Scrubber passes stopped by a storage error since start', () => scrub().progress.failedPasses);
     gauge('buildonce_cache_scrub_pass_entries', 'Entries judged so far in the scrubber pass under way (0 between passes)', () => scrub().progress.passEntries);
-    gauge('buildonce_cache_scrub_last_pass_end_seconds', 'Unix time the last complete scrubber pass ended (0: none yet)', () => scrub().progress.lastPassEndMs / 1000);
+    gauge(
+      'buildonce_cache_scrub_last_pass_end_seconds',
+      'Unix time the last complete scrubber pass ended (0: none yet)',
+      () => scrub().progress.lastPassEndMs / 1000,
+    );
     gauge('buildonce_cache_scrub_rate_bytes_per_second', 'Configured scrubber rate (BUILDONCE_CACHE_SCRUB_MIB_PER_S)', () => scrub().rateBytesPerSecond);
   }
 }

@@ -131,7 +131,11 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
     expect(cargoRan(b)).toBe(false);
     expect(version(b)).toBe(hash);
     expect(zipSha(b)).toBe(zipSha(a.root));
-    expect(requests(hash).slice(2).map((r) => [r.method, r.status, r.outcome, r.namespace])).toEqual([['GET', 200, 'hit', 'trusted']]);
+    expect(
+      requests(hash)
+        .slice(2)
+        .map((r) => [r.method, r.status, r.outcome, r.namespace]),
+    ).toEqual([['GET', 200, 'hit', 'trusted']]);
   });
 
   it('a pr-7 upload is restored by another pr-7 run, but a trusted run builds (and can still store the trusted entry)', async () => {
@@ -160,7 +164,11 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
     expect(cargoRan(e)).toBe(true);
     expect(version(e)).toBe(hash);
     // the trusted GET missed although pr-7 holds this hash, and the PR's earlier upload did not block the trusted one
-    expect(requests(hash).slice(3).map((r) => [r.method, r.status, r.outcome, r.namespace])).toEqual([
+    expect(
+      requests(hash)
+        .slice(3)
+        .map((r) => [r.method, r.status, r.outcome, r.namespace]),
+    ).toEqual([
       ['GET', 404, 'miss', 'trusted'],
       ['PUT', 200, 'stored', 'trusted'],
     ]);
@@ -177,7 +185,13 @@ describe('real nx CLI with the cache server (rust-scorer:build)', () => {
     expect(stripVTControlCharacters(outF)).toMatch(SCORER_FROM_REMOTE);
     expect(cargoRan(f)).toBe(false);
     expect(zipSha(f)).toBe(zipSha(a.root));
-    expect(requests(version(a.root)).at(-1)).toMatchObject({ method: 'GET', status: 200, outcome: 'hit:trusted', namespace: 'pr-9', identity: 'oidc:acme/app pull_request refs/pull/9/merge' });
+    expect(requests(version(a.root)).at(-1)).toMatchObject({
+      method: 'GET',
+      status: 200,
+      outcome: 'hit:trusted',
+      namespace: 'pr-9',
+      identity: 'oidc:acme/app pull_request refs/pull/9/merge',
+    });
 
     // a change in the PR: built, and stored in pr-9
     const g = cloneOf(a.root, 'cache-nx-oidc-g-');

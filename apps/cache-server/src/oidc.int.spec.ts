@@ -99,7 +99,19 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
     ['a wrong audience', () => issuer.github('someone-else', {})],
     ['a wrong issuer', () => push({ iss: 'https://token.actions.githubusercontent.com' })],
     ['a repository that is not allowed', () => push({ repository: 'evil/app' })],
-    ['alg: none', async () => new UnsecuredJWT({ iss: issuer.url, aud: AUD, repository: 'acme/app', ref: 'refs/heads/main', event_name: 'push', iat: now(), exp: now() + 300 }).encode()],
+    [
+      'alg: none',
+      async () =>
+        new UnsecuredJWT({
+          iss: issuer.url,
+          aud: AUD,
+          repository: 'acme/app',
+          ref: 'refs/heads/main',
+          event_name: 'push',
+          iat: now(),
+          exp: now() + 300,
+        }).encode(),
+    ],
     [
       'HS256 signed with the public key (algorithm confusion)',
       async () =>
@@ -150,7 +162,15 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
         tokens: parseTokens('', { allowEmpty: true }),
         spoolDir: tmpdir(),
         shutdownTimeoutMs: 5000,
-        oidc: { ...parseOidc({ BUILDONCE_CACHE_OIDC_ISSUER: issuer.url, BUILDONCE_CACHE_OIDC_AUDIENCE: AUD, BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app', BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS: '0' })!, jwksCooldownMs: 0 },
+        oidc: {
+          ...parseOidc({
+            BUILDONCE_CACHE_OIDC_ISSUER: issuer.url,
+            BUILDONCE_CACHE_OIDC_AUDIENCE: AUD,
+            BUILDONCE_CACHE_OIDC_REPOSITORIES: 'acme/app',
+            BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS: '0',
+          })!,
+          jwksCooldownMs: 0,
+        },
       },
       captureLogger().logger,
     );

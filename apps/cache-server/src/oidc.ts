@@ -92,7 +92,9 @@ export class OidcVerifier {
     readonly config: OidcConfig,
     opts: { keys?: JWTVerifyGetKey } = {},
   ) {
-    this.keys = opts.keys ?? createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: config.jwksCooldownMs ?? 30_000, timeoutDuration: 5_000 });
+    this.keys =
+      opts.keys ??
+      createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: config.jwksCooldownMs ?? 30_000, timeoutDuration: 5_000 });
   }
 
   /** Verifies `token` and maps its claims (accessFromClaims). Never throws; never echoes the token. */
@@ -113,7 +115,12 @@ export class OidcVerifier {
       const now = Date.now() / 1000;
       const skew = this.config.clockSkewSeconds;
       if (iat - now > skew) return { ok: false, reason: 'invalid', detail: `the token is issued ${Math.round(iat - now)} s in the future` };
-      if (now - iat > maxAge + skew) return { ok: false, reason: 'invalid', detail: `the token was issued ${Math.round(now - iat)} s ago, more than BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS=${maxAge}` };
+      if (now - iat > maxAge + skew)
+        return {
+          ok: false,
+          reason: 'invalid',
+          detail: `the token was issued ${Math.round(now - iat)} s ago, more than BUILDONCE_CACHE_OIDC_MAX_TOKEN_AGE_SECONDS=${maxAge}`,
+        };
       currentDate = new Date(Math.min(now, iat) * 1000);
     }
     try {

@@ -284,7 +284,14 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
   });
 
   it.each([
-    ['../evil', () => tarGz([{ path: 'dist/ok.js', data: 'ok' }, { path: '../evil', data: 'pwned' }])],
+    [
+      '../evil',
+      () =>
+        tarGz([
+          { path: 'dist/ok.js', data: 'ok' },
+          { path: '../evil', data: 'pwned' },
+        ]),
+    ],
     ['dist/../../evil', () => tarGz([{ path: 'dist/../../evil', data: 'pwned' }])],
     ['/etc/cron.d/evil', () => tarGz([{ path: '/etc/cron.d/evil', data: 'pwned' }])],
     ['a symlink to /', () => tarGz([{ path: 'root', type: 'SymbolicLink', linkpath: '/' }])],
@@ -309,10 +316,12 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     await new Promise<void>((resolve) => {
       const req = request(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(TOKENS.rw), 'content-length': body.length }, agent: false });
       req.on('error', () => resolve());
-      req.write(body.subarray(0, 500_000), () => setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 100));
+      req.write(body.subarray(0, 500_000), () =>
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 100),
+      );
     });
     for (let i = 0; i < 50 && (await blobKeys(hash)).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(await blobKeys(hash)).toEqual([]);

@@ -40,7 +40,15 @@ describe('replicas on one S3 bucket (moto_server)', () => {
     for (let i = 0; i < 3; i++) {
       replicas.push(
         await startServer(
-          { port: 0, host: '127.0.0.1', maxBytes: 64 * 1024 * 1024, store: parseCacheStore(`s3://${bucket}/${prefix}`, '/'), tokens: parseTokens(`${TOKEN}:read-write`), spoolDir: tmpdir(), shutdownTimeoutMs: 5000 },
+          {
+            port: 0,
+            host: '127.0.0.1',
+            maxBytes: 64 * 1024 * 1024,
+            store: parseCacheStore(`s3://${bucket}/${prefix}`, '/'),
+            tokens: parseTokens(`${TOKEN}:read-write`),
+            spoolDir: tmpdir(),
+            shutdownTimeoutMs: 5000,
+          },
           logs.logger.child({ replica: i }),
           { env: moto.env },
         ),
@@ -86,7 +94,11 @@ describe('replicas on one S3 bucket (moto_server)', () => {
     }
     // the losers deleted their blobs: one blob left for the hash, the one the record names
     const blobs = (await keys('v1/trusted/blobs/')).filter((k) => k.startsWith(`v1/trusted/blobs/${hash}.`));
-    const rec = JSON.parse(Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${recordKey('trusted', hash)}` }))).Body!.transformToByteArray()).toString()) as EntryRecord;
+    const rec = JSON.parse(
+      Buffer.from(
+        await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${recordKey('trusted', hash)}` }))).Body!.transformToByteArray(),
+      ).toString(),
+    ) as EntryRecord;
     expect(blobs).toEqual([rec.blob]);
   });
 
@@ -115,7 +127,11 @@ describe('replicas on one S3 bucket (moto_server)', () => {
     const body = nxLikeBody(50_000);
     expect((await put(0, hash, body)).status).toBe(200);
     for (let i = 0; i < 3; i++) expect((await get(i, hash)).status).toBe(200);
-    const rec = JSON.parse(Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${recordKey('trusted', hash)}` }))).Body!.transformToByteArray()).toString()) as EntryRecord;
+    const rec = JSON.parse(
+      Buffer.from(
+        await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${recordKey('trusted', hash)}` }))).Body!.transformToByteArray(),
+      ).toString(),
+    ) as EntryRecord;
     // same size, other bytes, same key: what a tampering writer with bucket access would do
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${rec.blob}`, Body: nxLikeBody(50_000 - 1000) }));
 

@@ -132,11 +132,19 @@ export function buildServer(opts: ServerOptions) {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) logger.error({ err, reqId: req.id, method: req.method }, 'unexpected error');
     if (req.accessLog) Object.assign(req.accessLog, { outcome: 'error', reason: err.message });
-    return reply.code(status).type(TEXT).send(status === 500 ? 'internal error\n' : `${err.message}\n`);
+    return reply
+      .code(status)
+      .type(TEXT)
+      .send(status === 500 ? 'internal error\n' : `${err.message}\n`);
   });
 
   app.get('/health', async (_req, reply) => reply.code(200).send({ status: 'ok' }));
-  app.get('/metrics', async (_req, reply) => reply.code(200).type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', async (_req, reply) =>
+    reply
+      .code(200)
+      .type(metrics.registry.contentType)
+      .send(await metrics.registry.metrics()),
+  );
 
   app.register(async (api) => {
     // PUT bodies stay unread streams: storage consumes them. No content type is buffered or parsed.

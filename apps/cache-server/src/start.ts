@@ -63,9 +63,16 @@ export async function startServer(
   });
   await store.init();
   const scrubber = config.scrubMibPerSecond
-    ? new Scrubber(store, { mibPerSecond: config.scrubMibPerSecond, pauseMs: opts.scrubPauseMs, onError: (e) => logger.error({ err: e.message }, 'scrub pass stopped by a storage error; retried after the pause') })
+    ? new Scrubber(store, {
+        mibPerSecond: config.scrubMibPerSecond,
+        pauseMs: opts.scrubPauseMs,
+        onError: (e) => logger.error({ err: e.message }, 'scrub pass stopped by a storage error; retried after the pause'),
+      })
     : undefined;
-  metrics = new CacheMetrics(() => store.storeBytes ?? shared?.lastSeenBytes, scrubber && (() => ({ progress: scrubber.progress, rateBytesPerSecond: scrubber.rateBytesPerSecond })));
+  metrics = new CacheMetrics(
+    () => store.storeBytes ?? shared?.lastSeenBytes,
+    scrubber && (() => ({ progress: scrubber.progress, rateBytesPerSecond: scrubber.rateBytesPerSecond })),
+  );
   const auth = new Authenticator(config.tokens, config.oidc ? new OidcVerifier(config.oidc) : undefined);
   const app = buildServer({ auth, metrics, store, maxBytes: config.maxBytes, logger });
   await app.listen({ port: config.port, host: config.host });

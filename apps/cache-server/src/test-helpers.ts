@@ -155,7 +155,16 @@ export async function startTestIssuer(): Promise<TestIssuer> {
         .sign(opts.key ?? current.priv);
     },
     github(aud, claims) {
-      return issuer.sign({ aud, sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', ref: 'refs/heads/main', event_name: 'push', job_workflow_ref: 'acme/app/.github/workflows/ci.yml@refs/heads/main', run_id: '1', ...claims });
+      return issuer.sign({
+        aud,
+        sub: 'repo:acme/app:ref:refs/heads/main',
+        repository: 'acme/app',
+        ref: 'refs/heads/main',
+        event_name: 'push',
+        job_workflow_ref: 'acme/app/.github/workflows/ci.yml@refs/heads/main',
+        run_id: '1',
+        ...claims,
+      });
     },
     rotate: fresh,
     publicPem: () => exportSPKI(current.pub),

@@ -51,10 +51,18 @@ describe('express-api', () => {
   it('POST /v1/manifests/validate checks a manifest with the workspace schema', async () => {
     const { url } = await serve();
     const good = {
-      schemaVersion: 1, project: 'p', version: '1', kind: 'node-tarball', files: [{ name: 'a.tar.gz', size: 1, sha256: 'a'.repeat(64) }],
-      runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 't',
+      schemaVersion: 1,
+      project: 'p',
+      version: '1',
+      kind: 'node-tarball',
+      files: [{ name: 'a.tar.gz', size: 1, sha256: 'a'.repeat(64) }],
+      runtime: 'node>=20',
+      architecture: 'x86_64',
+      entry: 'main.js',
+      toolchain: 't',
     };
-    const post = (body: string, type = 'application/json') => fetch(`${url}/v1/manifests/validate`, { method: 'POST', body, headers: { 'content-type': type } });
+    const post = (body: string, type = 'application/json') =>
+      fetch(`${url}/v1/manifests/validate`, { method: 'POST', body, headers: { 'content-type': type } });
     const ok = await post(JSON.stringify(good));
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ valid: true, manifest: { project: 'p' } });

@@ -20,7 +20,13 @@ function requestLog(logger: Logger): RequestHandler {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       logger.info(
-        { method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round(ms * 100) / 100, bytes: Number(res.getHeader('content-length') ?? 0) },
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          durationMs: Math.round(ms * 100) / 100,
+          bytes: Number(res.getHeader('content-length') ?? 0),
+        },
         'request',
       );
     });

@@ -17,8 +17,15 @@ afterAll(() => {
 function stored(project: string, version: string, commit?: string): string {
   return JSON.stringify({
     manifest: {
-      schemaVersion: 1, project, version, kind: 'node-tarball', files: [{ name: 'x.tar.gz', size: 1, sha256: 'a'.repeat(64) }],
-      runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 't',
+      schemaVersion: 1,
+      project,
+      version,
+      kind: 'node-tarball',
+      files: [{ name: 'x.tar.gz', size: 1, sha256: 'a'.repeat(64) }],
+      runtime: 'node>=20',
+      architecture: 'x86_64',
+      entry: 'main.js',
+      toolchain: 't',
     },
     publish: { publishedAt: '2026-02-03T04:05:06.000Z', builder: 'local:x', trusted: true, ...(commit ? { commit } : {}) },
   });
@@ -40,7 +47,13 @@ describe('loadReleaseInfo', () => {
     writeFileSync(join(dir, 'artifact-info.json'), JSON.stringify({ project: 'express-api', version: '42' }));
     mkdirSync(join(dir, '.buildonce'));
     writeFileSync(join(dir, '.buildonce/manifest.json'), stored('express-api', '42', 'deadbeef'));
-    expect(loadReleaseInfo(dir)).toEqual({ project: 'express-api', version: '42', commit: 'deadbeef', publishedAt: '2026-02-03T04:05:06.000Z', source: 'deployed' });
+    expect(loadReleaseInfo(dir)).toEqual({
+      project: 'express-api',
+      version: '42',
+      commit: 'deadbeef',
+      publishedAt: '2026-02-03T04:05:06.000Z',
+      source: 'deployed',
+    });
   });
 
   it('refuses inconsistent or damaged release directories', () => {

@@ -47,7 +47,13 @@ describe('oci-image stored manifests: the deployed identity is the verified dige
     const digest = `sha256:${hex(seed)}`;
     const repository = `127.0.0.1:5000/scorer-${seed % 3}`;
     return {
-      manifest: { ...good, kind: 'oci-image', handler: undefined, files: [{ name: 'image-manifest.json', size: 500, sha256: hex(seed) }], image: { digest, platform: 'linux/arm64' } },
+      manifest: {
+        ...good,
+        kind: 'oci-image',
+        handler: undefined,
+        files: [{ name: 'image-manifest.json', size: 500, sha256: hex(seed) }],
+        image: { digest, platform: 'linux/arm64' },
+      },
       publish: { publishedAt: '2026-01-01T00:00:00.000Z', builder: 'local:x', trusted: true },
       registry: { repository, uri: `${repository}@${digest}`, tags: ['1'] },
     };
@@ -75,7 +81,9 @@ describe('oci-image stored manifests: the deployed identity is the verified dige
       for (const [i, t] of tamper.entries()) {
         const s = image(seed);
         t(s, seed + 1000 + i);
-        expect(() => parseStoredManifestJson(JSON.stringify(s), 'm.json'), `tampering ${i} of seed ${seed}`).toThrow(/invalid stored manifest m\.json: (registry\.uri|manifest\.image\.digest): /);
+        expect(() => parseStoredManifestJson(JSON.stringify(s), 'm.json'), `tampering ${i} of seed ${seed}`).toThrow(
+          /invalid stored manifest m\.json: (registry\.uri|manifest\.image\.digest): /,
+        );
         refused++;
       }
     }

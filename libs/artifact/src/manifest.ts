@@ -62,7 +62,10 @@ export const manifestSchema = z
     runtime: z.string().min(1),
     architecture: architectureSchema,
     /** highest glibc version the artifact's executable needs (e.g. `2.34`), checked against the runtime at build time */
-    glibcMax: z.string().regex(/^\d+(\.\d+){1,2}$/, 'glibcMax is a glibc version such as 2.34').optional(),
+    glibcMax: z
+      .string()
+      .regex(/^\d+(\.\d+){1,2}$/, 'glibcMax is a glibc version such as 2.34')
+      .optional(),
     handler: z.string().min(1).optional(),
     /** entry point inside a node-tarball (e.g. `main.js`) */
     entry: z.string().min(1).optional(),
@@ -122,7 +125,10 @@ export const storedManifestSchema = z
     registry: registryRecordSchema.optional(),
   })
   .strict()
-  .refine((s) => (s.manifest.kind === 'oci-image') === !!s.registry, { message: 'an oci-image record needs registry { repository, uri, tags } (and only it has one)', path: ['registry'] })
+  .refine((s) => (s.manifest.kind === 'oci-image') === !!s.registry, {
+    message: 'an oci-image record needs registry { repository, uri, tags } (and only it has one)',
+    path: ['registry'],
+  })
   .refine((s) => !s.registry || !s.manifest.image || s.registry.uri === `${s.registry.repository}@${s.manifest.image.digest}`, {
     message: 'registry.uri must be registry.repository@image.digest (the record disagrees with the verified digest)',
     path: ['registry', 'uri'],

@@ -33,11 +33,38 @@ describe('TarPolicy', () => {
   });
 
   it('resolves link targets physically through earlier links, and refuses retargeting a traversed name', () => {
-    expect(firstViolation([{ path: 'dist/a', kind: 'symlink', linkpath: '.' }, { path: 'dist/b', kind: 'symlink', linkpath: 'a/a/a/../..' }])).toMatch(/points outside/);
-    expect(firstViolation([{ path: 'dist/a', kind: 'symlink', linkpath: '.' }, { path: 'dist/b', kind: 'symlink', linkpath: 'a/a/a/..' }])).toBeUndefined();
+    expect(
+      firstViolation([
+        { path: 'dist/a', kind: 'symlink', linkpath: '.' },
+        { path: 'dist/b', kind: 'symlink', linkpath: 'a/a/a/../..' },
+      ]),
+    ).toMatch(/points outside/);
+    expect(
+      firstViolation([
+        { path: 'dist/a', kind: 'symlink', linkpath: '.' },
+        { path: 'dist/b', kind: 'symlink', linkpath: 'a/a/a/..' },
+      ]),
+    ).toBeUndefined();
     // a -> b/.. is root while b is a plain name; turning b into "b -> ." afterwards would make a escape
-    expect(firstViolation([{ path: 'a', kind: 'symlink', linkpath: 'b/..' }, { path: 'b', kind: 'symlink', linkpath: '.' }])).toMatch(/replaces a directory that earlier entries use/);
-    expect(firstViolation([{ path: 'l1', kind: 'symlink', linkpath: 'l2' }, { path: 'l2', kind: 'symlink', linkpath: 'l1' }])).toMatch(/replaces a directory|points outside/);
-    expect(firstViolation([{ path: './', kind: 'dir' }, { path: './main.js', kind: 'file' }, { path: 'lib/', kind: 'dir' }, { path: 'lib/', kind: 'dir' }])).toBeUndefined();
+    expect(
+      firstViolation([
+        { path: 'a', kind: 'symlink', linkpath: 'b/..' },
+        { path: 'b', kind: 'symlink', linkpath: '.' },
+      ]),
+    ).toMatch(/replaces a directory that earlier entries use/);
+    expect(
+      firstViolation([
+        { path: 'l1', kind: 'symlink', linkpath: 'l2' },
+        { path: 'l2', kind: 'symlink', linkpath: 'l1' },
+      ]),
+    ).toMatch(/replaces a directory|points outside/);
+    expect(
+      firstViolation([
+        { path: './', kind: 'dir' },
+        { path: './main.js', kind: 'file' },
+        { path: 'lib/', kind: 'dir' },
+        { path: 'lib/', kind: 'dir' },
+      ]),
+    ).toBeUndefined();
   });
 });

@@ -71,11 +71,13 @@ export class TarPolicy {
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join('/');
       if (this.symlinks.has(parent)) return `${shown} is placed through the symlink ${JSON.stringify(parent)}`;
-      if (this.seen.has(parent) && this.seen.get(parent) !== 'dir') return `${shown} needs ${JSON.stringify(parent)} to be a directory, but it is a ${KIND_NAMES[this.seen.get(parent)!]}`;
+      if (this.seen.has(parent) && this.seen.get(parent) !== 'dir')
+        return `${shown} needs ${JSON.stringify(parent)} to be a directory, but it is a ${KIND_NAMES[this.seen.get(parent)!]}`;
     }
     const path = segs.join('/');
     const before = this.seen.get(path);
-    if (before !== undefined && !(before === 'dir' && e.kind === 'dir')) return `${shown} appears twice (a ${KIND_NAMES[before]}, then a ${KIND_NAMES[e.kind]})`;
+    if (before !== undefined && !(before === 'dir' && e.kind === 'dir'))
+      return `${shown} appears twice (a ${KIND_NAMES[before]}, then a ${KIND_NAMES[e.kind]})`;
     if (e.kind === 'symlink') {
       const target = e.linkpath ?? '';
       if (!target) return `symlink ${shown} has an empty target`;

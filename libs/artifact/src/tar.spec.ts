@@ -74,8 +74,20 @@ describe('writeDeterministicTarGz', () => {
 
   it('keeps executable modes, round-trips through extraction, and changes bytes when contents change', async () => {
     const dir = tmp();
-    await writeDeterministicTarGz([{ name: 'bin/run', bytes: Buffer.from('#!/bin/sh\n'), mode: 0o755 }, { name: 'a.txt', bytes: Buffer.from('1') }], join(dir, '1.tar.gz'));
-    await writeDeterministicTarGz([{ name: 'bin/run', bytes: Buffer.from('#!/bin/sh\n'), mode: 0o755 }, { name: 'a.txt', bytes: Buffer.from('2') }], join(dir, '2.tar.gz'));
+    await writeDeterministicTarGz(
+      [
+        { name: 'bin/run', bytes: Buffer.from('#!/bin/sh\n'), mode: 0o755 },
+        { name: 'a.txt', bytes: Buffer.from('1') },
+      ],
+      join(dir, '1.tar.gz'),
+    );
+    await writeDeterministicTarGz(
+      [
+        { name: 'bin/run', bytes: Buffer.from('#!/bin/sh\n'), mode: 0o755 },
+        { name: 'a.txt', bytes: Buffer.from('2') },
+      ],
+      join(dir, '2.tar.gz'),
+    );
     expect(readFileSync(join(dir, '1.tar.gz')).equals(readFileSync(join(dir, '2.tar.gz')))).toBe(false);
     const out = join(dir, 'x');
     mkdirSync(out);
@@ -100,8 +112,24 @@ describe('writeDeterministicTarGz', () => {
     for (const name of ['../x', '/abs', 'a/./b', 'a//b', 'a\\b', '']) {
       await expect(writeDeterministicTarGz([{ name, bytes: Buffer.from('1') }], out)).rejects.toThrow(TarballError);
     }
-    await expect(writeDeterministicTarGz([{ name: 'a', bytes: Buffer.from('1') }, { name: 'a', bytes: Buffer.from('2') }], out)).rejects.toThrow(/duplicate/);
-    await expect(writeDeterministicTarGz([{ name: 'a', bytes: Buffer.from('1') }, { name: 'a/b', bytes: Buffer.from('2') }], out)).rejects.toThrow(/is a file/);
+    await expect(
+      writeDeterministicTarGz(
+        [
+          { name: 'a', bytes: Buffer.from('1') },
+          { name: 'a', bytes: Buffer.from('2') },
+        ],
+        out,
+      ),
+    ).rejects.toThrow(/duplicate/);
+    await expect(
+      writeDeterministicTarGz(
+        [
+          { name: 'a', bytes: Buffer.from('1') },
+          { name: 'a/b', bytes: Buffer.from('2') },
+        ],
+        out,
+      ),
+    ).rejects.toThrow(/is a file/);
     await expect(writeDeterministicTarGz([], out)).rejects.toThrow(/at least one/);
     await expect(writeDeterministicTarGz([{ name: 'a', path: join(dir, 'missing') }], out)).rejects.toThrow(/ENOENT/);
     expect(() => statSync(out)).toThrow();

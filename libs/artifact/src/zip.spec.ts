@@ -33,10 +33,22 @@ describe('writeDeterministicZip', () => {
     writeFileSync(b, 'weights');
     utimesSync(a, new Date('2020-05-05'), new Date('2020-05-05'));
     chmodSync(a, 0o600);
-    await writeDeterministicZip([{ name: 'bootstrap', path: a }, { name: 'weights.json', path: b }], join(dir, '1.zip'));
+    await writeDeterministicZip(
+      [
+        { name: 'bootstrap', path: a },
+        { name: 'weights.json', path: b },
+      ],
+      join(dir, '1.zip'),
+    );
     utimesSync(a, new Date('2024-01-01'), new Date('2024-01-01'));
     chmodSync(a, 0o777);
-    await writeDeterministicZip([{ name: 'weights.json', path: b }, { name: 'bootstrap', path: a }], join(dir, '2.zip'));
+    await writeDeterministicZip(
+      [
+        { name: 'weights.json', path: b },
+        { name: 'bootstrap', path: a },
+      ],
+      join(dir, '2.zip'),
+    );
     expect((await sha256File(join(dir, '1.zip'))).hex).toBe((await sha256File(join(dir, '2.zip'))).hex);
     const entries = await listZip(join(dir, '1.zip'));
     expect(entries.map((e) => e.name)).toEqual(['bootstrap', 'weights.json']);

@@ -25,7 +25,13 @@ describe('awsClientSettings', () => {
   });
 
   it('takes the endpoint and static keys from the env it is given (not process.env)', () => {
-    const s = awsClientSettings('kms', { AWS_ENDPOINT_URL: 'http://a', AWS_ENDPOINT_URL_KMS: 'http://k', AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'sk', AWS_SESSION_TOKEN: 't' });
+    const s = awsClientSettings('kms', {
+      AWS_ENDPOINT_URL: 'http://a',
+      AWS_ENDPOINT_URL_KMS: 'http://k',
+      AWS_ACCESS_KEY_ID: 'id',
+      AWS_SECRET_ACCESS_KEY: 'sk',
+      AWS_SESSION_TOKEN: 't',
+    });
     expect(s).toMatchObject({ endpoint: 'http://k', credentials: { accessKeyId: 'id', secretAccessKey: 'sk', sessionToken: 't' } });
     expect(awsClientSettings('kms', { AWS_ACCESS_KEY_ID: 'id' })).not.toHaveProperty('credentials');
   });
@@ -33,7 +39,10 @@ describe('awsClientSettings', () => {
 
 describe('awsClients', () => {
   it('creates each client once, with the computed settings and overrides', async () => {
-    const clients = awsClients({ env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' }, overrides: { lambda: { maxAttempts: 2 } } });
+    const clients = awsClients({
+      env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' },
+      overrides: { lambda: { maxAttempts: 2 } },
+    });
     const s3 = clients.s3();
     expect(clients.s3()).toBe(s3);
     expect(await s3.config.region()).toBe('us-east-1');

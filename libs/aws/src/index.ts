@@ -61,7 +61,13 @@ export function awsClientSettings(service: AwsService, env: NodeJS.ProcessEnv = 
     ...(region ? { region } : {}),
     ...(endpoint ? { endpoint } : {}),
     ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } }
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          },
+        }
       : {}),
     maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : DEFAULT_MAX_ATTEMPTS,
     retryMode: 'standard',
@@ -114,6 +120,11 @@ export function awsClients(opts: { env?: NodeJS.ProcessEnv; overrides?: AwsOverr
     ssm: () => make('ssm', (c) => new (lazyRequire('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c), o.ssm),
     ecr: () => make('ecr', (c) => new (lazyRequire('@aws-sdk/client-ecr') as typeof import('@aws-sdk/client-ecr')).ECRClient(c), o.ecr),
     kms: () => make('kms', (c) => new (lazyRequire('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms')).KMSClient(c), o.kms),
-    cloudwatch: () => make('cloudwatch', (c) => new (lazyRequire('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch')).CloudWatchClient(c), o.cloudwatch),
+    cloudwatch: () =>
+      make(
+        'cloudwatch',
+        (c) => new (lazyRequire('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch')).CloudWatchClient(c),
+        o.cloudwatch,
+      ),
   };
 }

@@ -21,7 +21,17 @@ import { ConfigError } from '@buildonce/errors';
 import { ReleaseError } from '@buildonce/errors';
 import { parseReason, promotionMetadataFromEnv, type PromotionMetadata } from '@buildonce/promotion';
 import { promoteVersion, type PromoteResult } from '@buildonce/promotion';
-import { collectReleases, fieldOf, releaseRowOf, renderMarkdown, renderTable, resolveCurrent, type ReleaseField, type ReleaseRow, type ResolvedRelease } from '@buildonce/promotion';
+import {
+  collectReleases,
+  fieldOf,
+  releaseRowOf,
+  renderMarkdown,
+  renderTable,
+  resolveCurrent,
+  type ReleaseField,
+  type ReleaseRow,
+  type ResolvedRelease,
+} from '@buildonce/promotion';
 import { rollbackEnvironment } from '@buildonce/promotion';
 import { awsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
@@ -68,7 +78,12 @@ export interface WorkspaceStore {
  * Opening does no store I/O.
  * @throws ConfigError (buildonce.json) (also a malformed store URL)
  */
-export async function openWorkspaceStore(o: { workspaceRoot: string; store?: string; env?: NodeJS.ProcessEnv; forcePathStyle?: boolean }): Promise<WorkspaceStore> {
+export async function openWorkspaceStore(o: {
+  workspaceRoot: string;
+  store?: string;
+  env?: NodeJS.ProcessEnv;
+  forcePathStyle?: boolean;
+}): Promise<WorkspaceStore> {
   const env = o.env ?? process.env;
   const config = await loadConfig(o.workspaceRoot, env);
   const location = resolveStoreLocation({ option: o.store, env, configured: config.store, workspaceRoot: o.workspaceRoot });
@@ -83,7 +98,6 @@ export async function openCommand(c: CommandBase): Promise<CommandContext> {
   const ws = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   return { ...ws, environment: resolveEnvironment(ws.config, c.env) };
 }
-
 
 export interface PromoteCommand extends CommandBase {
   /** directory of the build manifest artifact.json (absolute) */
@@ -112,14 +126,38 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const manifest = await readBuildManifest(c.outputDir, c.project);
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
-  log(`promote ${manifest.version} → ${ctx.environment.name} (${ctx.environment.kind}${ctx.environment.requires.length ? `, requires ${ctx.environment.requires.join(', ')}` : ''}) via ${target.kind}, store ${ctx.location.url}`);
+  log(
+    `promote ${manifest.version} → ${ctx.environment.name} (${ctx.environment.kind}${ctx.environment.requires.length ? `, requires ${ctx.environment.requires.join(', ')}` : ''}) via ${target.kind}, store ${ctx.location.url}`,
+  );
   const reason = parseReason(c.reason);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const verify = await verifySetupFor(c, ctx, target, log);
-  const r = await promoteVersion({ store: ctx.store, project: c.project, version: manifest.version, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, verify });
+  const r = await promoteVersion({
+    store: ctx.store,
+    project: c.project,
+    version: manifest.version,
+    environment: ctx.environment,
+    target,
+    meta,
+    lock: ctx.config.lock,
+    dryRun: c.dryRun,
+    log,
+    verify,
+  });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   if (r.status === 'dry-run' && verify) {
-    await dryRunMeasuredChecks({ checks: verify.checks, project: c.project, environment: ctx.environment.name, version: manifest.version, targetKind: target.kind, functionName: c.deploy.functionName, alias: c.deploy.alias, lambda: verify.lambda, cloudwatch: verify.cloudwatch!, log });
+    await dryRunMeasuredChecks({
+      checks: verify.checks,
+      project: c.project,
+      environment: ctx.environment.name,
+      version: manifest.version,
+      targetKind: target.kind,
+      functionName: c.deploy.functionName,
+      alias: c.deploy.alias,
+      lambda: verify.lambda,
+      cloudwatch: verify.cloudwatch!,
+      log,
+    });
   }
   return r;
 }
@@ -162,7 +200,17 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
-  const r = await rollbackEnvironment({ store: ctx.store, project: c.project, environment: ctx.environment, target, meta, lock: ctx.config.lock, dryRun: c.dryRun, log, to: c.to });
+  const r = await rollbackEnvironment({
+    store: ctx.store,
+    project: c.project,
+    environment: ctx.environment,
+    target,
+    meta,
+    lock: ctx.config.lock,
+    dryRun: c.dryRun,
+    log,
+    to: c.to,
+  });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;
 }
@@ -213,7 +261,10 @@ export interface ResolveCommand extends CommandBase {
 export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRelease> {
   const ctx = await openCommand(c);
   const r = await resolveCurrent(ctx.store, c.project, ctx.environment.name);
-  if (!r) throw new ReleaseError(`${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`);
+  if (!r)
+    throw new ReleaseError(
+      `${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`,
+    );
   c.print(r.artifactUri);
   await appendGithubOutput({ artifact_uri: r.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
   return r;
@@ -256,7 +307,9 @@ export interface PublishCommand {
  * @throws ManifestError, ArtifactIntegrityError, ArtifactConflictError, ConfigError, StoreAccessError, RegistryError,
  *   ProvenanceError (unusable signing key, KMS Sign failure)
  */
-export async function runPublishCommand(o: PublishCommand): Promise<PublishResult & { version: Version; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
+export async function runPublishCommand(
+  o: PublishCommand,
+): Promise<PublishResult & { version: Version; namespace: ArtifactNamespace; push?: PushImageResult; signing?: PublishSigning }> {
   const env = o.processEnv ?? process.env;
   const startedOn = new Date();
   const manifest = await readBuildManifest(o.outputDir, o.project);
@@ -269,7 +322,20 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
   const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: () => awsClients({ env }).kms(), cwd: o.workspaceRoot }) : undefined;
   let signing: PublishSigning | undefined;
   const progress = new Map<string, TransferProgress>();
-  const image = manifest.kind === 'oci-image' ? await pushImageBuild({ project: o.project, outputDir: o.outputDir, manifest, registry: o.registry, namespace, metadata, dryRun: o.dryRun, env, log: (l) => o.log(`${tag} ${l}`) }) : undefined;
+  const image =
+    manifest.kind === 'oci-image'
+      ? await pushImageBuild({
+          project: o.project,
+          outputDir: o.outputDir,
+          manifest,
+          registry: o.registry,
+          namespace,
+          metadata,
+          dryRun: o.dryRun,
+          env,
+          log: (l) => o.log(`${tag} ${l}`),
+        })
+      : undefined;
   const result = await publishArtifact({
     store,
     manifest,
@@ -281,10 +347,26 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     log: (l) => o.log(`${tag} ${l}`),
     provenance: signer
       ? async () => {
-          const a = await signPublishedVersion({ workspaceRoot: o.workspaceRoot, projectRoot: o.projectRoot, env, manifest, signer, startedOn, namespace, pr: metadata.pr, buildTarget: o.buildTarget, buildOptions: o.buildOptions });
+          const a = await signPublishedVersion({
+            workspaceRoot: o.workspaceRoot,
+            projectRoot: o.projectRoot,
+            env,
+            manifest,
+            signer,
+            startedOn,
+            namespace,
+            pr: metadata.pr,
+            buildTarget: o.buildTarget,
+            buildOptions: o.buildOptions,
+          });
           signing = { key: signer.describe, keyid: signer.keyid, signMs: a.signMs, totalMs: a.totalMs };
-          o.log(`${tag} signed provenance with ${signer.describe}: signing ${a.signMs.toFixed(1)} ms, build facts (git, lock files) ${(a.totalMs - a.signMs).toFixed(1)} ms`);
-          if (a.uncommittedPaths) o.log(`${tag} the work tree has ${a.uncommittedPaths} uncommitted path(s): the provenance records this version as built from a dirty tree (dirty: true)`);
+          o.log(
+            `${tag} signed provenance with ${signer.describe}: signing ${a.signMs.toFixed(1)} ms, build facts (git, lock files) ${(a.totalMs - a.signMs).toFixed(1)} ms`,
+          );
+          if (a.uncommittedPaths)
+            o.log(
+              `${tag} the work tree has ${a.uncommittedPaths} uncommitted path(s): the provenance records this version as built from a dirty tree (dirty: true)`,
+            );
           return a.bytes;
         }
       : undefined,
@@ -302,14 +384,23 @@ export async function runPublishCommand(o: PublishCommand): Promise<PublishResul
     if (keySpec) o.log(`${tag} dry run: would sign provenance with ${keySpec} and write ${result.uri}provenance.intoto.json`);
     o.log(`${tag} dry run: would write ${result.uri}manifest.json`);
   } else if (result.status === 'repaired') {
-    o.log(`${tag} version ${manifest.version} was published but missing ${result.uploaded.map((f) => f.name).join(', ')}: uploaded again, ${result.uri} is complete`);
+    o.log(
+      `${tag} version ${manifest.version} was published but missing ${result.uploaded.map((f) => f.name).join(', ')}: uploaded again, ${result.uri} is complete`,
+    );
   } else if (result.status === 'already-published') {
     o.log(`${tag} version ${manifest.version} is already published at ${result.uri} (identical sha256, nothing uploaded)`);
   } else {
-    if (!signer) o.log(`${tag} unsigned: BUILDONCE_SIGNING_KEY is not set, version ${manifest.version} has no provenance (environments that require provenance will refuse it)`);
+    if (!signer)
+      o.log(
+        `${tag} unsigned: BUILDONCE_SIGNING_KEY is not set, version ${manifest.version} has no provenance (environments that require provenance will refuse it)`,
+      );
     o.log(`${tag} published version ${manifest.version} to ${result.uri}${namespace === 'preview' ? ' (preview namespace)' : ''}`);
   }
-  if (result.status !== 'dry-run') await appendGithubOutput({ artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) }, env);
+  if (result.status !== 'dry-run')
+    await appendGithubOutput(
+      { artifact_uri: result.uri, version: manifest.version, ...(image ? { image_uri: image.push.uri, digest: image.push.digest } : {}) },
+      env,
+    );
   return { ...result, version: manifest.version, namespace, ...(image ? { push: image.push } : {}), ...(signing ? { signing } : {}) };
 }
 
@@ -341,9 +432,20 @@ export interface RetentionCommand {
 export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   checkRetentionNumbers(c);
   const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
-  c.log(`retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`);
+  c.log(
+    `retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`,
+  );
   // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
-  return runImageRetention({ store, projects: c.projects, olderThanDays: c.olderThanDays, keep: c.keep, pr: c.pr, dryRun: c.dryRun, env: c.processEnv, log: c.log });
+  return runImageRetention({
+    store,
+    projects: c.projects,
+    olderThanDays: c.olderThanDays,
+    keep: c.keep,
+    pr: c.pr,
+    dryRun: c.dryRun,
+    env: c.processEnv,
+    log: c.log,
+  });
 }
 
 /**
@@ -352,7 +454,9 @@ export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRet
  * @throws ConfigError naming the option and the fix
  */
 export function checkRetentionNumbers(c: Pick<RetentionCommand, 'keep' | 'olderThanDays' | 'pr'>): void {
-  if (!Number.isInteger(c.keep) || c.keep < 1) throw new ConfigError(`--keep must be a whole number >= 1 (the newest versions that always stay), got ${c.keep}`);
+  if (!Number.isInteger(c.keep) || c.keep < 1)
+    throw new ConfigError(`--keep must be a whole number >= 1 (the newest versions that always stay), got ${c.keep}`);
   if (!Number.isFinite(c.olderThanDays) || c.olderThanDays < 1) throw new ConfigError(`--older-than must be a number of days >= 1, got ${c.olderThanDays}`);
-  if (c.pr !== undefined && (!Number.isInteger(c.pr) || c.pr < 1)) throw new ConfigError(`--pr must be a pull request number >= 1, got ${c.pr} (omit it for normal retention)`);
+  if (c.pr !== undefined && (!Number.isInteger(c.pr) || c.pr < 1))
+    throw new ConfigError(`--pr must be a pull request number >= 1, got ${c.pr} (omit it for normal retention)`);
 }

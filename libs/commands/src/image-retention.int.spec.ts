@@ -55,7 +55,16 @@ async function build(project: string, version: string, body: string): Promise<st
 
 async function promote(store: BlobStore, project: string, version: string, env: string) {
   const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }, 'test');
-  return promoteVersion({ store, project: project as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target: new FakeTarget(), meta, lock: config.lock, log: () => undefined });
+  return promoteVersion({
+    store,
+    project: project as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(config, env as EnvironmentName),
+    target: new FakeTarget(),
+    meta,
+    lock: config.lock,
+    log: () => undefined,
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +75,14 @@ describe('image retention', () => {
     const env = { BUILDONCE_REGISTRY: `${registry.host}/svc`, PATH: process.env.PATH };
     const publish = async (version: string, body: string) => {
       const dir = await build('svc', version, body);
-      const r = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: ws, outputDir: dir, store: store.location.url, processEnv: env, log: () => undefined });
+      const r = await runPublishCommand({
+        project: 'svc' as ProjectName,
+        workspaceRoot: ws,
+        outputDir: dir,
+        store: store.location.url,
+        processEnv: env,
+        log: () => undefined,
+      });
       await sleep(1100);
       return r.push!;
     };
@@ -93,12 +109,24 @@ describe('image retention', () => {
     const repository = repo.repository!.repositoryUri!;
     const store = openStore(parseStoreUrl(`file://${join(ws, 'store-b')}`));
     const versions: Record<string, string> = {};
-    for (const [version, body] of [['201', 'one'], ['202', 'two'], ['203', 'three']] as const) {
+    for (const [version, body] of [
+      ['201', 'one'],
+      ['202', 'two'],
+      ['203', 'three'],
+    ] as const) {
       const dir = await build('scorer', version, body);
       const manifest = await readBuildManifest(dir, 'scorer' as ProjectName);
       const bytes = await readFile(join(dir, IMAGE_MANIFEST_FILE), 'utf8');
       // moto's ECR takes manifests through the ECR API (no blob upload API): this is what a push leaves
-      const put = await ecr.send(new PutImageCommand({ repositoryName: 'scorer', imageManifest: bytes, imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', imageTag: version, imageDigest: manifest.image!.digest }));
+      const put = await ecr.send(
+        new PutImageCommand({
+          repositoryName: 'scorer',
+          imageManifest: bytes,
+          imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+          imageTag: version,
+          imageDigest: manifest.image!.digest,
+        }),
+      );
       expect(put.image?.imageId?.imageDigest).toBe(manifest.image!.digest);
       versions[version] = manifest.image!.digest;
       await publishArtifact({
@@ -113,7 +141,15 @@ describe('image retention', () => {
     await promote(store, 'scorer', '201', 'dev');
     await promote(store, 'scorer', '202', 'dev'); // 201 stays in dev's rollback window
     // an earlier run had protected 203; it is no longer protected and must lose the tag
-    await ecr.send(new PutImageCommand({ repositoryName: 'scorer', imageManifest: await readFile(join(ws, 'scorer', '203', IMAGE_MANIFEST_FILE), 'utf8'), imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', imageTag: `${PROTECTED_TAG_PREFIX}203`, imageDigest: versions['203'] }));
+    await ecr.send(
+      new PutImageCommand({
+        repositoryName: 'scorer',
+        imageManifest: await readFile(join(ws, 'scorer', '203', IMAGE_MANIFEST_FILE), 'utf8'),
+        imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+        imageTag: `${PROTECTED_TAG_PREFIX}203`,
+        imageDigest: versions['203'],
+      }),
+    );
     const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: moto.env, log: () => undefined });
     expect(r.deleted).toEqual([]); // 201 rollback window, 202 current, 203 newest
     expect(r.images.tagged.sort()).toEqual([`${repository}:keep-201`, `${repository}:keep-202`]);
@@ -127,8 +163,22 @@ describe('image retention', () => {
     // 203 is no longer newest once 204 exists; nothing protects it → its image goes by digest
     const dir = await build('scorer', '204', 'four');
     const m4 = await readBuildManifest(dir, 'scorer' as ProjectName);
-    await ecr.send(new PutImageCommand({ repositoryName: 'scorer', imageManifest: await readFile(join(dir, IMAGE_MANIFEST_FILE), 'utf8'), imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json', imageTag: '204', imageDigest: m4.image!.digest }));
-    await publishArtifact({ store, manifest: m4, dir, metadata: publishMetadataFromEnv({}), registry: { repository, uri: `${repository}@${m4.image!.digest}`, tags: ['204'] } });
+    await ecr.send(
+      new PutImageCommand({
+        repositoryName: 'scorer',
+        imageManifest: await readFile(join(dir, IMAGE_MANIFEST_FILE), 'utf8'),
+        imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+        imageTag: '204',
+        imageDigest: m4.image!.digest,
+      }),
+    );
+    await publishArtifact({
+      store,
+      manifest: m4,
+      dir,
+      metadata: publishMetadataFromEnv({}),
+      registry: { repository, uri: `${repository}@${m4.image!.digest}`, tags: ['204'] },
+    });
     const r2 = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: moto.env, log: () => undefined });
     expect(r2.deleted.map((v) => v.version)).toEqual(['203']);
     expect(r2.images.deleted).toEqual([`${repository}@${versions['203']}`]);

@@ -41,7 +41,15 @@ beforeAll(async () => {
   const role = await createLambdaRole(moto.endpoint, 'image-role');
   // IaC: image functions (any placeholder image), one zip function for the package-type check
   for (const env of ['dev', 'staging', 'prod']) {
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `${project}-${env}`, PackageType: 'Image', Role: role, Architectures: ['x86_64'], Code: { ImageUri: `${registry.host}/placeholder:latest` } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `${project}-${env}`,
+        PackageType: 'Image',
+        Role: role,
+        Architectures: ['x86_64'],
+        Code: { ImageUri: `${registry.host}/placeholder:latest` },
+      }),
+    );
   }
 });
 afterAll(async () => {
@@ -64,13 +72,31 @@ async function publishVersion(version: string, body: string): Promise<{ dir: str
     outDir: dir,
     baseClient: new RegistryClient({ registry: registry.host, scheme: 'http' }),
   });
-  const r = await runPublishCommand({ project: project as ProjectName, workspaceRoot: ws, outputDir: dir, store: storeUrl, processEnv: penv, log: () => undefined });
+  const r = await runPublishCommand({
+    project: project as ProjectName,
+    workspaceRoot: ws,
+    outputDir: dir,
+    store: storeUrl,
+    processEnv: penv,
+    log: () => undefined,
+  });
   return { dir, uri: r.push!.uri };
 }
 
 const lines: string[] = [];
 function cmd(env: string, dir: string, extra: Partial<PromoteCommand> = {}): PromoteCommand {
-  return { project: project as ProjectName, workspaceRoot: ws, env: env as EnvironmentName, outputDir: dir, deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: (l) => lines.push(l), ...extra };
+  return {
+    project: project as ProjectName,
+    workspaceRoot: ws,
+    env: env as EnvironmentName,
+    outputDir: dir,
+    deploy: { target: 'lambda' },
+    processEnv: penv,
+    clients: { lambda },
+    meta,
+    log: (l) => lines.push(l),
+    ...extra,
+  };
 }
 
 async function aliasImage(env: string): Promise<string | undefined> {
@@ -92,7 +118,14 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     expect(cur!.entry.artifact).toMatchObject({ kind: 'oci-image', imageUri: v1.uri });
     expect(cur!.entry.deploy).toMatchObject({ target: 'lambda', imageUri: v1.uri, method: 'code', alias: 'prod' });
     const printed: string[] = [];
-    await runResolveCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, processEnv: penv, print: (t) => printed.push(t), log: () => undefined });
+    await runResolveCommand({
+      project: project as ProjectName,
+      workspaceRoot: ws,
+      env: 'prod' as EnvironmentName,
+      processEnv: penv,
+      print: (t) => printed.push(t),
+      log: () => undefined,
+    });
     expect(printed).toEqual([v1.uri]);
   });
 
@@ -105,7 +138,16 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     const v2Prod = (await readCurrent(store, project as ProjectName, 'prod' as EnvironmentName))!.entry.deploy!;
     expect(v2Prod).toMatchObject({ imageUri: v2.uri });
     expect(v2Prod.target === 'lambda' && v1Prod.target === 'lambda' && v2Prod.functionVersion !== v1Prod.functionVersion).toBe(true);
-    const r = await runRollbackCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, deploy: { target: 'lambda' }, processEnv: penv, clients: { lambda }, meta, log: () => undefined });
+    const r = await runRollbackCommand({
+      project: project as ProjectName,
+      workspaceRoot: ws,
+      env: 'prod' as EnvironmentName,
+      deploy: { target: 'lambda' },
+      processEnv: penv,
+      clients: { lambda },
+      meta,
+      log: () => undefined,
+    });
     expect(r.status).toBe('promoted');
     // the alias is back on the Lambda version published for v1 (moto copies function versions shallowly, so
     // GetFunction of an old version reports $LATEST's ImageUri: the alias' version number is what we check)
@@ -114,7 +156,18 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     const cur = await readCurrent(store, project as ProjectName, 'prod' as EnvironmentName);
     expect(cur!.entry).toMatchObject({ version: '3001', rollback: true });
     expect(cur!.entry.deploy).toMatchObject({ method: 'alias', imageUri: v1.uri });
-    expect((await runResolveCommand({ project: project as ProjectName, workspaceRoot: ws, env: 'prod' as EnvironmentName, processEnv: penv, print: () => undefined, log: () => undefined })).artifactUri).toBe(v1.uri);
+    expect(
+      (
+        await runResolveCommand({
+          project: project as ProjectName,
+          workspaceRoot: ws,
+          env: 'prod' as EnvironmentName,
+          processEnv: penv,
+          print: () => undefined,
+          log: () => undefined,
+        })
+      ).artifactUri,
+    ).toBe(v1.uri);
   });
 
   it('preflight refuses a function with PackageType Zip and an image deleted from the registry; the ledger does not move', async () => {
@@ -123,11 +176,28 @@ describe('oci-image promotion (real registry + moto Lambda PackageType Image)', 
     const { writeDeterministicZip } = await import('@buildonce/artifact');
     const zip = join(ws, 'p.zip');
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('x') }], zip);
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `${project}-pr-1`, Runtime: 'provided.al2023', Handler: 'bootstrap', Role: role, Architectures: ['x86_64'], Code: { ZipFile: readFileSync(zip) } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `${project}-pr-1`,
+        Runtime: 'provided.al2023',
+        Handler: 'bootstrap',
+        Role: role,
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(zip) },
+      }),
+    );
     await expect(runPromoteCommand(cmd('pr-1', v1.dir))).rejects.toThrow(/has PackageType Zip but rust-scorer-image@3001 is a oci-image/);
     expect(await readHistory(store, project as ProjectName, 'pr-1' as EnvironmentName, {})).toEqual([]);
 
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `${project}-pr-2`, PackageType: 'Image', Role: role, Architectures: ['x86_64'], Code: { ImageUri: `${registry.host}/placeholder:latest` } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `${project}-pr-2`,
+        PackageType: 'Image',
+        Role: role,
+        Architectures: ['x86_64'],
+        Code: { ImageUri: `${registry.host}/placeholder:latest` },
+      }),
+    );
     const v3 = await publishVersion('3003', 'v3');
     const digest = v3.uri.split('@')[1]!;
     expect(await new RegistryClient({ registry: registry.host, scheme: 'http' }).deleteManifest('rust-scorer', digest)).toBe(true);

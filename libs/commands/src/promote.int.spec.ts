@@ -38,14 +38,26 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   store = openStore(parseStoreUrl(storeUrl)) as S3BlobStore;
   workspaceRoot = tempDir('promote-ws-');
-  writeFileSync(join(workspaceRoot, 'buildonce.json'), JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
+  writeFileSync(
+    join(workspaceRoot, 'buildonce.json'),
+    JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }),
+  );
   // IaC: one function per environment, created with a placeholder zip
   const role = await createLambdaRole(moto.endpoint);
   const placeholder = join(workspaceRoot, 'placeholder.zip');
   await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
   const { readFileSync } = await import('node:fs');
   for (const env of ['dev', 'staging', 'prod']) {
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `rust-scorer-${env}`, Runtime: 'provided.al2023', Role: role, Handler: 'bootstrap', Architectures: ['x86_64'], Code: { ZipFile: readFileSync(placeholder) } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `rust-scorer-${env}`,
+        Runtime: 'provided.al2023',
+        Role: role,
+        Handler: 'bootstrap',
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(placeholder) },
+      }),
+    );
   }
 });
 afterAll(async () => {
@@ -98,8 +110,18 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     const prod = await aliasState('prod');
     expect(prod.codeSha256).toBe(sha256HexToBase64(v1.sha256));
     const cur = await readCurrent(store, 'rust-scorer' as ProjectName, 'prod' as EnvironmentName);
-    expect(cur!.entry.deploy).toMatchObject({ target: 'lambda', functionName: 'rust-scorer-prod', alias: 'prod', functionVersion: prod.version, codeSha256: prod.codeSha256, method: 'code' });
-    expect(cur!.entry.deploy).toMatchObject({ s3Bucket: bucket, s3Key: `team/${artifactKey('rust-scorer' as ProjectName, '1001' as Version, 'bootstrap.zip')}` });
+    expect(cur!.entry.deploy).toMatchObject({
+      target: 'lambda',
+      functionName: 'rust-scorer-prod',
+      alias: 'prod',
+      functionVersion: prod.version,
+      codeSha256: prod.codeSha256,
+      method: 'code',
+    });
+    expect(cur!.entry.deploy).toMatchObject({
+      s3Bucket: bucket,
+      s3Key: `team/${artifactKey('rust-scorer' as ProjectName, '1001' as Version, 'bootstrap.zip')}`,
+    });
     expect(cur!.entry).toMatchObject({ seq: 1, commit: meta.commit, runId: '42', actor: 'ci-bot', previousVersion: null });
     // same version again: no-op success, nothing new in the ledger
     const before = await ledgerSnapshot('rust-scorer');
@@ -113,7 +135,12 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     const p = await ssm.send(new GetParameterCommand({ Name: '/buildonce/dev/express-api' }));
     const pointer = JSON.parse(p.Parameter!.Value!);
     expect(Object.keys(pointer).sort()).toEqual(['bucket', 'key', 'sha256', 'version']);
-    expect(pointer).toEqual({ bucket, key: `team/artifacts/express-api/2001/express-api-deployment.tar.gz`, version: '2001', sha256: manifest.files[0]!.sha256 });
+    expect(pointer).toEqual({
+      bucket,
+      key: `team/artifacts/express-api/2001/express-api-deployment.tar.gz`,
+      version: '2001',
+      sha256: manifest.files[0]!.sha256,
+    });
     const head = await s3.send(new HeadObjectCommand({ Bucket: pointer.bucket, Key: pointer.key }));
     expect(head.ContentLength).toBe(manifest.files[0]!.size);
   });
@@ -123,7 +150,10 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     const before = await ledgerSnapshot('rust-scorer');
     const prodAlias = await aliasState('prod');
     const oneLine = async (p: Promise<unknown>, re: RegExp) => {
-      const e = (await p.then(() => undefined, (x) => x)) as Error | undefined;
+      const e = (await p.then(
+        () => undefined,
+        (x) => x,
+      )) as Error | undefined;
       expect(e, `expected a failure matching ${re}`).toBeInstanceOf(Error);
       expect(e!.message).toMatch(re);
       expect(e!.message).not.toContain('\n');
@@ -134,8 +164,14 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     for (const bad of ['../x', 'Prod', '']) await oneLine(runPromoteCommand(cmd('rust-scorer', bad, v2.dir)), /environment/);
 
     const missingDir = tempDir('missing-');
-    writeFileSync(join(missingDir, 'artifact.json'), JSON.stringify({ ...JSON.parse((await import('node:fs')).readFileSync(join(v2.dir, 'artifact.json'), 'utf8')), version: '9999' }));
-    await oneLine(runPromoteCommand(cmd('rust-scorer', 'dev', missingDir)), /^version 9999 of rust-scorer is not in s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/9999\/: publish it first/);
+    writeFileSync(
+      join(missingDir, 'artifact.json'),
+      JSON.stringify({ ...JSON.parse((await import('node:fs')).readFileSync(join(v2.dir, 'artifact.json'), 'utf8')), version: '9999' }),
+    );
+    await oneLine(
+      runPromoteCommand(cmd('rust-scorer', 'dev', missingDir)),
+      /^version 9999 of rust-scorer is not in s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/9999\/: publish it first/,
+    );
 
     // tampered: the stored zip's bytes replaced under the manifest (same size, different content)
     const t = await publishFake(store, { project: 'rust-scorer' as ProjectName, version: '1003' as Version });
@@ -144,11 +180,17 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     const bytes = readFileSync(join(t.dir, 'bootstrap.zip'));
     bytes[bytes.length - 1] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
-    await oneLine(runPromoteCommand(cmd('rust-scorer', 'dev', t.dir)), /^artifact rust-scorer@1003 failed verification: s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/1003\/bootstrap.zip has sha256 [0-9a-f]{64}, manifest says/);
+    await oneLine(
+      runPromoteCommand(cmd('rust-scorer', 'dev', t.dir)),
+      /^artifact rust-scorer@1003 failed verification: s3:\/\/promote-it\/team\/artifacts\/rust-scorer\/1003\/bootstrap.zip has sha256 [0-9a-f]{64}, manifest says/,
+    );
 
     // a project whose function IaC never created
     const o = await publishFake(store, { project: 'orphan' as ProjectName, version: '3001' as Version });
-    await oneLine(runPromoteCommand({ ...cmd('orphan', 'dev', o.dir), deploy: { target: 'lambda' } }), /^Lambda function orphan-dev does not exist: create it with your IaC/);
+    await oneLine(
+      runPromoteCommand({ ...cmd('orphan', 'dev', o.dir), deploy: { target: 'lambda' } }),
+      /^Lambda function orphan-dev does not exist: create it with your IaC/,
+    );
     expect(await listSeqs(store, 'orphan' as ProjectName, 'dev' as EnvironmentName)).toEqual([]);
 
     expect(await ledgerSnapshot('rust-scorer')).toEqual(before);
@@ -176,7 +218,12 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     expect(results.every((r) => r.status === 'promoted')).toBe(true);
     const h = await readHistory(store, 'express-api' as ProjectName, 'dev' as EnvironmentName);
     expect(h.map((e) => e.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
-    expect(h.slice(1).map((e) => e.version).sort()).toEqual(versions);
+    expect(
+      h
+        .slice(1)
+        .map((e) => e.version)
+        .sort(),
+    ).toEqual(versions);
     for (let i = 1; i < h.length; i++) expect(h[i]!.previousVersion).toBe(h[i - 1]!.version);
     const cur = await readCurrent(store, 'express-api' as ProjectName, 'dev' as EnvironmentName);
     expect(cur!.entry).toEqual(h[h.length - 1]);
@@ -186,7 +233,15 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
   });
 
   it('the ledger alone (no lock) survives 10 concurrent appends on S3', async () => {
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => appendEntry(openStore(parseStoreUrl(storeUrl)), { ...draft(String(700 + i) as Version), project: 'raw' as ProjectName, environment: 'dev' as EnvironmentName })));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        appendEntry(openStore(parseStoreUrl(storeUrl)), {
+          ...draft(String(700 + i) as Version),
+          project: 'raw' as ProjectName,
+          environment: 'dev' as EnvironmentName,
+        }),
+      ),
+    );
     expect(results.map((r) => r.entry.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     const h = await readHistory(store, 'raw' as ProjectName, 'dev' as EnvironmentName);
     expect(h).toHaveLength(10);
@@ -217,21 +272,52 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     expect(p.version).toBe(after.version);
 
     const printed: string[] = [];
-    const rows = await runReleasesCommand({ project: 'rust-scorer' as ProjectName, workspaceRoot, env: 'prod' as EnvironmentName, format: 'table', processEnv: { ...process.env, BUILDONCE_STORE: '' }, log: () => undefined, print: (t) => printed.push(t) });
+    const rows = await runReleasesCommand({
+      project: 'rust-scorer' as ProjectName,
+      workspaceRoot,
+      env: 'prod' as EnvironmentName,
+      format: 'table',
+      processEnv: { ...process.env, BUILDONCE_STORE: '' },
+      log: () => undefined,
+      print: (t) => printed.push(t),
+    });
     expect(rows[0]).toMatchObject({ version: '1001', rollback: true, who: 'oncall', previous: '1002' });
     expect(printed[0]).toMatch(/environment.*version.*commit.*when.*who.*previous/s);
     expect(printed[0]).toContain('rollback');
     const json: string[] = [];
-    await runReleasesCommand({ project: 'rust-scorer' as ProjectName, workspaceRoot, format: 'json', processEnv: { ...process.env, BUILDONCE_STORE: '' }, log: () => undefined, print: (t) => json.push(t) });
+    await runReleasesCommand({
+      project: 'rust-scorer' as ProjectName,
+      workspaceRoot,
+      format: 'json',
+      processEnv: { ...process.env, BUILDONCE_STORE: '' },
+      log: () => undefined,
+      print: (t) => json.push(t),
+    });
     expect(JSON.parse(json[0]!).map((r: { environment: string }) => r.environment)).toEqual(['dev', 'staging', 'prod']);
     const commit: string[] = [];
     const out = join(workspaceRoot, 'gh-output');
-    await runReleasesCommand({ project: 'rust-scorer' as ProjectName, workspaceRoot, env: 'prod' as EnvironmentName, field: 'commit', format: 'table', processEnv: { ...process.env, BUILDONCE_STORE: '', GITHUB_OUTPUT: out }, log: () => undefined, print: (t) => commit.push(t) });
+    await runReleasesCommand({
+      project: 'rust-scorer' as ProjectName,
+      workspaceRoot,
+      env: 'prod' as EnvironmentName,
+      field: 'commit',
+      format: 'table',
+      processEnv: { ...process.env, BUILDONCE_STORE: '', GITHUB_OUTPUT: out },
+      log: () => undefined,
+      print: (t) => commit.push(t),
+    });
     expect(commit).toEqual([atV1.commit]);
     expect((await import('node:fs')).readFileSync(out, 'utf8')).toBe(`commit=${atV1.commit}\n`);
 
     const uri: string[] = [];
-    await runResolveCommand({ project: 'rust-scorer' as ProjectName, workspaceRoot, env: 'prod' as EnvironmentName, processEnv: { ...process.env, BUILDONCE_STORE: '', GITHUB_OUTPUT: out }, log: () => undefined, print: (t) => uri.push(t) });
+    await runResolveCommand({
+      project: 'rust-scorer' as ProjectName,
+      workspaceRoot,
+      env: 'prod' as EnvironmentName,
+      processEnv: { ...process.env, BUILDONCE_STORE: '', GITHUB_OUTPUT: out },
+      log: () => undefined,
+      print: (t) => uri.push(t),
+    });
     expect(uri).toEqual([`s3://${bucket}/team/artifacts/rust-scorer/1001/bootstrap.zip`]);
   });
 
@@ -243,7 +329,18 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     (broken as unknown as { s3Location: () => unknown }).s3Location = () => ({ bucket, key: 'team/does-not-exist.zip', sha256Base64: 'x' });
     const devBefore = await aliasState('dev');
     const env = resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName);
-    const err = await promoteVersion({ store, project: 'rust-scorer' as ProjectName, version: '1004' as Version, environment: env, target: broken, meta, log: () => undefined }).then(() => undefined, (e: Error) => e);
+    const err = await promoteVersion({
+      store,
+      project: 'rust-scorer' as ProjectName,
+      version: '1004' as Version,
+      environment: env,
+      target: broken,
+      meta,
+      log: () => undefined,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err?.message).toMatch(/^deploy of 1004 to dev failed \(recorded as seq \d+\): /);
     const h = await readHistory(store, 'rust-scorer' as ProjectName, 'dev' as EnvironmentName);
     expect(h[h.length - 1]).toMatchObject({ version: '1004', status: 'failed' });

@@ -24,9 +24,14 @@ function buildOutput(): string {
     join(dir, 'artifact.json'),
     serializeManifest(
       parseManifest({
-        schemaVersion: 1, project: 'svc', version: '42', kind: 'lambda-zip',
+        schemaVersion: 1,
+        project: 'svc',
+        version: '42',
+        kind: 'lambda-zip',
         files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't',
+        runtime: 'provided.al2023',
+        architecture: 'x86_64',
+        toolchain: 't',
       }),
     ),
   );
@@ -39,7 +44,10 @@ describe('runPublishCommand namespaces', () => {
     const lines: string[] = [];
     const gho = join(store, 'gh-output');
     const r = await runPublishCommand({
-      project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: buildOutput(), store: `file://${store}`,
+      project: 'svc' as ProjectName,
+      workspaceRoot: temp('ws-'),
+      outputDir: buildOutput(),
+      store: `file://${store}`,
       processEnv: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/pull/51/merge', GITHUB_SHA: 'abc', GITHUB_RUN_ID: '7', GITHUB_OUTPUT: gho },
       log: (l) => lines.push(l),
     });
@@ -54,10 +62,25 @@ describe('runPublishCommand namespaces', () => {
   it('publishes trusted builds under artifacts/ and --preview forces the preview namespace', async () => {
     const store = temp('st-');
     const out = buildOutput();
-    const trusted = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, processEnv: { GITHUB_REF: 'refs/heads/main' }, log: () => undefined });
+    const trusted = await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: temp('ws-'),
+      outputDir: out,
+      store: `file://${store}`,
+      processEnv: { GITHUB_REF: 'refs/heads/main' },
+      log: () => undefined,
+    });
     expect(trusted.namespace).toBe('trusted');
     expect(JSON.parse(readFileSync(join(store, 'artifacts/svc/42/manifest.json'), 'utf8')).publish.trusted).toBe(true);
-    const forced = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: temp('ws-'), outputDir: out, store: `file://${store}`, preview: true, processEnv: {}, log: () => undefined });
+    const forced = await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: temp('ws-'),
+      outputDir: out,
+      store: `file://${store}`,
+      preview: true,
+      processEnv: {},
+      log: () => undefined,
+    });
     expect(forced.namespace).toBe('preview');
     expect(existsSync(join(store, 'preview/artifacts/svc/42/bootstrap.zip'))).toBe(true);
   });

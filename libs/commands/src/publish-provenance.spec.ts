@@ -27,9 +27,14 @@ function buildOutput(version = '42'): string {
     join(dir, 'artifact.json'),
     serializeManifest(
       parseManifest({
-        schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip',
+        schemaVersion: 1,
+        project: 'svc',
+        version,
+        kind: 'lambda-zip',
         files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'cargo 1.95',
+        runtime: 'provided.al2023',
+        architecture: 'x86_64',
+        toolchain: 'cargo 1.95',
       }),
     ),
   );
@@ -43,8 +48,20 @@ describe('runPublishCommand with provenance', () => {
     writeFileSync(join(ws, 'package-lock.json'), '{"lockfileVersion":3}');
     const lines: string[] = [];
     const r = await runPublishCommand({
-      project: 'svc' as ProjectName, workspaceRoot: ws, outputDir: buildOutput(), store: `file://${storeDir}`,
-      processEnv: { GITHUB_ACTIONS: 'true', GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'c0ffee', GITHUB_RUN_ID: '9', GITHUB_RUN_ATTEMPT: '2', GITHUB_REPOSITORY: 'acme/repo', GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main', BUILDONCE_SIGNING_KEY: `file:${keyPath}` },
+      project: 'svc' as ProjectName,
+      workspaceRoot: ws,
+      outputDir: buildOutput(),
+      store: `file://${storeDir}`,
+      processEnv: {
+        GITHUB_ACTIONS: 'true',
+        GITHUB_REF: 'refs/heads/main',
+        GITHUB_SHA: 'c0ffee',
+        GITHUB_RUN_ID: '9',
+        GITHUB_RUN_ATTEMPT: '2',
+        GITHUB_REPOSITORY: 'acme/repo',
+        GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main',
+        BUILDONCE_SIGNING_KEY: `file:${keyPath}`,
+      },
       buildOptions: { release: true },
       log: (l) => lines.push(l),
     });
@@ -56,7 +73,15 @@ describe('runPublishCommand with provenance', () => {
 
     const bytes = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
     const { facts, statement } = inspectEnvelope(bytes, 'test');
-    expect(facts).toMatchObject({ project: 'svc', version: '42', target: 'build', builder: 'acme/repo/.github/workflows/release.yml@refs/heads/main', ref: 'refs/heads/main', commit: 'c0ffee', invocationId: 'https://github.com/acme/repo/actions/runs/9/attempts/2' });
+    expect(facts).toMatchObject({
+      project: 'svc',
+      version: '42',
+      target: 'build',
+      builder: 'acme/repo/.github/workflows/release.yml@refs/heads/main',
+      ref: 'refs/heads/main',
+      commit: 'c0ffee',
+      invocationId: 'https://github.com/acme/repo/actions/runs/9/attempts/2',
+    });
     const deps = statement.predicate.buildDefinition.resolvedDependencies!;
     expect(deps).toContainEqual({ uri: 'git+https://github.com/acme/repo@refs/heads/main', digest: { gitCommit: 'c0ffee' } });
     expect(deps).toContainEqual({ name: 'package-lock.json', digest: { sha256: sha256Bytes('{"lockfileVersion":3}').hex } });
@@ -64,10 +89,18 @@ describe('runPublishCommand with provenance', () => {
     expect(statement.predicate.buildDefinition.externalParameters.options).toEqual({ release: true });
 
     const v = verifyProvenance({
-      project: 'svc' as ProjectName, version: '42' as Version, environment: 'prod' as EnvironmentName, envelope: bytes, source: 'test',
+      project: 'svc' as ProjectName,
+      version: '42' as Version,
+      environment: 'prod' as EnvironmentName,
+      envelope: bytes,
+      source: 'test',
       files: [{ name: 'bootstrap.zip', sha256: sha256Bytes('zip bytes 42').hex }],
       policy: provenancePolicySchema.parse({ keys: [publicPem], builders: ['acme/repo/.github/workflows/release.yml@*'], refs: ['refs/heads/main'] }),
-      keys: await resolveVerificationKeys([publicPem], { kms: () => { throw new Error('no kms'); } }),
+      keys: await resolveVerificationKeys([publicPem], {
+        kms: () => {
+          throw new Error('no kms');
+        },
+      }),
     });
     expect(v.record.verified).toBe(true);
   });
@@ -75,20 +108,43 @@ describe('runPublishCommand with provenance', () => {
   it('without a key: one "unsigned" line, no provenance, publish succeeds', async () => {
     const storeDir = tmp('store');
     const lines: string[] = [];
-    const r = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: {}, log: (l) => lines.push(l) });
+    const r = await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: tmp('ws'),
+      outputDir: buildOutput(),
+      store: `file://${storeDir}`,
+      processEnv: {},
+      log: (l) => lines.push(l),
+    });
     expect(r.status).toBe('published');
     expect(r.signing).toBeUndefined();
-    expect(lines.filter((l) => l.includes('unsigned'))).toEqual(['[svc] unsigned: BUILDONCE_SIGNING_KEY is not set, version 42 has no provenance (environments that require provenance will refuse it)']);
+    expect(lines.filter((l) => l.includes('unsigned'))).toEqual([
+      '[svc] unsigned: BUILDONCE_SIGNING_KEY is not set, version 42 has no provenance (environments that require provenance will refuse it)',
+    ]);
     expect(existsSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toBe(false);
   });
 
   it('an unusable key fails before anything is written', async () => {
     const storeDir = tmp('store');
     await expect(
-      runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` }, log: () => undefined }),
+      runPublishCommand({
+        project: 'svc' as ProjectName,
+        workspaceRoot: tmp('ws'),
+        outputDir: buildOutput(),
+        store: `file://${storeDir}`,
+        processEnv: { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` },
+        log: () => undefined,
+      }),
     ).rejects.toThrow(/^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/);
     await expect(
-      runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: buildOutput(), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: 'vault:x' }, log: () => undefined }),
+      runPublishCommand({
+        project: 'svc' as ProjectName,
+        workspaceRoot: tmp('ws'),
+        outputDir: buildOutput(),
+        store: `file://${storeDir}`,
+        processEnv: { BUILDONCE_SIGNING_KEY: 'vault:x' },
+        log: () => undefined,
+      }),
     ).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
     expect(existsSync(join(storeDir, 'artifacts'))).toBe(false);
   });
@@ -97,15 +153,37 @@ describe('runPublishCommand with provenance', () => {
     const storeDir = tmp('store');
     const out = buildOutput();
     const env = { BUILDONCE_SIGNING_KEY: `file:${keyPath}` };
-    await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: out, store: `file://${storeDir}`, processEnv: env, log: () => undefined });
+    await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: tmp('ws'),
+      outputDir: out,
+      store: `file://${storeDir}`,
+      processEnv: env,
+      log: () => undefined,
+    });
     const first = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
-    const again = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: out, store: `file://${storeDir}`, processEnv: env, log: () => undefined });
+    const again = await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: tmp('ws'),
+      outputDir: out,
+      store: `file://${storeDir}`,
+      processEnv: env,
+      log: () => undefined,
+    });
     expect(again.status).toBe('already-published');
     expect(again.signing).toBeUndefined();
     expect(readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toEqual(first);
     const lines: string[] = [];
     const dryStore = tmp('store');
-    const dry = await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: tmp('ws'), outputDir: out, store: `file://${dryStore}`, processEnv: env, dryRun: true, log: (l) => lines.push(l) });
+    const dry = await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: tmp('ws'),
+      outputDir: out,
+      store: `file://${dryStore}`,
+      processEnv: env,
+      dryRun: true,
+      log: (l) => lines.push(l),
+    });
     expect(dry.status).toBe('dry-run');
     expect(lines.some((l) => l.includes('dry run: would sign provenance with file:'))).toBe(true);
     expect(existsSync(join(dryStore, 'artifacts'))).toBe(false);
@@ -113,7 +191,11 @@ describe('runPublishCommand with provenance', () => {
 
   it('from a work tree with uncommitted changes: says so and the signed statement records dirty: true', async () => {
     const ws = tmp('dirty-ws');
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: ws, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    const git = (...a: string[]) =>
+      execFileSync('git', a, {
+        cwd: ws,
+        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+      });
     git('init', '-q', '-b', 'main');
     writeFileSync(join(ws, 'src.rs'), 'fn main() {}');
     git('add', '-A');
@@ -121,7 +203,14 @@ describe('runPublishCommand with provenance', () => {
     writeFileSync(join(ws, 'src.rs'), 'fn main() { /* not committed */ }');
     const storeDir = tmp('store');
     const lines: string[] = [];
-    await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: ws, outputDir: buildOutput('43'), store: `file://${storeDir}`, processEnv: { BUILDONCE_SIGNING_KEY: `file:${keyPath}` }, log: (l) => lines.push(l) });
+    await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: ws,
+      outputDir: buildOutput('43'),
+      store: `file://${storeDir}`,
+      processEnv: { BUILDONCE_SIGNING_KEY: `file:${keyPath}` },
+      log: (l) => lines.push(l),
+    });
     expect(lines).toContain('[svc] the work tree has 1 uncommitted path(s): the provenance records this version as built from a dirty tree (dirty: true)');
     const { facts, statement } = inspectEnvelope(readFileSync(join(storeDir, 'artifacts/svc/43/provenance.intoto.json')), 'test');
     expect(facts).toMatchObject({ dirty: true, ref: 'refs/heads/main' });

@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
 import { sha256File, sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { buildScorerBootstrap, removeTempDirs, RUST_SCORER_DIR, startLambdaInvokeServer, startMoto, tempDir, type LambdaInvokeServer, type MotoServer } from '@buildonce/testing';
+import {
+  buildScorerBootstrap,
+  removeTempDirs,
+  RUST_SCORER_DIR,
+  startLambdaInvokeServer,
+  startMoto,
+  tempDir,
+  type LambdaInvokeServer,
+  type MotoServer,
+} from '@buildonce/testing';
 import { runPromoteCommand, type PromoteCommand } from './commands';
 import { PolicyError } from '@buildonce/errors';
 import { readCurrent, readHistory } from '@buildonce/ledger';
@@ -66,7 +75,10 @@ async function alias(env: string) {
 }
 
 async function oneLine(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(() => undefined, (x: Error) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: Error) => x,
+  );
   expect(e).toBeInstanceOf(Error);
   expect(e!.message).not.toContain('\n');
   return e!;
@@ -89,7 +101,14 @@ beforeAll(async () => {
     join(workspaceRoot, 'score-event.json'),
     JSON.stringify({ address: '0xAbCdEf0123456789abcdef0123456789ABCDEF01', stamps: [{ provider: 'Google', expires_at: '2999-01-01T00:00:00Z' }] }),
   );
-  const check = { kind: 'lambda', payload: 'score-event.json', expect: { address: '0xabcdef0123456789abcdef0123456789abcdef01', weights_version: weightsVersion }, attempts: 2, intervalSeconds: 0.1, timeoutSeconds: 10 };
+  const check = {
+    kind: 'lambda',
+    payload: 'score-event.json',
+    expect: { address: '0xabcdef0123456789abcdef0123456789abcdef01', weights_version: weightsVersion },
+    attempts: 2,
+    intervalSeconds: 0.1,
+    timeoutSeconds: 10,
+  };
   writeFileSync(
     join(workspaceRoot, 'buildonce.json'),
     JSON.stringify({
@@ -107,7 +126,16 @@ beforeAll(async () => {
   const placeholder = join(workspaceRoot, 'placeholder.zip');
   await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
   for (const env of ['dev', 'staging', 'prod', 'canary']) {
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `${PROJECT}-${env}`, Runtime: 'provided.al2023', Role: role, Handler: 'bootstrap', Architectures: ['x86_64'], Code: { ZipFile: readFileSync(placeholder) } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `${PROJECT}-${env}`,
+        Runtime: 'provided.al2023',
+        Role: role,
+        Handler: 'bootstrap',
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(placeholder) },
+      }),
+    );
   }
 }, 600_000);
 
@@ -132,7 +160,9 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     await runPromoteCommand(cmd('dev', v2)); // dev has no checks
     const e = await oneLine(runPromoteCommand(cmd('staging', v2)));
     expect(e).toBeInstanceOf(VerificationFailedError);
-    expect(e.message).toMatch(/^verification failed for 3002 in staging \(seq 2\): lambda invoke with score-event\.json failed: invoke rust-scorer-staging:\d+: FunctionError Unhandled: .*invalid weights.*; rolled back to 3001 \(seq 3\)$/);
+    expect(e.message).toMatch(
+      /^verification failed for 3002 in staging \(seq 2\): lambda invoke with score-event\.json failed: invoke rust-scorer-staging:\d+: FunctionError Unhandled: .*invalid weights.*; rolled back to 3001 \(seq 3\)$/,
+    );
     const calls = invoke.invocations.filter((i) => i.functionName === `${PROJECT}-staging` && i.version !== v1Lambda);
     expect(calls).toHaveLength(2); // attempts: 2
     expect(calls.every((c) => c.functionError === 'Unhandled')).toBe(true);

@@ -27,7 +27,14 @@ afterAll(removeTempDirs);
 const PROJECT = 'svc';
 const bucket = 'metrics-it';
 const meta = { commit: '4444444444444444444444444444444444444444', runId: '11', actor: 'ci-bot' };
-const STEPS = { canary: { steps: [{ percent: 10, minutes: 0.05 }, { percent: 50, minutes: 0.05 }] } };
+const STEPS = {
+  canary: {
+    steps: [
+      { percent: 10, minutes: 0.05 },
+      { percent: 50, minutes: 0.05 },
+    ],
+  },
+};
 const ENVS = ['dev', 'alarmed', 'rated', 'baseline', 'sparse', 'lenient', 'guarded', 'term'];
 
 let moto: MotoServer;
@@ -82,7 +89,16 @@ async function version(v: string): Promise<string> {
 }
 
 function cmd(env: string, dir: string, extraEnv: Record<string, string> = {}): PromoteCommand {
-  return { project: PROJECT as ProjectName, workspaceRoot, env: env as EnvironmentName, outputDir: dir, deploy: { target: 'lambda' }, processEnv: { ...process.env, ...moto.env, BUILDONCE_STORE: '', ...extraEnv }, meta, log };
+  return {
+    project: PROJECT as ProjectName,
+    workspaceRoot,
+    env: env as EnvironmentName,
+    outputDir: dir,
+    deploy: { target: 'lambda' },
+    processEnv: { ...process.env, ...moto.env, BUILDONCE_STORE: '', ...extraEnv },
+    meta,
+    log,
+  };
 }
 
 async function promote(env: string, v: string, extraEnv?: Record<string, string>) {
@@ -95,7 +111,10 @@ async function promote(env: string, v: string, extraEnv?: Record<string, string>
 }
 
 async function failure(p: Promise<unknown>): Promise<VerificationFailedError> {
-  const e = await p.then(() => undefined, (x: Error) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: Error) => x,
+  );
   expect(e).toBeInstanceOf(VerificationFailedError);
   expect(e!.message).not.toContain('\n');
   return e as VerificationFailedError;
@@ -132,9 +151,25 @@ beforeAll(async () => {
         { name: 'rated', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 10, ...every } },
         { name: 'baseline', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', maxIncrease: 0.005, minSamples: 10, ...every } },
         { name: 'sparse', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, ...every } },
-        { name: 'lenient', requires: ['dev'], verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, onInconclusive: 'promote', count: 2, ...every } },
+        {
+          name: 'lenient',
+          requires: ['dev'],
+          verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, onInconclusive: 'promote', count: 2, ...every },
+        },
         { name: 'guarded', requires: ['dev'], verify: { kind: 'alarm', alarmPrefix: '{project}-guarded-', ...every, count: 2 } },
-        { name: 'term', requires: ['dev'], strategy: { canary: { steps: [{ percent: 10, minutes: 0.05 }, { percent: 50, minutes: 1 }] } }, verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every } },
+        {
+          name: 'term',
+          requires: ['dev'],
+          strategy: {
+            canary: {
+              steps: [
+                { percent: 10, minutes: 0.05 },
+                { percent: 50, minutes: 1 },
+              ],
+            },
+          },
+          verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every },
+        },
       ],
       lock: { ttlSeconds: 10, waitSeconds: 60 },
     }),
@@ -143,10 +178,30 @@ beforeAll(async () => {
   const placeholder = join(workspaceRoot, 'placeholder.zip');
   await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
   for (const env of ENVS) {
-    await lambda.send(new CreateFunctionCommand({ FunctionName: `${PROJECT}-${env}`, Runtime: 'provided.al2023', Role: role, Handler: 'bootstrap', Architectures: ['x86_64'], Code: { ZipFile: readFileSync(placeholder) } }));
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: `${PROJECT}-${env}`,
+        Runtime: 'provided.al2023',
+        Role: role,
+        Handler: 'bootstrap',
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(placeholder) },
+      }),
+    );
   }
   for (const name of ['svc-alarmed-errors', 'svc-guarded-errors', 'svc-guarded-latency', 'svc-term-errors']) {
-    await cw.send(new PutMetricAlarmCommand({ AlarmName: name, Namespace: 'AWS/Lambda', MetricName: 'Errors', Statistic: 'Sum', Period: 60, EvaluationPeriods: 1, Threshold: 1, ComparisonOperator: 'GreaterThanThreshold' }));
+    await cw.send(
+      new PutMetricAlarmCommand({
+        AlarmName: name,
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Statistic: 'Sum',
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    );
     await alarm(name, 'OK');
   }
   for (const v of ['1', '2', '3']) await promote('dev', v);
@@ -198,7 +253,10 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     traffic.set('svc-rated', { invocations: 100, errors: 0 });
     await promote('rated', '1');
     let newVersion = '';
-    hooks.push({ re: /canary: step 2\/2: 50% on version (\d+)/, fn: (m) => seed('svc-rated', 'rated', (newVersion = m[1]!), { invocations: 100, errors: 10 }) });
+    hooks.push({
+      re: /canary: step 2\/2: 50% on version (\d+)/,
+      fn: (m) => seed('svc-rated', 'rated', (newVersion = m[1]!), { invocations: 100, errors: 10 }),
+    });
     const e = await failure(promote('rated', '2'));
     expect(e.message).toMatch(/^verification failed for 2 in rated \(seq 2\): metric errorRate 0\.05 > 0\.01 at step 2; rolled back to 1 \(seq 3\)$/);
     const h = await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName);
@@ -209,7 +267,17 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
       [0, 100, 'passed'],
     ]);
     expect(a.measurements.at(-1)).toMatchObject({ step: 2, value: 0.05, samples: 200, verdict: 'failed', detail: '0.05 > 0.01' });
-    expect(a.checks).toEqual([{ check: 'metric errorRate', kind: 'metric', result: 'failed', measurements: a.measurements.length, failed: 1, inconclusive: 0, calls: a.measurements.length }]);
+    expect(a.checks).toEqual([
+      {
+        check: 'metric errorRate',
+        kind: 'metric',
+        result: 'failed',
+        measurements: a.measurements.length,
+        failed: 1,
+        inconclusive: 0,
+        calls: a.measurements.length,
+      },
+    ]);
     expect(newVersion).not.toBe('');
     expect((await alias('rated')).weights).toEqual({});
     expect((await readCurrent(store, PROJECT as ProjectName, 'rated' as EnvironmentName))?.entry.version).toBe('1');
@@ -218,16 +286,25 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
   it('baseline comparison: the same error rate as the previous version passes, a higher one fails', async () => {
     traffic.set('svc-baseline', { invocations: 200, errors: 4 });
     await promote('baseline', '1');
-    hooks.push({ re: /canary: step 1\/2: 10% on version \d+ .* restores (\d+)\)/, fn: (m) => seed('svc-baseline', 'baseline', m[1]!, { invocations: 200, errors: 4 }) });
+    hooks.push({
+      re: /canary: step 1\/2: 10% on version \d+ .* restores (\d+)\)/,
+      fn: (m) => seed('svc-baseline', 'baseline', m[1]!, { invocations: 200, errors: 4 }),
+    });
     const ok = await promote('baseline', '2');
-    expect(ok).toMatchObject({ status: 'promoted', entry: { version: '2', verification: { passed: true, kind: 'metric', analysis: { result: 'passed', steps: 2 } } } });
+    expect(ok).toMatchObject({
+      status: 'promoted',
+      entry: { version: '2', verification: { passed: true, kind: 'metric', analysis: { result: 'passed', steps: 2 } } },
+    });
     const ms = ok.status === 'promoted' ? ok.entry.verification!.analysis!.measurements : [];
     expect(ms).toHaveLength(6);
     expect(ms.every((m) => m.value === 0.02 && m.baseline === 0.02 && m.verdict === 'passed')).toBe(true);
     expect((await alias('baseline')).weights).toEqual({});
 
     traffic.set('svc-baseline', { invocations: 200, errors: 20 });
-    hooks.push({ re: /canary: step 1\/2: 10% on version \d+ .* restores (\d+)\)/, fn: (m) => seed('svc-baseline', 'baseline', m[1]!, { invocations: 200, errors: 4 }) });
+    hooks.push({
+      re: /canary: step 1\/2: 10% on version \d+ .* restores (\d+)\)/,
+      fn: (m) => seed('svc-baseline', 'baseline', m[1]!, { invocations: 200, errors: 4 }),
+    });
     const e = await failure(promote('baseline', '3'));
     expect(e.message).toMatch(/: metric errorRate 0\.1 > previous 0\.02 \+ 0\.005 at step 1; rolled back to 2 \(seq \d+\)$/);
   }, 120_000);
@@ -241,7 +318,9 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const r = await runPromoteCommand({ ...cmd('rated', await version('3')), dryRun: true });
     expect(r.status).toBe('dry-run');
     // 9 errors in 300 on top of the clean traffic seeded earlier in the window: above 1 %
-    expect(lines.slice(start).join('\n')).toMatch(new RegExp(`\\[svc\\] dry run: metric errorRate of version ${current} \\(what the alias runs now\\): 0\\.0[1-3]\\d* > 0\\.01 → would fail`));
+    expect(lines.slice(start).join('\n')).toMatch(
+      new RegExp(`\\[svc\\] dry run: metric errorRate of version ${current} \\(what the alias runs now\\): 0\\.0[1-3]\\d* > 0\\.01 → would fail`),
+    );
     expect(await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName)).toEqual(before);
     const a = lines.length;
     await runPromoteCommand({ ...cmd('alarmed', await version('3')), dryRun: true });
@@ -253,7 +332,9 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     await promote('sparse', '1');
     traffic.set('svc-sparse', { invocations: 5, errors: 0 });
     const e = await failure(promote('sparse', '2'));
-    expect(e.message).toMatch(/: metric errorRate inconclusive: too few samples: 5 < 100 \(6 of 6 measurement\(s\) inconclusive, inconclusiveLimit 0\); onInconclusive rollback; rolled back to 1 \(seq 3\)$/);
+    expect(e.message).toMatch(
+      /: metric errorRate inconclusive: too few samples: 5 < 100 \(6 of 6 measurement\(s\) inconclusive, inconclusiveLimit 0\); onInconclusive rollback; rolled back to 1 \(seq 3\)$/,
+    );
     const h = await readHistory(store, PROJECT as ProjectName, 'sparse' as EnvironmentName);
     expect(h[1]!.verification!.analysis).toMatchObject({ result: 'inconclusive', action: 'rollback' });
     expect(h.map((x) => [x.version, x.status, x.rollback])).toEqual([
@@ -266,7 +347,10 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
   it('onInconclusive promote: too few samples still moves the pointer, and the entry says it was inconclusive', async () => {
     traffic.set('svc-lenient', { invocations: 3, errors: 0 });
     const r = await promote('lenient', '1');
-    expect(r).toMatchObject({ status: 'promoted', entry: { verification: { passed: true, analysis: { result: 'inconclusive', action: 'promote', steps: 1 } } } });
+    expect(r).toMatchObject({
+      status: 'promoted',
+      entry: { verification: { passed: true, analysis: { result: 'inconclusive', action: 'promote', steps: 1 } } },
+    });
     const a = r.status === 'promoted' ? r.entry.verification!.analysis! : undefined;
     expect(a?.measurements.map((m) => [m.step, m.verdict, m.samples])).toEqual([
       [1, 'inconclusive', 3],
@@ -281,7 +365,9 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const describe = (r: { headers: Record<string, unknown> }) => String(r.headers['x-amz-target'] ?? '').endsWith('.DescribeAlarms');
     void proxy.failNext('403', describe);
     const denied = await failure(promote('guarded', '2', viaProxy));
-    expect(denied.message).toMatch(/^verification failed for 2 in guarded \(seq 2\): alarm unreadable: DescribeAlarms: AccessDenied.*\(HTTP 403\).*; rolled back to 1 \(seq 3\)$/);
+    expect(denied.message).toMatch(
+      /^verification failed for 2 in guarded \(seq 2\): alarm unreadable: DescribeAlarms: AccessDenied.*\(HTTP 403\).*; rolled back to 1 \(seq 3\)$/,
+    );
     const before = proxy.stats.faults.throttle;
     void proxy.failNext('throttle', describe);
     void proxy.failNext('throttle', describe);
@@ -294,10 +380,14 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
   it('SIGTERM during a step restores the alias and records the interruption', async () => {
     await promote('term', '1');
     const stable = await alias('term');
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', join(__dirname, '../../testing/src/release/canary-child.ts'), workspaceRoot, await version('2'), 'term'], {
-      env: { ...process.env, ...moto.env, BUILDONCE_STORE: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', '@swc-node/register', join(__dirname, '../../testing/src/release/canary-child.ts'), workspaceRoot, await version('2'), 'term'],
+      {
+        env: { ...process.env, ...moto.env, BUILDONCE_STORE: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     let killed = false;

@@ -2,7 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, resolveEnvironment, effectiveTargetKind } from './config';
-import { InvalidEnvironmentNameError, isPreviewEnvironment as isPreviewEnvName, parseEnvironmentName as validateEnvName, type EnvironmentName } from '@buildonce/values';
+import {
+  InvalidEnvironmentNameError,
+  isPreviewEnvironment as isPreviewEnvName,
+  parseEnvironmentName as validateEnvName,
+  type EnvironmentName,
+} from '@buildonce/values';
 import { ConfigError } from '@buildonce/errors';
 import { UnknownEnvironmentError } from '@buildonce/errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
@@ -48,10 +53,14 @@ describe('buildonce.json', () => {
   });
 
   it('names the bad field', () => {
-    expect(() => parseConfig({ environments: [{ name: 'Prod' }] }, 'buildonce.json')).toThrow(/^buildonce\.json: environments\.0\.name: environment names match/);
+    expect(() => parseConfig({ environments: [{ name: 'Prod' }] }, 'buildonce.json')).toThrow(
+      /^buildonce\.json: environments\.0\.name: environment names match/,
+    );
     expect(() => parseConfig({ environments: [{ name: 'dev', soakMinutes: -1 }] })).toThrow(/environments\.0\.soakMinutes/);
     expect(() => parseConfig({ environments: [{ name: 'dev' }, { name: 'dev' }] })).toThrow(/environments\.1\.name: "dev" is defined twice/);
-    expect(() => parseConfig({ environments: [{ name: 'prod', requires: ['staging'] }, { name: 'staging' }] })).toThrow(/environments\.0\.requires\.0: "staging" must be an environment defined earlier/);
+    expect(() => parseConfig({ environments: [{ name: 'prod', requires: ['staging'] }, { name: 'staging' }] })).toThrow(
+      /environments\.0\.requires\.0: "staging" must be an environment defined earlier/,
+    );
     expect(() => parseConfig({ environments: [{ name: 'pr-1' }] })).toThrow(/reserved for preview/);
     expect(() => parseConfig({ enviroments: [] })).toThrow(ConfigError);
     expect(() => parseConfig({ deploy: 'aws' })).toThrow(/deploy/);
@@ -79,7 +88,9 @@ describe('buildonce.json', () => {
     expect(resolveEnvironment(c, 'prod' as EnvironmentName)).toMatchObject({ kind: 'chain', requires: ['staging'] });
     expect(resolveEnvironment(c, 'pr-42' as EnvironmentName)).toEqual({ kind: 'preview', name: 'pr-42', requires: [], soakMinutes: 0 });
     expect(() => resolveEnvironment(c, 'qa' as EnvironmentName)).toThrow(UnknownEnvironmentError);
-    expect(() => resolveEnvironment(c, 'qa' as EnvironmentName)).toThrow('unknown environment "qa": known environments are dev, staging, prod and previews pr-<n> (buildonce.json)');
+    expect(() => resolveEnvironment(c, 'qa' as EnvironmentName)).toThrow(
+      'unknown environment "qa": known environments are dev, staging, prod and previews pr-<n> (buildonce.json)',
+    );
     expect(() => resolveEnvironment(parseConfig({ preview: { enabled: false } }), 'pr-1' as EnvironmentName)).toThrow(UnknownEnvironmentError);
     expect(() => resolveEnvironment(c, 'Prod' as EnvironmentName)).toThrow(InvalidEnvironmentNameError);
   });

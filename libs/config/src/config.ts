@@ -172,9 +172,7 @@ export interface BuildonceConfig {
 }
 
 /** An environment as a promotion sees it. */
-export type ResolvedEnvironment =
-  | ({ kind: 'chain' } & ChainEnvironment)
-  | { kind: 'preview'; name: EnvironmentName; requires: []; soakMinutes: 0 };
+export type ResolvedEnvironment = ({ kind: 'chain' } & ChainEnvironment) | { kind: 'preview'; name: EnvironmentName; requires: []; soakMinutes: 0 };
 
 /** The default chain when buildonce.json does not define one: dev → staging → prod. */
 export const DEFAULT_ENVIRONMENTS: ChainEnvironment[] = [
@@ -287,7 +285,9 @@ export function resolveEnvironment(config: BuildonceConfig, name: EnvironmentNam
   if (isPreviewEnvironment(name) && config.preview.enabled) return { kind: 'preview', name, requires: [], soakMinutes: 0 };
   const known = config.environments.map((e) => e.name).join(', ');
   const previews = config.preview.enabled ? ' and previews pr-<n>' : '';
-  throw new UnknownEnvironmentError(`unknown environment "${name}": known environments are ${known}${previews} (${config.source === 'defaults' ? 'default chain, no buildonce.json' : config.source})`);
+  throw new UnknownEnvironmentError(
+    `unknown environment "${name}": known environments are ${known}${previews} (${config.source === 'defaults' ? 'default chain, no buildonce.json' : config.source})`,
+  );
 }
 
 /**
@@ -298,7 +298,8 @@ export function resolveEnvironment(config: BuildonceConfig, name: EnvironmentNam
 export function effectiveTargetKind(mode: DeployMode, storeKind: StoreLocation['kind'], projectTarget: DeployTargetKind): DeployTargetKind {
   if (mode === 'local' || projectTarget === 'local') return 'local';
   if (storeKind === 'file') {
-    if (mode === 'cloud') throw new ConfigError(`BUILDONCE_DEPLOY=cloud needs an S3 store for the ${projectTarget} target: set BUILDONCE_STORE=s3://<bucket>/<prefix>`);
+    if (mode === 'cloud')
+      throw new ConfigError(`BUILDONCE_DEPLOY=cloud needs an S3 store for the ${projectTarget} target: set BUILDONCE_STORE=s3://<bucket>/<prefix>`);
     return 'local';
   }
   return projectTarget;

@@ -135,7 +135,8 @@ export function measuredCheckProblem(c: MeasuredCheck, hasCanary: boolean): stri
   if (c.expression && !c.metrics) return 'metrics: an "expression" needs the "metrics" it names (id → query)';
   if (c.metrics && !c.expression) return 'metrics: only used with "expression"';
   if (c.max === undefined && c.maxIncrease === undefined) return 'max: give a threshold ("max") or a baseline comparison ("maxIncrease"), or both';
-  if (c.maxIncrease !== undefined && !hasCanary) return 'maxIncrease: compares with the previous version in the same window, which needs "strategy": { "canary": … }';
+  if (c.maxIncrease !== undefined && !hasCanary)
+    return 'maxIncrease: compares with the previous version in the same window, which needs "strategy": { "canary": … }';
   if (c.maxIncrease !== undefined && !c.metric && !JSON.stringify(c.query ?? c.metrics).includes('{executedVersion}')) {
     return 'maxIncrease: the query must select the version with a {executedVersion} dimension value';
   }

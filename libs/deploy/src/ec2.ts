@@ -30,7 +30,9 @@ export function ec2PointerFor(req: Pick<DeployRequest, 'store' | 'project' | 've
   const file = mainFile(req.stored.manifest);
   const object = req.store.s3Object(artifactKey(req.project, req.version, file.name, req.namespace));
   if (!object) {
-    throw new DeployPreflightError(`the ec2 target writes an S3 pointer but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
+    throw new DeployPreflightError(
+      `the ec2 target writes an S3 pointer but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`,
+    );
   }
   return { ...object, version: req.version, sha256: file.sha256 };
 }
@@ -74,7 +76,13 @@ export class Ec2DeployTarget implements DeployTarget {
     const pointer = ec2PointerFor(req);
     try {
       const out = await this.o.client.send(
-        new (ssmSdk().PutParameterCommand)({ Name: name, Type: 'String', Overwrite: true, Value: JSON.stringify(pointer), Description: `buildonce release pointer of ${req.project} in ${req.environment}` }),
+        new (ssmSdk().PutParameterCommand)({
+          Name: name,
+          Type: 'String',
+          Overwrite: true,
+          Value: JSON.stringify(pointer),
+          Description: `buildonce release pointer of ${req.project} in ${req.environment}`,
+        }),
       );
       req.log(`PutParameter ${name} = ${req.project}@${req.version} (s3://${pointer.bucket}/${pointer.key})`);
       return { target: 'ec2', parameterName: name, parameterVersion: out.Version, bucket: pointer.bucket, key: pointer.key, sha256: pointer.sha256 };

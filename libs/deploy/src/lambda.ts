@@ -103,7 +103,11 @@ export async function withConflictRetry<T>(fn: () => Promise<T>, retries = 6, on
 }
 
 /** Names the function and alias a project+environment deploys to. @throws DeployPreflightError for bad templates */
-export function lambdaNames(opts: Pick<LambdaTargetOptions, 'functionName' | 'alias'>, project: ProjectName, env: EnvironmentName): { functionName: string; alias: string } {
+export function lambdaNames(
+  opts: Pick<LambdaTargetOptions, 'functionName' | 'alias'>,
+  project: ProjectName,
+  env: EnvironmentName,
+): { functionName: string; alias: string } {
   return {
     functionName: expandTemplate(opts.functionName || DEFAULT_FUNCTION_NAME, { project, env }),
     alias: expandTemplate(opts.alias || DEFAULT_ALIAS, { project, env }),
@@ -132,7 +136,9 @@ export class LambdaDeployTarget implements DeployTarget {
     const file = mainFile(req.stored.manifest);
     const object = req.store.s3Object(artifactKey(req.project, req.version, file.name, req.namespace));
     if (!object) {
-      throw new DeployPreflightError(`the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`);
+      throw new DeployPreflightError(
+        `the lambda target deploys from S3 but the store is ${req.store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix> (or use the local target)`,
+      );
     }
     return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
@@ -140,14 +146,18 @@ export class LambdaDeployTarget implements DeployTarget {
   /** The image URI by digest of an oci-image artifact: the record's repository + the verified digest (never the record's `uri`). */
   private imageUri(req: DeployRequest): string {
     const uri = imageUriOf(req.stored);
-    if (!uri) throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
+    if (!uri)
+      throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
     return uri;
   }
 
   /** GetFunction (includes Code.ImageUri); undefined when the function or qualifier does not exist. */
   private async getFunction(functionName: string, qualifier?: string) {
     try {
-      return await withConflictRetry(() => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })), this.o.conflictRetries);
+      return await withConflictRetry(
+        () => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })),
+        this.o.conflictRetries,
+      );
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -157,7 +167,10 @@ export class LambdaDeployTarget implements DeployTarget {
   /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */
   private async getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
     try {
-      return await withConflictRetry(() => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })), this.o.conflictRetries);
+      return await withConflictRetry(
+        () => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })),
+        this.o.conflictRetries,
+      );
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -174,10 +187,13 @@ export class LambdaDeployTarget implements DeployTarget {
     const uri = isImage ? this.imageUri(req) : (this.s3Location(req), undefined);
     const { functionName } = lambdaNames(this.o, req.project, req.environment);
     const cfg = await this.getConfig(functionName);
-    if (!cfg) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+    if (!cfg)
+      throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
     const arch = cfg.Architectures?.[0];
     if (arch && arch !== req.stored.manifest.architecture) {
-      throw new DeployPreflightError(`Lambda function ${functionName} is ${arch} but ${req.project}@${req.version} was built for ${req.stored.manifest.architecture}: fix the function's architecture in your IaC or the build target`);
+      throw new DeployPreflightError(
+        `Lambda function ${functionName} is ${arch} but ${req.project}@${req.version} was built for ${req.stored.manifest.architecture}: fix the function's architecture in your IaC or the build target`,
+      );
     }
     const want = isImage ? 'Image' : 'Zip';
     if ((cfg.PackageType ?? 'Zip') !== want) {
@@ -187,7 +203,10 @@ export class LambdaDeployTarget implements DeployTarget {
     }
     if (uri) {
       const exists = await (this.o.imageExists ?? ((u: string) => imageExists(u, { env: this.o.env, aws: this.o.aws })))(uri);
-      if (!exists) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
+      if (!exists)
+        throw new DeployPreflightError(
+          `image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`,
+        );
     }
   }
 
@@ -198,7 +217,8 @@ export class LambdaDeployTarget implements DeployTarget {
     const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     try {
       const before = await this.getConfig(functionName);
-      if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (!before)
+        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
       if (before.CodeSha256 !== loc.sha256Base64) {
         await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, S3Bucket: loc.bucket, S3Key: loc.key })));
         req.log(`UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`);
@@ -207,7 +227,9 @@ export class LambdaDeployTarget implements DeployTarget {
       }
       await this.waitUpdated(functionName);
       const published = await retry(() =>
-        this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` })),
+        this.o.client.send(
+          new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` }),
+        ),
       );
       if (published.CodeSha256 !== loc.sha256Base64) {
         throw new LambdaCodeMismatchError(
@@ -216,7 +238,11 @@ export class LambdaDeployTarget implements DeployTarget {
       }
       const version = published.Version!;
       req.log(`PublishVersion ${functionName} → version ${version} (CodeSha256 ${published.CodeSha256} matches the artifact)`);
-      return await this.routeNewVersion(req, { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256! }, { s3Bucket: loc.bucket, s3Key: loc.key });
+      return await this.routeNewVersion(
+        req,
+        { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256! },
+        { s3Bucket: loc.bucket, s3Key: loc.key },
+      );
     } catch (e) {
       throw toDeployError(e, functionName);
     }
@@ -268,7 +294,12 @@ export class LambdaDeployTarget implements DeployTarget {
    * version) keeps it on that version with `RoutingConfig.AdditionalVersionWeights = { new: percent/100 }`
    * (Lambda weighted aliases). A first deploy (no alias yet) has nothing to canary against and goes to 100 %.
    */
-  private async routeAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<{ aliasArn?: string; canary?: { percent: number; stableVersion: string } }> {
+  private async routeAlias(
+    functionName: string,
+    alias: string,
+    version: string,
+    req: DeployRequest,
+  ): Promise<{ aliasArn?: string; canary?: { percent: number; stableVersion: string } }> {
     if (req.canary) {
       let stable: string | undefined;
       try {
@@ -279,7 +310,15 @@ export class LambdaDeployTarget implements DeployTarget {
       if (stable && stable !== version && stable !== '$LATEST') {
         const weight = Math.round(req.canary.percent * 100) / 10_000;
         const r = await withConflictRetry(
-          () => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: stable, RoutingConfig: { AdditionalVersionWeights: { [version]: weight } } })),
+          () =>
+            this.o.client.send(
+              new UpdateAliasCommand({
+                FunctionName: functionName,
+                Name: alias,
+                FunctionVersion: stable,
+                RoutingConfig: { AdditionalVersionWeights: { [version]: weight } },
+              }),
+            ),
           this.o.conflictRetries,
           (m) => req.log(`${functionName}: ${m}`),
         );
@@ -312,7 +351,15 @@ export class LambdaDeployTarget implements DeployTarget {
     const { functionName, alias, functionVersion, canary } = started;
     try {
       const r = await withConflictRetry(
-        () => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: canary.stableVersion, RoutingConfig: { AdditionalVersionWeights: { [functionVersion]: Math.round(percent * 100) / 10_000 } } })),
+        () =>
+          this.o.client.send(
+            new UpdateAliasCommand({
+              FunctionName: functionName,
+              Name: alias,
+              FunctionVersion: canary.stableVersion,
+              RoutingConfig: { AdditionalVersionWeights: { [functionVersion]: Math.round(percent * 100) / 10_000 } },
+            }),
+          ),
         this.o.conflictRetries,
         (m) => req.log(`${functionName}: ${m}`),
       );
@@ -335,8 +382,14 @@ export class LambdaDeployTarget implements DeployTarget {
     const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     try {
       const before = await this.getFunction(functionName);
-      if (!before) throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(uri, req.version)) {
+      if (!before)
+        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (
+        await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(
+          uri,
+          req.version,
+        )
+      ) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
       if (before.Code?.ImageUri !== uri) {
@@ -346,14 +399,22 @@ export class LambdaDeployTarget implements DeployTarget {
         req.log(`${functionName} $LATEST already runs ${uri}`);
       }
       await this.waitUpdated(functionName);
-      const published = await retry(() => this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })));
+      const published = await retry(() =>
+        this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })),
+      );
       const version = published.Version!;
       const check = await this.getFunction(functionName, version);
       if (check?.Code?.ImageUri !== uri) {
-        throw new LambdaCodeMismatchError(`Lambda ${functionName} version ${version} runs ${check?.Code?.ImageUri ?? '(unknown)'}, artifact ${req.project}@${req.version} is ${uri}: another deploy changed $LATEST; alias ${alias} not moved`);
+        throw new LambdaCodeMismatchError(
+          `Lambda ${functionName} version ${version} runs ${check?.Code?.ImageUri ?? '(unknown)'}, artifact ${req.project}@${req.version} is ${uri}: another deploy changed $LATEST; alias ${alias} not moved`,
+        );
       }
       req.log(`PublishVersion ${functionName} → version ${version} (ImageUri ${uri})`);
-      return await this.routeNewVersion(req, { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256 ?? '' }, { imageUri: uri });
+      return await this.routeNewVersion(
+        req,
+        { functionName, alias, version, functionArn: published.FunctionArn, codeSha256: published.CodeSha256 ?? '' },
+        { imageUri: uri },
+      );
     } catch (e) {
       throw toDeployError(e, functionName);
     }
@@ -364,8 +425,12 @@ export class LambdaDeployTarget implements DeployTarget {
    * @throws DeployError when the update ends in any state but SUCCESS
    */
   private async waitUpdated(functionName: string): Promise<void> {
-    const waited = await waitUntilFunctionUpdatedV2({ client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 }, { FunctionName: functionName });
-    if (waited.state !== 'SUCCESS') throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
+    const waited = await waitUntilFunctionUpdatedV2(
+      { client: this.o.client, maxWaitTime: this.o.maxWaitSeconds ?? 300, minDelay: 1, maxDelay: 5 },
+      { FunctionName: functionName },
+    );
+    if (waited.state !== 'SUCCESS')
+      throw new DeployError(`Lambda function ${functionName} did not finish updating: ${waited.state} ${String(waited.reason ?? '').slice(0, 200)}`);
   }
 
   /**
@@ -400,7 +465,11 @@ export class LambdaDeployTarget implements DeployTarget {
   private async pointAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<string | undefined> {
     const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     const update = async () => {
-      const r = await retry(() => this.o.client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version, RoutingConfig: { AdditionalVersionWeights: {} } })));
+      const r = await retry(() =>
+        this.o.client.send(
+          new UpdateAliasCommand({ FunctionName: functionName, Name: alias, FunctionVersion: version, RoutingConfig: { AdditionalVersionWeights: {} } }),
+        ),
+      );
       req.log(`UpdateAlias ${functionName}:${alias} → version ${version}`);
       return r.AliasArn;
     };
@@ -425,7 +494,8 @@ export class LambdaDeployTarget implements DeployTarget {
 
 function toDeployError(e: unknown, functionName: string): Error {
   if (e instanceof DeployError || e instanceof DeployPreflightError) return e;
-  if (isNotFound(e)) return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+  if (isNotFound(e))
+    return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
   const err = e as Error;
   return new DeployError(`Lambda ${functionName}: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}`);
 }

@@ -33,9 +33,15 @@ async function publish(version: string, marker: string): Promise<{ manifest: Man
   await writeDeterministicTarGz([{ name: 'main.js', bytes: Buffer.from(`console.log('${marker}')\n`) }], tarball);
   const d = await sha256File(tarball);
   const manifest = parseManifest({
-    schemaVersion: 1, project: 'app', version, kind: 'node-tarball',
+    schemaVersion: 1,
+    project: 'app',
+    version,
+    kind: 'node-tarball',
     files: [{ name: 'app.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 'test',
+    runtime: 'node>=20',
+    architecture: 'x86_64',
+    entry: 'main.js',
+    toolchain: 'test',
   });
   await publishArtifact({ store, manifest, dir, metadata });
   return { manifest, tarball: readFileSync(tarball) };
@@ -55,10 +61,14 @@ const evilStored = (evil: Manifest): Buffer => Buffer.from(serializeManifest({ m
 // every way the store can change between the check and the deploy (bytes, manifest, both, removal)
 const TAMPERS: [string, Tamper, 'refused' | 'verified-bytes'][] = [
   ['bytes swapped', async ({ evil }) => overwrite(fileKey, evil.tarball), 'refused'],
-  ['bytes and manifest swapped consistently', async ({ evil }) => {
-    await overwrite(fileKey, evil.tarball);
-    await overwrite(manifestKey, evilStored(evil.manifest));
-  }, 'refused'],
+  [
+    'bytes and manifest swapped consistently',
+    async ({ evil }) => {
+      await overwrite(fileKey, evil.tarball);
+      await overwrite(manifestKey, evilStored(evil.manifest));
+    },
+    'refused',
+  ],
   ['bytes truncated', async ({ good }) => overwrite(fileKey, good.tarball.subarray(0, good.tarball.length - 1)), 'refused'],
   ['manifest swapped (bytes intact)', async ({ evil }) => overwrite(manifestKey, evilStored(evil.manifest)), 'verified-bytes'],
   ['manifest deleted', async () => store.delete(manifestKey), 'verified-bytes'],
@@ -81,9 +91,20 @@ describe('the local target installs exactly the verified manifest and bytes', ()
     };
     const lines: string[] = [];
     const target = createDeployTarget({ kind: 'local', options: { target: 'local', localRoot: join(work, 'deploy') }, workspaceRoot: work });
-    const req: DeployRequest = { project: 'app' as ProjectName, environment: 'dev' as EnvironmentName, version: '101' as Version, namespace: 'trusted', stored, store: watched, log: (l) => lines.push(l) };
+    const req: DeployRequest = {
+      project: 'app' as ProjectName,
+      environment: 'dev' as EnvironmentName,
+      version: '101' as Version,
+      namespace: 'trusted',
+      stored,
+      store: watched,
+      log: (l) => lines.push(l),
+    };
     const root = join(work, 'deploy', 'dev', 'app');
-    const result = await target.deploy(req).then((r) => r, (e: unknown) => e);
+    const result = await target.deploy(req).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
     expect(manifestReads).toEqual([]);
     if (outcome === 'refused') {
       expect(result).toBeInstanceOf(DeployError);

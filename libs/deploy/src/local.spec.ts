@@ -100,7 +100,9 @@ describe('deployLocal', () => {
     bytes[bytes.length - 1] ^= 0xff;
     writeFileSync(path, bytes);
     await expect(deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root })).rejects.toThrow(ArtifactIntegrityError);
-    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root })).rejects.toThrow(new RegExp(`expected ${m.files[0]!.size} bytes sha256 ${m.files[0]!.sha256}; nothing was changed`));
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '102' as Version, root })).rejects.toThrow(
+      new RegExp(`expected ${m.files[0]!.size} bytes sha256 ${m.files[0]!.sha256}; nothing was changed`),
+    );
     expect(readlinkSync(join(root, 'current'))).toBe('releases/101');
     expect(readdirSync(join(root, 'releases'))).toEqual(['101']);
     expect(readdirSync(join(root, '.incoming'))).toEqual([]);
@@ -132,8 +134,15 @@ describe('deployLocal', () => {
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('#!/bin/true') }], join(dir, 'bootstrap.zip'));
     const d = await sha256File(join(dir, 'bootstrap.zip'));
     const manifest = parseManifest({
-      schemaVersion: 1, project: 'fn', version: '7', kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }],
-      runtime: 'provided.al2023', architecture: 'x86_64', handler: 'bootstrap', toolchain: 'test',
+      schemaVersion: 1,
+      project: 'fn',
+      version: '7',
+      kind: 'lambda-zip',
+      files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }],
+      runtime: 'provided.al2023',
+      architecture: 'x86_64',
+      handler: 'bootstrap',
+      toolchain: 'test',
     });
     await publishArtifact({ store, manifest, dir, metadata });
     const r = await deployLocal({ store, project: 'fn' as ProjectName, version: '7' as Version, root });
@@ -176,9 +185,15 @@ async function publishRawTarball(version: string, bytes: Buffer): Promise<void> 
   writeFileSync(join(dir, 'app-deployment.tar.gz'), bytes);
   const d = await sha256File(join(dir, 'app-deployment.tar.gz'));
   const manifest = parseManifest({
-    schemaVersion: 1, project: 'app', version, kind: 'node-tarball',
+    schemaVersion: 1,
+    project: 'app',
+    version,
+    kind: 'node-tarball',
     files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 'test',
+    runtime: 'node>=20',
+    architecture: 'x86_64',
+    entry: 'main.js',
+    toolchain: 'test',
   });
   await publishArtifact({ store, manifest, dir, metadata });
 }
@@ -189,7 +204,10 @@ describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
     for (const [i, a] of corpus.entries()) {
       const version = String(1000 + i);
       await publishRawTarball(version, rawTarGz(a.entries));
-      const err = await deployLocal({ store, project: 'app' as ProjectName, version: version as Version, root }).then(() => undefined, (e: Error) => e);
+      const err = await deployLocal({ store, project: 'app' as ProjectName, version: version as Version, root }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err, a.name).toBeInstanceOf(LocalDeployError);
       expect(err!.message, a.name).toMatch(new RegExp(`^\\[app\\] app@${version}: refused app-deployment\\.tar\\.gz: .+; nothing was changed$`));
       expect(err!.message.split('\n'), a.name).toHaveLength(1);
@@ -204,7 +222,9 @@ describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
   it('names the refused entry: esc -> /etc plus 300 files stops at esc', async () => {
     const a = hostileArchives().find((h) => h.name === 'absolute-symlink-dir')!;
     await publishRawTarball('77', rawTarGz(a.entries));
-    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '77' as Version, root })).rejects.toThrow(/symlink "esc" -> "\/etc" is absolute: it points outside the release/);
+    await expect(deployLocal({ store, project: 'app' as ProjectName, version: '77' as Version, root })).rejects.toThrow(
+      /symlink "esc" -> "\/etc" is absolute: it points outside the release/,
+    );
     expect(readdirSync(join(root, 'releases'))).toEqual([]);
   });
 

@@ -95,7 +95,10 @@ export async function newestVersions(store: BlobStore, project: ProjectName, lim
     const k = parseArtifactKey(o.key);
     if (k?.file === STORED_MANIFEST_FILE) found.push({ version: k.version, publishedAt: o.lastModified });
   }
-  found.sort((a, b) => b.publishedAt.getTime() - a.publishedAt.getTime() || (b.version.length - a.version.length || (b.version < a.version ? -1 : b.version > a.version ? 1 : 0)));
+  found.sort(
+    (a, b) =>
+      b.publishedAt.getTime() - a.publishedAt.getTime() || b.version.length - a.version.length || (b.version < a.version ? -1 : b.version > a.version ? 1 : 0),
+  );
   return found.slice(0, limit);
 }
 
@@ -115,7 +118,8 @@ export async function currentVersion(root: string): Promise<Version | null> {
     throw e;
   });
   if (!st) return null;
-  if (!st.isSymbolicLink()) throw new LocalDeployError(`${link} exists and is not a symlink: move it away (deploys manage it as a link to ${RELEASES_DIR}/<version>)`);
+  if (!st.isSymbolicLink())
+    throw new LocalDeployError(`${link} exists and is not a symlink: move it away (deploys manage it as a link to ${RELEASES_DIR}/<version>)`);
   const target = await readlink(link);
   const m = /^(?:.*\/)?releases\/([^/]+)\/?$/.exec(target);
   if (!m || !isVersion(m[1])) throw new LocalDeployError(`${link} points at "${target}", not ${RELEASES_DIR}/<version>`);
@@ -185,13 +189,17 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
     const got = await store.getBytes(manifestKey);
     if (!got) {
       const newest = await newestVersions(store, project, 5, namespace);
-      throw new ArtifactNotFoundError(`${tag} version ${version} is not published (${store.uriOf(manifestKey)} is missing); newest versions: ${formatVersions(newest)}`);
+      throw new ArtifactNotFoundError(
+        `${tag} version ${version} is not published (${store.uriOf(manifestKey)} is missing); newest versions: ${formatVersions(newest)}`,
+      );
     }
     stored = parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(manifestKey));
     manifestBytes = got.bytes;
   }
   if (stored.manifest.project !== project || stored.manifest.version !== version) {
-    throw new ArtifactIntegrityError(`${tag} ${o.stored ? 'the verified manifest' : store.uriOf(manifestKey)} describes ${stored.manifest.project}@${stored.manifest.version}, not ${project}@${version}`);
+    throw new ArtifactIntegrityError(
+      `${tag} ${o.stored ? 'the verified manifest' : store.uriOf(manifestKey)} describes ${stored.manifest.project}@${stored.manifest.version}, not ${project}@${version}`,
+    );
   }
   log(`${tag} manifest ${o.stored ? '(verified by the caller)' : store.uriOf(manifestKey)}: ${stored.manifest.kind}, ${stored.manifest.files.length} file(s)`);
 
@@ -241,7 +249,8 @@ export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalRes
           }
         }
         const deployed = join(tmp, DEPLOYED_MANIFEST_PATH);
-        if (await exists(dirname(deployed))) throw new LocalDeployError(`${tag} the artifact contains ${dirname(DEPLOYED_MANIFEST_PATH)}/, which deploys reserve for the manifest`);
+        if (await exists(dirname(deployed)))
+          throw new LocalDeployError(`${tag} the artifact contains ${dirname(DEPLOYED_MANIFEST_PATH)}/, which deploys reserve for the manifest`);
         await mkdir(dirname(deployed), { recursive: true });
         await writeFile(deployed, manifestBytes);
         await rename(tmp, releaseDir).catch(async (e: NodeJS.ErrnoException) => {

@@ -38,7 +38,10 @@ export class LocalDeployTarget implements DeployTarget {
   async preflight(req: DeployRequest): Promise<void> {
     const uri = imageUriOf(req.stored);
     if (req.stored.manifest.kind !== 'oci-image' || !uri || !this.o.imageExists) return;
-    if (!(await this.o.imageExists(uri))) throw new DeployPreflightError(`image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`);
+    if (!(await this.o.imageExists(uri)))
+      throw new DeployPreflightError(
+        `image ${uri} is not in its registry (deleted, or pushed elsewhere): re-publish ${req.project} (nx run ${req.project}:publish) before promoting`,
+      );
   }
 
   async deploy(req: DeployRequest): Promise<DeployResult> {
@@ -100,7 +103,11 @@ export function createDeployTarget(c: CreateTargetContext): DeployTarget {
       return new Ec2DeployTarget({ client: c.ssm ?? aws.ssm(), parameterName: c.options.parameterName });
     case 'local': {
       const root = c.options.localRoot || DEFAULT_LOCAL_ROOT;
-      return new LocalDeployTarget({ root: isAbsolute(root) ? root : join(c.workspaceRoot, root), deployLocal: c.deployLocal ?? deployLocal, imageExists: (u) => imageExists(u, { env: c.env, aws }) });
+      return new LocalDeployTarget({
+        root: isAbsolute(root) ? root : join(c.workspaceRoot, root),
+        deployLocal: c.deployLocal ?? deployLocal,
+        imageExists: (u) => imageExists(u, { env: c.env, aws }),
+      });
     }
   }
 }

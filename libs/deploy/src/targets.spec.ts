@@ -25,7 +25,10 @@ describe('deploy target helpers', () => {
     expect(expandTemplate('{project}-{env}', { project: 'rust-scorer' as ProjectName, env: 'prod' as EnvironmentName })).toBe('rust-scorer-prod');
     expect(() => expandTemplate('{region}-{env}', { project: 'p' as ProjectName, env: 'e' as EnvironmentName })).toThrow(DeployPreflightError);
     expect(lambdaNames({}, 'rust-scorer' as ProjectName, 'staging' as EnvironmentName)).toEqual({ functionName: 'rust-scorer-staging', alias: 'staging' });
-    expect(lambdaNames({ functionName: 'scorer', alias: 'live-{env}' }, 'rust-scorer' as ProjectName, 'dev' as EnvironmentName)).toEqual({ functionName: 'scorer', alias: 'live-dev' });
+    expect(lambdaNames({ functionName: 'scorer', alias: 'live-{env}' }, 'rust-scorer' as ProjectName, 'dev' as EnvironmentName)).toEqual({
+      functionName: 'scorer',
+      alias: 'live-dev',
+    });
   });
 
   it('picks the shipped file', () => {
@@ -41,10 +44,16 @@ describe('deploy target helpers', () => {
       version: '42',
       sha256: 'b'.repeat(64),
     });
-    expect(ec2PointerFor({ store, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'preview', stored }).key).toBe('team/a/preview/artifacts/express-api/42/express-api-deployment.tar.gz');
+    expect(ec2PointerFor({ store, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'preview', stored }).key).toBe(
+      'team/a/preview/artifacts/express-api/42/express-api-deployment.tar.gz',
+    );
     const fileStore = openStore(parseStoreUrl('file:///tmp/s'));
-    expect(() => ec2PointerFor({ store: fileStore, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'trusted', stored })).toThrow(/needs|S3 pointer/);
-    expect(new Ec2DeployTarget({ client: {} as never }).parameterName('express-api' as ProjectName, 'pr-7' as EnvironmentName)).toBe('/buildonce/pr-7/express-api');
+    expect(() => ec2PointerFor({ store: fileStore, project: 'express-api' as ProjectName, version: '42' as Version, namespace: 'trusted', stored })).toThrow(
+      /needs|S3 pointer/,
+    );
+    expect(new Ec2DeployTarget({ client: {} as never }).parameterName('express-api' as ProjectName, 'pr-7' as EnvironmentName)).toBe(
+      '/buildonce/pr-7/express-api',
+    );
   });
 
   it('retries ResourceConflictException with backoff and nothing else', async () => {

@@ -61,7 +61,7 @@ export function describeFailure(e: unknown, opts: { prefix?: string; verbose?: b
 
 function safeString(v: unknown): string {
   try {
-    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   } catch {
     return String(v);
   }

@@ -64,11 +64,15 @@ export function ecrAdmin(aws: AwsClients, repositoryName: string, repository: st
   const ids = registryId ? { registryId } : {};
   const send = <T>(cmd: unknown) => aws.ecr().send(cmd as never) as Promise<T>;
   const fail = (what: string, e: unknown): never => {
-    throw new RegistryError(`ECR ${what} on ${repository} failed: ${(e as Error).name}: ${((e as Error).message ?? '').split('\n')[0]}`, undefined, { cause: e });
+    throw new RegistryError(`ECR ${what} on ${repository} failed: ${(e as Error).name}: ${((e as Error).message ?? '').split('\n')[0]}`, undefined, {
+      cause: e,
+    });
   };
   const getImage = async (imageId: { imageDigest?: string; imageTag?: string }) => {
     const { BatchGetImageCommand } = ecrSdk();
-    const r = await send<import('@aws-sdk/client-ecr').BatchGetImageCommandOutput>(new BatchGetImageCommand({ ...ids, repositoryName, imageIds: [imageId], acceptedMediaTypes: MANIFEST_ACCEPT.split(', ') })).catch((e) => fail('BatchGetImage', e));
+    const r = await send<import('@aws-sdk/client-ecr').BatchGetImageCommandOutput>(
+      new BatchGetImageCommand({ ...ids, repositoryName, imageIds: [imageId], acceptedMediaTypes: MANIFEST_ACCEPT.split(', ') }),
+    ).catch((e) => fail('BatchGetImage', e));
     return r.images?.[0];
   };
   return {
@@ -81,16 +85,29 @@ export function ecrAdmin(aws: AwsClients, repositoryName: string, repository: st
       const existing = await getImage({ imageTag: tag });
       if (existing?.imageId?.imageDigest === d) return;
       const { PutImageCommand } = ecrSdk();
-      await send(new PutImageCommand({ ...ids, repositoryName, imageManifest: img.imageManifest, imageManifestMediaType: img.imageManifestMediaType, imageTag: tag, imageDigest: d })).catch((e) => fail(`PutImage (tag ${tag})`, e));
+      await send(
+        new PutImageCommand({
+          ...ids,
+          repositoryName,
+          imageManifest: img.imageManifest,
+          imageManifestMediaType: img.imageManifestMediaType,
+          imageTag: tag,
+          imageDigest: d,
+        }),
+      ).catch((e) => fail(`PutImage (tag ${tag})`, e));
     },
     async untag(tag) {
       const { BatchDeleteImageCommand } = ecrSdk();
-      const r = await send<import('@aws-sdk/client-ecr').BatchDeleteImageCommandOutput>(new BatchDeleteImageCommand({ ...ids, repositoryName, imageIds: [{ imageTag: tag }] })).catch((e) => fail(`BatchDeleteImage (tag ${tag})`, e));
+      const r = await send<import('@aws-sdk/client-ecr').BatchDeleteImageCommandOutput>(
+        new BatchDeleteImageCommand({ ...ids, repositoryName, imageIds: [{ imageTag: tag }] }),
+      ).catch((e) => fail(`BatchDeleteImage (tag ${tag})`, e));
       return (r.imageIds?.length ?? 0) > 0;
     },
     async deleteDigest(d) {
       const { BatchDeleteImageCommand } = ecrSdk();
-      const r = await send<import('@aws-sdk/client-ecr').BatchDeleteImageCommandOutput>(new BatchDeleteImageCommand({ ...ids, repositoryName, imageIds: [{ imageDigest: d }] })).catch((e) => fail(`BatchDeleteImage (${d})`, e));
+      const r = await send<import('@aws-sdk/client-ecr').BatchDeleteImageCommandOutput>(
+        new BatchDeleteImageCommand({ ...ids, repositoryName, imageIds: [{ imageDigest: d }] }),
+      ).catch((e) => fail(`BatchDeleteImage (${d})`, e));
       return (r.imageIds?.length ?? 0) > 0;
     },
     async listTags() {
@@ -98,7 +115,9 @@ export function ecrAdmin(aws: AwsClients, repositoryName: string, repository: st
       const tags: string[] = [];
       let nextToken: string | undefined;
       do {
-        const r: import('@aws-sdk/client-ecr').DescribeImagesCommandOutput = await send<import('@aws-sdk/client-ecr').DescribeImagesCommandOutput>(new DescribeImagesCommand({ ...ids, repositoryName, nextToken })).catch((e) => fail('DescribeImages', e));
+        const r: import('@aws-sdk/client-ecr').DescribeImagesCommandOutput = await send<import('@aws-sdk/client-ecr').DescribeImagesCommandOutput>(
+          new DescribeImagesCommand({ ...ids, repositoryName, nextToken }),
+        ).catch((e) => fail('DescribeImages', e));
         for (const d of r.imageDetails ?? []) tags.push(...(d.imageTags ?? []));
         nextToken = r.nextToken;
       } while (nextToken);
@@ -175,7 +194,11 @@ export async function putEcrLifecyclePolicy(aws: AwsClients, repository: string,
   try {
     await aws.ecr().send(new PutLifecyclePolicyCommand({ ...(host ? { registryId: host.account } : {}), repositoryName, lifecyclePolicyText: text }));
   } catch (e) {
-    throw new RegistryError(`ECR PutLifecyclePolicy on ${repositoryName} failed: ${(e as Error).name}: ${((e as Error).message ?? '').split('\n')[0]}`, undefined, { cause: e });
+    throw new RegistryError(
+      `ECR PutLifecyclePolicy on ${repositoryName} failed: ${(e as Error).name}: ${((e as Error).message ?? '').split('\n')[0]}`,
+      undefined,
+      { cause: e },
+    );
   }
   return text;
 }

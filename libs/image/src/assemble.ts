@@ -99,7 +99,8 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
 export function expandDestination(dest: string, env: Record<string, string>): string {
   const out = dest.replace(VAR, (_, a: string | undefined, b: string | undefined) => {
     const k = (a ?? b)!;
-    if (env[k] === undefined) throw new ImageConfigError(`image file destination "${dest}" uses \${${k}}, which the base image's Env does not define: use an absolute path`);
+    if (env[k] === undefined)
+      throw new ImageConfigError(`image file destination "${dest}" uses \${${k}}, which the base image's Env does not define: use an absolute path`);
     return env[k]!;
   });
   const norm = out.replace(/^\/+/, '').replace(/\/+/g, '/').replace(/\/$/, '');
@@ -123,13 +124,20 @@ function envMap(list: readonly string[] | null | undefined): Record<string, stri
  * manifest list) is narrowed to the entry whose platform matches.
  * @throws ImageConfigError when the base has no entry for the platform or its config is for another one
  */
-async function resolveBase(client: RegistryClient, ref: ImageReference, platform: Platform): Promise<{ digest: string; manifestDigest: string; layers: Descriptor[]; configBytes: Buffer; configDigest: string }> {
+async function resolveBase(
+  client: RegistryClient,
+  ref: ImageReference,
+  platform: Platform,
+): Promise<{ digest: string; manifestDigest: string; layers: Descriptor[]; configBytes: Buffer; configDigest: string }> {
   const want = splitPlatform(platform);
   let got = await client.getManifest(ref.repository, ref.digest!);
   if (got.mediaType === MEDIA_OCI_INDEX || got.mediaType === MEDIA_DOCKER_LIST) {
     const index = imageIndexSchema.parse(JSON.parse(got.bytes.toString('utf8')));
     const entry = index.manifests.find((m) => m.platform?.os === want.os && m.platform?.architecture === want.architecture);
-    if (!entry) throw new ImageConfigError(`base image ${ref.registry}/${ref.repository}@${ref.digest} has no ${platform} manifest: pick a base that supports it or change platform`);
+    if (!entry)
+      throw new ImageConfigError(
+        `base image ${ref.registry}/${ref.repository}@${ref.digest} has no ${platform} manifest: pick a base that supports it or change platform`,
+      );
     got = await client.getManifest(ref.repository, entry.digest);
   }
   const manifest = imageManifestSchema.parse(JSON.parse(got.bytes.toString('utf8')));
@@ -163,7 +171,10 @@ async function diffIdOf(gzPath: string): Promise<string> {
 export async function assembleImage(o: AssembleImageOptions): Promise<AssembledImage> {
   const log = o.log ?? (() => undefined);
   const ref = parseImageReference(o.baseImage);
-  if (!ref.digest) throw new ImageConfigError(`baseImage "${o.baseImage}" has no digest: pin it as <image>@sha256:<digest> (a tag can move, so the build would not be reproducible)`);
+  if (!ref.digest)
+    throw new ImageConfigError(
+      `baseImage "${o.baseImage}" has no digest: pin it as <image>@sha256:<digest> (a tag can move, so the build would not be reproducible)`,
+    );
   const layoutDir = join(o.outDir, 'oci');
   await rm(layoutDir, { recursive: true, force: true });
   await mkdir(join(layoutDir, 'blobs', 'sha256'), { recursive: true });
@@ -172,7 +183,9 @@ export async function assembleImage(o: AssembleImageOptions): Promise<AssembledI
   const baseConfig = imageConfigSchema.parse(JSON.parse(base.configBytes.toString('utf8')));
   const want = splitPlatform(o.platform);
   if (baseConfig.os !== want.os || baseConfig.architecture !== want.architecture) {
-    throw new ImageConfigError(`base image ${o.baseImage} is ${baseConfig.os}/${baseConfig.architecture}, not ${o.platform}: pick the ${o.platform} variant or change platform`);
+    throw new ImageConfigError(
+      `base image ${o.baseImage} is ${baseConfig.os}/${baseConfig.architecture}, not ${o.platform}: pick the ${o.platform} variant or change platform`,
+    );
   }
   log(`base ${repositoryUri(ref)}@${base.manifestDigest} (${base.layers.length} layer(s))`);
 
@@ -218,13 +231,19 @@ export async function assembleImage(o: AssembleImageOptions): Promise<AssembledI
   const c = { ...(config.config ?? {}) } as NonNullable<ImageConfig['config']>;
   if (o.env && Object.keys(o.env).length) {
     const merged = { ...baseEnv, ...o.env };
-    const order = [...(c.Env ?? []).map((e) => e.slice(0, e.indexOf('='))), ...Object.keys(o.env).sort().filter((k) => !(k in baseEnv))];
+    const order = [
+      ...(c.Env ?? []).map((e) => e.slice(0, e.indexOf('='))),
+      ...Object.keys(o.env)
+        .sort()
+        .filter((k) => !(k in baseEnv)),
+    ];
     c.Env = order.map((k) => `${k}=${merged[k]}`);
   }
   if (o.entrypoint) c.Entrypoint = o.entrypoint;
   if (o.cmd) c.Cmd = o.cmd;
   if (o.workingDir) c.WorkingDir = o.workingDir;
-  if (o.labels && Object.keys(o.labels).length) c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(Object.entries(o.labels).sort(([a], [b]) => (a < b ? -1 : 1))) };
+  if (o.labels && Object.keys(o.labels).length)
+    c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(Object.entries(o.labels).sort(([a], [b]) => (a < b ? -1 : 1))) };
   config.config = c;
   config.rootfs = { ...config.rootfs, type: 'layers', diff_ids: [...baseConfig.rootfs.diff_ids, ...diffIds] };
   config.history = [...(baseConfig.history ?? []), ...o.layers.map((l) => ({ created: IMAGE_CREATED, created_by: `buildonce oci-image: ${l.name}` }))];
@@ -232,7 +251,10 @@ export async function assembleImage(o: AssembleImageOptions): Promise<AssembledI
   const configDesc: Descriptor = { mediaType: MEDIA_OCI_CONFIG, digest: digestOf(configBytes), size: configBytes.length };
   await writeBlobBytes(layoutDir, configBytes, configDesc.digest);
 
-  const layers: Descriptor[] = [...base.layers.map((l) => ({ mediaType: OCI_EQUIVALENT[l.mediaType] ?? l.mediaType, digest: l.digest, size: l.size })), ...added];
+  const layers: Descriptor[] = [
+    ...base.layers.map((l) => ({ mediaType: OCI_EQUIVALENT[l.mediaType] ?? l.mediaType, digest: l.digest, size: l.size })),
+    ...added,
+  ];
   const manifest = {
     schemaVersion: 2,
     mediaType: MEDIA_OCI_MANIFEST,

@@ -122,6 +122,8 @@ export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ im
     baseClient,
     log: (l) => o.log(`${tag} ${l}`),
   });
-  o.log(`${tag} built image ${r.image.digest} (${r.image.platform}, ${r.image.size} bytes in ${r.image.layers.length} layer(s)) version ${o.version} → ${o.outputDir}`);
+  o.log(
+    `${tag} built image ${r.image.digest} (${r.image.platform}, ${r.image.size} bytes in ${r.image.layers.length} layer(s)) version ${o.version} → ${o.outputDir}`,
+  );
   return r;
 }

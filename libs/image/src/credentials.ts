@@ -14,11 +14,17 @@ import { RegistryAuthError } from './errors';
  * 3. none: anonymous (public registries hand out anonymous pull tokens through the token dance).
  * @throws RegistryAuthError when ECR refuses the token request
  */
-export async function registryCredentials(o: { registry: string; configuredHost?: string; env?: NodeJS.ProcessEnv; aws?: AwsClients }): Promise<RegistryCredentials | undefined> {
+export async function registryCredentials(o: {
+  registry: string;
+  configuredHost?: string;
+  env?: NodeJS.ProcessEnv;
+  aws?: AwsClients;
+}): Promise<RegistryCredentials | undefined> {
   const env = o.env ?? process.env;
   if (o.configuredHost === o.registry) {
     if (env.BUILDONCE_REGISTRY_TOKEN) return { token: env.BUILDONCE_REGISTRY_TOKEN };
-    if (env.BUILDONCE_REGISTRY_USERNAME && env.BUILDONCE_REGISTRY_PASSWORD !== undefined) return { username: env.BUILDONCE_REGISTRY_USERNAME, password: env.BUILDONCE_REGISTRY_PASSWORD };
+    if (env.BUILDONCE_REGISTRY_USERNAME && env.BUILDONCE_REGISTRY_PASSWORD !== undefined)
+      return { username: env.BUILDONCE_REGISTRY_USERNAME, password: env.BUILDONCE_REGISTRY_PASSWORD };
   }
   const ecr = ecrHost(o.registry);
   if (ecr && o.aws) return ecrCredentials(o.aws, ecr.account);
@@ -40,7 +46,11 @@ export async function ecrCredentials(aws: AwsClients, account?: string): Promise
     const i = text.indexOf(':');
     return { username: text.slice(0, i), password: text.slice(i + 1) };
   } catch (e) {
-    throw new RegistryAuthError(`ECR GetAuthorizationToken failed (${(e as Error).name}: ${(e as Error).message.split('\n')[0]}): configure AWS credentials with ecr:GetAuthorizationToken`, undefined, { cause: e });
+    throw new RegistryAuthError(
+      `ECR GetAuthorizationToken failed (${(e as Error).name}: ${(e as Error).message.split('\n')[0]}): configure AWS credentials with ecr:GetAuthorizationToken`,
+      undefined,
+      { cause: e },
+    );
   }
 }
 

@@ -67,7 +67,12 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     const rb = await build(join(b, 'dist'), await bootstrapIn(b, '#!/bin/sh\necho scorer\n'));
     expect(ra.image.digest).toBe(rb.image.digest);
     expect(await readFile(join(a, 'dist', IMAGE_MANIFEST_FILE))).toEqual(await readFile(join(b, 'dist', IMAGE_MANIFEST_FILE)));
-    expect(ra.manifest).toMatchObject({ kind: 'oci-image', version: '1234567890', architecture: 'x86_64', image: { digest: ra.image.digest, platform: 'linux/amd64' } });
+    expect(ra.manifest).toMatchObject({
+      kind: 'oci-image',
+      version: '1234567890',
+      architecture: 'x86_64',
+      image: { digest: ra.image.digest, platform: 'linux/amd64' },
+    });
     expect(ra.manifest.files[0]!.sha256).toBe(ra.image.digest.slice(7));
     // the base layer is the amd64 one; our layer has /var/runtime/bootstrap 0755, root-owned, fixed mtime
     expect(ra.image.layers).toHaveLength(2);
@@ -77,10 +82,18 @@ describe('oci-image assembly (real registry, skopeo)', () => {
       ['var/runtime/', 0o755, 0, undefined],
       ['var/runtime/bootstrap', 0o755, 0, 315532800],
     ]);
-    const inspect = JSON.parse((await skopeo(['inspect', `oci:${layoutDirOf(join(a, 'dist'))}`])).stdout) as { Digest: string; Architecture: string; Os: string; Created: string; Env: string[] };
+    const inspect = JSON.parse((await skopeo(['inspect', `oci:${layoutDirOf(join(a, 'dist'))}`])).stdout) as {
+      Digest: string;
+      Architecture: string;
+      Os: string;
+      Created: string;
+      Env: string[];
+    };
     expect(inspect).toMatchObject({ Digest: ra.image.digest, Architecture: 'amd64', Os: 'linux' });
     expect(inspect.Created).toBe('1980-01-01T00:00:00Z');
-    const config = JSON.parse((await skopeo(['inspect', '--config', `oci:${layoutDirOf(join(a, 'dist'))}`])).stdout) as { config: { Entrypoint: string[]; Cmd: string[] } };
+    const config = JSON.parse((await skopeo(['inspect', '--config', `oci:${layoutDirOf(join(a, 'dist'))}`])).stdout) as {
+      config: { Entrypoint: string[]; Cmd: string[] };
+    };
     expect(config.config).toMatchObject({ Entrypoint: ['/lambda-entrypoint.sh'], Cmd: ['bootstrap'] });
   });
 
@@ -102,7 +115,16 @@ describe('oci-image assembly (real registry, skopeo)', () => {
 
   it('refuses a base image without a digest (not reproducible)', async () => {
     await expect(
-      buildImage({ project: 'p' as ProjectName, version: '1' as Version, runtime: 'provided.al2023', baseImage: `${registry.host}/lambda/provided:al2023`, platform: 'linux/amd64', layers: [], outDir: join(tmp, 'nodigest'), baseClient: client() }),
+      buildImage({
+        project: 'p' as ProjectName,
+        version: '1' as Version,
+        runtime: 'provided.al2023',
+        baseImage: `${registry.host}/lambda/provided:al2023`,
+        platform: 'linux/amd64',
+        layers: [],
+        outDir: join(tmp, 'nodigest'),
+        baseClient: client(),
+      }),
     ).rejects.toThrow(/has no digest: pin it as <image>@sha256/);
   });
 
@@ -120,7 +142,11 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     expect(again).toMatchObject({ status: 'already-pushed', blobsUploaded: 0, blobsMounted: 0, blobsExisting: 3, manifestsPut: 0 });
     expect(requests.filter((l) => /^(POST|PUT|PATCH) /.test(l))).toEqual([]);
 
-    const ins = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${registry.host}/rust-scorer:42`])).stdout) as { Digest: string; Architecture: string; Os: string };
+    const ins = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${registry.host}/rust-scorer:42`])).stdout) as {
+      Digest: string;
+      Architecture: string;
+      Os: string;
+    };
     expect(ins).toMatchObject({ Digest: r.image.digest, Architecture: 'amd64', Os: 'linux' });
     const copyDir = join(a, 'copy');
     await skopeo(['copy', '--src-tls-verify=false', `docker://${registry.host}/rust-scorer@${r.image.digest}`, `oci:${copyDir}:x`]);
@@ -144,11 +170,23 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     const r = await build(out, await bootstrapIn(ws, '#!/bin/sh\necho publish\n'), '777');
     const env = { BUILDONCE_REGISTRY: `${registry.host}/scorer-image`, PATH: process.env.PATH };
     const metadata = publishMetadataFromEnv({ GITHUB_SHA: 'abcdef1234567890abcdef1234567890abcdef12' });
-    const opts = { project: 'rust-scorer-image' as ProjectName, outputDir: out, manifest: r.manifest, namespace: 'trusted' as const, metadata, env, log: () => undefined };
+    const opts = {
+      project: 'rust-scorer-image' as ProjectName,
+      outputDir: out,
+      manifest: r.manifest,
+      namespace: 'trusted' as const,
+      metadata,
+      env,
+      log: () => undefined,
+    };
     const first = await pushImageBuild(opts);
     expect(first.push.blobsUploaded + first.push.blobsMounted).toBe(3);
     const date = metadata.publishedAt.slice(0, 10).replace(/-/g, '');
-    expect(first.registry).toEqual({ repository: `${registry.host}/scorer-image`, uri: `${registry.host}/scorer-image@${r.image.digest}`, tags: ['777', `sha-abcdef1234567890abcdef1234567890abcdef12-${date}`] });
+    expect(first.registry).toEqual({
+      repository: `${registry.host}/scorer-image`,
+      uri: `${registry.host}/scorer-image@${r.image.digest}`,
+      tags: ['777', `sha-abcdef1234567890abcdef1234567890abcdef12-${date}`],
+    });
     expect((await client().listTags('scorer-image')).sort()).toEqual([...first.registry.tags].sort());
     const again = await pushImageBuild(opts);
     expect(again.push).toMatchObject({ status: 'already-pushed', blobsUploaded: 0, bytesUploaded: 0, manifestsPut: 0 });
@@ -161,7 +199,15 @@ describe('oci-image assembly (real registry, skopeo)', () => {
     const out = join(ws, 'dist');
     const r = await build(out, await bootstrapIn(ws, 'x'), '5');
     await expect(
-      pushImageBuild({ project: 'rust-scorer-image' as ProjectName, outputDir: out, manifest: r.manifest, namespace: 'trusted', metadata: publishMetadataFromEnv({}), env: {}, log: () => undefined }),
+      pushImageBuild({
+        project: 'rust-scorer-image' as ProjectName,
+        outputDir: out,
+        manifest: r.manifest,
+        namespace: 'trusted',
+        metadata: publishMetadataFromEnv({}),
+        env: {},
+        log: () => undefined,
+      }),
     ).rejects.toThrow(/set the publish target's "registry" option or BUILDONCE_REGISTRY/);
   });
 });

@@ -11,7 +11,13 @@ const D = `sha256:${'a'.repeat(64)}`;
 
 describe('parseImageReference', () => {
   it('splits registry, repository, tag and digest; loopback is http', () => {
-    expect(parseImageReference(`public.ecr.aws/lambda/provided:al2023@${D}`)).toEqual({ scheme: 'https', registry: 'public.ecr.aws', repository: 'lambda/provided', tag: 'al2023', digest: D });
+    expect(parseImageReference(`public.ecr.aws/lambda/provided:al2023@${D}`)).toEqual({
+      scheme: 'https',
+      registry: 'public.ecr.aws',
+      repository: 'lambda/provided',
+      tag: 'al2023',
+      digest: D,
+    });
     expect(parseImageReference('127.0.0.1:5000/rust-scorer')).toEqual({ scheme: 'http', registry: '127.0.0.1:5000', repository: 'rust-scorer' });
     expect(parseImageReference('localhost/a/b:1')).toMatchObject({ scheme: 'http', registry: 'localhost', repository: 'a/b', tag: '1' });
     expect(parseImageReference('http://reg.internal:8080/x')).toMatchObject({ scheme: 'http', registry: 'reg.internal:8080' });
@@ -43,7 +49,10 @@ describe('parseChallenge', () => {
 
 describe('imageTags / resolveRegistry', () => {
   it('tags the version and sha-<commit>-<yyyymmdd>; previews only preview-<version>', () => {
-    expect(imageTags({ version: '12' as Version, namespace: 'trusted', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12', 'sha-abc1234-20261201']);
+    expect(imageTags({ version: '12' as Version, namespace: 'trusted', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual([
+      '12',
+      'sha-abc1234-20261201',
+    ]);
     expect(imageTags({ version: '12' as Version, namespace: 'trusted', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
     expect(imageTags({ version: '12' as Version, namespace: 'trusted', commit: 'not a sha', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['12']);
     expect(imageTags({ version: '12' as Version, namespace: 'preview', commit: 'abc1234', publishedAt: '2026-12-01T14:00:00.000Z' })).toEqual(['preview-12']);

@@ -51,7 +51,8 @@ export async function writeBlobStream(dir: string, digest: string, source: Reada
       createWriteStream(tmp),
     );
     const got = `sha256:${hash.digest('hex')}`;
-    if (got !== digest || (size !== undefined && n !== size)) throw new ImageIntegrityError(`blob ${digest} (${size ?? '?'} bytes) arrived as ${got} (${n} bytes): the registry returned other bytes`);
+    if (got !== digest || (size !== undefined && n !== size))
+      throw new ImageIntegrityError(`blob ${digest} (${size ?? '?'} bytes) arrived as ${got} (${n} bytes): the registry returned other bytes`);
     await rename(tmp, dest);
   } finally {
     await rm(tmp, { force: true });
@@ -76,7 +77,11 @@ export async function copyBlob(fromDir: string, toDir: string, digest: string): 
 export async function writeLayoutIndex(dir: string, manifest: Descriptor, ref: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, OCI_LAYOUT_FILE), canonicalJson({ imageLayoutVersion: '1.0.0' }));
-  const index = { schemaVersion: 2, mediaType: MEDIA_OCI_INDEX, manifests: [{ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, annotations: { [REF_NAME_ANNOTATION]: ref } }] };
+  const index = {
+    schemaVersion: 2,
+    mediaType: MEDIA_OCI_INDEX,
+    manifests: [{ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, annotations: { [REF_NAME_ANNOTATION]: ref } }],
+  };
   await writeFile(join(dir, OCI_INDEX_FILE), canonicalJson(index));
 }
 

@@ -83,7 +83,13 @@ export const imageConfigSchema = z
       .passthrough()
       .optional(),
     rootfs: z.object({ type: z.literal('layers'), diff_ids: z.array(digestSchema) }).passthrough(),
-    history: z.array(z.object({ created: z.string().optional(), created_by: z.string().optional(), comment: z.string().optional(), empty_layer: z.boolean().optional() }).passthrough()).optional(),
+    history: z
+      .array(
+        z
+          .object({ created: z.string().optional(), created_by: z.string().optional(), comment: z.string().optional(), empty_layer: z.boolean().optional() })
+          .passthrough(),
+      )
+      .optional(),
   })
   .passthrough();
 export type ImageConfig = z.infer<typeof imageConfigSchema>;

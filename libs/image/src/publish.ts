@@ -18,7 +18,10 @@ export const REGISTRY_ENV = 'BUILDONCE_REGISTRY';
  */
 export function resolveRegistry(option: string | undefined, env: NodeJS.ProcessEnv = process.env): ImageReference {
   const value = option || env[REGISTRY_ENV];
-  if (!value) throw new ConfigError(`no registry for the oci-image: set the publish target's "registry" option or ${REGISTRY_ENV}=<host>/<repository> (e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/rust-scorer)`);
+  if (!value)
+    throw new ConfigError(
+      `no registry for the oci-image: set the publish target's "registry" option or ${REGISTRY_ENV}=<host>/<repository> (e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/rust-scorer)`,
+    );
   const ref = parseImageReference(value);
   if (ref.tag || ref.digest) throw new ConfigError(`registry "${value}" must be a repository (<host>/<repository>) without a tag or digest`);
   return ref;
@@ -68,14 +71,18 @@ export async function pushImageBuild(o: PushImageBuildOptions): Promise<{ push: 
   if (manifest.kind !== 'oci-image' || !manifest.image) throw new ConfigError(`${o.project}: ${manifest.kind} builds are not images`);
   const d = await sha256File(join(o.outputDir, IMAGE_MANIFEST_FILE)).catch(() => undefined);
   if (!d || `sha256:${d.hex}` !== manifest.image.digest) {
-    throw new ArtifactIntegrityError(`${join(o.outputDir, IMAGE_MANIFEST_FILE)} does not match artifact.json (image ${manifest.image.digest}): rebuild with nx run ${o.project}:build --skip-nx-cache`);
+    throw new ArtifactIntegrityError(
+      `${join(o.outputDir, IMAGE_MANIFEST_FILE)} does not match artifact.json (image ${manifest.image.digest}): rebuild with nx run ${o.project}:build --skip-nx-cache`,
+    );
   }
   const target = resolveRegistry(o.registry, env);
   const tags = imageTags({ version: manifest.version, namespace: o.namespace, commit: o.metadata.commit, publishedAt: o.metadata.publishedAt });
   const client = await clientFor(target, { configuredHost: target.registry, env, aws: o.aws ?? awsClients({ env }) });
   const push = await pushImage({ layoutDir: layoutDirOf(o.outputDir), target, client, tags, dryRun: o.dryRun, log: o.log });
   if (push.status === 'dry-run') {
-    o.log(`dry run: would push ${push.uri} (${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; ${push.blobsExisting} already there) with tags ${tags.join(', ')}`);
+    o.log(
+      `dry run: would push ${push.uri} (${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; ${push.blobsExisting} already there) with tags ${tags.join(', ')}`,
+    );
   } else {
     o.log(
       `${push.status === 'already-pushed' ? 'already in' : 'pushed to'} ${repositoryUri(target)}: ${push.uri} (uploaded ${push.blobsUploaded} blob(s), ${push.bytesUploaded} bytes; mounted ${push.blobsMounted}; ${push.blobsExisting} already there); tags ${tags.join(', ')}`,

@@ -53,7 +53,17 @@ export async function pushImage(o: PushImageOptions): Promise<PushImageResult> {
   const repo = o.target.repository;
   const digest = img.manifestDescriptor.digest;
   const uri = imageUriByDigest(o.target, digest);
-  const r: PushImageResult = { status: 'pushed', digest, uri, tags: o.tags, blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, blobsExisting: 0, manifestsPut: 0 };
+  const r: PushImageResult = {
+    status: 'pushed',
+    digest,
+    uri,
+    tags: o.tags,
+    blobsUploaded: 0,
+    bytesUploaded: 0,
+    blobsMounted: 0,
+    blobsExisting: 0,
+    manifestsPut: 0,
+  };
 
   const tagsToPut: string[] = [];
   for (const tag of o.tags) {

@@ -58,8 +58,15 @@ export function parseImageReference(ref: string): ImageReference {
     if (!TAG.test(tag)) throw new ImageConfigError(`image reference "${ref}": tag "${tag}" is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})`);
   }
   if (registry === 'docker.io' && !path.includes('/')) path = `library/${path}`;
-  if (!REPO.test(path)) throw new ImageConfigError(`image reference "${ref}": repository "${path}" must be lowercase letters, digits and separators (OCI distribution naming)`);
-  return { scheme: scheme ?? (isLoopbackHost(registry) ? 'http' : 'https'), registry, repository: path, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+  if (!REPO.test(path))
+    throw new ImageConfigError(`image reference "${ref}": repository "${path}" must be lowercase letters, digits and separators (OCI distribution naming)`);
+  return {
+    scheme: scheme ?? (isLoopbackHost(registry) ? 'http' : 'https'),
+    registry,
+    repository: path,
+    ...(tag ? { tag } : {}),
+    ...(digest ? { digest } : {}),
+  };
 }
 
 /** `host/repo` (no scheme, tag or digest). */

@@ -31,7 +31,25 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'buildonce-regauth-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=buildonce-test-token'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=buildonce-test-token',
+    ],
+    { stdio: 'ignore' },
+  );
   const key = await readFile(join(dir, 'key.pem'), 'utf8');
   const certDer = new X509Certificate(await readFile(join(dir, 'cert.pem'))).raw;
   const port = await freePort();
@@ -50,7 +68,18 @@ beforeAll(async () => {
     });
     const now = Math.floor(Date.now() / 1000);
     const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] }));
-    const claims = b64url(JSON.stringify({ iss: 'buildonce-test', sub: USER, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }));
+    const claims = b64url(
+      JSON.stringify({
+        iss: 'buildonce-test',
+        sub: USER,
+        aud: url.searchParams.get('service'),
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: randomUUID(),
+        access,
+      }),
+    );
     const sig = createSign('RSA-SHA256').update(`${header}.${claims}`).sign(key);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${b64url(sig)}`, expires_in: 300 }));
   });

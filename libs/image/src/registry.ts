@@ -35,7 +35,7 @@ export interface ManifestInfo {
   size: number;
 }
 
-type Body = () => RequestInit["body"] | undefined;
+type Body = () => RequestInit['body'] | undefined;
 
 interface Challenge {
   scheme: 'bearer' | 'basic';
@@ -139,7 +139,11 @@ export class RegistryClient {
       try {
         res = await fetch(url, { method, headers, body, redirect: 'follow', ...(body ? { duplex: 'half' } : {}) } as RequestInit);
       } catch (e) {
-        throw new RegistryError(`registry ${this.o.registry}: ${method} ${url} failed: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}: check the registry address and that it is running`, undefined, { cause: e });
+        throw new RegistryError(
+          `registry ${this.o.registry}: ${method} ${url} failed: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}: check the registry address and that it is running`,
+          undefined,
+          { cause: e },
+        );
       }
       this.o.onRequest?.(method, new URL(url).pathname, res.status);
       if (res.status === 401 && attempt === 0) {
@@ -156,7 +160,10 @@ export class RegistryClient {
       }
       if (res.status === 401 || res.status === 403) {
         const why = await errorText(res);
-        throw new RegistryAuthError(`registry ${this.o.registry}: ${method} ${new URL(url).pathname} → ${res.status} ${why}: check BUILDONCE_REGISTRY_USERNAME/BUILDONCE_REGISTRY_PASSWORD or your AWS credentials for ECR`, res.status);
+        throw new RegistryAuthError(
+          `registry ${this.o.registry}: ${method} ${new URL(url).pathname} → ${res.status} ${why}: check BUILDONCE_REGISTRY_USERNAME/BUILDONCE_REGISTRY_PASSWORD or your AWS credentials for ECR`,
+          res.status,
+        );
       }
       if (opts.expect && !opts.expect.includes(res.status)) {
         const why = await errorText(res);
@@ -187,11 +194,14 @@ export class RegistryClient {
     const res = await this.request('GET', `/v2/${repo}/manifests/${ref}`, { scope: pull(repo), headers: { accept: MANIFEST_ACCEPT }, expect: [200, 404] });
     if (res.status === 404) {
       await res.arrayBuffer();
-      throw new ImageNotFoundError(`image ${this.o.registry}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref} not found: check the reference (and that it was pushed)`);
+      throw new ImageNotFoundError(
+        `image ${this.o.registry}/${repo}${ref.startsWith('sha256:') ? '@' : ':'}${ref} not found: check the reference (and that it was pushed)`,
+      );
     }
     const bytes = Buffer.from(await res.arrayBuffer());
     const digest = digestOf(bytes);
-    if (ref.startsWith('sha256:') && digest !== ref) throw new ImageIntegrityError(`manifest ${this.o.registry}/${repo}@${ref} has digest ${digest}: the registry returned other bytes`);
+    if (ref.startsWith('sha256:') && digest !== ref)
+      throw new ImageIntegrityError(`manifest ${this.o.registry}/${repo}@${ref} has digest ${digest}: the registry returned other bytes`);
     let mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     try {
       const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: string };
@@ -255,7 +265,7 @@ export class RegistryClient {
     const put = await this.request('PUT', url.toString(), {
       scope,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: () => Readable.toWeb(createReadStream(file)) as unknown as RequestInit["body"],
+      body: () => Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
       expect: [201, 204],
     });
     await put.arrayBuffer();

@@ -50,7 +50,13 @@ export async function pushTestBaseImage(client: RegistryClient, repo = 'lambda/p
         architecture: arch,
         os: 'linux',
         config: {
-          Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=en_US.UTF-8', 'TZ=:/etc/localtime', 'LAMBDA_TASK_ROOT=/var/task', 'LAMBDA_RUNTIME_DIR=/var/runtime'],
+          Env: [
+            'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+            'LANG=en_US.UTF-8',
+            'TZ=:/etc/localtime',
+            'LAMBDA_TASK_ROOT=/var/task',
+            'LAMBDA_RUNTIME_DIR=/var/runtime',
+          ],
           Entrypoint: ['/lambda-entrypoint.sh'],
           WorkingDir: '/var/task',
         },

@@ -76,4 +76,3 @@ export type Analysis = z.infer<typeof analysisSchema>;
 
 /** At most this many measurements are stored in one history entry. */
 export const MAX_RECORDED_MEASUREMENTS = 60;
-

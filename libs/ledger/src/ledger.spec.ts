@@ -1,4 +1,3 @@
-
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { currentKey, historyKey, lockKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
@@ -14,7 +13,6 @@ function fileStore(): BlobStore {
   return openStore(parseStoreUrl(`file://${tempDir('ledger-')}`));
 }
 
-
 describe('release ledger (file store)', () => {
   it('appends contiguous entries; failed ones do not move the pointer', async () => {
     const store = fileStore();
@@ -26,7 +24,11 @@ describe('release ledger (file store)', () => {
     expect(c.entry.previousVersion).toBe('1');
     expect((await readCurrent(store, 'svc' as ProjectName, 'prod' as EnvironmentName))!.entry).toEqual(c.entry);
     const h = await readHistory(store, 'svc' as ProjectName, 'prod' as EnvironmentName);
-    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([[1, '1', 'succeeded'], [2, '2', 'failed'], [3, '3', 'succeeded']]);
+    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([
+      [1, '1', 'succeeded'],
+      [2, '2', 'failed'],
+      [3, '3', 'succeeded'],
+    ]);
     expect((await readHistory(store, 'svc' as ProjectName, 'prod' as EnvironmentName, { limit: 2 })).map((e) => e.seq)).toEqual([2, 3]);
   });
 
@@ -83,7 +85,15 @@ describe('release ledger (file store)', () => {
 describe('promotion lock', () => {
   it('serialises holders and lets an expired lease be taken over', async () => {
     const store = fileStore();
-    const base = { store, project: 'svc' as ProjectName, env: 'prod' as EnvironmentName, actor: 'a', runId: null, purpose: 'promote 1', version: '1' as Version };
+    const base = {
+      store,
+      project: 'svc' as ProjectName,
+      env: 'prod' as EnvironmentName,
+      actor: 'a',
+      runId: null,
+      purpose: 'promote 1',
+      version: '1' as Version,
+    };
     const l1 = await acquireLock({ ...base, ttlMs: 60_000 });
     let second = false;
     const p2 = acquireLock({ ...base, actor: 'b', waitMs: 10_000 }).then((l) => {
@@ -100,7 +110,16 @@ describe('promotion lock', () => {
     await l2.release();
     // crashed holder: a held lease that expired
     const now = Date.now();
-    const stale = { state: 'held', owner: 'x', actor: 'crashed', runId: '9', purpose: 'promote 7', version: '7', acquiredAt: new Date(now - 120_000).toISOString(), expiresAt: new Date(now - 60_000).toISOString() };
+    const stale = {
+      state: 'held',
+      owner: 'x',
+      actor: 'crashed',
+      runId: '9',
+      purpose: 'promote 7',
+      version: '7',
+      acquiredAt: new Date(now - 120_000).toISOString(),
+      expiresAt: new Date(now - 60_000).toISOString(),
+    };
     const got = await store.getBytes(lockKey('svc' as ProjectName, 'prod' as EnvironmentName));
     await store.putBytesIfMatch(lockKey('svc' as ProjectName, 'prod' as EnvironmentName), Buffer.from(JSON.stringify(stale)), got!.etag);
     const l3 = await acquireLock({ ...base, waitMs: 1000 });

@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { artifactKindSchema, manifestFileSchema } from '@buildonce/artifact';
 import { environmentNameSchema, projectNameSchema, versionSchema } from '@buildonce/values';
-import { MAX_SEQ, RELEASES_ROOT, currentKey, historyKey, historyPrefix, parseReleaseKey, parseSeqKey, projectReleasesPrefix, type BlobStore } from '@buildonce/store';
+import {
+  MAX_SEQ,
+  RELEASES_ROOT,
+  currentKey,
+  historyKey,
+  historyPrefix,
+  parseReleaseKey,
+  parseSeqKey,
+  projectReleasesPrefix,
+  type BlobStore,
+} from '@buildonce/store';
 import { deployResultSchema } from '@buildonce/deploy';
 import { provenanceRecordSchema } from '@buildonce/provenance';
 import { LedgerError } from '@buildonce/errors';
@@ -18,7 +28,6 @@ import type { EnvironmentName, ProjectName } from '@buildonce/values';
  * Sequence numbers are 1-based and contiguous. Failed deploys get an entry but never move the
  * pointer. See {@link appendEntry} for the concurrency protocol.
  */
-
 
 export const ENTRY_SCHEMA_VERSION = 1;
 
@@ -174,7 +183,12 @@ export async function readHistory(store: BlobStore, project: ProjectName, env: E
  * Scans an environment's history newest-first and returns the first entry matching `pred`
  * (stops early: GETs only as many entries as needed).
  */
-export async function findEntry(store: BlobStore, project: ProjectName, env: EnvironmentName, pred: (e: HistoryEntry) => boolean): Promise<HistoryEntry | undefined> {
+export async function findEntry(
+  store: BlobStore,
+  project: ProjectName,
+  env: EnvironmentName,
+  pred: (e: HistoryEntry) => boolean,
+): Promise<HistoryEntry | undefined> {
   const seqs = await listSeqs(store, project, env);
   for (let i = seqs.length - 1; i >= 0; i--) {
     const e = await readEntry(store, project, env, seqs[i]!);

@@ -28,7 +28,6 @@ export const leaseSchema = z
   .strict();
 export type Lease = z.infer<typeof leaseSchema>;
 
-
 export interface LockOptions {
   store: BlobStore;
   project: ProjectName;
@@ -155,23 +154,34 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
     let etag = acquired;
     let held = true;
     let renewing: Promise<void> = Promise.resolve();
-    const timer = setInterval(() => {
-      renewing = renewing.then(async () => {
-        if (!held) return;
-        const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
-        if (w?.status === 'written') etag = w.etag;
-        else if (w?.status === 'precondition-failed') {
-          // a renewal whose response was lost also ends here: the lease may still be ours
-          const again = await store.getBytes(key).catch(() => undefined);
-          const cur = again ? (() => { try { return parseLease(again.bytes, store.uriOf(key)); } catch { return undefined; } })() : undefined;
-          if (again && cur?.owner === owner && cur.state === 'held') etag = again.etag;
-          else {
-            held = false;
-            o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+    const timer = setInterval(
+      () => {
+        renewing = renewing.then(async () => {
+          if (!held) return;
+          const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
+          if (w?.status === 'written') etag = w.etag;
+          else if (w?.status === 'precondition-failed') {
+            // a renewal whose response was lost also ends here: the lease may still be ours
+            const again = await store.getBytes(key).catch(() => undefined);
+            const cur = again
+              ? (() => {
+                  try {
+                    return parseLease(again.bytes, store.uriOf(key));
+                  } catch {
+                    return undefined;
+                  }
+                })()
+              : undefined;
+            if (again && cur?.owner === owner && cur.state === 'held') etag = again.etag;
+            else {
+              held = false;
+              o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
+            }
           }
-        }
-      });
-    }, Math.max(1000, Math.floor(ttl / 3)));
+        });
+      },
+      Math.max(1000, Math.floor(ttl / 3)),
+    );
     timer.unref();
     return {
       tookOver,
@@ -199,7 +209,16 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         if (w?.status === 'precondition-failed') {
           // our renewal or an earlier release landed without its response: release what is still ours
           const again = await store.getBytes(key).catch(() => undefined);
-          if (again && (() => { try { return parseLease(again.bytes, store.uriOf(key)).owner === owner; } catch { return false; } })()) {
+          if (
+            again &&
+            (() => {
+              try {
+                return parseLease(again.bytes, store.uriOf(key)).owner === owner;
+              } catch {
+                return false;
+              }
+            })()
+          ) {
             await store.putBytesIfMatch(key, lease('released'), again.etag).catch(() => undefined);
           }
         }

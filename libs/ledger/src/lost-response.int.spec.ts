@@ -56,13 +56,32 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
     const env = 'lost-lock';
     const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
     const t0 = Date.now();
-    const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 1', version: '1' as Version, ttlMs: 20_000, waitMs: 5_000 });
+    const lock = await acquireLock({
+      store,
+      project: 'svc' as ProjectName,
+      env: env as EnvironmentName,
+      actor: 'me',
+      runId: null,
+      purpose: 'promote 1',
+      version: '1' as Version,
+      ttlMs: 20_000,
+      waitMs: 5_000,
+    });
     await fired;
     expect(Date.now() - t0).toBeLessThan(4_000);
     expect(lock.tookOver).toBeUndefined();
     expect(lock.held).toBe(true);
     await lock.release();
-    const again = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 2', version: '2' as Version, waitMs: 1_000 });
+    const again = await acquireLock({
+      store,
+      project: 'svc' as ProjectName,
+      env: env as EnvironmentName,
+      actor: 'me',
+      runId: null,
+      purpose: 'promote 2',
+      version: '2' as Version,
+      waitMs: 1_000,
+    });
     expect(again.tookOver).toBeUndefined();
     await again.release();
   });
@@ -70,11 +89,30 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
   it('lock: a lost takeover response keeps the taken-over lease (so the interrupted deploy gets recorded)', async () => {
     const env = 'lost-takeover';
     let t = Date.now();
-    const crashed = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'crashed', runId: '7', purpose: 'promote 5', version: '5' as Version, ttlMs: 1_000, now: () => t });
+    const crashed = await acquireLock({
+      store,
+      project: 'svc' as ProjectName,
+      env: env as EnvironmentName,
+      actor: 'crashed',
+      runId: '7',
+      purpose: 'promote 5',
+      version: '5' as Version,
+      ttlMs: 1_000,
+      now: () => t,
+    });
     await crashed.abandon();
     t = Date.now() + 60_000; // the crashed holder's lease has expired
     const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
-    const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: env as EnvironmentName, actor: 'me', runId: null, purpose: 'promote 6', version: '6' as Version, waitMs: 2_000 });
+    const lock = await acquireLock({
+      store,
+      project: 'svc' as ProjectName,
+      env: env as EnvironmentName,
+      actor: 'me',
+      runId: null,
+      purpose: 'promote 6',
+      version: '6' as Version,
+      waitMs: 2_000,
+    });
     await fired;
     expect(lock.tookOver?.actor).toBe('crashed');
     await lock.release();

@@ -83,7 +83,9 @@ describe('warnings and start-check lines', () => {
   it('names the error and its first own frame relative to the workspace', () => {
     const stack = ['Error: boom', '    at Object.<anonymous> (/ws/apps/api/src/main.ts:3:9)', '    at node:internal/modules/cjs/loader:1:1'].join('\n');
     expect(describeStack(stack, '/ws')).toBe('Error: boom at apps/api/src/main.ts:3:9');
-    expect(describeStack('TypeError: x is not a function\n    at file:///ws/dist/apps/api/main.js:1:20', '/ws')).toBe('TypeError: x is not a function at dist/apps/api/main.js:1:20');
+    expect(describeStack('TypeError: x is not a function\n    at file:///ws/dist/apps/api/main.js:1:20', '/ws')).toBe(
+      'TypeError: x is not a function at dist/apps/api/main.js:1:20',
+    );
     expect(describeStack('just a string', '/ws')).toBe('just a string');
   });
 });

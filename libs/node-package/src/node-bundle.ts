@@ -32,7 +32,8 @@ export function declaredModuleFormat(main: string, workspaceRoot: string): Modul
  * `__require` shim calls the free `require`, which ESM does not have; esbuild renames any top-level
  * `require` of the app's own code, so this name never collides).
  */
-export const ESM_REQUIRE_BANNER = "import { createRequire as __buildonceCreateRequire } from 'node:module';\nconst require = __buildonceCreateRequire(import.meta.url);";
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __buildonceCreateRequire } from 'node:module';\nconst require = __buildonceCreateRequire(import.meta.url);";
 
 const ESM_SHIM_SPECIFIER = 'buildonce:esm-shim';
 const ESM_SHIM = `import { fileURLToPath } from 'node:url';
@@ -108,7 +109,13 @@ export function canonicalBundlePath(path: string): string {
  * @param map the source map's JSON text (sources relative to `mapDir`), if any
  * @param workingDir esbuild's absWorkingDir; @param mapDir the directory of the map file
  */
-export function canonicalizeBundle(inputs: readonly string[], code: string, map: string | undefined, workingDir: string, mapDir: string): { code: string; map?: string } {
+export function canonicalizeBundle(
+  inputs: readonly string[],
+  code: string,
+  map: string | undefined,
+  workingDir: string,
+  mapDir: string,
+): { code: string; map?: string } {
   const renames = inputs.map((i) => [i, canonicalBundlePath(i)] as const).filter(([a, b]) => a !== b);
   // longest first, so a path is never rewritten through a prefix of it
   renames.sort((a, b) => b[0].length - a[0].length);
@@ -121,7 +128,7 @@ export function canonicalizeBundle(inputs: readonly string[], code: string, map:
     const marks: Array<[number, number]> = [];
     let result = '';
     let shift = 0;
-    for (let i = 0; i < line.length; ) {
+    for (let i = 0; i < line.length;) {
       const hit = renames.find(([from]) => line.startsWith(from, i));
       if (hit) {
         result += hit[1];

@@ -61,7 +61,8 @@ export async function startCheck(o: StartCheckOptions): Promise<{ ms: number }> 
     reject: false,
     timeoutMs: timeoutMs + graceMs,
   }).catch((e: Error) => {
-    if (/timed out/.test(e.message)) throw new StartCheckError(`start check: importing ${o.entry} did not finish within ${timeoutMs} ms (top-level await that never settles?); ${STOP_HINT}`);
+    if (/timed out/.test(e.message))
+      throw new StartCheckError(`start check: importing ${o.entry} did not finish within ${timeoutMs} ms (top-level await that never settles?); ${STOP_HINT}`);
     throw e;
   });
   if (r.exitCode === 0) return { ms: Date.now() - t0 };

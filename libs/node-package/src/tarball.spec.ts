@@ -36,7 +36,10 @@ function fixtureWorkspace(prefix: string): string {
   w('node_modules/left-pad-fx/index.js', "module.exports = (s, n) => ' '.repeat(Math.max(0, n - s.length)) + s;\n");
   mkdirSync(join(root, 'node_modules/@fx'), { recursive: true });
   symlinkSync('../../libs/greet', join(root, 'node_modules/@fx/greet'), 'dir');
-  w('apps/app/src/main.ts', "import { readFileSync } from 'node:fs';\nimport { join } from 'node:path';\nimport { greet } from '@fx/greet';\nconst info = JSON.parse(readFileSync(join(__dirname, 'artifact-info.json'), 'utf8'));\nconsole.log(greet('world') + ' ' + info.version);\n");
+  w(
+    'apps/app/src/main.ts',
+    "import { readFileSync } from 'node:fs';\nimport { join } from 'node:path';\nimport { greet } from '@fx/greet';\nconst info = JSON.parse(readFileSync(join(__dirname, 'artifact-info.json'), 'utf8'));\nconsole.log(greet('world') + ' ' + info.version);\n",
+  );
   return root;
 }
 
@@ -120,7 +123,17 @@ describe('tarball helpers', () => {
   it('flags native addons and unbundled imports', () => {
     const metafile = {
       inputs: { 'node_modules/x/build/addon.node': { bytes: 1, imports: [] } },
-      outputs: { 'dist/main.js': { bytes: 1, inputs: {}, exports: [], imports: [{ path: 'fs', kind: 'require-call' as const, external: true }, { path: 'sharp', kind: 'require-call' as const, external: true }] } },
+      outputs: {
+        'dist/main.js': {
+          bytes: 1,
+          inputs: {},
+          exports: [],
+          imports: [
+            { path: 'fs', kind: 'require-call' as const, external: true },
+            { path: 'sharp', kind: 'require-call' as const, external: true },
+          ],
+        },
+      },
     };
     const problems = selfContainedProblems(metafile);
     expect(problems).toHaveLength(2);
@@ -149,7 +162,10 @@ function put(root: string, files: Record<string, string>): void {
 }
 
 /** Builds, unpacks and runs the tarball; returns stdout and the unpacked directory. */
-async function buildAndRun(root: string, over: Partial<NodeTarballBuild> = {}): Promise<{ stdout: string; dir: string; manifest: Awaited<ReturnType<typeof buildNodeTarball>> }> {
+async function buildAndRun(
+  root: string,
+  over: Partial<NodeTarballBuild> = {},
+): Promise<{ stdout: string; dir: string; manifest: Awaited<ReturnType<typeof buildNodeTarball>> }> {
   const manifest = await buildNodeTarball(opts(root, over));
   const dir = mkdtempSync(join(tmpdir(), 'tb-run-'));
   made.push(dir);
@@ -160,7 +176,8 @@ async function buildAndRun(root: string, over: Partial<NodeTarballBuild> = {}): 
 /** A CommonJS npm package using require, __dirname and __filename (what ESM bundles must still run). */
 const CJS_DEP = {
   'node_modules/cjs-dep-fx/package.json': JSON.stringify({ name: 'cjs-dep-fx', version: '2.0.0', main: 'index.js' }),
-  'node_modules/cjs-dep-fx/index.js': "const fs = require('fs');\nconst path = require('path');\nmodule.exports = () => typeof fs.readFileSync + ':' + path.basename(__filename) + ':' + (__dirname.length > 0);\n",
+  'node_modules/cjs-dep-fx/index.js':
+    "const fs = require('fs');\nconst path = require('path');\nmodule.exports = () => typeof fs.readFileSync + ':' + path.basename(__filename) + ':' + (__dirname.length > 0);\n",
 };
 
 describe('module formats', () => {
@@ -204,7 +221,9 @@ describe('module formats', () => {
     put(root, { 'apps/app/src/main.ts': "import { fileURLToPath } from 'node:url';\nconsole.log(fileURLToPath(import.meta.url));\n" });
     const err = await buildNodeTarball(opts(root)).catch((e: Error) => e);
     expect(err).toBeInstanceOf(NodeTarballError);
-    expect((err as Error).message).toMatch(/^\[app\] esbuild warns the bundle would fail at run time: .*import\.meta.*apps\/app\/src\/main\.ts:2.*\[empty-import-meta\].*"type": "module"/);
+    expect((err as Error).message).toMatch(
+      /^\[app\] esbuild warns the bundle would fail at run time: .*import\.meta.*apps\/app\/src\/main\.ts:2.*\[empty-import-meta\].*"type": "module"/,
+    );
     expect((err as Error).message).not.toContain('\n');
     put(root, { 'apps/app/src/main.ts': 'await Promise.resolve(1);\n' });
     await expect(buildNodeTarball(opts(root))).rejects.toThrow(/esbuild failed: .*[Tt]op-level await/);
@@ -217,7 +236,9 @@ describe('start check', () => {
     put(root, { 'apps/app/src/main.ts': "const url = process.env.DATABASE_URL;\nif (!url) throw new Error('DATABASE_URL is not set');\nconsole.log(url);\n" });
     const err = await buildNodeTarball(opts(root, { startCheck: {} })).catch((e: Error) => e);
     expect(err).toBeInstanceOf(NodeTarballError);
-    expect((err as Error).message).toMatch(/^\[app\] start check: importing main\.js threw Error: DATABASE_URL is not set at apps\/app\/src\/main\.ts:2:\d+; .*"startCheck": false/);
+    expect((err as Error).message).toMatch(
+      /^\[app\] start check: importing main\.js threw Error: DATABASE_URL is not set at apps\/app\/src\/main\.ts:2:\d+; .*"startCheck": false/,
+    );
     expect((err as Error).message).not.toContain('\n');
     expect(existsSync(join(root, 'dist/apps/app'))).toBe(false);
     // opted out: the same bundle builds
@@ -226,12 +247,16 @@ describe('start check', () => {
 
   it('passes a server that listens on PORT at import, and times out an import that never settles', async () => {
     const root = fixtureWorkspace('tb-serve-');
-    put(root, { 'apps/app/src/main.ts': "import { createServer } from 'node:http';\ncreateServer((_q, s) => s.end('ok')).listen(Number(process.env.PORT ?? 3000));\n" });
+    put(root, {
+      'apps/app/src/main.ts': "import { createServer } from 'node:http';\ncreateServer((_q, s) => s.end('ok')).listen(Number(process.env.PORT ?? 3000));\n",
+    });
     const logs: string[] = [];
     await buildNodeTarball(opts(root, { startCheck: {}, log: (l) => logs.push(l) }));
     expect(logs.join('\n')).toMatch(/\[app\] start check: main\.js loaded in \d+ ms/);
     put(root, { 'apps/app/package.json': JSON.stringify({ name: 'app', type: 'module' }), 'apps/app/src/main.ts': 'await new Promise(() => undefined);\n' });
-    await expect(buildNodeTarball(opts(root, { startCheck: { timeoutMs: 1500 } }))).rejects.toThrow(/^\[app\] start check: importing main\.js did not finish within 1500 ms/);
+    await expect(buildNodeTarball(opts(root, { startCheck: { timeoutMs: 1500 } }))).rejects.toThrow(
+      /^\[app\] start check: importing main\.js did not finish within 1500 ms/,
+    );
     put(root, { 'apps/app/package.json': JSON.stringify({ name: 'app' }), 'apps/app/src/main.ts': "console.error('bad config');\nprocess.exit(3);\n" });
     await expect(buildNodeTarball(opts(root, { startCheck: {} }))).rejects.toThrow(/start check: main\.js exited with code 3 while loading \(bad config\)/);
   });
@@ -241,7 +266,12 @@ describe('library shapes and package managers', () => {
   it('resolves package exports through the workspace customConditions (the library is not built)', async () => {
     const root = fixtureWorkspace('tb-cond-');
     put(root, {
-      'libs/greet/package.json': JSON.stringify({ name: '@fx/greet', version: '0.2.0', type: 'module', exports: { '.': { '@fx/source': './src/index.ts', types: './dist/index.d.ts', default: './dist/index.js' } } }),
+      'libs/greet/package.json': JSON.stringify({
+        name: '@fx/greet',
+        version: '0.2.0',
+        type: 'module',
+        exports: { '.': { '@fx/source': './src/index.ts', types: './dist/index.d.ts', default: './dist/index.js' } },
+      }),
     });
     await expect(buildNodeTarball(opts(root))).rejects.toThrow(/Could not resolve "@fx\/greet"|dist\/index\.js/);
     const { stdout, dir } = await buildAndRun(root, { conditions: ['@fx/source'] });
@@ -260,7 +290,7 @@ describe('library shapes and package managers', () => {
     expect((await buildAndRun(root)).stdout).toBe('PATHS!\n');
   });
 
-  it('a pnpm layout (symlinks into node_modules/.pnpm) bundles to the same bytes as npm\'s flat one', async () => {
+  it("a pnpm layout (symlinks into node_modules/.pnpm) bundles to the same bytes as npm's flat one", async () => {
     const app = "import dep from 'cjs-dep-fx';\nimport pad from 'left-pad-fx';\nconsole.log(pad(dep(), 30));\n";
     const npmRoot = fixtureWorkspace('tb-npm-');
     put(npmRoot, { ...CJS_DEP, 'apps/app/src/main.ts': app });
@@ -279,7 +309,8 @@ describe('library shapes and package managers', () => {
       const a = await buildAndRun(npmRoot, { minify });
       const b = await buildAndRun(pnpmRoot, { minify });
       expect(b.stdout).toBe(a.stdout);
-      for (const f of ['main.js', 'main.js.map', 'artifact-info.json']) expect(readFileSync(join(b.dir, f), 'utf8'), f).toBe(readFileSync(join(a.dir, f), 'utf8'));
+      for (const f of ['main.js', 'main.js.map', 'artifact-info.json'])
+        expect(readFileSync(join(b.dir, f), 'utf8'), f).toBe(readFileSync(join(a.dir, f), 'utf8'));
       expect(b.manifest.files[0]!.sha256).toBe(a.manifest.files[0]!.sha256);
     }
     expect(readFileSync(join(npmRoot, 'dist/apps/app/app-deployment.tar.gz')).length).toBeGreaterThan(0);

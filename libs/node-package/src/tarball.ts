@@ -4,20 +4,12 @@ import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Metafile } from 'esbuild';
-import {
-  ARTIFACT_INFO_FILE,
-  MANIFEST_SCHEMA_VERSION,
-  writeBuildManifest,
-  writeDeterministicTarGz,
-  type Manifest,
-  type TarEntry,
-} from '@buildonce/artifact';
+import { ARTIFACT_INFO_FILE, MANIFEST_SCHEMA_VERSION, writeBuildManifest, writeDeterministicTarGz, type Manifest, type TarEntry } from '@buildonce/artifact';
 import type { Architecture } from '@buildonce/artifact';
 import { BuildonceError } from '@buildonce/errors';
 import { canonicalizeBundle, classifyWarnings, declaredModuleFormat, describeMessage, esmInteropOptions, type ModuleFormat } from './node-bundle';
 import { startCheck, type StartCheckOptions } from './start-check';
 import type { ProjectName, Version } from '@buildonce/values';
-
 
 /** esbuild, loaded when a tarball is built (not by every command that imports libs/node-package). */
 const loadEsbuild = (): typeof import('esbuild') => createRequire(__filename)('esbuild') as typeof import('esbuild');
@@ -120,7 +112,11 @@ export function selfContainedProblems(metafile: Metafile): string[] {
  * @param isWorkspace decides whether a package folder is a workspace library (default: its real
  *   path is outside any node_modules)
  */
-export async function bundledPackages(inputs: readonly string[], workspaceRoot: string, isWorkspace: (absDir: string) => Promise<boolean>): Promise<BundledPackage[]> {
+export async function bundledPackages(
+  inputs: readonly string[],
+  workspaceRoot: string,
+  isWorkspace: (absDir: string) => Promise<boolean>,
+): Promise<BundledPackage[]> {
   const dirs = new Map<string, string>();
   for (const input of inputs) {
     const p = packageDirOf(input);
@@ -195,7 +191,13 @@ export function workspaceReferences(pkg: Record<string, unknown>): string[] {
  * `type` of the bundle's format (`commonjs` or `module`; explicit, so a parent folder's package.json cannot
  * change how `main.js` loads), and `engines.node` from the runtime.
  */
-export function deploymentPackageJson(o: { project: ProjectName; entry: string; runtime: string; description?: string; format?: ModuleFormat }): Record<string, unknown> {
+export function deploymentPackageJson(o: {
+  project: ProjectName;
+  entry: string;
+  runtime: string;
+  description?: string;
+  format?: ModuleFormat;
+}): Record<string, unknown> {
   const node = /^node(.*)$/.exec(o.runtime)?.[1];
   return {
     name: o.project,
@@ -243,7 +245,9 @@ export async function buildNodeTarball(b: NodeTarballBuild): Promise<Manifest> {
   const outputDir = join(workspaceRoot, relative(b.workspaceRoot, b.outputDir));
   const main = join(workspaceRoot, relative(b.workspaceRoot, b.main));
   const format = b.format ?? declaredModuleFormat(main, workspaceRoot);
-  b.log(`${tag} esbuild ${relative(workspaceRoot, main)} → ${b.entry} (${format === 'esm' ? 'ESM' : 'CommonJS'}, target ${b.target}${b.minify ? ', minified' : ''})`);
+  b.log(
+    `${tag} esbuild ${relative(workspaceRoot, main)} → ${b.entry} (${format === 'esm' ? 'ESM' : 'CommonJS'}, target ${b.target}${b.minify ? ', minified' : ''})`,
+  );
   const { build: esbuild, version: esbuildVersion } = loadEsbuild();
   const esm = format === 'esm' ? esmInteropOptions() : undefined;
   const result = await esbuild({
@@ -272,7 +276,9 @@ export async function buildNodeTarball(b: NodeTarballBuild): Promise<Manifest> {
   if (problems.length) throw new NodeTarballError(`${tag} the bundle is not self-contained: ${problems.join('; ')}`);
   const { breaking, other } = classifyWarnings(result.warnings);
   if (breaking.length) {
-    const hint = breaking.some((w) => w.id === 'empty-import-meta') ? ' (ESM code in a CommonJS app: set "type": "module" in its package.json, or use an .mts entry)' : '';
+    const hint = breaking.some((w) => w.id === 'empty-import-meta')
+      ? ' (ESM code in a CommonJS app: set "type": "module" in its package.json, or use an .mts entry)'
+      : '';
     throw new NodeTarballError(`${tag} esbuild warns the bundle would fail at run time: ${breaking.map(describeMessage).join('; ')}${hint}`);
   }
   for (const w of other) b.log(`${tag} esbuild warning: ${describeMessage(w)}`);

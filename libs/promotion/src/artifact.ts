@@ -33,7 +33,9 @@ export async function locateArtifact(store: BlobStore, project: ProjectName, ver
         );
       }
     } else if (trusted.publish.trusted === false) {
-      throw new UntrustedArtifactError(`version ${version} of ${project} was published by an untrusted builder (${trusted.publish.builder}): ${env.name} accepts only trusted artifacts`);
+      throw new UntrustedArtifactError(
+        `version ${version} of ${project} was published by an untrusted builder (${trusted.publish.builder}): ${env.name} accepts only trusted artifacts`,
+      );
     }
     const stored = await verifyArtifact(store, project, version, 'trusted');
     return { namespace: 'trusted', stored, uri: store.uriOf(versionPrefix(project, version, 'trusted')) };

@@ -40,8 +40,14 @@ describe('a promotion killed at each step is repaired by the next one', () => {
     for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     const target = new FileTarget(live);
     const req = (version: string) => ({
-      store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName), target,
-      meta: { commit: 'c', runId: 'parent', actor: 'parent' }, lock: { ttlMs: 1_000, waitMs: 30_000 }, log: () => undefined,
+      store,
+      project: 'svc' as ProjectName,
+      version: version as Version,
+      environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),
+      target,
+      meta: { commit: 'c', runId: 'parent', actor: 'parent' },
+      lock: { ttlMs: 1_000, waitMs: 30_000 },
+      log: () => undefined,
     });
     await promoteVersion(req('1'));
 

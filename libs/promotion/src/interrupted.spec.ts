@@ -27,14 +27,33 @@ function setup() {
   const store: BlobStore = openStore(parseStoreUrl(`file://${dir}`));
   const target = new FakeTarget();
   const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target, meta, log: (l) => lines.push(l), lock: { ttlMs: 60_000, waitMs: 5_000 } });
+  const req = (version: string, env: string): PromoteRequest => ({
+    store,
+    project: 'svc' as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(config, env as EnvironmentName),
+    target,
+    meta,
+    log: (l) => lines.push(l),
+    lock: { ttlMs: 60_000, waitMs: 5_000 },
+  });
   return { store, target, lines, req };
 }
 
 /** A promoter of `version` that took the lock, deployed, and died before recording (its lease has expired). */
 async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: string): Promise<void> {
   const past = Date.now() - 10 * 60_000;
-  const lock = await acquireLock({ store, project: 'svc' as ProjectName, env: 'dev' as EnvironmentName, actor: 'crashed-bot', runId: '99', purpose: `promote ${version}`, version: version as Version, ttlMs: 1_000, now: () => past });
+  const lock = await acquireLock({
+    store,
+    project: 'svc' as ProjectName,
+    env: 'dev' as EnvironmentName,
+    actor: 'crashed-bot',
+    runId: '99',
+    purpose: `promote ${version}`,
+    version: version as Version,
+    ttlMs: 1_000,
+    now: () => past,
+  });
   await lock.abandon();
   target.deployed.push(version); // the live target now runs it, the ledger does not say so
 }
@@ -91,7 +110,10 @@ describe('interrupted promotions', () => {
       if (failReads && key.startsWith('artifacts/svc/2/')) throw new StoreAccessError('cannot reach the store (test)');
       return store.getBytes(key);
     };
-    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky }).then(() => undefined, (e: Error) => e);
+    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(LedgerError);
     expect(err!.message).toMatch(/could not record the interrupted promotion of 2 by crashed-bot: cannot reach the store \(test\)/);
     expect(err!.message.split('\n')).toHaveLength(1);

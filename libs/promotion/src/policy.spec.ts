@@ -34,7 +34,10 @@ describe('policy', () => {
   const now = new Date('2026-01-01T01:00:00.000Z');
 
   it('requires a succeeded entry of the same version upstream', () => {
-    expect(checkPolicy(prod, '5' as Version, {}, now)).toEqual({ ok: false, reason: 'version 5 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)' });
+    expect(checkPolicy(prod, '5' as Version, {}, now)).toEqual({
+      ok: false,
+      reason: 'version 5 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)',
+    });
     expect(checkPolicy(prod, '5' as Version, { staging: entry('5', { status: 'failed' }) }, now).ok).toBe(false);
     expect(checkPolicy(prod, '5' as Version, { staging: entry('4') }, now).ok).toBe(false);
     expect(checkPolicy(prod, '5' as Version, { staging: entry('5') }, now)).toEqual({ ok: true });

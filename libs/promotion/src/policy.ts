@@ -32,7 +32,10 @@ export function checkPolicy(env: ResolvedEnvironment, version: Version, upstream
       const needMs = env.soakMinutes * 60_000;
       if (soakedMs < needMs) {
         const left = Math.ceil((needMs - soakedMs) / 60_000);
-        return { ok: false, reason: `version ${version} reached ${req} at ${e.finishedAt}; ${env.name} needs ${env.soakMinutes} min of soak there, ${left} min left` };
+        return {
+          ok: false,
+          reason: `version ${version} reached ${req} at ${e.finishedAt}; ${env.name} needs ${env.soakMinutes} min of soak there, ${left} min left`,
+        };
       }
     }
   }

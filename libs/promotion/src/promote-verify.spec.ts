@@ -18,7 +18,11 @@ const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
 /** fails for version 2 only, like a smoke test against a broken release */
 const smoke = (onFailure?: 'rollback' | 'hold'): VerifyCheck => ({
   kind: 'command',
-  command: ['node', '-e', 'if (process.env.BUILDONCE_VERSION === "2") { console.error(`smoke: ${process.env.BUILDONCE_PROJECT}@2 in ${process.env.BUILDONCE_ENV} answers 500`); process.exit(2) }'],
+  command: [
+    'node',
+    '-e',
+    'if (process.env.BUILDONCE_VERSION === "2") { console.error(`smoke: ${process.env.BUILDONCE_PROJECT}@2 in ${process.env.BUILDONCE_ENV} answers 500`); process.exit(2) }',
+  ],
   ...(onFailure ? { onFailure } : {}),
 });
 
@@ -37,13 +41,25 @@ function setup(checks: VerifyCheck[]) {
   const req = (version: string, env: string): PromoteRequest => {
     const environment = resolveEnvironment(config, env as EnvironmentName);
     const c = environment.kind === 'chain' ? environment.verify : undefined;
-    return { store, project: 'svc' as ProjectName, version: version as Version, environment, target, meta, log: (l) => lines.push(l), ...(c ? { verify: { checks: c, workspaceRoot: process.cwd() } } : {}) };
+    return {
+      store,
+      project: 'svc' as ProjectName,
+      version: version as Version,
+      environment,
+      target,
+      meta,
+      log: (l) => lines.push(l),
+      ...(c ? { verify: { checks: c, workspaceRoot: process.cwd() } } : {}),
+    };
   };
   return { store, target, lines, req };
 }
 
 async function oneLineError(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(() => undefined, (x: Error) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: Error) => x,
+  );
   expect(e).toBeInstanceOf(Error);
   expect(e!.message).not.toContain('\n');
   return e!;
@@ -57,7 +73,9 @@ describe('promoteVersion with verification (file store, real check processes)', 
     await promoteVersion(req('2', 'dev'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
     expect(e).toBeInstanceOf(VerificationFailedError);
-    expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): command node -e .* failed: .*exited 2: smoke: svc@2 in staging answers 500; rolled back to 1 \(seq 3\)$/);
+    expect(e.message).toMatch(
+      /^verification failed for 2 in staging \(seq 2\): command node -e .* failed: .*exited 2: smoke: svc@2 in staging answers 500; rolled back to 1 \(seq 3\)$/,
+    );
     expect(target.deployed).toEqual(['1', '1', '2', '2', '1']);
     const h = await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback, x.verification?.passed])).toEqual([
@@ -65,7 +83,11 @@ describe('promoteVersion with verification (file store, real check processes)', 
       [2, '2', 'failed', false, false],
       [3, '1', 'succeeded', true, undefined],
     ]);
-    expect(h[1]).toMatchObject({ error: expect.stringMatching(/smoke: svc@2 in staging answers 500/), verification: { kind: 'command', attempts: 1 }, deploy: { target: 'local' } });
+    expect(h[1]).toMatchObject({
+      error: expect.stringMatching(/smoke: svc@2 in staging answers 500/),
+      verification: { kind: 'command', attempts: 1 },
+      deploy: { target: 'local' },
+    });
     expect((await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('1');
     await expect(promoteVersion(req('2', 'prod'))).rejects.toThrow(PolicyError);
     // version 1 was verified in staging: prod takes it
@@ -78,7 +100,9 @@ describe('promoteVersion with verification (file store, real check processes)', 
     for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
     await promoteVersion(req('1', 'staging'));
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
-    expect(e.message).toMatch(/onFailure is hold: the new version stays deployed, staging still records 1 as current \(rollback --env=staging or promote 1 restores it\)$/);
+    expect(e.message).toMatch(
+      /onFailure is hold: the new version stays deployed, staging still records 1 as current \(rollback --env=staging or promote 1 restores it\)$/,
+    );
     expect(target.deployed).toEqual(['1', '2', '1', '2']);
     expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => x.status)).toEqual(['succeeded', 'failed']);
     expect((await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('1');
@@ -95,7 +119,9 @@ describe('promoteVersion with verification (file store, real check processes)', 
       return deploy(d);
     };
     const e = await oneLineError(promoteVersion(req('2', 'staging')));
-    expect(e.message).toMatch(/^verification failed for 2 in staging \(seq 2\): .*; 2 is still running in staging: restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; fix that, then run rollback --env=staging \(or promote 1\)$/);
+    expect(e.message).toMatch(
+      /^verification failed for 2 in staging \(seq 2\): .*; 2 is still running in staging: restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; fix that, then run rollback --env=staging \(or promote 1\)$/,
+    );
     expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'failed', false],
@@ -103,7 +129,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     ]);
   });
 
-  it('after a held failure every documented recovery restores the pointer\'s version: promote 2, rollback --to=2, rollback (not 1)', async () => {
+  it("after a held failure every documented recovery restores the pointer's version: promote 2, rollback --to=2, rollback (not 1)", async () => {
     const recoveries: [string, (q: (v: string, env: string) => PromoteRequest) => Promise<unknown>][] = [
       ['promote 2', (q) => promoteVersion(q('2', 'staging'))],
       ['rollback --to=2', (q) => rollbackEnvironment({ ...q('2', 'staging'), to: '2' })],
@@ -124,7 +150,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     }
   });
 
-  it('a restore that cannot start (the previous version\'s file is gone) is recorded, names what is still running, and promote 2 repairs after the file is back', async () => {
+  it("a restore that cannot start (the previous version's file is gone) is recorded, names what is still running, and promote 2 repairs after the file is back", async () => {
     const { store, target, req } = setup([smokeOf('3')]);
     const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
     for (const v of ['1', '2', '3']) pub[v] = await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
@@ -134,7 +160,9 @@ describe('promoteVersion with verification (file store, real check processes)', 
     await store.delete(artifactKey('svc' as ProjectName, '2' as Version, file.name));
     const e = await oneLineError(promoteVersion(req('3', 'staging')));
     expect(e).toBeInstanceOf(VerificationFailedError);
-    expect(e.message).toMatch(/^verification failed for 3 in staging \(seq 3\): .*; 3 is still running in staging: restoring 2 failed too: .*bootstrap\.zip is missing; fix that, then run rollback --env=staging \(or promote 2\)$/);
+    expect(e.message).toMatch(
+      /^verification failed for 3 in staging \(seq 3\): .*; 3 is still running in staging: restoring 2 failed too: .*bootstrap\.zip is missing; fix that, then run rollback --env=staging \(or promote 2\)$/,
+    );
     expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
       ['2', 'succeeded', false],
@@ -143,7 +171,10 @@ describe('promoteVersion with verification (file store, real check processes)', 
     ]);
     expect(target.deployed.at(-1)).toBe('3');
     await expect(promoteVersion(req('2', 'staging'))).rejects.toThrow(/bootstrap\.zip is missing/);
-    await store.putFileIfAbsent(artifactKey('svc' as ProjectName, '2' as Version, file.name), join(pub['2']!.dir, file.name), { sha256Hex: file.sha256, size: file.size });
+    await store.putFileIfAbsent(artifactKey('svc' as ProjectName, '2' as Version, file.name), join(pub['2']!.dir, file.name), {
+      sha256Hex: file.sha256,
+      size: file.size,
+    });
     await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'promoted' });
     expect(target.deployed.at(-1)).toBe('2');
     await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'already-current' });

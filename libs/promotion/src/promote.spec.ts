@@ -1,4 +1,3 @@
-
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
@@ -22,7 +21,15 @@ function setup() {
   const store: BlobStore = openStore(parseStoreUrl(`file://${tempDir('promote-')}`));
   const target = new FakeTarget();
   const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({ store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(config, env as EnvironmentName), target, meta, log: (l) => lines.push(l) });
+  const req = (version: string, env: string): PromoteRequest => ({
+    store,
+    project: 'svc' as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(config, env as EnvironmentName),
+    target,
+    meta,
+    log: (l) => lines.push(l),
+  });
   return { store, target, lines, req };
 }
 
@@ -37,10 +44,21 @@ describe('promoteVersion (file store, fake target)', () => {
 
     await promoteVersion(req('2', 'dev'));
     await expect(promoteVersion(req('2', 'prod'))).rejects.toThrow(PolicyError);
-    await expect(promoteVersion(req('2', 'prod'))).rejects.toThrow('version 2 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)');
+    await expect(promoteVersion(req('2', 'prod'))).rejects.toThrow(
+      'version 2 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)',
+    );
     await expect(promoteVersion(req('2', 'staging'))).resolves.toMatchObject({ status: 'promoted' });
     const cur = await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName);
-    expect(cur!.entry).toMatchObject({ seq: 2, version: '2', previousVersion: '1', commit: 'abc123', runId: '7', actor: 'tester', rollback: false, status: 'succeeded' });
+    expect(cur!.entry).toMatchObject({
+      seq: 2,
+      version: '2',
+      previousVersion: '1',
+      commit: 'abc123',
+      runId: '7',
+      actor: 'tester',
+      rollback: false,
+      status: 'succeeded',
+    });
     expect(cur!.entry.artifact.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect((await readCurrent(store, 'svc' as ProjectName, 'prod' as EnvironmentName))!.entry.version).toBe('1');
   });
@@ -55,7 +73,10 @@ describe('promoteVersion (file store, fake target)', () => {
     expect(err).toBeInstanceOf(DeployError);
     expect(err.message).toBe('deploy of 2 to dev failed (recorded as seq 2): the disk is on fire');
     const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
-    expect(h.map((e) => [e.seq, e.version, e.status, e.error ?? null])).toEqual([[1, '1', 'succeeded', null], [2, '2', 'failed', 'the disk is on fire']]);
+    expect(h.map((e) => [e.seq, e.version, e.status, e.error ?? null])).toEqual([
+      [1, '1', 'succeeded', null],
+      [2, '2', 'failed', 'the disk is on fire'],
+    ]);
     expect((await readCurrent(store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.seq).toBe(1);
     await promoteVersion(req('2', 'dev'));
     expect((await readCurrent(store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry).toMatchObject({ seq: 3, previousVersion: '1' });
@@ -116,14 +137,20 @@ describe('promoteVersion (file store, fake target)', () => {
       throw new Error('store unavailable');
     };
     const lock = { ttlMs: 300, waitMs: 10_000 };
-    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky, lock }).then(() => undefined, (e: Error) => e);
+    const err = await promoteVersion({ ...req('1', 'dev'), store: flaky, lock }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(RecordFailedError);
     expect(err!.message).toMatch(/^deployed 1 to dev but could not record it: store unavailable/);
     expect(target.deployed).toEqual(['1']);
     const r = await promoteVersion({ ...req('2', 'dev'), lock });
     expect(r.status).toBe('promoted');
     const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
-    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([[1, '1', 'failed'], [2, '2', 'succeeded']]);
+    expect(h.map((e) => [e.seq, e.version, e.status])).toEqual([
+      [1, '1', 'failed'],
+      [2, '2', 'succeeded'],
+    ]);
     expect(h[0]!.error).toMatch(/^interrupted: "promote 1" by tester \(run 7\) stopped before recording/);
   });
 });

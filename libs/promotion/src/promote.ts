@@ -111,7 +111,11 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
  * verification that was held, or whose restore failed, leaves another version running under an
  * unchanged pointer: "already current" must not be answered then.
  */
-export async function isLive(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>, version: Version, current: Awaited<ReturnType<typeof readCurrent>>): Promise<boolean> {
+export async function isLive(
+  r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>,
+  version: Version,
+  current: Awaited<ReturnType<typeof readCurrent>>,
+): Promise<boolean> {
   if (current?.entry.version !== version) return false;
   const live = await findEntry(r.store, r.project, r.environment.name, (e) => !!e.deploy);
   return !live || live.version === version;
@@ -173,7 +177,12 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { 
 /** Records a `failed` entry for a promotion whose holder stopped renewing its lease mid-deploy (crash, cancelled job). */
 async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void> {
   if (!lease.version) return;
-  const done = await findEntry(r.store, r.project, r.environment.name, (e) => e.version === lease.version && Date.parse(e.startedAt) >= Date.parse(lease.acquiredAt) - 1000);
+  const done = await findEntry(
+    r.store,
+    r.project,
+    r.environment.name,
+    (e) => e.version === lease.version && Date.parse(e.startedAt) >= Date.parse(lease.acquiredAt) - 1000,
+  );
   if (done) return;
   const artifact = artifactOf(await locateArtifact(r.store, r.project, lease.version, r.environment));
   const t = r.now?.() ?? new Date();
@@ -203,7 +212,13 @@ export async function deployAndRecord(
   r: PromoteRequest,
   req: DeployRequest,
   artifact: VerifiedArtifact,
-  o: { rollback: boolean; commit: string | null; restore?: DeployResult; verify?: (started: DeployResult) => Promise<VerifiedDeploy>; automatic?: { reason: string } },
+  o: {
+    rollback: boolean;
+    commit: string | null;
+    restore?: DeployResult;
+    verify?: (started: DeployResult) => Promise<VerifiedDeploy>;
+    automatic?: { reason: string };
+  },
 ): Promise<HistoryEntry> {
   const now = r.now ?? (() => new Date());
   const startedAt = now().toISOString();
@@ -240,18 +255,37 @@ export async function deployAndRecord(
     if (v.failure) {
       let seq: number;
       try {
-        seq = (await appendEntry(r.store, { ...base, status: 'failed', deploy: result, ...(verification ? { verification } : {}), error: v.failure, finishedAt: now().toISOString() })).entry.seq;
+        seq = (
+          await appendEntry(r.store, {
+            ...base,
+            status: 'failed',
+            deploy: result,
+            ...(verification ? { verification } : {}),
+            error: v.failure,
+            finishedAt: now().toISOString(),
+          })
+        ).entry.seq;
       } catch (e) {
         throw new RecordFailedError(
           `${r.version} failed verification in ${r.environment.name} (${v.failure}) but could not be recorded: ${((e as Error).message ?? String(e)).split('\n')[0]}; nothing was restored and the lock is left to expire so the next promotion records it as interrupted`,
         );
       }
-      throw new VerificationFailedError(`${r.version} in ${r.environment.name} (seq ${seq}): ${v.failure}`, { verification, seq, onFailure: v.onFailure ?? 'rollback' });
+      throw new VerificationFailedError(`${r.version} in ${r.environment.name} (seq ${seq}): ${v.failure}`, {
+        verification,
+        seq,
+        onFailure: v.onFailure ?? 'rollback',
+      });
     }
   }
   let appended: Awaited<ReturnType<typeof appendEntry>>;
   try {
-    appended = await appendEntry(r.store, { ...base, status: 'succeeded', deploy: result, ...(verification ? { verification } : {}), finishedAt: now().toISOString() });
+    appended = await appendEntry(r.store, {
+      ...base,
+      status: 'succeeded',
+      deploy: result,
+      ...(verification ? { verification } : {}),
+      finishedAt: now().toISOString(),
+    });
   } catch (e) {
     throw new RecordFailedError(
       `deployed ${r.version} to ${r.environment.name} but could not record it: ${((e as Error).message ?? String(e)).split('\n')[0]}; the lock is left to expire so the next promotion records it as interrupted`,
@@ -293,7 +327,12 @@ async function recordFailedRestore(r: PromoteRequest, prev: HistoryEntry, err: E
  * @param current the pointer read under the lock (what to restore)
  * @throws VerificationFailedError (one line: version, environment, seq, check, what it saw, what was restored), DeployError
  */
-async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, artifact: VerifiedArtifact, current: Awaited<ReturnType<typeof readCurrent>>): Promise<HistoryEntry> {
+async function deployVerifyAndRecord(
+  r: PromoteRequest,
+  req: DeployRequest,
+  artifact: VerifiedArtifact,
+  current: Awaited<ReturnType<typeof readCurrent>>,
+): Promise<HistoryEntry> {
   const canary = r.environment.kind === 'chain' ? r.environment.strategy?.canary : undefined;
   if (!r.verify?.checks.length && !canary) return deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit });
   const dreq: DeployRequest = canary ? { ...req, canary: { percent: canary.percent } } : req;
@@ -318,8 +357,16 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
   } catch (e) {
     if (!(e instanceof VerificationFailedError)) throw e;
     r.log(`verification failed: ${e.message}`);
-    if (e.onFailure === 'hold') throw new VerificationFailedError(`verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current${current ? ` (rollback --env=${r.environment.name} or promote ${current.entry.version} restores it)` : ''}`, e);
-    if (!current) throw new VerificationFailedError(`verification failed for ${e.message}; nothing to roll back to (first release of ${r.project} in ${r.environment.name})`, e);
+    if (e.onFailure === 'hold')
+      throw new VerificationFailedError(
+        `verification failed for ${e.message}; onFailure is hold: the new version stays deployed, ${r.environment.name} still records ${current?.entry.version ?? 'no release'} as current${current ? ` (rollback --env=${r.environment.name} or promote ${current.entry.version} restores it)` : ''}`,
+        e,
+      );
+    if (!current)
+      throw new VerificationFailedError(
+        `verification failed for ${e.message}; nothing to roll back to (first release of ${r.project} in ${r.environment.name})`,
+        e,
+      );
     const prev = current.entry;
     const pr: PromoteRequest = { ...r, version: prev.version };
     r.log(`restoring ${prev.version} (seq ${prev.seq}) on ${r.target.describe(req)}`);
@@ -331,7 +378,12 @@ async function deployVerifyAndRecord(r: PromoteRequest, req: DeployRequest, arti
         throw le;
       });
       const preq: DeployRequest = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
-      back = await deployAndRecord(pr, preq, prevArtifact, { rollback: true, commit: prev.commit, restore: prev.deploy ?? undefined, automatic: { reason: `verification failed: ${e.message}` } });
+      back = await deployAndRecord(pr, preq, prevArtifact, {
+        rollback: true,
+        commit: prev.commit,
+        restore: prev.deploy ?? undefined,
+        automatic: { reason: `verification failed: ${e.message}` },
+      });
     } catch (re) {
       if (!isExpectedError(re) || re instanceof RecordFailedError) throw re;
       throw new VerificationFailedError(

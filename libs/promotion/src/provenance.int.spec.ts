@@ -6,7 +6,16 @@ import { CreateAliasCommand, CreateKeyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { awsClients } from '@buildonce/aws';
-import { attest, envelopePayload, fileSigner, kmsSigner, ProvenanceRefusedError, serializeEnvelope, type Signer, type StatementInput } from '@buildonce/provenance';
+import {
+  attest,
+  envelopePayload,
+  fileSigner,
+  kmsSigner,
+  ProvenanceRefusedError,
+  serializeEnvelope,
+  type Signer,
+  type StatementInput,
+} from '@buildonce/provenance';
 import { openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, type BlobStore } from '@buildonce/store';
 import { startMoto, type MotoServer } from '@buildonce/testing';
 import { makeKeyPair } from '@buildonce/provenance/src/testkit';
@@ -49,7 +58,16 @@ function world(policy: Record<string, unknown> = {}) {
     {
       environments: [
         { name: 'dev' },
-        { name: 'staging', requires: [], provenance: { keys: [`file:${signing.publicPath}`, 'kms:alias/buildonce-publish'], builders: [`acme/repo/.github/workflows/release.yml@*`], refs: ['refs/heads/main'], ...policy } },
+        {
+          name: 'staging',
+          requires: [],
+          provenance: {
+            keys: [`file:${signing.publicPath}`, 'kms:alias/buildonce-publish'],
+            builders: [`acme/repo/.github/workflows/release.yml@*`],
+            refs: ['refs/heads/main'],
+            ...policy,
+          },
+        },
         { name: 'prod', requires: ['dev'], provenance: { keys: [signing.publicPem] } },
       ],
     },
@@ -63,15 +81,32 @@ async function publish(store: BlobStore, version: string, sign?: { signer?: Sign
   const dir = mkdtempSync(join(root, 'out-'));
   await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from(`#!/bin/sh\necho ${version}\n`) }], join(dir, 'bootstrap.zip'));
   const d = await sha256File(join(dir, 'bootstrap.zip'));
-  const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }], runtime: 'provided.al2023', architecture: 'x86_64', handler: 'bootstrap', toolchain: 'test' });
+  const manifest = parseManifest({
+    schemaVersion: 1,
+    project: 'svc',
+    version,
+    kind: 'lambda-zip',
+    files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }],
+    runtime: 'provided.al2023',
+    architecture: 'x86_64',
+    handler: 'bootstrap',
+    toolchain: 'test',
+  });
   const provenance = sign
     ? async () =>
         (
           await attest(
             {
-              project: 'svc' as ProjectName, target: 'build', version: version as Version, files: manifest.files, ref: 'refs/heads/main',
+              project: 'svc' as ProjectName,
+              target: 'build',
+              version: version as Version,
+              files: manifest.files,
+              ref: 'refs/heads/main',
               resolvedDependencies: [{ uri: 'git+https://github.com/acme/repo@refs/heads/main', digest: { gitCommit: meta.commit } }],
-              builderId: WORKFLOW, invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1', startedOn: new Date(), finishedOn: new Date(),
+              builderId: WORKFLOW,
+              invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1',
+              startedOn: new Date(),
+              finishedOn: new Date(),
               ...sign.statement,
             },
             sign.signer ?? (await fileSigner(signing.privatePath)),
@@ -83,7 +118,15 @@ async function publish(store: BlobStore, version: string, sign?: { signer?: Sign
 }
 
 async function promote(w: ReturnType<typeof world>, version: string, env: string, log: string[] = []) {
-  return promoteVersion({ store: w.store, project: 'svc' as ProjectName, version: version as Version, environment: resolveEnvironment(w.config, env as EnvironmentName), target: w.target, meta, log: (l) => log.push(l) });
+  return promoteVersion({
+    store: w.store,
+    project: 'svc' as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(w.config, env as EnvironmentName),
+    target: w.target,
+    meta,
+    log: (l) => log.push(l),
+  });
 }
 
 /** Expects a one-line refusal naming `rule`, and that the environment is unchanged (no deploy, no history, no pointer). */
@@ -108,11 +151,18 @@ describe('promotion to an environment that requires provenance', () => {
     const r = await promote(w, '100', 'staging', log);
     expect(r.status).toBe('promoted');
     expect(w.target.deployed).toEqual(['100']);
-    expect(log.some((l) => l.startsWith(`provenance verified: signed by file:${signing.publicPath}, builder ${WORKFLOW}, ref refs/heads/main, commit cccccccccccc`))).toBe(true);
+    expect(
+      log.some((l) => l.startsWith(`provenance verified: signed by file:${signing.publicPath}, builder ${WORKFLOW}, ref refs/heads/main, commit cccccccccccc`)),
+    ).toBe(true);
     const entry = (await readCurrent(w.store, 'svc' as ProjectName, 'staging' as EnvironmentName))!.entry;
     expect(entry.artifact.provenance).toEqual({
-      signed: true, verified: true, rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'],
-      key: `file:${signing.publicPath}`, builder: WORKFLOW, ref: 'refs/heads/main', commit: meta.commit,
+      signed: true,
+      verified: true,
+      rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'],
+      key: `file:${signing.publicPath}`,
+      builder: WORKFLOW,
+      ref: 'refs/heads/main',
+      commit: meta.commit,
     });
     expect((await collectReleases({ store: w.store, project: 'svc' as ProjectName, env: 'staging' as EnvironmentName }))[0]!.provenance).toBe('verified');
   });
@@ -188,13 +238,24 @@ describe('promotion to an environment that requires provenance', () => {
     // prod requires dev AND provenance: the provenance refusal comes first
     await expectRefused(w, '300', 'prod', 'present');
     expect((await promote(w, '300', 'dev')).status).toBe('promoted');
-    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({ signed: false, verified: false, rules: [] });
+    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({
+      signed: false,
+      verified: false,
+      rules: [],
+    });
     await publish(w.store, '301', {});
     await expect(promote(w, '301', 'prod')).rejects.toBeInstanceOf(PolicyError);
     expect((await promote(w, '301', 'dev')).status).toBe('promoted');
-    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({ signed: true, verified: false, rules: [] });
+    expect((await readCurrent(w.store, 'svc' as ProjectName, 'dev' as EnvironmentName))!.entry.artifact.provenance).toEqual({
+      signed: true,
+      verified: false,
+      rules: [],
+    });
     expect((await promote(w, '301', 'prod')).status).toBe('promoted');
-    expect((await collectReleases({ store: w.store, project: 'svc' as ProjectName })).map((r) => [r.environment, r.provenance])).toEqual([['dev', 'signed'], ['prod', 'verified']]);
+    expect((await collectReleases({ store: w.store, project: 'svc' as ProjectName })).map((r) => [r.environment, r.provenance])).toEqual([
+      ['dev', 'signed'],
+      ['prod', 'verified'],
+    ]);
   });
 
   it('rollback into an environment that requires provenance checks it too', async () => {
@@ -204,8 +265,18 @@ describe('promotion to an environment that requires provenance', () => {
     expect((await promote(w, '400', 'staging')).status).toBe('promoted');
     expect((await promote(w, '401', 'staging')).status).toBe('promoted');
     // the policy tightens: the unsigned 400 may no longer come back
-    const strict = { ...w, config: parseConfig({ environments: [{ name: 'staging', provenance: { keys: [signing.publicPem] } }] }, join(root, 'buildonce.json')) };
-    const err = await rollbackEnvironment({ store: w.store, project: 'svc' as ProjectName, environment: resolveEnvironment(strict.config, 'staging' as EnvironmentName), target: w.target, meta, log: () => undefined }).catch((e: unknown) => e);
+    const strict = {
+      ...w,
+      config: parseConfig({ environments: [{ name: 'staging', provenance: { keys: [signing.publicPem] } }] }, join(root, 'buildonce.json')),
+    };
+    const err = await rollbackEnvironment({
+      store: w.store,
+      project: 'svc' as ProjectName,
+      environment: resolveEnvironment(strict.config, 'staging' as EnvironmentName),
+      target: w.target,
+      meta,
+      log: () => undefined,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProvenanceRefusedError);
     expect((await readCurrent(w.store, 'svc' as ProjectName, 'staging' as EnvironmentName))!.entry.version).toBe('401');
     expect(w.target.deployed).toEqual(['400', '401']);
@@ -214,7 +285,9 @@ describe('promotion to an environment that requires provenance', () => {
 
 describe('config', () => {
   it('rejects a provenance policy without keys and resolves file: keys from the config directory', () => {
-    expect(() => parseConfig({ environments: [{ name: 'prod', provenance: { required: true } }] }, '/ws/buildonce.json')).toThrow(/environments\.0\.provenance\.keys/);
+    expect(() => parseConfig({ environments: [{ name: 'prod', provenance: { required: true } }] }, '/ws/buildonce.json')).toThrow(
+      /environments\.0\.provenance\.keys/,
+    );
     const c = parseConfig({ environments: [{ name: 'prod', provenance: { keys: ['file:keys/release.pub.pem', 'kms:alias/x'] } }] }, '/ws/buildonce.json');
     expect(c.environments[0]!.provenance).toEqual({ required: true, keys: ['file:/ws/keys/release.pub.pem', 'kms:alias/x'], builders: [], refs: [] });
   });

@@ -63,7 +63,9 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
     keys,
   });
   if (v.record.verified) {
-    r.log(`provenance verified: signed by ${v.record.key}, builder ${v.record.builder}${v.record.ref ? `, ref ${v.record.ref}` : ''}${v.record.commit ? `, commit ${v.record.commit.slice(0, 12)}` : ''}`);
+    r.log(
+      `provenance verified: signed by ${v.record.key}, builder ${v.record.builder}${v.record.ref ? `, ref ${v.record.ref}` : ''}${v.record.commit ? `, commit ${v.record.commit.slice(0, 12)}` : ''}`,
+    );
   } else {
     r.log(`provenance: version ${r.version} is unsigned (${r.environment.name} does not require provenance)`);
   }
@@ -118,7 +120,16 @@ export async function inspectVersionProvenance(o: {
   await verifyArtifact(o.store, o.project, o.version, namespace);
   const key = provenanceKey(o.project, o.version, namespace);
   const got = await o.store.getBytes(key);
-  const report: VersionProvenanceReport = { project: o.project, version: o.version, namespace, uri: o.store.uriOf(key), signed: !!got, keyids: [], verdicts: [], ok: true };
+  const report: VersionProvenanceReport = {
+    project: o.project,
+    version: o.version,
+    namespace,
+    uri: o.store.uriOf(key),
+    signed: !!got,
+    keyids: [],
+    verdicts: [],
+    ok: true,
+  };
   if (got) {
     try {
       const i = inspectEnvelope(got.bytes, report.uri);
@@ -140,7 +151,12 @@ export async function inspectVersionProvenance(o: {
       report.verdicts.push({ environment: environment.name, status: record.verified ? 'verified' : 'unsigned', record });
     } catch (e) {
       if (!(e instanceof ProvenanceRefusedError || e instanceof UntrustedArtifactError)) throw e;
-      report.verdicts.push({ environment: environment.name, status: 'refused', rule: e instanceof ProvenanceRefusedError ? e.rule : 'trusted', reason: e.message });
+      report.verdicts.push({
+        environment: environment.name,
+        status: 'refused',
+        rule: e instanceof ProvenanceRefusedError ? e.rule : 'trusted',
+        reason: e.message,
+      });
       report.ok = false;
     }
   }
@@ -235,5 +251,10 @@ export async function signPublishedVersion(a: {
     },
     a.signer,
   );
-  return { bytes: att.bytes, signMs: att.signMs, totalMs: performance.now() - t0, ...(context.uncommittedPaths ? { uncommittedPaths: context.uncommittedPaths } : {}) };
+  return {
+    bytes: att.bytes,
+    signMs: att.signMs,
+    totalMs: performance.now() - t0,
+    ...(context.uncommittedPaths ? { uncommittedPaths: context.uncommittedPaths } : {}),
+  };
 }

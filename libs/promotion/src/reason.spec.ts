@@ -21,7 +21,9 @@ describe('--reason', () => {
 
   it('is recorded on promotions and rollbacks; an automatic rollback records the failed check as its reason', async () => {
     const store = openStore(parseStoreUrl(`file://${tempDir('reason-')}`));
-    const config = parseConfig({ environments: [{ name: 'dev', verify: { kind: 'command', command: ['node', '-e', 'process.exit(process.env.BUILDONCE_VERSION === "3" ? 4 : 0)'] } }] });
+    const config = parseConfig({
+      environments: [{ name: 'dev', verify: { kind: 'command', command: ['node', '-e', 'process.exit(process.env.BUILDONCE_VERSION === "3" ? 4 : 0)'] } }],
+    });
     const environment = resolveEnvironment(config, 'dev' as EnvironmentName);
     const target = new FakeTarget();
     const verify = { checks: environment.kind === 'chain' ? environment.verify! : [], workspaceRoot: process.cwd() };
@@ -31,7 +33,9 @@ describe('--reason', () => {
     await promoteVersion({ ...base, version: '2' as Version, meta: { commit: null, runId: null, actor: 'a', reason: 'new weights' } });
     await rollbackEnvironment({ ...base, meta: { commit: null, runId: null, actor: 'b', reason: 'p99 doubled' } });
     await rollbackEnvironment({ ...base, to: '2' as Version, meta: { commit: null, runId: null, actor: 'b' } });
-    await expect(promoteVersion({ ...base, version: '3' as Version, meta: { commit: null, runId: null, actor: 'c', reason: 'try 3' } })).rejects.toThrow(/rolled back to 2/);
+    await expect(promoteVersion({ ...base, version: '3' as Version, meta: { commit: null, runId: null, actor: 'c', reason: 'try 3' } })).rejects.toThrow(
+      /rolled back to 2/,
+    );
     const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
     expect(h.map((e) => [e.version, e.status, e.rollback, e.reason, e.automatic])).toEqual([
       ['1', 'succeeded', false, undefined, undefined],

@@ -13,7 +13,12 @@ afterAll(removeTempDirs);
 
 function gitRepo(): { dir: string; commits: string[] } {
   const dir = tempDir('base-git-');
-  const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+  const git = (...a: string[]) =>
+    execFileSync('git', a, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    }).trim();
   git('init', '-q', '-b', 'main');
   const commits: string[] = [];
   for (const n of ['1', '2', '3']) {
@@ -39,10 +44,19 @@ describe('releases', () => {
   it('renders the table, markdown and single fields', async () => {
     const store = openStore(parseStoreUrl(`file://${tempDir('rel-')}`));
     await appendEntry(store, { ...draft('11' as Version), environment: 'dev' as EnvironmentName, commit: 'a'.repeat(40) });
-    await appendEntry(store, { ...draft('12' as Version), environment: 'dev' as EnvironmentName, status: 'failed', error: 'boom', verification: { kind: 'http', passed: false, attempts: 12, durationMs: 60_000, detail: 'GET http://x → 503' } });
+    await appendEntry(store, {
+      ...draft('12' as Version),
+      environment: 'dev' as EnvironmentName,
+      status: 'failed',
+      error: 'boom',
+      verification: { kind: 'http', passed: false, attempts: 12, durationMs: 60_000, detail: 'GET http://x → 503' },
+    });
     await appendEntry(store, { ...draft('11' as Version), environment: 'prod' as EnvironmentName });
     const rows = await collectReleases({ store, project: 'svc' as ProjectName, env: 'dev' as EnvironmentName });
-    expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([[2, '12', 'failed'], [1, '11', 'succeeded']]);
+    expect(rows.map((r) => [r.seq, r.version, r.status])).toEqual([
+      [2, '12', 'failed'],
+      [1, '11', 'succeeded'],
+    ]);
     const table = renderTable(rows, 'svc' as ProjectName);
     expect(table.split('\n')[0]).toBe('svc:');
     expect(table).toMatch(/environment.*#.*version.*status.*provenance.*verified.*commit.*when.*who.*previous/);
@@ -67,9 +81,17 @@ describe('releases', () => {
     await appendEntry(store, { ...draft('1' as Version), environment: 'prod' as EnvironmentName });
     await appendEntry(store, withProvenance('2', { signed: false, verified: false, rules: [] }));
     await appendEntry(store, withProvenance('3', { signed: true, verified: false, rules: [] }));
-    await appendEntry(store, withProvenance('4', { signed: true, verified: true, rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'] }));
+    await appendEntry(
+      store,
+      withProvenance('4', { signed: true, verified: true, rules: ['present', 'envelope', 'signature', 'statement', 'subject', 'builder', 'ref'] }),
+    );
     const rows = await collectReleases({ store, project: 'svc' as ProjectName, env: 'prod' as EnvironmentName });
-    expect(rows.map((r) => [r.version, r.provenance])).toEqual([['4', 'verified'], ['3', 'signed'], ['2', 'unsigned'], ['1', '-']]);
+    expect(rows.map((r) => [r.version, r.provenance])).toEqual([
+      ['4', 'verified'],
+      ['3', 'signed'],
+      ['2', 'unsigned'],
+      ['1', '-'],
+    ]);
     expect(renderMarkdown(rows, 'svc' as ProjectName)).toContain('| prod | 4 | 4 | ok | verified |');
   });
 

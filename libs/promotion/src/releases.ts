@@ -73,7 +73,9 @@ export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): Re
     const i = order.indexOf(env);
     return i < 0 ? order.length : i;
   };
-  return [...rows].sort((a, b) => rank(a.environment) - rank(b.environment) || (rank(a.environment) === order.length ? a.environment.localeCompare(b.environment) : 0));
+  return [...rows].sort(
+    (a, b) => rank(a.environment) - rank(b.environment) || (rank(a.environment) === order.length ? a.environment.localeCompare(b.environment) : 0),
+  );
 }
 
 /**
@@ -81,7 +83,13 @@ export function sortByPipeline(rows: ReleaseRow[], order: readonly string[]): Re
  * 20); without, the current release of every environment that has a ledger, in pipeline order
  * (`order`: the environment chain of buildonce.json; others after it by name).
  */
-export async function collectReleases(o: { store: BlobStore; project: ProjectName; env?: EnvironmentName; limit?: number; order?: readonly string[] }): Promise<ReleaseRow[]> {
+export async function collectReleases(o: {
+  store: BlobStore;
+  project: ProjectName;
+  env?: EnvironmentName;
+  limit?: number;
+  order?: readonly string[];
+}): Promise<ReleaseRow[]> {
   if (o.env) {
     const h = await readHistory(o.store, o.project, o.env, { limit: o.limit ?? 20 });
     return h.reverse().map(releaseRowOf);
@@ -98,7 +106,12 @@ export async function collectReleases(o: { store: BlobStore; project: ProjectNam
  * Rows of every project that has a ledger in the store (workspace-wide `releases`), keyed by project,
  * sorted by project name. Same row semantics as {@link collectReleases}.
  */
-export async function collectWorkspaceReleases(o: { store: BlobStore; env?: EnvironmentName; limit?: number; order?: readonly string[] }): Promise<Map<ProjectName, ReleaseRow[]>> {
+export async function collectWorkspaceReleases(o: {
+  store: BlobStore;
+  env?: EnvironmentName;
+  limit?: number;
+  order?: readonly string[];
+}): Promise<Map<ProjectName, ReleaseRow[]>> {
   const out = new Map<ProjectName, ReleaseRow[]>();
   for (const project of await listLedgerProjects(o.store)) out.set(project, await collectReleases({ ...o, project }));
   return out;
@@ -119,7 +132,18 @@ export function verificationCell(v: ReleaseRow['verification']): string {
 export const RELEASE_COLUMNS = ['environment', '#', 'version', 'status', 'provenance', 'verified', 'commit', 'when', 'who', 'previous'] as const;
 
 function cells(r: ReleaseRow): string[] {
-  return [r.environment, String(r.seq), r.version, note(r), r.provenance, verificationCell(r.verification), short(r.commit), when(r.when), r.who, r.previous ?? '-'];
+  return [
+    r.environment,
+    String(r.seq),
+    r.version,
+    note(r),
+    r.provenance,
+    verificationCell(r.verification),
+    short(r.commit),
+    when(r.when),
+    r.who,
+    r.previous ?? '-',
+  ];
 }
 
 /** Plain-text table (cli-table3, no colours) under a `<project>:` line. Empty input gives a one-line notice. */
@@ -160,7 +184,12 @@ export function fieldOf(row: ReleaseRow | undefined, field: ReleaseField): strin
  * @param projects restrict to these projects (default: every project with a ledger)
  * @throws Error when git cannot resolve the commits (shallow clone: fetch with depth 0)
  */
-export async function baseCommitForEnv(o: { store: BlobStore; env: EnvironmentName; workspaceRoot: string; projects?: ProjectName[] }): Promise<string | undefined> {
+export async function baseCommitForEnv(o: {
+  store: BlobStore;
+  env: EnvironmentName;
+  workspaceRoot: string;
+  projects?: ProjectName[];
+}): Promise<string | undefined> {
   const projects = o.projects ?? (await listLedgerProjects(o.store));
   const commits = new Set<string>();
   for (const p of projects) {
@@ -172,7 +201,9 @@ export async function baseCommitForEnv(o: { store: BlobStore; env: EnvironmentNa
   const r = await run('git', ['merge-base', '--octopus', ...list], { cwd: o.workspaceRoot, reject: false });
   const sha = r.stdout.trim();
   if (r.exitCode !== 0 || !sha) {
-    throw new Error(`git merge-base of the commits current in ${o.env} (${list.map((c) => c.slice(0, 12)).join(', ')}) failed: fetch the full history (fetch-depth: 0)`);
+    throw new Error(
+      `git merge-base of the commits current in ${o.env} (${list.map((c) => c.slice(0, 12)).join(', ')}) failed: fetch the full history (fetch-depth: 0)`,
+    );
   }
   return sha;
 }

@@ -68,7 +68,8 @@ export function planRollback(history: HistoryEntry[], env: EnvironmentName, to?:
   if (!ok.length) throw new RollbackError(`${env} has no successful release to roll back from`);
   const newestOf = (v: string) => [...ok].reverse().find((e) => e.version === v)!;
   if (to !== undefined) {
-    if (!ok.some((e) => e.version === to)) throw new RollbackError(`version ${to} never succeeded in ${env}: pick one from its history (releases --env=${env})`);
+    if (!ok.some((e) => e.version === to))
+      throw new RollbackError(`version ${to} never succeeded in ${env}: pick one from its history (releases --env=${env})`);
     return newestOf(to);
   }
   const stack = rollbackStack(history);

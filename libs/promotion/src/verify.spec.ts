@@ -17,7 +17,16 @@ afterAll(removeTempDirs);
 const local: DeployResult = { target: 'local', root: '/r', path: '/r/releases/7', status: 'deployed' };
 const lines: string[] = [];
 function ctx(o: Partial<CheckContext> = {}): CheckContext {
-  return { project: 'svc' as ProjectName, environment: 'staging' as EnvironmentName, version: '7' as Version, deploy: local, workspaceRoot: process.cwd(), log: (l) => lines.push(l), sleep: async () => {}, ...o };
+  return {
+    project: 'svc' as ProjectName,
+    environment: 'staging' as EnvironmentName,
+    version: '7' as Version,
+    deploy: local,
+    workspaceRoot: process.cwd(),
+    log: (l) => lines.push(l),
+    sleep: async () => {},
+    ...o,
+  };
 }
 
 describe('jsonSubset', () => {
@@ -35,15 +44,25 @@ describe('jsonSubset', () => {
 describe('verify config', () => {
   const env = (e: object) => parseConfig({ environments: [{ name: 'dev', ...e }] }).environments[0]!;
   it('accepts one check or a list and a canary strategy', () => {
-    expect(env({ verify: { kind: 'http', url: 'http://x/v1/release', expectVersion: true } }).verify).toEqual([{ kind: 'http', url: 'http://x/v1/release', expectVersion: true }]);
-    const e = env({ verify: [{ kind: 'command', command: ['true'], projects: ['api'] }, { kind: 'lambda', payload: 'p.json', expect: { ok: true }, onFailure: 'hold' }], strategy: { canary: { percent: 10, minutes: 5 } } });
+    expect(env({ verify: { kind: 'http', url: 'http://x/v1/release', expectVersion: true } }).verify).toEqual([
+      { kind: 'http', url: 'http://x/v1/release', expectVersion: true },
+    ]);
+    const e = env({
+      verify: [
+        { kind: 'command', command: ['true'], projects: ['api'] },
+        { kind: 'lambda', payload: 'p.json', expect: { ok: true }, onFailure: 'hold' },
+      ],
+      strategy: { canary: { percent: 10, minutes: 5 } },
+    });
     expect(e.verify).toHaveLength(2);
     expect(e.strategy).toEqual({ canary: { percent: 10, minutes: 5, steps: [{ percent: 10, minutes: 5 }] } });
     expect(env({}).verify).toBeUndefined();
   });
   it('refuses bad checks with one line naming the field', () => {
     const bad = (e: object) => () => parseConfig({ environments: [{ name: 'dev', ...e }] }, 'buildonce.json');
-    expect(bad({ verify: { kind: 'http', url: 'ftp://x' } })).toThrow(/^buildonce.json: environments\.0\.verify\.0\.url: must be an http:\/\/ or https:\/\/ URL$/);
+    expect(bad({ verify: { kind: 'http', url: 'ftp://x' } })).toThrow(
+      /^buildonce.json: environments\.0\.verify\.0\.url: must be an http:\/\/ or https:\/\/ URL$/,
+    );
     expect(bad({ verify: { kind: 'lambda' } })).toThrow(/environments\.0\.verify\.0\.payload/);
     expect(bad({ verify: [{ kind: 'command', command: 'echo hi' }] })).toThrow(/environments\.0\.verify\.0\.command/);
     expect(bad({ verify: [{ kind: 'command', command: ['x'], bogus: 1 }] })).toThrow(/environments\.0\.verify\.0/);
@@ -60,7 +79,10 @@ describe('verify config', () => {
     }
   });
   it('applies checks by project', () => {
-    const checks: VerifyCheck[] = [{ kind: 'command', command: ['a'], projects: ['api'] }, { kind: 'command', command: ['b'] }];
+    const checks: VerifyCheck[] = [
+      { kind: 'command', command: ['a'], projects: ['api'] },
+      { kind: 'command', command: ['b'] },
+    ];
     expect(checksFor(checks, 'api' as ProjectName).map((c) => c.kind === 'command' && c.command[0])).toEqual(['a', 'b']);
     expect(checksFor(checks, 'scorer' as ProjectName).map((c) => c.kind === 'command' && c.command[0])).toEqual(['b']);
     expect(checksFor(undefined, 'x' as ProjectName)).toEqual([]);
@@ -77,7 +99,15 @@ describe('prepareChecks', () => {
     expect(await prepareChecks([{ kind: 'lambda', payload: 'ok.json' }], o)).toHaveLength(1);
     await expect(prepareChecks([{ kind: 'lambda', payload: 'bad.json' }], o)).rejects.toThrow(/verify lambda payload .*bad\.json: not JSON/);
     await expect(prepareChecks([{ kind: 'lambda', payload: 'missing.json' }], o)).rejects.toThrow(/missing\.json: cannot read \(ENOENT\)/);
-    expect(await prepareChecks([{ kind: 'lambda', payload: 'missing.json' }, { kind: 'command', command: ['true'] }], { ...o, targetKind: 'local' })).toEqual([{ kind: 'command', command: ['true'] }]);
+    expect(
+      await prepareChecks(
+        [
+          { kind: 'lambda', payload: 'missing.json' },
+          { kind: 'command', command: ['true'] },
+        ],
+        { ...o, targetKind: 'local' },
+      ),
+    ).toEqual([{ kind: 'command', command: ['true'] }]);
     expect(log.join('\n')).toMatch(/skipped: the local target has no Lambda function to invoke/);
   });
 });
@@ -105,8 +135,15 @@ describe('http check (real HTTP server)', () => {
     expect(r).toMatchObject({ passed: true, attempts: 3 });
   });
   it('checks the reported version', async () => {
-    expect(await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true }, ctx())).toMatchObject({ passed: true, attempts: 1, detail: expect.stringContaining('version 7') });
-    const r = await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.3 }, ctx({ version: '8' as Version, sleep: undefined }));
+    expect(await runCheck({ kind: 'http', url: `${base}/release`, expectVersion: true }, ctx())).toMatchObject({
+      passed: true,
+      attempts: 1,
+      detail: expect.stringContaining('version 7'),
+    });
+    const r = await runCheck(
+      { kind: 'http', url: `${base}/release`, expectVersion: true, intervalSeconds: 0.01, timeoutSeconds: 0.3 },
+      ctx({ version: '8' as Version, sleep: undefined }),
+    );
     expect(r.passed).toBe(false);
     expect(r.detail).toMatch(/→ 200 but version is "7", expected 8 \(gave up after \d+ attempt\(s\)/);
   });
@@ -124,7 +161,17 @@ describe('http check (real HTTP server)', () => {
 
 describe('command check (real processes)', () => {
   it('passes on exit 0 with BUILDONCE_VERSION/ENV/PROJECT set and fails with the last output line', async () => {
-    const ok = await runCheck({ kind: 'command', command: ['node', '-e', 'process.exit(process.env.BUILDONCE_VERSION === "7" && process.env.BUILDONCE_ENV === "staging" && process.env.BUILDONCE_PROJECT === "svc" ? 0 : 3)'] }, ctx());
+    const ok = await runCheck(
+      {
+        kind: 'command',
+        command: [
+          'node',
+          '-e',
+          'process.exit(process.env.BUILDONCE_VERSION === "7" && process.env.BUILDONCE_ENV === "staging" && process.env.BUILDONCE_PROJECT === "svc" ? 0 : 3)',
+        ],
+      },
+      ctx(),
+    );
     expect(ok).toMatchObject({ passed: true, attempts: 1 });
     const bad = await runCheck({ kind: 'command', command: ['node', '-e', 'console.error("smoke: /score returned 500"); process.exit(4)'] }, ctx());
     expect(bad).toMatchObject({ passed: false, detail: expect.stringMatching(/exited 4: smoke: \/score returned 500$/) });
@@ -134,7 +181,14 @@ describe('command check (real processes)', () => {
     expect(missing.passed).toBe(false);
   });
   it('runChecks stops at the first failure and sums attempts', async () => {
-    const r = await runChecks([{ kind: 'command', command: ['true'] }, { kind: 'command', command: ['false'] }, { kind: 'command', command: ['true'] }], ctx());
+    const r = await runChecks(
+      [
+        { kind: 'command', command: ['true'] },
+        { kind: 'command', command: ['false'] },
+        { kind: 'command', command: ['true'] },
+      ],
+      ctx(),
+    );
     expect(r?.verification).toMatchObject({ kind: 'command', passed: false, attempts: 2 });
     expect(r?.failed).toEqual({ kind: 'command', command: ['false'] });
     expect(await runChecks([], ctx())).toBeUndefined();
@@ -142,7 +196,17 @@ describe('command check (real processes)', () => {
 });
 
 describe('verifyDeploy with a canary', () => {
-  const started: DeployResult = { target: 'lambda', functionName: 'f', functionVersion: '3', codeSha256: 'x', alias: 'staging', s3Bucket: 'b', s3Key: 'k', method: 'code', canary: { percent: 10, stableVersion: '2' } };
+  const started: DeployResult = {
+    target: 'lambda',
+    functionName: 'f',
+    functionVersion: '3',
+    codeSha256: 'x',
+    alias: 'staging',
+    s3Bucket: 'b',
+    s3Key: 'k',
+    method: 'code',
+    canary: { percent: 10, stableVersion: '2' },
+  };
   it('checks, waits out the window, checks again, then shifts 100 %', async () => {
     const slept: number[] = [];
     let completed = 0;
@@ -197,7 +261,11 @@ describe('verifyDeploy with a canary', () => {
       },
       log: () => {},
     });
-    expect(r).toMatchObject({ failure: 'canary shift to 100% failed: Lambda f: ServiceException: boom more', onFailure: 'rollback', verification: { passed: false } });
+    expect(r).toMatchObject({
+      failure: 'canary shift to 100% failed: Lambda f: ServiceException: boom more',
+      onFailure: 'rollback',
+      verification: { passed: false },
+    });
   });
   it('a failing check ends the canary without shifting', async () => {
     let completed = 0;
@@ -220,7 +288,12 @@ describe('policy counts only verified successes', () => {
   const prod = { kind: 'chain' as const, name: 'prod' as EnvironmentName, requires: ['staging' as EnvironmentName], soakMinutes: 0 };
   it('refuses a succeeded entry whose verification failed, accepts old entries without one', () => {
     const v = { kind: 'http' as const, attempts: 1, durationMs: 5, detail: 'x' };
-    const ok = { ...draft('5' as Version, { environment: 'staging' as EnvironmentName, verification: { ...v, passed: true } }), seq: 1, previousVersion: null, schemaVersion: 1 as const };
+    const ok = {
+      ...draft('5' as Version, { environment: 'staging' as EnvironmentName, verification: { ...v, passed: true } }),
+      seq: 1,
+      previousVersion: null,
+      schemaVersion: 1 as const,
+    };
     const bad = { ...ok, verification: { ...v, passed: false } };
     const old = { ...ok, verification: undefined };
     expect(isVerifiedSuccess(ok)).toBe(true);

@@ -45,7 +45,11 @@ export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.Pro
   const r = await run('git', ['status', '--porcelain=v2', '--branch'], { cwd: workspaceRoot, reject: false }).catch(() => undefined);
   if (r && r.exitCode === 0) {
     const lines = r.stdout.split('\n').filter(Boolean);
-    const header = (key: string) => lines.find((l) => l.startsWith(`# ${key} `))?.slice(key.length + 3).trim();
+    const header = (key: string) =>
+      lines
+        .find((l) => l.startsWith(`# ${key} `))
+        ?.slice(key.length + 3)
+        .trim();
     const sha = header('branch.oid');
     const branch = header('branch.head');
     if (!commit && sha && /^[0-9a-f]{40,64}$/.test(sha)) commit = sha;
@@ -57,7 +61,13 @@ export async function buildContextFromEnv(workspaceRoot: string, env: NodeJS.Pro
   const repository = gha && env.GITHUB_REPOSITORY ? `git+${server}/${env.GITHUB_REPOSITORY}` : undefined;
   const internal: Record<string, unknown> = {};
   if (gha) {
-    for (const [k, v] of Object.entries({ eventName: env.GITHUB_EVENT_NAME, repositoryId: env.GITHUB_REPOSITORY_ID, repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID, runnerEnvironment: env.RUNNER_ENVIRONMENT, workflowSha: env.GITHUB_WORKFLOW_SHA })) {
+    for (const [k, v] of Object.entries({
+      eventName: env.GITHUB_EVENT_NAME,
+      repositoryId: env.GITHUB_REPOSITORY_ID,
+      repositoryOwnerId: env.GITHUB_REPOSITORY_OWNER_ID,
+      runnerEnvironment: env.RUNNER_ENVIRONMENT,
+      workflowSha: env.GITHUB_WORKFLOW_SHA,
+    })) {
       if (v) internal[k] = v;
     }
   }
@@ -94,7 +104,13 @@ export async function lockFileDigests(dirs: string[]): Promise<ResourceDescripto
  * or `{ name: "source", … }` without a repository URI; built from a dirty work tree it carries
  * `annotations: { dirty: true, uncommittedPaths: <n> }`), the lock files' digests and the toolchain identity.
  */
-export function resolvedDependencies(o: { context: BuildContext; lockFiles: ResourceDescriptor[]; toolchain: string; runtime?: string; architecture?: string }): ResourceDescriptor[] {
+export function resolvedDependencies(o: {
+  context: BuildContext;
+  lockFiles: ResourceDescriptor[];
+  toolchain: string;
+  runtime?: string;
+  architecture?: string;
+}): ResourceDescriptor[] {
   const deps: ResourceDescriptor[] = [];
   if (o.context.commit) {
     deps.push({
@@ -106,7 +122,12 @@ export function resolvedDependencies(o: { context: BuildContext; lockFiles: Reso
   deps.push(...o.lockFiles);
   deps.push({
     name: 'toolchain',
-    annotations: { toolchain: o.toolchain, ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.architecture ? { architecture: o.architecture } : {}), node: process.version },
+    annotations: {
+      toolchain: o.toolchain,
+      ...(o.runtime ? { runtime: o.runtime } : {}),
+      ...(o.architecture ? { architecture: o.architecture } : {}),
+      node: process.version,
+    },
   });
   return deps;
 }
@@ -131,7 +152,11 @@ export async function attest(input: StatementInput, signer: Signer): Promise<Att
   const statement = buildStatement(input);
   const payload = Buffer.from(JSON.stringify(statement));
   const sig = await signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload));
-  const envelope: Envelope = { payloadType: IN_TOTO_PAYLOAD_TYPE, payload: payload.toString('base64'), signatures: [{ keyid: signer.keyid, sig: sig.toString('base64') }] };
+  const envelope: Envelope = {
+    payloadType: IN_TOTO_PAYLOAD_TYPE,
+    payload: payload.toString('base64'),
+    signatures: [{ keyid: signer.keyid, sig: sig.toString('base64') }],
+  };
   const bytes = serializeEnvelope(envelope);
   return { envelope, bytes, statement, signMs: performance.now() - t0 };
 }

@@ -38,7 +38,9 @@ export interface VerificationKey {
 
 /** `sha256:<hex>` of a public key's SPKI DER: the keyid of PEM keys. */
 export function keyFingerprint(pub: KeyObject): string {
-  return `sha256:${createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(pub.export({ format: 'der', type: 'spki' }))
+    .digest('hex')}`;
 }
 
 function assertP256(k: KeyObject, what: string): void {
@@ -54,7 +56,9 @@ function assertP256(k: KeyObject, what: string): void {
  */
 export async function fileSigner(path: string): Promise<Signer> {
   const pem = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new ProvenanceError(`signing key file ${path} cannot be read (${e.code ?? e.message}): fix BUILDONCE_SIGNING_KEY=file:<path to a PEM P-256 private key>`);
+    throw new ProvenanceError(
+      `signing key file ${path} cannot be read (${e.code ?? e.message}): fix BUILDONCE_SIGNING_KEY=file:<path to a PEM P-256 private key>`,
+    );
   });
   let key: KeyObject;
   try {
@@ -77,7 +81,9 @@ export const KMS_RAW_LIMIT = 4096;
 /** One line for a failed KMS call (the SDK error's name and message). */
 function kmsFailure(action: string, keyId: string, e: unknown, fix: string): ProvenanceError {
   const err = e as Error & { name?: string };
-  return new ProvenanceError(`KMS ${action} with key ${keyId} failed: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}; ${fix}`, { cause: e });
+  return new ProvenanceError(`KMS ${action} with key ${keyId} failed: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}; ${fix}`, {
+    cause: e,
+  });
 }
 
 /**
@@ -103,7 +109,12 @@ export function kmsSigner(kms: KMSClient, keyId: string): Signer {
       try {
         out = await kms.send(new SignCommand({ KeyId: keyId, Message: message, MessageType: raw ? 'RAW' : 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }));
       } catch (e) {
-        throw kmsFailure('Sign', keyId, e, 'the publish role needs kms:Sign on an ECC_NIST_P256 SIGN_VERIFY key (BUILDONCE_SIGNING_KEY=kms:<key-id|arn|alias>)');
+        throw kmsFailure(
+          'Sign',
+          keyId,
+          e,
+          'the publish role needs kms:Sign on an ECC_NIST_P256 SIGN_VERIFY key (BUILDONCE_SIGNING_KEY=kms:<key-id|arn|alias>)',
+        );
       }
       if (!out.Signature) throw new ProvenanceError(`KMS Sign with key ${keyId} returned no signature`);
       if (out.KeyId) keyid = out.KeyId;
@@ -155,7 +166,9 @@ export async function resolveVerificationKeys(specs: readonly string[], o: { kms
     } else {
       const keyId = s.startsWith('kms:') ? s.slice(4) : s;
       if (!/^(arn:aws[a-z-]*:kms:|alias\/|[0-9a-f-]{36}$|mrk-)/.test(keyId)) {
-        throw new ProvenanceError(`provenance key "${s.slice(0, 60)}" is not a PEM public key, file:<path> or kms:<key-id|arn|alias>: fix provenance.keys in buildonce.json`);
+        throw new ProvenanceError(
+          `provenance key "${s.slice(0, 60)}" is not a PEM public key, file:<path> or kms:<key-id|arn|alias>: fix provenance.keys in buildonce.json`,
+        );
       }
       const { GetPublicKeyCommand } = kmsSdk();
       let r;

@@ -91,11 +91,23 @@ describe('statement', () => {
       { name: 'oci-image', digest: { sha256: sha('b') } },
     ]);
     expect(s.predicate.buildDefinition.buildType).toBe(BUILD_TYPE);
-    expect(s.predicate.buildDefinition.externalParameters).toEqual({ project: 'rust-scorer', target: 'build', version: '123', options: { release: true }, ref: 'refs/heads/main' });
-    expect(s.predicate.runDetails.metadata).toEqual({ invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1', startedOn: '2026-01-01T00:00:00.000Z', finishedOn: '2026-01-01T00:00:01.000Z' });
+    expect(s.predicate.buildDefinition.externalParameters).toEqual({
+      project: 'rust-scorer',
+      target: 'build',
+      version: '123',
+      options: { release: true },
+      ref: 'refs/heads/main',
+    });
+    expect(s.predicate.runDetails.metadata).toEqual({
+      invocationId: 'https://github.com/acme/repo/actions/runs/1/attempts/1',
+      startedOn: '2026-01-01T00:00:00.000Z',
+      finishedOn: '2026-01-01T00:00:01.000Z',
+    });
     expect(statementFacts(s)).toMatchObject({ builder: 'acme/repo/.github/workflows/release.yml@refs/heads/main', commit: 'c0ffee', ref: 'refs/heads/main' });
     expect(statementFacts(s).dirty).toBeUndefined();
-    const dirty = buildStatement(input({ resolvedDependencies: [{ name: 'source', digest: { gitCommit: 'c0ffee' }, annotations: { dirty: true, uncommittedPaths: 2 } }] }));
+    const dirty = buildStatement(
+      input({ resolvedDependencies: [{ name: 'source', digest: { gitCommit: 'c0ffee' }, annotations: { dirty: true, uncommittedPaths: 2 } }] }),
+    );
     expect(statementFacts(dirty)).toMatchObject({ commit: 'c0ffee', dirty: true });
   });
   it('rejects a malformed image digest', () => {
@@ -147,7 +159,10 @@ describe('verifyProvenance', () => {
     const { sign } = await import('node:crypto');
     const { createPrivateKey } = await import('node:crypto');
     const { readFileSync } = await import('node:fs');
-    const raw = sign('sha256', pae(a.envelope.payloadType, envelopePayload(a.envelope)), { key: createPrivateKey(readFileSync(pair.privatePath)), dsaEncoding: 'ieee-p1363' });
+    const raw = sign('sha256', pae(a.envelope.payloadType, envelopePayload(a.envelope)), {
+      key: createPrivateKey(readFileSync(pair.privatePath)),
+      dsaEncoding: 'ieee-p1363',
+    });
     expect(raw).toHaveLength(64);
     const bytes = serializeEnvelope({ ...a.envelope, signatures: [{ sig: raw.toString('base64') }] });
     expect((await verifyWith(bytes)).record.verified).toBe(true);
@@ -181,9 +196,24 @@ describe('verifyProvenance', () => {
     expect(refusedRule(() => verifyProvenance({ ...baseSync(), version: '124' as Version }))).toBe('statement');
     const wrong = await signed({ files: [{ name: 'bootstrap.zip', sha256: sha('c') }] });
     expect(refusedRule(() => verifyProvenance({ ...baseSync(), envelope: wrong.bytes }))).toBe('subject');
-    const extra = await signed({ files: [{ name: 'bootstrap.zip', sha256: sha('a') }, { name: 'other.zip', sha256: sha('d') }] });
+    const extra = await signed({
+      files: [
+        { name: 'bootstrap.zip', sha256: sha('a') },
+        { name: 'other.zip', sha256: sha('d') },
+      ],
+    });
     expect(refusedRule(() => verifyProvenance({ ...baseSync(), envelope: extra.bytes }))).toBe('subject');
-    expect(refusedRule(() => verifyProvenance({ ...baseSync(), files: [{ name: 'bootstrap.zip', sha256: sha('a') }, { name: 'more.bin', sha256: sha('e') }] }))).toBe('subject');
+    expect(
+      refusedRule(() =>
+        verifyProvenance({
+          ...baseSync(),
+          files: [
+            { name: 'bootstrap.zip', sha256: sha('a') },
+            { name: 'more.bin', sha256: sha('e') },
+          ],
+        }),
+      ),
+    ).toBe('subject');
   });
 
   it('refuses builders and refs that are not allowed', async () => {
@@ -235,7 +265,12 @@ describe('build facts', () => {
   it('locally: builder local:<host>, commit, ref and work-tree state from one git call; lock files by workspace-relative path, never absolute', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'buildonce-facts-'));
     try {
-      const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+      const git = (...a: string[]) =>
+        execFileSync('git', a, {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+        }).trim();
       git('init', '-q', '-b', 'trunk');
       writeFileSync(join(dir, 'package-lock.json'), 'npm');
       mkdirSync(join(dir, 'app'));
@@ -243,7 +278,12 @@ describe('build facts', () => {
       git('add', '-A');
       git('commit', '-qm', 'one');
       const c = await buildContextFromEnv(dir, {}, new Date(5));
-      expect(c).toMatchObject({ builderId: `local:${hostname()}`, invocationId: `local:${hostname()}:${process.pid}:5`, ref: 'refs/heads/trunk', commit: git('rev-parse', 'HEAD') });
+      expect(c).toMatchObject({
+        builderId: `local:${hostname()}`,
+        invocationId: `local:${hostname()}:${process.pid}:5`,
+        ref: 'refs/heads/trunk',
+        commit: git('rev-parse', 'HEAD'),
+      });
       expect(c.repository).toBeUndefined();
       const locks = await lockFileDigests([dir, join(dir, 'app')]);
       expect(locks).toEqual([
@@ -258,7 +298,16 @@ describe('build facts', () => {
       // every kind of difference from the commit makes the tree dirty: modified, staged, deleted, untracked
       for (const [change, undo] of [
         [() => writeFileSync(join(dir, 'package-lock.json'), 'npm 2'), () => git('checkout', '-q', '--', 'package-lock.json')],
-        [() => { writeFileSync(join(dir, 'app/new.rs'), ''); git('add', 'app/new.rs'); }, () => { git('rm', '-q', '--cached', 'app/new.rs'); rmSync(join(dir, 'app/new.rs')); }],
+        [
+          () => {
+            writeFileSync(join(dir, 'app/new.rs'), '');
+            git('add', 'app/new.rs');
+          },
+          () => {
+            git('rm', '-q', '--cached', 'app/new.rs');
+            rmSync(join(dir, 'app/new.rs'));
+          },
+        ],
         [() => rmSync(join(dir, 'app/Cargo.lock')), () => git('checkout', '-q', '--', 'app/Cargo.lock')],
         [() => writeFileSync(join(dir, 'untracked.txt'), 'x'), () => rmSync(join(dir, 'untracked.txt'))],
       ] as const) {
@@ -288,13 +337,22 @@ describe('build facts', () => {
 
   it('in GitHub Actions: the workflow ref is the builder, commit and ref come from the environment', async () => {
     const c = await buildContextFromEnv('/nonexistent', {
-      GITHUB_ACTIONS: 'true', GITHUB_SHA: 'c0ffee', GITHUB_REF: 'refs/heads/main', GITHUB_REPOSITORY: 'acme/repo', GITHUB_RUN_ID: '7', GITHUB_RUN_ATTEMPT: '3',
-      GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main', GITHUB_EVENT_NAME: 'push', GITHUB_REPOSITORY_ID: '99',
+      GITHUB_ACTIONS: 'true',
+      GITHUB_SHA: 'c0ffee',
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_REPOSITORY: 'acme/repo',
+      GITHUB_RUN_ID: '7',
+      GITHUB_RUN_ATTEMPT: '3',
+      GITHUB_WORKFLOW_REF: 'acme/repo/.github/workflows/release.yml@refs/heads/main',
+      GITHUB_EVENT_NAME: 'push',
+      GITHUB_REPOSITORY_ID: '99',
     });
     expect(c).toEqual({
       builderId: 'acme/repo/.github/workflows/release.yml@refs/heads/main',
       invocationId: 'https://github.com/acme/repo/actions/runs/7/attempts/3',
-      ref: 'refs/heads/main', commit: 'c0ffee', repository: 'git+https://github.com/acme/repo',
+      ref: 'refs/heads/main',
+      commit: 'c0ffee',
+      repository: 'git+https://github.com/acme/repo',
       internalParameters: { eventName: 'push', repositoryId: '99' },
     });
   });

@@ -31,19 +31,32 @@ const tmp = mkdtempSync(join(tmpdir(), 'buildonce-openssl-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** `openssl dgst -sha256 -verify pub.pem -signature sig.der pae.bin` over the envelope's PAE bytes: an independent verifier. */
-async function opensslVerifies(envelope: { payloadType: string; payload: string; signatures: { sig: string }[] }, publicPem: string, name: string): Promise<boolean> {
+async function opensslVerifies(
+  envelope: { payloadType: string; payload: string; signatures: { sig: string }[] },
+  publicPem: string,
+  name: string,
+): Promise<boolean> {
   const dir = mkdtempSync(join(tmp, `${name}-`));
   writeFileSync(join(dir, 'pub.pem'), publicPem);
   writeFileSync(join(dir, 'pae.bin'), pae(envelope.payloadType, envelopePayload(envelope)));
   writeFileSync(join(dir, 'sig.der'), Buffer.from(envelope.signatures[0]!.sig, 'base64'));
-  const r = await run('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.pem'), '-signature', join(dir, 'sig.der'), join(dir, 'pae.bin')], { reject: false });
+  const r = await run('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.pem'), '-signature', join(dir, 'sig.der'), join(dir, 'pae.bin')], {
+    reject: false,
+  });
   return r.exitCode === 0 && /Verified OK/.test(r.stdout);
 }
 
 describe('local PEM signer', () => {
   it('produces a DSSE signature openssl verifies over the PAE bytes, and rejects once the payload changes', async () => {
     const k = makeKeyPair(mkdtempSync(join(tmp, 'key-')));
-    const a = await attest(input, await signerFromSpec(`file:${k.privatePath}`, { kms: () => { throw new Error('no kms'); } }));
+    const a = await attest(
+      input,
+      await signerFromSpec(`file:${k.privatePath}`, {
+        kms: () => {
+          throw new Error('no kms');
+        },
+      }),
+    );
     expect(await opensslVerifies(a.envelope, k.publicPem, 'ok')).toBe(true);
     const edited = { ...a.envelope, payload: Buffer.from(envelopePayload(a.envelope).toString().replace('4711', '4712')).toString('base64') };
     expect(await opensslVerifies(edited, k.publicPem, 'edited')).toBe(false);
@@ -67,7 +80,10 @@ describe('AWS KMS signer (moto_server)', () => {
   let keyArn: string;
   beforeAll(async () => {
     moto = await startMoto();
-    kms = awsClients({ env: moto.env, overrides: { kms: { endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } } }).kms();
+    kms = awsClients({
+      env: moto.env,
+      overrides: { kms: { endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } },
+    }).kms();
     const k = await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', Description: 'buildonce provenance test' }));
     keyArn = k.KeyMetadata!.Arn!;
     await kms.send(new CreateAliasCommand({ AliasName: 'alias/buildonce-provenance', TargetKeyId: k.KeyMetadata!.KeyId! }));

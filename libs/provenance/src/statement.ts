@@ -36,11 +36,7 @@ export type ResourceDescriptor = z.infer<typeof resourceDescriptorSchema>;
 export const statementSchema = z
   .object({
     _type: z.literal(STATEMENT_TYPE),
-    subject: z
-      .array(
-        z.object({ name: z.string().min(1), digest: digestSet }).loose(),
-      )
-      .min(1),
+    subject: z.array(z.object({ name: z.string().min(1), digest: digestSet }).loose()).min(1),
     predicateType: z.literal(SLSA_PROVENANCE_V1),
     predicate: z
       .object({
@@ -48,7 +44,13 @@ export const statementSchema = z
           .object({
             buildType: z.string().min(1),
             externalParameters: z
-              .object({ project: z.string(), target: z.string(), version: z.string(), options: z.record(z.string(), z.unknown()).optional(), ref: z.string().optional() })
+              .object({
+                project: z.string(),
+                target: z.string(),
+                version: z.string(),
+                options: z.record(z.string(), z.unknown()).optional(),
+                ref: z.string().optional(),
+              })
               .loose(),
             internalParameters: z.record(z.string(), z.unknown()).optional(),
             resolvedDependencies: z.array(resourceDescriptorSchema).optional(),
@@ -57,10 +59,7 @@ export const statementSchema = z
         runDetails: z
           .object({
             builder: z.object({ id: z.string().min(1) }).loose(),
-            metadata: z
-              .object({ invocationId: z.string().optional(), startedOn: z.string().optional(), finishedOn: z.string().optional() })
-              .loose()
-              .optional(),
+            metadata: z.object({ invocationId: z.string().optional(), startedOn: z.string().optional(), finishedOn: z.string().optional() }).loose().optional(),
           })
           .loose(),
       })

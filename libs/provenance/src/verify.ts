@@ -43,7 +43,12 @@ export type ProvenanceRecord = z.infer<typeof provenanceRecordSchema>;
 
 /** True when `value` matches `pattern` (`*` matches any run of characters, everything else literally). */
 export function matchesPattern(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(value);
 }
 
@@ -97,7 +102,8 @@ export function verifyProvenance(i: VerifyProvenanceInput): ProvenanceVerdict {
   } catch (e) {
     throw refuse('envelope', (e as Error).message, 'the stored envelope is unusable: publish a new version');
   }
-  if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw refuse('envelope', `payloadType is "${env.payloadType}", not ${IN_TOTO_PAYLOAD_TYPE}`, 'publish a new version with buildonce');
+  if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE)
+    throw refuse('envelope', `payloadType is "${env.payloadType}", not ${IN_TOTO_PAYLOAD_TYPE}`, 'publish a new version with buildonce');
   passed.push('envelope');
 
   const payload = envelopePayload(env);
@@ -110,7 +116,11 @@ export function verifyProvenance(i: VerifyProvenanceInput): ProvenanceVerdict {
   }
   if (!key) {
     const ids = env.signatures.map((s) => s.keyid ?? '?').join(', ') || 'no signatures';
-    throw refuse('signature', `no signature (${ids}) verifies with a key allowed in ${i.environment} (${i.keys.map((k) => k.id).join(', ')})`, 'the payload was changed after signing or another key signed it: publish from a builder holding an allowed key');
+    throw refuse(
+      'signature',
+      `no signature (${ids}) verifies with a key allowed in ${i.environment} (${i.keys.map((k) => k.id).join(', ')})`,
+      'the payload was changed after signing or another key signed it: publish from a builder holding an allowed key',
+    );
   }
   passed.push('signature');
 
@@ -123,7 +133,11 @@ export function verifyProvenance(i: VerifyProvenanceInput): ProvenanceVerdict {
     }
     statement = r.data;
   } catch (e) {
-    throw refuse('statement', `the signed payload is not an in-toto Statement v1 with SLSA Provenance v1 (${(e as Error).message.split('\n')[0]})`, 'publish a new version with buildonce');
+    throw refuse(
+      'statement',
+      `the signed payload is not an in-toto Statement v1 with SLSA Provenance v1 (${(e as Error).message.split('\n')[0]})`,
+      'publish a new version with buildonce',
+    );
   }
   const facts = statementFacts(statement);
   if (facts.project !== i.project || facts.version !== i.version) {
@@ -135,16 +149,27 @@ export function verifyProvenance(i: VerifyProvenanceInput): ProvenanceVerdict {
   if (i.imageDigest) expected.set(IMAGE_SUBJECT_NAME, i.imageDigest.replace(/^sha256:/, ''));
   for (const s of statement.subject) {
     const want = expected.get(s.name);
-    if (want === undefined) throw refuse('subject', `subject ${s.name} is not a stored file of the version`, 'the statement does not describe these bytes: publish a new version');
-    if (s.digest.sha256 !== want) throw refuse('subject', `subject ${s.name} has sha256 ${s.digest.sha256 ?? '(none)'} but the stored file has ${want}`, 'the statement does not describe these bytes: publish a new version');
+    if (want === undefined)
+      throw refuse('subject', `subject ${s.name} is not a stored file of the version`, 'the statement does not describe these bytes: publish a new version');
+    if (s.digest.sha256 !== want)
+      throw refuse(
+        'subject',
+        `subject ${s.name} has sha256 ${s.digest.sha256 ?? '(none)'} but the stored file has ${want}`,
+        'the statement does not describe these bytes: publish a new version',
+      );
   }
   for (const name of expected.keys()) {
-    if (!statement.subject.some((s) => s.name === name)) throw refuse('subject', `stored file ${name} is not a subject of the statement`, 'publish a new version');
+    if (!statement.subject.some((s) => s.name === name))
+      throw refuse('subject', `stored file ${name} is not a subject of the statement`, 'publish a new version');
   }
   passed.push('subject');
 
   if (i.policy.builders.length && !i.policy.builders.some((p) => matchesPattern(p, facts.builder))) {
-    throw refuse('builder', `builder "${facts.builder}" is not allowed (allowed: ${i.policy.builders.join(', ')})`, 'publish from an allowed workflow or add the builder to provenance.builders');
+    throw refuse(
+      'builder',
+      `builder "${facts.builder}" is not allowed (allowed: ${i.policy.builders.join(', ')})`,
+      'publish from an allowed workflow or add the builder to provenance.builders',
+    );
   }
   passed.push('builder');
 
@@ -182,6 +207,9 @@ export function inspectEnvelope(bytes: Uint8Array, source: string): { envelope: 
     throw new ProvenanceError(`${source}: the payload is not JSON (${(e as Error).message})`);
   }
   const r = statementSchema.safeParse(value);
-  if (!r.success) throw new ProvenanceError(`${source}: not an in-toto Statement v1 with SLSA Provenance v1: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
+  if (!r.success)
+    throw new ProvenanceError(
+      `${source}: not an in-toto Statement v1 with SLSA Provenance v1: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`,
+    );
   return { envelope, statement: r.data, facts: statementFacts(r.data) };
 }

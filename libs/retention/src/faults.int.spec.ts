@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { imageUriOf, parseManifest, sha256File } from '@buildonce/artifact';
 import type { DeployRequest, DeployResult } from '@buildonce/deploy';
 import { describeFailure } from '@buildonce/errors';
-import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, storedManifestKey, verifyArtifact, type BlobStore } from '@buildonce/store';
+import {
+  openStore,
+  parseStoreUrl,
+  publishArtifact,
+  publishMetadataFromEnv,
+  readStoredManifest,
+  storedManifestKey,
+  verifyArtifact,
+  type BlobStore,
+} from '@buildonce/store';
 import { startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from '@buildonce/config';
 import { listSeqs, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
@@ -90,7 +99,8 @@ async function checkLedger(envName: string, deploysBefore: number): Promise<{ en
   const succeeded = entries.filter((e) => e.status === 'succeeded');
   const cur = await readCurrent(store, project as ProjectName, envName as EnvironmentName);
   const newest = succeeded.at(-1);
-  if (newest && cur?.entry.seq !== newest.seq) inconsistencies.push(`${envName}: pointer at seq ${cur?.entry.seq} but newest succeeded entry is seq ${newest.seq}`);
+  if (newest && cur?.entry.seq !== newest.seq)
+    inconsistencies.push(`${envName}: pointer at seq ${cur?.entry.seq} but newest succeeded entry is seq ${newest.seq}`);
   const deployed = target.deployed.slice(deploysBefore);
   const count = (xs: string[]) => xs.reduce((m, v) => m.set(v, (m.get(v) ?? 0) + 1), new Map<string, number>());
   const deploys = count(deployed);
@@ -101,7 +111,9 @@ async function checkLedger(envName: string, deploysBefore: number): Promise<{ en
     const rec = (recordedOk.get(v) ?? 0) + (interrupted.get(v) ?? 0);
     if (rec < n) inconsistencies.push(`${envName}: version ${v} deployed ${n} time(s) but recorded ${rec} time(s)`);
   }
-  for (const [v, n] of recordedOk) if (n > (deploys.get(v) ?? 0)) inconsistencies.push(`${envName}: version ${v} recorded as succeeded ${n} time(s) but deployed ${deploys.get(v) ?? 0} time(s)`);
+  for (const [v, n] of recordedOk)
+    if (n > (deploys.get(v) ?? 0))
+      inconsistencies.push(`${envName}: version ${v} recorded as succeeded ${n} time(s) but deployed ${deploys.get(v) ?? 0} time(s)`);
   const writeIds = entries.map((e) => e.writeId).filter(Boolean);
   if (new Set(writeIds).size !== writeIds.length) inconsistencies.push(`${envName}: one append recorded twice`);
   return { entries };
@@ -114,7 +126,9 @@ async function checkObjects(versions: string[]): Promise<number> {
     const m = await readStoredManifest(store, project as ProjectName, v as Version);
     if (!m) continue;
     complete++;
-    await verifyArtifact(store, project as ProjectName, v as Version).catch((e: Error) => inconsistencies.push(`version ${v}: manifest present but ${e.message}`));
+    await verifyArtifact(store, project as ProjectName, v as Version).catch((e: Error) =>
+      inconsistencies.push(`version ${v}: manifest present but ${e.message}`),
+    );
   }
   return complete;
 }
@@ -128,7 +142,8 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     proxy.setRate(FAULT_RATE);
     for (const v of versions) {
       let ok = false;
-      for (let attempt = 0; attempt < 3 && !ok; attempt++) ok = (await op(`publish ${v}`, () => publishFake(store, { project: project as ProjectName, version: v as Version }))) !== undefined;
+      for (let attempt = 0; attempt < 3 && !ok; attempt++)
+        ok = (await op(`publish ${v}`, () => publishFake(store, { project: project as ProjectName, version: v as Version }))) !== undefined;
       if (ok) published.push(v);
     }
     proxy.setRate(0);
@@ -152,7 +167,8 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     expect(['promoted', 'already-current']).toContain(r.status);
     await checkLedger('dev', deployStart);
     const cur = await readCurrent(store, project as ProjectName, 'dev' as EnvironmentName);
-    if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`dev: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
+    if (cur?.entry.version !== target.deployed.at(-1))
+      inconsistencies.push(`dev: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
   });
 
   it('retention: deletes or fails closed with one line; current and rollback window always survive', async () => {
@@ -163,17 +179,30 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     await checkObjects(versions);
     const { entries } = await checkLedger('dev', deployStart);
     const cur = await readCurrent(store, project as ProjectName, 'dev' as EnvironmentName);
-    const mustStay = new Set([cur!.entry.version, ...entries.filter((e) => e.status === 'succeeded').slice(-2).map((e) => e.version)]);
-    for (const v of mustStay) await verifyArtifact(store, project as ProjectName, v).catch((e: Error) => inconsistencies.push(`retention deleted protected version ${v}: ${e.message}`));
+    const mustStay = new Set([
+      cur!.entry.version,
+      ...entries
+        .filter((e) => e.status === 'succeeded')
+        .slice(-2)
+        .map((e) => e.version),
+    ]);
+    for (const v of mustStay)
+      await verifyArtifact(store, project as ProjectName, v).catch((e: Error) =>
+        inconsistencies.push(`retention deleted protected version ${v}: ${e.message}`),
+      );
     // a rollback still works after retention
     const rb = await rollbackEnvironment(req('0', 'dev'));
     expect(rb.status).toBe('promoted');
     await checkLedger('dev', deployStart);
   });
 
-  it('held verifications and failed restores: every recovery ends with the target running the pointer\'s version', async () => {
+  it("held verifications and failed restores: every recovery ends with the target running the pointer's version", async () => {
     const [a, b, c] = ['7100', '7101', '7102'];
-    const fails = (v: string, onFailure: 'hold' | 'rollback'): VerifyCheck => ({ kind: 'command', command: ['node', '-e', `process.exit(process.env.BUILDONCE_VERSION === "${v}" ? 3 : 0)`], onFailure });
+    const fails = (v: string, onFailure: 'hold' | 'rollback'): VerifyCheck => ({
+      kind: 'command',
+      command: ['node', '-e', `process.exit(process.env.BUILDONCE_VERSION === "${v}" ? 3 : 0)`],
+      onFailure,
+    });
     const vcfg = parseConfig({ environments: [{ name: 'dev' }, { name: 'qa', verify: [fails(b, 'hold'), fails(c, 'rollback')] }] });
     const qa = (version: string): PromoteRequest => {
       const environment = resolveEnvironment(vcfg, 'qa' as EnvironmentName);
@@ -187,10 +216,12 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const start = target.deployed.length;
     const runsPointer = async (when: string) => {
       const cur = await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName);
-      if (cur?.entry.version !== target.deployed.at(-1)) inconsistencies.push(`qa ${when}: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
+      if (cur?.entry.version !== target.deployed.at(-1))
+        inconsistencies.push(`qa ${when}: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
     };
     proxy.setRate(FAULT_RATE);
-    for (let i = 0; i < 3 && (await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName).catch(() => undefined))?.entry.version !== a; i++) await op(`promote ${a} (qa)`, () => promoteVersion(qa(a)));
+    for (let i = 0; i < 3 && (await readCurrent(store, project as ProjectName, 'qa' as EnvironmentName).catch(() => undefined))?.entry.version !== a; i++)
+      await op(`promote ${a} (qa)`, () => promoteVersion(qa(a)));
     await op(`promote ${b} (qa, held)`, () => promoteVersion(qa(b)));
     await op('rollback after a held failure (qa)', () => rollbackEnvironment(qa('0')));
     proxy.setRate(0);
@@ -233,7 +264,10 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     /** an oci-image version: its image manifest file (the digest is its sha256) and a registry record by digest */
     const publishImage = async (version: string) => {
       const dir = tempDir('fake-image-');
-      writeFileSync(join(dir, 'image-manifest.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { version } }));
+      writeFileSync(
+        join(dir, 'image-manifest.json'),
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: { version } }),
+      );
       const d = await sha256File(join(dir, 'image-manifest.json'));
       const digest = `sha256:${d.hex}`;
       const manifest = parseManifest({
@@ -247,7 +281,14 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
         toolchain: 'test',
         image: { digest, platform: 'linux/arm64' },
       });
-      await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({ GITHUB_SHA: `sha-${version}` }), namespace: 'trusted', registry: { repository, uri: `${repository}@${digest}`, tags: [version] } });
+      await publishArtifact({
+        store,
+        manifest,
+        dir,
+        metadata: publishMetadataFromEnv({ GITHUB_SHA: `sha-${version}` }),
+        namespace: 'trusted',
+        registry: { repository, uri: `${repository}@${digest}`, tags: [version] },
+      });
       return digest;
     };
     const digests: Record<string, string> = {};
@@ -278,7 +319,8 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
       if (!v) inconsistencies.push(`image deploy ran ${uri}, which is no published version's verified digest`);
     }
     images.deployed.forEach((v, i) => {
-      if (images.images[i] !== `${repository}@${digests[v]}`) inconsistencies.push(`image deploy of ${v} ran ${images.images[i]}, not its verified digest ${digests[v]}`);
+      if (images.images[i] !== `${repository}@${digests[v]}`)
+        inconsistencies.push(`image deploy of ${v} ran ${images.images[i]}, not its verified digest ${digests[v]}`);
     });
     if (images.deployed.includes('7203')) inconsistencies.push('the tampered image record 7203 was deployed');
     const now = (await readCurrent(store, imageProject as ProjectName, 'dev' as EnvironmentName))?.entry.version;

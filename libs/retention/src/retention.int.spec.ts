@@ -4,7 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import { currentKey, historyKey, openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, readStoredManifest, verifyArtifact, type BlobStore } from '@buildonce/store';
+import {
+  currentKey,
+  historyKey,
+  openStore,
+  parseStoreUrl,
+  provenanceKey,
+  publishArtifact,
+  publishMetadataFromEnv,
+  readStoredManifest,
+  verifyArtifact,
+  type BlobStore,
+} from '@buildonce/store';
 import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
 import { appendEntry } from '@buildonce/ledger';
@@ -30,9 +41,14 @@ async function publish(store: BlobStore, project: string, version: string, opts:
   const bytes = randomBytes(opts.size ?? 1000);
   writeFileSync(join(dir, 'bootstrap.zip'), bytes);
   const manifest = parseManifest({
-    schemaVersion: 1, project, version, kind: 'lambda-zip',
+    schemaVersion: 1,
+    project,
+    version,
+    kind: 'lambda-zip',
     files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-    runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'test',
+    runtime: 'provided.al2023',
+    architecture: 'x86_64',
+    toolchain: 'test',
   });
   const env = opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {};
   const provenance = opts.provenance ? async () => opts.provenance : undefined;
@@ -65,7 +81,15 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     for (const v of versions) expect(await readStoredManifest(store, 'svc' as ProjectName, v as Version)).toBeDefined();
 
     const reasons = Object.fromEntries(dry.kept.map((k) => [k.version, k.reason]));
-    expect(reasons).toMatchObject({ '6': 'current', '3': 'current', '2': 'rollback-window', '5': 'rollback-window', '1': 'rollback-window', '7': 'newest', '8': 'newest' });
+    expect(reasons).toMatchObject({
+      '6': 'current',
+      '3': 'current',
+      '2': 'rollback-window',
+      '5': 'rollback-window',
+      '1': 'rollback-window',
+      '7': 'newest',
+      '8': 'newest',
+    });
 
     // a concurrent publish during the real run is not harmed
     const [real] = await Promise.all([runRetention(opts), publish(store, 'svc', '9')]);
@@ -101,7 +125,7 @@ describe.each(backends)('retention on the %s backend', (_n, make) => {
     expect(await store.head(provenanceKey('svc' as ProjectName, '2' as Version))).toBeDefined();
   });
 
-  it('keeps young versions and, with --pr, sweeps only that pull request\'s preview versions', async () => {
+  it("keeps young versions and, with --pr, sweeps only that pull request's preview versions", async () => {
     const store = make();
     await publish(store, 'api', '10', { preview: true, pr: '51' });
     await publish(store, 'api', '11', { preview: true, pr: '51' });
@@ -129,8 +153,14 @@ describe('retention and incomplete multipart uploads (S3)', () => {
     expect(quiet.filter((l) => l.includes('incomplete multipart'))).toEqual([]);
 
     const { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } = await import('@aws-sdk/client-s3');
-    const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-    for (const v of ['2', '3']) await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/artifacts/svc/${v}/big.tar.gz`, ChecksumAlgorithm: 'SHA256' }));
+    const s3 = new S3Client({
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    for (const v of ['2', '3'])
+      await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/artifacts/svc/${v}/big.tar.gz`, ChecksumAlgorithm: 'SHA256' }));
     // another store's upload in the same bucket is not this store's business
     await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `other${prefix}/artifacts/svc/9/big.tar.gz` }));
     expect((await store.listIncompleteUploads!('')).map((u) => u.key).sort()).toEqual(['artifacts/svc/2/big.tar.gz', 'artifacts/svc/3/big.tar.gz']);
@@ -138,7 +168,9 @@ describe('retention and incomplete multipart uploads (S3)', () => {
     const lines: string[] = [];
     await runRetention({ store, olderThanDays: 30, keep: 1, inFlightMs: 0, log: (l) => lines.push(l) });
     const line = lines.find((l) => l.includes('incomplete multipart'));
-    expect(line).toMatch(new RegExp(`^2 incomplete multipart upload\\(s\\) in s3://${bucket}/${prefix} \\(oldest started \\d{4}-.*AbortIncompleteMultipartUpload lifecycle rule`));
+    expect(line).toMatch(
+      new RegExp(`^2 incomplete multipart upload\\(s\\) in s3://${bucket}/${prefix} \\(oldest started \\d{4}-.*AbortIncompleteMultipartUpload lifecycle rule`),
+    );
     const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}/` }));
     expect(left.Uploads?.length).toBe(2);
   });

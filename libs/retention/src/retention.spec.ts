@@ -45,7 +45,10 @@ describe('retention safety (file store)', () => {
     await appendEntry(store, draft('1' as Version));
     const got = await store.getBytes(currentKey('svc' as ProjectName, 'prod' as EnvironmentName));
     await store.putBytesIfMatch(currentKey('svc' as ProjectName, 'prod' as EnvironmentName), Buffer.from('{"version": "1", trunc'), got!.etag);
-    const err = await runRetention({ store, ...opts }).then(() => undefined, (e: Error) => e);
+    const err = await runRetention({ store, ...opts }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(LedgerError);
     expect(err!.message).toMatch(/current\.json: not JSON .*retention stopped, nothing was deleted/);
     expect(err!.message.split('\n')).toHaveLength(1);
@@ -58,7 +61,10 @@ describe('retention safety (file store)', () => {
     await appendEntry(store, draft('1' as Version));
     await appendEntry(store, draft('2' as Version));
     await store.putBytesIfAbsent(historyKey('svc' as ProjectName, 'prod' as EnvironmentName, 3), Buffer.from('{"seq": 3}'));
-    const err = await runRetention({ store, ...opts }).then(() => undefined, (e: Error) => e);
+    const err = await runRetention({ store, ...opts }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(LedgerError);
     expect(err!.message).toMatch(/0000000003\.json: .*retention stopped, nothing was deleted/);
     for (const v of ['1', '2', '3']) expect(await readStoredManifest(store, 'svc' as ProjectName, v as Version)).toBeDefined();
@@ -127,16 +133,30 @@ describe('retention never deletes what rollback would restore (generated promote
         if (e instanceof RollbackError) return;
         throw e;
       }
-      expect(await readStoredManifest(store, 'svc' as ProjectName, target.version), `${label}: rollback #${i + 1} → ${target.version} (history ${history.map((e) => `${e.version}${e.rollback ? 'R' : ''}${e.status === 'failed' ? 'F' : ''}`).join(' ')})`).toBeDefined();
+      expect(
+        await readStoredManifest(store, 'svc' as ProjectName, target.version),
+        `${label}: rollback #${i + 1} → ${target.version} (history ${history.map((e) => `${e.version}${e.rollback ? 'R' : ''}${e.status === 'failed' ? 'F' : ''}`).join(' ')})`,
+      ).toBeDefined();
       history.push({ ...target, seq: ++seq, rollback: true, status: 'succeeded', deploy: deployed(target.version) });
     }
   }
 
-  it('the audit\'s history 201 202 203 202R 204 202R 205 202R 206 202R keeps 201 (what rollback restores next)', async () => {
+  it("the audit's history 201 202 203 202R 204 202R 205 202R 206 202R keeps 201 (what rollback restores next)", async () => {
     const store = fileStore();
     const published = ['201', '202', '203', '204', '205', '206'];
     for (const v of published) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version, kind: 'node-tarball' });
-    const ops: [Op, string][] = [['promote-new', '201'], ['promote-new', '202'], ['promote-new', '203'], ['rollback-to', '202'], ['promote-new', '204'], ['rollback-to', '202'], ['promote-new', '205'], ['rollback-to', '202'], ['promote-new', '206'], ['rollback-to', '202']];
+    const ops: [Op, string][] = [
+      ['promote-new', '201'],
+      ['promote-new', '202'],
+      ['promote-new', '203'],
+      ['rollback-to', '202'],
+      ['promote-new', '204'],
+      ['rollback-to', '202'],
+      ['promote-new', '205'],
+      ['rollback-to', '202'],
+      ['promote-new', '206'],
+      ['rollback-to', '202'],
+    ];
     await play(store, 'prod', ops, [...published], () => 'x');
     expect(planRollback(await readHistory(store, 'svc' as ProjectName, 'prod' as EnvironmentName), 'prod' as EnvironmentName).version).toBe('201');
     await runRetention({ store, ...opts });

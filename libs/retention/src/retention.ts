@@ -1,6 +1,16 @@
 import pLimit from 'p-limit';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
-import { RELEASES_ROOT, artifactsRoot, formatBytes, isPublishLease, parseArtifactKey, parseReleaseKey, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import {
+  RELEASES_ROOT,
+  artifactsRoot,
+  formatBytes,
+  isPublishLease,
+  parseArtifactKey,
+  parseReleaseKey,
+  versionPrefix,
+  type ArtifactNamespace,
+  type BlobStore,
+} from '@buildonce/store';
 import { LedgerError } from '@buildonce/errors';
 import { parseEntry } from '@buildonce/ledger';
 import { rollbackReach } from '@buildonce/promotion';
@@ -188,7 +198,10 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
   await reportIncompleteUploads(o.store, log);
   const bytesFreed = doomed.reduce((s, v) => s + v.bytes, 0);
   if (o.dryRun) {
-    for (const v of doomed) log(`[${v.project}] dry run: would delete ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)}, published ${v.publishedAt.toISOString()})`);
+    for (const v of doomed)
+      log(
+        `[${v.project}] dry run: would delete ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)}, published ${v.publishedAt.toISOString()})`,
+      );
     log(`dry run: would delete ${doomed.length} version(s), freeing ${formatBytes(bytesFreed)}; keeping ${kept.length}`);
     return { status: 'dry-run', deleted: doomed, kept, bytesFreed };
   }

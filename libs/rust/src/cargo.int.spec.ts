@@ -74,12 +74,12 @@ async function runtimeApi(events: unknown[]): Promise<{ server: Server; address:
       const id = `req-${++next}`;
       const event = Buffer.from(JSON.stringify(events[next - 1]));
       res.writeHead(200, {
-          'Content-Type': 'application/json',
-          'Lambda-Runtime-Aws-Request-Id': id,
-          'Lambda-Runtime-Deadline-Ms': String(Date.now() + 60_000),
-          'Lambda-Runtime-Invoked-Function-Arn': 'arn:aws:lambda:us-east-1:123456789012:function:rust-scorer',
-          'Lambda-Runtime-Trace-Id': 'Root=1-00000000-000000000000000000000000',
-        });
+        'Content-Type': 'application/json',
+        'Lambda-Runtime-Aws-Request-Id': id,
+        'Lambda-Runtime-Deadline-Ms': String(Date.now() + 60_000),
+        'Lambda-Runtime-Invoked-Function-Arn': 'arn:aws:lambda:us-east-1:123456789012:function:rust-scorer',
+        'Lambda-Runtime-Trace-Id': 'Root=1-00000000-000000000000000000000000',
+      });
       for (let i = 0; i < event.length; i += 16 * 1024) res.write(event.subarray(i, i + 16 * 1024));
       res.end();
       return;
@@ -158,12 +158,12 @@ function extract(zip: string, dir: string): Promise<string> {
 }
 
 function expectThreeInvocations(r: { results: Invocation[]; code: number | null; stderr: string; connections: number }) {
-  expect(r.results.map((x) => x.path), r.stderr).toEqual([
-    '/2018-06-01/runtime/invocation/req-1/response',
-    '/2018-06-01/runtime/invocation/req-2/error',
-    '/2018-06-01/runtime/invocation/req-3/response',
-  ]);
-  for (const i of [0, 2]) expect(r.results[i].body).toMatchObject({ address: '0xabcdef0123456789abcdef0123456789abcdef01', stamps: { Google: expect.any(Number) } });
+  expect(
+    r.results.map((x) => x.path),
+    r.stderr,
+  ).toEqual(['/2018-06-01/runtime/invocation/req-1/response', '/2018-06-01/runtime/invocation/req-2/error', '/2018-06-01/runtime/invocation/req-3/response']);
+  for (const i of [0, 2])
+    expect(r.results[i].body).toMatchObject({ address: '0xabcdef0123456789abcdef0123456789abcdef01', stamps: { Google: expect.any(Number) } });
   expect(r.results[1]).toMatchObject({ errorType: 'InvalidInput', body: { errorType: 'InvalidInput' } });
   expect(r.code).not.toBe(0); // the fourth GET got a 500: the runtime exits non-zero
   expect(r.connections, 'seven requests over one kept-alive connection').toBe(1);

@@ -8,7 +8,15 @@ import type { ProjectName, Version } from '@buildonce/values';
 describe('cargo argument lists', () => {
   it('builds for an explicit target from crates.io by default', () => {
     expect(cargoBuildArgs({ cargoDir: '/w/apps/x', binary: 'bootstrap', target: 'aarch64-unknown-linux-gnu' })).toEqual([
-      'build', '--release', '--locked', '--target', 'aarch64-unknown-linux-gnu', '--manifest-path', '/w/apps/x/Cargo.toml', '--bin', 'bootstrap',
+      'build',
+      '--release',
+      '--locked',
+      '--target',
+      'aarch64-unknown-linux-gnu',
+      '--manifest-path',
+      '/w/apps/x/Cargo.toml',
+      '--bin',
+      'bootstrap',
     ]);
   });
   it('passes a detected linker as --config and adds the offline registry only when asked', () => {
@@ -46,12 +54,21 @@ describe('a crate without Cargo.lock', () => {
       writeFileSync(join(crate, 'Cargo.toml'), '[package]\nname = "fn"\nversion = "0.1.0"\n');
       const lines: string[] = [];
       const err = await buildRustLambdaZip({
-        project: 'fn' as ProjectName, version: '1' as Version, cargoDir: crate, outputDir: join(root, 'dist'), architecture: 'x86_64', binary: 'bootstrap',
-        runtime: 'provided.al2023', cargoLambda: 'never', log: (l) => lines.push(l),
+        project: 'fn' as ProjectName,
+        version: '1' as Version,
+        cargoDir: crate,
+        outputDir: join(root, 'dist'),
+        architecture: 'x86_64',
+        binary: 'bootstrap',
+        runtime: 'provided.al2023',
+        cargoLambda: 'never',
+        log: (l) => lines.push(l),
         env: { PATH: '/nonexistent' }, // nothing could run even if the check were skipped
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MissingCargoLockError);
-      expect((err as Error).message).toBe(`[fn] ${crate} has no Cargo.lock: run \`cargo generate-lockfile\` in it and commit Cargo.lock (the build runs cargo --locked)`);
+      expect((err as Error).message).toBe(
+        `[fn] ${crate} has no Cargo.lock: run \`cargo generate-lockfile\` in it and commit Cargo.lock (the build runs cargo --locked)`,
+      );
       expect(lines).toEqual([]);
       expect(findCargoLock(crate)).toBeUndefined();
       writeFileSync(join(root, 'Cargo.lock'), 'version = 3\n');

@@ -1,13 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import {
-  writeBuildManifest,
-  writeDeterministicZip,
-  type Manifest,
-  readZipEntry,
-  type Architecture,
-} from '@buildonce/artifact';
+import { writeBuildManifest, writeDeterministicZip, type Manifest, readZipEntry, type Architecture } from '@buildonce/artifact';
 import { BuildonceError, ConfigError } from '@buildonce/errors';
 import { checkGlibcCeiling, readElfVersionNeeds } from './elf';
 import { run } from '@buildonce/process';
@@ -15,7 +9,6 @@ import { RUNTIME_GLIBC, resolveRustToolchain, type RustToolchain } from './rust-
 import type { ProjectName, Version } from '@buildonce/values';
 
 /** Lambda architectures. */
-
 
 /** Options of a Rust Lambda build. Paths are absolute. */
 export interface RustLambdaBuild {
@@ -85,7 +78,6 @@ export function cargoLambdaBuildArgs(o: { cargoDir: string; binary: string; targ
   return ['lambda', 'build', '--release', '--locked', '--output-format', 'zip', ...targetBinArgs(o), ...offlineRegistryArgs(o.offlineRegistry)];
 }
 
-
 /**
  * The Cargo.lock cargo would use for the crate at `cargoDir`: its own, or that of a Cargo workspace above
  * it (searched up to the directory holding `.git` or `nx.json`, the repository / Nx workspace root).
@@ -126,16 +118,28 @@ export class MissingCargoLockError extends ConfigError {
  */
 export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> {
   const ceiling = RUNTIME_GLIBC[b.runtime];
-  if (!ceiling) throw new ConfigError(`[${b.project}] runtime "${b.runtime}" has no known glibc: use ${Object.keys(RUNTIME_GLIBC).join(' or ')} (the OS-only Lambda runtimes)`);
+  if (!ceiling)
+    throw new ConfigError(
+      `[${b.project}] runtime "${b.runtime}" has no known glibc: use ${Object.keys(RUNTIME_GLIBC).join(' or ')} (the OS-only Lambda runtimes)`,
+    );
   // cargo's own message for this ("remove the --locked flag") would be the wrong fix: the lockfile is
   // what makes every clone build the same dependencies
   if (!findCargoLock(b.cargoDir)) {
-    throw new MissingCargoLockError(`[${b.project}] ${b.cargoDir} has no Cargo.lock: run \`cargo generate-lockfile\` in it and commit Cargo.lock (the build runs cargo --locked)`);
+    throw new MissingCargoLockError(
+      `[${b.project}] ${b.cargoDir} has no Cargo.lock: run \`cargo generate-lockfile\` in it and commit Cargo.lock (the build runs cargo --locked)`,
+    );
   }
   const baseEnv = { ...process.env, ...b.env };
   let tc: RustToolchain;
   try {
-    tc = resolveRustToolchain({ cargoDir: b.cargoDir, architecture: b.architecture, runtime: b.runtime, toolchain: b.toolchain, cargoLambda: b.cargoLambda, env: baseEnv });
+    tc = resolveRustToolchain({
+      cargoDir: b.cargoDir,
+      architecture: b.architecture,
+      runtime: b.runtime,
+      toolchain: b.toolchain,
+      cargoLambda: b.cargoLambda,
+      env: baseEnv,
+    });
   } catch (e) {
     throw new RustToolchainError(`[${b.project}] ${(e as Error).message}`);
   }
@@ -163,7 +167,9 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
   const label = `[${b.project}] ${b.binary}`;
   const elf = readElfVersionNeeds(bytes, label);
   if (elf.machine !== ELF_MACHINE[b.architecture]) {
-    throw new RustToolchainError(`${label} is an ${elf.machine} binary, not ${ELF_MACHINE[b.architecture]} (${b.architecture}): the toolchain ignored --target ${tc.cargoTarget}; check cargo's build.target settings`);
+    throw new RustToolchainError(
+      `${label} is an ${elf.machine} binary, not ${ELF_MACHINE[b.architecture]} (${b.architecture}): the toolchain ignored --target ${tc.cargoTarget}; check cargo's build.target settings`,
+    );
   }
   const glibcMax = checkGlibcCeiling(elf, ceiling, label, b.runtime);
   await mkdir(b.outputDir, { recursive: true });
@@ -179,6 +185,8 @@ export async function buildRustLambdaZip(b: RustLambdaBuild): Promise<Manifest> 
     handler: 'bootstrap',
     toolchain: tc.summary,
   });
-  b.log(`[${b.project}] wrote ${zipPath} (${digest.size} bytes, sha256 ${digest.hex}, ${b.architecture}, needs glibc ${glibcMax ?? '(none)'} <= ${ceiling}) version ${b.version}`);
+  b.log(
+    `[${b.project}] wrote ${zipPath} (${digest.size} bytes, sha256 ${digest.hex}, ${b.architecture}, needs glibc ${glibcMax ?? '(none)'} <= ${ceiling}) version ${b.version}`,
+  );
   return manifest;
 }

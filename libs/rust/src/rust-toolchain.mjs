@@ -234,19 +234,24 @@ export function resolveRustToolchain(req) {
       runEnv.RUSTC = rustcFile;
       if (existsSync(join(bin, 'rustdoc'))) runEnv.RUSTDOC = join(bin, 'rustdoc');
     }
-    if (!existsSync(cargoFile) && spec.kind === 'dir') problems.push(`toolchain directory ${spec.dir} has no bin/cargo: fix ${TOOLCHAIN_ENV} / the toolchain option (Debian: apt-get install rustc-web cargo-web)`);
+    if (!existsSync(cargoFile) && spec.kind === 'dir')
+      problems.push(
+        `toolchain directory ${spec.dir} has no bin/cargo: fix ${TOOLCHAIN_ENV} / the toolchain option (Debian: apt-get install rustc-web cargo-web)`,
+      );
   } else if (spec.kind === 'rustup') {
     plus.push(`+${spec.name}`);
   }
   const cargoPath = which(cargoFile, runEnv.PATH);
   const rustcPath = which(rustcFile, runEnv.PATH);
-  if (!cargoPath && spec.kind !== 'dir') problems.push(`cargo is not on PATH: install Rust (rustup, or apt-get install rustc-web cargo-web) or set ${TOOLCHAIN_ENV} to a toolchain directory`);
+  if (!cargoPath && spec.kind !== 'dir')
+    problems.push(`cargo is not on PATH: install Rust (rustup, or apt-get install rustc-web cargo-web) or set ${TOOLCHAIN_ENV} to a toolchain directory`);
   const probeEnv = { ...env, ...runEnv };
   const opts = { cwd, env: probeEnv };
   const cargoVV = cargoPath ? probe(cargoPath, [...plus, '-vV'], opts) : undefined;
   const rustcArgs = env.RUSTC ? [] : plus;
   const rustcVV = rustcPath ? probe(rustcPath, [...rustcArgs, '-vV'], opts) : undefined;
-  if (cargoPath && !cargoVV) problems.push(`${cargoPath} ${plus.join(' ')} -vV failed: is the rustup toolchain "${plus[0]?.slice(1) ?? ''}" installed (rustup toolchain list)?`);
+  if (cargoPath && !cargoVV)
+    problems.push(`${cargoPath} ${plus.join(' ')} -vV failed: is the rustup toolchain "${plus[0]?.slice(1) ?? ''}" installed (rustup toolchain list)?`);
   if (rustcPath && !rustcVV && cargoVV) problems.push(`${rustcPath} ${rustcArgs.join(' ')} -vV failed: check the toolchain`);
   if (!rustcPath && cargoPath) problems.push(`rustc is not on PATH next to ${cargoPath}: install it with the same toolchain`);
   const host = field(rustcVV, 'host');
@@ -257,7 +262,10 @@ export function resolveRustToolchain(req) {
   if (cargoVV && req.cargoLambda !== 'never') {
     cargoLambdaVersion = probe(cargoPath, [...plus, 'lambda', '--version'], opts);
     if (cargoLambdaVersion) builder = 'cargo-lambda';
-    else if (req.cargoLambda === 'always') problems.push('cargo-lambda is not installed (cargoLambda: always): pip3 install cargo-lambda, or brew install cargo-lambda/tap/cargo-lambda (see cargo-lambda.info)');
+    else if (req.cargoLambda === 'always')
+      problems.push(
+        'cargo-lambda is not installed (cargoLambda: always): pip3 install cargo-lambda, or brew install cargo-lambda/tap/cargo-lambda (see cargo-lambda.info)',
+      );
   }
   const glibc = RUNTIME_GLIBC[req.runtime];
   const cargoTarget = builder === 'cargo-lambda' && glibc ? `${triple}.${glibc}` : triple;
@@ -291,7 +299,10 @@ export function resolveRustToolchain(req) {
         problems.push(
           `no linker for ${triple} (${req.architecture}) on this ${host ?? 'unknown'} host: install cargo-lambda (links with zig), or apt-get install ${CROSS_APT[triple]}, or set ${linkerEnvName(triple)}`,
         );
-      else problems.push(`linker "${name}" (from ${source === 'env' ? linkerEnvName(triple) : source === 'config' ? fromConfig.file : 'rustc default'}) is not on PATH: install it or fix the setting`);
+      else
+        problems.push(
+          `linker "${name}" (from ${source === 'env' ? linkerEnvName(triple) : source === 'config' ? fromConfig.file : 'rustc default'}) is not on PATH: install it or fix the setting`,
+        );
     }
     const version = path ? firstLine(probe(path, ['--version'], opts)) : undefined;
     linker = { name, source, path, version: version || `${name} (version unknown)` };
@@ -329,7 +340,14 @@ export function resolveRustToolchain(req) {
     builder,
     spec,
     selector,
-    via: spec.kind === 'dir' ? `${TOOLCHAIN_ENV}/toolchain option ${selector}` : spec.kind === 'rustup' ? `rustup toolchain ${spec.name}` : pathBin ? `first cargo on PATH with the ${triple} std` : 'first cargo on PATH',
+    via:
+      spec.kind === 'dir'
+        ? `${TOOLCHAIN_ENV}/toolchain option ${selector}`
+        : spec.kind === 'rustup'
+          ? `rustup toolchain ${spec.name}`
+          : pathBin
+            ? `first cargo on PATH with the ${triple} std`
+            : 'first cargo on PATH',
     cargo: { file: cargoPath ?? cargoFile, args: plus },
     rustc: { file: rustcPath ?? rustcFile, args: rustcArgs },
     host,
@@ -357,7 +375,16 @@ function shellWord(s) {
  * @returns {{ runtime: string }} e.g. `{ runtime: 'node tools/scripts/rust-toolchain.mjs --cargo-dir apps/api --architecture arm64 --runtime provided.al2023' }`
  */
 export function rustToolchainRuntimeInput(o) {
-  const args = ['node', o.script || RUST_TOOLCHAIN_SCRIPT, '--cargo-dir', o.cargoDir || '.', '--architecture', o.architecture, '--runtime', o.runtime || 'provided.al2023'];
+  const args = [
+    'node',
+    o.script || RUST_TOOLCHAIN_SCRIPT,
+    '--cargo-dir',
+    o.cargoDir || '.',
+    '--architecture',
+    o.architecture,
+    '--runtime',
+    o.runtime || 'provided.al2023',
+  ];
   if (o.toolchain) args.push('--toolchain', o.toolchain);
   if (o.cargoLambda && o.cargoLambda !== 'auto') args.push('--cargo-lambda', o.cargoLambda);
   return { runtime: args.map(shellWord).join(' ') };

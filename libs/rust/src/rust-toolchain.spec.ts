@@ -16,8 +16,14 @@ function fakeToolchain(name: string, release: string, stdFor: string[] = []): st
     writeFileSync(join(bin, tool), `#!/bin/sh\n${body}\n`);
     chmodSync(join(bin, tool), 0o755);
   };
-  script('cargo', `case "$1" in -vV) printf 'cargo ${release} (${name})\\nrelease: ${release}\\ncommit-hash: ${name}\\nhost: x86_64-unknown-linux-gnu\\nos: anything\\n';; *) exit 101;; esac`);
-  script('rustc', `case "$1" in -vV) printf 'rustc ${release} (${name})\\nbinary: rustc\\nhost: x86_64-unknown-linux-gnu\\nrelease: ${release}\\n';; --print) echo ${root};; esac`);
+  script(
+    'cargo',
+    `case "$1" in -vV) printf 'cargo ${release} (${name})\\nrelease: ${release}\\ncommit-hash: ${name}\\nhost: x86_64-unknown-linux-gnu\\nos: anything\\n';; *) exit 101;; esac`,
+  );
+  script(
+    'rustc',
+    `case "$1" in -vV) printf 'rustc ${release} (${name})\\nbinary: rustc\\nhost: x86_64-unknown-linux-gnu\\nrelease: ${release}\\n';; --print) echo ${root};; esac`,
+  );
   for (const t of stdFor) {
     mkdirSync(join(root, 'lib', 'rustlib', t, 'lib'), { recursive: true });
     writeFileSync(join(root, 'lib', 'rustlib', t, 'lib', 'libstd-0123.rlib'), '');
@@ -38,7 +44,8 @@ mkdirSync(crate, { recursive: true });
 
 describe('the PATH rule: cargo/rustc as the user had them, not the ones next to node', () => {
   it('skips the leading node_modules/.bin, node-gyp-bin and node directory that Nx/npm put in front', () => {
-    const p = '/w/node_modules/.bin:/node_modules/.bin:/usr/bin:/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin:/root/.cargo/bin:/usr/local/bin:/usr/bin:/bin';
+    const p =
+      '/w/node_modules/.bin:/node_modules/.bin:/usr/bin:/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin:/root/.cargo/bin:/usr/local/bin:/usr/bin:/bin';
     expect(userPath(p, '/usr/bin/node')).toBe('/root/.cargo/bin:/usr/local/bin:/usr/bin:/bin');
     expect(userPath('/root/.cargo/bin:/usr/bin', '/usr/bin/node')).toBe('/root/.cargo/bin:/usr/bin');
   });
@@ -47,7 +54,14 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     const nodeDir = fakeToolchain('debian', '1.96.0', ['x86_64-unknown-linux-gnu']);
     const userBin = fakeToolchain('rustup', '1.95.0', ['x86_64-unknown-linux-gnu']);
     const env = { PATH: [join(tmp, 'ws/node_modules/.bin'), nodeDir, userBin, crossGcc, nodeDir].join(':') };
-    const t = resolveRustToolchain({ cargoDir: crate, architecture: 'x86_64', runtime: 'provided.al2023', cargoLambda: 'never', env, execPath: join(nodeDir, 'node') });
+    const t = resolveRustToolchain({
+      cargoDir: crate,
+      architecture: 'x86_64',
+      runtime: 'provided.al2023',
+      cargoLambda: 'never',
+      env,
+      execPath: join(nodeDir, 'node'),
+    });
     expect(t.problems).toEqual([]);
     expect(t.cargo.file).toBe(join(userBin, 'cargo'));
     expect(t.identity).toContain('rustc: rustc 1.95.0 (rustup)');
@@ -77,7 +91,15 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     const debian = fakeToolchain('debian2', '1.96.0', ['aarch64-unknown-linux-gnu']);
     const userBin = fakeToolchain('rustup2', '1.95.0', ['x86_64-unknown-linux-gnu']);
     const env = { PATH: [userBin, crossGcc].join(':'), BUILDONCE_RUST_TOOLCHAIN: join(debian, '..') };
-    const t = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2023', toolchain: '+ignored', cargoLambda: 'auto', env, execPath: '/nowhere/node' });
+    const t = resolveRustToolchain({
+      cargoDir: crate,
+      architecture: 'arm64',
+      runtime: 'provided.al2023',
+      toolchain: '+ignored',
+      cargoLambda: 'auto',
+      env,
+      execPath: '/nowhere/node',
+    });
     expect(t.problems).toEqual([]);
     expect(t.cargo).toEqual({ file: join(debian, 'cargo'), args: [] });
     expect(t.env.RUSTC).toBe(join(debian, 'rustc'));
@@ -90,8 +112,17 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
 
   it('names the missing std and the missing cross linker, with how to install them', () => {
     const userBin = fakeToolchain('rustup3', '1.95.0', ['x86_64-unknown-linux-gnu']);
-    const t = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2023', cargoLambda: 'auto', env: { PATH: userBin }, execPath: '/nowhere/node' });
-    expect(t.problems[0]).toMatch(/^no linker for aarch64-unknown-linux-gnu \(arm64\) on this x86_64-unknown-linux-gnu host: install cargo-lambda .*apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross.*CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER$/);
+    const t = resolveRustToolchain({
+      cargoDir: crate,
+      architecture: 'arm64',
+      runtime: 'provided.al2023',
+      cargoLambda: 'auto',
+      env: { PATH: userBin },
+      execPath: '/nowhere/node',
+    });
+    expect(t.problems[0]).toMatch(
+      /^no linker for aarch64-unknown-linux-gnu \(arm64\) on this x86_64-unknown-linux-gnu host: install cargo-lambda .*apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross.*CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER$/,
+    );
     expect(t.problems[1]).toMatch(/has no standard library for aarch64-unknown-linux-gnu: rustup target add aarch64-unknown-linux-gnu/);
     expect(t.identity).toMatch(/^problem: no linker/m);
   });
@@ -102,13 +133,19 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     mkdirSync(join(tmp, 'cfg', '.cargo'), { recursive: true });
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(tmp, 'cfg', '.cargo', 'config.toml'), '[target.aarch64-unknown-linux-gnu]\nlinker = "tools/ld"\n');
-    expect(configuredLinker('aarch64-unknown-linux-gnu', dir, { CARGO_HOME: join(tmp, 'nohome') })).toEqual({ linker: join(tmp, 'cfg', 'tools/ld'), file: join(tmp, 'cfg', '.cargo', 'config.toml') });
+    expect(configuredLinker('aarch64-unknown-linux-gnu', dir, { CARGO_HOME: join(tmp, 'nohome') })).toEqual({
+      linker: join(tmp, 'cfg', 'tools/ld'),
+      file: join(tmp, 'cfg', '.cargo', 'config.toml'),
+    });
     const base = { cargoDir: dir, architecture: 'arm64' as const, runtime: 'provided.al2', cargoLambda: 'never' as const, execPath: '/nowhere/node' };
     const fromConfig = resolveRustToolchain({ ...base, env: { PATH: [userBin, crossGcc].join(':'), CARGO_HOME: join(tmp, 'nohome') } });
     expect(fromConfig.linker).toMatchObject({ source: 'config', name: join(tmp, 'cfg', 'tools/ld') });
     expect(fromConfig.cargoConfigArgs).toEqual([]);
     expect(fromConfig.problems[0]).toMatch(/linker ".*tools\/ld" \(from .*config.toml\) is not on PATH/);
-    const fromEnv = resolveRustToolchain({ ...base, env: { PATH: [userBin, crossGcc].join(':'), [linkerEnvName('aarch64-unknown-linux-gnu')]: 'aarch64-linux-gnu-gcc' } });
+    const fromEnv = resolveRustToolchain({
+      ...base,
+      env: { PATH: [userBin, crossGcc].join(':'), [linkerEnvName('aarch64-unknown-linux-gnu')]: 'aarch64-linux-gnu-gcc' },
+    });
     expect(fromEnv.linker).toMatchObject({ source: 'env', version: 'aarch64-linux-gnu-gcc (Fake) 12.2.0' });
     expect(fromEnv.problems).toEqual([]);
     expect(fromEnv.glibcMax).toBe('2.26');
@@ -116,17 +153,34 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
 
   it('with cargo-lambda installed: zig links for the runtime glibc (target suffix), and its versions are the identity', () => {
     const bin = fakeToolchain('lambda', '1.95.0', ['x86_64-unknown-linux-gnu']);
-    writeFileSync(join(bin, 'cargo'), `#!/bin/sh\ncase "$1" in -vV) printf 'cargo 1.95.0 (l)\\nrelease: 1.95.0\\n';; lambda) echo 'cargo-lambda 1.8.6 (abc 2025-01-01Z)';; esac\n`);
+    writeFileSync(
+      join(bin, 'cargo'),
+      `#!/bin/sh\ncase "$1" in -vV) printf 'cargo 1.95.0 (l)\\nrelease: 1.95.0\\n';; lambda) echo 'cargo-lambda 1.8.6 (abc 2025-01-01Z)';; esac\n`,
+    );
     writeFileSync(join(bin, 'zig'), '#!/bin/sh\necho 0.13.0\n');
     chmodSync(join(bin, 'zig'), 0o755);
-    const t = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2023', cargoLambda: 'auto', env: { PATH: bin }, execPath: '/nowhere/node' });
+    const t = resolveRustToolchain({
+      cargoDir: crate,
+      architecture: 'arm64',
+      runtime: 'provided.al2023',
+      cargoLambda: 'auto',
+      env: { PATH: bin },
+      execPath: '/nowhere/node',
+    });
     expect(t.builder).toBe('cargo-lambda');
     expect(t.cargoTarget).toBe('aarch64-unknown-linux-gnu.2.34');
     expect(t.problems).toEqual([]);
     expect(t.identity).toContain('builder: cargo-lambda (cargo-lambda 1.8.6 (abc 2025-01-01Z))');
     expect(t.identity).toContain('linker: zig 0.13.0');
     expect(t.summary).toContain('aarch64-unknown-linux-gnu.2.34; cargo-lambda 1.8.6 (abc 2025-01-01Z) + zig 0.13.0');
-    const never = resolveRustToolchain({ cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2', cargoLambda: 'never', env: { PATH: bin }, execPath: '/nowhere/node' });
+    const never = resolveRustToolchain({
+      cargoDir: crate,
+      architecture: 'arm64',
+      runtime: 'provided.al2',
+      cargoLambda: 'never',
+      env: { PATH: bin },
+      execPath: '/nowhere/node',
+    });
     expect(never.builder).toBe('cargo');
     expect(never.identity).not.toBe(t.identity);
   });
@@ -141,13 +195,16 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
   it('builds the Nx runtime input that inferred Rust Lambda targets hash (the plugin mirrors it: plugin.spec.ts)', () => {
     const project = JSON.parse(readFileSync(join(__dirname, '../../../apps/rust-scorer/project.json'), 'utf8'));
     for (const architecture of ['x86_64', 'arm64'] as const) {
-      expect(project.targets.test.inputs).toContainEqual({ runtime: `node tools/scripts/rust-toolchain.mjs --cargo-dir apps/rust-scorer --architecture ${architecture} --cargo-lambda never` });
+      expect(project.targets.test.inputs).toContainEqual({
+        runtime: `node tools/scripts/rust-toolchain.mjs --cargo-dir apps/rust-scorer --architecture ${architecture} --cargo-lambda never`,
+      });
     }
     expect(rustToolchainRuntimeInput({ cargoDir: 'apps/api', architecture: 'arm64', script: 'node_modules/@buildonce/nx/dist/rust-toolchain.js' })).toEqual({
       runtime: 'node node_modules/@buildonce/nx/dist/rust-toolchain.js --cargo-dir apps/api --architecture arm64 --runtime provided.al2023',
     });
     expect(rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: 'x86_64', toolchain: '+stable', cargoLambda: 'never' })).toEqual({
-      runtime: "node tools/scripts/rust-toolchain.mjs --cargo-dir 'apps/my app' --architecture x86_64 --runtime provided.al2023 --toolchain +stable --cargo-lambda never",
+      runtime:
+        "node tools/scripts/rust-toolchain.mjs --cargo-dir 'apps/my app' --architecture x86_64 --runtime provided.al2023 --toolchain +stable --cargo-lambda never",
     });
   });
 });

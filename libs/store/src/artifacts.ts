@@ -44,7 +44,12 @@ const KNOWN_PART_SIZES = [MULTIPART_PART_SIZE, 5 * 1024 * 1024];
  * publishing, or its path), compares the composite checksum with the one from the local part digests
  * (no download); otherwise (filesystem, no local copy) streams the stored bytes through sha256.
  */
-export async function verifyObject(store: BlobStore, key: string, expected: { size: number; sha256: string }, local?: string | FileDigests): Promise<VerifyResult> {
+export async function verifyObject(
+  store: BlobStore,
+  key: string,
+  expected: { size: number; sha256: string },
+  local?: string | FileDigests,
+): Promise<VerifyResult> {
   const info = await store.head(key);
   if (!info) return { ok: false, reason: `${store.uriOf(key)} is missing` };
   if (info.size !== expected.size) return { ok: false, reason: `${store.uriOf(key)} has ${info.size} bytes, manifest says ${expected.size}` };
@@ -56,7 +61,10 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
   }
   const composite = info.compositeSha256;
   if (composite && local) {
-    const partSize = typeof local !== 'string' && partCount(expected.size, local.partSize) === composite.parts ? local.partSize : KNOWN_PART_SIZES.find((ps) => partCount(expected.size, ps) === composite.parts);
+    const partSize =
+      typeof local !== 'string' && partCount(expected.size, local.partSize) === composite.parts
+        ? local.partSize
+        : KNOWN_PART_SIZES.find((ps) => partCount(expected.size, ps) === composite.parts);
     if (partSize !== undefined) {
       const d = typeof local === 'string' ? await digestFile(local, partSize).catch(() => undefined) : local.partSize === partSize ? local : undefined;
       if (d && d.sha256Hex === expected.sha256 && compositeSha256(d.parts) === composite.base64) return { ok: true, method: 'composite' };
@@ -71,7 +79,12 @@ export async function verifyObject(store: BlobStore, key: string, expected: { si
 }
 
 /** Reads `manifest.json` of a version; undefined when the version is not (completely) published. @throws ManifestError */
-export async function readStoredManifest(store: BlobStore, project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest | undefined> {
+export async function readStoredManifest(
+  store: BlobStore,
+  project: ProjectName,
+  version: Version,
+  namespace: ArtifactNamespace = 'trusted',
+): Promise<StoredManifest | undefined> {
   const key = storedManifestKey(project, version, namespace);
   const got = await store.getBytes(key);
   return got ? parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)) : undefined;
@@ -83,7 +96,12 @@ export async function readStoredManifest(store: BlobStore, project: ProjectName,
  * files are not all present and verified).
  * @throws ArtifactNotFoundError when the manifest is missing; ArtifactIntegrityError naming the first bad file
  */
-export async function verifyArtifact(store: BlobStore, project: ProjectName, version: Version, namespace: ArtifactNamespace = 'trusted'): Promise<StoredManifest> {
+export async function verifyArtifact(
+  store: BlobStore,
+  project: ProjectName,
+  version: Version,
+  namespace: ArtifactNamespace = 'trusted',
+): Promise<StoredManifest> {
   const stored = await readStoredManifest(store, project, version, namespace);
   if (!stored) {
     throw new ArtifactNotFoundError(
@@ -163,7 +181,9 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
   if (opts.dryRun) return publishOnce(opts);
   // a lease object tells retention a publish is completing this version (see PUBLISH_LEASE_SUFFIX)
   const leaseKey = artifactKey(manifest.project, manifest.version, `publish+${randomUUID()}${PUBLISH_LEASE_SUFFIX}`, namespace);
-  await store.putBytesIfAbsent(leaseKey, Buffer.from(JSON.stringify({ startedAt: new Date().toISOString(), host: hostname() }) + '\n'), { contentType: 'application/json' });
+  await store.putBytesIfAbsent(leaseKey, Buffer.from(JSON.stringify({ startedAt: new Date().toISOString(), host: hostname() }) + '\n'), {
+    contentType: 'application/json',
+  });
   try {
     for (let attempt = 1; ; attempt++) {
       const result = await publishOnce(opts);
@@ -171,7 +191,10 @@ export async function publishArtifact(opts: PublishOptions): Promise<PublishResu
       // listed before our lease may have deleted files we had found present)
       const gone = await firstIncomplete(store, manifest, namespace);
       if (!gone) return result;
-      if (attempt >= 3) throw new ArtifactIntegrityError(`${gone} after publishing version ${manifest.version} ${attempt} times (files deleted concurrently, e.g. by retention): publish again`);
+      if (attempt >= 3)
+        throw new ArtifactIntegrityError(
+          `${gone} after publishing version ${manifest.version} ${attempt} times (files deleted concurrently, e.g. by retention): publish again`,
+        );
       log(`${gone} after publishing (deleted concurrently?): publishing again`);
     }
   } finally {
@@ -256,7 +279,9 @@ async function publishOnce(opts: PublishOptions): Promise<PublishResult> {
     if (!st) throw new ArtifactIntegrityError(`build output ${path} is missing: run nx run ${project}:build first`);
     const d = await digestFile(path, MULTIPART_PART_SIZE);
     if (d.sha256Hex !== f.sha256 || d.size !== f.size) {
-      throw new ArtifactIntegrityError(`build output ${path} (sha256 ${d.sha256Hex}, ${d.size} bytes) does not match its manifest: rebuild with nx run ${project}:build --skip-nx-cache`);
+      throw new ArtifactIntegrityError(
+        `build output ${path} (sha256 ${d.sha256Hex}, ${d.size} bytes) does not match its manifest: rebuild with nx run ${project}:build --skip-nx-cache`,
+      );
     }
     digests.set(f.name, d);
   }

@@ -11,6 +11,11 @@ export async function appendGithubOutput(pairs: Record<string, string>, env: Nod
   const file = env.GITHUB_OUTPUT;
   if (!file) return false;
   for (const [k, v] of Object.entries(pairs)) if (/[\r\n]/.test(v)) throw new Error(`GITHUB_OUTPUT value for ${k} must be one line`);
-  await appendFile(file, Object.entries(pairs).map(([k, v]) => `${k}=${v}\n`).join(''));
+  await appendFile(
+    file,
+    Object.entries(pairs)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
   return true;
 }

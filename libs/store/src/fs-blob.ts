@@ -73,8 +73,8 @@ export class FsBlobStore implements BlobStore {
     const code = (e as NodeJS.ErrnoException)?.code;
     const fix: Record<string, string> = {
       ENOSPC: 'no space left on device: free space on the disk holding the store',
-      EDQUOT: 'disk quota exceeded: free space or raise the quota of the store\'s disk',
-      EROFS: 'the store\'s filesystem is read-only: use a writable store directory',
+      EDQUOT: "disk quota exceeded: free space or raise the quota of the store's disk",
+      EROFS: "the store's filesystem is read-only: use a writable store directory",
       EACCES: 'permission denied: make the store directory writable by this user',
       EPERM: 'operation not permitted: make the store directory writable by this user',
     };

@@ -33,14 +33,16 @@ describe('project keys', () => {
 
   it('never maps two different names to one key', () => {
     const names = ['a-b', '@a/b', 'a.b', '@a-/b', 'a_b', '@a/b-c', '@a-b/c'];
-    const keys = names.filter((n) => {
-      try {
-        projectKey(n as ProjectName);
-        return true;
-      } catch {
-        return false;
-      }
-    }).map((n) => projectKey(n as ProjectName));
+    const keys = names
+      .filter((n) => {
+        try {
+          projectKey(n as ProjectName);
+          return true;
+        } catch {
+          return false;
+        }
+      })
+      .map((n) => projectKey(n as ProjectName));
     expect(new Set(keys).size).toBe(keys.length);
   });
 });
@@ -50,9 +52,20 @@ describe('artifact keys', () => {
     expect(versionPrefix('@acme/api' as ProjectName, '42' as Version)).toBe('artifacts/acme--api/42/');
     expect(artifactKey('p' as ProjectName, '42' as Version, 'bootstrap.zip', 'preview')).toBe('preview/artifacts/p/42/bootstrap.zip');
     expect(storedManifestKey('p' as ProjectName, '42' as Version)).toBe('artifacts/p/42/manifest.json');
-    expect(parseArtifactKey('preview/artifacts/acme--api/42/app.tar.gz')).toEqual({ namespace: 'preview', project: '@acme/api', version: '42', file: 'app.tar.gz' });
-    expect(parseArtifactKey(artifactKey('rust-scorer' as ProjectName, '7' as Version, 'manifest.json'))).toEqual({ namespace: 'trusted', project: 'rust-scorer', version: '7', file: 'manifest.json' });
-    for (const other of ['artifacts/p/x/f', 'artifacts/p/1/a/b', 'releases/p/dev/current.json', 'artifacts/a--b--c/1/f']) expect(parseArtifactKey(other)).toBeUndefined();
+    expect(parseArtifactKey('preview/artifacts/acme--api/42/app.tar.gz')).toEqual({
+      namespace: 'preview',
+      project: '@acme/api',
+      version: '42',
+      file: 'app.tar.gz',
+    });
+    expect(parseArtifactKey(artifactKey('rust-scorer' as ProjectName, '7' as Version, 'manifest.json'))).toEqual({
+      namespace: 'trusted',
+      project: 'rust-scorer',
+      version: '7',
+      file: 'manifest.json',
+    });
+    for (const other of ['artifacts/p/x/f', 'artifacts/p/1/a/b', 'releases/p/dev/current.json', 'artifacts/a--b--c/1/f'])
+      expect(parseArtifactKey(other)).toBeUndefined();
   });
 
   it('refuses versions and files that are not plain', () => {
@@ -79,7 +92,8 @@ describe('release keys', () => {
     expect(parseReleaseKey(currentKey('@acme/api' as ProjectName, 'prod' as EnvironmentName))).toEqual({ kind: 'current', project: '@acme/api', env: 'prod' });
     expect(parseReleaseKey(lockKey('p' as ProjectName, 'dev' as EnvironmentName))).toEqual({ kind: 'lock', project: 'p', env: 'dev' });
     expect(parseReleaseKey(historyKey('p' as ProjectName, 'dev' as EnvironmentName, 3))).toEqual({ kind: 'history', project: 'p', env: 'dev', seq: 3 });
-    for (const other of ['releases/p/Prod/current.json', 'releases/p/dev/history/1.json', 'releases/p/dev/other.json', 'artifacts/p/1/f']) expect(parseReleaseKey(other)).toBeUndefined();
+    for (const other of ['releases/p/Prod/current.json', 'releases/p/dev/history/1.json', 'releases/p/dev/other.json', 'artifacts/p/1/f'])
+      expect(parseReleaseKey(other)).toBeUndefined();
     expect(() => currentKey('p' as ProjectName, '../x' as EnvironmentName)).toThrow(ConfigError);
   });
 });

@@ -59,7 +59,10 @@ describe('streamed multipart publish', () => {
       const r = await runWithCrashPoint(child, [`s3://${bucket}/s`, file, '4242', String(killAt), '1'], undefined, { cwd: __dirname, env });
       expect(r.signal, `kill at byte ${killAt} of ${size}: ${r.stderr}`).toBe('SIGKILL');
       // nothing visible: no object, no manifest; at most one incomplete upload (the killed one, resumed by the next run)
-      expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip')), `kill at ${killAt}`).toBeUndefined();
+      expect(
+        await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip')),
+        `kill at ${killAt}`,
+      ).toBeUndefined();
       expect(await openStore(parseStoreUrl(`s3://${bucket}/s`), { env }).head(storedManifestKey('big' as ProjectName, '4242' as Version))).toBeUndefined();
       expect((await incompleteUploads(key)).length, `kill at ${killAt}`).toBe(1);
     }
@@ -69,7 +72,10 @@ describe('streamed multipart publish', () => {
 
     // the final run goes through the proxy, which counts its requests
     seen.length = 0;
-    const done = await runWithCrashPoint(child, [`s3://${bucket}/s`, file, '4242', '-1'], undefined, { cwd: __dirname, env: { ...env, AWS_ENDPOINT_URL: proxy.endpoint } });
+    const done = await runWithCrashPoint(child, [`s3://${bucket}/s`, file, '4242', '-1'], undefined, {
+      cwd: __dirname,
+      env: { ...env, AWS_ENDPOINT_URL: proxy.endpoint },
+    });
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout.trim()).toBe('published');
     // the last kill came while part 4 was being sent: parts 1-3 are taken over, only part 4 is sent again
@@ -123,7 +129,12 @@ describe('streamed multipart publish', () => {
       expect(['created', 'exists']).toContain(put);
       expect(faulty.stats.injected).toBeGreaterThan(0);
       expect(await incompleteUploads(`f/${key}`)).toEqual([]);
-      expect(await verifyObject(openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env } }), key, { size, sha256: sha256Bytes(bytes).hex })).toEqual({ ok: true, method: 'rehash' });
+      expect(
+        await verifyObject(openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env } }), key, {
+          size,
+          sha256: sha256Bytes(bytes).hex,
+        }),
+      ).toEqual({ ok: true, method: 'rehash' });
     } finally {
       await faulty.stop();
     }

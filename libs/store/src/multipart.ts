@@ -127,7 +127,8 @@ const errStatus = (e: unknown): number | undefined => (e as { $metadata?: { http
 /** Errors after which retrying the same part cannot help (the upload is gone, access is refused). */
 function fatalForPart(e: unknown): boolean {
   const name = errName(e);
-  if (name === 'NoSuchUpload' || name === 'NoSuchBucket' || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'CredentialsProviderError') return true;
+  if (name === 'NoSuchUpload' || name === 'NoSuchBucket' || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'CredentialsProviderError')
+    return true;
   const st = errStatus(e);
   // 400 BadDigest / XAmzContentChecksumMismatch / InvalidDigest / RequestTimeout are transient for a part: re-read, re-send
   return st === 403 || st === 404;
@@ -192,11 +193,13 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
       } catch (e) {
         // a publisher role without s3:ListBucketMultipartUploads still publishes, without resuming or clean-up
         if (errStatus(e) !== 403 && errName(e) !== 'AccessDenied') throw e;
-        if (!listDenied) log(`cannot list incomplete uploads of s3://${bucket}/${Key} (no s3:ListBucketMultipartUploads): an interrupted upload is not resumed`);
+        if (!listDenied)
+          log(`cannot list incomplete uploads of s3://${bucket}/${Key} (no s3:ListBucketMultipartUploads): an interrupted upload is not resumed`);
         listDenied = true;
         return [];
       }
-      for (const u of page.Uploads ?? []) if (u.Key === Key && u.UploadId) found.push({ UploadId: u.UploadId, ChecksumAlgorithm: u.ChecksumAlgorithm, at: u.Initiated?.getTime() ?? 0 });
+      for (const u of page.Uploads ?? [])
+        if (u.Key === Key && u.UploadId) found.push({ UploadId: u.UploadId, ChecksumAlgorithm: u.ChecksumAlgorithm, at: u.Initiated?.getTime() ?? 0 });
       KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
       UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
     } while (KeyMarker);
@@ -229,7 +232,8 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
       const listed: { PartNumber: number; Size: number; ETag: string; ChecksumSHA256?: string }[] = [];
       do {
         const page = await client.send(new sdk.ListPartsCommand({ Bucket: bucket, Key, UploadId, PartNumberMarker }));
-        for (const p of page.Parts ?? []) if (p.PartNumber && p.ETag) listed.push({ PartNumber: p.PartNumber, Size: p.Size ?? -1, ETag: p.ETag, ChecksumSHA256: p.ChecksumSHA256 });
+        for (const p of page.Parts ?? [])
+          if (p.PartNumber && p.ETag) listed.push({ PartNumber: p.PartNumber, Size: p.Size ?? -1, ETag: p.ETag, ChecksumSHA256: p.ChecksumSHA256 });
         PartNumberMarker = page.IsTruncated ? String(page.NextPartNumberMarker) : undefined;
       } while (PartNumberMarker);
       for (const p of listed) {
@@ -238,7 +242,9 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
         const end = Math.min(start + digests.partSize, digests.size);
         if (p.Size !== end - start) continue;
         const ours = digests.parts[p.PartNumber - 1]!.toString('base64');
-        const ok = p.ChecksumSHA256 ? p.ChecksumSHA256 === ours : /^"?[0-9a-f]{32}"?$/.test(p.ETag) && p.ETag.replace(/"/g, '') === (await md5OfRange(o.path, start, end));
+        const ok = p.ChecksumSHA256
+          ? p.ChecksumSHA256 === ours
+          : /^"?[0-9a-f]{32}"?$/.test(p.ETag) && p.ETag.replace(/"/g, '') === (await md5OfRange(o.path, start, end));
         if (ok) done.set(p.PartNumber, { ETag: p.ETag });
       }
       result.partsResumed = done.size;
@@ -314,7 +320,8 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
                   randomize: true,
                   onFailedAttempt: (e) => {
                     result.partRetries++;
-                    if (e.retriesLeft > 0) log(`part ${i + 1} of ${n}: ${e.name}: ${(e.message ?? '').split('\n')[0]!.slice(0, 120)}; retrying (${e.retriesLeft} left)`);
+                    if (e.retriesLeft > 0)
+                      log(`part ${i + 1} of ${n}: ${e.name}: ${(e.message ?? '').split('\n')[0]!.slice(0, 120)}; retrying (${e.retriesLeft} left)`);
                   },
                 },
               );
@@ -347,7 +354,10 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
       return result;
     } catch (e) {
       // the upload vanished (a concurrent publisher of the same version aborted it as stale): start over once
-      if ((errName(e) === 'NoSuchUpload' || (e as { cause?: unknown })?.cause && errName((e as { cause?: unknown }).cause) === 'NoSuchUpload') && round === 0) {
+      if (
+        (errName(e) === 'NoSuchUpload' || ((e as { cause?: unknown })?.cause && errName((e as { cause?: unknown }).cause) === 'NoSuchUpload')) &&
+        round === 0
+      ) {
         log(`upload ${UploadId} of s3://${bucket}/${Key} was aborted by someone else; starting over`);
         continue;
       }

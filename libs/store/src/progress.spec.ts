@@ -10,7 +10,7 @@ describe('transferProgress', () => {
       let t = 0;
       const p = transferProgress({ label: 'uploading a.zip', log: (l) => lines.push(l), tty: { isTTY: false, write: () => true }, now: () => t });
       const total = 100 * MB;
-      for (let done = 0; done < total; ) {
+      for (let done = 0; done < total;) {
         const next = Math.min(total, done + chunk * MB);
         t += ((next - done) / MB) * 100; // 10 MB/s
         done = next;

@@ -48,7 +48,14 @@ describe('publishArtifact with provenance', () => {
     const manifest = parseManifest(JSON.parse(readFileSync(join(dir, 'artifact.json'), 'utf8')));
     await store.putBytesIfAbsent(provenanceKey('svc' as ProjectName, '8' as Version), Buffer.from('first'));
     const lines: string[] = [];
-    const r = await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}), provenance: async () => Buffer.from('second'), log: (l) => lines.push(l) });
+    const r = await publishArtifact({
+      store,
+      manifest,
+      dir,
+      metadata: publishMetadataFromEnv({}),
+      provenance: async () => Buffer.from('second'),
+      log: (l) => lines.push(l),
+    });
     expect(r.status).toBe('published');
     expect(readFileSync(join(storeDir, provenanceKey('svc' as ProjectName, '8' as Version)), 'utf8')).toBe('first');
     expect(lines.some((l) => l.startsWith('kept '))).toBe(true);
@@ -63,9 +70,14 @@ function buildOutput(version: string): string {
     join(dir, 'artifact.json'),
     serializeManifest(
       parseManifest({
-        schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip',
+        schemaVersion: 1,
+        project: 'svc',
+        version,
+        kind: 'lambda-zip',
         files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 'cargo 1.95',
+        runtime: 'provided.al2023',
+        architecture: 'x86_64',
+        toolchain: 'cargo 1.95',
       }),
     ),
   );

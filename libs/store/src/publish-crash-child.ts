@@ -15,9 +15,15 @@ const [storeUrl, file, version, killAt, inFlight] = process.argv.slice(2) as [st
 async function main(): Promise<void> {
   const d = await sha256File(file);
   const manifest = parseManifest({
-    schemaVersion: 1, project: 'big', version, kind: 'lambda-zip',
+    schemaVersion: 1,
+    project: 'big',
+    version,
+    kind: 'lambda-zip',
     files: [{ name: basename(file), size: d.size, sha256: d.hex }],
-    runtime: 'provided.al2023', architecture: 'x86_64', handler: 'bootstrap', toolchain: 'test',
+    runtime: 'provided.al2023',
+    architecture: 'x86_64',
+    handler: 'bootstrap',
+    toolchain: 'test',
   });
   const limit = Number(killAt);
   const r = await publishArtifact({

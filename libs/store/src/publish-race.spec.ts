@@ -4,7 +4,17 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { artifactKey, openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, storedManifestKey, verifyArtifact, versionPrefix, type BlobStore } from './index';
+import {
+  artifactKey,
+  openStore,
+  parseStoreUrl,
+  publishArtifact,
+  publishMetadataFromEnv,
+  storedManifestKey,
+  verifyArtifact,
+  versionPrefix,
+  type BlobStore,
+} from './index';
 import { isPublishLease } from './artifacts';
 import { BuildonceError } from '@buildonce/errors';
 import type { ProjectName, Version } from '@buildonce/values';
@@ -26,7 +36,8 @@ function racingStore(inner: BlobStore, project: string, version: string, at: num
     if (++n !== at) return;
     s.fired = true;
     await inner.delete(storedManifestKey(project as ProjectName, version as Version));
-    for await (const o of inner.list(versionPrefix(project as ProjectName, version as Version))) if (!isPublishLease(o.key.split('/').pop()!)) await inner.delete(o.key);
+    for await (const o of inner.list(versionPrefix(project as ProjectName, version as Version)))
+      if (!isPublishLease(o.key.split('/').pop()!)) await inner.delete(o.key);
   };
   for (const m of ['putFileIfAbsent', 'putBytesIfAbsent', 'putBytesIfMatch', 'head', 'getBytes', 'getStream', 'delete'] as const) {
     const f = (inner[m] as (...a: unknown[]) => Promise<unknown>).bind(inner);
@@ -57,7 +68,14 @@ describe('publish against files deleted at any point (file store)', () => {
   // starting states: nothing stored, files without a manifest (an incomplete earlier publish), complete but a file lost
   const starts: [string, (s: BlobStore) => Promise<void>][] = [
     ['empty', async () => undefined],
-    ['incomplete', async (s) => void (await s.putFileIfAbsent(artifactKey('race' as ProjectName, '77' as Version, 'bootstrap.zip'), join(dir, 'bootstrap.zip'), { sha256Hex: manifest.files[0]!.sha256, size: 1500 }))],
+    [
+      'incomplete',
+      async (s) =>
+        void (await s.putFileIfAbsent(artifactKey('race' as ProjectName, '77' as Version, 'bootstrap.zip'), join(dir, 'bootstrap.zip'), {
+          sha256Hex: manifest.files[0]!.sha256,
+          size: 1500,
+        })),
+    ],
     [
       'file lost',
       async (s) => {

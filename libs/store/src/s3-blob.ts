@@ -122,16 +122,24 @@ export class S3BlobStore implements BlobStore {
       return new StoreAccessError(`S3 bucket "${this.bucket}" does not exist: create it or fix BUILDONCE_STORE (${what})`, { cause: e });
     }
     if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(msg)) {
-      return new StoreAccessError(`no AWS credentials for s3://${this.bucket}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or use OIDC in CI)`, { cause: e });
+      return new StoreAccessError(
+        `no AWS credentials for s3://${this.bucket}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or use OIDC in CI)`,
+        { cause: e },
+      );
     }
     if (/Region is missing/i.test(msg)) {
       return new StoreAccessError(`no AWS region for s3://${this.bucket}: set AWS_REGION`, { cause: e });
     }
     if (name === 'AccessDenied' || st === 403) {
-      return new StoreAccessError(`access denied to s3://${this.bucket}/${this.prefix} (${what}): check the IAM policy of the current credentials`, { cause: e });
+      return new StoreAccessError(`access denied to s3://${this.bucket}/${this.prefix} (${what}): check the IAM policy of the current credentials`, {
+        cause: e,
+      });
     }
     if (THROTTLING.has(name) || st === 503 || st === 429) {
-      return new StoreAccessError(`S3 is throttling requests to ${b} (${name || `HTTP ${st}`}) during ${what}${tries}: retry later or lower the request rate (AWS_MAX_ATTEMPTS raises the retries)`, { cause: e });
+      return new StoreAccessError(
+        `S3 is throttling requests to ${b} (${name || `HTTP ${st}`}) during ${what}${tries}: retry later or lower the request rate (AWS_MAX_ATTEMPTS raises the retries)`,
+        { cause: e },
+      );
     }
     if (NETWORK.has(code) || NETWORK.has(name) || /socket hang up|ECONNRESET|EPIPE|ETIMEDOUT|ECONNREFUSED/.test(msg)) {
       return new StoreAccessError(`cannot reach S3 for ${b} (${what}${tries}): ${code || name}: ${msg}: check the network and AWS_ENDPOINT_URL`, { cause: e });
@@ -139,7 +147,10 @@ export class S3BlobStore implements BlobStore {
     if (st !== undefined || err?.$fault) {
       const known = name && name !== 'Error' && name !== 'UnknownError' && !/parse error/i.test(msg);
       const what2 = known ? `${name} (HTTP ${st ?? '?'})` : `HTTP ${st ?? '?'}${name === 'UnknownError' ? ' (UnknownError)' : ''}`;
-      const fix = st !== undefined && st >= 500 ? 'retry; if it persists check the S3 service health' : `check that s3://${this.bucket} is an S3 bucket reachable at this endpoint and the credentials may use it`;
+      const fix =
+        st !== undefined && st >= 500
+          ? 'retry; if it persists check the S3 service health'
+          : `check that s3://${this.bucket} is an S3 bucket reachable at this endpoint and the credentials may use it`;
       return new StoreAccessError(`S3 request ${what} on ${b} failed with ${what2}${tries}: ${msg.slice(0, 200)}: ${fix}`, { cause: e });
     }
     return err instanceof Error ? err : new Error(String(e));
@@ -202,7 +213,9 @@ export class S3BlobStore implements BlobStore {
       const partSize = this.opts.multipart?.partSize ?? MULTIPART_PART_SIZE;
       const digests = opts.digests?.partSize === partSize ? opts.digests : await digestFile(path, partSize);
       if (digests.sha256Hex !== opts.sha256Hex || digests.size !== opts.size) {
-        throw new StoreAccessError(`${path} changed while it was being published (sha256 ${digests.sha256Hex}, ${digests.size} bytes; expected ${opts.sha256Hex}, ${opts.size} bytes): rebuild and publish again`);
+        throw new StoreAccessError(
+          `${path} changed while it was being published (sha256 ${digests.sha256Hex}, ${digests.size} bytes; expected ${opts.sha256Hex}, ${opts.size} bytes): rebuild and publish again`,
+        );
       }
       const r = await this.withConflictRetry(() =>
         uploadMultipart(s3Sdk(), {
@@ -305,7 +318,9 @@ export class S3BlobStore implements BlobStore {
     } catch {
       // no explicit endpoint: the SDK's regional default
     }
-    return new StoreAccessError(`${where} answered ${what} for s3://${this.bucket} with something that is not an S3 response (${detail}): check AWS_ENDPOINT_URL and any proxy in between`);
+    return new StoreAccessError(
+      `${where} answered ${what} for s3://${this.bucket} with something that is not an S3 response (${detail}): check AWS_ENDPOINT_URL and any proxy in between`,
+    );
   }
 
   async getBytes(key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {

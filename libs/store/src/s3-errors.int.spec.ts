@@ -45,29 +45,45 @@ describe('S3 error mapping through a fault proxy', () => {
     ['reset', /^cannot reach S3 for bucket "s3-errors" .*: check the network and AWS_ENDPOINT_URL/],
   ] as const)('persistent %s faults end in one StoreAccessError line naming the bucket and the fix', async (kind, message) => {
     proxy.setFaults({ rate: 1, kinds: [kind], eligible: s3Request('PUT', '/persistent/') });
-    const err = await store.putBytesIfAbsent(`persistent/${kind}.json`, Buffer.from('{}')).then(() => undefined, (e: Error) => e);
+    const err = await store.putBytesIfAbsent(`persistent/${kind}.json`, Buffer.from('{}')).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(StoreAccessError);
     expect(err!.message.split('\n')).toHaveLength(1);
     expect(err!.message).toMatch(message);
   });
 
   it('an endpoint answering 200 + HTML to every request is an error naming the endpoint, never empty data', async () => {
-    const server = await import('node:http').then(({ createServer }) => createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end('<!doctype html><html><body>Welcome to the network: please sign in</body></html>');
-      });
-    }));
+    const server = await import('node:http').then(({ createServer }) =>
+      createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end('<!doctype html><html><body>Welcome to the network: please sign in</body></html>');
+        });
+      }),
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
     try {
-      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), { env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }, clientConfig: { endpoint: `http://127.0.0.1:${port}` } });
+      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), {
+        env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` },
+        clientConfig: { endpoint: `http://127.0.0.1:${port}` },
+      });
       const list = async () => {
         for await (const o of odd.list('releases/')) void o;
       };
-      for (const [what, op] of [['list', list], ['get', () => odd.getBytes('releases/x/prod/current.json')], ['stream', () => odd.getStream('x.json')], ['head', () => odd.head('artifacts/x/1/manifest.json')]] as const) {
-        const err = await (op as () => Promise<unknown>)().then(() => undefined, (e: Error) => e);
+      for (const [what, op] of [
+        ['list', list],
+        ['get', () => odd.getBytes('releases/x/prod/current.json')],
+        ['stream', () => odd.getStream('x.json')],
+        ['head', () => odd.head('artifacts/x/1/manifest.json')],
+      ] as const) {
+        const err = await (op as () => Promise<unknown>)().then(
+          () => undefined,
+          (e: Error) => e,
+        );
         expect(err, what).toBeInstanceOf(StoreAccessError);
         expect(err!.message, what).toContain(`127.0.0.1:${port}`);
         expect(err!.message, what).toMatch(/not an S3 response|failed with/);
@@ -79,18 +95,26 @@ describe('S3 error mapping through a fault proxy', () => {
   });
 
   it('an error body the SDK cannot parse (UnknownError) is mapped too', async () => {
-    const server = await import('node:http').then(({ createServer }) => createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(418, { 'content-type': 'text/plain' });
-        res.end('teapot');
-      });
-    }));
+    const server = await import('node:http').then(({ createServer }) =>
+      createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(418, { 'content-type': 'text/plain' });
+          res.end('teapot');
+        });
+      }),
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
     try {
-      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), { env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }, clientConfig: { endpoint: `http://127.0.0.1:${port}` } });
-      const err = await odd.getBytes('x.json').then(() => undefined, (e: Error) => e);
+      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), {
+        env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` },
+        clientConfig: { endpoint: `http://127.0.0.1:${port}` },
+      });
+      const err = await odd.getBytes('x.json').then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err).toBeInstanceOf(StoreAccessError);
       expect(err!.message).toMatch(/^S3 request get .* on bucket "s3-errors" failed with HTTP 418/);
       expect(err!.message.split('\n')).toHaveLength(1);

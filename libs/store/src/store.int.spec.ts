@@ -78,9 +78,17 @@ describe.each(backends)('%s backend', (_name, make) => {
     expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('published');
     await store.delete(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'));
     await expect(verifyArtifact(store, 'p9' as ProjectName, '919' as Version)).rejects.toThrow(/extra\.bin is missing/);
-    expect(await publishArtifact({ store, manifest, dir, metadata: meta, dryRun: true })).toMatchObject({ status: 'dry-run', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
+    expect(await publishArtifact({ store, manifest, dir, metadata: meta, dryRun: true })).toMatchObject({
+      status: 'dry-run',
+      uploaded: [{ name: 'extra.bin', size: 700 }],
+      reused: ['bootstrap.zip'],
+    });
     const lines: string[] = [];
-    expect(await publishArtifact({ store, manifest, dir, metadata: meta, log: (l) => lines.push(l) })).toMatchObject({ status: 'repaired', uploaded: [{ name: 'extra.bin', size: 700 }], reused: ['bootstrap.zip'] });
+    expect(await publishArtifact({ store, manifest, dir, metadata: meta, log: (l) => lines.push(l) })).toMatchObject({
+      status: 'repaired',
+      uploaded: [{ name: 'extra.bin', size: 700 }],
+      reused: ['bootstrap.zip'],
+    });
     expect(lines.join('\n')).toMatch(/1 file\(s\) are missing \(extra\.bin\): uploading them again/);
     await verifyArtifact(store, 'p9' as ProjectName, '919' as Version);
     expect((await publishArtifact({ store, manifest, dir, metadata: meta })).status).toBe('already-published');
@@ -91,9 +99,14 @@ describe.each(backends)('%s backend', (_name, make) => {
     // a stored file with other bytes (same size) cannot be overwritten: refused, naming the object to delete
     await store.delete(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'));
     await store.putBytesIfAbsent(artifactKey('p9' as ProjectName, '919' as Version, 'extra.bin'), randomBytes(700));
-    const e = await publishArtifact({ store, manifest, dir, metadata: meta }).then(() => undefined, (x: Error) => x);
+    const e = await publishArtifact({ store, manifest, dir, metadata: meta }).then(
+      () => undefined,
+      (x: Error) => x,
+    );
     expect(e).toBeInstanceOf(ArtifactIntegrityError);
-    expect(e!.message).toMatch(/version 919 of p9 is published but .*extra\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}: stored objects are never overwritten; delete .*extra\.bin and publish again to restore it$/);
+    expect(e!.message).toMatch(
+      /version 919 of p9 is published but .*extra\.bin has sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}: stored objects are never overwritten; delete .*extra\.bin and publish again to restore it$/,
+    );
     expect(e!.message).not.toContain('\n');
   });
 
@@ -111,7 +124,10 @@ describe.each(backends)('%s backend', (_name, make) => {
   it('detects a conflict on a half-published version (file present, manifest missing)', async () => {
     const store = make();
     const a = artifactDir('p3', '333', { 'bootstrap.zip': randomBytes(500) });
-    await store.putFileIfAbsent(artifactKey('p3' as ProjectName, '333' as Version, 'bootstrap.zip'), join(a.dir, 'bootstrap.zip'), { sha256Hex: a.manifest.files[0]!.sha256, size: 500 });
+    await store.putFileIfAbsent(artifactKey('p3' as ProjectName, '333' as Version, 'bootstrap.zip'), join(a.dir, 'bootstrap.zip'), {
+      sha256Hex: a.manifest.files[0]!.sha256,
+      size: 500,
+    });
     const b = artifactDir('p3', '333', { 'bootstrap.zip': randomBytes(500) });
     await expect(publishArtifact({ store, manifest: b.manifest, dir: b.dir, metadata: meta })).rejects.toThrow(ArtifactConflictError);
     expect(await store.head(artifactKey('p3' as ProjectName, '333' as Version, 'manifest.json'))).toBeUndefined();
@@ -161,7 +177,10 @@ describe.each(backends)('%s backend', (_name, make) => {
     await store.delete(artifactKey('p7' as ProjectName, '777' as Version, 'bootstrap.zip'));
     const evil = join(dir, 'evil');
     writeFileSync(evil, randomBytes(100));
-    await store.putFileIfAbsent(artifactKey('p7' as ProjectName, '777' as Version, 'bootstrap.zip'), evil, { sha256Hex: sha256Bytes(readFileSync(evil)).hex, size: 100 });
+    await store.putFileIfAbsent(artifactKey('p7' as ProjectName, '777' as Version, 'bootstrap.zip'), evil, {
+      sha256Hex: sha256Bytes(readFileSync(evil)).hex,
+      size: 100,
+    });
     await expect(verifyArtifact(store, 'p7' as ProjectName, '777' as Version)).rejects.toThrow(ArtifactIntegrityError);
   });
 
@@ -196,7 +215,13 @@ describe('S3 access errors', () => {
   });
 
   it('names missing credentials', async () => {
-    const env = { AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
+    const env = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+    };
     const saved = { ...process.env };
     for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_PROFILE', 'AWS_SESSION_TOKEN']) delete process.env[k];
     Object.assign(process.env, env);
@@ -216,7 +241,9 @@ describe('S3 access errors', () => {
     await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
     const head = await store.head(artifactKey('pc' as ProjectName, '1' as Version, 'bootstrap.zip'));
     expect(Buffer.from(head!.sha256Base64!, 'base64').toString('hex')).toBe(manifest.files[0]!.sha256);
-    const got = await awsClients().s3().send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
+    const got = await awsClients()
+      .s3()
+      .send(new GetObjectCommand({ Bucket: bucket, Key: 'chk/artifacts/pc/1/manifest.json' }));
     expect(JSON.parse(await got.Body!.transformToString()).manifest.version).toBe('1');
   });
 });

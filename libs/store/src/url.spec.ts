@@ -19,14 +19,25 @@ describe('store URLs', () => {
   });
   it('prefers --store, then BUILDONCE_STORE, then buildonce.json, then the embedded default', () => {
     const env = { BUILDONCE_STORE: 's3://bbb' };
-    expect(resolveStoreLocation({ option: 's3://aaa/p', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://aaa/p', source: '--store' });
-    expect(resolveStoreLocation({ option: '', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://bbb', source: 'BUILDONCE_STORE' });
-    expect(resolveStoreLocation({ env: { BUILDONCE_STORE: ' ' }, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({ url: 's3://ccc', source: 'buildonce.json' });
+    expect(resolveStoreLocation({ option: 's3://aaa/p', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({
+      url: 's3://aaa/p',
+      source: '--store',
+    });
+    expect(resolveStoreLocation({ option: '', env, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({
+      url: 's3://bbb',
+      source: 'BUILDONCE_STORE',
+    });
+    expect(resolveStoreLocation({ env: { BUILDONCE_STORE: ' ' }, configured: 's3://ccc', workspaceRoot: '/w' })).toMatchObject({
+      url: 's3://ccc',
+      source: 'buildonce.json',
+    });
     expect(resolveStoreLocation({ env: {}, workspaceRoot: '/w' })).toMatchObject({ kind: 'file', root: '/w/.buildonce/store', source: 'default' });
   });
 
   it('names where a malformed store URL came from', () => {
-    expect(() => resolveStoreLocation({ env: { BUILDONCE_STORE: 'gs://x' }, workspaceRoot: '/w' })).toThrow(/^BUILDONCE_STORE: store URL "gs:\/\/x" is not supported/);
+    expect(() => resolveStoreLocation({ env: { BUILDONCE_STORE: 'gs://x' }, workspaceRoot: '/w' })).toThrow(
+      /^BUILDONCE_STORE: store URL "gs:\/\/x" is not supported/,
+    );
     expect(() => resolveStoreLocation({ env: {}, configured: 's3://B', workspaceRoot: '/w' })).toThrow(ConfigError);
   });
 });

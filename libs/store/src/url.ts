@@ -3,9 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '@buildonce/errors';
 
 /** A parsed store location. `prefix` never starts or ends with `/` (may be empty). */
-export type StoreLocation =
-  | { kind: 's3'; bucket: string; prefix: string; url: string }
-  | { kind: 'file'; root: string; url: string };
+export type StoreLocation = { kind: 's3'; bucket: string; prefix: string; url: string } | { kind: 'file'; root: string; url: string };
 
 /** Where the embedded default store lives, relative to the workspace root. */
 export const DEFAULT_STORE_DIR = '.buildonce/store';
@@ -55,7 +53,12 @@ export function parseStoreUrl(raw: string): StoreLocation {
  * @returns the parsed location and which of the four it came from
  * @throws ConfigError for a malformed URL (naming where it came from)
  */
-export function resolveStoreLocation(o: { option?: string; env?: NodeJS.ProcessEnv; configured?: string; workspaceRoot: string }): StoreLocation & { source: StoreSource } {
+export function resolveStoreLocation(o: {
+  option?: string;
+  env?: NodeJS.ProcessEnv;
+  configured?: string;
+  workspaceRoot: string;
+}): StoreLocation & { source: StoreSource } {
   const env = o.env ?? process.env;
   const candidates: [StoreSource, string | undefined][] = [
     ['--store', o.option],

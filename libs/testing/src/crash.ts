@@ -25,7 +25,12 @@ export interface ChildOutcome {
  * `BUILDONCE_CRASH_AT=<point>` and waits for it to end (normally or killed at the point).
  * @param timeoutMs SIGKILL after this long (default 60 000 ms)
  */
-export function runWithCrashPoint(script: string, args: string[], point: string | undefined, opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ChildOutcome> {
+export function runWithCrashPoint(
+  script: string,
+  args: string[],
+  point: string | undefined,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ChildOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', '@swc-node/register', script, ...args], {
       cwd: opts.cwd,

@@ -115,10 +115,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   };
 
   const forward = (req: IncomingMessage, onResponse: (up: IncomingMessage) => void, onError: (e: Error) => void): void => {
-    const up = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      onResponse,
-    );
+    const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, onResponse);
     up.on('error', onError);
     req.pipe(up);
   };
@@ -141,13 +138,19 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       return;
     }
     if (fault === '403' || fault === 'throttle') {
-      const [status, code, message] = fault === '403' ? [403, 'AccessDenied', 'User is not authorized to perform this action'] : [400, 'Throttling', 'Rate exceeded'];
+      const [status, code, message] =
+        fault === '403' ? [403, 'AccessDenied', 'User is not authorized to perform this action'] : [400, 'Throttling', 'Rate exceeded'];
       const json = String(req.headers['content-type'] ?? '').includes('json');
       req.resume();
       req.on('end', () => {
         if (!json) return s3Error(res, status, code, message);
         const body = JSON.stringify({ __type: fault === '403' ? 'AccessDeniedException' : 'ThrottlingException', message });
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-query-error': `${code};Sender`, 'content-length': Buffer.byteLength(body), connection: 'close' });
+        res.writeHead(status, {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amzn-query-error': `${code};Sender`,
+          'content-length': Buffer.byteLength(body),
+          connection: 'close',
+        });
         res.end(body);
       });
       return;

@@ -76,7 +76,10 @@ export function rawTar(entries: readonly RawTarEntry[]): Buffer {
       parts.push(header('PaxHeader/x', { size: pax.length, type: 'x', mode: 0o644 }), pad(pax));
     }
     const dev = e.type === 'char' ? { devmajor: 1, devminor: 3 } : e.type === 'block' ? { devmajor: 7, devminor: 0 } : {};
-    parts.push(header(long ? e.path.slice(0, 99) : e.path, { size: body.length, type: TYPEFLAG[e.type], linkpath: long ? undefined : e.linkpath, mode, ...dev }), pad(body));
+    parts.push(
+      header(long ? e.path.slice(0, 99) : e.path, { size: body.length, type: TYPEFLAG[e.type], linkpath: long ? undefined : e.linkpath, mode, ...dev }),
+      pad(body),
+    );
   }
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
@@ -114,9 +117,21 @@ export function smuggledArchives(): { name: string; attack: string; bytes: Buffe
     return h;
   };
   return [
-    { name: 'pax-size-esc-etc', attack: 'esc -> /etc hidden behind a pax size=0 record', bytes: gz(...paxSmuggle({ path: 'esc', type: 'symlink', linkpath: '/etc' }), main) },
-    { name: 'pax-size-main-hostname', attack: 'main.js -> /etc/hostname hidden behind a pax size=0 record', bytes: gz(main, ...paxSmuggle({ path: 'main.js', type: 'symlink', linkpath: '/etc/hostname' })) },
-    { name: 'old-gnu-up', attack: 'up -> ../.. in an old-GNU header read as safe/deeper/up by a ustar parser', bytes: gz(oldGnu({ path: 'up', type: 'symlink', linkpath: '../..' }), main) },
+    {
+      name: 'pax-size-esc-etc',
+      attack: 'esc -> /etc hidden behind a pax size=0 record',
+      bytes: gz(...paxSmuggle({ path: 'esc', type: 'symlink', linkpath: '/etc' }), main),
+    },
+    {
+      name: 'pax-size-main-hostname',
+      attack: 'main.js -> /etc/hostname hidden behind a pax size=0 record',
+      bytes: gz(main, ...paxSmuggle({ path: 'main.js', type: 'symlink', linkpath: '/etc/hostname' })),
+    },
+    {
+      name: 'old-gnu-up',
+      attack: 'up -> ../.. in an old-GNU header read as safe/deeper/up by a ustar parser',
+      bytes: gz(oldGnu({ path: 'up', type: 'symlink', linkpath: '../..' }), main),
+    },
   ];
 }
 
@@ -140,7 +155,11 @@ const MAIN: RawTarEntry = { path: 'main.js', type: 'file', body: 'console.log("h
  * fifos, over-long names and the reserved `.buildonce/` directory.
  */
 export function hostileArchives(): HostileArchive[] {
-  const many: RawTarEntry[] = Array.from({ length: 300 }, (_, i) => ({ path: `filler/f${String(i).padStart(3, '0')}.txt`, type: 'file' as const, body: `filler ${i}\n` }));
+  const many: RawTarEntry[] = Array.from({ length: 300 }, (_, i) => ({
+    path: `filler/f${String(i).padStart(3, '0')}.txt`,
+    type: 'file' as const,
+    body: `filler ${i}\n`,
+  }));
   return [
     { name: 'absolute-path', attack: 'file with an absolute name', entries: [MAIN, { path: '/tmp/buildonce-pwned', type: 'file', body: 'x' }] },
     { name: 'dotdot-path', attack: 'file named ../x', entries: [MAIN, { path: '../buildonce-pwned', type: 'file', body: 'x' }] },
@@ -175,8 +194,16 @@ export function hostileArchives(): HostileArchive[] {
     { name: 'block-device', attack: 'block device 7,0', entries: [MAIN, { path: 'loop0', type: 'block' }] },
     { name: 'fifo', attack: 'named pipe', entries: [MAIN, { path: 'pipe', type: 'fifo' }] },
     { name: 'long-name', attack: 'a 300-byte path segment (pax header)', entries: [MAIN, { path: `${'n'.repeat(300)}.js`, type: 'file', body: 'x' }] },
-    { name: 'reserved-buildonce-dir', attack: 'writes .buildonce/manifest.json', entries: [MAIN, { path: '.buildonce/manifest.json', type: 'file', body: '{}' }] },
-    { name: 'dangling-buildonce-symlink', attack: '.buildonce -> missing (passes [ -e ])', entries: [MAIN, { path: '.buildonce', type: 'symlink', linkpath: 'missing' }] },
+    {
+      name: 'reserved-buildonce-dir',
+      attack: 'writes .buildonce/manifest.json',
+      entries: [MAIN, { path: '.buildonce/manifest.json', type: 'file', body: '{}' }],
+    },
+    {
+      name: 'dangling-buildonce-symlink',
+      attack: '.buildonce -> missing (passes [ -e ])',
+      entries: [MAIN, { path: '.buildonce', type: 'symlink', linkpath: 'missing' }],
+    },
   ];
 }
 
@@ -198,6 +225,10 @@ export function benignArchives(): HostileArchive[] {
         { path: 'docs', type: 'symlink', linkpath: 'lib/v1' },
       ],
     },
-    { name: 'long-but-legal-name', attack: 'none: a 150-byte path (pax header)', entries: [MAIN, { path: `deep/${'d'.repeat(150)}.js`, type: 'file', body: 'x' }] },
+    {
+      name: 'long-but-legal-name',
+      attack: 'none: a 150-byte path (pax header)',
+      entries: [MAIN, { path: `deep/${'d'.repeat(150)}.js`, type: 'file', body: 'x' }],
+    },
   ];
 }

@@ -42,7 +42,13 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function forward(target: URL, method: string, path: string, headers: IncomingMessage['headers'], body: Buffer): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
+function forward(
+  target: URL,
+  method: string,
+  path: string,
+  headers: IncomingMessage['headers'],
+  body: Buffer,
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const h = { ...headers, host: target.host };
     const r = httpRequest({ host: target.hostname, port: target.port, method, path, headers: h }, async (res) => {
@@ -95,19 +101,43 @@ async function invokeOnce(bootstrap: string, event: Buffer, functionArn: string,
     }
     res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"OK"}');
     if (req.method === 'POST' && url === `/2018-06-01/runtime/invocation/${requestId}/response`) finish({ payload: body });
-    else if (req.method === 'POST' && (url === `/2018-06-01/runtime/invocation/${requestId}/error` || url === '/2018-06-01/runtime/init/error')) finish({ functionError: 'Unhandled', payload: body });
+    else if (req.method === 'POST' && (url === `/2018-06-01/runtime/invocation/${requestId}/error` || url === '/2018-06-01/runtime/init/error'))
+      finish({ functionError: 'Unhandled', payload: body });
   });
   await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
   const port = (api.address() as AddressInfo).port;
   let stderr = '';
   try {
-    child = spawn(bootstrap, [], { env: { PATH: process.env.PATH, AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`, AWS_LAMBDA_FUNCTION_NAME: functionArn.split(':')[6] }, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(bootstrap, [], {
+      env: { PATH: process.env.PATH, AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`, AWS_LAMBDA_FUNCTION_NAME: functionArn.split(':')[6] },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('exit', (code, signal) => {
       // a runtime that exits without answering: Lambda reports Runtime.ExitError
-      setTimeout(() => finish({ functionError: 'Unhandled', payload: Buffer.from(JSON.stringify({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${requestId} Error: Runtime exited with ${signal ?? `error: exit status ${code}`} ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`.trim() })) }), 50);
+      setTimeout(
+        () =>
+          finish({
+            functionError: 'Unhandled',
+            payload: Buffer.from(
+              JSON.stringify({
+                errorType: 'Runtime.ExitError',
+                errorMessage:
+                  `RequestId: ${requestId} Error: Runtime exited with ${signal ?? `error: exit status ${code}`} ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`.trim(),
+              }),
+            ),
+          }),
+        50,
+      );
     });
-    const timer = setTimeout(() => finish({ functionError: 'Unhandled', payload: Buffer.from(JSON.stringify({ errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${timeoutMs / 1000} seconds` })) }), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish({
+          functionError: 'Unhandled',
+          payload: Buffer.from(JSON.stringify({ errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${timeoutMs / 1000} seconds` })),
+        }),
+      timeoutMs,
+    );
     const r = await done;
     clearTimeout(timer);
     return r;
@@ -156,11 +186,16 @@ export async function startLambdaInvokeServer(o: { moto: string; packageFor: Pac
         res.writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': cfg.Version });
         return void res.end(JSON.stringify({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `no package with CodeSha256 ${cfg.CodeSha256}` }));
       }
-      if (!extracted.has(cfg.CodeSha256)) extracted.set(cfg.CodeSha256, extractBootstrap(zip, join(work, Buffer.from(cfg.CodeSha256, 'base64').toString('hex'))));
+      if (!extracted.has(cfg.CodeSha256))
+        extracted.set(cfg.CodeSha256, extractBootstrap(zip, join(work, Buffer.from(cfg.CodeSha256, 'base64').toString('hex'))));
       const bootstrap = await extracted.get(cfg.CodeSha256)!;
       const r = await invokeOnce(bootstrap, body, cfg.FunctionArn, o.timeoutMs ?? 10_000);
       invocations.push({ functionName: name, version: cfg.Version, ...(r.functionError ? { functionError: r.functionError } : {}) });
-      res.writeHead(200, { 'content-type': 'application/json', 'x-amz-executed-version': cfg.Version, ...(r.functionError ? { 'x-amz-function-error': r.functionError } : {}) });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-amz-executed-version': cfg.Version,
+        ...(r.functionError ? { 'x-amz-function-error': r.functionError } : {}),
+      });
       res.end(r.payload);
     } catch (e) {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: (e as Error).message }));

@@ -49,7 +49,8 @@ export async function runUiCommand(c: UiCommand): Promise<{ server: UiServer } |
   const token = env.BUILDONCE_UI_TOKEN || undefined;
   const server = await startUiServer({ source, host, port, token, log: c.log });
   c.log(`buildonce ui: ${source.store.location.url} (read-only) at ${server.url}`);
-  if (!isLoopback(host)) c.log(`buildonce ui: bound to ${host}: every request needs BUILDONCE_UI_TOKEN (Authorization: Bearer <token>, or sign in at ${server.url}login)`);
+  if (!isLoopback(host))
+    c.log(`buildonce ui: bound to ${host}: every request needs BUILDONCE_UI_TOKEN (Authorization: Bearer <token>, or sign in at ${server.url}login)`);
   else if (token) c.log('buildonce ui: BUILDONCE_UI_TOKEN is set: requests need it (bearer, or sign in at /login)');
   return { server };
 }

@@ -20,7 +20,17 @@ describe('dashboard model (pure)', () => {
 
   it('factDeltas names only the facts that differ', () => {
     const s = (toolchain: string, glibcMax?: string): StoredManifest => ({
-      manifest: { schemaVersion: 1, project: 'p' as ProjectName, version: '1' as Version, kind: 'lambda-zip', files: [f('b.zip', 1)], runtime: 'provided.al2023', architecture: 'arm64', toolchain, ...(glibcMax ? { glibcMax } : {}) },
+      manifest: {
+        schemaVersion: 1,
+        project: 'p' as ProjectName,
+        version: '1' as Version,
+        kind: 'lambda-zip',
+        files: [f('b.zip', 1)],
+        runtime: 'provided.al2023',
+        architecture: 'arm64',
+        toolchain,
+        ...(glibcMax ? { glibcMax } : {}),
+      },
       publish: { publishedAt: 'x', builder: 'local:h', trusted: true },
     });
     expect(factDeltas(s('rust 1.94'), s('rust 1.95', '2.34'))).toEqual([
@@ -33,7 +43,9 @@ describe('dashboard model (pure)', () => {
     expect(entryKind({ ...draft('1' as Version), seq: 1, previousVersion: null, schemaVersion: 1 })).toBe('succeeded');
     const base = { ...draft('1' as Version), seq: 1, previousVersion: null, schemaVersion: 1 as const };
     expect(entryKind({ ...base, status: 'failed', error: 'boom' })).toBe('failed');
-    expect(entryKind({ ...base, status: 'failed', error: 'x', verification: { kind: 'http', passed: false, attempts: 3, durationMs: 10, detail: 'd' } })).toBe('verification-failed');
+    expect(entryKind({ ...base, status: 'failed', error: 'x', verification: { kind: 'http', passed: false, attempts: 3, durationMs: 10, detail: 'd' } })).toBe(
+      'verification-failed',
+    );
     expect(entryKind({ ...base, status: 'failed', error: 'interrupted: "promote 1" by a' })).toBe('interrupted');
     expect(entryKind({ ...base, rollback: true })).toBe('rollback');
     expect(entryKind({ ...base, rollback: true, automatic: true })).toBe('automatic-rollback');

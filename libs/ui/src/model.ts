@@ -1,7 +1,16 @@
 import { run } from '@buildonce/process';
 import type { StoredManifest } from '@buildonce/artifact';
 import { isEnvironmentName, isPreviewEnvironment } from '@buildonce/values';
-import { RELEASES_ROOT, artifactsRoot, currentKey, parseReleaseKey, projectFromKey, readStoredManifest, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import {
+  RELEASES_ROOT,
+  artifactsRoot,
+  currentKey,
+  parseReleaseKey,
+  projectFromKey,
+  readStoredManifest,
+  type ArtifactNamespace,
+  type BlobStore,
+} from '@buildonce/store';
 import { inspectVersionProvenance, type VersionProvenanceReport } from '@buildonce/promotion';
 import { listEnvironments, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
 import { type BuildonceConfig } from '@buildonce/config';
@@ -217,7 +226,15 @@ export function upstreamOf(config: BuildonceConfig, env: EnvironmentName): Envir
  */
 export async function loadPipeline(src: DashboardSource, now = new Date()): Promise<PipelineModel> {
   const chainNames = src.config.environments.map((e) => e.name);
-  const model: PipelineModel = { storeUrl: src.store.location.url, chain: [...chainNames], previews: [], projects: [], cells: new Map(), drift: new Map(), generatedAt: now };
+  const model: PipelineModel = {
+    storeUrl: src.store.location.url,
+    chain: [...chainNames],
+    previews: [],
+    projects: [],
+    cells: new Map(),
+    drift: new Map(),
+    generatedAt: now,
+  };
   let index: LedgerIndex;
   try {
     index = await discoverLedgers(src.store);
@@ -227,8 +244,10 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
   }
   const extra = new Set<EnvironmentName>();
   const previews = new Set<EnvironmentName>();
-  for (const envs of index.projects.values()) for (const env of envs) if (isPreviewEnv(env)) previews.add(env);
-  else if (!chainNames.includes(env)) extra.add(env);
+  for (const envs of index.projects.values())
+    for (const env of envs)
+      if (isPreviewEnv(env)) previews.add(env);
+      else if (!chainNames.includes(env)) extra.add(env);
   model.chain.push(...[...extra].sort());
   model.previews = [...previews].sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
   // published but never promoted (the first thing a new workspace has): a row of its own, every cell "not promoted"
@@ -267,7 +286,8 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
   await Promise.all(
     pairs.map(async (p) => {
       const d: Drift = { upstream: p.up, upstreamVersion: p.upEntry.version };
-      if (git && p.entry.commit && p.upEntry.commit && exists.has(p.entry.commit) && exists.has(p.upEntry.commit)) d.ahead = await git.count(p.entry.commit, p.upEntry.commit);
+      if (git && p.entry.commit && p.upEntry.commit && exists.has(p.entry.commit) && exists.has(p.upEntry.commit))
+        d.ahead = await git.count(p.entry.commit, p.upEntry.commit);
       model.drift.set(p.key, d);
     }),
   );
@@ -357,7 +377,11 @@ export function runUrl(repository: string | undefined, runId: string | null): st
 }
 
 /** The stored manifest of a version, trusted namespace first, then preview. */
-export async function readManifestAnywhere(store: BlobStore, project: ProjectName, version: Version): Promise<{ stored: StoredManifest; namespace: ArtifactNamespace } | undefined> {
+export async function readManifestAnywhere(
+  store: BlobStore,
+  project: ProjectName,
+  version: Version,
+): Promise<{ stored: StoredManifest; namespace: ArtifactNamespace } | undefined> {
   const t = await readStoredManifest(store, project, version, 'trusted');
   if (t) return { stored: t, namespace: 'trusted' };
   const p = await readStoredManifest(store, project, version, 'preview');
@@ -376,7 +400,10 @@ export interface VersionModel {
   provenanceError?: string;
   /** environments where the version succeeded: seqs, and whether it is current there */
   /** `*` with an error: the environments could not be listed */
-  environments: ({ env: EnvironmentName; seqs: number[]; current: boolean; error?: undefined } | { env: EnvironmentName | '*'; seqs: number[]; current: false; error: string })[];
+  environments: (
+    | { env: EnvironmentName; seqs: number[]; current: boolean; error?: undefined }
+    | { env: EnvironmentName | '*'; seqs: number[]; current: false; error: string }
+  )[];
 }
 
 /** A version: stored manifest, provenance verdicts per environment policy, where it is or was current. */
@@ -518,7 +545,8 @@ export async function loadDiff(src: DashboardSource, project: ProjectName, from:
     else if (ca === cb) m.commits = [];
     else {
       const have = await git.existing([ca, cb]);
-      if (!have.has(ca) || !have.has(cb)) m.commitsNote = `the workspace's git history lacks ${!have.has(ca) ? ca.slice(0, 12) : cb.slice(0, 12)} (fetch with fetch-depth: 0)`;
+      if (!have.has(ca) || !have.has(cb))
+        m.commitsNote = `the workspace's git history lacks ${!have.has(ca) ? ca.slice(0, 12) : cb.slice(0, 12)} (fetch with fetch-depth: 0)`;
       else {
         m.commits = await git.log(ca, cb);
         if (!m.commits) m.commitsNote = 'git log failed';

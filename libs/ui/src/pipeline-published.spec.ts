@@ -20,9 +20,14 @@ describe('pipeline of a store where versions are published and none promoted yet
       const bytes = Buffer.from(`bytes of ${project}`);
       writeFileSync(join(dir, 'bootstrap.zip'), bytes);
       const manifest = parseManifest({
-        schemaVersion: 1, project, version: '123', kind: 'lambda-zip',
+        schemaVersion: 1,
+        project,
+        version: '123',
+        kind: 'lambda-zip',
         files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023', architecture: 'arm64', toolchain: 'test',
+        runtime: 'provided.al2023',
+        architecture: 'arm64',
+        toolchain: 'test',
       });
       await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
     }

@@ -5,7 +5,17 @@ import { ConfigError } from '@buildonce/errors';
 import { projectFromKey } from '@buildonce/store';
 import { isEnvironmentName, isVersion } from '@buildonce/values';
 import { CSS, JS } from './assets';
-import { discoverLedgers, loadDiff, loadHistory, loadPipeline, loadVersion, messageOf, pipelineFingerprint, type DashboardSource, type LedgerIndex } from './model';
+import {
+  discoverLedgers,
+  loadDiff,
+  loadHistory,
+  loadPipeline,
+  loadVersion,
+  messageOf,
+  pipelineFingerprint,
+  type DashboardSource,
+  type LedgerIndex,
+} from './model';
 import { diffPage, errorPage, historyPage, loginPage, pipelinePage, versionPage } from './pages';
 import type { EnvironmentName } from '@buildonce/values';
 
@@ -49,7 +59,8 @@ class HttpError extends Error {
 }
 
 const HEADERS = {
-  'content-security-policy': "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
@@ -107,7 +118,10 @@ const versionOf = (v: string) => {
 export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
   const host = o.host ?? '127.0.0.1';
   const loopback = isLoopback(host);
-  if (!loopback && !o.token) throw new ConfigError(`--host=${host} exposes the dashboard beyond this machine: set BUILDONCE_UI_TOKEN to a secret (clients send it as a bearer token or sign in at /login), or bind 127.0.0.1`);
+  if (!loopback && !o.token)
+    throw new ConfigError(
+      `--host=${host} exposes the dashboard beyond this machine: set BUILDONCE_UI_TOKEN to a secret (clients send it as a bearer token or sign in at /login), or bind 127.0.0.1`,
+    );
   const src = o.source;
   const storeUrl = src.store.location.url;
   let port = o.port;
@@ -155,7 +169,11 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
         const next = form.get('next') ?? '/';
         const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : '/';
         if (sameSecret(form.get('token') ?? '', o.token)) {
-          res.writeHead(303, { ...HEADERS, location: safeNext, 'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(o.token)}; HttpOnly; SameSite=Strict; Path=/` });
+          res.writeHead(303, {
+            ...HEADERS,
+            location: safeNext,
+            'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(o.token)}; HttpOnly; SameSite=Strict; Path=/`,
+          });
           res.end();
           return;
         }

@@ -71,7 +71,9 @@ export async function writeStaticSite(src: DashboardSource, dir: string, o: { no
       ),
     );
     await Promise.all(
-      [...versions].flatMap(([project, vs]) => [...vs].map((v) => limit(async () => write(paths.version(project, v), versionPage(await loadVersion(src, project, v), pipeline.storeUrl, now))))),
+      [...versions].flatMap(([project, vs]) =>
+        [...vs].map((v) => limit(async () => write(paths.version(project, v), versionPage(await loadVersion(src, project, v), pipeline.storeUrl, now)))),
+      ),
     );
     await Promise.all(
       [...diffs].flatMap(([project, pairs]) =>

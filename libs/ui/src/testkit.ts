@@ -48,7 +48,18 @@ export async function seedWorkspace(o: { store?: string; processEnv?: NodeJS.Pro
   const check = ['node', '-e', `if (process.env.BUILDONCE_VERSION === '${VERSIONS.v3}') { console.error('smoke: /score answers 500'); process.exit(2) }`];
   writeFileSync(
     join(root, 'buildonce.json'),
-    JSON.stringify({ ...(o.store ? { store: o.store } : {}), environments: [{ name: 'dev' }, { name: 'staging', requires: ['dev'], verify: { kind: 'command', command: check } }, { name: 'prod', requires: ['staging'] }] }, null, 2),
+    JSON.stringify(
+      {
+        ...(o.store ? { store: o.store } : {}),
+        environments: [
+          { name: 'dev' },
+          { name: 'staging', requires: ['dev'], verify: { kind: 'command', command: check } },
+          { name: 'prod', requires: ['staging'] },
+        ],
+      },
+      null,
+      2,
+    ),
   );
   git('init', '-q', '-b', 'main');
   const commit = (subject: string, file: string) => {
@@ -71,22 +82,60 @@ export async function seedWorkspace(o: { store?: string; processEnv?: NodeJS.Pro
       const w = await sha256File(join(dir, 'weights.json'));
       files.push({ name: 'weights.json', size: w.size, sha256: w.hex });
     }
-    const manifest = { schemaVersion: 1, project, version, kind: 'lambda-zip', files, runtime: 'provided.al2023', architecture: 'arm64', glibcMax: extra.weights ? '2.34' : '2.26', handler: 'bootstrap', toolchain: extra.weights ? 'rust 1.95.0' : 'rust 1.94.0' };
+    const manifest = {
+      schemaVersion: 1,
+      project,
+      version,
+      kind: 'lambda-zip',
+      files,
+      runtime: 'provided.al2023',
+      architecture: 'arm64',
+      glibcMax: extra.weights ? '2.34' : '2.26',
+      handler: 'bootstrap',
+      toolchain: extra.weights ? 'rust 1.95.0' : 'rust 1.94.0',
+    };
     writeFileSync(join(dir, 'artifact.json'), JSON.stringify(manifest, null, 2));
     await runPublishCommand({
       project,
       workspaceRoot: root,
       outputDir: dir,
-      processEnv: { ...baseEnv, GITHUB_ACTIONS: 'true', GITHUB_REPOSITORY: 'acme/scorer', GITHUB_SHA: sha, GITHUB_RUN_ID: '4242', GITHUB_ACTOR: 'ci-bot', ...(extra.pr ? { BUILDONCE_PR: extra.pr } : {}), BUILDONCE_SIGNING_KEY: '' },
+      processEnv: {
+        ...baseEnv,
+        GITHUB_ACTIONS: 'true',
+        GITHUB_REPOSITORY: 'acme/scorer',
+        GITHUB_SHA: sha,
+        GITHUB_RUN_ID: '4242',
+        GITHUB_ACTOR: 'ci-bot',
+        ...(extra.pr ? { BUILDONCE_PR: extra.pr } : {}),
+        BUILDONCE_SIGNING_KEY: '',
+      },
       log: (l) => log.push(l),
     });
     return dir;
   };
   const deploy = { target: 'local' as const, localRoot: join(root, '.buildonce/deploy') };
   const promote = (project: string, dir: string, env: string, actor: string, reason?: string) =>
-    runPromoteCommand({ project: parseProjectName(project), workspaceRoot: root, env: parseEnvironmentName(env), outputDir: dir, deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '77', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}) });
+    runPromoteCommand({
+      project: parseProjectName(project),
+      workspaceRoot: root,
+      env: parseEnvironmentName(env),
+      outputDir: dir,
+      deploy,
+      processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '77', GITHUB_SHA: '' },
+      log: (l) => log.push(l),
+      ...(reason ? { reason } : {}),
+    });
   const rollback = (project: string, env: string, actor: string, reason?: string, to?: string) =>
-    runRollbackCommand({ project: parseProjectName(project), workspaceRoot: root, env: parseEnvironmentName(env), deploy, processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '78', GITHUB_SHA: '' }, log: (l) => log.push(l), ...(reason ? { reason } : {}), ...(to ? { to: parseVersion(to) } : {}) });
+    runRollbackCommand({
+      project: parseProjectName(project),
+      workspaceRoot: root,
+      env: parseEnvironmentName(env),
+      deploy,
+      processEnv: { ...baseEnv, GITHUB_ACTOR: actor, GITHUB_RUN_ID: '78', GITHUB_SHA: '' },
+      log: (l) => log.push(l),
+      ...(reason ? { reason } : {}),
+      ...(to ? { to: parseVersion(to) } : {}),
+    });
 
   const c1 = commit('scorer: first release', 'a.txt');
   const d1 = await publish('scorer', VERSIONS.v1, c1);

@@ -27,7 +27,12 @@ let shots: string;
 beforeAll(async () => {
   ws = await seedWorkspace();
   shots = tempDir('buildonce-ui-shots-');
-  const r = await runUiCommand({ workspaceRoot: ws.root, port: 0, log: () => undefined, processEnv: { ...process.env, BUILDONCE_STORE: undefined, BUILDONCE_UI_TOKEN: undefined } });
+  const r = await runUiCommand({
+    workspaceRoot: ws.root,
+    port: 0,
+    log: () => undefined,
+    processEnv: { ...process.env, BUILDONCE_STORE: undefined, BUILDONCE_UI_TOKEN: undefined },
+  });
   if (!('server' in r)) throw new Error('expected a server');
   ui = r.server;
   browser = await launchChromium();
@@ -85,11 +90,12 @@ describe('buildonce ui over a file store (chromium)', () => {
 
   it('the keyboard reaches the skip link first, then the filter controls and every cell link', async () => {
     const page = await open('/');
-    const focused = async () => page.evaluate(() => {
-      const d = (globalThis as unknown as { document: { activeElement: { tagName: string; id: string; textContent: string | null } | null } }).document;
-      const a = d.activeElement;
-      return a ? `${a.tagName.toLowerCase()}#${a.id}:${(a.textContent ?? '').trim().slice(0, 30)}` : '';
-    });
+    const focused = async () =>
+      page.evaluate(() => {
+        const d = (globalThis as unknown as { document: { activeElement: { tagName: string; id: string; textContent: string | null } | null } }).document;
+        const a = d.activeElement;
+        return a ? `${a.tagName.toLowerCase()}#${a.id}:${(a.textContent ?? '').trim().slice(0, 30)}` : '';
+      });
     await page.keyboard.press('Tab');
     expect(await focused()).toMatch(/^a#:Skip to content/);
     await page.keyboard.press('Enter');
@@ -203,12 +209,36 @@ describe('buildonce ui over a file store (chromium)', () => {
 
   it('the pipeline refreshes itself when a pointer moves', async () => {
     const page = await open('/');
-    await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('live') !== null);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('live') !== null,
+    );
     await page.waitForTimeout(2500); // the first poll has taken the baseline fingerprint
     const dir = tempDir('buildonce-ui-redeploy-');
     // 1003 again in dev through the real promote command (the artifact is in the store; its build manifest is all promote reads)
-    writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ schemaVersion: 1, project: 'scorer', version: VERSIONS.v3, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: 1, sha256: '0'.repeat(64) }], runtime: 'provided.al2023', architecture: 'arm64', handler: 'bootstrap', toolchain: 'rust 1.95.0' }));
-    await runPromoteCommand({ project: 'scorer' as ProjectName, workspaceRoot: ws.root, env: 'dev' as EnvironmentName, outputDir: dir, deploy: { target: 'local', localRoot: join(ws.root, '.buildonce/deploy') }, processEnv: { ...process.env, BUILDONCE_STORE: undefined }, reason: 'retry after the fix', log: () => undefined });
+    writeFileSync(
+      join(dir, 'artifact.json'),
+      JSON.stringify({
+        schemaVersion: 1,
+        project: 'scorer',
+        version: VERSIONS.v3,
+        kind: 'lambda-zip',
+        files: [{ name: 'bootstrap.zip', size: 1, sha256: '0'.repeat(64) }],
+        runtime: 'provided.al2023',
+        architecture: 'arm64',
+        handler: 'bootstrap',
+        toolchain: 'rust 1.95.0',
+      }),
+    );
+    await runPromoteCommand({
+      project: 'scorer' as ProjectName,
+      workspaceRoot: ws.root,
+      env: 'dev' as EnvironmentName,
+      outputDir: dir,
+      deploy: { target: 'local', localRoot: join(ws.root, '.buildonce/deploy') },
+      processEnv: { ...process.env, BUILDONCE_STORE: undefined },
+      reason: 'retry after the fix',
+      log: () => undefined,
+    });
     await page.waitForFunction(
       (v) => {
         const d = (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document;

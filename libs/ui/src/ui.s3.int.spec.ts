@@ -66,10 +66,15 @@ describe('buildonce ui over S3 (moto_server, chromium)', () => {
 
   it('history and diff read the ledger and manifests from S3', async () => {
     const h = await open('/history/scorer/staging.html');
-    expect(await h.locator('table.history tbody tr td:nth-child(2)').allInnerTexts()).toEqual(['automatic rollback', 'failed verification', 'succeeded', 'succeeded']);
+    expect(await h.locator('table.history tbody tr td:nth-child(2)').allInnerTexts()).toEqual([
+      'automatic rollback',
+      'failed verification',
+      'succeeded',
+      'succeeded',
+    ]);
     const d = await open(`/diff/scorer/${VERSIONS.v1}-${VERSIONS.v2}.html`);
     expect(await d.locator('ol.commits .subject').textContent()).toBe(HOSTILE.subject);
-    expect((await d.locator('table.files tbody').innerText())).toMatch(/weights\.json\s+added/);
+    expect(await d.locator('table.files tbody').innerText()).toMatch(/weights\.json\s+added/);
     expect(await d.evaluate(() => (globalThis as { __pwned?: string }).__pwned)).toBeUndefined();
     await h.close();
     await d.close();

@@ -43,11 +43,7 @@ export type Version = z.infer<typeof versionSchema>;
 export const environmentNameSchema = z.string().regex(ENVIRONMENT_NAME_RE, ENVIRONMENT_RULE).brand<'EnvironmentName'>();
 export type EnvironmentName = z.infer<typeof environmentNameSchema>;
 /** An Nx project name that buildonce can key (store keys, SSM names, deploy directories). */
-export const projectNameSchema = z
-  .string()
-  .max(MAX_PROJECT_NAME_LENGTH, PROJECT_RULE)
-  .regex(PROJECT_NAME_RE, PROJECT_RULE)
-  .brand<'ProjectName'>();
+export const projectNameSchema = z.string().max(MAX_PROJECT_NAME_LENGTH, PROJECT_RULE).regex(PROJECT_NAME_RE, PROJECT_RULE).brand<'ProjectName'>();
 export type ProjectName = z.infer<typeof projectNameSchema>;
 
 /** A value given for a version is not one. */

@@ -27,12 +27,16 @@ export type AlarmRead = { alarms: AlarmState[] } | { unreadable: string };
  * - else (every alarm `OK`): `passed`.
  */
 export function alarmVerdict(read: AlarmRead, expected: { names: string[]; prefix?: string }, ignoreUnreadable: boolean): { verdict: Verdict; detail: string } {
-  const unreadable = (why: string) => ({ verdict: (ignoreUnreadable ? 'inconclusive' : 'failed') as Verdict, detail: `unreadable: ${why}${ignoreUnreadable ? ' (ignoreUnreadable)' : ''}` });
+  const unreadable = (why: string) => ({
+    verdict: (ignoreUnreadable ? 'inconclusive' : 'failed') as Verdict,
+    detail: `unreadable: ${why}${ignoreUnreadable ? ' (ignoreUnreadable)' : ''}`,
+  });
   if ('unreadable' in read) return unreadable(read.unreadable);
   const seen = new Set(read.alarms.map((a) => a.name));
   const missing = expected.names.filter((n) => !seen.has(n));
   if (missing.length) return unreadable(`alarm ${missing.join(', ')} not found`);
-  if (expected.prefix !== undefined && !read.alarms.some((a) => a.name.startsWith(expected.prefix!))) return unreadable(`no alarm starts with "${expected.prefix}"`);
+  if (expected.prefix !== undefined && !read.alarms.some((a) => a.name.startsWith(expected.prefix!)))
+    return unreadable(`no alarm starts with "${expected.prefix}"`);
   const inAlarm = read.alarms.filter((a) => a.state === 'ALARM');
   if (inAlarm.length) return { verdict: 'failed', detail: `${inAlarm.map((a) => a.name).join(', ')} in ALARM` };
   const unsure = read.alarms.filter((a) => a.state !== 'OK');
@@ -68,7 +72,9 @@ export async function measureAlarms(c: AlarmCheck, ctx: MeasureContext): Promise
       let token: string | undefined;
       do {
         calls++;
-        const out = await ctx.cloudwatch().send(new DescribeAlarmsCommand({ AlarmNamePrefix: t.prefix, AlarmTypes: ['MetricAlarm', 'CompositeAlarm'], MaxRecords: 100, NextToken: token }));
+        const out = await ctx
+          .cloudwatch()
+          .send(new DescribeAlarmsCommand({ AlarmNamePrefix: t.prefix, AlarmTypes: ['MetricAlarm', 'CompositeAlarm'], MaxRecords: 100, NextToken: token }));
         collect(out);
         token = out.NextToken;
       } while (token && calls < 20);

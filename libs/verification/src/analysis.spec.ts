@@ -52,7 +52,11 @@ describe('combineDecisions (generated check results)', () => {
   it('any failed check fails, else any inconclusive is decided by the strictest onInconclusive, else passed', () => {
     const r = rng(2);
     for (let n = 0; n < 2000; n++) {
-      const ds: CheckDecision[] = Array.from({ length: r.int(5) }, () => ({ result: r.pick(['passed', 'failed', 'inconclusive'] as const), onFailure: r.pick(['rollback', 'hold'] as const), onInconclusive: r.pick(['rollback', 'hold', 'promote'] as const) }));
+      const ds: CheckDecision[] = Array.from({ length: r.int(5) }, () => ({
+        result: r.pick(['passed', 'failed', 'inconclusive'] as const),
+        onFailure: r.pick(['rollback', 'hold'] as const),
+        onInconclusive: r.pick(['rollback', 'hold', 'promote'] as const),
+      }));
       const d = combineDecisions(ds);
       const failed = ds.filter((x) => x.result === 'failed');
       const inc = ds.filter((x) => x.result === 'inconclusive');
@@ -71,7 +75,14 @@ describe('boundMeasurements (generated series)', () => {
     for (let n = 0; n < 300; n++) {
       const len = r.int(200);
       const failRate = r.next();
-      const ms: Measurement[] = Array.from({ length: len }, (_, i) => ({ check: 'c', step: 1, at: String(i).padStart(4, '0'), verdict: r.next() < failRate ? r.pick(['failed', 'inconclusive'] as const) : 'passed', calls: 1, detail: '' }));
+      const ms: Measurement[] = Array.from({ length: len }, (_, i) => ({
+        check: 'c',
+        step: 1,
+        at: String(i).padStart(4, '0'),
+        verdict: r.next() < failRate ? r.pick(['failed', 'inconclusive'] as const) : 'passed',
+        calls: 1,
+        detail: '',
+      }));
       const max = 1 + r.int(MAX_RECORDED_MEASUREMENTS);
       const b = boundMeasurements(ms, max);
       expect(b.measurements.length).toBe(Math.min(len, max));
@@ -98,14 +109,27 @@ describe('alarmVerdict', () => {
       const ignore = r.next() < 0.5;
       const v = alarmVerdict({ alarms }, { names }, ignore);
       if (alarms.length < names.length) expect(v.verdict).toBe(ignore ? 'inconclusive' : 'failed');
-      else if (alarms.some((a) => a.state === 'ALARM')) expect(v).toEqual({ verdict: 'failed', detail: `${alarms.filter((a) => a.state === 'ALARM').map((a) => a.name).join(', ')} in ALARM` });
+      else if (alarms.some((a) => a.state === 'ALARM'))
+        expect(v).toEqual({
+          verdict: 'failed',
+          detail: `${alarms
+            .filter((a) => a.state === 'ALARM')
+            .map((a) => a.name)
+            .join(', ')} in ALARM`,
+        });
       else if (alarms.some((a) => a.state !== 'OK')) expect(v.verdict).toBe('inconclusive');
       else expect(v.verdict).toBe('passed');
     }
   });
   it('an API error or an empty prefix is unreadable', () => {
-    expect(alarmVerdict({ unreadable: 'DescribeAlarms: AccessDenied (HTTP 403): no' }, { names: ['x'] }, false)).toEqual({ verdict: 'failed', detail: 'unreadable: DescribeAlarms: AccessDenied (HTTP 403): no' });
-    expect(alarmVerdict({ alarms: [] }, { names: [], prefix: 'svc-' }, true)).toEqual({ verdict: 'inconclusive', detail: 'unreadable: no alarm starts with "svc-" (ignoreUnreadable)' });
+    expect(alarmVerdict({ unreadable: 'DescribeAlarms: AccessDenied (HTTP 403): no' }, { names: ['x'] }, false)).toEqual({
+      verdict: 'failed',
+      detail: 'unreadable: DescribeAlarms: AccessDenied (HTTP 403): no',
+    });
+    expect(alarmVerdict({ alarms: [] }, { names: [], prefix: 'svc-' }, true)).toEqual({
+      verdict: 'inconclusive',
+      detail: 'unreadable: no alarm starts with "svc-" (ignoreUnreadable)',
+    });
   });
 });
 
@@ -131,13 +155,23 @@ describe('metricVerdict (generated values)', () => {
   it('reads as the releases column shows it', () => {
     expect(metricVerdict({ value: 0.031, samples: 100 }, undefined, { max: 0.01 })).toEqual({ verdict: 'failed', detail: '0.031 > 0.01' });
     expect(metricVerdict({ value: 0.02, samples: 100 }, { value: 0.02, samples: 100 }, { maxIncrease: 0.005 }).verdict).toBe('passed');
-    expect(metricVerdict({ value: 0, samples: 3 }, undefined, { max: 0.01, minSamples: 10 })).toEqual({ verdict: 'inconclusive', detail: 'too few samples: 3 < 10' });
+    expect(metricVerdict({ value: 0, samples: 3 }, undefined, { max: 0.01, minSamples: 10 })).toEqual({
+      verdict: 'inconclusive',
+      detail: 'too few samples: 3 < 10',
+    });
     expect(metricVerdict({ samples: 0 }, undefined, { max: 0.01 })).toEqual({ verdict: 'inconclusive', detail: 'no data (0 samples, minSamples 1)' });
   });
 });
 
 describe('metric queries and values', () => {
-  const vars = { project: 'svc' as ProjectName, env: 'staging' as EnvironmentName, version: '77' as Version, functionName: 'svc-staging', alias: 'staging', executedVersion: '5' };
+  const vars = {
+    project: 'svc' as ProjectName,
+    env: 'staging' as EnvironmentName,
+    version: '77' as Version,
+    functionName: 'svc-staging',
+    alias: 'staging',
+    executedVersion: '5',
+  };
   it('errorRate reads Errors and Invocations of the executed version; the value is their ratio over the window', () => {
     const q = versionQueries({ kind: 'metric', metric: 'errorRate', max: 0.01 }, vars, 60, 'n');
     expect(q.queries.map((x) => [x.Id, x.MetricStat?.Metric?.MetricName, x.MetricStat?.Stat])).toEqual([
@@ -149,16 +183,44 @@ describe('metric queries and values', () => {
       { Name: 'Resource', Value: 'svc-staging:staging' },
       { Name: 'ExecutedVersion', Value: '5' },
     ]);
-    expect(versionValue(q, [{ Id: 'errors_n', Values: [1, 2] }, { Id: 'invocations_n', Values: [50, 50] }])).toEqual({ value: 0.03, samples: 100 });
-    expect(versionValue(q, [{ Id: 'errors_n', Values: [] }, { Id: 'invocations_n', Values: [] }])).toEqual({ samples: 0 });
+    expect(
+      versionValue(q, [
+        { Id: 'errors_n', Values: [1, 2] },
+        { Id: 'invocations_n', Values: [50, 50] },
+      ]),
+    ).toEqual({ value: 0.03, samples: 100 });
+    expect(
+      versionValue(q, [
+        { Id: 'errors_n', Values: [] },
+        { Id: 'invocations_n', Values: [] },
+      ]),
+    ).toEqual({ samples: 0 });
   });
   it('an expression renames its metric ids per version; other statistics take the worst period', () => {
-    const c = { kind: 'metric' as const, expression: 'bad / (good + bad)', metrics: { bad: { namespace: 'App', metricName: '5xx', dimensions: { V: '{executedVersion}' }, stat: 'Sum' }, good: { namespace: 'App', metricName: '2xx', stat: 'Sum' } }, max: 0.1 };
+    const c = {
+      kind: 'metric' as const,
+      expression: 'bad / (good + bad)',
+      metrics: {
+        bad: { namespace: 'App', metricName: '5xx', dimensions: { V: '{executedVersion}' }, stat: 'Sum' },
+        good: { namespace: 'App', metricName: '2xx', stat: 'Sum' },
+      },
+      max: 0.1,
+    };
     const q = versionQueries(c, { ...vars, executedVersion: '4' }, 60, 'b');
     expect(q.queries.find((x) => x.Id === 'expr_b')?.Expression).toBe('bad_b / (good_b + bad_b)');
     expect(q.queries.find((x) => x.Id === 'bad_b')).toMatchObject({ ReturnData: false, MetricStat: { Metric: { Dimensions: [{ Name: 'V', Value: '4' }] } } });
-    expect(versionValue(q, [{ Id: 'expr_b', Values: [0.01, 0.05] }, { Id: 'samples_b', Values: [10, 5] }])).toEqual({ value: 0.05, samples: 15 });
-    expect(versionValue(q, [{ Id: 'expr_b', Values: [Infinity, NaN] }, { Id: 'samples_b', Values: [10] }])).toEqual({ samples: 10 });
+    expect(
+      versionValue(q, [
+        { Id: 'expr_b', Values: [0.01, 0.05] },
+        { Id: 'samples_b', Values: [10, 5] },
+      ]),
+    ).toEqual({ value: 0.05, samples: 15 });
+    expect(
+      versionValue(q, [
+        { Id: 'expr_b', Values: [Infinity, NaN] },
+        { Id: 'samples_b', Values: [10] },
+      ]),
+    ).toEqual({ samples: 10 });
   });
   it('the window covers the last interval in whole periods (generated times)', () => {
     const r = rng(6);

@@ -22,10 +22,26 @@ describe('alarm and metric checks in buildonce.json', () => {
           { kind: 'alarm', alarmPrefix: '{project}-{env}-', intervalSeconds: 30 },
           { kind: 'metric', metric: 'errorRate', max: 0.01, maxIncrease: 0.005, minSamples: 50, failureLimit: 1, onInconclusive: 'hold' },
         ],
-        { canary: { steps: [{ percent: 10, minutes: 5 }, { percent: 50, minutes: 5 }] } },
+        {
+          canary: {
+            steps: [
+              { percent: 10, minutes: 5 },
+              { percent: 50, minutes: 5 },
+            ],
+          },
+        },
       ),
     );
-    expect(c.environments[1]!.strategy).toEqual({ canary: { percent: 10, minutes: 5, steps: [{ percent: 10, minutes: 5 }, { percent: 50, minutes: 5 }] } });
+    expect(c.environments[1]!.strategy).toEqual({
+      canary: {
+        percent: 10,
+        minutes: 5,
+        steps: [
+          { percent: 10, minutes: 5 },
+          { percent: 50, minutes: 5 },
+        ],
+      },
+    });
     const single = parseConfig(env([{ kind: 'command', command: ['true'] }], { canary: { percent: 10, minutes: 5 } }));
     expect(single.environments[1]!.strategy?.canary.steps).toEqual([{ percent: 10, minutes: 5 }]);
   });
@@ -34,7 +50,9 @@ describe('alarm and metric checks in buildonce.json', () => {
     expect(problem({ kind: 'metric', metric: 'errorRate' })).toMatch(/verify\.0\.max: give a threshold/);
     expect(problem({ kind: 'metric', metric: 'errorRate', maxIncrease: 0.01 })).toMatch(/verify\.0\.maxIncrease: .*needs "strategy"/);
     expect(problem({ kind: 'metric', metric: 'errorRate', query: { namespace: 'a', metricName: 'b' }, max: 1 })).toMatch(/exactly one of/);
-    expect(problem({ kind: 'metric', query: { namespace: 'a', metricName: 'b' }, maxIncrease: 1 }, { canary: { percent: 10, minutes: 1 } })).toMatch(/\{executedVersion\}/);
+    expect(problem({ kind: 'metric', query: { namespace: 'a', metricName: 'b' }, maxIncrease: 1 }, { canary: { percent: 10, minutes: 1 } })).toMatch(
+      /\{executedVersion\}/,
+    );
     expect(problem({ kind: 'metric', metric: 'duration', max: 500, periodSeconds: 45 })).toMatch(/periodSeconds: must be/);
     expect(problem({ kind: 'metric', metric: 'errorRate', max: 0.01, failureLimit: -1 })).toMatch(/failureLimit/);
     expect(problem({ kind: 'alarm', alarms: ['a'], failureLimit: 1 })).toMatch(/failureLimit/); // ALARM fails at once
@@ -46,8 +64,15 @@ describe('alarm and metric checks in buildonce.json', () => {
     expect(prepareMeasuredCheck({ kind: 'metric', metric: 'errorRate', max: 1 }, o('lambda'))).toBe(true);
     expect(prepareMeasuredCheck({ kind: 'metric', metric: 'errorRate', max: 1 }, o('ec2'))).toBe(false);
     expect(prepareMeasuredCheck({ kind: 'alarm', alarms: ['{project}-x'] }, o('local'))).toBe(false);
-    expect(lines).toEqual(['verify: check skipped: the errorRate built-in reads Lambda metrics and the target is ec2', 'verify: check skipped: CloudWatch does not see the local target']);
-    expect(() => prepareMeasuredCheck({ kind: 'alarm', alarms: ['{service}-errors'] }, o('ec2'))).toThrow(/unknown placeholder \{service\} in "\{service\}-errors": use \{project\}, \{env\}, \{version\}/);
-    expect(() => prepareMeasuredCheck({ kind: 'metric', query: { namespace: 'a', metricName: 'b', dimensions: { F: '{functionName}' } }, max: 1 }, o('ec2'))).toThrow(ConfigError);
+    expect(lines).toEqual([
+      'verify: check skipped: the errorRate built-in reads Lambda metrics and the target is ec2',
+      'verify: check skipped: CloudWatch does not see the local target',
+    ]);
+    expect(() => prepareMeasuredCheck({ kind: 'alarm', alarms: ['{service}-errors'] }, o('ec2'))).toThrow(
+      /unknown placeholder \{service\} in "\{service\}-errors": use \{project\}, \{env\}, \{version\}/,
+    );
+    expect(() =>
+      prepareMeasuredCheck({ kind: 'metric', query: { namespace: 'a', metricName: 'b', dimensions: { F: '{functionName}' } }, max: 1 }, o('ec2')),
+    ).toThrow(ConfigError);
   });
 });

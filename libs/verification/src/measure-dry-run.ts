@@ -37,7 +37,8 @@ export async function dryRunMeasuredChecks(o: {
   const measured = o.checks.filter(isMeasured) as MeasuredCheck[];
   if (!measured.length) return [];
   let lambda: MeasureContext['lambda'];
-  const needsLambda = (c: MeasuredCheck) => c.kind === 'metric' && (!!c.metric || /\{(functionName|alias|executedVersion)\}/.test(JSON.stringify(c.query ?? c.metrics ?? {})));
+  const needsLambda = (c: MeasuredCheck) =>
+    c.kind === 'metric' && (!!c.metric || /\{(functionName|alias|executedVersion)\}/.test(JSON.stringify(c.query ?? c.metrics ?? {})));
   if (o.targetKind === 'lambda' && o.lambda && measured.some(needsLambda)) {
     const n = lambdaNames({ functionName: o.functionName, alias: o.alias }, o.project, o.environment);
     try {

@@ -25,6 +25,10 @@ export function prepareMeasuredCheck(c: MeasuredCheck, o: { targetKind: DeployTa
   // placeholder facts: only the shape of the request is checked here, never a real name
   const facts = { project: parseProjectName('p'), environment: parseEnvironmentName('e'), version: parseVersion('1') };
   if (c.kind === 'alarm') alarmTargets(c, facts);
-  else metricRequest(c, { ...facts, ...(o.targetKind === 'lambda' ? { lambda: { functionName: 'f', alias: 'a', executedVersion: '2', baselineVersion: '1' } } : {}) });
+  else
+    metricRequest(c, {
+      ...facts,
+      ...(o.targetKind === 'lambda' ? { lambda: { functionName: 'f', alias: 'a', executedVersion: '2', baselineVersion: '1' } } : {}),
+    });
   return true;
 }

@@ -43,7 +43,11 @@ function metricStat(id: string, q: MetricQuery, vars: TemplateVars, period: numb
   return {
     Id: id,
     MetricStat: {
-      Metric: { Namespace: q.namespace, MetricName: q.metricName, Dimensions: Object.entries(q.dimensions ?? {}).map(([Name, v]) => ({ Name, Value: expandCheckTemplate(v, vars) })) },
+      Metric: {
+        Namespace: q.namespace,
+        MetricName: q.metricName,
+        Dimensions: Object.entries(q.dimensions ?? {}).map(([Name, v]) => ({ Name, Value: expandCheckTemplate(v, vars) })),
+      },
       Period: period,
       Stat: stat,
     },
@@ -66,19 +70,35 @@ export function versionQueries(c: MetricCheck, vars: TemplateVars, period: numbe
   if (c.metric === 'errorRate') {
     const e = `errors_${suffix}`;
     const i = `invocations_${suffix}`;
-    return { queries: [metricStat(e, lambdaMetric('Errors'), vars, period, 'Sum'), metricStat(i, lambdaMetric('Invocations'), vars, period, 'Sum')], value: e, per: i, samples: i, sumValue: true };
+    return {
+      queries: [metricStat(e, lambdaMetric('Errors'), vars, period, 'Sum'), metricStat(i, lambdaMetric('Invocations'), vars, period, 'Sum')],
+      value: e,
+      per: i,
+      samples: i,
+      sumValue: true,
+    };
   }
   if (c.metric === 'duration') {
     const stat = c.stat ?? 'p99';
     const d = `duration_${suffix}`;
     const s = `samples_${suffix}`;
-    return { queries: [metricStat(d, lambdaMetric('Duration'), vars, period, stat), metricStat(s, lambdaMetric('Duration'), vars, period, 'SampleCount')], value: d, samples: s, sumValue: isSum(stat) };
+    return {
+      queries: [metricStat(d, lambdaMetric('Duration'), vars, period, stat), metricStat(s, lambdaMetric('Duration'), vars, period, 'SampleCount')],
+      value: d,
+      samples: s,
+      sumValue: isSum(stat),
+    };
   }
   if (c.query) {
     const stat = c.query.stat ?? 'Average';
     const v = `value_${suffix}`;
     const s = `samples_${suffix}`;
-    return { queries: [metricStat(v, c.query, vars, period, stat), metricStat(s, c.query, vars, period, 'SampleCount')], value: v, samples: s, sumValue: isSum(stat) };
+    return {
+      queries: [metricStat(v, c.query, vars, period, stat), metricStat(s, c.query, vars, period, 'SampleCount')],
+      value: v,
+      samples: s,
+      sumValue: isSum(stat),
+    };
   }
   const metrics = Object.entries(c.metrics ?? {});
   const rename = (id: string) => `${id}_${suffix}`;
@@ -133,13 +153,19 @@ export function metricVerdict(
   limits: { max?: number; maxIncrease?: number; minSamples?: number },
 ): { verdict: Verdict; detail: string } {
   const min = limits.minSamples ?? 1;
-  if (now.samples < min || now.value === undefined) return { verdict: 'inconclusive', detail: now.samples ? `too few samples: ${fmt(now.samples)} < ${min}` : `no data (0 samples, minSamples ${min})` };
+  if (now.samples < min || now.value === undefined)
+    return { verdict: 'inconclusive', detail: now.samples ? `too few samples: ${fmt(now.samples)} < ${min}` : `no data (0 samples, minSamples ${min})` };
   const v = now.value;
   if (limits.max !== undefined && v > limits.max) return { verdict: 'failed', detail: `${fmt(v)} > ${fmt(limits.max)}` };
   if (baseline && limits.maxIncrease !== undefined) {
-    if (baseline.samples < min || baseline.value === undefined) return { verdict: 'inconclusive', detail: `${fmt(v)}, but the previous version has too few samples: ${fmt(baseline.samples)} < ${min}` };
-    if (v - baseline.value > limits.maxIncrease) return { verdict: 'failed', detail: `${fmt(v)} > previous ${fmt(baseline.value)} + ${fmt(limits.maxIncrease)}` };
-    return { verdict: 'passed', detail: `${fmt(v)} ≤ previous ${fmt(baseline.value)} + ${fmt(limits.maxIncrease)}${limits.max !== undefined ? ` and ≤ ${fmt(limits.max)}` : ''}` };
+    if (baseline.samples < min || baseline.value === undefined)
+      return { verdict: 'inconclusive', detail: `${fmt(v)}, but the previous version has too few samples: ${fmt(baseline.samples)} < ${min}` };
+    if (v - baseline.value > limits.maxIncrease)
+      return { verdict: 'failed', detail: `${fmt(v)} > previous ${fmt(baseline.value)} + ${fmt(limits.maxIncrease)}` };
+    return {
+      verdict: 'passed',
+      detail: `${fmt(v)} ≤ previous ${fmt(baseline.value)} + ${fmt(limits.maxIncrease)}${limits.max !== undefined ? ` and ≤ ${fmt(limits.max)}` : ''}`,
+    };
   }
   return { verdict: 'passed', detail: limits.max !== undefined ? `${fmt(v)} ≤ ${fmt(limits.max)}` : `${fmt(v)} (no previous version to compare with)` };
 }
@@ -159,7 +185,8 @@ export function metricWindow(nowMs: number, lookbackMs: number, periodSeconds: n
 export function metricRequest(c: MetricCheck, ctx: Pick<MeasureContext, 'project' | 'environment' | 'version' | 'lambda'>) {
   const period = c.periodSeconds ?? 60;
   const n = versionQueries(c, templateVars(ctx), period, 'n');
-  const base = c.maxIncrease !== undefined && ctx.lambda?.baselineVersion ? versionQueries(c, templateVars(ctx, ctx.lambda.baselineVersion), period, 'b') : undefined;
+  const base =
+    c.maxIncrease !== undefined && ctx.lambda?.baselineVersion ? versionQueries(c, templateVars(ctx, ctx.lambda.baselineVersion), period, 'b') : undefined;
   return { period, n, base, queries: [...n.queries, ...(base?.queries ?? [])] };
 }
 
@@ -174,11 +201,17 @@ export async function measureMetric(c: MetricCheck, ctx: MeasureContext, lookbac
   let results: MetricDataResult[];
   const { GetMetricDataCommand } = await import('@aws-sdk/client-cloudwatch'); // loaded only when a metric check runs
   try {
-    const out = await ctx.cloudwatch().send(new GetMetricDataCommand({ StartTime: w.start, EndTime: w.end, MetricDataQueries: r.queries, ScanBy: 'TimestampDescending' }));
+    const out = await ctx
+      .cloudwatch()
+      .send(new GetMetricDataCommand({ StartTime: w.start, EndTime: w.end, MetricDataQueries: r.queries, ScanBy: 'TimestampDescending' }));
     results = out.MetricDataResults ?? [];
   } catch (e) {
     const ignore = c.ignoreUnreadable ?? false;
-    return { verdict: ignore ? 'inconclusive' : 'failed', calls: 1, detail: `unreadable: GetMetricData: ${awsErrorLine(e)}${ignore ? ' (ignoreUnreadable)' : ''}` };
+    return {
+      verdict: ignore ? 'inconclusive' : 'failed',
+      calls: 1,
+      detail: `unreadable: GetMetricData: ${awsErrorLine(e)}${ignore ? ' (ignoreUnreadable)' : ''}`,
+    };
   }
   const now = versionValue(r.n, results);
   const baseline = r.base ? versionValue(r.base, results) : undefined;

@@ -77,10 +77,24 @@ export async function runSteps(o: {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let result = o.started;
-  const runs: CheckRun[] = o.checks.map((check) => ({ check, label: measuredLabel(check, o.measure), settings: measurementSettings(check), measurements: [], calls: 0 }));
+  const runs: CheckRun[] = o.checks.map((check) => ({
+    check,
+    label: measuredLabel(check, o.measure),
+    settings: measurementSettings(check),
+    measurements: [],
+    calls: 0,
+  }));
   const all: Measurement[] = [];
   const stepOf = (n: number) => (o.canary && o.steps.length > 0 ? ` at step ${n}` : '');
-  const finish = (r: Omit<SteppedOutcome, 'analysis' | 'measurements' | 'result' | 'kind'> & { result: Analysis['result']; action: Analysis['action']; summary: string; step?: number; kind: 'alarm' | 'metric' }): SteppedOutcome => {
+  const finish = (
+    r: Omit<SteppedOutcome, 'analysis' | 'measurements' | 'result' | 'kind'> & {
+      result: Analysis['result'];
+      action: Analysis['action'];
+      summary: string;
+      step?: number;
+      kind: 'alarm' | 'metric';
+    },
+  ): SteppedOutcome => {
     const bounded = boundMeasurements(all);
     const analysis: Analysis = {
       result: r.result,
@@ -102,7 +116,12 @@ export async function runSteps(o: {
     };
     return { result, analysis, measurements: all.length, kind: r.kind, ...(r.failure ? { failure: r.failure, onFailure: r.onFailure } : {}) };
   };
-  const decideOf = (x: CheckRun, complete: boolean) => decideCheck(x.measurements.map((m) => m.verdict), x.settings, complete);
+  const decideOf = (x: CheckRun, complete: boolean) =>
+    decideCheck(
+      x.measurements.map((m) => m.verdict),
+      x.settings,
+      complete,
+    );
   const waitUntil = async (t: number): Promise<string | undefined> => {
     const ms = t - now();
     if (ms <= 0) return Promise.race([o.signal, Promise.resolve(undefined)]);
@@ -117,39 +136,70 @@ export async function runSteps(o: {
         result = await o.shift(step.percent);
       } catch (e) {
         const why = `canary shift to ${step.percent}% failed at step ${n}: ${((e as Error).message ?? String(e)).split('\n')[0]}`;
-        return finish({ result: 'failed', action: 'rollback', summary: why, step: n, failure: why, onFailure: 'rollback', kind: runs[0]?.check.kind ?? 'metric' });
+        return finish({
+          result: 'failed',
+          action: 'rollback',
+          summary: why,
+          step: n,
+          failure: why,
+          onFailure: 'rollback',
+          kind: runs[0]?.check.kind ?? 'metric',
+        });
       }
     }
     const lambda =
       result.target === 'lambda'
-        ? { functionName: result.functionName, alias: result.alias, executedVersion: result.functionVersion, ...(result.canary ? { baselineVersion: result.canary.stableVersion } : {}) }
+        ? {
+            functionName: result.functionName,
+            alias: result.alias,
+            executedVersion: result.functionVersion,
+            ...(result.canary ? { baselineVersion: result.canary.stableVersion } : {}),
+          }
         : undefined;
     const ctx: MeasureContext = { ...o.measure, ...(lambda ? { lambda } : {}) };
     const windowMs = o.canary ? step.minutes * 60_000 : 0;
     const plan = runs.map((x) => measurementTimes(x.settings, windowMs));
     const stepLen = Math.max(windowMs, ...plan.map((t) => t[t.length - 1] ?? 0));
-    if (o.canary) o.log(`canary: step ${n}/${o.steps.length}: ${step.percent}% on version ${lambda?.executedVersion ?? '?'} for ${fmt(stepLen / 60_000)} min (Ctrl-C ends it and restores ${lambda?.baselineVersion ?? 'the previous version'})`);
+    if (o.canary)
+      o.log(
+        `canary: step ${n}/${o.steps.length}: ${step.percent}% on version ${lambda?.executedVersion ?? '?'} for ${fmt(stepLen / 60_000)} min (Ctrl-C ends it and restores ${lambda?.baselineVersion ?? 'the previous version'})`,
+      );
     const t0 = now();
     const times = [...new Set(plan.flat())].sort((a, b) => a - b);
     for (const t of times) {
       const sig = await waitUntil(t0 + t);
       if (sig) return interrupted(sig, n);
       const due = runs.filter((_, k) => plan[k]!.includes(t));
-      const readings = await Promise.all(due.map((x) => (x.check.kind === 'alarm' ? measureAlarms(x.check, ctx) : measureMetric(x.check, ctx, x.settings.intervalMs))));
+      const readings = await Promise.all(
+        due.map((x) => (x.check.kind === 'alarm' ? measureAlarms(x.check, ctx) : measureMetric(x.check, ctx, x.settings.intervalMs))),
+      );
       const at = new Date(now()).toISOString();
       due.forEach((x, k) => record(x, readings[k]!, n, at));
       const failed = due.find((x) => decideOf(x, false) === 'failed');
       if (failed) {
         const last = [...failed.measurements].reverse().find((m) => m.verdict === 'failed')!;
         const summary = `${failed.label.startsWith('alarm') ? 'alarm' : failed.label} ${last.detail}${stepOf(n)}`;
-        return finish({ result: 'failed', action: failed.settings.onFailure, summary, step: n, failure: summary, onFailure: failed.settings.onFailure, kind: failed.check.kind });
+        return finish({
+          result: 'failed',
+          action: failed.settings.onFailure,
+          summary,
+          step: n,
+          failure: summary,
+          onFailure: failed.settings.onFailure,
+          kind: failed.check.kind,
+        });
       }
     }
     const sig = await waitUntil(t0 + stepLen);
     if (sig) return interrupted(sig, n);
   }
 
-  const decisions: (CheckDecision & { run: CheckRun })[] = runs.map((x) => ({ run: x, result: decideOf(x, true) as CheckDecision['result'], onFailure: x.settings.onFailure, onInconclusive: x.settings.onInconclusive }));
+  const decisions: (CheckDecision & { run: CheckRun })[] = runs.map((x) => ({
+    run: x,
+    result: decideOf(x, true) as CheckDecision['result'],
+    onFailure: x.settings.onFailure,
+    onInconclusive: x.settings.onInconclusive,
+  }));
   const d = combineDecisions(decisions);
   if (d.result === 'inconclusive') {
     const x = decisions.find((y) => y.result === 'inconclusive')!.run;
@@ -166,11 +216,23 @@ export async function runSteps(o: {
   return finish({ result: 'passed', action: 'promote', summary, kind: runs[runs.length - 1]?.check.kind ?? 'metric' });
 
   function record(x: CheckRun, r: Reading, step: number, at: string): void {
-    const m: Measurement = { check: x.label, step, at, verdict: r.verdict, ...(r.value !== undefined ? { value: r.value } : {}), ...(r.baseline !== undefined ? { baseline: r.baseline } : {}), ...(r.samples !== undefined ? { samples: r.samples } : {}), calls: r.calls, detail: r.detail };
+    const m: Measurement = {
+      check: x.label,
+      step,
+      at,
+      verdict: r.verdict,
+      ...(r.value !== undefined ? { value: r.value } : {}),
+      ...(r.baseline !== undefined ? { baseline: r.baseline } : {}),
+      ...(r.samples !== undefined ? { samples: r.samples } : {}),
+      calls: r.calls,
+      detail: r.detail,
+    };
     x.measurements.push(m);
     x.calls += r.calls;
     all.push(m);
-    o.log(`measure: ${x.label}${stepOf(step)} #${x.measurements.length}: ${r.detail}${r.samples !== undefined && r.verdict !== 'inconclusive' ? ` (${fmt(r.samples)} samples)` : ''} → ${r.verdict}`);
+    o.log(
+      `measure: ${x.label}${stepOf(step)} #${x.measurements.length}: ${r.detail}${r.samples !== undefined && r.verdict !== 'inconclusive' ? ` (${fmt(r.samples)} samples)` : ''} → ${r.verdict}`,
+    );
   }
 
   function interrupted(sig: string, n: number): SteppedOutcome {
@@ -185,7 +247,14 @@ export function steppedVerification(o: { outcome: SteppedOutcome; oneShot?: Veri
   const passed = !s.failure && !o.oneShotFailed;
   const kind = o.oneShotFailed && o.oneShot ? o.oneShot.kind : s.kind;
   const detail = o.oneShotFailed && o.oneShot ? o.oneShot.detail : o.oneShot && passed ? `${s.analysis.summary}; ${o.oneShot.detail}` : s.analysis.summary;
-  return { kind, passed, attempts: (o.oneShot?.attempts ?? 0) + s.measurements, durationMs: Math.max(0, Math.round(o.durationMs)), detail: detail.slice(0, 400), analysis: s.analysis };
+  return {
+    kind,
+    passed,
+    attempts: (o.oneShot?.attempts ?? 0) + s.measurements,
+    durationMs: Math.max(0, Math.round(o.durationMs)),
+    detail: detail.slice(0, 400),
+    analysis: s.analysis,
+  };
 }
 
 /** True when a canary or verification needs the stepped runner (measured checks, or more than one step). */

@@ -40,14 +40,24 @@ export async function verifySteppedDeploy(o: VerifyDeployOptions & { ctx: CheckC
     signals.dispose();
   }
   const record = (extra: { oneShot?: typeof first; oneShotFailed?: boolean } = {}) =>
-    steppedVerification({ outcome, ...(extra.oneShot ? { oneShot: extra.oneShot.verification } : first ? { oneShot: first.verification } : {}), oneShotFailed: extra.oneShotFailed, durationMs: Date.now() - t0 });
+    steppedVerification({
+      outcome,
+      ...(extra.oneShot ? { oneShot: extra.oneShot.verification } : first ? { oneShot: first.verification } : {}),
+      oneShotFailed: extra.oneShotFailed,
+      durationMs: Date.now() - t0,
+    });
   if (outcome.failure) return { result: outcome.result, verification: record(), failure: outcome.failure, onFailure: outcome.onFailure ?? 'rollback' };
 
   if (canary && oneShot.length) {
     const again = await runChecks(oneShot, o.ctx);
     if (again && !again.verification.passed) {
       const v = record({ oneShot: again, oneShotFailed: true });
-      return { result: outcome.result, verification: v, failure: `${again.failed ? describeCheck(again.failed) : v.kind} failed: ${again.verification.detail}`, onFailure: again.failed?.onFailure ?? 'rollback' };
+      return {
+        result: outcome.result,
+        verification: v,
+        failure: `${again.failed ? describeCheck(again.failed) : v.kind} failed: ${again.verification.detail}`,
+        onFailure: again.failed?.onFailure ?? 'rollback',
+      };
     }
   }
   let result = outcome.result;

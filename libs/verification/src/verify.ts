@@ -31,8 +31,6 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
  *   metric-check.ts, run by stepped.ts through verify-stepped.ts; decisions in analysis.ts).
  */
 
-
-
 /** A check failed; the message is one line naming the check and what it saw. */
 export class VerificationFailedError extends ReleaseError {
   override name = 'VerificationFailedError';
@@ -121,7 +119,9 @@ async function readPayload(c: Extract<VerifyCheck, { kind: 'lambda' }>, workspac
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`verify lambda payload ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): fix "payload" in buildonce.json`);
+    throw new ConfigError(
+      `verify lambda payload ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): fix "payload" in buildonce.json`,
+    );
   }
   try {
     JSON.parse(text);
@@ -138,7 +138,10 @@ async function readPayload(c: Extract<VerifyCheck, { kind: 'lambda' }>, workspac
  * @returns the checks that will run
  * @throws ConfigError naming the check and the fix
  */
-export async function prepareChecks(checks: VerifyCheck[], o: { targetKind: DeployTargetKind; workspaceRoot: string; log: (l: string) => void }): Promise<VerifyCheck[]> {
+export async function prepareChecks(
+  checks: VerifyCheck[],
+  o: { targetKind: DeployTargetKind; workspaceRoot: string; log: (l: string) => void },
+): Promise<VerifyCheck[]> {
   const out: VerifyCheck[] = [];
   for (const c of checks) {
     if (c.kind === 'lambda') {
@@ -169,7 +172,9 @@ async function lambdaCheck(c: Extract<VerifyCheck, { kind: 'lambda' }>, ctx: Che
     if (i > 1) await sleep((c.intervalSeconds ?? 1) * 1000);
     let out: InvokeCommandOutput;
     try {
-      out = await ctx.lambda().send(new InvokeCommand({ FunctionName: d.functionName, Qualifier: d.functionVersion, Payload: payload }), { abortSignal: AbortSignal.timeout(timeoutMs) });
+      out = await ctx.lambda().send(new InvokeCommand({ FunctionName: d.functionName, Qualifier: d.functionVersion, Payload: payload }), {
+        abortSignal: AbortSignal.timeout(timeoutMs),
+      });
     } catch (e) {
       const err = e as Error;
       detail = `invoke ${target}: ${err.name === 'TimeoutError' || err.name === 'AbortError' ? `no answer within ${timeoutMs / 1000} s` : `${err.name}: ${err.message}`}`;
@@ -227,7 +232,8 @@ async function httpCheck(c: Extract<VerifyCheck, { kind: 'http' }>, ctx: CheckCo
       const err = e as Error & { cause?: { code?: string } };
       detail = `GET ${c.url}: ${err.cause?.code ?? err.name}: ${err.cause ? String((err.cause as Error).message ?? '') : err.message}`;
     }
-    if (now() + intervalMs >= deadline) return { passed: false, attempts, detail: oneLine(`${detail} (gave up after ${attempts} attempt(s), ${c.timeoutSeconds ?? 60} s)`) };
+    if (now() + intervalMs >= deadline)
+      return { passed: false, attempts, detail: oneLine(`${detail} (gave up after ${attempts} attempt(s), ${c.timeoutSeconds ?? 60} s)`) };
     if (attempts === 1 || attempts % 5 === 0) ctx.log(`verify: ${oneLine(detail)}; retrying every ${intervalMs / 1000} s`);
     await sleep(intervalMs);
   }
@@ -344,18 +350,34 @@ export async function verifyDeploy(o: VerifyDeployOptions): Promise<VerifiedDepl
   const windowMs = (o.canaryMinutes ?? 0) * 60_000;
   let verification = first?.verification;
   if (windowMs > 0) {
-    log(`canary: ${canary.percent}% on version ${started.target === 'lambda' ? started.functionVersion : ''} for ${o.canaryMinutes} min (Ctrl-C ends it and restores ${canary.stableVersion})`);
+    log(
+      `canary: ${canary.percent}% on version ${started.target === 'lambda' ? started.functionVersion : ''} for ${o.canaryMinutes} min (Ctrl-C ends it and restores ${canary.stableVersion})`,
+    );
     const interrupted = await interruptibleSleep(windowMs, setup?.sleep);
     if (interrupted) {
-      const v: Verification = { kind: verification?.kind ?? checks[0]?.kind ?? 'command', passed: false, attempts: verification?.attempts ?? 0, durationMs: verification?.durationMs ?? 0, detail: `canary interrupted by ${interrupted}` };
+      const v: Verification = {
+        kind: verification?.kind ?? checks[0]?.kind ?? 'command',
+        passed: false,
+        attempts: verification?.attempts ?? 0,
+        durationMs: verification?.durationMs ?? 0,
+        detail: `canary interrupted by ${interrupted}`,
+      };
       return { result: started, verification: v, failure: `canary interrupted by ${interrupted}`, onFailure: 'rollback' };
     }
     const again = await runChecks(checks, ctx);
     if (again && !again.verification.passed) {
       const v = again.verification;
-      return fail({ ...again, verification: { ...v, attempts: v.attempts + (verification?.attempts ?? 0), durationMs: v.durationMs + (verification?.durationMs ?? 0) } });
+      return fail({
+        ...again,
+        verification: { ...v, attempts: v.attempts + (verification?.attempts ?? 0), durationMs: v.durationMs + (verification?.durationMs ?? 0) },
+      });
     }
-    if (again && verification) verification = { ...again.verification, attempts: again.verification.attempts + verification.attempts, durationMs: again.verification.durationMs + verification.durationMs };
+    if (again && verification)
+      verification = {
+        ...again.verification,
+        attempts: again.verification.attempts + verification.attempts,
+        durationMs: again.verification.durationMs + verification.durationMs,
+      };
   }
   let result = started;
   if (o.completeCanary) {
@@ -363,7 +385,18 @@ export async function verifyDeploy(o: VerifyDeployOptions): Promise<VerifiedDepl
       result = await o.completeCanary(started);
     } catch (e) {
       const why = `canary shift to 100% failed: ${oneLine((e as Error).message ?? String(e))}`;
-      return { result: started, verification: { kind: verification?.kind ?? checks[0]?.kind ?? 'command', passed: false, attempts: verification?.attempts ?? 0, durationMs: verification?.durationMs ?? 0, detail: why }, failure: why, onFailure: 'rollback' };
+      return {
+        result: started,
+        verification: {
+          kind: verification?.kind ?? checks[0]?.kind ?? 'command',
+          passed: false,
+          attempts: verification?.attempts ?? 0,
+          durationMs: verification?.durationMs ?? 0,
+          detail: why,
+        },
+        failure: why,
+        onFailure: 'rollback',
+      };
     }
   }
   log(`canary: 100% on the new version`);

@@ -13,14 +13,35 @@ const dir = join(repo, '.github/workflows');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yml'));
 const validator = join(repo, 'node_modules/.bin/action-validator');
 
-interface Step { run?: string; uses?: string; with?: Record<string, unknown>; env?: Record<string, string> }
-interface Job { needs?: string | string[]; steps?: Step[]; env?: Record<string, string>; uses?: string; with?: Record<string, string>; environment?: string; permissions?: Record<string, string> }
-interface Workflow { on: unknown; env?: Record<string, string>; jobs: Record<string, Job>; permissions?: Record<string, string> }
+interface Step {
+  run?: string;
+  uses?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, string>;
+}
+interface Job {
+  needs?: string | string[];
+  steps?: Step[];
+  env?: Record<string, string>;
+  uses?: string;
+  with?: Record<string, string>;
+  environment?: string;
+  permissions?: Record<string, string>;
+}
+interface Workflow {
+  on: unknown;
+  env?: Record<string, string>;
+  jobs: Record<string, Job>;
+  permissions?: Record<string, string>;
+}
 
 const wf = (name: string): Workflow => parse(readFileSync(join(dir, name), 'utf8')) as Workflow;
 const text = (name: string) => readFileSync(join(dir, name), 'utf8');
 const needs = (j: Job) => (Array.isArray(j.needs) ? j.needs : j.needs ? [j.needs] : []);
-const runs = (w: Workflow) => Object.values(w.jobs).flatMap((j) => (j.steps ?? []).map((s) => s.run ?? '')).filter(Boolean);
+const runs = (w: Workflow) =>
+  Object.values(w.jobs)
+    .flatMap((j) => (j.steps ?? []).map((s) => s.run ?? ''))
+    .filter(Boolean);
 
 describe('workflow schema (action-validator)', () => {
   it.each(files)('%s is valid', (f) => {
@@ -46,7 +67,9 @@ describe('workflow invariants', () => {
     }
     const rel = wf('release.yml');
     expect(JSON.stringify(rel.env ?? {})).not.toContain('WRITE_TOKEN');
-    const withToken = Object.entries(rel.jobs).filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_CACHE_WRITE_TOKEN')).map(([n]) => n);
+    const withToken = Object.entries(rel.jobs)
+      .filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_CACHE_WRITE_TOKEN'))
+      .map(([n]) => n);
     expect(withToken).toEqual(['publish']);
   });
 
@@ -56,7 +79,9 @@ describe('workflow invariants', () => {
     }
     const rel = wf('release.yml');
     expect(JSON.stringify(rel.env ?? {})).not.toContain('BUILDONCE_SIGNING_KEY');
-    const signing = Object.entries(rel.jobs).filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_SIGNING_KEY')).map(([n]) => n);
+    const signing = Object.entries(rel.jobs)
+      .filter(([, j]) => JSON.stringify(j).includes('BUILDONCE_SIGNING_KEY'))
+      .map(([n]) => n);
     expect(signing).toEqual(['publish']);
     expect(rel.jobs.publish!.env?.BUILDONCE_SIGNING_KEY).toBe('${{ vars.BUILDONCE_SIGNING_KEY }}');
   });
@@ -141,8 +166,14 @@ describe('workflow invariants', () => {
         const st = j.steps ?? [];
         // affected/run-many and build/publish/promote hash the Rust build (rollback does not depend on it)
         if (!st.some((s) => /\bnx (affected|run-many)\b|:(build|publish|promote|test)\b/.test(s.run ?? ''))) continue;
-        expect(st.some((s) => s.uses === './.github/actions/rust-lambda-toolchain'), `${f}:${n}`).toBe(true);
-        expect(st.some((s) => (s.uses ?? '').startsWith('dtolnay/')), `${f}:${n} installs Rust only through the action`).toBe(false);
+        expect(
+          st.some((s) => s.uses === './.github/actions/rust-lambda-toolchain'),
+          `${f}:${n}`,
+        ).toBe(true);
+        expect(
+          st.some((s) => (s.uses ?? '').startsWith('dtolnay/')),
+          `${f}:${n} installs Rust only through the action`,
+        ).toBe(false);
       }
     }
   });

@@ -67,17 +67,26 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     expect(nx(ws, 'run', '@acme/api:publish')).toMatch(/already published/);
     nx(ws, 'affected', '-t', 'promote', '--env=dev', '--base=HEAD~1');
     nx(ws, 'affected', '-t', 'promote', '--env=staging', '--base=HEAD~1');
-    const info = JSON.parse(readFileSync(join(currentDeployment(ws, 'staging', 'acme--api'), 'artifact-info.json'), 'utf8')) as { project: string; version: string };
+    const info = JSON.parse(readFileSync(join(currentDeployment(ws, 'staging', 'acme--api'), 'artifact-info.json'), 'utf8')) as {
+      project: string;
+      version: string;
+    };
     expect(info).toMatchObject({ project: '@acme/api', version: apiVersion });
   });
 
   it('the deployed tarball boots and answers /health with its version and the library', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [join(currentDeployment(ws, 'staging', 'acme--api'), 'main.js')], { env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [join(currentDeployment(ws, 'staging', 'acme--api'), 'main.js')], {
+      env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1' },
+      stdio: 'ignore',
+    });
     children.push(child);
     let body: unknown;
     for (let i = 0; i < 100 && body === undefined; i++) {
-      body = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json(), () => undefined);
+      body = await fetch(`http://127.0.0.1:${port}/health`).then(
+        (r) => r.json(),
+        () => undefined,
+      );
       if (body === undefined) await new Promise((r) => setTimeout(r, 100));
     }
     expect(body).toEqual({ status: 'ok', version: apiVersion, greeter: 'greeter', util: 'util' });
@@ -131,7 +140,10 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     symlinkSync(join(ws, 'node_modules'), join(clone, 'node_modules'), 'dir');
     nx(clone, 'run', 'scorer:publish');
     expect(versionOf(clone, 'scorer', 'dist/apps/scorer')).toBe(version);
-    const zip = (root: string) => readdirSync(join(root, 'dist/apps/scorer')).filter((f) => f.endsWith('.zip')).map((f) => join(root, 'dist/apps/scorer', f));
+    const zip = (root: string) =>
+      readdirSync(join(root, 'dist/apps/scorer'))
+        .filter((f) => f.endsWith('.zip'))
+        .map((f) => join(root, 'dist/apps/scorer', f));
     expect(zip(ws)).toHaveLength(1);
     expect(sha256(zip(clone)[0]!)).toBe(sha256(zip(ws)[0]!));
   }, 600_000);

@@ -98,11 +98,12 @@ export function currentDeployment(ws: string, env: string, projectKey: string): 
 }
 
 const edit = (file: string, f: (text: string) => string) => writeFileSync(file, f(readFileSync(file, 'utf8')));
-const editJson = <T>(file: string, f: (j: T) => void) => edit(file, (t) => {
-  const j = JSON.parse(t) as T;
-  f(j);
-  return JSON.stringify(j, null, 2) + '\n';
-});
+const editJson = <T>(file: string, f: (j: T) => void) =>
+  edit(file, (t) => {
+    const j = JSON.parse(t) as T;
+    f(j);
+    return JSON.stringify(j, null, 2) + '\n';
+  });
 
 /** The services of the scenario: project name, folder, and what GET /health answers besides status and version. */
 export const SERVICES = [
@@ -131,7 +132,10 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
   });
   // an integrated-style library: a project.json and a tsconfig `paths` entry, no package.json, no workspace link
   mkdirSync(join(ws, 'libs/legacy/src'), { recursive: true });
-  writeFileSync(join(ws, 'libs/legacy/project.json'), JSON.stringify({ name: 'legacy', sourceRoot: 'libs/legacy/src', projectType: 'library' }, null, 2) + '\n');
+  writeFileSync(
+    join(ws, 'libs/legacy/project.json'),
+    JSON.stringify({ name: 'legacy', sourceRoot: 'libs/legacy/src', projectType: 'library' }, null, 2) + '\n',
+  );
   writeFileSync(join(ws, 'libs/legacy/src/index.ts'), "export const legacy = (): string => 'legacy';\n");
   editJson<{ compilerOptions: { paths?: Record<string, string[]> } }>(join(ws, 'tsconfig.base.json'), (j) => {
     j.compilerOptions.paths = { ...j.compilerOptions.paths, '@acme/legacy': ['./libs/legacy/src/index.ts'] };
@@ -143,13 +147,19 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
   const health = "res.json({ status: 'ok', version: release.version })";
   const link = pm === 'pnpm' ? 'workspace:*' : '*';
   // CommonJS service: a tsc-built default library (through its source condition) and a --bundler=none library
-  edit(join(ws, 'apps/api/src/app.ts'), (t) =>
-    `import { greeter } from '@acme/greeter';\nimport { util } from '@acme/util';\n${t.replace(health, "res.json({ status: 'ok', version: release.version, greeter: greeter(), util: util() })")}`,
+  edit(
+    join(ws, 'apps/api/src/app.ts'),
+    (t) =>
+      `import { greeter } from '@acme/greeter';\nimport { util } from '@acme/util';\n${t.replace(health, "res.json({ status: 'ok', version: release.version, greeter: greeter(), util: util() })")}`,
   );
-  editJson<{ dependencies: Record<string, string> }>(join(ws, 'apps/api/package.json'), (p) => Object.assign(p.dependencies, { '@acme/greeter': link, '@acme/util': link }));
+  editJson<{ dependencies: Record<string, string> }>(join(ws, 'apps/api/package.json'), (p) =>
+    Object.assign(p.dependencies, { '@acme/greeter': link, '@acme/util': link }),
+  );
   // ESM service: "type": "module", import.meta.url for its directory, top-level await, a `paths` library
-  edit(join(ws, 'apps/esm-api/src/app.ts'), (t) =>
-    `import { greeter } from '@acme/greeter';\nimport { legacy } from '@acme/legacy';\n${t.replace(health, "res.json({ status: 'ok', version: release.version, greeter: greeter(), legacy: legacy(), format: typeof import.meta.url === 'string' ? 'esm' : 'cjs' })")}`,
+  edit(
+    join(ws, 'apps/esm-api/src/app.ts'),
+    (t) =>
+      `import { greeter } from '@acme/greeter';\nimport { legacy } from '@acme/legacy';\n${t.replace(health, "res.json({ status: 'ok', version: release.version, greeter: greeter(), legacy: legacy(), format: typeof import.meta.url === 'string' ? 'esm' : 'cjs' })")}`,
   );
   edit(join(ws, 'apps/esm-api/src/main.ts'), (t) =>
     [
@@ -157,7 +167,7 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
       "import { fileURLToPath } from 'node:url';",
       t.replace('loadRelease(__dirname,', 'loadRelease(dirname(fileURLToPath(import.meta.url)),'),
       '// top-level await: only an ESM bundle can hold it',
-      'await new Promise((ready) => server.once(\'listening\', ready));',
+      "await new Promise((ready) => server.once('listening', ready));",
       '',
     ].join('\n'),
   );
@@ -165,7 +175,9 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
     p.type = 'module';
     p.dependencies['@acme/greeter'] = link;
   });
-  step(`[${pm}] ${pm} install`, () => sh(ws, pm, pm === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error'] : ['install', '--no-frozen-lockfile']));
+  step(`[${pm}] ${pm} install`, () =>
+    sh(ws, pm, pm === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error'] : ['install', '--no-frozen-lockfile']),
+  );
   git(ws, 'add', '-A');
   git(ws, 'commit', '-qm', 'adopt buildonce: three library shapes, a CommonJS and an ESM service');
   return ws;
@@ -179,7 +191,10 @@ async function startAndCheck(ws: string, s: (typeof SERVICES)[number], version: 
   children.push(child);
   let body: unknown;
   for (let i = 0; i < 150 && body === undefined; i++) {
-    body = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json(), () => undefined);
+    body = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.json(),
+      () => undefined,
+    );
     if (body === undefined) await new Promise((r) => setTimeout(r, 100));
   }
   expect(body, s.project).toEqual({ status: 'ok', version, ...s.libs });
@@ -227,7 +242,9 @@ export function matrixChecks(pm: PackageManager, get: () => string, children: Ch
       expect(r.status).not.toBe(0);
       const lines = r.output.split('\n').filter((l) => l.includes('start check'));
       expect(lines, r.output).toHaveLength(1);
-      expect(lines[0]).toMatch(/\[@acme\/esm-api\] start check: importing main\.js threw Error: ACME_DATABASE_URL is not set at apps\/esm-api\/src\/main\.ts:1:\d+; .*"startCheck": false/);
+      expect(lines[0]).toMatch(
+        /\[@acme\/esm-api\] start check: importing main\.js threw Error: ACME_DATABASE_URL is not set at apps\/esm-api\/src\/main\.ts:1:\d+; .*"startCheck": false/,
+      );
       expect(existsSync(join(ws, 'dist/apps/esm-api/artifact.json'))).toBe(false);
     } finally {
       writeFileSync(main, before);

@@ -21,7 +21,10 @@ beforeAll(() => {
   execFileSync(process.execPath, [join(here, 'pack.mjs'), '--out', out], { stdio: 'pipe' });
   const tgz = readdirSync(out).find((f) => f.endsWith('.tgz'));
   if (!tgz) throw new Error(`no tarball in ${out}`);
-  files = execFileSync('tar', ['-tzf', join(out, tgz)], { encoding: 'utf8' }).trim().split('\n').sort();
+  files = execFileSync('tar', ['-tzf', join(out, tgz)], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .sort();
   pkg = JSON.parse(execFileSync('tar', ['-xzOf', join(out, tgz), 'package/package.json'], { encoding: 'utf8' }));
 });
 
@@ -33,7 +36,9 @@ describe('npm pack of @buildonce/nx', () => {
   it('is named buildonce-nx-<version>.tgz and ships the bundles, schemas, manifests, README and bin', () => {
     expect(readdirSync(out)).toContain(`buildonce-nx-${pkg.version}.tgz`);
     const executors = Object.keys(JSON.parse(readFileSync(join(here, 'executors.json'), 'utf8')).executors);
-    expect(executors).toEqual(expect.arrayContaining(['cargo-lambda-zip', 'package-tarball', 'publish-artifact', 'promote', 'rollback', 'releases', 'resolve', 'retention']));
+    expect(executors).toEqual(
+      expect.arrayContaining(['cargo-lambda-zip', 'package-tarball', 'publish-artifact', 'promote', 'rollback', 'releases', 'resolve', 'retention']),
+    );
     const expected = [
       'package/package.json',
       'package/README.md',

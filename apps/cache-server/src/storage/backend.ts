@@ -9,9 +9,7 @@ import type { Readable } from 'node:stream';
  *   may exceed 2^53), size in bytes, modification time in ns since the epoch (decimal string).
  * - `s3`: the object's ETag (quoted, as S3 returns it) and VersionId on a versioned bucket.
  */
-export type BlobIdentity =
-  | { kind: 'file'; dev: string; ino: string; size: number; mtimeNs: string }
-  | { kind: 's3'; etag: string; versionId?: string };
+export type BlobIdentity = { kind: 'file'; dev: string; ino: string; size: number; mtimeNs: string } | { kind: 's3'; etag: string; versionId?: string };
 
 /** Result of reading a blob whose size and sha256 are known from its record. */
 export type VerifiedRead =

@@ -39,7 +39,8 @@ export function fileIdentity(st: BigIntStats): Extract<BlobIdentity, { kind: 'fi
 export function identityMismatch(recorded: BlobIdentity, actual: Extract<BlobIdentity, { kind: 'file' }>): string | undefined {
   if (recorded.kind !== 'file') return `the record names an ${recorded.kind} object, not a file`;
   for (const f of ['dev', 'ino', 'size', 'mtimeNs'] as const) {
-    if (String(recorded[f]) !== String(actual[f])) return `${f} is ${actual[f]}, record says ${recorded[f]}: the blob was replaced or modified since it was written`;
+    if (String(recorded[f]) !== String(actual[f]))
+      return `${f} is ${actual[f]}, record says ${recorded[f]}: the blob was replaced or modified since it was written`;
   }
   return undefined;
 }
@@ -166,7 +167,8 @@ export class FsCacheBackend implements CacheBackend {
         const buf = await readFully(fh, expected.size);
         await fh.close();
         const sha = createHash('sha256').update(buf).digest('hex');
-        if (buf.length !== expected.size || sha !== expected.sha256) return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
+        if (buf.length !== expected.size || sha !== expected.sha256)
+          return { status: 'corrupt', reason: `${path} has sha256 ${sha}, record says ${expected.sha256}` };
         return { status: 'ok', stream: Readable.from([buf]), size: expected.size };
       }
       // large entries: one pass, hashed as the bytes go out; the last chunk is held back until it verifies

@@ -14,5 +14,12 @@ export async function openBackend(
 ): Promise<CacheBackend> {
   if (spec.kind === 'dir') return new FsCacheBackend(spec.root);
   const { S3CacheBackend } = await import('./s3-backend');
-  return new S3CacheBackend({ bucket: spec.bucket, prefix: spec.prefix, maxBytes: opts.maxBytes, spoolDir: opts.spoolDir, client: opts.s3Client, env: opts.env });
+  return new S3CacheBackend({
+    bucket: spec.bucket,
+    prefix: spec.prefix,
+    maxBytes: opts.maxBytes,
+    spoolDir: opts.spoolDir,
+    client: opts.s3Client,
+    env: opts.env,
+  });
 }

@@ -85,7 +85,9 @@ export class S3CacheBackend implements CacheBackend {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
     } catch (e) {
-      throw new StoreAccessError(`bucket ${this.opts.bucket} is not usable (${(e as Error).name}: ${(e as Error).message}); check AWS credentials, region and BUILDONCE_CACHE_STORE`);
+      throw new StoreAccessError(
+        `bucket ${this.opts.bucket} is not usable (${(e as Error).name}: ${(e as Error).message}); check AWS credentials, region and BUILDONCE_CACHE_STORE`,
+      );
     }
   }
 
@@ -132,7 +134,10 @@ export class S3CacheBackend implements CacheBackend {
       body.destroy();
       return { status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} has ${length} bytes, record says ${expected.size}` };
     }
-    const corrupt = (sha: string): VerifiedRead => ({ status: 'corrupt', reason: `s3://${this.opts.bucket}/${Key} has sha256 ${sha}, record says ${expected.sha256}` });
+    const corrupt = (sha: string): VerifiedRead => ({
+      status: 'corrupt',
+      reason: `s3://${this.opts.bucket}/${Key} has sha256 ${sha}, record says ${expected.sha256}`,
+    });
     const tap = new HashTap(expected.size);
 
     if (expected.size <= IN_MEMORY_VERIFY_MAX) {
@@ -183,7 +188,13 @@ export class S3CacheBackend implements CacheBackend {
     let length: number | undefined;
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.opts.bucket, Key, IfMatch: identity.etag, ChecksumMode: 'ENABLED', ...(identity.versionId ? { VersionId: identity.versionId } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.opts.bucket,
+          Key,
+          IfMatch: identity.etag,
+          ChecksumMode: 'ENABLED',
+          ...(identity.versionId ? { VersionId: identity.versionId } : {}),
+        }),
       );
       body = out.Body as Readable;
       length = out.ContentLength;

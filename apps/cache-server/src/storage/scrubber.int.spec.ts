@@ -168,7 +168,16 @@ describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mi
     const dir = mkdtempSync(join(tmpdir(), 'cache-scrub-server-'));
     const logs = captureLogger();
     const server = await startServer(
-      { port: 0, host: '127.0.0.1', maxBytes: MAX, store: parseCacheStore(dir, '/'), tokens: parseTokens('tok-rw-123456:read-write'), spoolDir: tmpdir(), shutdownTimeoutMs: 5000, scrubMibPerSecond: 64 },
+      {
+        port: 0,
+        host: '127.0.0.1',
+        maxBytes: MAX,
+        store: parseCacheStore(dir, '/'),
+        tokens: parseTokens('tok-rw-123456:read-write'),
+        spoolDir: tmpdir(),
+        shutdownTimeoutMs: 5000,
+        scrubMibPerSecond: 64,
+      },
       logs.logger,
       { scrubPauseMs: 50 },
     );
@@ -183,7 +192,8 @@ describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mi
         const text = await (await fetch(`${server.url}/metrics`)).text();
         return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
       };
-      for (let i = 0; i < 100 && !(await metric('buildonce_cache_scrub_checked_entries\\{result="corrupt"\\}')); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && !(await metric('buildonce_cache_scrub_checked_entries\\{result="corrupt"\\}')); i++)
+        await new Promise((r) => setTimeout(r, 50));
       expect(await metric('buildonce_cache_scrub_checked_entries\\{result="corrupt"\\}')).toBe(1);
       expect(await metric('buildonce_cache_scrub_checked_bytes')).toBeGreaterThanOrEqual(body.length);
       expect(await metric('buildonce_cache_scrub_rate_bytes_per_second')).toBe(64 * MiB);

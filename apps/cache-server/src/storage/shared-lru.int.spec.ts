@@ -47,7 +47,15 @@ describe('LRU cap shared by replicas on one S3 bucket (moto_server)', () => {
       clients.push(client);
       const backend = new S3CacheBackend({ bucket, prefix, maxBytes: MAX, spoolDir: tmpdir(), client });
       const evicted: string[] = [];
-      const shared = new SharedLru(backend, { maxStoreBytes: cap, cycleMs: MINUTE, protectMs: MINUTE, leaseMs: 5 * MINUTE, replicaId: `r${i}`, now: () => clock, onEvict: (e) => evicted.push(e.hash) });
+      const shared = new SharedLru(backend, {
+        maxStoreBytes: cap,
+        cycleMs: MINUTE,
+        protectMs: MINUTE,
+        leaseMs: 5 * MINUTE,
+        replicaId: `r${i}`,
+        now: () => clock,
+        onEvict: (e) => evicted.push(e.hash),
+      });
       const store = new CacheStore(backend, { maxBytes: MAX, shared });
       return { store, shared, evicted };
     });

@@ -182,7 +182,15 @@ export class SharedLru {
       if (r.key.startsWith(`${LRU_DIR}/`)) continue;
       const rec = parseRecord(r.bytes);
       if (!rec || recordKey(rec.namespace, rec.hash) !== r.key) continue;
-      entries.push({ rk: r.key, size: rec.size, blob: rec.blob, namespace: rec.namespace, hash: rec.hash, bytes: r.bytes, at: Math.max(last.get(r.key) ?? 0, r.mtimeMs) });
+      entries.push({
+        rk: r.key,
+        size: rec.size,
+        blob: rec.blob,
+        namespace: rec.namespace,
+        hash: rec.hash,
+        bytes: r.bytes,
+        at: Math.max(last.get(r.key) ?? 0, r.mtimeMs),
+      });
       total += rec.size;
     }
     entries.sort((a, b) => a.at - b.at);

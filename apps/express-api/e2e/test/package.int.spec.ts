@@ -36,7 +36,8 @@ afterAll(() => {
   if (bootDir) rmSync(bootDir, { recursive: true, force: true });
 });
 
-const readManifest = (ws: TempWorkspace) => JSON.parse(readFileSync(join(ws.root, dist, 'artifact.json'), 'utf8')) as { version: string; files: { name: string; sha256: string; size: number }[] };
+const readManifest = (ws: TempWorkspace) =>
+  JSON.parse(readFileSync(join(ws.root, dist, 'artifact.json'), 'utf8')) as { version: string; files: { name: string; sha256: string; size: number }[] };
 
 describe('nx run express-api:publish (embedded store)', () => {
   it('packages once and publishes the tarball and manifest; the second run is a no-op with a build cache hit', () => {
@@ -104,7 +105,11 @@ describe('nx run express-api:publish (embedded store)', () => {
     } finally {
       expect(await stop(proc)).toBe(0);
     }
-    const lines = proc.stdout().trim().split('\n').map((l) => JSON.parse(l) as { msg: string; version?: string });
+    const lines = proc
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; version?: string });
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['listening', 'request', 'shutting down', 'stopped']));
     expect(lines.every((l) => l.version === version)).toBe(true);
     expect(existsSync(join(dir, 'node_modules'))).toBe(false);

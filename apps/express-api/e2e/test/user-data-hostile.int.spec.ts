@@ -41,9 +41,15 @@ async function publishRaw(entries: RawTarEntry[] | Buffer): Promise<{ version: s
   writeFileSync(join(dir, tarball), Buffer.isBuffer(entries) ? entries : rawTarGz(entries));
   const d = await sha256File(join(dir, tarball));
   const manifest = parseManifest({
-    schemaVersion: 1, project, version, kind: 'node-tarball',
+    schemaVersion: 1,
+    project,
+    version,
+    kind: 'node-tarball',
     files: [{ name: tarball, size: d.size, sha256: d.hex }],
-    runtime: 'node>=20', architecture: 'x86_64', entry: 'main.js', toolchain: 'test',
+    runtime: 'node>=20',
+    architecture: 'x86_64',
+    entry: 'main.js',
+    toolchain: 'test',
   });
   await publishArtifact({ store, manifest, dir, metadata: { publishedAt: new Date().toISOString(), builder: 'local:test', trusted: true } });
   return { version, key: `t/artifacts/${project}/${version}/${tarball}` };
@@ -84,7 +90,11 @@ describe('the tar checker embedded in user-data.sh and TarPolicy (deployLocal) g
 const REPRESENTATIVES = ['absolute-symlink-dir', 'absolute-symlink-file', 'symlink-chain-escape', 'dangling-buildonce-symlink'];
 
 describe('user-data.sh and deployLocal refuse the same archives', () => {
-  it.each(hostileArchives().filter((a) => REPRESENTATIVES.includes(a.name)).map((a) => [a.name, a] as const))('%s: both refuse, one line, nothing written', async (_n, a) => {
+  it.each(
+    hostileArchives()
+      .filter((a) => REPRESENTATIVES.includes(a.name))
+      .map((a) => [a.name, a] as const),
+  )('%s: both refuse, one line, nothing written', async (_n, a) => {
     const { version, key } = await publishRaw(a.entries);
     const shRoot = join(base, `sh-${a.name}`);
     const r = userData(shRoot, key);
@@ -97,10 +107,15 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     expect(existsSync(join(shRoot, 'current'))).toBe(false);
 
     const tsRoot = join(base, `ts-${a.name}`);
-    const err = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: tsRoot }).then(() => undefined, (e: Error) => e);
+    const err = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: tsRoot }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err?.message).toMatch(/refused express-api-deployment\.tar\.gz: /);
     // the same reason, word for word, from both implementations of the policy
-    expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'));
+    expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(
+      err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'),
+    );
     expect(existsSync('/tmp/buildonce-pwned')).toBe(false);
   });
 
@@ -125,26 +140,29 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
   });
 });
 
-describe('user-data.sh judges what GNU tar extracted, not a second parser\'s reading', () => {
-  it.each(smuggledArchives().map((a) => [a.name, a] as const))('%s: GNU tar would deploy an escaping link; user-data.sh refuses it, nothing deployed', async (_n, a) => {
-    // the archive really is hostile to the extractor: a plain GNU tar extraction makes the escaping link
-    const probe = mkdtempSync(join(base, 'probe-'));
-    writeFileSync(join(probe, 'a.tgz'), a.bytes);
-    mkdirSync(join(probe, 'x'));
-    spawnSync('tar', ['-xzf', join(probe, 'a.tgz'), '-C', join(probe, 'x')]);
-    const links = readdirSync(join(probe, 'x')).filter((f) => lstatSync(join(probe, 'x', f)).isSymbolicLink());
-    expect(links.length, a.name).toBeGreaterThan(0);
+describe("user-data.sh judges what GNU tar extracted, not a second parser's reading", () => {
+  it.each(smuggledArchives().map((a) => [a.name, a] as const))(
+    '%s: GNU tar would deploy an escaping link; user-data.sh refuses it, nothing deployed',
+    async (_n, a) => {
+      // the archive really is hostile to the extractor: a plain GNU tar extraction makes the escaping link
+      const probe = mkdtempSync(join(base, 'probe-'));
+      writeFileSync(join(probe, 'a.tgz'), a.bytes);
+      mkdirSync(join(probe, 'x'));
+      spawnSync('tar', ['-xzf', join(probe, 'a.tgz'), '-C', join(probe, 'x')]);
+      const links = readdirSync(join(probe, 'x')).filter((f) => lstatSync(join(probe, 'x', f)).isSymbolicLink());
+      expect(links.length, a.name).toBeGreaterThan(0);
 
-    const { key } = await publishRaw(a.bytes);
-    const root = join(base, `sh-${a.name}`);
-    const r = userData(root, key);
-    expect(r.status, r.stderr).toBe(1);
-    const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
-    expect(errors, r.stderr).toHaveLength(1);
-    expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
-    // the embedded archive checker reads these archives differently and lets them through: the tree check refuses
-    expect(errors[0]).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
-    expect(readdirSync(join(root, 'releases'))).toEqual([]);
-    expect(existsSync(join(root, 'current'))).toBe(false);
-  });
+      const { key } = await publishRaw(a.bytes);
+      const root = join(base, `sh-${a.name}`);
+      const r = userData(root, key);
+      expect(r.status, r.stderr).toBe(1);
+      const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
+      expect(errors, r.stderr).toHaveLength(1);
+      expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
+      // the embedded archive checker reads these archives differently and lets them through: the tree check refuses
+      expect(errors[0]).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
+      expect(readdirSync(join(root, 'releases'))).toEqual([]);
+      expect(existsSync(join(root, 'current'))).toBe(false);
+    },
+  );
 });

@@ -41,7 +41,14 @@ function editMain(from: string, to: string, msg: string) {
 
 function userData(version: string, extra: string[] = []) {
   const r = spawnSync('bash', [script, '--root', root, '--systemd-dir', units, '--port', String(port), '--health-timeout', '10', ...extra], {
-    env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/${version}/${tarball}`, BUILDONCE_ENV: undefined, BUILDONCE_SYSTEMCTL: join(units, 'systemctl') },
+    env: {
+      ...process.env,
+      ...moto.env,
+      DEPLOYMENT_BUCKET: bucket,
+      DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/${version}/${tarball}`,
+      BUILDONCE_ENV: undefined,
+      BUILDONCE_SYSTEMCTL: join(units, 'systemctl'),
+    },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -118,12 +125,18 @@ describe('user-data.sh post-flip health check', () => {
     const error = r.stderr.split('\n').filter((l) => l.includes('ERROR:'));
     expect(error).toHaveLength(1);
     expect(error[0]).toMatch(
-      new RegExp(`ERROR: express-api@${v2} failed its health check \\(GET http://127\\.0\\.0\\.1:${port}/health did not report version ${v2} within 10s \\(last: no answer\\)\\); reverted current -> releases/${v1} and restarted it; see journalctl -u express-api$`),
+      new RegExp(
+        `ERROR: express-api@${v2} failed its health check \\(GET http://127\\.0\\.0\\.1:${port}/health did not report version ${v2} within 10s \\(last: no answer\\)\\); reverted current -> releases/${v1} and restarted it; see journalctl -u express-api$`,
+      ),
     );
     expect(r.stderr).toContain(`previous release healthy again: {"status":"ok","version":"${v1}"`);
     expect(readlinkSync(join(root, 'current'))).toBe(`releases/${v1}`);
     expect((await health()).version).toBe(v1);
-    expect(readFileSync(join(units, 'calls'), 'utf8').split('\n').filter((l) => l.startsWith('restart'))).toHaveLength(3);
+    expect(
+      readFileSync(join(units, 'calls'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('restart')),
+    ).toHaveLength(3);
   });
 
   it('prunes releases beyond --keep, never current or previous', async () => {

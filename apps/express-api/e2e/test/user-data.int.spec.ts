@@ -44,7 +44,11 @@ function putObject(k: string, bytes: Buffer): void {
 
 /** Runs user-data.sh to completion (not --foreground). */
 function userData(args: string[], env: Record<string, string | undefined>) {
-  const r = spawnSync('bash', [script, ...args], { env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: undefined, DEPLOYMENT_KEY: undefined, BUILDONCE_ENV: undefined, ...env }, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('bash', [script, ...args], {
+    env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: undefined, DEPLOYMENT_KEY: undefined, BUILDONCE_ENV: undefined, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -97,7 +101,12 @@ describe('express-api on S3 and the EC2 user data', () => {
     for (const step of ['head-object', 'manifest:', 'verified', 'unpacked into', `current -> releases/${version} (previous: none)`, 'in the foreground']) {
       expect(log).toContain(step);
     }
-    expect(log.split('\n').filter(Boolean).every((l) => / \[express-api\] /.test(l))).toBe(true);
+    expect(
+      log
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => / \[express-api\] /.test(l)),
+    ).toBe(true);
     expect(readdirSync(join(firstRoot, '.incoming'))).toEqual([]);
   });
 
@@ -138,7 +147,17 @@ describe('express-api on S3 and the EC2 user data', () => {
     expect(r.stderr).toContain(`pointer: express-api@${version} in dev`);
     expect(readlinkSync(join(root, 'current'))).toBe(`releases/${version}`);
 
-    aws(['ssm', 'put-parameter', '--name', '/buildonce/bad/express-api', '--type', 'String', '--overwrite', '--value', JSON.stringify({ ...pointer, sha256: 'a'.repeat(64) })]);
+    aws([
+      'ssm',
+      'put-parameter',
+      '--name',
+      '/buildonce/bad/express-api',
+      '--type',
+      'String',
+      '--overwrite',
+      '--value',
+      JSON.stringify({ ...pointer, sha256: 'a'.repeat(64) }),
+    ]);
     const bad = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'bad' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('refusing to deploy');
@@ -185,7 +204,9 @@ describe('express-api on S3 and the EC2 user data', () => {
     const prev = { ...process.env };
     Object.assign(process.env, moto.env);
     try {
-      const store = new S3BlobStore(parseStoreUrl(`s3://${bucket}/${prefix}`) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 's3' }>, { forcePathStyle: true });
+      const store = new S3BlobStore(parseStoreUrl(`s3://${bucket}/${prefix}`) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 's3' }>, {
+        forcePathStyle: true,
+      });
       const r = await deployLocal({ store, project: 'express-api' as ProjectName, version: version as Version, root });
       expect(r.status).toBe('deployed');
     } finally {

@@ -30,7 +30,13 @@ export async function publishFake(
   const kind = o.kind ?? 'lambda-zip';
   const name = kind === 'lambda-zip' ? 'bootstrap.zip' : `${o.project}-deployment.tar.gz`;
   if (kind === 'lambda-zip' && o.bootstrap) {
-    await writeDeterministicZip([{ name: 'bootstrap', path: o.bootstrap }, { name: 'version.txt', bytes: Buffer.from(`${o.project}@${o.version}\n`), mode: 0o644 }], join(dir, name));
+    await writeDeterministicZip(
+      [
+        { name: 'bootstrap', path: o.bootstrap },
+        { name: 'version.txt', bytes: Buffer.from(`${o.project}@${o.version}\n`), mode: 0o644 },
+      ],
+      join(dir, name),
+    );
   } else if (kind === 'lambda-zip') {
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from(`#!/bin/sh\n# ${o.project} ${o.version} ${o.content ?? ''}\n`) }], join(dir, name));
   } else {
@@ -73,7 +79,12 @@ export class FakeTarget implements DeployTarget {
       throw new DeployError(m);
     }
     this.deployed.push(req.version);
-    return { target: 'local', root: `/fake/${req.environment}/${req.project}`, path: `/fake/${req.environment}/${req.project}/releases/${req.version}`, status: 'deployed' };
+    return {
+      target: 'local',
+      root: `/fake/${req.environment}/${req.project}`,
+      path: `/fake/${req.environment}/${req.project}/releases/${req.version}`,
+      status: 'deployed',
+    };
   }
 }
 
@@ -87,7 +98,10 @@ export async function createLambdaRole(endpoint: string, roleName = 'buildonce-t
     Action: 'CreateRole',
     Version: '2010-05-08',
     RoleName: roleName,
-    AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+    AssumeRolePolicyDocument: JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+    }),
   });
   const res = await fetch(`${endpoint}/`, {
     method: 'POST',

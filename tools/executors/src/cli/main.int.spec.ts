@@ -19,8 +19,14 @@ let ws: string;
 let c1: string;
 let c2: string;
 
-const git = (...args: string[]) => execFileSync('git', args, { cwd: ws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
-const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
+const git = (...args: string[]) =>
+  execFileSync('git', args, {
+    cwd: ws,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+  }).trim();
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
 beforeAll(async () => {
   ws = tempDir('buildonce-cli-');
@@ -36,7 +42,8 @@ beforeAll(async () => {
   const store = openStore(parseStoreUrl(`file://${join(ws, '.buildonce/store')}`));
   await appendEntry(store, draft('111' as Version, { project: 'svc-a' as ProjectName, environment: 'dev' as EnvironmentName, commit: c1 }));
   await appendEntry(store, draft('222' as Version, { project: 'svc-b' as ProjectName, environment: 'dev' as EnvironmentName, commit: c2 }));
-  for (const env of ['prod', 'pr-5']) await appendEntry(store, draft('333' as Version, { project: 'svc-c' as ProjectName, environment: env as EnvironmentName, commit: c2 }));
+  for (const env of ['prod', 'pr-5'])
+    await appendEntry(store, draft('333' as Version, { project: 'svc-c' as ProjectName, environment: env as EnvironmentName, commit: c2 }));
   await appendEntry(store, draft('334' as Version, { project: 'svc-c' as ProjectName, environment: 'dev' as EnvironmentName, commit: c2 }));
 });
 
@@ -95,7 +102,13 @@ describe('buildonce CLI', () => {
     expect(r.stdout).toBe('file:///s/artifacts/svc/333/a.tar.gz\n');
     const j = cli('resolve', '--project=svc-c', '--env=dev', '--json');
     expect(j.status, j.stderr).toBe(0);
-    expect(JSON.parse(j.stdout)).toEqual({ project: 'svc-c', environment: 'dev', version: '334', uri: 'file:///s/artifacts/svc/334/a.tar.gz', sha256: 'b'.repeat(64) });
+    expect(JSON.parse(j.stdout)).toEqual({
+      project: 'svc-c',
+      environment: 'dev',
+      version: '334',
+      uri: 'file:///s/artifacts/svc/334/a.tar.gz',
+      sha256: 'b'.repeat(64),
+    });
     const none = cli('resolve', '--project=svc-a', '--env=prod');
     expect(none.status).toBe(1);
     expect(none.stdout).toBe('');
@@ -122,7 +135,20 @@ describe('buildonce CLI', () => {
   });
 
   it('retention refuses empty or non-integer numbers with one line instead of reading them as 0 (issue 11 item 7)', () => {
-    for (const args of [['--keep=', '--older-than='], ['--keep='], ['--older-than=', '--dry-run'], ['--keep=2.5'], ['--keep=0x10'], ['--older-than= '], ['--pr='], ['--keep=0'], ['--older-than=0', '--dry-run'], ['--older-than=0.5'], ['--pr=0'], ['--pr=0', '--dry-run']]) {
+    for (const args of [
+      ['--keep=', '--older-than='],
+      ['--keep='],
+      ['--older-than=', '--dry-run'],
+      ['--keep=2.5'],
+      ['--keep=0x10'],
+      ['--older-than= '],
+      ['--pr='],
+      ['--keep=0'],
+      ['--older-than=0', '--dry-run'],
+      ['--older-than=0.5'],
+      ['--pr=0'],
+      ['--pr=0', '--dry-run'],
+    ]) {
       const r = cli('retention', ...args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
@@ -135,21 +161,42 @@ describe('buildonce CLI', () => {
 
 describe('buildonce verify', () => {
   let vws: string;
-  const vcli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: vws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
+  const vcli = (...args: string[]) =>
+    spawnSync(process.execPath, [bin, ...args], { cwd: vws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
   /** Publishes version `version` of svc into the workspace's embedded store (signed with the workspace key when `signed`). */
   async function publishVersion(version: string, signed: boolean) {
     const out = tempDir('buildonce-cli-verify-out-');
     const bytes = Buffer.from(`zip ${version}`);
     writeFileSync(join(out, 'bootstrap.zip'), bytes);
-    const manifest = parseManifest({ schemaVersion: 1, project: 'svc', version, kind: 'lambda-zip', files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }], runtime: 'provided.al2023', architecture: 'x86_64', toolchain: 't' });
+    const manifest = parseManifest({
+      schemaVersion: 1,
+      project: 'svc',
+      version,
+      kind: 'lambda-zip',
+      files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
+      runtime: 'provided.al2023',
+      architecture: 'x86_64',
+      toolchain: 't',
+    });
     writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
-    await runPublishCommand({ project: 'svc' as ProjectName, workspaceRoot: vws, outputDir: out, processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {}, log: () => undefined });
+    await runPublishCommand({
+      project: 'svc' as ProjectName,
+      workspaceRoot: vws,
+      outputDir: out,
+      processEnv: signed ? { BUILDONCE_SIGNING_KEY: 'file:keys/signing.pem' } : {},
+      log: () => undefined,
+    });
   }
 
   beforeAll(async () => {
     vws = tempDir('buildonce-cli-verify-');
-    const vgit = (...args: string[]) => execFileSync('git', args, { cwd: vws, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+    const vgit = (...args: string[]) =>
+      execFileSync('git', args, {
+        cwd: vws,
+        encoding: 'utf8',
+        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+      }).trim();
     writeFileSync(join(vws, 'nx.json'), '{}\n');
     writeFileSync(join(vws, '.gitignore'), '.buildonce\n');
     mkdirSync(join(vws, 'keys'));
@@ -158,7 +205,12 @@ describe('buildonce verify', () => {
     writeFileSync(join(vws, 'keys/release.pub.pem'), publicKey.export({ format: 'pem', type: 'spki' }));
     writeFileSync(
       join(vws, 'buildonce.json'),
-      JSON.stringify({ environments: [{ name: 'dev' }, { name: 'prod', provenance: { keys: ['file:keys/release.pub.pem'], builders: ['local:*'], refs: ['refs/heads/main'] } }] }),
+      JSON.stringify({
+        environments: [
+          { name: 'dev' },
+          { name: 'prod', provenance: { keys: ['file:keys/release.pub.pem'], builders: ['local:*'], refs: ['refs/heads/main'] } },
+        ],
+      }),
     );
     vgit('init', '-q', '-b', 'main');
     vgit('add', '-A');
@@ -208,7 +260,11 @@ describe('buildonce ecr-lifecycle (moto ECR)', () => {
       const ecr = awsClients({ env: moto.env }).ecr();
       const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer-image', imageTagMutability: 'IMMUTABLE' }));
       const env = { ...process.env, ...moto.env };
-      const r = spawnSync(process.execPath, [bin, 'ecr-lifecycle', `--registry=${repo.repository!.repositoryUri}`, '--keep-last=30'], { cwd: ws, encoding: 'utf8', env });
+      const r = spawnSync(process.execPath, [bin, 'ecr-lifecycle', `--registry=${repo.repository!.repositoryUri}`, '--keep-last=30'], {
+        cwd: ws,
+        encoding: 'utf8',
+        env,
+      });
       expect(r.status, r.stderr).toBe(0);
       const policy = JSON.parse((await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: 'scorer-image' }))).lifecyclePolicyText!);
       expect(policy.rules.map((x: { rulePriority: number; selection: { tagStatus: string } }) => [x.rulePriority, x.selection.tagStatus])).toEqual([

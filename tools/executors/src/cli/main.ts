@@ -2,7 +2,14 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ConfigError, describeFailure } from '@buildonce/errors';
 import { dirname, join } from 'node:path';
-import { baseCommitForEnv, collectWorkspaceReleases, inspectVersionProvenance, renderMarkdown, renderProvenanceReport, renderTable } from '@buildonce/promotion';
+import {
+  baseCommitForEnv,
+  collectWorkspaceReleases,
+  inspectVersionProvenance,
+  renderMarkdown,
+  renderProvenanceReport,
+  renderTable,
+} from '@buildonce/promotion';
 import { openWorkspaceStore, runResolveCommand, runRetentionCommand } from '@buildonce/commands';
 import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 import { awsClients } from '@buildonce/aws';
@@ -83,7 +90,13 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'releases') {
       const { values } = parseArgs({
         args: rest,
-        options: { env: { type: 'string' }, project: { type: 'string', multiple: true }, markdown: { type: 'boolean' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        options: {
+          env: { type: 'string' },
+          project: { type: 'string', multiple: true },
+          markdown: { type: 'boolean' },
+          json: { type: 'boolean' },
+          store: { type: 'string' },
+        },
         strict: true,
       });
       const env = values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env');
@@ -114,16 +127,31 @@ export async function main(argv: string[]): Promise<number> {
         print: values.json ? () => undefined : (t) => process.stdout.write(`${t}\n`),
       });
       if (values.json) {
-        const out = { project: values.project, environment: r.entry.environment, version: r.entry.version, uri: r.artifactUri, sha256: r.entry.artifact.sha256 };
+        const out = {
+          project: values.project,
+          environment: r.entry.environment,
+          version: r.entry.version,
+          uri: r.artifactUri,
+          sha256: r.entry.artifact.sha256,
+        };
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       }
       return 0;
     }
     if (command === 'verify') {
-      const { values, positionals } = parseArgs({ args: rest, options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { env: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      });
       const [project, version, ...extra] = positionals;
       if (!project || !version || extra.length) throw new ConfigError('usage: buildonce verify <project> <version> [--env=<env>] [--json]');
-      const parsed = { project: parseProjectName(project), version: parseVersion(version), env: values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env') };
+      const parsed = {
+        project: parseProjectName(project),
+        version: parseVersion(version),
+        env: values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env'),
+      };
       const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
       const report = await inspectVersionProvenance({ store, config, ...parsed });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
@@ -157,19 +185,46 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'ecr-lifecycle') {
       const { values } = parseArgs({
         args: rest,
-        options: { registry: { type: 'string' }, 'keep-last': { type: 'string' }, 'untagged-days': { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
+        options: {
+          registry: { type: 'string' },
+          'keep-last': { type: 'string' },
+          'untagged-days': { type: 'string' },
+          'dry-run': { type: 'boolean', default: false },
+        },
         strict: true,
       });
       const repository = values.registry || process.env.BUILDONCE_REGISTRY;
-      if (!repository || !ecrHost(parseImageReference(repository).registry)) throw new ConfigError(`--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`);
-      const text = await putEcrLifecyclePolicy(awsClients(), repository, { keepLast: numberOption('keep-last', values['keep-last'], 30), untaggedDays: numberOption('untagged-days', values['untagged-days'], 1), dryRun: values['dry-run'] });
-      console.log(values['dry-run'] ? text : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`);
+      if (!repository || !ecrHost(parseImageReference(repository).registry))
+        throw new ConfigError(
+          `--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`,
+        );
+      const text = await putEcrLifecyclePolicy(awsClients(), repository, {
+        keepLast: numberOption('keep-last', values['keep-last'], 30),
+        untaggedDays: numberOption('untagged-days', values['untagged-days'], 1),
+        dryRun: values['dry-run'],
+      });
+      console.log(
+        values['dry-run']
+          ? text
+          : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`,
+      );
       return 0;
     }
     if (command === 'ui') {
-      const { values } = parseArgs({ args: rest, options: { port: { type: 'string' }, host: { type: 'string' }, static: { type: 'string' }, store: { type: 'string' } }, strict: true });
+      const { values } = parseArgs({
+        args: rest,
+        options: { port: { type: 'string' }, host: { type: 'string' }, static: { type: 'string' }, store: { type: 'string' } },
+        strict: true,
+      });
       const log = (l: string) => process.stderr.write(`${l}\n`);
-      const r = await runUiCommand({ workspaceRoot: findWorkspaceRoot(), store: values.store, staticDir: values.static, host: values.host, port: values.port === undefined ? undefined : numberOption('port', values.port, 0), log });
+      const r = await runUiCommand({
+        workspaceRoot: findWorkspaceRoot(),
+        store: values.store,
+        staticDir: values.static,
+        host: values.host,
+        port: values.port === undefined ? undefined : numberOption('port', values.port, 0),
+        log,
+      });
       if (!('server' in r)) return 0;
       const server = r.server;
       // serves until interrupted (Ctrl-C / SIGTERM), then closes its connections and exits 0

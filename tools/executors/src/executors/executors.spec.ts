@@ -32,8 +32,19 @@ function context(project = '@acme/api', verbose = false): ExecutorContext {
   } as ExecutorContext;
 }
 
-const facts = (): ProjectFacts => ({ project: '@acme/api' as ProjectName, workspaceRoot: root, projectRoot: join(root, 'apps/api'), defaultOutputDir: join(root, 'dist/apps/api') });
-const deploy = { target: 'local', functionName: '{project}-{env}', alias: '{env}', parameterName: '/buildonce/{env}/{project}', localRoot: '.buildonce/deploy' } as const;
+const facts = (): ProjectFacts => ({
+  project: '@acme/api' as ProjectName,
+  workspaceRoot: root,
+  projectRoot: join(root, 'apps/api'),
+  defaultOutputDir: join(root, 'dist/apps/api'),
+});
+const deploy = {
+  target: 'local',
+  functionName: '{project}-{env}',
+  alias: '{env}',
+  parameterName: '/buildonce/{env}/{project}',
+  localRoot: '.buildonce/deploy',
+} as const;
 const log = () => undefined;
 
 beforeEach(() => {
@@ -59,7 +70,10 @@ describe('normalizeOptions', () => {
       store: undefined,
       dryRun: true,
     });
-    expect(normalizePromote({ env: 'dev', dryRun: false, outputPath: 'out/x', store: 's3://b/p', ...deploy }, facts(), log)).toMatchObject({ outputDir: join(root, 'out/x'), store: 's3://b/p' });
+    expect(normalizePromote({ env: 'dev', dryRun: false, outputPath: 'out/x', store: 's3://b/p', ...deploy }, facts(), log)).toMatchObject({
+      outputDir: join(root, 'out/x'),
+      store: 's3://b/p',
+    });
     expect(normalizeRollback({ env: 'prod', to: 'v0123', dryRun: false, ...deploy }, facts(), log).to).toBe('0123');
     expect(normalizeRollback({ env: 'prod', to: 77, dryRun: false, ...deploy }, facts(), log).to).toBe('77');
     expect(() => normalizeRollback({ env: 'prod', to: 12345678901234567890, dryRun: false, ...deploy }, facts(), log)).toThrow(/--to=v<version>/);
@@ -70,8 +84,18 @@ describe('normalizeOptions', () => {
 
   it('releases picks one output format; retention scopes to the project', () => {
     expect(normalizeReleases({ json: true, markdown: true, limit: 20 }, facts())).toMatchObject({ format: 'json', limit: 20, env: undefined });
-    expect(normalizeReleases({ json: false, markdown: true, limit: 5, env: 'dev', field: 'commit' }, facts())).toMatchObject({ format: 'markdown', env: 'dev', field: 'commit' });
-    expect(normalizeRetention({ olderThan: 30, keep: 10, dryRun: true }, facts(), log)).toMatchObject({ projects: ['@acme/api'], olderThanDays: 30, keep: 10, pr: undefined, dryRun: true });
+    expect(normalizeReleases({ json: false, markdown: true, limit: 5, env: 'dev', field: 'commit' }, facts())).toMatchObject({
+      format: 'markdown',
+      env: 'dev',
+      field: 'commit',
+    });
+    expect(normalizeRetention({ olderThan: 30, keep: 10, dryRun: true }, facts(), log)).toMatchObject({
+      projects: ['@acme/api'],
+      olderThanDays: 30,
+      keep: 10,
+      pr: undefined,
+      dryRun: true,
+    });
   });
 
   it('retention refuses what Nx coerced from empty strings and every number below 1 (keep, olderThan, pr), like the CLI', () => {
@@ -80,33 +104,93 @@ describe('normalizeOptions', () => {
       // Nx hands the executor 0 for an empty value; the raw command line still shows it was empty
       expect(() => normalizeRetention(ok, facts(), log, ['node', 'nx', 'run', 'api:retention', arg]), arg).toThrow(/--(keep|older-than|olderThan|pr) is empty/);
     }
-    const bad: Partial<typeof ok & { pr: number }>[] = [{ keep: 0 }, { keep: -1 }, { keep: 2.5 }, { keep: Number.NaN }, { olderThan: 0 }, { olderThan: 0.5 }, { olderThan: Number.NaN }, { pr: 0 }, { pr: -3 }];
-    for (const b of bad) expect(() => normalizeRetention({ ...ok, ...b }, facts(), log), JSON.stringify(b)).toThrow(/must be (a whole number|a number of days|a pull request number) >= 1/);
-    expect(normalizeRetention({ ...ok, keep: 1, olderThan: 1, pr: 7 }, facts(), log, ['--keep=1', '--pr=7'])).toMatchObject({ keep: 1, olderThanDays: 1, pr: 7 });
+    const bad: Partial<typeof ok & { pr: number }>[] = [
+      { keep: 0 },
+      { keep: -1 },
+      { keep: 2.5 },
+      { keep: Number.NaN },
+      { olderThan: 0 },
+      { olderThan: 0.5 },
+      { olderThan: Number.NaN },
+      { pr: 0 },
+      { pr: -3 },
+    ];
+    for (const b of bad)
+      expect(() => normalizeRetention({ ...ok, ...b }, facts(), log), JSON.stringify(b)).toThrow(
+        /must be (a whole number|a number of days|a pull request number) >= 1/,
+      );
+    expect(normalizeRetention({ ...ok, keep: 1, olderThan: 1, pr: 7 }, facts(), log, ['--keep=1', '--pr=7'])).toMatchObject({
+      keep: 1,
+      olderThanDays: 1,
+      pr: 7,
+    });
     // the schema says the same, so Nx itself refuses 0 before the executor runs
     const schema = JSON.parse(readFileSync(join(__dirname, 'retention/schema.json'), 'utf8'));
     expect([schema.properties.keep.minimum, schema.properties.olderThan.minimum, schema.properties.pr.minimum]).toEqual([1, 1, 1]);
   });
 
   it('builds take the version from NX_TASK_HASH and derive unset options from the project', () => {
-    const cargo = normalizeCargo({ architecture: 'arm64', binary: 'bootstrap', runtime: 'provided.al2023', cargoLambda: 'auto', toolchain: '+stable' }, facts(), { NX_TASK_HASH: '42', BUILDONCE_CARGO_OFFLINE_REGISTRY: '/reg' }, log);
+    const cargo = normalizeCargo(
+      { architecture: 'arm64', binary: 'bootstrap', runtime: 'provided.al2023', cargoLambda: 'auto', toolchain: '+stable' },
+      facts(),
+      { NX_TASK_HASH: '42', BUILDONCE_CARGO_OFFLINE_REGISTRY: '/reg' },
+      log,
+    );
     expect(cargo).toMatchObject({ version: '42', cargoDir: join(root, 'apps/api'), architecture: 'arm64', offlineRegistry: '/reg', toolchain: '+stable' });
-    const tar = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false }, facts(), { NX_TASK_HASH: '7' }, 'd', log);
-    expect(tar).toMatchObject({ version: '7', main: join(root, 'apps/api/src/main.ts'), tarballName: 'acme--api-deployment.tar.gz', runtime: 'node>=22', sourcemap: false, description: 'd' });
-    expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(/NX_TASK_HASH is not set/);
+    const tar = normalizeTarball(
+      { entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false },
+      facts(),
+      { NX_TASK_HASH: '7' },
+      'd',
+      log,
+    );
+    expect(tar).toMatchObject({
+      version: '7',
+      main: join(root, 'apps/api/src/main.ts'),
+      tarballName: 'acme--api-deployment.tar.gz',
+      runtime: 'node>=22',
+      sourcemap: false,
+      description: 'd',
+    });
+    expect(() => normalizeCargo({ architecture: 'arm64', binary: 'b', runtime: 'provided.al2023', cargoLambda: 'auto' }, facts(), {}, log)).toThrow(
+      /NX_TASK_HASH is not set/,
+    );
     // the start check is on unless turned off; the format is the app's unless set; conditions come from tsconfig.base.json
     expect(tar).toMatchObject({ startCheck: { timeoutMs: 60_000 }, conditions: [] });
     expect(tar.format).toBeUndefined();
-    const off = normalizeTarball({ entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: false, format: 'esm' }, facts(), { NX_TASK_HASH: '7' }, 'd', log, ['@acme/source']);
+    const off = normalizeTarball(
+      { entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: false, format: 'esm' },
+      facts(),
+      { NX_TASK_HASH: '7' },
+      'd',
+      log,
+      ['@acme/source'],
+    );
     expect(off).toMatchObject({ format: 'esm', conditions: ['@acme/source'] });
     expect(off.startCheck).toBeUndefined();
     expect(workspaceConditions(root)).toEqual([]);
     writeFileSync(join(root, 'tsconfig.base.json'), '{\n  // Nx TS solution setup\n  "compilerOptions": { "customConditions": ["@acme/source"], },\n}\n');
     expect(workspaceConditions(root)).toEqual(['@acme/source']);
-    expect(normalizePublish({ preview: true, forcePathStyle: false, dryRun: false }, facts(), log)).toMatchObject({ preview: true, forcePathStyle: undefined, outputDir: join(root, 'dist/apps/api') });
+    expect(normalizePublish({ preview: true, forcePathStyle: false, dryRun: false }, facts(), log)).toMatchObject({
+      preview: true,
+      forcePathStyle: undefined,
+      outputDir: join(root, 'dist/apps/api'),
+    });
     const files = [{ source: 'dist/apps/x/bootstrap.zip', zipEntry: 'bootstrap', destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', mode: '0755' }];
-    const image = normalizeImage({ baseImage: `r.io/b@sha256:${'a'.repeat(64)}`, platform: 'linux/arm64', files, cmd: ['bootstrap'], runtime: 'provided.al2023', cacheDir: 'c' }, facts(), { NX_TASK_HASH: '9' }, log);
-    expect(image).toMatchObject({ version: '9', platform: 'linux/arm64', handler: 'bootstrap', outputDir: join(root, 'dist/apps/api'), cacheDir: join(root, 'c'), files });
+    const image = normalizeImage(
+      { baseImage: `r.io/b@sha256:${'a'.repeat(64)}`, platform: 'linux/arm64', files, cmd: ['bootstrap'], runtime: 'provided.al2023', cacheDir: 'c' },
+      facts(),
+      { NX_TASK_HASH: '9' },
+      log,
+    );
+    expect(image).toMatchObject({
+      version: '9',
+      platform: 'linux/arm64',
+      handler: 'bootstrap',
+      outputDir: join(root, 'dist/apps/api'),
+      cacheDir: join(root, 'c'),
+      files,
+    });
     expect(normalizePublish({ preview: false, forcePathStyle: false, dryRun: false, registry: 'h/r' }, facts(), log)).toMatchObject({ registry: 'h/r' });
   });
 });
@@ -132,7 +216,10 @@ describe('failures', () => {
   });
 
   it('an unexpected TypeError is reported as a bug with its stack', async () => {
-    const broken = { ...context(), projectsConfigurations: new Proxy({} as ExecutorContext['projectsConfigurations'], { get: () => (undefined as unknown as { x: number }).x }) };
+    const broken = {
+      ...context(),
+      projectsConfigurations: new Proxy({} as ExecutorContext['projectsConfigurations'], { get: () => (undefined as unknown as { x: number }).x }),
+    };
     const r = await resolve({ env: 'dev' }, broken as ExecutorContext);
     expect(r).toEqual({ success: false });
     expect(stderr[0]).toMatch(/^\[@acme\/api\] TypeError: /);

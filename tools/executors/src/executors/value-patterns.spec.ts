@@ -8,13 +8,21 @@ describe('executor schemas use the value grammars of @buildonce/values', () => {
   const dir = __dirname;
   const schemas = readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
-    .map((d) => ({ name: d.name, schema: JSON.parse(readFileSync(join(dir, d.name, 'schema.json'), 'utf8')) as { properties: Record<string, { type?: string; pattern?: string }> } }));
+    .map((d) => ({
+      name: d.name,
+      schema: JSON.parse(readFileSync(join(dir, d.name, 'schema.json'), 'utf8')) as { properties: Record<string, { type?: string; pattern?: string }> },
+    }));
 
   // an `env` option of type string names an environment (oci-image's `env` object is the image's variables)
   const takesEnvironment = (s: (typeof schemas)[number]) => s.schema.properties.env?.type === 'string';
 
   it('finds the executors that take --env', () => {
-    expect(schemas.filter(takesEnvironment).map((s) => s.name).sort()).toEqual(['promote', 'releases', 'resolve', 'rollback']);
+    expect(
+      schemas
+        .filter(takesEnvironment)
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['promote', 'releases', 'resolve', 'rollback']);
   });
 
   for (const { name, schema } of schemas.filter(takesEnvironment)) {

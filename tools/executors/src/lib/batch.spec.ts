@@ -5,7 +5,9 @@ import { batchExecutor, type BatchTaskResult } from './batch';
 /** A batch task graph of `publish` tasks; `deps` maps a project to the projects whose publish it depends on. */
 function graph(projects: string[], deps: Record<string, string[]> = {}): TaskGraph {
   const id = (p: string) => `${p}:publish`;
-  const tasks = Object.fromEntries(projects.map((p) => [id(p), { id: id(p), target: { project: p, target: 'publish' }, overrides: {}, outputs: [], parallelism: true }]));
+  const tasks = Object.fromEntries(
+    projects.map((p) => [id(p), { id: id(p), target: { project: p, target: 'publish' }, overrides: {}, outputs: [], parallelism: true }]),
+  );
   const dependencies = Object.fromEntries(projects.map((p) => [id(p), (deps[p] ?? []).map(id)]));
   return { roots: projects.filter((p) => !deps[p]?.length).map(id), tasks, dependencies, continuousDependencies: {} } as unknown as TaskGraph;
 }

@@ -35,7 +35,12 @@ export interface BatchTaskResult {
  * (and `isVerbose` from `--verbose`, which Nx passes to a batch as NX_VERBOSE_LOGGING).
  */
 export function batchExecutor<T>(run: BatchTaskRunner<T>, concurrency = 4) {
-  return async function* batch(taskGraph: TaskGraph, inputs: Record<string, T>, _overrides: unknown, context: ExecutorContext): AsyncGenerator<BatchTaskResult> {
+  return async function* batch(
+    taskGraph: TaskGraph,
+    inputs: Record<string, T>,
+    _overrides: unknown,
+    context: ExecutorContext,
+  ): AsyncGenerator<BatchTaskResult> {
     const limit = pLimit(concurrency);
     const done = new Map<string, Promise<boolean>>();
     const finished: BatchTaskResult[] = [];
@@ -57,7 +62,13 @@ export function batchExecutor<T>(run: BatchTaskRunner<T>, concurrency = 4) {
         } else {
           // Nx gives a batch no isVerbose: `--verbose` reaches it as NX_VERBOSE_LOGGING
           const isVerbose = context.isVerbose || process.env.NX_VERBOSE_LOGGING === 'true';
-          const taskContext = { ...context, isVerbose, projectName: task.target.project, targetName: task.target.target, configurationName: task.target.configuration };
+          const taskContext = {
+            ...context,
+            isVerbose,
+            projectName: task.target.project,
+            targetName: task.target.target,
+            configurationName: task.target.configuration,
+          };
           success = await limit(() => run(inputs[id] as T, taskContext, out)).catch((e: unknown) => {
             // runners report their own failures; anything thrown here is a bug: its stack goes to this task's output
             for (const l of describeFailure(e, { prefix: `[${task.target.project}] ` }).lines) out.error(l);

@@ -14,30 +14,59 @@ describe('withOutputLock: tasks of one workspace take turns on a build output', 
     const out = join(root, 'dist/apps/api');
     const events: string[] = [];
     const lines: string[] = [];
-    const first = withOutputLock(out, 'api:build', (l) => lines.push(l), async () => {
-      events.push('build start');
-      expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid, task: 'api:build' });
-      await sleep(300);
-      events.push('build end');
-    }, { pollMs: 20 });
+    const first = withOutputLock(
+      out,
+      'api:build',
+      (l) => lines.push(l),
+      async () => {
+        events.push('build start');
+        expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid, task: 'api:build' });
+        await sleep(300);
+        events.push('build end');
+      },
+      { pollMs: 20 },
+    );
     await sleep(50);
-    const second = withOutputLock(out, 'api:promote', (l) => lines.push(l), async () => {
-      events.push('promote');
-      return 'done';
-    }, { pollMs: 20 });
+    const second = withOutputLock(
+      out,
+      'api:promote',
+      (l) => lines.push(l),
+      async () => {
+        events.push('promote');
+        return 'done';
+      },
+      { pollMs: 20 },
+    );
     await first;
     expect(await second).toBe('done');
     expect(events).toEqual(['build start', 'build end', 'promote']);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^api:promote: waiting for api:build \\(pid ${process.pid}, since \\S+\\), which is using ${out} in this workspace \\(lock ${out}\\.lock\\)$`));
+    expect(lines[0]).toMatch(
+      new RegExp(`^api:promote: waiting for api:build \\(pid ${process.pid}, since \\S+\\), which is using ${out} in this workspace \\(lock ${out}\\.lock\\)$`),
+    );
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
   it('a reader of an output whose folder does not exist runs without a lock and creates nothing; a writer creates the folder', async () => {
     const out = join(root, 'nothing-yet/apps/api');
-    expect(await withOutputLock(out, 'api:publish', () => undefined, async () => 'read', { reader: true })).toBe('read');
+    expect(
+      await withOutputLock(
+        out,
+        'api:publish',
+        () => undefined,
+        async () => 'read',
+        { reader: true },
+      ),
+    ).toBe('read');
     expect(existsSync(join(root, 'nothing-yet'))).toBe(false);
-    expect(await withOutputLock(out, 'api:build', () => undefined, async () => existsSync(`${out}.lock`))).toBe(true);
+    expect(
+      await withOutputLock(
+        out,
+        'api:build',
+        () => undefined,
+        async () => existsSync(`${out}.lock`),
+      ),
+    ).toBe(true);
     expect(existsSync(join(root, 'nothing-yet/apps'))).toBe(true);
   });
 
@@ -45,16 +74,33 @@ describe('withOutputLock: tasks of one workspace take turns on a build output', 
     const out = join(root, 'dist/apps/stale');
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
     writeFileSync(`${out}.lock`, JSON.stringify({ pid: dead, task: 'api:build', since: '2026-01-01T00:00:00Z' }));
-    await expect(withOutputLock(out, 'api:publish', () => undefined, async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      withOutputLock(
+        out,
+        'api:publish',
+        () => undefined,
+        async () => {
+          throw new Error('boom');
+        },
+      ),
+    ).rejects.toThrow('boom');
     expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
   it('gives up after waitMs with one line naming the holder and the fix', async () => {
     const out = join(root, 'dist/apps/busy');
     writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.pid, task: 'api:promote', since: '2026-01-01T00:00:00Z' }));
-    const err = await withOutputLock(out, 'api:build', () => undefined, async () => 1, { waitMs: 100, pollMs: 20 }).catch((e: unknown) => e);
+    const err = await withOutputLock(
+      out,
+      'api:build',
+      () => undefined,
+      async () => 1,
+      { waitMs: 100, pollMs: 20 },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OutputLockTimeoutError);
-    expect((err as Error).message).toBe(`api:build: api:promote (pid ${process.pid}, since 2026-01-01T00:00:00Z) has held ${out}.lock for over 0 s: wait for it, or delete the file if that process is gone`);
+    expect((err as Error).message).toBe(
+      `api:build: api:promote (pid ${process.pid}, since 2026-01-01T00:00:00Z) has held ${out}.lock for over 0 s: wait for it, or delete the file if that process is gone`,
+    );
     expect(existsSync(`${out}.lock`)).toBe(true); // someone else's lock is left alone
   });
 });

@@ -74,7 +74,9 @@ export async function withOutputLock<T>(
     }
     const who = holder ? `${holder.task} (pid ${holder.pid}, since ${holder.since})` : 'another task';
     if (Date.now() >= deadline) {
-      throw new OutputLockTimeoutError(`${task}: ${who} has held ${path} for over ${Math.round(waitMs / 1000)} s: wait for it, or delete the file if that process is gone`);
+      throw new OutputLockTimeoutError(
+        `${task}: ${who} has held ${path} for over ${Math.round(waitMs / 1000)} s: wait for it, or delete the file if that process is gone`,
+      );
     }
     // an unreadable holder is most likely one that is still writing its lock file: look again before saying so
     if (holder && announced !== who) {

@@ -23,7 +23,12 @@ export function requestedEnvironments(context: Pick<ExecutorContext, 'taskGraph'
  * existence): the same checks promote makes, made before publish uploads.
  * @throws InvalidEnvironmentNameError, UnknownEnvironmentError (one line, names the environment and the known ones), ConfigError
  */
-export async function checkRequestedEnvironments(context: Pick<ExecutorContext, 'taskGraph'>, project: string, workspaceRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function checkRequestedEnvironments(
+  context: Pick<ExecutorContext, 'taskGraph'>,
+  project: string,
+  workspaceRoot: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const names = requestedEnvironments(context, project);
   if (!names.length) return;
   const config = await loadConfig(workspaceRoot, env);

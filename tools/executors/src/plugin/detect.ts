@@ -80,7 +80,8 @@ export function detectRustLambda(file: string, text: string): Extract<Deployable
   }
   const m = (meta ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(m)) {
-    if (!LAMBDA_KEYS.has(k)) throw new DeployableConfigError(`${file}: unknown key "${k}" in [package.metadata.lambda] (known: ${[...LAMBDA_KEYS].join(', ')})`);
+    if (!LAMBDA_KEYS.has(k))
+      throw new DeployableConfigError(`${file}: unknown key "${k}" in [package.metadata.lambda] (known: ${[...LAMBDA_KEYS].join(', ')})`);
   }
   const architecture = str(file, 'architecture', m.architecture, 'x86_64');
   if (architecture !== 'x86_64' && architecture !== 'arm64') {

@@ -87,13 +87,7 @@ const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
  * @returns the project (root → targets), or {} when the file declares no deployable
  * @throws DeployableConfigError when the file declares a deployable wrongly
  */
-export function inferFromFile(
-  file: string,
-  text: string,
-  options: BuildoncePluginOptions | undefined,
-  loc: PluginLocation,
-  ws: WorkspaceFacts,
-): CachedResult {
+export function inferFromFile(file: string, text: string, options: BuildoncePluginOptions | undefined, loc: PluginLocation, ws: WorkspaceFacts): CachedResult {
   return projectFor(file, declarationOf(file, text), options, loc, ws);
 }
 

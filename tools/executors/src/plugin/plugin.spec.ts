@@ -15,33 +15,58 @@ const CARGO_BIN = `[package]\nname = "hello"\nversion = "0.1.0"\n\n[[bin]]\nname
 
 describe('detect', () => {
   it('finds Lambdas by [package.metadata.lambda] or a bootstrap bin, with defaults', () => {
-    expect(detectRustLambda('a/Cargo.toml', CARGO_META)).toEqual({ kind: 'rust-lambda', name: 'scorer', architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap', functionName: '{project}-fn-{env}', alias: '{env}' });
+    expect(detectRustLambda('a/Cargo.toml', CARGO_META)).toEqual({
+      kind: 'rust-lambda',
+      name: 'scorer',
+      architecture: 'arm64',
+      runtime: 'provided.al2023',
+      binary: 'bootstrap',
+      functionName: '{project}-fn-{env}',
+      alias: '{env}',
+    });
     expect(detectRustLambda('b/Cargo.toml', CARGO_BIN)).toMatchObject({ name: 'hello', architecture: 'x86_64' });
     expect(detectRustLambda('c/Cargo.toml', '[package]\nname = "lib"\nversion = "0.1.0"\n')).toBeNull();
     expect(detectRustLambda('d/Cargo.toml', '[workspace]\nmembers = ["bootstrap"]\n')).toBeNull();
   });
 
   it('refuses bad Lambda declarations with one line naming the file', () => {
-    expect(() => detectRustLambda('a/Cargo.toml', CARGO_META.replace('arm64', 'mips'))).toThrow(/^a\/Cargo.toml: \[package.metadata.lambda\] architecture must be "x86_64" or "arm64", got "mips"$/);
+    expect(() => detectRustLambda('a/Cargo.toml', CARGO_META.replace('arm64', 'mips'))).toThrow(
+      /^a\/Cargo.toml: \[package.metadata.lambda\] architecture must be "x86_64" or "arm64", got "mips"$/,
+    );
     expect(() => detectRustLambda('a/Cargo.toml', CARGO_META + 'memory = 128\n')).toThrow(/unknown key "memory"/);
     expect(() => detectRustLambda('a/Cargo.toml', '[package.metadata.lambda\n')).toThrow(/^a\/Cargo.toml: invalid TOML/);
   });
 
   it('finds Node apps by the buildonce field (scoped names too) and checks it', () => {
-    expect(detectNodeApp('apps/api/package.json', JSON.stringify({ name: '@acme/api', buildonce: { deploy: 'ec2' } }))).toEqual({ kind: 'node-tarball', name: '@acme/api', deploy: 'ec2', main: '', parameterName: '' });
+    expect(detectNodeApp('apps/api/package.json', JSON.stringify({ name: '@acme/api', buildonce: { deploy: 'ec2' } }))).toEqual({
+      kind: 'node-tarball',
+      name: '@acme/api',
+      deploy: 'ec2',
+      main: '',
+      parameterName: '',
+    });
     expect(detectNodeApp('p/package.json', JSON.stringify({ name: 'x' }))).toBeNull();
-    expect(() => detectNodeApp('p/package.json', JSON.stringify({ name: 'x', buildonce: { deploy: 'k8s' } }))).toThrow(/^p\/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"$/);
+    expect(() => detectNodeApp('p/package.json', JSON.stringify({ name: 'x', buildonce: { deploy: 'k8s' } }))).toThrow(
+      /^p\/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"$/,
+    );
     expect(() => detectNodeApp('p/package.json', JSON.stringify({ name: 'x', buildonce: { deploy: 'ec2', port: 1 } }))).toThrow(/unknown key "port"/);
   });
 });
 
 describe('detect images', () => {
-  const pj = (executor: string, target = 'build', name: string | null = 'scorer-image') => JSON.stringify({ ...(name ? { name } : {}), targets: { [target]: { executor, options: { platform: 'linux/arm64' } } } });
+  const pj = (executor: string, target = 'build', name: string | null = 'scorer-image') =>
+    JSON.stringify({ ...(name ? { name } : {}), targets: { [target]: { executor, options: { platform: 'linux/arm64' } } } });
   it('finds project.json targets that run an oci-image executor, and nothing else', () => {
-    expect(detectImageProject('apps/img/project.json', pj('@buildonce/nx:oci-image'))).toEqual({ kind: 'oci-image', name: 'scorer-image', imageTargets: [{ target: 'build', executor: '@buildonce/nx:oci-image' }] });
+    expect(detectImageProject('apps/img/project.json', pj('@buildonce/nx:oci-image'))).toEqual({
+      kind: 'oci-image',
+      name: 'scorer-image',
+      imageTargets: [{ target: 'build', executor: '@buildonce/nx:oci-image' }],
+    });
     expect(detectImageProject('apps/img/project.json', pj('@nx/js:tsc'))).toBeNull();
     expect(detectImageProject('apps/img/project.json', pj('@buildonce/nx:oci-image', 'build', null))).not.toHaveProperty('name');
-    expect(() => detectImageProject('apps/img/project.json', '{ "targets": { "build": { "executor": "@buildonce/nx:oci-image" } ')).toThrow(/^apps\/img\/project.json: invalid JSON/);
+    expect(() => detectImageProject('apps/img/project.json', '{ "targets": { "build": { "executor": "@buildonce/nx:oci-image" } ')).toThrow(
+      /^apps\/img\/project.json: invalid JSON/,
+    );
   });
 
   it('infers the image build (inputs: the packed outputs of its dependencies) and the release targets around its own options', () => {
@@ -49,15 +74,31 @@ describe('detect images', () => {
     const t = r.projects!['apps/img'].targets!;
     expect(Object.keys(t)).toEqual(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention']);
     // no options: the image's own options (base, platform, files) stay in its project.json and win the merge
-    expect(t.build).toMatchObject({ executor: '@buildonce/nx:oci-image', cache: true, options: {}, dependsOn: ['^build'], outputs: ['{workspaceRoot}/dist/{projectRoot}'] });
-    expect(t.build.inputs).toEqual(expect.arrayContaining([{ dependentTasksOutputFiles: '**/*', transitive: false }, { externalDependencies: ['@buildonce/nx', 'tar', 'yauzl'] }]));
+    expect(t.build).toMatchObject({
+      executor: '@buildonce/nx:oci-image',
+      cache: true,
+      options: {},
+      dependsOn: ['^build'],
+      outputs: ['{workspaceRoot}/dist/{projectRoot}'],
+    });
+    expect(t.build.inputs).toEqual(
+      expect.arrayContaining([{ dependentTasksOutputFiles: '**/*', transitive: false }, { externalDependencies: ['@buildonce/nx', 'tar', 'yauzl'] }]),
+    );
     expect(t.promote).toMatchObject({ dependsOn: ['publish'], options: { target: 'lambda', functionName: '{project}-{env}', alias: '{env}' } });
     // renamed build target: the project.json target must carry that name
     expect(inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image'), { buildTargetName: 'image' }, installed, ws)).toEqual({});
-    expect(Object.keys(inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image', 'image'), { buildTargetName: 'image' }, installed, ws).projects!['apps/img'].targets!)).toContain('image');
+    expect(
+      Object.keys(
+        inferFromFile('apps/img/project.json', pj('@buildonce/nx:oci-image', 'image'), { buildTargetName: 'image' }, installed, ws).projects!['apps/img']
+          .targets!,
+      ),
+    ).toContain('image');
     // another package's oci-image executor is not ours
     expect(inferFromFile('apps/img/project.json', pj('@other/images:oci-image'), {}, installed, ws)).toEqual({});
-    expect(inferFromFile('apps/img/project.json', pj('./tools/executors:oci-image'), {}, source, ws).projects!['apps/img'].targets!.build.dependsOn).toEqual(['^build', { projects: ['executors'], target: 'bundle' }]);
+    expect(inferFromFile('apps/img/project.json', pj('./tools/executors:oci-image'), {}, source, ws).projects!['apps/img'].targets!.build.dependsOn).toEqual([
+      '^build',
+      { projects: ['executors'], target: 'bundle' },
+    ]);
   });
 });
 
@@ -80,7 +121,15 @@ describe('inferred targets', () => {
     expect(build.executor).toBe('@buildonce/nx:cargo-lambda-zip');
     expect(build.options).toEqual({ architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' });
     expect(build.inputs).toEqual(
-      expect.arrayContaining(['{workspaceRoot}/apps/scorer/**/*', '!{workspaceRoot}/apps/scorer/**/*.md', '!{workspaceRoot}/apps/scorer/target/**/*', '{workspaceRoot}/rust-toolchain.toml', '{workspaceRoot}/.cargo/config.toml', { externalDependencies: ['@buildonce/nx', 'yazl'] }, { runtime: 'cd "apps/scorer" && rustc -vV && cargo -V' }]),
+      expect.arrayContaining([
+        '{workspaceRoot}/apps/scorer/**/*',
+        '!{workspaceRoot}/apps/scorer/**/*.md',
+        '!{workspaceRoot}/apps/scorer/target/**/*',
+        '{workspaceRoot}/rust-toolchain.toml',
+        '{workspaceRoot}/.cargo/config.toml',
+        { externalDependencies: ['@buildonce/nx', 'yazl'] },
+        { runtime: 'cd "apps/scorer" && rustc -vV && cargo -V' },
+      ]),
     );
     // Rust reads no TypeScript configuration: no named inputs (their sharedGlobals), no {projectRoot} file set
     // (Nx adds the root tsconfig to tasks that have one)
@@ -88,13 +137,19 @@ describe('inferred targets', () => {
       expect(typeof input === 'string' && /^(\^|!)?(production|default|sharedGlobals)$|\{projectRoot\}|tsconfig/.test(input), String(input)).toBe(false);
     }
     expect(build.dependsOn).toBeUndefined();
-    expect(p.targets!.promote).toMatchObject({ executor: '@buildonce/nx:promote', dependsOn: ['publish'], options: { target: 'lambda', functionName: '{project}-fn-{env}', alias: '{env}' } });
+    expect(p.targets!.promote).toMatchObject({
+      executor: '@buildonce/nx:promote',
+      dependsOn: ['publish'],
+      options: { target: 'lambda', functionName: '{project}-fn-{env}', alias: '{env}' },
+    });
     expect(p.targets!.publish.dependsOn).toEqual(['build']);
   });
 
   it('gives an opted-in Node app the package-tarball build; renamed/off targets follow the options', () => {
     const text = JSON.stringify({ name: '@acme/api', buildonce: { deploy: 'local', main: 'src/server.ts' } });
-    const r = inferFromFile('apps/api/package.json', text, { buildTargetName: 'artifact', publishTargetName: false, retentionTargetName: false }, installed, { hasProductionInput: false });
+    const r = inferFromFile('apps/api/package.json', text, { buildTargetName: 'artifact', publishTargetName: false, retentionTargetName: false }, installed, {
+      hasProductionInput: false,
+    });
     const t = r.projects!['apps/api'].targets!;
     expect(Object.keys(t)).toEqual(['artifact', 'promote', 'rollback', 'releases', 'resolve']);
     expect(t.artifact).toMatchObject({ executor: '@buildonce/nx:package-tarball', options: { main: 'apps/api/src/server.ts' } });
@@ -106,10 +161,17 @@ describe('inferred targets', () => {
   });
 
   it('from source (this repository) references executors by path and depends on the plugin bundle once per target', () => {
-    const t = inferFromFile('apps/api/package.json', JSON.stringify({ name: 'api', buildonce: { deploy: 'ec2' } }), {}, source, ws).projects!['apps/api'].targets!;
+    const t = inferFromFile('apps/api/package.json', JSON.stringify({ name: 'api', buildonce: { deploy: 'ec2' } }), {}, source, ws).projects!['apps/api']
+      .targets!;
     expect(t.build.executor).toBe('./tools/executors:package-tarball');
     expect(t.build.dependsOn).toEqual(['^build', { projects: ['executors'], target: 'bundle' }]);
-    expect(t.build.inputs).toEqual(expect.arrayContaining([{ dependentTasksOutputFiles: '**/*.js', transitive: false }, '{workspaceRoot}/tools/executors/package.json', { externalDependencies: ['esbuild', 'tar'] }]));
+    expect(t.build.inputs).toEqual(
+      expect.arrayContaining([
+        { dependentTasksOutputFiles: '**/*.js', transitive: false },
+        '{workspaceRoot}/tools/executors/package.json',
+        { externalDependencies: ['esbuild', 'tar'] },
+      ]),
+    );
     expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
   });
 });
@@ -152,20 +214,27 @@ describe('createNodesV2', () => {
       () => undefined,
       (e: unknown) => e as { errors: Array<[string, Error]>; partialResults: unknown[] },
     );
-    expect(err?.errors.map(([f, e]: [string, Error]) => [f, e.message])).toEqual([['apps/a/package.json', 'apps/a/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"']]);
+    expect(err?.errors.map(([f, e]: [string, Error]) => [f, e.message])).toEqual([
+      ['apps/a/package.json', 'apps/a/package.json: "buildonce".deploy must be "ec2" or "local", got "k8s"'],
+    ]);
     expect(err?.partialResults).toHaveLength(1);
   });
 
   it('knows installed from source by where the package lives', () => {
     expect(pluginLocation('/w', '/w/node_modules/@buildonce/nx')).toEqual(installed);
     expect(pluginLocation('/w', '/elsewhere/nx')).toEqual(installed);
-    expect(pluginLocation('/w', '/w/tools/executors')).toEqual({ executorPrefix: './tools/executors', source: { project: '@buildonce/nx', root: 'tools/executors', bundleTarget: 'bundle' } });
+    expect(pluginLocation('/w', '/w/tools/executors')).toEqual({
+      executorPrefix: './tools/executors',
+      source: { project: '@buildonce/nx', root: 'tools/executors', bundleTarget: 'bundle' },
+    });
   });
 
   it('hashes the Rust toolchain with the same command line libs/rust builds (the identity command mirror)', () => {
     const d = detectRustLambda('apps/my app/Cargo.toml', CARGO_META)!;
     for (const script of ['tools/scripts/rust-toolchain.mjs', 'node_modules/@buildonce/nx/dist/rust-toolchain.js']) {
-      expect(rustToolchainInput('apps/my app', d, script)).toEqual(rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: d.architecture, runtime: d.runtime, script }));
+      expect(rustToolchainInput('apps/my app', d, script)).toEqual(
+        rustToolchainRuntimeInput({ cargoDir: 'apps/my app', architecture: d.architecture, runtime: d.runtime, script }),
+      );
     }
   });
 });

@@ -73,7 +73,11 @@ export function rustToolchainInput(projectRoot: string, d?: Extract<Deployable, 
 }
 
 /** Nx `metadata.technologies` of each kind of deployable (project and targets). */
-export const TECHNOLOGIES: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['rust', 'aws-lambda'], 'node-tarball': ['nodejs'], 'oci-image': ['oci', 'aws-lambda'] };
+export const TECHNOLOGIES: Record<Deployable['kind'], string[]> = {
+  'rust-lambda': ['rust', 'aws-lambda'],
+  'node-tarball': ['nodejs'],
+  'oci-image': ['oci', 'aws-lambda'],
+};
 
 /** npm packages whose code makes the bytes of each kind of build (hashed as lockfile versions). */
 const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'], 'node-tarball': ['esbuild', 'tar'], 'oci-image': ['tar', 'yauzl'] };
@@ -171,7 +175,10 @@ export function inferTargets(
       : d.kind === 'oci-image'
         ? { target: 'lambda', functionName: '{project}-{env}', alias: '{env}' }
         : { target: d.deploy, ...(d.parameterName ? { parameterName: d.parameterName } : {}) };
-  const build: Record<Deployable['kind'], { executor: string; options: Record<string, unknown>; dependsOn: TargetConfiguration['dependsOn']; description: string }> = {
+  const build: Record<
+    Deployable['kind'],
+    { executor: string; options: Record<string, unknown>; dependsOn: TargetConfiguration['dependsOn']; description: string }
+  > = {
     'rust-lambda': {
       executor: 'cargo-lambda-zip',
       options: d.kind === 'rust-lambda' ? { architecture: d.architecture, runtime: d.runtime, binary: d.binary } : {},

@@ -47,14 +47,19 @@ describe('inferred targets through nx show project', () => {
     try {
       const shown = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'express-api', '--json'], { NX_CACHE_DIRECTORY: cache }));
       const t = shown.targets;
-      expect(Object.keys(t)).toEqual(expect.arrayContaining(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention', 'package', 'test']));
+      expect(Object.keys(t)).toEqual(
+        expect.arrayContaining(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention', 'package', 'test']),
+      );
       expect(t.build.executor).toBe('./tools/executors:package-tarball');
       expect(t.build.options).toMatchObject({ minify: false });
       expect(t.retention.executor).toBe('nx:noop');
       expect(t.promote).toMatchObject({ executor: './tools/executors:promote', options: { target: 'ec2' } });
       expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
       const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: cache }));
-      expect(scorer.targets.build).toMatchObject({ executor: './tools/executors:cargo-lambda-zip', options: { architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' } });
+      expect(scorer.targets.build).toMatchObject({
+        executor: './tools/executors:cargo-lambda-zip',
+        options: { architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' },
+      });
     } finally {
       undo();
     }

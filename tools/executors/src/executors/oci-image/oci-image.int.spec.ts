@@ -72,7 +72,9 @@ describe('nx run rust-scorer-image:publish / promote / resolve', () => {
     try {
       const r = nx(['run', 'rust-scorer-image:build', '--excludeTaskDependencies', '--skip-nx-cache']);
       expect(r.status).not.toBe(0);
-      expect(r.stdout + r.stderr).toContain('[rust-scorer-image] image file ${LAMBDA_RUNTIME_DIR}/bootstrap is an ELF executable for aarch64 but the image platform is linux/amd64 (x86_64)');
+      expect(r.stdout + r.stderr).toContain(
+        '[rust-scorer-image] image file ${LAMBDA_RUNTIME_DIR}/bootstrap is an ELF executable for aarch64 but the image platform is linux/amd64 (x86_64)',
+      );
     } finally {
       writeFileSync(pj, orig);
     }

@@ -8,7 +8,17 @@ import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/commands promote command. */
 export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
-  return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), outputDir: outputDirOf(p, o.outputPath), deploy: deployOptions(o), store: o.store, dryRun: o.dryRun, ...(o.reason !== undefined ? { reason: String(o.reason) } : {}), log };
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    env: parseEnvironmentName(o.env, '--env'),
+    outputDir: outputDirOf(p, o.outputPath),
+    deploy: deployOptions(o),
+    store: o.store,
+    dryRun: o.dryRun,
+    ...(o.reason !== undefined ? { reason: String(o.reason) } : {}),
+    log,
+  };
 }
 
 /**

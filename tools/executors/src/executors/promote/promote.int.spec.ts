@@ -16,7 +16,14 @@ let ws: TempWorkspace;
 let cache: string;
 
 function nx(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env });
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], {
+    ...cargoEnv,
+    NX_CACHE_DIRECTORY: cache,
+    BUILDONCE_STORE: '',
+    BUILDONCE_DEPLOY: '',
+    GITHUB_OUTPUT: '',
+    ...env,
+  });
   return { ...r, all: r.stdout + r.stderr };
 }
 
@@ -198,7 +205,19 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
         cwd: ws.root,
         // two sibling nx processes under this test's own nx (npm test) would share its NX_INVOCATION_ROOT_PID and
         // see each other's executors:bundle as a recursive invocation: each is its own root here, as in two terminals
-        env: { ...process.env, ...cargoEnv, NX_INVOCATION_ROOT_PID: undefined, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '' },
+        env: {
+          ...process.env,
+          ...cargoEnv,
+          NX_INVOCATION_ROOT_PID: undefined,
+          NX_DAEMON: 'false',
+          NX_NO_CLOUD: 'true',
+          NX_TUI: 'false',
+          FORCE_COLOR: '0',
+          NX_CACHE_DIRECTORY: cache,
+          BUILDONCE_STORE: '',
+          BUILDONCE_DEPLOY: '',
+          GITHUB_OUTPUT: '',
+        },
       });
       child.stdout.on('data', (c: Buffer) => (all += c.toString()));
       child.stderr.on('data', (c: Buffer) => (all += c.toString()));
@@ -207,9 +226,12 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
     };
     const a = promote('pr-7');
     const b = promote('pr-8');
-    const waiting = new RegExp(`express-api:build: waiting for express-api:build \\(pid ${process.pid}, since [^)]+\\), which is using \\S+dist/apps/express-api in this workspace`);
+    const waiting = new RegExp(
+      `express-api:build: waiting for express-api:build \\(pid ${process.pid}, since [^)]+\\), which is using \\S+dist/apps/express-api in this workspace`,
+    );
     const deadline = Date.now() + 300_000;
-    while (!(waiting.test(a.out()) && waiting.test(b.out())) && Date.now() < deadline && !a.exited() && !b.exited()) await new Promise((r) => setTimeout(r, 250));
+    while (!(waiting.test(a.out()) && waiting.test(b.out())) && Date.now() < deadline && !a.exited() && !b.exited())
+      await new Promise((r) => setTimeout(r, 250));
     expect(a.out(), a.out()).toMatch(waiting);
     expect(b.out(), b.out()).toMatch(waiting);
     expect(a.exited() || b.exited()).toBe(false);

@@ -18,7 +18,14 @@ let cache: string;
 let port = 0;
 
 function nx(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env });
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], {
+    ...cargoEnv,
+    NX_CACHE_DIRECTORY: cache,
+    BUILDONCE_STORE: '',
+    BUILDONCE_DEPLOY: '',
+    GITHUB_OUTPUT: '',
+    ...env,
+  });
   return { ...r, all: r.stdout + r.stderr };
 }
 /** nx without blocking this process's event loop (the supervisor below must keep running meanwhile) */
@@ -26,7 +33,20 @@ function nxAsync(args: string[], env: Record<string, string | undefined> = {}): 
   const child = spawn('npx', ['nx', ...args, '--output-style=stream'], {
     cwd: ws.root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', FORCE_COLOR: '0', NX_SKIP_NX_CACHE: undefined, ...cargoEnv, NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: '', BUILDONCE_DEPLOY: '', GITHUB_OUTPUT: '', ...env },
+    env: {
+      ...process.env,
+      NX_DAEMON: 'false',
+      NX_NO_CLOUD: 'true',
+      NX_TUI: 'false',
+      FORCE_COLOR: '0',
+      NX_SKIP_NX_CACHE: undefined,
+      ...cargoEnv,
+      NX_CACHE_DIRECTORY: cache,
+      BUILDONCE_STORE: '',
+      BUILDONCE_DEPLOY: '',
+      GITHUB_OUTPUT: '',
+      ...env,
+    },
   });
   let all = '';
   child.stdout!.on('data', (d: Buffer) => (all += d.toString()));
@@ -35,9 +55,16 @@ function nxAsync(args: string[], env: Record<string, string | undefined> = {}): 
 }
 const versionOf = (project: string) => JSON.parse(readFileSync(join(ws.root, 'dist/apps', project, 'artifact.json'), 'utf8')).version as string;
 const deployedVersion = (project: string, env: string) => readlinkSync(join(ws.root, '.buildonce/deploy', env, project, 'current')).replace(/^releases\//, '');
-function history(project: string, env: string): { seq: number; version: string; status: string; rollback: boolean; verification?: { kind: string; passed: boolean }; error?: string }[] {
+function history(
+  project: string,
+  env: string,
+): { seq: number; version: string; status: string; rollback: boolean; verification?: { kind: string; passed: boolean }; error?: string }[] {
   const dir = join(ws.root, '.buildonce/store/releases', project, env, 'history');
-  return existsSync(dir) ? readdirSync(dir).sort().map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))) : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .sort()
+        .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    : [];
 }
 /** publish (build once) then promote to dev */
 function publishToDev(project: string) {
@@ -74,7 +101,10 @@ class Supervisor {
     this.running = target;
     this.child?.kill('SIGKILL');
     this.starts.push(target);
-    this.child = spawn(process.execPath, [join(this.root, target, 'main.js')], { env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+    this.child = spawn(process.execPath, [join(this.root, target, 'main.js')], {
+      env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
   }
   async stop() {
     clearInterval(this.timer);
@@ -105,7 +135,14 @@ beforeAll(async () => {
           name: 'staging',
           verify: [
             { kind: 'command', projects: ['rust-scorer'], command: ['node', 'smoke.mjs'] },
-            { kind: 'http', projects: ['express-api'], url: `http://127.0.0.1:${port}/v1/release`, expectVersion: true, timeoutSeconds: 15, intervalSeconds: 0.25 },
+            {
+              kind: 'http',
+              projects: ['express-api'],
+              url: `http://127.0.0.1:${port}/v1/release`,
+              expectVersion: true,
+              timeoutSeconds: 15,
+              intervalSeconds: 0.25,
+            },
           ],
         },
         { name: 'prod', requires: ['staging'] },
@@ -172,18 +209,31 @@ describe('verified promotion through nx (file store, local target)', () => {
 
     // a release that exits at start (after the build's start check, which sets BUILDONCE_START_CHECK)
     const main = join(ws.root, 'apps/express-api/src/main.ts');
-    writeFileSync(main, readFileSync(main, 'utf8').replace('async function main(): Promise<void> {', 'async function main(): Promise<void> {\n  if (!process.env.BUILDONCE_START_CHECK) process.exit(3);'));
+    writeFileSync(
+      main,
+      readFileSync(main, 'utf8').replace(
+        'async function main(): Promise<void> {',
+        'async function main(): Promise<void> {\n  if (!process.env.BUILDONCE_START_CHECK) process.exit(3);',
+      ),
+    );
     commit('broken start');
     publishToDev('express-api');
     const a2 = versionOf('express-api');
     const bad = await nxAsync(['run', 'express-api:promote', '--env=staging']);
     expect(bad.status, bad.all).not.toBe(0);
-    expect(bad.all).toMatch(new RegExp(`verification failed for ${a2} in staging \\(seq 2\\): http GET http://127\\.0\\.0\\.1:${port}/v1/release failed: GET .*ECONNREFUSED.*gave up after \\d+ attempt\\(s\\), 15 s\\); rolled back to ${a1} \\(seq 3\\)`));
+    expect(bad.all).toMatch(
+      new RegExp(
+        `verification failed for ${a2} in staging \\(seq 2\\): http GET http://127\\.0\\.0\\.1:${port}/v1/release failed: GET .*ECONNREFUSED.*gave up after \\d+ attempt\\(s\\), 15 s\\); rolled back to ${a1} \\(seq 3\\)`,
+      ),
+    );
     expect(deployedVersion('express-api', 'staging')).toBe(a1);
     // the supervisor restarts the previous release from `current`: it serves again
     let body: { version?: string } = {};
     for (let i = 0; i < 100 && body.version !== a1; i++) {
-      body = await fetch(`http://127.0.0.1:${port}/v1/release`).then((r) => r.json() as Promise<{ version: string }>, () => ({}));
+      body = await fetch(`http://127.0.0.1:${port}/v1/release`).then(
+        (r) => r.json() as Promise<{ version: string }>,
+        () => ({}),
+      );
       if (body.version !== a1) await new Promise((r) => setTimeout(r, 100));
     }
     expect(body.version).toBe(a1);

@@ -8,7 +8,12 @@ import { checkRequestedEnvironments } from '../../lib/requested-environments';
 import type { PublishArtifactExecutorSchema } from './schema';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/commands publish command. */
-export function normalizeOptions(o: PublishArtifactExecutorSchema, p: ProjectFacts, log: (line: string) => void, buildOptions: Record<string, unknown> = {}): PublishCommand {
+export function normalizeOptions(
+  o: PublishArtifactExecutorSchema,
+  p: ProjectFacts,
+  log: (line: string) => void,
+  buildOptions: Record<string, unknown> = {},
+): PublishCommand {
   return {
     project: p.project,
     workspaceRoot: p.workspaceRoot,

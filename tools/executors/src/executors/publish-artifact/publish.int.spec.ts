@@ -88,7 +88,16 @@ describe('nx run rust-scorer:publish', () => {
     // the identity Nx hashes (runtime input, run without the node directory Nx puts first in task PATHs)
     // names the toolchain the build task used
     const identity = JSON.parse(
-      a.run('node', ['tools/scripts/rust-toolchain.mjs', '--cargo-dir', 'apps/rust-scorer', '--architecture', 'arm64', '--runtime', 'provided.al2023', '--json']),
+      a.run('node', [
+        'tools/scripts/rust-toolchain.mjs',
+        '--cargo-dir',
+        'apps/rust-scorer',
+        '--architecture',
+        'arm64',
+        '--runtime',
+        'provided.al2023',
+        '--json',
+      ]),
     );
     expect(ma.toolchain).toBe(identity.summary);
     const za = await sha256File(join(a.root, 'dist/apps/rust-scorer/bootstrap.zip'));
@@ -102,10 +111,25 @@ describe('nx run rust-scorer:publish', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`s3://${bucket}/team/artifacts/rust-scorer/${version}/`);
     const head = JSON.parse(
-      execFileSync('aws', ['s3api', 'head-object', '--bucket', bucket, '--key', `team/artifacts/rust-scorer/${version}/bootstrap.zip`, '--checksum-mode', 'ENABLED', '--endpoint-url', moto.endpoint], {
-        env: { ...process.env, ...moto.env },
-        encoding: 'utf8',
-      }),
+      execFileSync(
+        'aws',
+        [
+          's3api',
+          'head-object',
+          '--bucket',
+          bucket,
+          '--key',
+          `team/artifacts/rust-scorer/${version}/bootstrap.zip`,
+          '--checksum-mode',
+          'ENABLED',
+          '--endpoint-url',
+          moto.endpoint,
+        ],
+        {
+          env: { ...process.env, ...moto.env },
+          encoding: 'utf8',
+        },
+      ),
     );
     const manifest = JSON.parse(readFileSync(join(a.root, 'dist/apps/rust-scorer/artifact.json'), 'utf8'));
     expect(Buffer.from(head.ChecksumSHA256, 'base64').toString('hex')).toBe(manifest.files[0].sha256);
@@ -142,11 +166,22 @@ describe('nx run rust-scorer:publish', () => {
   });
 
   it('a missing bucket is a one-line error', () => {
-    oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish'], { ...moto.env, BUILDONCE_STORE: 's3://no-such-bucket/x' }), /bucket "no-such-bucket" does not exist/);
+    oneLineFailure(
+      nx(a, cacheA, ['run', 'rust-scorer:publish'], { ...moto.env, BUILDONCE_STORE: 's3://no-such-bucket/x' }),
+      /bucket "no-such-bucket" does not exist/,
+    );
   });
 
   it('missing credentials are a one-line error', () => {
-    const env = { ...moto.env, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', BUILDONCE_STORE: `s3://${bucket}/x` };
+    const env = {
+      ...moto.env,
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      BUILDONCE_STORE: `s3://${bucket}/x`,
+    };
     oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish'], env), /no AWS credentials/);
   });
 
@@ -159,13 +194,19 @@ describe('nx run rust-scorer:publish', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'artifact.json'), 'utf8'));
     manifest.files[0] = { name: 'bootstrap.zip', size: evil.length, sha256: createHash('sha256').update(evil).digest('hex') };
     writeFileSync(join(out, 'artifact.json'), JSON.stringify(manifest));
-    oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish', '--exclude-task-dependencies']), /ArtifactConflictError: .*bootstrap\.zip already exists with sha256/);
+    oneLineFailure(
+      nx(a, cacheA, ['run', 'rust-scorer:publish', '--exclude-task-dependencies']),
+      /ArtifactConflictError: .*bootstrap\.zip already exists with sha256/,
+    );
     expect((await sha256File(storedZip)).hex).toBe(before);
   });
 
   it('a missing build output is a one-line error', () => {
     rmSync(join(a.root, 'dist'), { recursive: true, force: true });
-    oneLineFailure(nx(a, cacheA, ['run', 'rust-scorer:publish', '--exclude-task-dependencies']), /build manifest .* is missing: run nx run rust-scorer:build first/);
+    oneLineFailure(
+      nx(a, cacheA, ['run', 'rust-scorer:publish', '--exclude-task-dependencies']),
+      /build manifest .* is missing: run nx run rust-scorer:build first/,
+    );
     expect(existsSync(join(a.root, 'dist'))).toBe(false);
   });
 });

@@ -7,7 +7,14 @@ import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated by Nx from schema.json) → the libs/commands resolve command; logs go to stderr, the URI to stdout. */
 export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): ResolveCommand {
-  return { project: p.project, workspaceRoot: p.workspaceRoot, env: parseEnvironmentName(o.env, '--env'), store: o.store, log: (l) => console.error(l), print: machinePrinter(p.workspaceRoot, o.outputFile) };
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    env: parseEnvironmentName(o.env, '--env'),
+    store: o.store,
+    log: (l) => console.error(l),
+    print: machinePrinter(p.workspaceRoot, o.outputFile),
+  };
 }
 
 /** `resolve` target: prints the artifact URI current in `--env` and writes it to `$GITHUB_OUTPUT`. */

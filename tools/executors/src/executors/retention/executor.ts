@@ -19,7 +19,16 @@ export function refuseEmptyOptions(argv: readonly string[]): void {
 /** Options (validated and defaulted by Nx from schema.json) → libs/commands retention for this project only. @throws ConfigError for empty or out-of-range numbers */
 export function normalizeOptions(o: RetentionExecutorSchema, p: ProjectFacts, log: (line: string) => void, argv: readonly string[] = []): RetentionCommand {
   refuseEmptyOptions(argv);
-  const c: RetentionCommand = { workspaceRoot: p.workspaceRoot, projects: [p.project], olderThanDays: o.olderThan, keep: o.keep, pr: o.pr, store: o.store, dryRun: o.dryRun, log };
+  const c: RetentionCommand = {
+    workspaceRoot: p.workspaceRoot,
+    projects: [p.project],
+    olderThanDays: o.olderThan,
+    keep: o.keep,
+    pr: o.pr,
+    store: o.store,
+    dryRun: o.dryRun,
+    log,
+  };
   checkRetentionNumbers(c);
   return c;
 }

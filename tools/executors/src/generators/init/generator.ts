@@ -42,7 +42,8 @@ export async function initGenerator(tree: Tree, options: InitGeneratorSchema = {
   if (!tree.exists('buildonce.json')) tree.write('buildonce.json', JSON.stringify(DEFAULT_CONFIG, null, 2) + '\n');
   const gi = tree.exists('.gitignore') ? (tree.read('.gitignore', 'utf8') ?? '') : '';
   const ignored = gi.split(/\r?\n/).some((l) => ['.buildonce', '.buildonce/', '/.buildonce', '/.buildonce/', '.buildonce/**'].includes(l.trim()));
-  if (!ignored) tree.write('.gitignore', `${gi}${gi && !gi.endsWith('\n') ? '\n' : ''}\n# buildonce: embedded store and local deployments\n${GITIGNORE_LINE}\n`);
+  if (!ignored)
+    tree.write('.gitignore', `${gi}${gi && !gi.endsWith('\n') ? '\n' : ''}\n# buildonce: embedded store and local deployments\n${GITIGNORE_LINE}\n`);
   if (!options.skipFormat) await formatFiles(tree);
 }
 

@@ -20,7 +20,11 @@ describe('node-service generator', () => {
   it('writes an Express service whose package.json opts into buildonce under the workspace scope', async () => {
     tsPresetRoot(tree);
     await nodeServiceGenerator(tree, { name: 'api', skipInstall: true });
-    const files = tree.listChanges().map((c) => c.path).filter((p) => p.startsWith('apps/')).sort();
+    const files = tree
+      .listChanges()
+      .map((c) => c.path)
+      .filter((p) => p.startsWith('apps/'))
+      .sort();
     expect(files).toEqual(['README.md', 'package.json', 'src/app.ts', 'src/main.ts', 'src/release.ts', 'tsconfig.json'].map((f) => `apps/api/${f}`));
     const pkgText = tree.read('apps/api/package.json', 'utf8')!;
     expect(detectNodeApp('apps/api/package.json', pkgText)).toEqual({ kind: 'node-tarball', name: '@acme/api', deploy: 'ec2', main: '', parameterName: '' });

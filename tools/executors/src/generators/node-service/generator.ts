@@ -117,7 +117,11 @@ export async function nodeServiceGenerator(tree: Tree, options: NodeServiceGener
   const rootDeps: Record<string, string> = inWorkspaces ? {} : { express: NODE_SERVICE_VERSIONS.express };
   const rootPkg = tree.exists('package.json') ? readJson<{ dependencies?: object; devDependencies?: Record<string, string> }>(tree, 'package.json') : {};
   const have = { ...rootPkg.dependencies, ...rootPkg.devDependencies } as Record<string, string>;
-  const devDeps = Object.fromEntries(Object.entries({ '@types/node': NODE_SERVICE_VERSIONS['@types/node'], '@types/express': NODE_SERVICE_VERSIONS['@types/express'] }).filter(([n]) => !have[n]));
+  const devDeps = Object.fromEntries(
+    Object.entries({ '@types/node': NODE_SERVICE_VERSIONS['@types/node'], '@types/express': NODE_SERVICE_VERSIONS['@types/express'] }).filter(
+      ([n]) => !have[n],
+    ),
+  );
   if (tree.exists('package.json')) addDependenciesToPackageJson(tree, rootDeps, devDeps, undefined, true);
   return () => {
     if (!options.skipInstall) installPackagesTask(tree, true);

@@ -39,22 +39,26 @@ async function cargoTest(architecture: 'x86_64' | 'arm64') {
   return r.stdout + r.stderr;
 }
 
-it.each(['x86_64', 'arm64'] as const)('%s: the generated crate builds --locked and its tests pass', async (architecture) => {
-  const out = await cargoTest(architecture);
-  if (/SKIPPED: cannot run/.test(out)) {
-    console.warn(out);
-    return;
-  }
-  for (const test of [
-    'greets_the_name', // handler (lib)
-    'reads_chunked_and_6_mib_events_over_one_kept_alive_connection', // the shared Runtime API client (bin)
-    'answers_chunked_and_6_mib_events_and_refuses_larger_ones', // the real bootstrap against a fake Runtime API
-    'exits_without_the_runtime_api_variable',
-  ]) {
-    expect(out).toContain(`${test} ... ok`);
-  }
-  expect(out).not.toMatch(/warning:|FAILED/);
-}, 600_000);
+it.each(['x86_64', 'arm64'] as const)(
+  '%s: the generated crate builds --locked and its tests pass',
+  async (architecture) => {
+    const out = await cargoTest(architecture);
+    if (/SKIPPED: cannot run/.test(out)) {
+      console.warn(out);
+      return;
+    }
+    for (const test of [
+      'greets_the_name', // handler (lib)
+      'reads_chunked_and_6_mib_events_over_one_kept_alive_connection', // the shared Runtime API client (bin)
+      'answers_chunked_and_6_mib_events_and_refuses_larger_ones', // the real bootstrap against a fake Runtime API
+      'exits_without_the_runtime_api_variable',
+    ]) {
+      expect(out).toContain(`${test} ... ok`);
+    }
+    expect(out).not.toMatch(/warning:|FAILED/);
+  },
+  600_000,
+);
 
 it('a crate whose generate-lockfile fails says why in one line', async () => {
   const r = await generateCargoLock(join(dir, 'nowhere'), process.env);

@@ -17,12 +17,21 @@ describe('rust-lambda generator', () => {
   it('writes a Lambda crate the plugin detects, with tests, and returns the step that locks it', async () => {
     const lock = await rustLambdaGenerator(tree, { name: 'hello-fn' });
     expect(lock).toBeTypeOf('function');
-    const files = tree.listChanges().map((c) => c.path).filter((p) => p.startsWith('apps/')).sort();
+    const files = tree
+      .listChanges()
+      .map((c) => c.path)
+      .filter((p) => p.startsWith('apps/'))
+      .sort();
     expect(files).toEqual(
       ['.gitignore', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/runtime_api.rs'].map((f) => `apps/hello-fn/${f}`),
     );
     const toml = tree.read('apps/hello-fn/Cargo.toml', 'utf8')!;
-    expect(detectRustLambda('apps/hello-fn/Cargo.toml', toml)).toMatchObject({ kind: 'rust-lambda', name: 'hello-fn', architecture: 'x86_64', binary: 'bootstrap' });
+    expect(detectRustLambda('apps/hello-fn/Cargo.toml', toml)).toMatchObject({
+      kind: 'rust-lambda',
+      name: 'hello-fn',
+      architecture: 'x86_64',
+      binary: 'bootstrap',
+    });
     expect(toml).toContain('name = "hello_fn"');
     expect(tree.read('apps/hello-fn/src/main.rs', 'utf8')).toContain('hello_fn::handle(&invocation.payload)');
     expect(tree.read('apps/hello-fn/.gitignore', 'utf8')).toBe('/target\n');
@@ -39,7 +48,10 @@ describe('rust-lambda generator', () => {
   it("ships apps/rust-scorer's Runtime API client byte for byte: one source, and the generated crate depends on ureq like it", async () => {
     await rustLambdaGenerator(tree, { name: 'edge', architecture: 'arm64' });
     const scorer = readFileSync(join(repoRoot, 'apps/rust-scorer/src/runtime.rs'));
-    expect(readFileSync(join(__dirname, 'files/src/runtime.rs__tmpl__')).equals(scorer), 'files/src/runtime.rs__tmpl__ differs from apps/rust-scorer/src/runtime.rs: copy it over').toBe(true);
+    expect(
+      readFileSync(join(__dirname, 'files/src/runtime.rs__tmpl__')).equals(scorer),
+      'files/src/runtime.rs__tmpl__ differs from apps/rust-scorer/src/runtime.rs: copy it over',
+    ).toBe(true);
     expect(tree.read('apps/edge/src/runtime.rs')!.equals(scorer)).toBe(true);
     const dep = (toml: string) => toml.match(/^ureq = .*$/m)?.[0];
     expect(dep(tree.read('apps/edge/Cargo.toml', 'utf8')!)).toBe(dep(readFileSync(join(repoRoot, 'apps/rust-scorer/Cargo.toml'), 'utf8')));
@@ -48,7 +60,9 @@ describe('rust-lambda generator', () => {
 
   it('refuses names that are not crate names and directories already in use, writing nothing', async () => {
     await expect(rustLambdaGenerator(tree, { name: 'My Fn' })).rejects.toThrow(/rust-lambda name "My Fn": use a crate name/);
-    await expect(rustLambdaGenerator(tree, { name: 'x', directory: '../out' })).rejects.toThrow(/--directory="\.\.\/out": give a directory inside the workspace/);
+    await expect(rustLambdaGenerator(tree, { name: 'x', directory: '../out' })).rejects.toThrow(
+      /--directory="\.\.\/out": give a directory inside the workspace/,
+    );
     tree.write('apps/taken/keep.txt', 'x');
     const before = tree.listChanges().length;
     await expect(rustLambdaGenerator(tree, { name: 'taken' })).rejects.toThrow(/--directory="apps\/taken" already exists and is not empty/);

@@ -17,7 +17,10 @@ import type { RustLambdaGeneratorSchema } from './schema';
  */
 export async function generateCargoLock(crateDir: string, env: NodeJS.ProcessEnv = process.env): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    await run('cargo', ['generate-lockfile', '--manifest-path', join(crateDir, 'Cargo.toml'), ...offlineRegistryArgs(env.BUILDONCE_CARGO_OFFLINE_REGISTRY)], { cwd: crateDir, env });
+    await run('cargo', ['generate-lockfile', '--manifest-path', join(crateDir, 'Cargo.toml'), ...offlineRegistryArgs(env.BUILDONCE_CARGO_OFFLINE_REGISTRY)], {
+      cwd: crateDir,
+      env,
+    });
     return { ok: true };
   } catch (e) {
     const lines = ((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n');
