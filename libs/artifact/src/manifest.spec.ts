@@ -20,11 +20,11 @@ describe('manifest schema', () => {
   it('accepts scoped project names (the ts preset names projects @scope/name) and nothing path-like', () => {
     expect(parseManifest({ ...good, project: '@acme/api' }).project).toBe('@acme/api');
     for (const project of ['@acme', '@acme/', '@/api', 'acme/api', '@a/b/c', '../x', '@acme/.x']) {
-      expect(() => parseManifest({ ...good, project }), project).toThrow(/project: project names are "name" or "@scope\/name"/);
+      expect(() => parseManifest({ ...good, project }), project).toThrow(/project: use "name" or "@scope\/name"/);
     }
   });
   it('names the bad field', () => {
-    expect(() => parseManifest({ ...good, version: 'abc' })).toThrow(/version: a version is the Nx task hash/);
+    expect(() => parseManifest({ ...good, version: 'abc' })).toThrow(/version: a version is the decimal Nx task hash/);
     expect(() => parseManifest({ ...good, files: [{ name: '../x', size: 1, sha256: 'a'.repeat(64) }] })).toThrow(/files\.0\.name/);
     expect(() => parseManifest({ ...good, extra: 1 })).toThrow(ManifestError);
     expect(() => parseManifestJson('{', 'dist/x/artifact.json')).toThrow(/dist\/x\/artifact.json: not JSON/);

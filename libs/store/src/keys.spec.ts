@@ -11,10 +11,11 @@ import {
   parseSeqKey,
   projectFromKey,
   projectKey,
+  projectKeyOf,
   storedManifestKey,
   versionPrefix,
 } from './keys';
-import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
+import { isProjectName, type ProjectName, type Version, type EnvironmentName } from '@buildonce/values';
 
 describe('project keys', () => {
   it('maps plain names to themselves and scoped names reversibly', () => {
@@ -26,23 +27,15 @@ describe('project keys', () => {
 
   it('refuses names that could collide or escape', () => {
     for (const bad of ['', 'a--b', '@acme/a--b', '@ac--me/api', '../x', 'a/b', '@acme', '@acme/', '@/api', '-x', 'x y', 'a'.repeat(129)]) {
-      expect(() => projectKey(bad as ProjectName), bad).toThrow(ConfigError);
+      // the grammar is parsed once at the edge; projectKeyOf is the edge for an unparsed name
+      expect(() => projectKeyOf(bad), bad).toThrow(ConfigError);
     }
     expect(() => projectFromKey('a--b--c')).toThrow(ConfigError);
   });
 
   it('never maps two different names to one key', () => {
     const names = ['a-b', '@a/b', 'a.b', '@a-/b', 'a_b', '@a/b-c', '@a-b/c'];
-    const keys = names
-      .filter((n) => {
-        try {
-          projectKey(n as ProjectName);
-          return true;
-        } catch {
-          return false;
-        }
-      })
-      .map((n) => projectKey(n as ProjectName));
+    const keys = names.filter(isProjectName).map((n) => projectKey(n));
     expect(new Set(keys).size).toBe(keys.length);
   });
 });
@@ -69,7 +62,6 @@ describe('artifact keys', () => {
   });
 
   it('refuses versions and files that are not plain', () => {
-    expect(() => versionPrefix('p' as ProjectName, '../1' as Version)).toThrow(RangeError);
     expect(() => artifactKey('p' as ProjectName, '1' as Version, '../x')).toThrow(RangeError);
   });
 });
@@ -94,6 +86,5 @@ describe('release keys', () => {
     expect(parseReleaseKey(historyKey('p' as ProjectName, 'dev' as EnvironmentName, 3))).toEqual({ kind: 'history', project: 'p', env: 'dev', seq: 3 });
     for (const other of ['releases/p/Prod/current.json', 'releases/p/dev/history/1.json', 'releases/p/dev/other.json', 'artifacts/p/1/f'])
       expect(parseReleaseKey(other)).toBeUndefined();
-    expect(() => currentKey('p' as ProjectName, '../x' as EnvironmentName)).toThrow(ConfigError);
   });
 });
