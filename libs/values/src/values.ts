@@ -74,13 +74,14 @@ export function parseVersion(raw: unknown, what = 'version'): Version {
 
 /**
  * Parses an environment name.
- * @param what names the input in the message (`--env`, `environments.2.name`)
+ * @param what where the value came from, added to the message (`--env`)
  * @throws InvalidEnvironmentNameError (one line; an absent value asks for `--env=<name>`)
  */
 export function parseEnvironmentName(raw: unknown, what = 'environment name'): EnvironmentName {
   if (raw === undefined || raw === '') throw new InvalidEnvironmentNameError(`no environment given: pass --env=<name> (e.g. --env=dev)`);
   if (typeof raw === 'string' && ENVIRONMENT_NAME_RE.test(raw)) return raw as EnvironmentName;
-  throw new InvalidEnvironmentNameError(`invalid ${what} ${quote(raw)}: ${ENVIRONMENT_RULE}`);
+  const where = what === 'environment name' ? '' : ` (${what})`;
+  throw new InvalidEnvironmentNameError(`invalid environment name ${quote(raw)}${where}: ${ENVIRONMENT_RULE}`);
 }
 
 /**
