@@ -78,8 +78,9 @@ export function parseVersion(raw: unknown, what = 'version'): Version {
  * @throws InvalidEnvironmentNameError (one line; an absent value asks for `--env=<name>`)
  */
 export function parseEnvironmentName(raw: unknown, what = 'environment name'): EnvironmentName {
-  if (raw === undefined || raw === '') throw new InvalidEnvironmentNameError(`no environment given: pass --env=<name> (e.g. --env=dev)`);
-  if (typeof raw === 'string' && ENVIRONMENT_NAME_RE.test(raw)) return raw as EnvironmentName;
+  // a flag given without a value arrives as `true` from Nx's parser
+  if (typeof raw !== 'string' || raw === '') throw new InvalidEnvironmentNameError(`no environment given: pass --env=<name> (e.g. --env=dev)`);
+  if (ENVIRONMENT_NAME_RE.test(raw)) return raw as EnvironmentName;
   const where = what === 'environment name' ? '' : ` (${what})`;
   throw new InvalidEnvironmentNameError(`invalid environment name ${quote(raw)}${where}: ${ENVIRONMENT_RULE}`);
 }
