@@ -38,11 +38,11 @@ describe('module boundaries (eslint, @nx/enforce-module-boundaries)', () => {
     expect(r.out).toContain('@nx/enforce-module-boundaries');
   });
 
-  it('libs/store importing @buildonce/release fails the lint (release already depends on store: Nx reports the cycle first)', async () => {
-    const r = await lint({ [probe('libs/store/src')]: "export { promoteVersion } from '@buildonce/release';\n" });
+  it('libs/store importing @buildonce/promotion fails the lint (promotion already depends on store: Nx reports the cycle first)', async () => {
+    const r = await lint({ [probe('libs/store/src')]: "export { promoteVersion } from '@buildonce/promotion';\n" });
     expect(r.exitCode, r.out).not.toBe(0);
     expect(r.out).toContain('@nx/enforce-module-boundaries');
-    expect(r.out).toContain('"store" and "release"');
+    expect(r.out).toContain('"store" and "promotion"');
   });
 
   it('a production (non-spec) file importing @buildonce/testing fails the lint', async () => {
