@@ -68,7 +68,7 @@ describe('express-api', () => {
     expect(await ok.json()).toMatchObject({ valid: true, manifest: { project: 'p' } });
     const bad = await post(JSON.stringify({ ...good, version: 'x' }));
     expect(bad.status).toBe(422);
-    expect(((await bad.json()) as { error: string }).error).toMatch(/version: a version is the Nx task hash/);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/version: a version is the decimal Nx task hash/);
     const malformed = await post('{');
     expect(malformed.status).toBe(400);
     expect(await post('x', 'text/plain').then((r) => r.status)).toBe(415);
