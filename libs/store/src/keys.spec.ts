@@ -11,11 +11,10 @@ import {
   parseSeqKey,
   projectFromKey,
   projectKey,
-  projectKeyOf,
   storedManifestKey,
   versionPrefix,
 } from './keys';
-import { isProjectName, type ProjectName, type Version, type EnvironmentName } from '@buildonce/values';
+import { isProjectName, parseProjectName, type ProjectName, type Version, type EnvironmentName } from '@buildonce/values';
 
 describe('project keys', () => {
   it('maps plain names to themselves and scoped names reversibly', () => {
@@ -27,8 +26,8 @@ describe('project keys', () => {
 
   it('refuses names that could collide or escape', () => {
     for (const bad of ['', 'a--b', '@acme/a--b', '@ac--me/api', '../x', 'a/b', '@acme', '@acme/', '@/api', '-x', 'x y', 'a'.repeat(129)]) {
-      // the grammar is parsed once at the edge; projectKeyOf is the edge for an unparsed name
-      expect(() => projectKeyOf(bad), bad).toThrow(ConfigError);
+      // the grammar is parsed once at the edge (parseProjectName), before any key is built
+      expect(() => projectKey(parseProjectName(bad)), bad).toThrow(ConfigError);
     }
     expect(() => projectFromKey('a--b--c')).toThrow(ConfigError);
   });

@@ -15,7 +15,7 @@
  */
 import { ConfigError } from '@buildonce/errors';
 import { PROVENANCE_FILE, STORED_MANIFEST_FILE } from '@buildonce/artifact';
-import { isEnvironmentName, isProjectName, isVersion, parseProjectName, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
+import { isEnvironmentName, isProjectName, isVersion, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
 
 /** Namespace an artifact lives in: `trusted` (main builds) or `preview` (pull requests; never read by chain promotions). */
 export type ArtifactNamespace = 'trusted' | 'preview';
@@ -46,11 +46,6 @@ export function projectFromKey(key: string): ProjectName {
   const project = parts.length === 2 ? `@${parts[0]}/${parts[1]}` : key;
   if (parts.length > 2 || !isProjectName(project)) throw new ConfigError(`"${key}" is not a buildonce project key`);
   return project;
-}
-
-/** The project key of an unparsed project name. @throws InvalidProjectNameError (one line) */
-export function projectKeyOf(project: string): ProjectKey {
-  return projectKey(parseProjectName(project));
 }
 
 // ---------------------------------------------------------------------------------------------- artifacts

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredManifest } from '@buildonce/artifact';
 import { draft } from '@buildonce/testing';
-import { entryKind, factDeltas, fileDeltas, isPreviewEnv, repositoryOf, runUrl } from './model';
+import { isPreviewEnvironment } from '@buildonce/values';
+import { entryKind, factDeltas, fileDeltas, repositoryOf, runUrl } from './model';
 import { age, signedBytes } from './pages';
 import type { ProjectName, Version } from '@buildonce/values';
 
@@ -69,7 +70,7 @@ describe('dashboard model (pure)', () => {
     expect(age('2025-12-29T00:00:00Z', now)).toBe('4 d ago');
     expect(signedBytes(0)).toBe('±0 B');
     expect(signedBytes(-300)).toBe('-300 B');
-    expect(isPreviewEnv('pr-12')).toBe(true);
-    expect(isPreviewEnv('prod')).toBe(false);
+    expect(isPreviewEnvironment('pr-12')).toBe(true);
+    expect(isPreviewEnvironment('prod')).toBe(false);
   });
 });

@@ -100,9 +100,6 @@ export async function publishedProjects(store: BlobStore): Promise<ProjectName[]
   return out;
 }
 
-/** Preview environments are `pr-<n>`. */
-export const isPreviewEnv = isPreviewEnvironment;
-
 // -------------------------------------------------------------------------------------------------- git
 
 /** Git facts of the workspace (memoized): which commits exist, how many commits lie between two. */
@@ -246,7 +243,7 @@ export async function loadPipeline(src: DashboardSource, now = new Date()): Prom
   const previews = new Set<EnvironmentName>();
   for (const envs of index.projects.values())
     for (const env of envs)
-      if (isPreviewEnv(env)) previews.add(env);
+      if (isPreviewEnvironment(env)) previews.add(env);
       else if (!chainNames.includes(env)) extra.add(env);
   model.chain.push(...[...extra].sort());
   model.previews = [...previews].sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
