@@ -105,7 +105,7 @@ describe('promotion lock', () => {
     await l1.release();
     const l2 = await p2;
     expect(second).toBe(true);
-    expect(l2.tookOver).toBeUndefined();
+    expect(l2.unrecorded).toEqual([]);
     await expect(acquireLock({ ...base, actor: 'c', waitMs: 200 })).rejects.toThrow(/svc\/prod is locked by b .*gave up after 0 s/);
     await l2.release();
     // crashed holder: a held lease that expired
@@ -123,8 +123,48 @@ describe('promotion lock', () => {
     const got = await store.getBytes(lockKey('svc' as ProjectName, 'prod' as EnvironmentName));
     await store.putBytesIfMatch(lockKey('svc' as ProjectName, 'prod' as EnvironmentName), Buffer.from(JSON.stringify(stale)), got!.etag);
     const l3 = await acquireLock({ ...base, waitMs: 1000 });
-    expect(l3.tookOver).toMatchObject({ actor: 'crashed', version: '7' });
+    expect(l3.unrecorded).toMatchObject([{ actor: 'crashed', version: '7' }]);
     await l3.release();
+  });
+});
+
+describe('promotion lock: unrecorded promotions travel with the lease', () => {
+  it('an expired lease taken over stays in every later lease, released or abandoned, until a holder records it', async () => {
+    const store = fileStore();
+    let t = Date.now();
+    const take = (actor: string, version: string) =>
+      acquireLock({
+        store,
+        project: 'svc' as ProjectName,
+        env: 'prod' as EnvironmentName,
+        actor,
+        runId: null,
+        purpose: `promote ${version}`,
+        version: version as Version,
+        ttlMs: 1_000,
+        waitMs: 1_000,
+        now: () => t,
+      });
+    const a = await take('a', '1');
+    await a.abandon(); // a crashed mid-deploy
+    t += 60_000;
+    const b = await take('b', '2');
+    expect(b.unrecorded.map((l) => l.actor)).toEqual(['a']);
+    await b.release(); // b could not record a: its released lease keeps a
+    const c = await take('c', '3');
+    expect(c.unrecorded.map((l) => l.actor)).toEqual(['a']);
+    await c.abandon(); // c crashed too
+    t += 60_000;
+    const d = await take('d', '4');
+    expect(d.unrecorded.map((l) => [l.actor, l.version])).toEqual([
+      ['a', '1'],
+      ['c', '3'],
+    ]);
+    d.recorded();
+    await d.release();
+    const e = await take('e', '5');
+    expect(e.unrecorded).toEqual([]);
+    await e.release();
   });
 });
 

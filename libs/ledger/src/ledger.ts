@@ -114,6 +114,23 @@ export const historyEntrySchema = z
   })
   .strict();
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+/** How the `error` of an entry begins when it records a promotion whose holder stopped before recording. */
+export const INTERRUPTED_ERROR_PREFIX = 'interrupted: ';
+
+/** True for an entry recording a promotion whose holder stopped before recording (its deploy may be partly applied). */
+export function isInterrupted(e: HistoryEntry): boolean {
+  return e.status === 'failed' && !!e.error?.startsWith(INTERRUPTED_ERROR_PREFIX);
+}
+
+/**
+ * True when the entry's attempt changed (or may have changed) what the target runs: it has a `deploy`
+ * result (succeeded, or failed verification held or not restored), or it records an interrupted promotion,
+ * whose deploy may be partly applied, so what runs is unknown until the next deploy.
+ */
+export function changedTarget(e: HistoryEntry): boolean {
+  return !!e.deploy || isInterrupted(e);
+}
 /** An entry before the ledger assigns `seq` and `previousVersion`. */
 export type EntryDraft = Omit<HistoryEntry, 'seq' | 'previousVersion' | 'schemaVersion' | 'writeId'>;
 

@@ -12,18 +12,30 @@ import { versionSchema, type EnvironmentName, type ProjectName, type Version } f
  * `state: "released"`. It serialises deploy + record so the order of deploys equals the order of
  * history entries (the ledger itself stays correct without it, see appendEntry).
  */
+const leaseFields = {
+  state: z.enum(['held', 'released']),
+  owner: z.string(),
+  actor: z.string(),
+  runId: z.string().nullable(),
+  /** what the holder is doing, e.g. `promote 123` / `rollback 99` */
+  purpose: z.string(),
+  version: versionSchema.nullable(),
+  acquiredAt: z.string(),
+  /** ISO 8601; a held lease past this instant may be taken over */
+  expiresAt: z.string(),
+};
+/** A lease as it was when its holder stopped renewing (carried inside later leases until recorded). */
+export const interruptedLeaseSchema = z.object(leaseFields).strict();
+export type InterruptedLease = z.infer<typeof interruptedLeaseSchema>;
 export const leaseSchema = z
   .object({
-    state: z.enum(['held', 'released']),
-    owner: z.string(),
-    actor: z.string(),
-    runId: z.string().nullable(),
-    /** what the holder is doing, e.g. `promote 123` / `rollback 99` */
-    purpose: z.string(),
-    version: versionSchema.nullable(),
-    acquiredAt: z.string(),
-    /** ISO 8601; a held lease past this instant may be taken over */
-    expiresAt: z.string(),
+    ...leaseFields,
+    /**
+     * Expired leases taken over whose promotions are not yet recorded as interrupted. The takeover writes
+     * them into the new lease in the same compare-and-swap, and every later lease keeps them until their
+     * entries are appended, so an interrupted deploy is never forgotten, whatever fails after the takeover.
+     */
+    unrecorded: z.array(interruptedLeaseSchema).optional(),
   })
   .strict();
 export type Lease = z.infer<typeof leaseSchema>;
@@ -45,19 +57,20 @@ export interface LockOptions {
   now?: () => number;
 }
 
-/** A held lock. `expired` describes a lease taken over from a holder that stopped renewing (crash / cancel). */
+/** A held lock. `unrecorded` lists leases of holders that stopped renewing (crash / cancel) before recording. */
 export interface HeldLock {
-  /** an expired lease this acquisition took over (its holder may have deployed without recording) */
-  tookOver?: Lease;
+  /**
+   * Promotions whose holders stopped before recording (their deploys may be partly applied), oldest first:
+   * an expired lease this acquisition took over, and any that lease still carried. Empty when none.
+   * They stay in the lease (and reach the next holder) until {@link HeldLock.recorded} is called.
+   */
+  readonly unrecorded: readonly InterruptedLease[];
+  /** the caller has appended an entry for every `unrecorded` lease: later lease writes drop them */
+  recorded(): void;
   /** false once a renewal found the lease taken over by someone else */
   readonly held: boolean;
   release(): Promise<void>;
-  /**
-   * Writes `lease` (the expired lease this acquisition took over) back in place of ours, so the next
-   * promotion takes it over again and records it; used when recording it failed. Ends our hold.
-   */
-  handBack(lease: Lease): Promise<void>;
-  /** stops renewing without releasing: the lease expires and the next holder records this promotion as interrupted */
+  /** stops renewing without releasing: the lease expires and the next holder records this promotion (and any `unrecorded`) as interrupted */
   abandon(): Promise<void>;
 }
 
@@ -94,6 +107,8 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
   const now = o.now ?? Date.now;
   const owner = randomUUID();
   const start = now();
+  /** what every write of our lease carries until the caller has recorded it */
+  let carried: InterruptedLease[] = [];
   const lease = (state: Lease['state']): Buffer =>
     Buffer.from(
       JSON.stringify({
@@ -105,22 +120,20 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         version: o.version,
         acquiredAt: new Date(start).toISOString(),
         expiresAt: new Date(now() + ttl).toISOString(),
+        ...(carried.length ? { unrecorded: carried } : {}),
       } satisfies Lease) + '\n',
     );
   let waitingLogged = false;
-  /** the expired lease our last write tried to take over (kept if that write's response is lost) */
-  let pendingTakeover: Lease | undefined;
   for (let attempt = 0; ; attempt++) {
     const got = await store.getBytes(key);
-    let tookOver: Lease | undefined;
     let expected: string | null = null;
     let acquired: string | undefined;
     if (got) {
       const cur = parseLease(got.bytes, store.uriOf(key));
       if (cur.owner === owner && cur.state === 'held') {
-        // our own lease: an earlier write of ours was applied but its response was lost
+        // our own lease: an earlier write of ours was applied but its response was lost; what it carries is ours to record
         acquired = got.etag;
-        tookOver = pendingTakeover;
+        carried = cur.unrecorded ?? [];
       }
       const expired = Date.parse(cur.expiresAt) <= now();
       if (acquired === undefined && cur.state === 'held' && !expired) {
@@ -137,12 +150,13 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         continue;
       }
       if (acquired === undefined) {
-        if (cur.state === 'held') tookOver = cur;
+        // a released lease may still carry unrecorded promotions (its holder could not record them); an expired held one is one itself
+        const { unrecorded = [], ...self } = cur;
+        carried = cur.state === 'held' ? [...unrecorded, self] : unrecorded;
         expected = got.etag;
       }
-    }
+    } else carried = [];
     if (acquired === undefined) {
-      pendingTakeover = tookOver;
       const r = await store.putBytesIfMatch(key, lease('held'), expected);
       if (r.status !== 'written') {
         await sleep(Math.random() * 50);
@@ -150,7 +164,8 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
       }
       acquired = r.etag;
     }
-    if (tookOver) o.log?.(`took over an expired ${o.env} lock of ${tookOver.actor} ("${tookOver.purpose}", expired ${tookOver.expiresAt})`);
+    for (const l of carried) o.log?.(`took over an expired ${o.env} lock of ${l.actor} ("${l.purpose}", expired ${l.expiresAt}), not yet recorded`);
+    const unrecorded = [...carried];
     let etag = acquired;
     let held = true;
     let renewing: Promise<void> = Promise.resolve();
@@ -184,7 +199,10 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
     );
     timer.unref();
     return {
-      tookOver,
+      unrecorded,
+      recorded() {
+        carried = [];
+      },
       get held() {
         return held;
       },
@@ -192,13 +210,6 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         clearInterval(timer);
         await renewing;
         held = false;
-      },
-      async handBack(old: Lease) {
-        clearInterval(timer);
-        await renewing;
-        if (!held) return;
-        held = false;
-        await store.putBytesIfMatch(key, Buffer.from(JSON.stringify(old) + '\n'), etag).catch(() => undefined);
       },
       async release() {
         clearInterval(timer);

@@ -119,7 +119,7 @@ describe('interrupted promotions', () => {
     expect(err!.message.split('\n')).toHaveLength(1);
     expect((await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName)).length).toBe(1); // nothing half recorded
     const lease = JSON.parse((await store.getBytes(lockKey('svc' as ProjectName, 'dev' as EnvironmentName)))!.bytes.toString());
-    expect(lease).toMatchObject({ actor: 'crashed-bot', version: '2', state: 'held' });
+    expect(lease).toMatchObject({ state: 'released', unrecorded: [{ actor: 'crashed-bot', version: '2', state: 'held' }] });
     failReads = false;
     await promoteVersion(req('1', 'dev'));
     const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
@@ -129,4 +129,43 @@ describe('interrupted promotions', () => {
       ['1', 'succeeded'],
     ]);
   });
+
+  it('a fault at any store request after the takeover (failed, or applied with its response lost) never loses the interrupted deploy', async () => {
+    // Generated: the k-th store request of the promotion that takes over fails, for every k until one runs clean;
+    // each fault is injected both ways. Then promotions without faults run: the crashed deploy must be in history.
+    const writes = new Set(['putBytesIfMatch', 'putBytesIfAbsent', 'putFileIfAbsent', 'delete']);
+    for (const mode of ['fails', 'response-lost'] as const) {
+      for (let k = 1; ; k++) {
+        const { store, target, req } = setup();
+        await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+        await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
+        await promoteVersion(req('1', 'dev'));
+        await crashMidDeploy(store, target, '2');
+        let calls = 0;
+        const faulty = new Proxy(store, {
+          get(t, prop, recv) {
+            const v = Reflect.get(t, prop, recv);
+            if (typeof v !== 'function' || prop === 'uriOf' || prop === 'list') return typeof v === 'function' ? v.bind(t) : v;
+            return async (...args: unknown[]) => {
+              if (++calls !== k) return v.apply(t, args);
+              if (mode === 'response-lost' && writes.has(String(prop))) await v.apply(t, args);
+              throw new StoreAccessError(`injected fault at request ${k} (${String(prop)})`);
+            };
+          },
+        });
+        // a 1 s lease: where the faulty promotion could not release it, the next one takes it over after expiry
+        const first = await promoteVersion({ ...req('1', 'dev'), store: faulty, lock: { ttlMs: 1_000, waitMs: 5_000 } }).then(
+          () => 'ok' as const,
+          (e: Error) => e,
+        );
+        if (first !== 'ok') expect(first.message.split('\n'), `k=${k} ${mode}`).toHaveLength(1);
+        await promoteVersion(req('1', 'dev'));
+        const h = await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName);
+        const recorded2 = h.filter((e) => e.version === '2').length;
+        expect(recorded2, `k=${k} ${mode}: history ${h.map((e) => `${e.version}:${e.status}`).join(' ')}`).toBeGreaterThanOrEqual(1);
+        expect(target.deployed.at(-1), `k=${k} ${mode}`).toBe('1');
+        if (calls < k) break; // this promotion made fewer than k requests: every position was covered
+      }
+    }
+  }, 120_000);
 });

@@ -6,8 +6,17 @@ import { locateArtifact, type VerifiedArtifact } from './artifact';
 import { isExpectedError } from '@buildonce/errors';
 import { DeployError } from '@buildonce/deploy';
 import { LedgerError, PolicyError, RecordFailedError } from '@buildonce/errors';
-import { appendEntry, findEntry, readCurrent, type EntryDraft, type HistoryEntry } from '@buildonce/ledger';
-import { acquireLock, readLease, type HeldLock, type Lease } from '@buildonce/ledger';
+import {
+  appendEntry,
+  changedTarget,
+  findEntry,
+  INTERRUPTED_ERROR_PREFIX,
+  isInterrupted,
+  readCurrent,
+  type EntryDraft,
+  type HistoryEntry,
+} from '@buildonce/ledger';
+import { acquireLock, readLease, type HeldLock, type InterruptedLease } from '@buildonce/ledger';
 import type { PromotionMetadata } from './metadata';
 import { checkPolicy, isVerifiedSuccess } from './policy';
 import { checkProvenance } from './provenance';
@@ -107,9 +116,10 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
 
 /**
  * True when `version` is the pointer's version AND what the target runs: the newest history entry
- * that changed the target (`deploy` set, succeeded or failed) is of that version. A failed
- * verification that was held, or whose restore failed, leaves another version running under an
- * unchanged pointer: "already current" must not be answered then.
+ * that changed the target ({@link changedTarget}: `deploy` set, succeeded or failed) is of that version.
+ * A failed verification that was held, or whose restore failed, leaves another version running under an
+ * unchanged pointer, and after an interrupted promotion what runs is unknown: "already current" must not
+ * be answered then.
  */
 export async function isLive(
   r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>,
@@ -117,27 +127,30 @@ export async function isLive(
   current: Awaited<ReturnType<typeof readCurrent>>,
 ): Promise<boolean> {
   if (current?.entry.version !== version) return false;
-  const live = await findEntry(r.store, r.project, r.environment.name, (e) => !!e.deploy);
-  return !live || live.version === version;
+  const live = await findEntry(r.store, r.project, r.environment.name, changedTarget);
+  return !live || (live.version === version && !isInterrupted(live));
 }
 
 /**
- * True when the environment's lock is held, live or expired: a promotion is running or one stopped
- * mid-deploy without recording, so the ledger's current version may not be what the target runs and
- * "already current" must be decided under the lock (issue 11 item 2).
+ * True when the environment's lock is held, live or expired, or carries promotions not yet recorded:
+ * a promotion is running or one stopped mid-deploy without recording, so the ledger's current version
+ * may not be what the target runs and "already current" must be decided under the lock.
  */
 export async function promotionInFlight(r: Pick<PromoteRequest, 'store' | 'project' | 'environment'>): Promise<boolean> {
-  return (await readLease(r.store, r.project, r.environment.name))?.state === 'held';
+  const lease = await readLease(r.store, r.project, r.environment.name);
+  return lease?.state === 'held' || !!lease?.unrecorded?.length;
 }
 
 /**
- * Runs `fn` under the project+environment lock. An expired lease taken over (a promotion that stopped
- * mid-deploy) is recorded first as an `interrupted` failed entry; `fn` learns about it through
- * `tookOver`. If that record cannot be written the lease is handed back (so the next promotion records
- * it) and a one-line LedgerError is thrown: an interrupted deploy never vanishes from history.
+ * Runs `fn` under the project+environment lock. Promotions whose holders stopped before recording (an
+ * expired lease taken over, and any it still carried) are recorded first as `interrupted` failed
+ * entries; `fn` learns through `tookOver` that the target may run anything. If they cannot be recorded
+ * a one-line LedgerError is thrown and the lease keeps carrying them (it was written with them in the
+ * takeover's own compare-and-swap), so the next promotion records them: an interrupted deploy never
+ * vanishes from history, whatever fails after the takeover.
  * @throws LedgerError, LockTimeoutError, and whatever `fn` throws
  */
-export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver?: Lease }) => Promise<T>): Promise<T> {
+export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver: boolean }) => Promise<T>): Promise<T> {
   const lock: HeldLock = await acquireLock({
     store: r.store,
     project: r.project,
@@ -152,19 +165,18 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { 
   });
   let abandon = false;
   try {
-    if (lock.tookOver) {
+    for (const l of lock.unrecorded) {
       try {
-        await recordInterrupted(r, lock.tookOver);
+        await recordInterrupted(r, l);
       } catch (e) {
-        await lock.handBack(lock.tookOver);
-        const l = lock.tookOver;
         throw new LedgerError(
-          `could not record the interrupted promotion of ${l.version} by ${l.actor}: ${((e as Error)?.message ?? String(e)).split('\n')[0]}; its lock was handed back so the next promotion records it: retry`,
+          `could not record the interrupted promotion of ${l.version} by ${l.actor}: ${((e as Error)?.message ?? String(e)).split('\n')[0]}; the lock keeps it so the next promotion records it: retry`,
           { cause: e },
         );
       }
     }
-    return await fn({ tookOver: lock.tookOver });
+    lock.recorded();
+    return await fn({ tookOver: lock.unrecorded.length > 0 });
   } catch (e) {
     abandon = e instanceof RecordFailedError;
     throw e;
@@ -175,7 +187,7 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { 
 }
 
 /** Records a `failed` entry for a promotion whose holder stopped renewing its lease mid-deploy (crash, cancelled job). */
-async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void> {
+async function recordInterrupted(r: PromoteRequest, lease: InterruptedLease): Promise<void> {
   if (!lease.version) return;
   const done = await findEntry(
     r.store,
@@ -194,7 +206,7 @@ async function recordInterrupted(r: PromoteRequest, lease: Lease): Promise<void>
     rollback: lease.purpose.startsWith('rollback'),
     artifact,
     deploy: null,
-    error: `interrupted: "${lease.purpose}" by ${lease.actor}${lease.runId ? ` (run ${lease.runId})` : ''} stopped before recording (lease expired ${lease.expiresAt}); its deploy may be partly applied`,
+    error: `${INTERRUPTED_ERROR_PREFIX}"${lease.purpose}" by ${lease.actor}${lease.runId ? ` (run ${lease.runId})` : ''} stopped before recording (lease expired ${lease.expiresAt}); its deploy may be partly applied`,
     commit: null,
     runId: lease.runId,
     actor: lease.actor,

@@ -1,7 +1,7 @@
 import type { DeployRequest } from '@buildonce/deploy';
 import { locateArtifact } from './artifact';
 import { RollbackError } from '@buildonce/errors';
-import { readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
+import { changedTarget, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
 import { deployAndRecord, isLive, promotionInFlight, withLock, type PromoteRequest, type PromoteResult } from './promote';
 import { checkProvenance } from './provenance';
 import type { EnvironmentName } from '@buildonce/values';
@@ -29,13 +29,14 @@ export function rollbackStack(history: HistoryEntry[]): string[] {
 
 /**
  * The entry whose deploy the target runs now (pure): the newest entry that changed the target
- * (`deploy` set), succeeded or not. A failed verification held (`onFailure: hold`) or whose restore
- * failed leaves its version running while the pointer still names the last verified one.
+ * (`changedTarget`: `deploy` set, succeeded or not, or an interrupted promotion, which may have
+ * deployed). A failed verification held (`onFailure: hold`), an unrestored one or an interruption
+ * leaves its version (possibly) running while the pointer still names the last verified one.
  * @param history entries in any order
  */
 export function deployedEntry(history: HistoryEntry[]): HistoryEntry | undefined {
   let best: HistoryEntry | undefined;
-  for (const e of history) if (e.deploy && (!best || e.seq > best.seq)) best = e;
+  for (const e of history) if (changedTarget(e) && (!best || e.seq > best.seq)) best = e;
   return best;
 }
 

@@ -16,7 +16,7 @@ import {
 } from '@buildonce/store';
 import { startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from '@buildonce/config';
-import { listSeqs, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
+import { isInterrupted, listSeqs, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
 import { promoteVersion, type PromoteRequest } from '@buildonce/promotion';
 import { runRetention } from './retention';
 import { rollbackEnvironment } from '@buildonce/promotion';
@@ -106,7 +106,7 @@ async function checkLedger(envName: string, deploysBefore: number): Promise<{ en
   const deploys = count(deployed);
   const recordedOk = count(succeeded.map((e) => e.version));
   // interrupted promotions, and failed verifications (held or restored) recorded with the deploy they made
-  const interrupted = count(entries.filter((e) => e.status === 'failed' && (e.error?.startsWith('interrupted') || e.deploy)).map((e) => e.version));
+  const interrupted = count(entries.filter((e) => e.status === 'failed' && (isInterrupted(e) || e.deploy)).map((e) => e.version));
   for (const [v, n] of deploys) {
     const rec = (recordedOk.get(v) ?? 0) + (interrupted.get(v) ?? 0);
     if (rec < n) inconsistencies.push(`${envName}: version ${v} deployed ${n} time(s) but recorded ${rec} time(s)`);

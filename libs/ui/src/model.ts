@@ -12,7 +12,7 @@ import {
   type BlobStore,
 } from '@buildonce/store';
 import { inspectVersionProvenance, type VersionProvenanceReport } from '@buildonce/promotion';
-import { listEnvironments, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
+import { isInterrupted, listEnvironments, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
 import { type BuildonceConfig } from '@buildonce/config';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
@@ -323,7 +323,7 @@ export type EntryKind = 'succeeded' | 'failed' | 'verification-failed' | 'interr
 /** Classifies a history entry for display. */
 export function entryKind(e: HistoryEntry): EntryKind {
   if (e.status === 'failed') {
-    if (e.error?.startsWith('interrupted:')) return 'interrupted';
+    if (isInterrupted(e)) return 'interrupted';
     if (e.rollback) return 'failed-rollback';
     return e.verification && !e.verification.passed ? 'verification-failed' : 'failed';
   }
