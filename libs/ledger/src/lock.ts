@@ -67,7 +67,7 @@ export interface HeldLock {
   readonly unrecorded: readonly InterruptedLease[];
   /** the caller has appended an entry for every `unrecorded` lease: later lease writes drop them */
   recorded(): void;
-  /** false once a renewal found the lease taken over by someone else */
+  /** false once a renewal found the lease taken over by someone else, or the last expiry written has passed (renewals failing) */
   readonly held: boolean;
   release(): Promise<void>;
   /** stops renewing without releasing: the lease expires and the next holder records this promotion (and any `unrecorded`) as interrupted */
@@ -109,6 +109,8 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
   const start = now();
   /** what every write of our lease carries until the caller has recorded it */
   let carried: InterruptedLease[] = [];
+  /** the expiry written by the last lease we built (it becomes ours once that write succeeds), epoch ms */
+  let builtExpiry = 0;
   const lease = (state: Lease['state']): Buffer =>
     Buffer.from(
       JSON.stringify({
@@ -119,7 +121,7 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         purpose: o.purpose,
         version: o.version,
         acquiredAt: new Date(start).toISOString(),
-        expiresAt: new Date(now() + ttl).toISOString(),
+        expiresAt: new Date((builtExpiry = now() + ttl)).toISOString(),
         ...(carried.length ? { unrecorded: carried } : {}),
       } satisfies Lease) + '\n',
     );
@@ -133,6 +135,7 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
       if (cur.owner === owner && cur.state === 'held') {
         // our own lease: an earlier write of ours was applied but its response was lost; what it carries is ours to record
         acquired = got.etag;
+        builtExpiry = Date.parse(cur.expiresAt);
         carried = cur.unrecorded ?? [];
       }
       const expired = Date.parse(cur.expiresAt) <= now();
@@ -168,14 +171,18 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
     const unrecorded = [...carried];
     let etag = acquired;
     let held = true;
+    // held only until the last expiry we know was written: renewals that keep failing must not outlive the lease
+    let validUntil = builtExpiry;
     let renewing: Promise<void> = Promise.resolve();
     const timer = setInterval(
       () => {
         renewing = renewing.then(async () => {
           if (!held) return;
           const w = await store.putBytesIfMatch(key, lease('held'), etag).catch(() => undefined);
-          if (w?.status === 'written') etag = w.etag;
-          else if (w?.status === 'precondition-failed') {
+          if (w?.status === 'written') {
+            etag = w.etag;
+            validUntil = builtExpiry;
+          } else if (w?.status === 'precondition-failed') {
             // a renewal whose response was lost also ends here: the lease may still be ours
             const again = await store.getBytes(key).catch(() => undefined);
             const cur = again
@@ -187,15 +194,17 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
                   }
                 })()
               : undefined;
-            if (again && cur?.owner === owner && cur.state === 'held') etag = again.etag;
-            else {
+            if (again && cur?.owner === owner && cur.state === 'held') {
+              etag = again.etag;
+              validUntil = Date.parse(cur.expiresAt);
+            } else {
               held = false;
               o.log?.(`lost the ${o.env} lock (taken over after expiry)`);
             }
           }
         });
       },
-      Math.max(1000, Math.floor(ttl / 3)),
+      Math.max(200, Math.floor(ttl / 3)),
     );
     timer.unref();
     return {
@@ -204,7 +213,7 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
         carried = [];
       },
       get held() {
-        return held;
+        return held && now() < validUntil;
       },
       async abandon() {
         clearInterval(timer);

@@ -168,4 +168,30 @@ describe('interrupted promotions', () => {
       }
     }
   }, 120_000);
+
+  it('a holder whose lease expired while its renewals failed deploys nothing', async () => {
+    const { store, target, req } = setup();
+    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
+    const lock = lockKey('svc' as ProjectName, 'dev' as EnvironmentName);
+    let lockWrites = 0;
+    const cut: BlobStore = Object.create(store);
+    cut.putBytesIfMatch = async (key, bytes, etag, opts) => {
+      // the acquisition lands; every renewal after it cannot reach the store
+      if (key === lock && ++lockWrites > 1) throw new StoreAccessError('cannot reach the store (test)');
+      return store.putBytesIfMatch(key, bytes, etag, opts);
+    };
+    cut.getBytes = async (key) => {
+      // the read under the lock is slow: the 600 ms lease expires meanwhile
+      if (key.endsWith('current.json') && lockWrites >= 1) await new Promise((r) => setTimeout(r, 900));
+      return store.getBytes(key);
+    };
+    const err = await promoteVersion({ ...req('1', 'dev'), store: cut, lock: { ttlMs: 600, waitMs: 5_000 } }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(LedgerError);
+    expect(err!.message).toMatch(/^lost the dev lock before deploying 1 .*nothing was deployed; retry$/);
+    expect(target.deployed).toEqual([]);
+    expect(await readHistory(store, 'svc' as ProjectName, 'dev' as EnvironmentName)).toEqual([]);
+  });
 });

@@ -102,13 +102,14 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
     log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
     return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
   }
-  return withLock(r, `promote ${version}`, async ({ tookOver }) => {
+  return withLock(r, `promote ${version}`, async ({ tookOver, assertHeld }) => {
     const again = await readCurrent(store, project, env.name);
     // after taking over an interrupted promotion the live target may run anything: deploy again
     if (again && !tookOver && (await isLive(r, version, again))) {
       log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
       return { status: 'already-current', entry: again.entry };
     }
+    assertHeld();
     log(`deploying ${version} to ${where}`);
     return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
   });
@@ -144,13 +145,14 @@ export async function promotionInFlight(r: Pick<PromoteRequest, 'store' | 'proje
 /**
  * Runs `fn` under the project+environment lock. Promotions whose holders stopped before recording (an
  * expired lease taken over, and any it still carried) are recorded first as `interrupted` failed
- * entries; `fn` learns through `tookOver` that the target may run anything. If they cannot be recorded
+ * entries; `fn` learns through `tookOver` that the target may run anything, and calls `assertHeld` right
+ * before it deploys (a lease lost to expiry must not deploy). If they cannot be recorded
  * a one-line LedgerError is thrown and the lease keeps carrying them (it was written with them in the
  * takeover's own compare-and-swap), so the next promotion records them: an interrupted deploy never
  * vanishes from history, whatever fails after the takeover.
  * @throws LedgerError, LockTimeoutError, and whatever `fn` throws
  */
-export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver: boolean }) => Promise<T>): Promise<T> {
+export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { tookOver: boolean; assertHeld: () => void }) => Promise<T>): Promise<T> {
   const lock: HeldLock = await acquireLock({
     store: r.store,
     project: r.project,
@@ -176,7 +178,14 @@ export async function withLock<T>(r: PromoteRequest, purpose: string, fn: (o: { 
       }
     }
     lock.recorded();
-    return await fn({ tookOver: lock.unrecorded.length > 0 });
+    const assertHeld = () => {
+      // a holder whose renewals failed until the lease expired must not deploy over the promotion that took it over
+      if (!lock.held)
+        throw new LedgerError(
+          `lost the ${r.environment.name} lock before deploying ${r.version} (its lease expired and another promotion took it over): nothing was deployed; retry`,
+        );
+    };
+    return await fn({ tookOver: lock.unrecorded.length > 0, assertHeld });
   } catch (e) {
     abandon = e instanceof RecordFailedError;
     throw e;

@@ -116,12 +116,13 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
     log(`dry run: would restore ${version} on ${r.target.describe(req)} and record a rollback entry`);
     return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: r.target.describe(req), artifact };
   }
-  return withLock(pr, `rollback ${version}`, async ({ tookOver }) => {
+  return withLock(pr, `rollback ${version}`, async ({ tookOver, assertHeld }) => {
     const again = await readCurrent(store, project, env.name);
     if (again && !tookOver && (await isLive(pr, version, again))) {
       log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
       return { status: 'already-current', entry: again.entry };
     }
+    assertHeld();
     const entry = await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
     return { status: 'promoted', entry };
   });
