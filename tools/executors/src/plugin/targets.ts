@@ -86,8 +86,8 @@ const PACKAGING: Record<Deployable['kind'], string[]> = { 'rust-lambda': ['yazl'
  * What a cargo build reads: the crate's own files (Cargo.toml, Cargo.lock, src/, build.rs, anything
  * `include_str!` pulls in) without its tests, docs and target dir, plus the workspace-level cargo and
  * rustup configuration. Never the workspace's named inputs: their `sharedGlobals` (tsconfig.base.json,
- * CI files) cannot change a Rust binary. Written as workspace paths because a `{projectRoot}` file set
- * makes Nx also hash the root tsconfig's compilerOptions into the task (its "TsConfig" instruction).
+ * CI files) cannot change a Rust binary. The root tsconfig's compilerOptions, which Nx 23 hashes into every
+ * task (its "TsConfig" node), are left out by the version hasher (src/hasher/version-hasher.js).
  * The toolchain identity and the offline registry are added by {@link buildInputs}.
  */
 export function rustInputs(projectRoot: string): InputDefinition[] {

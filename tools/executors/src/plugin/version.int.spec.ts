@@ -111,7 +111,7 @@ describe('inferred build inputs (rust-scorer)', () => {
     return JSON.parse(readFileSync(join(ws.root, 'dist/apps/rust-scorer/artifact.json'), 'utf8')).version as string;
   };
 
-  it('keeps Rust versions when tsconfig.base.json gains a library path (TypeScript configuration is no Rust input)', () => {
+  it('keeps Rust versions when tsconfig.base.json gains a library path or a compiler option changes (TypeScript configuration is no Rust input)', () => {
     // x86_64: the host's own target builds fastest; the versions compared below are all of this crate
     edit('apps/rust-scorer/Cargo.toml', (t) => t.replace('architecture = "arm64"', 'architecture = "x86_64"'));
     const r0 = rustVersion();
@@ -127,6 +127,17 @@ describe('inferred build inputs (rust-scorer)', () => {
       expect(version(), 'the same edit is an input of the TypeScript service').not.toBe(ts0);
     } finally {
       undo();
+    }
+    // compiler options (what a TypeScript upgrade or a stricter workspace writes) are no Rust input either
+    const undoOptions = edit('tsconfig.base.json', (t) => {
+      const json = JSON.parse(t);
+      json.compilerOptions = { ...json.compilerOptions, noUnusedLocals: !json.compilerOptions.noUnusedLocals };
+      return JSON.stringify(json, null, 2);
+    });
+    try {
+      expect(rustVersion()).toBe(r0);
+    } finally {
+      undoOptions();
     }
   }, 600_000);
 });
