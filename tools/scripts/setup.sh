@@ -60,3 +60,9 @@ if ! command -v pnpm >/dev/null 2>&1; then
   echo "[setup] npm install -g pnpm@10.34.9"
   npm install -g pnpm@10.34.9 --no-audit --no-fund --loglevel=error
 fi
+
+# yarn berry for the adoption e2e's yarn workspace (corepack cannot fetch it offline); a yarn 1 on PATH is replaced
+if ! command -v yarn >/dev/null 2>&1 || [[ "$(yarn --version 2>/dev/null)" != 4.* ]]; then
+  echo "[setup] npm install -g @yarnpkg/cli-dist@4.18.1"
+  npm install -g @yarnpkg/cli-dist@4.18.1 --no-audit --no-fund --loglevel=error
+fi

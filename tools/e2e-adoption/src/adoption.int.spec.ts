@@ -127,13 +127,23 @@ describe('a fresh Nx workspace adopts buildonce', () => {
     git(ws, 'commit', '-qm', `@buildonce/nx ${pkg.version}`);
   });
 
-  it('a generated rust-lambda publishes, and a second clone publishes the same bytes under the same version', () => {
+  it('a generated rust-lambda publishes, keeps its version through tsconfig.base.json edits, and a second clone publishes the same bytes under the same version', () => {
     nx(ws, 'g', '@buildonce/nx:rust-lambda', 'scorer', '--no-interactive');
     git(ws, 'add', '-A');
     git(ws, 'commit', '-qm', 'scorer lambda');
     expect(git(ws, 'ls-files', '*project.json').trim()).toBe('libs/legacy/project.json');
     nx(ws, 'run', 'scorer:publish');
     const version = versionOf(ws, 'scorer', 'dist/apps/scorer');
+
+    // TypeScript configuration is no input of a Rust Lambda: a new library path and a stricter compiler keep its version
+    const tsconfig = join(ws, 'tsconfig.base.json');
+    const before = readFileSync(tsconfig, 'utf8');
+    const json = JSON.parse(before) as { compilerOptions: Record<string, unknown> & { paths?: Record<string, string[]> } };
+    json.compilerOptions.paths = { ...json.compilerOptions.paths, '@acme/new-lib': ['./libs/new-lib/src/index.ts'] };
+    json.compilerOptions.noUnusedParameters = !json.compilerOptions.noUnusedParameters;
+    writeFileSync(tsconfig, JSON.stringify(json, null, 2) + '\n');
+    expect(versionOf(ws, 'scorer', 'dist/apps/scorer'), 'tsconfig.base.json edit').toBe(version);
+    writeFileSync(tsconfig, before);
 
     const clone = join(tmp, 'acme-clone');
     git(tmp, 'clone', '-q', ws, clone);

@@ -1,5 +1,6 @@
 /**
- * The adoption scenario every package manager runs (adoption.int.spec.ts: npm, adoption-pnpm.int.spec.ts: pnpm),
+ * The adoption scenario every package manager runs (adoption.int.spec.ts: npm, adoption-pnpm.int.spec.ts: pnpm,
+ * adoption-yarn.int.spec.ts: yarn berry with the node-modules linker),
  * one workspace per package manager (creating it is the slow part):
  *   create-nx-workspace@23.2.1 --preset=ts → nx add @buildonce/nx (the packed tarball) → the library shapes Nx
  *   makes: `packages/greeter` (@nx/js:lib default: tsc-built, `exports` with the `@acme/source` condition),
@@ -11,12 +12,12 @@
  * with one line.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { freePort } from '@buildonce/testing';
 
-export type PackageManager = 'npm' | 'pnpm';
+export type PackageManager = 'npm' | 'pnpm' | 'yarn';
 
 export const repoRoot = resolve(__dirname, '../../..');
 export const packDir = join(repoRoot, 'dist/packages/buildonce-nx');
@@ -41,6 +42,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     GIT_COMMITTER_NAME: 'e2e',
     GIT_COMMITTER_EMAIL: 'e2e@example.com',
     BUILDONCE_CARGO_OFFLINE_REGISTRY: registry,
+    // yarn berry refuses to touch its lockfile under CI=true; the scenario adds packages on purpose
+    YARN_ENABLE_IMMUTABLE_INSTALLS: 'false',
     ...extra,
   };
 }
@@ -119,9 +122,21 @@ export const SERVICES = [
 export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string {
   const tarball = packedTarball();
   const ws = join(tmp, 'acme');
+  // create-nx-workspace --packageManager=yarn runs `yarn set version`, which downloads yarn from
+  // repo.yarnpkg.com; with no route there the yarn workspace is made the way a team moves to yarn berry:
+  // the npm workspace, its lockfile replaced by yarn's, the installed yarn release checked in as yarnPath
   step(`[${pm}] create-nx-workspace --preset=ts`, () =>
-    sh(tmp, 'npx', ['-y', 'create-nx-workspace@23.2.1', 'acme', '--preset=ts', '--nxCloud=skip', `--packageManager=${pm}`, '--interactive=false']),
+    sh(tmp, 'npx', [
+      '-y',
+      'create-nx-workspace@23.2.1',
+      'acme',
+      '--preset=ts',
+      '--nxCloud=skip',
+      `--packageManager=${pm === 'yarn' ? 'npm' : pm}`,
+      '--interactive=false',
+    ]),
   );
+  if (pm === 'yarn') step('[yarn] yarn berry (node-modules linker) replaces npm', () => adoptYarnBerry(ws));
   // `nx add` installs the package with the workspace's package manager, then runs its init generator; the
   // packed tarball stands in for the registry with a `file:` spec
   step(`[${pm}] nx add @buildonce/nx`, () => nx(ws, 'add', `@buildonce/nx@file:${tarball}`));
@@ -145,7 +160,7 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
     nx(ws, 'g', '@buildonce/nx:node-service', 'esm-api', '--skipInstall', '--no-interactive');
   });
   const health = "res.json({ status: 'ok', version: release.version })";
-  const link = pm === 'pnpm' ? 'workspace:*' : '*';
+  const link = pm === 'npm' ? '*' : 'workspace:*';
   // CommonJS service: a tsc-built default library (through its source condition) and a --bundler=none library
   edit(
     join(ws, 'apps/api/src/app.ts'),
@@ -175,12 +190,37 @@ export function createAdoptedWorkspace(tmp: string, pm: PackageManager): string 
     p.type = 'module';
     p.dependencies['@acme/greeter'] = link;
   });
-  step(`[${pm}] ${pm} install`, () =>
-    sh(ws, pm, pm === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error'] : ['install', '--no-frozen-lockfile']),
-  );
+  const install = { npm: ['install', '--no-audit', '--no-fund', '--loglevel=error'], pnpm: ['install', '--no-frozen-lockfile'], yarn: ['install'] };
+  step(`[${pm}] ${pm} install`, () => sh(ws, pm, install[pm]));
   git(ws, 'add', '-A');
   git(ws, 'commit', '-qm', 'adopt buildonce: three library shapes, a CommonJS and an ESM service');
   return ws;
+}
+
+/**
+ * Turns the npm workspace `ws` into a yarn berry one (what create-nx-workspace --packageManager=yarn writes:
+ * `.yarnrc.yml` with `nodeLinker: node-modules` and `enableScripts: false`), pinned to the yarn on PATH through
+ * a checked-in `yarnPath` release, installs and commits.
+ */
+function adoptYarnBerry(ws: string): void {
+  const yarnVersion = sh(ws, 'yarn', ['--version']).trim();
+  const release = join(ws, '.yarn/releases', `yarn-${yarnVersion}.cjs`);
+  mkdirSync(dirname(release), { recursive: true });
+  // the yarn on PATH is @yarnpkg/cli-dist's bin/yarn.js (a symlink): its real file is the release
+  copyFileSync(realpathSync(sh(ws, 'which', ['yarn']).trim()), release);
+  writeFileSync(
+    join(ws, '.yarnrc.yml'),
+    `nodeLinker: node-modules\nenableScripts: false\nenableTelemetry: false\nyarnPath: .yarn/releases/yarn-${yarnVersion}.cjs\n`,
+  );
+  editJson<{ packageManager?: string }>(join(ws, 'package.json'), (p) => {
+    p.packageManager = `yarn@${yarnVersion}`;
+  });
+  rmSync(join(ws, 'package-lock.json'));
+  rmSync(join(ws, 'node_modules'), { recursive: true, force: true });
+  appendFileSync(join(ws, '.gitignore'), '\n# yarn berry\n.yarn/install-state.gz\n');
+  sh(ws, 'yarn', ['install']);
+  git(ws, 'add', '-A');
+  git(ws, 'commit', '-qm', 'yarn berry (node-modules linker)');
 }
 
 /** GET /health of a deployed service started with `node main.js` from its `current` directory. */
