@@ -12,35 +12,19 @@
  * Needs: the packed plugin (`nx run executors:pack`, a dependency of this project's test target), npm with
  * the registry (or its cache), git, cargo with BUILDONCE_CARGO_OFFLINE_REGISTRY (default Debian's registry).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, cpSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '@buildonce/testing';
-import { cleanEnv, createAdoptedWorkspace, currentDeployment, git, matrixChecks, nx, packDir, sh, step, versionOf } from './matrix';
-
-// BUILDONCE_E2E_REUSE=<a directory kept by BUILDONCE_E2E_KEEP whose setup finished but whose checks never ran>: run the checks on it
-const reuse = process.env.BUILDONCE_E2E_REUSE;
-const tmp = reuse ?? mkdtempSync(join(tmpdir(), 'buildonce-adoption-'));
-const ws = join(tmp, 'acme');
+import { cleanEnv, currentDeployment, git, matrixChecks, nx, packDir, sh, step, useAdoptedWorkspace, versionOf } from './matrix';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  if (process.env.BUILDONCE_E2E_KEEP || reuse) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
-  else rmSync(tmp, { recursive: true, force: true });
-});
-
 describe('a fresh Nx workspace adopts buildonce', () => {
+  const { tmp, ws, children } = useAdoptedWorkspace('npm');
   let apiVersion = '';
-
-  beforeAll(() => {
-    if (!reuse) step('npm workspace ready', () => createAdoptedWorkspace(tmp, 'npm'));
-  }, 2_400_000);
 
   it('writes no project.json: the plugin infers every target of the generated service', () => {
     // the integrated-style library's project.json is the only one, and it is the user's

@@ -12,9 +12,10 @@
  * with one line.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '@buildonce/testing';
 
 export type PackageManager = 'npm' | 'pnpm' | 'yarn';
@@ -221,6 +222,28 @@ function adoptYarnBerry(ws: string): void {
   sh(ws, 'yarn', ['install']);
   git(ws, 'add', '-A');
   git(ws, 'commit', '-qm', 'yarn berry (node-modules linker)');
+}
+
+/**
+ * The suite's workspace for package manager `pm`, in a new temp dir: created in a beforeAll (the slow
+ * part), its processes killed and the temp dir removed in an afterAll. Call inside the suite's `describe`.
+ * BUILDONCE_E2E_KEEP=1 keeps the temp dir; BUILDONCE_E2E_REUSE=<a kept dir whose setup finished> runs the
+ * checks on it instead of creating one.
+ * @returns `tmp` (the temp dir), `ws` (the workspace root, tmp/acme), `children` (processes to kill at the end)
+ */
+export function useAdoptedWorkspace(pm: PackageManager): { tmp: string; ws: string; children: ChildProcess[] } {
+  const reuse = process.env.BUILDONCE_E2E_REUSE;
+  const tmp = reuse ?? mkdtempSync(join(tmpdir(), `buildonce-adoption-${pm}-`));
+  const children: ChildProcess[] = [];
+  beforeAll(() => {
+    if (!reuse) step(`${pm} workspace ready`, () => createAdoptedWorkspace(tmp, pm));
+  }, 2_400_000);
+  afterAll(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (process.env.BUILDONCE_E2E_KEEP || reuse) process.stderr.write(`[e2e-adoption] kept ${tmp}\n`);
+    else rmSync(tmp, { recursive: true, force: true });
+  });
+  return { tmp, ws: join(tmp, 'acme'), children };
 }
 
 /** GET /health of a deployed service started with `node main.js` from its `current` directory. */
