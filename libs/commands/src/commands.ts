@@ -3,6 +3,8 @@ import {
   appendGithubOutput,
   currentKey,
   formatBytes,
+  artifactKey,
+  openRegionStore,
   openStore,
   publishArtifact,
   publishMetadataFromEnv,
@@ -16,7 +18,15 @@ import {
 } from '@buildonce/store';
 import { pushImageBuild, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
-import { effectiveTargetKind, loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from '@buildonce/config';
+import {
+  checkRegionsTarget,
+  effectiveTargetKind,
+  loadConfig,
+  resolveEnvironment,
+  type BuildonceConfig,
+  type DeployMode,
+  type ResolvedEnvironment,
+} from '@buildonce/config';
 import { ConfigError } from '@buildonce/errors';
 import { ReleaseError } from '@buildonce/errors';
 import { parseReason, promotionMetadataFromEnv, type PromotionMetadata } from '@buildonce/promotion';
@@ -32,7 +42,7 @@ import {
   type ReleaseRow,
   type ResolvedRelease,
 } from '@buildonce/promotion';
-import { rollbackEnvironment } from '@buildonce/promotion';
+import { rollbackEnvironment, type PromotionRegion } from '@buildonce/promotion';
 import { awsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
 import { signPublishedVersion, type PublishSigning } from '@buildonce/promotion';
@@ -116,6 +126,51 @@ function targetFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext): De
   return createDeployTarget({ kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: c.processEnv, ...c.clients });
 }
 
+/** The process environment of a region: the same endpoint and credentials, AWS_REGION set to it. */
+function regionEnv(processEnv: NodeJS.ProcessEnv, region: string): NodeJS.ProcessEnv {
+  return { ...processEnv, AWS_REGION: region, AWS_DEFAULT_REGION: region };
+}
+
+/**
+ * The regions of a multi-region environment as a promotion deploys them: each region's store (the home
+ * store where buildonce.json leaves `store` out), a deploy target and the checks with clients in that
+ * region. Undefined for environments without regions. Opening does no I/O.
+ * @throws ConfigError (regions on the local target, two regions on the home store)
+ */
+function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, target: DeployTarget, verify?: VerifySetup): PromotionRegion[] | undefined {
+  const env = ctx.environment;
+  if (env.kind !== 'chain' || !env.regions?.length) return undefined;
+  checkRegionsTarget(env, target.kind);
+  const processEnv = c.processEnv ?? process.env;
+  const onHome = env.regions.filter((g) => (g.store ?? ctx.location.url) === ctx.location.url);
+  if (onHome.length > 1)
+    throw new ConfigError(
+      `${onHome.map((g) => g.name).join(' and ')} of ${env.name} share the home store ${ctx.location.url}: give each region its own bucket (buildonce.json regions.<region>.store)`,
+    );
+  return env.regions.map((g) => {
+    const genv = regionEnv(processEnv, g.name);
+    const url = g.store ?? ctx.location.url;
+    let lambda: ReturnType<ReturnType<typeof awsClients>['lambda']> | undefined;
+    let cloudwatch: CloudWatchClient | undefined;
+    return {
+      name: g.name,
+      store: openRegionStore(url, g.name, { env: processEnv }),
+      home: url === ctx.location.url,
+      target: createDeployTarget({ kind: target.kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: genv }),
+      ...(verify
+        ? {
+            verify: {
+              ...verify,
+              processEnv: genv,
+              lambda: () => (lambda ??= awsClients({ env: genv }).lambda()),
+              cloudwatch: () => (cloudwatch ??= awsClients({ env: genv }).cloudwatch()),
+            },
+          }
+        : {}),
+    };
+  });
+}
+
 /**
  * `nx run <project>:promote --env=<env>`: reads the version from the build manifest (the build
  * target ran first, usually as a cache hit), then {@link promoteVersion}. Logs `[project] …` lines.
@@ -132,6 +187,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const reason = parseReason(c.reason);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const verify = await verifySetupFor(c, ctx, target, log);
+  const regions = regionsFor(c, ctx, target, verify);
   const r = await promoteVersion({
     store: ctx.store,
     project: c.project,
@@ -143,6 +199,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
     dryRun: c.dryRun,
     log,
     verify,
+    ...(regions ? { regions } : {}),
   });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   if (r.status === 'dry-run' && verify) {
@@ -199,6 +256,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
   const log = (l: string) => c.log(`[${c.project}] ${l}`);
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
+  const regions = regionsFor(c, ctx, target);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const r = await rollbackEnvironment({
     store: ctx.store,
@@ -210,6 +268,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
     dryRun: c.dryRun,
     log,
     to: c.to,
+    ...(regions ? { regions } : {}),
   });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;
@@ -250,6 +309,8 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
 }
 
 export interface ResolveCommand extends CommandBase {
+  /** `--region`: an AWS Region of the environment; prints the URI in that region's store */
+  region?: string;
   print: (text: string) => void;
 }
 
@@ -265,9 +326,25 @@ export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRele
     throw new ReleaseError(
       `${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`,
     );
-  c.print(r.artifactUri);
-  await appendGithubOutput({ artifact_uri: r.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
-  return r;
+  const resolved = c.region ? { ...r, artifactUri: regionUri(c.region, ctx, r.entry, c.processEnv ?? process.env) } : r;
+  c.print(resolved.artifactUri);
+  await appendGithubOutput({ artifact_uri: resolved.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
+  return resolved;
+}
+
+/**
+ * The URI of the file an entry deployed, in a region's store (the same key as in the home store).
+ * @throws ReleaseError when the environment does not list the region
+ */
+function regionUri(region: string, ctx: CommandContext, entry: ResolvedRelease['entry'], processEnv: NodeJS.ProcessEnv): string {
+  const env = ctx.environment;
+  const g = env.kind === 'chain' ? env.regions?.find((x) => x.name === region) : undefined;
+  if (!g)
+    throw new ReleaseError(
+      `${env.name} does not list region ${region}${env.kind === 'chain' && env.regions?.length ? ` (it lists ${env.regions.map((x) => x.name).join(', ')})` : ' (it has no regions)'}: pick one of its regions or drop --region`,
+    );
+  const store = g.store ? openRegionStore(g.store, region, { env: processEnv }) : ctx.store;
+  return store.uriOf(artifactKey(entry.project, entry.version, entry.artifact.file, entry.artifact.namespace));
 }
 
 export interface PublishCommand {

@@ -21,7 +21,7 @@ const USAGE = `usage: buildonce <command> [options]
       the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
   releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
       current release of every environment (pipeline order), or one environment's history
-  resolve --project=<p> --env=<env> [--json] [--store=<url>]
+  resolve --project=<p> --env=<env> [--region=<aws region>] [--json] [--store=<url>]
       the artifact URI current in <env> (--json: project, environment, version, uri, sha256)
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
   verify <project> <version> [--env=<env>] [--json] [--store=<url>]
@@ -113,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'resolve') {
       const { values } = parseArgs({
         args: rest,
-        options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' }, region: { type: 'string' } },
         strict: true,
       });
       if (!values.project) throw new ConfigError('--project=<project> is required');
@@ -123,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
         env: parseEnvironmentName(values.env, '--env'),
         workspaceRoot: findWorkspaceRoot(),
         store: values.store,
+        ...(values.region ? { region: values.region } : {}),
         log: (l) => process.stderr.write(`${l}\n`),
         print: values.json ? () => undefined : (t) => process.stdout.write(`${t}\n`),
       });
