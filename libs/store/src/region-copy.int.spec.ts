@@ -144,6 +144,20 @@ describe('region copies', () => {
     expect(await p.replica.head(storedManifestKey(project, '103' as Version))).toBeUndefined();
   });
 
+  it('a conditional CopyObject answered with 501 (buckets enforcing conditional writes) copies in one UploadPartCopy part, completed create-only', async () => {
+    const p = await published('105', 150_000);
+    const key = p.replica.s3Object(artifactKey(project, '105' as Version, 'bootstrap.zip')).key;
+    const fired = proxy.failNext('501', (q) => q.method === 'PUT' && q.url.split('?')[0] === `/replica-euw1/${key}` && !!q.headers['x-amz-copy-source']);
+    seen.length = 0;
+    const r = await ensureRegionCopy(request(p, '105'));
+    await fired;
+    expect(r.objects[0]).toMatchObject({ status: 'copied', method: 'UploadPartCopy' });
+    const parts = on('replica-euw1', key).filter((q) => q.method === 'PUT' && /partNumber=/.test(q.url));
+    expect(parts.map((q) => q.headers['x-amz-copy-source-range'])).toEqual(['bytes=0-149999']);
+    expect(on('replica-euw1', key).find((q) => q.method === 'POST' && /uploadId=/.test(q.url))!.headers['if-none-match']).toBe('*');
+    expect((await verifyArtifact(p.replica, project, '105' as Version)).manifest.files).toEqual(p.stored.manifest.files);
+  });
+
   it('copies a large artifact with UploadPartCopy in parts and verifies it', async () => {
     // published as a multipart object (8 MiB parts); copied above a 5 MiB threshold
     const p = await published('104', 2 * 8 * 1024 * 1024 + 12345);

@@ -174,14 +174,17 @@ async function ensureObject(r: RegionCopyRequest, key: string, file: string, exp
   const source = await r.home.head(key);
   if (!source) throw new StoreAccessError(`${r.home.uriOf(key)} vanished during the promotion: retry`);
   const started = Date.now();
+  let used: 'CopyObject' | 'UploadPartCopy' = method;
   const created =
-    method === 'CopyObject' ? await copyObject(r, key, source) : await copyMultipart(r, key, expected.size, partSizeFor(r, expected.size, source));
+    method === 'CopyObject'
+      ? await copyObject(r, key, source, expected.size, () => (used = 'UploadPartCopy'))
+      : await copyMultipart(r, key, expected.size, partSizeFor(r, expected.size, source));
   // S3 may apply a conditional copy that lost a race, and S3-compatible servers may ignore the condition: the replica is verified either way
   await verifyReplica(r, key, expected, undefined, source);
   r.log(
-    `${created ? 'copied' : 'found (written concurrently)'} ${where} (${r.region}, ${method}, ${expected.size} bytes, ${Date.now() - started} ms): sha256 verified`,
+    `${created ? 'copied' : 'found (written concurrently)'} ${where} (${r.region}, ${used}, ${expected.size} bytes, ${Date.now() - started} ms): sha256 verified`,
   );
-  return { file, status: 'copied', method, bytes: expected.size };
+  return { file, status: 'copied', method: used, bytes: expected.size };
 }
 
 /** Part size of a multipart copy: the home object's own parts when it has them (so the composite checksums compare), else the option or default. */
@@ -197,9 +200,12 @@ function copySource(r: RegionCopyRequest, key: string): string {
   return `${o.bucket}/${o.key.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+function httpStatus(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
 function isPreconditionFailed(e: unknown): boolean {
-  const st = (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-  return st === 412 || (e as Error)?.name === 'PreconditionFailed';
+  return httpStatus(e) === 412 || (e as Error)?.name === 'PreconditionFailed';
 }
 
 function failure(e: unknown, what: string): Error {
@@ -213,8 +219,12 @@ function failure(e: unknown, what: string): Error {
   );
 }
 
-/** CopyObject, create-only; false when the key appeared meanwhile (412). */
-async function copyObject(r: RegionCopyRequest, key: string, source: ObjectInfo): Promise<boolean> {
+/**
+ * CopyObject, create-only; false when the key appeared meanwhile (412). Where S3 answers a conditional
+ * CopyObject with 501 Not Implemented (buckets whose policy enforces conditional writes), the copy goes
+ * through the multipart path in one part instead, whose CompleteMultipartUpload takes `If-None-Match`.
+ */
+async function copyObject(r: RegionCopyRequest, key: string, source: ObjectInfo, size: number, onFallback: () => void): Promise<boolean> {
   const dst = r.replica.s3Object(key);
   try {
     await r.replica.client.send(
@@ -231,6 +241,10 @@ async function copyObject(r: RegionCopyRequest, key: string, source: ObjectInfo)
     return true;
   } catch (e) {
     if (isPreconditionFailed(e)) return false;
+    if (httpStatus(e) === 501 || (e as Error)?.name === 'NotImplemented') {
+      onFallback();
+      return copyMultipart(r, key, size, Math.max(size, 1));
+    }
     throw failure(e, `CopyObject ${r.home.uriOf(key)} → ${r.replica.uriOf(key)}`);
   }
 }
