@@ -508,13 +508,15 @@ export interface RetentionCommand {
  */
 export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   checkRetentionNumbers(c);
-  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  const { store, config, location } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(
     `retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`,
   );
+  const regionStores = regionStoresOf(config, location.url, c.processEnv ?? process.env);
   // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
   return runImageRetention({
     store,
+    ...(regionStores.length ? { regionStores } : {}),
     projects: c.projects,
     olderThanDays: c.olderThanDays,
     keep: c.keep,
@@ -523,6 +525,15 @@ export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRet
     env: c.processEnv,
     log: c.log,
   });
+}
+
+/** Every distinct region store of the environments (not the home store): retention sweeps their copies too. */
+function regionStoresOf(config: BuildonceConfig, homeUrl: string, env: NodeJS.ProcessEnv): { region: string; store: BlobStore }[] {
+  const seen = new Map<string, { region: string; store: BlobStore }>();
+  for (const e of config.environments)
+    for (const g of e.regions ?? [])
+      if (g.store && g.store !== homeUrl && !seen.has(g.store)) seen.set(g.store, { region: g.name, store: openRegionStore(g.store, g.name, { env }) });
+  return [...seen.values()];
 }
 
 /**
