@@ -16,7 +16,7 @@ import {
   transferProgress,
   type TransferProgress,
 } from '@buildonce/store';
-import { pushImageBuild, type PushImageResult } from '@buildonce/image';
+import { ecrHost, parseImageReference, pushImageBuild, putEcrLifecyclePolicy, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import {
   checkRegionsTarget,
@@ -547,4 +547,48 @@ export function checkRetentionNumbers(c: Pick<RetentionCommand, 'keep' | 'olderT
   if (!Number.isFinite(c.olderThanDays) || c.olderThanDays < 1) throw new ConfigError(`--older-than must be a number of days >= 1, got ${c.olderThanDays}`);
   if (c.pr !== undefined && (!Number.isInteger(c.pr) || c.pr < 1))
     throw new ConfigError(`--pr must be a pull request number >= 1, got ${c.pr} (omit it for normal retention)`);
+}
+
+export interface EcrLifecycleCommand {
+  workspaceRoot: string;
+  /** `--registry` (else BUILDONCE_REGISTRY): an ECR repository `<account>.dkr.ecr.<region>.amazonaws.com/<repo>` */
+  registry?: string;
+  keepLast: number;
+  untaggedDays: number;
+  dryRun?: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+}
+
+/**
+ * `buildonce ecr-lifecycle`: writes the lifecycle policy (libs/image ecrLifecyclePolicy) to the given
+ * repository and to every region's `registry` of buildonce.json, each through an ECR client in the
+ * repository's own region (ECR lifecycle policies act only in their own region). ECR API: PutLifecyclePolicy.
+ * @returns per repository: its region and the policy text (written, or with dryRun only computed)
+ * @throws ConfigError when no repository is named or one is not an ECR repository; RegistryError when ECR refuses
+ */
+export async function runEcrLifecycleCommand(c: EcrLifecycleCommand): Promise<{ repository: string; region: string; policy: string }[]> {
+  const env = c.processEnv ?? process.env;
+  const config = await loadConfig(c.workspaceRoot, env);
+  const named = c.registry || env.BUILDONCE_REGISTRY;
+  const repositories = [
+    ...new Set([...(named ? [named] : []), ...config.environments.flatMap((e) => (e.regions ?? []).flatMap((g) => (g.registry ? [g.registry] : [])))]),
+  ];
+  if (!repositories.length)
+    throw new ConfigError(
+      `--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY, or buildonce.json regions.<region>.registry) must name an ECR repository`,
+    );
+  const out: { repository: string; region: string; policy: string }[] = [];
+  for (const repository of repositories) {
+    let host: ReturnType<typeof ecrHost>;
+    try {
+      host = ecrHost(parseImageReference(repository).registry);
+    } catch {
+      host = undefined;
+    }
+    if (!host) throw new ConfigError(`"${repository}" must name an ECR repository: <account>.dkr.ecr.<region>.amazonaws.com/<repo>`);
+    const aws = awsClients({ env: { ...env, AWS_REGION: host.region, AWS_DEFAULT_REGION: host.region } });
+    const policy = await putEcrLifecyclePolicy(aws, repository, { keepLast: c.keepLast, untaggedDays: c.untaggedDays, dryRun: c.dryRun });
+    out.push({ repository, region: host.region, policy });
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateRepositoryCommand, GetLifecyclePolicyCommand } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, RegionReplicaMismatchError, RegionStoreError, type S3BlobStore } from '@buildonce/store';
@@ -19,7 +20,7 @@ import {
   type ProxiedRequest,
 } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
-import { runPromoteCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
+import { runEcrLifecycleCommand, runPromoteCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 
 /*
  * Multi-region promotion on moto_server (one endpoint serves every region): the home store in us-east-1
@@ -47,7 +48,10 @@ beforeAll(async () => {
   home = openStore(parseStoreUrl('s3://regions-home/team'), { env: moto.env }) as S3BlobStore;
   euw1 = openStore(parseStoreUrl('s3://regions-euw1/team'), { env: moto.env }) as S3BlobStore;
   workspaceRoot = tempDir('regions-ws-');
-  const regions = { 'us-east-1': {}, 'eu-west-1': { store: 's3://regions-euw1/team' } };
+  const regions = {
+    'us-east-1': { registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com/scorer' },
+    'eu-west-1': { store: 's3://regions-euw1/team', registry: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/scorer' },
+  };
   writeFileSync(
     join(workspaceRoot, 'buildonce.json'),
     JSON.stringify({
@@ -257,5 +261,20 @@ describe('multi-region promotion against moto_server', () => {
     const written: string[] = [];
     for await (const o of wrong.list('')) written.push(o.key);
     expect(written).toEqual([]);
+  });
+
+  it('ecr-lifecycle writes the policy to the repository of every region through a client in that region', async () => {
+    const ecr = (region: string) => awsClients({ env: { ...moto.env, AWS_REGION: region } }).ecr();
+    for (const region of ['us-east-1', 'eu-west-1']) await ecr(region).send(new CreateRepositoryCommand({ repositoryName: 'scorer' }));
+    const written = await runEcrLifecycleCommand({ workspaceRoot, keepLast: 20, untaggedDays: 1, processEnv });
+    expect(written.map((w) => [w.repository, w.region])).toEqual([
+      ['123456789012.dkr.ecr.us-east-1.amazonaws.com/scorer', 'us-east-1'],
+      ['123456789012.dkr.ecr.eu-west-1.amazonaws.com/scorer', 'eu-west-1'],
+    ]);
+    for (const region of ['us-east-1', 'eu-west-1']) {
+      const policy = JSON.parse((await ecr(region).send(new GetLifecyclePolicyCommand({ repositoryName: 'scorer' }))).lifecyclePolicyText!);
+      expect(policy.rules[0].selection.tagPrefixList).toEqual(['keep-']);
+      expect(policy.rules[2].selection.countNumber).toBe(20);
+    }
   });
 });
