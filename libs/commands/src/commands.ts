@@ -3,6 +3,8 @@ import {
   appendGithubOutput,
   currentKey,
   formatBytes,
+  artifactKey,
+  openRegionStore,
   openStore,
   publishArtifact,
   publishMetadataFromEnv,
@@ -14,9 +16,17 @@ import {
   transferProgress,
   type TransferProgress,
 } from '@buildonce/store';
-import { pushImageBuild, type PushImageResult } from '@buildonce/image';
+import { ecrHost, parseImageReference, pushImageBuild, putEcrLifecyclePolicy, type PushImageResult } from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
-import { effectiveTargetKind, loadConfig, resolveEnvironment, type BuildonceConfig, type DeployMode, type ResolvedEnvironment } from '@buildonce/config';
+import {
+  checkRegionsTarget,
+  effectiveTargetKind,
+  loadConfig,
+  resolveEnvironment,
+  type BuildonceConfig,
+  type DeployMode,
+  type ResolvedEnvironment,
+} from '@buildonce/config';
 import { ConfigError } from '@buildonce/errors';
 import { ReleaseError } from '@buildonce/errors';
 import { parseReason, promotionMetadataFromEnv, type PromotionMetadata } from '@buildonce/promotion';
@@ -32,7 +42,7 @@ import {
   type ReleaseRow,
   type ResolvedRelease,
 } from '@buildonce/promotion';
-import { rollbackEnvironment } from '@buildonce/promotion';
+import { rollbackEnvironment, type PromotionRegion } from '@buildonce/promotion';
 import { awsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
 import { signPublishedVersion, type PublishSigning } from '@buildonce/promotion';
@@ -116,6 +126,51 @@ function targetFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext): De
   return createDeployTarget({ kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: c.processEnv, ...c.clients });
 }
 
+/** The process environment of a region: the same endpoint and credentials, AWS_REGION set to it. */
+function regionEnv(processEnv: NodeJS.ProcessEnv, region: string): NodeJS.ProcessEnv {
+  return { ...processEnv, AWS_REGION: region, AWS_DEFAULT_REGION: region };
+}
+
+/**
+ * The regions of a multi-region environment as a promotion deploys them: each region's store (the home
+ * store where buildonce.json leaves `store` out), a deploy target and the checks with clients in that
+ * region. Undefined for environments without regions. Opening does no I/O.
+ * @throws ConfigError (regions on the local target, two regions on the home store)
+ */
+function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, target: DeployTarget, verify?: VerifySetup): PromotionRegion[] | undefined {
+  const env = ctx.environment;
+  if (env.kind !== 'chain' || !env.regions?.length) return undefined;
+  checkRegionsTarget(env, target.kind);
+  const processEnv = c.processEnv ?? process.env;
+  const onHome = env.regions.filter((g) => (g.store ?? ctx.location.url) === ctx.location.url);
+  if (onHome.length > 1)
+    throw new ConfigError(
+      `${onHome.map((g) => g.name).join(' and ')} of ${env.name} share the home store ${ctx.location.url}: give each region its own bucket (buildonce.json regions.<region>.store)`,
+    );
+  return env.regions.map((g) => {
+    const genv = regionEnv(processEnv, g.name);
+    const url = g.store ?? ctx.location.url;
+    let lambda: ReturnType<ReturnType<typeof awsClients>['lambda']> | undefined;
+    let cloudwatch: CloudWatchClient | undefined;
+    return {
+      name: g.name,
+      store: openRegionStore(url, g.name, { env: processEnv }),
+      home: url === ctx.location.url,
+      target: createDeployTarget({ kind: target.kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: genv }),
+      ...(verify
+        ? {
+            verify: {
+              ...verify,
+              processEnv: genv,
+              lambda: () => (lambda ??= awsClients({ env: genv }).lambda()),
+              cloudwatch: () => (cloudwatch ??= awsClients({ env: genv }).cloudwatch()),
+            },
+          }
+        : {}),
+    };
+  });
+}
+
 /**
  * `nx run <project>:promote --env=<env>`: reads the version from the build manifest (the build
  * target ran first, usually as a cache hit), then {@link promoteVersion}. Logs `[project] …` lines.
@@ -132,6 +187,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
   const reason = parseReason(c.reason);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const verify = await verifySetupFor(c, ctx, target, log);
+  const regions = regionsFor(c, ctx, target, verify);
   const r = await promoteVersion({
     store: ctx.store,
     project: c.project,
@@ -143,6 +199,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
     dryRun: c.dryRun,
     log,
     verify,
+    ...(regions ? { regions } : {}),
   });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   if (r.status === 'dry-run' && verify) {
@@ -199,6 +256,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
   const log = (l: string) => c.log(`[${c.project}] ${l}`);
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
+  const regions = regionsFor(c, ctx, target);
   const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const r = await rollbackEnvironment({
     store: ctx.store,
@@ -210,6 +268,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
     dryRun: c.dryRun,
     log,
     to: c.to,
+    ...(regions ? { regions } : {}),
   });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;
@@ -250,6 +309,8 @@ export async function runReleasesCommand(c: ReleasesCommand): Promise<ReleaseRow
 }
 
 export interface ResolveCommand extends CommandBase {
+  /** `--region`: an AWS Region of the environment; prints the URI in that region's store */
+  region?: string;
   print: (text: string) => void;
 }
 
@@ -265,9 +326,25 @@ export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRele
     throw new ReleaseError(
       `${c.project} has no release in ${ctx.environment.name} (${ctx.store.uriOf(currentKey(c.project, ctx.environment.name))} is missing): promote it first`,
     );
-  c.print(r.artifactUri);
-  await appendGithubOutput({ artifact_uri: r.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
-  return r;
+  const resolved = c.region ? { ...r, artifactUri: regionUri(c.region, ctx, r.entry, c.processEnv ?? process.env) } : r;
+  c.print(resolved.artifactUri);
+  await appendGithubOutput({ artifact_uri: resolved.artifactUri, version: r.entry.version, sha256: r.entry.artifact.sha256 }, c.processEnv ?? process.env);
+  return resolved;
+}
+
+/**
+ * The URI of the file an entry deployed, in a region's store (the same key as in the home store).
+ * @throws ReleaseError when the environment does not list the region
+ */
+function regionUri(region: string, ctx: CommandContext, entry: ResolvedRelease['entry'], processEnv: NodeJS.ProcessEnv): string {
+  const env = ctx.environment;
+  const g = env.kind === 'chain' ? env.regions?.find((x) => x.name === region) : undefined;
+  if (!g)
+    throw new ReleaseError(
+      `${env.name} does not list region ${region}${env.kind === 'chain' && env.regions?.length ? ` (it lists ${env.regions.map((x) => x.name).join(', ')})` : ' (it has no regions)'}: pick one of its regions or drop --region`,
+    );
+  const store = g.store ? openRegionStore(g.store, region, { env: processEnv }) : ctx.store;
+  return store.uriOf(artifactKey(entry.project, entry.version, entry.artifact.file, entry.artifact.namespace));
 }
 
 export interface PublishCommand {
@@ -431,13 +508,15 @@ export interface RetentionCommand {
  */
 export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   checkRetentionNumbers(c);
-  const { store } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  const { store, config, location } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(
     `retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`,
   );
+  const regionStores = regionStoresOf(config, location.url, c.processEnv ?? process.env);
   // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
   return runImageRetention({
     store,
+    ...(regionStores.length ? { regionStores } : {}),
     projects: c.projects,
     olderThanDays: c.olderThanDays,
     keep: c.keep,
@@ -446,6 +525,15 @@ export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRet
     env: c.processEnv,
     log: c.log,
   });
+}
+
+/** Every distinct region store of the environments (not the home store): retention sweeps their copies too. */
+function regionStoresOf(config: BuildonceConfig, homeUrl: string, env: NodeJS.ProcessEnv): { region: string; store: BlobStore }[] {
+  const seen = new Map<string, { region: string; store: BlobStore }>();
+  for (const e of config.environments)
+    for (const g of e.regions ?? [])
+      if (g.store && g.store !== homeUrl && !seen.has(g.store)) seen.set(g.store, { region: g.name, store: openRegionStore(g.store, g.name, { env }) });
+  return [...seen.values()];
 }
 
 /**
@@ -459,4 +547,48 @@ export function checkRetentionNumbers(c: Pick<RetentionCommand, 'keep' | 'olderT
   if (!Number.isFinite(c.olderThanDays) || c.olderThanDays < 1) throw new ConfigError(`--older-than must be a number of days >= 1, got ${c.olderThanDays}`);
   if (c.pr !== undefined && (!Number.isInteger(c.pr) || c.pr < 1))
     throw new ConfigError(`--pr must be a pull request number >= 1, got ${c.pr} (omit it for normal retention)`);
+}
+
+export interface EcrLifecycleCommand {
+  workspaceRoot: string;
+  /** `--registry` (else BUILDONCE_REGISTRY): an ECR repository `<account>.dkr.ecr.<region>.amazonaws.com/<repo>` */
+  registry?: string;
+  keepLast: number;
+  untaggedDays: number;
+  dryRun?: boolean;
+  processEnv?: NodeJS.ProcessEnv;
+}
+
+/**
+ * `buildonce ecr-lifecycle`: writes the lifecycle policy (libs/image ecrLifecyclePolicy) to the given
+ * repository and to every region's `registry` of buildonce.json, each through an ECR client in the
+ * repository's own region (ECR lifecycle policies act only in their own region). ECR API: PutLifecyclePolicy.
+ * @returns per repository: its region and the policy text (written, or with dryRun only computed)
+ * @throws ConfigError when no repository is named or one is not an ECR repository; RegistryError when ECR refuses
+ */
+export async function runEcrLifecycleCommand(c: EcrLifecycleCommand): Promise<{ repository: string; region: string; policy: string }[]> {
+  const env = c.processEnv ?? process.env;
+  const config = await loadConfig(c.workspaceRoot, env);
+  const named = c.registry || env.BUILDONCE_REGISTRY;
+  const repositories = [
+    ...new Set([...(named ? [named] : []), ...config.environments.flatMap((e) => (e.regions ?? []).flatMap((g) => (g.registry ? [g.registry] : [])))]),
+  ];
+  if (!repositories.length)
+    throw new ConfigError(
+      `--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY, or buildonce.json regions.<region>.registry) must name an ECR repository`,
+    );
+  const out: { repository: string; region: string; policy: string }[] = [];
+  for (const repository of repositories) {
+    let host: ReturnType<typeof ecrHost>;
+    try {
+      host = ecrHost(parseImageReference(repository).registry);
+    } catch {
+      host = undefined;
+    }
+    if (!host) throw new ConfigError(`"${repository}" must name an ECR repository: <account>.dkr.ecr.<region>.amazonaws.com/<repo>`);
+    const aws = awsClients({ env: { ...env, AWS_REGION: host.region, AWS_DEFAULT_REGION: host.region } });
+    const policy = await putEcrLifecyclePolicy(aws, repository, { keepLast: c.keepLast, untaggedDays: c.untaggedDays, dryRun: c.dryRun });
+    out.push({ repository, region: host.region, policy });
+  }
+  return out;
 }

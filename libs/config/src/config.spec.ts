@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseConfig, resolveEnvironment, effectiveTargetKind } from './config';
+import { checkRegionsTarget, loadConfig, parseConfig, resolveEnvironment, effectiveTargetKind } from './config';
+import { isAwsRegion } from './regions';
 import {
   InvalidEnvironmentNameError,
   isPreviewEnvironment as isPreviewEnvName,
@@ -98,5 +99,51 @@ describe('buildonce.json', () => {
     expect(effectiveTargetKind('local', 's3', 'ec2')).toBe('local');
     expect(effectiveTargetKind('cloud', 's3', 'ec2')).toBe('ec2');
     expect(() => effectiveTargetKind('cloud', 'file', 'ec2')).toThrow(/needs an S3 store/);
+  });
+});
+
+describe('regions', () => {
+  const prod = (regions: unknown, extra: object = {}) => ({ store: 's3://home-bucket/b', environments: [{ name: 'prod', regions, ...extra }] });
+
+  it('keeps each region with its normalized store; a region without one uses the home store', () => {
+    const c = parseConfig(
+      prod(
+        { 'us-east-1': {}, 'eu-west-1': { store: 's3://euw1-bucket/buildonce/', registry: 'x.dkr.ecr.eu-west-1.amazonaws.com/r' } },
+        { regionFailure: 'hold' },
+      ),
+    );
+    expect(c.environments[0]).toMatchObject({
+      regions: [{ name: 'us-east-1' }, { name: 'eu-west-1', store: 's3://euw1-bucket/buildonce', registry: 'x.dkr.ecr.eu-west-1.amazonaws.com/r' }],
+      regionFailure: 'hold',
+    });
+    expect(c.environments[0]!.regions![0]!.store).toBeUndefined();
+    expect(parseConfig({ environments: [{ name: 'prod' }] }).environments[0]).toEqual({ name: 'prod', requires: [], soakMinutes: 0 });
+  });
+
+  it('refuses two regions sharing one store, in one line naming both', () => {
+    expect(() => parseConfig(prod({ 'us-east-1': { store: 's3://same-bucket/p' }, 'eu-west-1': { store: 's3://same-bucket/p/' } }), 'b.json')).toThrow(
+      /^b\.json: environments\.0\.regions\.eu-west-1\.store: eu-west-1 and us-east-1 share the store s3:\/\/same-bucket\/p: give each region its own bucket/,
+    );
+    expect(() => parseConfig(prod({ 'us-east-1': {}, 'eu-west-1': {} }))).toThrow(/eu-west-1 and us-east-1 share the store s3:\/\/home-bucket\/b/);
+    expect(() => parseConfig(prod({ 'eu-west-1': { store: 's3://home-bucket/b' } }))).toThrow(/eu-west-1 and \(the home store\) share/);
+  });
+
+  it('refuses unknown region names, non-S3 region stores and empty region lists', () => {
+    expect(() => parseConfig(prod({ 'eu-west1': {} }))).toThrow(/^buildonce\.json: environments\.0\.regions\.eu-west1: "eu-west1" is not an AWS Region name/);
+    expect(() => parseConfig(prod({ 'mars-1': {} }))).toThrow(ConfigError);
+    expect(() => parseConfig(prod({ 'eu-west-1': { store: 'file:///tmp/x' } }))).toThrow(
+      /regions\.eu-west-1\.store: "file:\/\/\/tmp\/x" must be an s3:\/\/<bucket>\/<prefix> URL/,
+    );
+    expect(() => parseConfig(prod({}))).toThrow(/regions: list at least one region/);
+    expect(() => parseConfig(prod({ 'eu-west-1': { bucket: 'x' } }))).toThrow(/regions/);
+    expect(() => parseConfig({ environments: [{ name: 'prod', regionFailure: 'hold' }] })).toThrow(/regionFailure: only environments with "regions"/);
+  });
+
+  it('refuses a region list on the local target', () => {
+    expect(() => parseConfig({ ...prod({ 'eu-west-1': {} }), deploy: 'local' })).toThrow(/regions: the local deploy target has no regions/);
+    const env = resolveEnvironment(parseConfig(prod({ 'eu-west-1': {} })), 'prod' as EnvironmentName);
+    expect(() => checkRegionsTarget(env, 'local')).toThrow(/environment prod lists regions \(eu-west-1\) but deploys to the local target/);
+    expect(() => checkRegionsTarget(env, 'lambda')).not.toThrow();
+    expect(isAwsRegion('ap-southeast-2')).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { ConfigError, UnknownEnvironmentError } from '@buildonce/errors';
 import type { DeployTargetKind } from '@buildonce/deploy';
 import type { StoreLocation } from '@buildonce/store';
 import { alarmCheckSchema, isMeasured, measuredCheckProblem, metricCheckSchema } from './measure-config';
+import { parseRegions, regionConfigSchema, type EnvironmentRegion } from './regions';
 
 /** File name of the workspace configuration, at the workspace root. */
 export const CONFIG_FILE = 'buildonce.json';
@@ -112,6 +113,13 @@ const environmentSchema = z
     verify: z.preprocess((v) => (v && typeof v === 'object' && !Array.isArray(v) ? [v] : v), z.array(verifyCheckSchema).min(1)).optional(),
     /** how the Lambda target shifts traffic (other targets ignore it) */
     strategy: strategySchema.optional(),
+    /**
+     * the AWS Regions the environment runs in, each with its own store (`s3://bucket/prefix` in that
+     * region; absent: the home store) and image registry; absent: one region, the home store's
+     */
+    regions: z.record(z.string(), regionConfigSchema).optional(),
+    /** a region whose deploy or verification fails: `rollback` (default) restores every region moved, `hold` keeps them (a partial release) */
+    regionFailure: z.enum(['rollback', 'hold']).optional(),
   })
   .strict();
 
@@ -157,6 +165,10 @@ export interface ChainEnvironment {
   strategy?: DeployStrategy;
   /** provenance policy (keys' `file:` paths absolute); undefined = no verification */
   provenance?: ProvenancePolicy;
+  /** the regions it runs in (at least one; absent: one region, the home store's) */
+  regions?: EnvironmentRegion[];
+  /** what a failed region does (absent: `rollback`); only with `regions` */
+  regionFailure?: 'rollback' | 'hold';
 }
 
 /** The validated, defaulted configuration every command uses. */
@@ -211,6 +223,19 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
         const problem = isMeasured(c) ? measuredCheckProblem(c, !!e.strategy) : undefined;
         if (problem) throw new ConfigError(`${source}: environments.${i}.verify.${j}.${problem}`);
       });
+      let regions: EnvironmentRegion[] | undefined;
+      if (e.regions) {
+        const parsed = parseRegions(e.regions, `environments.${i}.regions`, file.store || undefined);
+        if (!parsed.ok) throw new ConfigError(`${source}: ${parsed.problem}`);
+        if (!parsed.regions.length) throw new ConfigError(`${source}: environments.${i}.regions: list at least one region, or leave "regions" out`);
+        if (file.deploy === 'local')
+          throw new ConfigError(
+            `${source}: environments.${i}.regions: the local deploy target has no regions: remove "regions" or set "deploy" to auto or cloud`,
+          );
+        regions = parsed.regions;
+      } else if (e.regionFailure) {
+        throw new ConfigError(`${source}: environments.${i}.regionFailure: only environments with "regions" have region failures: remove it or add "regions"`);
+      }
       environments.push({
         name: e.name,
         requires,
@@ -218,6 +243,7 @@ export function parseConfig(value: unknown, source = CONFIG_FILE, env: NodeJS.Pr
         ...(e.provenance ? { provenance: withAbsoluteKeyFiles(e.provenance, source) } : {}),
         ...(e.verify ? { verify: e.verify } : {}),
         ...(e.strategy ? { strategy: normalizeStrategy(e.strategy) } : {}),
+        ...(regions ? { regions, ...(e.regionFailure ? { regionFailure: e.regionFailure } : {}) } : {}),
       });
     });
   } else {
@@ -288,6 +314,18 @@ export function resolveEnvironment(config: BuildonceConfig, name: EnvironmentNam
   throw new UnknownEnvironmentError(
     `unknown environment "${name}": known environments are ${known}${previews} (${config.source === 'defaults' ? 'default chain, no buildonce.json' : config.source})`,
   );
+}
+
+/**
+ * Refuses regions on the embedded `local` target (after BUILDONCE_DEPLOY and the store chose it):
+ * local deploys have no region, so a multi-region environment cannot be promoted there.
+ * @throws ConfigError naming the environment and the fix
+ */
+export function checkRegionsTarget(env: ResolvedEnvironment, kind: DeployTargetKind): void {
+  if (env.kind === 'chain' && env.regions?.length && kind === 'local')
+    throw new ConfigError(
+      `environment ${env.name} lists regions (${env.regions.map((r) => r.name).join(', ')}) but deploys to the local target: use an s3:// store and BUILDONCE_DEPLOY=auto|cloud, or remove "regions"`,
+    );
 }
 
 /**

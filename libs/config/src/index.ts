@@ -1,2 +1,3 @@
 export * from './config';
 export * from './measure-config';
+export * from './regions';

@@ -117,3 +117,18 @@ export class RollbackError extends ReleaseError {
 export class RecordFailedError extends ReleaseError {
   override name = 'RecordFailedError';
 }
+
+/**
+ * A promotion (or rollback) to an environment with regions failed in at least one region: the regions
+ * already moved were restored (`regionFailure: rollback`) or kept (`hold`, a partial release that
+ * downstream environments refuse). The entry recording every region's result has `seq`.
+ */
+export class RegionFailureError extends ReleaseError {
+  override name = 'RegionFailureError';
+  /** history seq of the `failed` entry (undefined when it could not be recorded) */
+  readonly seq?: number;
+  constructor(message: string, o: { seq?: number; cause?: unknown } = {}) {
+    super(message, { cause: o.cause });
+    this.seq = o.seq;
+  }
+}

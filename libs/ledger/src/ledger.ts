@@ -70,6 +70,30 @@ export const entryArtifactSchema = z
   })
   .strict();
 
+/** What one region of a multi-region environment did in a promotion or rollback (docs/promotion.md "Regions"). */
+export const regionResultSchema = z
+  .object({
+    /**
+     * `succeeded`: runs the version, verified; `failed`: its deploy or verification failed (with `deploy`
+     * set it may run the version); `restored`: was moved, then restored to the previous version;
+     * `not-restored`: was moved and its restore failed (runs the version)
+     */
+    status: z.enum(['succeeded', 'failed', 'restored', 'not-restored']),
+    /** the region's store URL, whose bucket the region's code is read from */
+    store: z.string(),
+    /** the region copy: `present` (replica verified), `copied` (copied server-side and verified), `home` (the home store itself) */
+    copy: z.enum(['present', 'copied', 'home']),
+    /** what the region's deploy target did (null when it failed before producing a result) */
+    deploy: deployResultSchema.nullable(),
+    /** what the region's restore did (status `restored`) */
+    restore: deployResultSchema.optional(),
+    verification: verificationSchema.optional(),
+    /** one line (statuses failed and not-restored) */
+    error: z.string().optional(),
+  })
+  .strict();
+export type RegionResult = z.infer<typeof regionResultSchema>;
+
 /** One history entry (`history/<seq>.json`); `current.json` holds a copy of the newest succeeded one. */
 export const historyEntrySchema = z
   .object({
@@ -94,6 +118,10 @@ export const historyEntrySchema = z
     automatic: z.boolean().optional(),
     /** the environment's checks after the deploy (absent: none configured, or an entry written before verification existed) */
     verification: verificationSchema.optional(),
+    /** environments with regions: each region's result, by AWS Region name (absent: one region) */
+    regions: z.record(z.string(), regionResultSchema).optional(),
+    /** a release that runs in some regions only (`regionFailure: hold`); always `failed`, never satisfies a downstream `requires` */
+    partial: z.boolean().optional(),
     /**
      * Source commit the running version corresponds to: the commit a promotion ran at (its sources
      * hash to this version), or for a rollback the commit of the restored entry. CI uses it as

@@ -22,6 +22,7 @@ import { checkPolicy, isVerifiedSuccess } from './policy';
 import { checkProvenance } from './provenance';
 import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
 import type { ProjectName, Version } from '@buildonce/values';
+import { deployRegions, describeRegions, preflightRegions, type PromotionRegion } from './regions';
 
 /** Inputs of one promotion (or rollback) of one project to one environment. */
 export interface PromoteRequest {
@@ -40,6 +41,11 @@ export interface PromoteRequest {
   now?: () => Date;
   /** verification after the deploy (checks of the environment for this project; absent: none) */
   verify?: VerifySetup;
+  /**
+   * environments with regions: each region's store, target and checks (docs/promotion.md "Regions");
+   * `target` and `verify` are then unused. Absent or empty: one region, `target`.
+   */
+  regions?: PromotionRegion[];
 }
 
 /** What a promotion did. */
@@ -48,7 +54,8 @@ export type PromoteResult =
   | { status: 'already-current'; entry: HistoryEntry }
   | { status: 'dry-run'; version: Version; previousVersion: Version | null; target: string; artifact: VerifiedArtifact };
 
-function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
+/** The artifact part of a history entry, from the verified artifact. */
+export function artifactOf(a: VerifiedArtifact): EntryDraft['artifact'] {
   const file = mainFile(a.stored.manifest);
   return {
     uri: a.uri,
@@ -96,8 +103,10 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   if (env.requires.length) log(`policy ok: ${env.requires.map((q) => `succeeded in ${q} (seq ${upstream[q]!.seq})`).join(', ')}`);
 
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
-  await r.target.preflight(req);
-  const where = r.target.describe(req);
+  const regions = r.regions?.length ? r.regions : undefined;
+  if (regions) await preflightRegions(r, req, artifact, regions);
+  else await r.target.preflight(req);
+  const where = regions ? describeRegions(regions, req) : r.target.describe(req);
   if (r.dryRun) {
     log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
     return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
@@ -111,6 +120,8 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
     }
     assertHeld();
     log(`deploying ${version} to ${where}`);
+    if (regions)
+      return { status: 'promoted', entry: await deployRegions(r, req, artifact, regions, { rollback: false, commit: r.meta.commit, previous: again }) };
     return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
   });
 }

@@ -4,6 +4,7 @@ import { RollbackError } from '@buildonce/errors';
 import { changedTarget, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
 import { deployAndRecord, isLive, promotionInFlight, withLock, type PromoteRequest, type PromoteResult } from './promote';
 import { checkProvenance } from './provenance';
+import { deployRegions, describeRegions, preflightRegions } from './regions';
 import type { EnvironmentName } from '@buildonce/values';
 
 /**
@@ -111,10 +112,13 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
   log(`rolling ${env.name} back from ${current?.entry.version ?? 'none'} to ${version} (seq ${target.seq}); verified ${artifact.uri}`);
   const pr: PromoteRequest = { ...r, version };
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
-  await r.target.preflight(req);
+  const regions = r.regions?.length ? r.regions : undefined;
+  if (regions) await preflightRegions(pr, req, artifact, regions);
+  else await r.target.preflight(req);
+  const where = regions ? describeRegions(regions, req) : r.target.describe(req);
   if (r.dryRun) {
-    log(`dry run: would restore ${version} on ${r.target.describe(req)} and record a rollback entry`);
-    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: r.target.describe(req), artifact };
+    log(`dry run: would restore ${version} on ${where} and record a rollback entry`);
+    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
   }
   return withLock(pr, `rollback ${version}`, async ({ tookOver, assertHeld }) => {
     const again = await readCurrent(store, project, env.name);
@@ -123,7 +127,10 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
       return { status: 'already-current', entry: again.entry };
     }
     assertHeld();
-    const entry = await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
+    // every region is restored: the target entry's per-region deploys are re-activated where the target can
+    const entry = regions
+      ? await deployRegions(pr, req, artifact, regions, { rollback: true, commit: target.commit, previous: again, restoreFrom: target })
+      : await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
     return { status: 'promoted', entry };
   });
 }

@@ -38,6 +38,11 @@ export interface RetentionOptions {
   /** deletions in flight at once (default 16) */
   concurrency?: number;
   log?: (line: string) => void;
+  /**
+   * the region stores of environments with `regions` (each with its own store): their copies follow the
+   * home store ({@link sweepRegionCopies}); absent: only the home store is swept
+   */
+  regionStores?: { region: string; store: BlobStore }[];
 }
 
 /** Why a version stays. */
@@ -61,6 +66,8 @@ export interface RetentionResult {
   status: 'deleted' | 'dry-run';
   deleted: VersionInfo[];
   kept: (VersionInfo & { reason: KeepReason })[];
+  /** region copies deleted (or that would be, in a dry run); only with `regionStores` */
+  regionDeleted?: (VersionInfo & { region: string })[];
   /** bytes freed (or that would be freed in a dry run) */
   bytesFreed: number;
 }
@@ -203,7 +210,8 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
         `[${v.project}] dry run: would delete ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)}, published ${v.publishedAt.toISOString()})`,
       );
     log(`dry run: would delete ${doomed.length} version(s), freeing ${formatBytes(bytesFreed)}; keeping ${kept.length}`);
-    return { status: 'dry-run', deleted: doomed, kept, bytesFreed };
+    const regionDeleted = o.regionStores ? await sweepRegionCopies(o, guarded, remaining(all, doomed), now) : undefined;
+    return { status: 'dry-run', deleted: doomed, kept, bytesFreed, ...(regionDeleted ? { regionDeleted } : {}) };
   }
 
   const limit = pLimit(Math.max(1, o.concurrency ?? 16));
@@ -226,7 +234,61 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
   const deleted = doomed.filter((v) => !kept.some((k) => k.namespace === v.namespace && k.project === v.project && k.version === v.version));
   const freed = deleted.reduce((s, v) => s + v.bytes, 0);
   log(`deleted ${deleted.length} version(s), freed ${formatBytes(freed)}; kept ${kept.length}`);
-  return { status: 'deleted', deleted, kept, bytesFreed: freed };
+  const regionDeleted = o.regionStores ? await sweepRegionCopies(o, guarded, remaining(all, deleted), now) : undefined;
+  return { status: 'deleted', deleted, kept, bytesFreed: freed, ...(regionDeleted ? { regionDeleted } : {}) };
+}
+
+/** `<namespace>/<project>/<version>` of every home version not deleted. */
+function remaining(all: VersionInfo[], gone: VersionInfo[]): Set<string> {
+  const id = (v: VersionInfo) => `${v.namespace}/${v.project}/${v.version}`;
+  const goneIds = new Set(gone.map(id));
+  return new Set(all.map(id).filter((i) => !goneIds.has(i)));
+}
+
+/**
+ * Region copies follow the home store (docs/promotion.md "Regions"): in each region store, a version's
+ * copy goes when the home store no longer holds that version (deleted now or earlier), it is not
+ * protected in the ledger (current or within rollback reach in any environment: the same
+ * {@link protectedVersions} as the home store, so a protected version stays in every region), and it was
+ * not copied within the in-flight window (a promotion may be copying it). The manifest goes first, as in
+ * the home store. With `dryRun` the copies are only listed.
+ * @returns the region copies deleted (or that would be)
+ * @throws StoreAccessError
+ */
+export async function sweepRegionCopies(
+  o: RetentionOptions,
+  guarded: Map<string, KeepReason>,
+  inHome: Set<string>,
+  now: number,
+): Promise<(VersionInfo & { region: string })[]> {
+  const log = o.log ?? (() => undefined);
+  const out: (VersionInfo & { region: string })[] = [];
+  const limit = pLimit(Math.max(1, o.concurrency ?? 16));
+  for (const { region, store } of o.regionStores ?? []) {
+    const doomed = (await listVersions(store)).filter(
+      (v) =>
+        (!o.projects || o.projects.includes(v.project)) &&
+        !guarded.has(`${v.project}/${v.version}`) &&
+        !inHome.has(`${v.namespace}/${v.project}/${v.version}`) &&
+        now - v.publishedAt.getTime() >= (o.inFlightMs ?? IN_FLIGHT_MS),
+    );
+    for (const v of doomed) {
+      out.push({ ...v, region });
+      if (o.dryRun) log(`[${v.project}] dry run: would delete the ${region} copy of version ${v.version} (${store.location.url}, ${formatBytes(v.bytes)})`);
+    }
+    if (o.dryRun) continue;
+    await Promise.all(
+      doomed.map((v) =>
+        limit(async () => {
+          const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
+          for (const k of manifest) await store.delete(k);
+          await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => store.delete(k)));
+          log(`[${v.project}] deleted the ${region} copy of version ${v.version} (${store.location.url}, ${formatBytes(v.bytes)})`);
+        }),
+      ),
+    );
+  }
+  return out;
 }
 
 /**

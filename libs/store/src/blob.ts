@@ -19,6 +19,8 @@ export interface ObjectInfo {
    * of its parts (without the `-<parts>` suffix), and the number of parts. Undefined otherwise.
    */
   compositeSha256?: { base64: string; parts: number };
+  /** S3 ETag (HeadObject), e.g. to copy exactly this object (`x-amz-copy-source-if-match`); undefined on other stores */
+  etag?: string;
 }
 
 /** Upload progress callback: bytes sent so far and total bytes. */

@@ -32,3 +32,16 @@ export class ArtifactIntegrityError extends BuildonceError {
 export class ArtifactNotFoundError extends BuildonceError {
   override name = 'ArtifactNotFoundError';
 }
+
+/**
+ * A region's store holds an object under a version's key whose size or sha256 differs from the verified
+ * manifest (a tampered or foreign replica). Never overwritten, never deployed.
+ */
+export class RegionReplicaMismatchError extends BuildonceError {
+  override name = 'RegionReplicaMismatchError';
+}
+
+/** A region's store cannot serve that region: its bucket is in another region (Lambda reads code only from its own region). */
+export class RegionStoreError extends BuildonceError {
+  override name = 'RegionStoreError';
+}

@@ -9,3 +9,4 @@ export * from './keys';
 export * from './artifacts';
 export * from './ci';
 export * from './progress';
+export * from './region-copy';

@@ -297,6 +297,7 @@ export class S3BlobStore implements BlobStore {
         key,
         size: out.ContentLength ?? 0,
         lastModified: out.LastModified ?? new Date(0),
+        etag: out.ETag,
         sha256Base64: c && !composite ? c : undefined,
         ...(c && composite && parts > 0 ? { compositeSha256: { base64: c.replace(/-\d+$/, ''), parts } } : {}),
       };

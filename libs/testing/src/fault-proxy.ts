@@ -11,10 +11,12 @@ import type { Socket } from 'node:net';
  *   `x-amz-checksum-sha256` (bytes damaged in transit; moto does not check part checksums itself).
  * - `403` / `throttle`: answers `403 AccessDenied` / `400 Throttling` without forwarding, as XML for
  *   REST-XML requests and as an AWS JSON error (`__type`, `x-amzn-query-error`) for JSON-protocol ones.
- * `bad-digest`, `403` and `throttle` are not among the default random kinds ({@link FAULT_KINDS}); name them in
+ * - `501`: answers `501 NotImplemented` without forwarding, as S3 answers a conditional CopyObject on a bucket
+ *   whose policy enforces conditional writes.
+ * `bad-digest`, `403`, `throttle` and `501` are not among the default random kinds ({@link FAULT_KINDS}); name them in
  * `kinds` or `failNext`.
  */
-export type FaultKind = '500' | '503' | 'reset' | 'lost' | 'bad-digest' | '403' | 'throttle';
+export type FaultKind = '500' | '503' | 'reset' | 'lost' | 'bad-digest' | '403' | 'throttle' | '501';
 /** the kinds random faults draw from by default (transient faults a client retries or survives) */
 export const FAULT_KINDS: readonly FaultKind[] = ['500', '503', 'reset', 'lost'];
 
@@ -99,7 +101,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   let kinds = o.kinds ?? FAULT_KINDS;
   let rate = o.rate ?? 0;
   let eligible = o.eligible;
-  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, 'bad-digest': 0, '403': 0, throttle: 0 }, injected: 0 };
+  const stats: FaultStats = { requests: 0, faults: { '500': 0, '503': 0, reset: 0, lost: 0, 'bad-digest': 0, '403': 0, throttle: 0, '501': 0 }, injected: 0 };
   const queued: { kind: FaultKind; match: (r: ProxiedRequest) => boolean; fired: (r: ProxiedRequest) => void }[] = [];
   const sockets = new Set<Socket>();
 
@@ -155,14 +157,16 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       });
       return;
     }
-    if (fault === '500' || fault === '503' || fault === 'bad-digest') {
+    if (fault === '500' || fault === '503' || fault === 'bad-digest' || fault === '501') {
       req.resume();
       req.on('end', () =>
-        fault === '500'
-          ? s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.')
-          : fault === '503'
-            ? s3Error(res, 503, 'SlowDown', 'Please reduce your request rate.')
-            : s3Error(res, 400, 'BadDigest', 'The SHA256 you specified did not match the calculated checksum.'),
+        fault === '501'
+          ? s3Error(res, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented')
+          : fault === '500'
+            ? s3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.')
+            : fault === '503'
+              ? s3Error(res, 503, 'SlowDown', 'Please reduce your request rate.')
+              : s3Error(res, 400, 'BadDigest', 'The SHA256 you specified did not match the calculated checksum.'),
       );
       return;
     }

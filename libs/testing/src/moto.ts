@@ -22,8 +22,11 @@ export interface MotoServer {
   port: number;
   /** Environment for child processes / SDK clients: endpoint, dummy credentials, region. */
   env: Record<string, string>;
-  /** Creates an S3 bucket (S3 API CreateBucket, a plain `PUT /<bucket>`; moto does not check signatures). */
-  createBucket(name: string): Promise<void>;
+  /**
+   * Creates an S3 bucket (S3 API CreateBucket, a plain `PUT /<bucket>`; moto does not check signatures), in
+   * `region` (default us-east-1) through `CreateBucketConfiguration.LocationConstraint`, as GetBucketLocation reports it.
+   */
+  createBucket(name: string, region?: string): Promise<void>;
   /** Stops the server by PID and waits for exit. */
   stop(): Promise<void>;
 }
@@ -91,8 +94,12 @@ export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
     endpoint,
     port,
     env,
-    async createBucket(name: string) {
-      const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' });
+    async createBucket(name: string, region?: string) {
+      const body =
+        region && region !== 'us-east-1'
+          ? `<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>${region}</LocationConstraint></CreateBucketConfiguration>`
+          : undefined;
+      const res = await fetch(`${endpoint}/${name}`, { method: 'PUT', body });
       await res.arrayBuffer();
       if (!res.ok) throw new Error(`CreateBucket ${name} failed: HTTP ${res.status}`);
     },

@@ -10,10 +10,8 @@ import {
   renderProvenanceReport,
   renderTable,
 } from '@buildonce/promotion';
-import { openWorkspaceStore, runResolveCommand, runRetentionCommand } from '@buildonce/commands';
+import { openWorkspaceStore, runEcrLifecycleCommand, runResolveCommand, runRetentionCommand } from '@buildonce/commands';
 import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
-import { awsClients } from '@buildonce/aws';
-import { ecrHost, parseImageReference, putEcrLifecyclePolicy } from '@buildonce/image';
 import { runUiCommand } from '@buildonce/ui';
 
 const USAGE = `usage: buildonce <command> [options]
@@ -21,7 +19,7 @@ const USAGE = `usage: buildonce <command> [options]
       the commit to use as \`nx affected --base\` for <env> (empty output: nothing promoted yet)
   releases [--env=<env>] [--project=<p>]... [--markdown | --json] [--store=<url>]
       current release of every environment (pipeline order), or one environment's history
-  resolve --project=<p> --env=<env> [--json] [--store=<url>]
+  resolve --project=<p> --env=<env> [--region=<aws region>] [--json] [--store=<url>]
       the artifact URI current in <env> (--json: project, environment, version, uri, sha256)
   retention [--older-than=<days>] [--keep=<n>] [--pr=<n>] [--project=<p>]... [--store=<url>] [--dry-run]
   verify <project> <version> [--env=<env>] [--json] [--store=<url>]
@@ -113,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'resolve') {
       const { values } = parseArgs({
         args: rest,
-        options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' } },
+        options: { env: { type: 'string' }, project: { type: 'string' }, json: { type: 'boolean' }, store: { type: 'string' }, region: { type: 'string' } },
         strict: true,
       });
       if (!values.project) throw new ConfigError('--project=<project> is required');
@@ -123,6 +121,7 @@ export async function main(argv: string[]): Promise<number> {
         env: parseEnvironmentName(values.env, '--env'),
         workspaceRoot: findWorkspaceRoot(),
         store: values.store,
+        ...(values.region ? { region: values.region } : {}),
         log: (l) => process.stderr.write(`${l}\n`),
         print: values.json ? () => undefined : (t) => process.stdout.write(`${t}\n`),
       });
@@ -193,21 +192,20 @@ export async function main(argv: string[]): Promise<number> {
         },
         strict: true,
       });
-      const repository = values.registry || process.env.BUILDONCE_REGISTRY;
-      if (!repository || !ecrHost(parseImageReference(repository).registry))
-        throw new ConfigError(
-          `--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`,
-        );
-      const text = await putEcrLifecyclePolicy(awsClients(), repository, {
+      const written = await runEcrLifecycleCommand({
+        workspaceRoot: findWorkspaceRoot(),
+        ...(values.registry ? { registry: values.registry } : {}),
         keepLast: numberOption('keep-last', values['keep-last'], 30),
         untaggedDays: numberOption('untagged-days', values['untagged-days'], 1),
         dryRun: values['dry-run'],
       });
-      console.log(
-        values['dry-run']
-          ? text
-          : `wrote the lifecycle policy of ${repository}: keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`,
-      );
+      if (values['dry-run']) console.log(written[0]!.policy);
+      for (const w of written)
+        console.log(
+          values['dry-run']
+            ? `dry run: would write it to ${w.repository} (${w.region})`
+            : `wrote the lifecycle policy of ${w.repository} (${w.region}): keep-* images never expire, untagged after ${values['untagged-days'] ?? 1} day(s), newest ${values['keep-last'] ?? 30} kept`,
+        );
       return 0;
     }
     if (command === 'ui') {

@@ -12,6 +12,7 @@ export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): Res
     workspaceRoot: p.workspaceRoot,
     env: parseEnvironmentName(o.env, '--env'),
     store: o.store,
+    ...(o.region ? { region: o.region } : {}),
     log: (l) => console.error(l),
     print: machinePrinter(p.workspaceRoot, o.outputFile),
   };

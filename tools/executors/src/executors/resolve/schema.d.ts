@@ -2,5 +2,6 @@
 export interface ResolveExecutorSchema {
   env: string;
   store?: string;
+  region?: string;
   outputFile?: string;
 }

@@ -1,0 +1,312 @@
+import pLimit from 'p-limit';
+import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deploy';
+import { checkStoreRegion, ensureRegionCopy, S3BlobStore, versionPrefix, type BlobStore } from '@buildonce/store';
+import { ConfigError, isExpectedError, RecordFailedError, RegionFailureError } from '@buildonce/errors';
+import { appendEntry, type CurrentPointer, type HistoryEntry, type RegionResult } from '@buildonce/ledger';
+import { verifyDeploy, type VerifySetup } from '@buildonce/verification';
+import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { artifactOf, type PromoteRequest } from './promote';
+
+/*
+ * Multi-region promotion (docs/promotion.md "Regions"): one ledger and one lock in the home store, one
+ * deploy per region from that region's own store. Copies come first, for every region, so a replica
+ * that is refused stops the promotion with nothing deployed anywhere; then every region deploys and
+ * verifies (bounded parallel); one entry records each region's result.
+ */
+
+/** Regions deployed at once. */
+export const REGIONS_IN_FLIGHT = 3;
+
+/** One region of the environment a promotion deploys to. */
+export interface PromotionRegion {
+  /** AWS Region name */
+  name: string;
+  /** the region's store, with a client in that region (the home bucket when buildonce.json leaves `store` out) */
+  store: S3BlobStore;
+  /** true when `store` is the home store (nothing to copy) */
+  home: boolean;
+  /** the deploy target with clients in that region */
+  target: DeployTarget;
+  /** the environment's checks with clients in that region (absent: none) */
+  verify?: VerifySetup;
+}
+
+function homeStore(store: BlobStore): S3BlobStore {
+  if (!(store instanceof S3BlobStore))
+    throw new ConfigError(`environments with regions need an S3 home store, not ${store.location.url}: set BUILDONCE_STORE=s3://<bucket>/<prefix>`);
+  return store;
+}
+
+const oneLine = (e: unknown) => ((e as Error)?.message ?? String(e)).split('\n')[0]!;
+
+/** The request a region's target gets: the region's store, its log prefix. */
+function regionRequest(req: DeployRequest, region: PromotionRegion): DeployRequest {
+  return { ...req, store: region.store, log: (l) => req.log(`[${region.name}] ${l}`) };
+}
+
+/** `Lambda f alias prod in us-east-1, eu-west-1` */
+export function describeRegions(regions: PromotionRegion[], req: DeployRequest): string {
+  return `${regions[0]!.target.describe(req)} in ${regions.map((r) => r.name).join(', ')}`;
+}
+
+/**
+ * Everything a multi-region promotion checks before it takes the lock, with no side effects: every
+ * region store's bucket is in its region (GetBucketLocation), every region's target accepts the version
+ * (e.g. the Lambda function exists in that region); with `dryRun` the region copies it would make are
+ * listed (HEAD only; a replica that differs is refused already here).
+ * @throws RegionStoreError, RegionReplicaMismatchError, DeployPreflightError (and subclasses), StoreAccessError, ConfigError
+ */
+export async function preflightRegions(r: PromoteRequest, req: DeployRequest, artifact: VerifiedArtifact, regions: PromotionRegion[]): Promise<void> {
+  const home = homeStore(r.store);
+  if (artifact.stored.manifest.kind === 'oci-image')
+    throw new ConfigError(
+      `${r.project}@${r.version} is an oci-image and ${r.environment.name} lists regions: region copies of images are not supported yet; promote images to environments without "regions"`,
+    );
+  const limit = pLimit(REGIONS_IN_FLIGHT);
+  await Promise.all(
+    regions.map((region) =>
+      limit(async () => {
+        await checkStoreRegion(region.store, region.name);
+        const rreq = regionRequest(req, region);
+        await region.target.preflight(rreq);
+        if (r.dryRun && !region.home) {
+          const plan = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), dryRun: true, log: rreq.log });
+          if (plan.status === 'present')
+            rreq.log(`dry run: ${region.store.uriOf(versionPrefix(r.project, r.version, artifact.namespace))} already holds ${r.version} (verified)`);
+        }
+      }),
+    ),
+  );
+}
+
+function copyOf(home: S3BlobStore, region: PromotionRegion, r: Pick<PromoteRequest, 'project' | 'version'>, artifact: VerifiedArtifact) {
+  return { home, replica: region.store, region: region.name, project: r.project, version: r.version, namespace: artifact.namespace, stored: artifact.stored };
+}
+
+/**
+ * Makes every region's store hold the version (ensureRegionCopy: verified replica, or server-side copy
+ * then verified), bounded parallel. Nothing is deployed.
+ * @returns region → `home` | `present` | `copied`
+ * @throws RegionReplicaMismatchError, StoreAccessError
+ */
+export async function copyToRegions(
+  r: Pick<PromoteRequest, 'store' | 'project' | 'version' | 'log'>,
+  artifact: VerifiedArtifact,
+  regions: PromotionRegion[],
+): Promise<Record<string, RegionResult['copy']>> {
+  const home = homeStore(r.store);
+  const limit = pLimit(REGIONS_IN_FLIGHT);
+  const out: Record<string, RegionResult['copy']> = {};
+  await Promise.all(
+    regions.map((region) =>
+      limit(async () => {
+        if (region.home) return void (out[region.name] = 'home');
+        const c = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), log: (l) => r.log(`[${region.name}] ${l}`) });
+        out[region.name] = c.status === 'copied' ? 'copied' : 'present';
+      }),
+    ),
+  );
+  return out;
+}
+
+/**
+ * The multi-region deploy (under the lock): region copies for every region first (a refused replica
+ * stops here, nothing deployed) → every region deploys (`restoreFrom`: re-activates that entry's
+ * per-region deploy when the target can) and runs the environment's checks with its own clients,
+ * {@link REGIONS_IN_FLIGHT} at a time → one history entry with every region's result.
+ * All regions verified: `succeeded` (moves the pointer; `deploy` is the first region's result).
+ * Otherwise, `regionFailure: rollback` (default) restores every region that was moved to `previous`
+ * and records a `failed` entry; `hold` keeps the good regions and records a `failed`, `partial` entry
+ * (downstream `requires` never accept it; the next promotion deploys every region again).
+ * @param previous the pointer read under the lock (what a failure restores)
+ * @throws RegionFailureError (one line: which regions failed, what was restored or held, the seq),
+ *   RegionReplicaMismatchError, StoreAccessError, RecordFailedError
+ */
+export async function deployRegions(
+  r: PromoteRequest,
+  req: DeployRequest,
+  artifact: VerifiedArtifact,
+  regions: PromotionRegion[],
+  o: { rollback: boolean; commit: string | null; previous: CurrentPointer | undefined; restoreFrom?: HistoryEntry },
+): Promise<HistoryEntry> {
+  const now = r.now ?? (() => new Date());
+  const startedAt = now().toISOString();
+  const env = r.environment;
+  const copies = await copyToRegions(r, artifact, regions);
+  const canary = env.kind === 'chain' ? env.strategy?.canary : undefined;
+  const limit = pLimit(REGIONS_IN_FLIGHT);
+  const results: Record<string, RegionResult> = {};
+  let bug: unknown;
+  await Promise.all(
+    regions.map((region) =>
+      limit(async () => {
+        const rreq = regionRequest(req, region);
+        const base = { store: region.store.location.url, copy: copies[region.name]! };
+        const verified = !!region.verify?.checks.length || !!canary;
+        const dreq: DeployRequest = canary ? { ...rreq, canary: { percent: canary.percent } } : rreq;
+        let started: DeployResult;
+        try {
+          const from = regionDeployOf(o.restoreFrom, region.name);
+          started = from && region.target.restore ? await region.target.restore(rreq, from) : await region.target.deploy(verified ? dreq : rreq);
+        } catch (e) {
+          if (!isExpectedError(e)) bug ??= e;
+          results[region.name] = { ...base, status: 'failed', deploy: null, error: oneLine(e) };
+          rreq.log(`deploy failed: ${oneLine(e)}`);
+          return;
+        }
+        if (!verified) return void (results[region.name] = { ...base, status: 'succeeded', deploy: started });
+        try {
+          const v = await verifyDeploy({
+            setup: region.verify,
+            started,
+            project: r.project,
+            environment: env.name,
+            version: r.version,
+            canaryMinutes: canary?.minutes,
+            steps: canary?.steps,
+            shiftCanary: region.target.shiftCanary ? (s, percent) => region.target.shiftCanary!(dreq, s, percent) : undefined,
+            completeCanary: region.target.completeCanary ? (s) => region.target.completeCanary!(dreq, s) : undefined,
+            log: rreq.log,
+          });
+          const verification = v.verification ? { verification: v.verification } : {};
+          results[region.name] = v.failure
+            ? { ...base, status: 'failed', deploy: v.result, ...verification, error: `verification failed: ${v.failure}` }
+            : { ...base, status: 'succeeded', deploy: v.result, ...verification };
+          if (v.failure) rreq.log(`verification failed: ${v.failure}`);
+        } catch (e) {
+          if (!isExpectedError(e)) bug ??= e;
+          results[region.name] = { ...base, status: 'failed', deploy: started, error: `verification failed: ${oneLine(e)}` };
+        }
+      }),
+    ),
+  );
+  const entryBase = {
+    project: r.project,
+    environment: env.name,
+    version: r.version,
+    rollback: o.rollback,
+    artifact: artifactOf(artifact),
+    commit: o.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    ...(r.meta.reason ? { reason: r.meta.reason } : {}),
+    startedAt,
+  };
+  const ordered = () => Object.fromEntries(regions.map((g) => [g.name, results[g.name]!]));
+  const failed = regions.filter((g) => results[g.name]!.status !== 'succeeded').map((g) => g.name);
+  if (!failed.length) {
+    let appended: Awaited<ReturnType<typeof appendEntry>>;
+    try {
+      appended = await appendEntry(r.store, {
+        ...entryBase,
+        status: 'succeeded',
+        deploy: results[regions[0]!.name]!.deploy,
+        regions: ordered(),
+        finishedAt: now().toISOString(),
+      });
+    } catch (e) {
+      throw new RecordFailedError(
+        `deployed ${r.version} to ${env.name} in ${regions.map((g) => g.name).join(', ')} but could not record it: ${oneLine(e)}; the lock is left to expire so the next promotion records it as interrupted`,
+      );
+    }
+    const { entry } = appended;
+    r.log(
+      `recorded ${env.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''} in ${regions.length} region(s) (${regions.map((g) => `${g.name}: ${copies[g.name]}`).join(', ')})`,
+    );
+    return entry;
+  }
+
+  const why = failed.map((n) => `${n}: ${results[n]!.error}`).join('; ');
+  const moved = regions.filter((g) => results[g.name]!.deploy);
+  const mode = (env.kind === 'chain' && env.regionFailure) || 'rollback';
+  let outcome: string;
+  if (mode === 'hold') {
+    const good = regions.filter((g) => results[g.name]!.status === 'succeeded').map((g) => g.name);
+    outcome = good.length
+      ? `regionFailure is hold: ${good.join(', ')} keep ${r.version} (a partial release, which downstream environments refuse); promote ${r.version} again once fixed, or rollback --env=${env.name}`
+      : `no region runs ${r.version}`;
+  } else if (!o.previous) {
+    outcome = moved.length
+      ? `nothing to restore (first release of ${r.project} in ${env.name}): ${moved.map((g) => g.name).join(', ')} keep ${r.version}`
+      : 'nothing was changed';
+  } else {
+    await restoreRegions(
+      r,
+      req,
+      regions.filter((g) => results[g.name]!.deploy),
+      results,
+      o.previous.entry,
+    );
+    const restored = regions.filter((g) => results[g.name]!.status === 'restored').map((g) => g.name);
+    const stuck = regions.filter((g) => results[g.name]!.status === 'not-restored').map((g) => g.name);
+    outcome = `${restored.length ? `restored ${restored.join(', ')} to ${o.previous.entry.version}` : 'no region had moved'}${stuck.length ? `; restoring ${stuck.join(', ')} failed (they run ${r.version}): fix that, then rollback --env=${env.name}` : ''}`;
+  }
+  // what the target runs: a region left on the new version makes this entry the deployed one
+  const running = regions.find((g) => ['succeeded', 'failed', 'not-restored'].includes(results[g.name]!.status) && results[g.name]!.deploy);
+  let seq: number | undefined;
+  try {
+    seq = (
+      await appendEntry(r.store, {
+        ...entryBase,
+        status: 'failed',
+        deploy: running ? results[running.name]!.deploy : null,
+        regions: ordered(),
+        ...(mode === 'hold' && moved.some((g) => results[g.name]!.status === 'succeeded') ? { partial: true } : {}),
+        error: `failed in ${why}`.slice(0, 2000),
+        finishedAt: now().toISOString(),
+      })
+    ).entry.seq;
+  } catch (e) {
+    throw new RecordFailedError(
+      `${r.version} failed in ${failed.join(', ')} of ${env.name} (${why}) and could not be recorded: ${oneLine(e)}; the lock is left to expire so the next promotion records it as interrupted`,
+    );
+  }
+  if (bug) throw bug; // a bug in a target: recorded above, reported with its stack
+  throw new RegionFailureError(`${r.version} failed in ${env.name} (seq ${seq}): ${why}; ${outcome}`, { seq });
+}
+
+/** The deploy result an entry recorded for a region (its per-region result, or a single-region entry's own). */
+function regionDeployOf(entry: HistoryEntry | undefined, region: string): DeployResult | undefined {
+  if (!entry) return undefined;
+  if (entry.regions) return entry.regions[region]?.deploy ?? undefined;
+  return undefined;
+}
+
+/**
+ * Restores every region that was moved to the previous release: its region copy (ensured, in case the
+ * region was added since), then the target's `restore` of that region's recorded deploy (else a deploy).
+ * Sets each region's status to `restored` or `not-restored` in `results`.
+ */
+async function restoreRegions(
+  r: PromoteRequest,
+  req: DeployRequest,
+  moved: PromotionRegion[],
+  results: Record<string, RegionResult>,
+  prev: HistoryEntry,
+): Promise<void> {
+  let prevArtifact: VerifiedArtifact;
+  try {
+    prevArtifact = await locateArtifact(r.store, r.project, prev.version, r.environment);
+  } catch (e) {
+    for (const g of moved) Object.assign(results[g.name]!, { status: 'not-restored', error: `${results[g.name]!.error ?? 'moved'}; restore: ${oneLine(e)}` });
+    return;
+  }
+  const pr = { ...r, version: prev.version };
+  const limit = pLimit(REGIONS_IN_FLIGHT);
+  await Promise.all(
+    moved.map((region) =>
+      limit(async () => {
+        const preq = regionRequest({ ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored }, region);
+        try {
+          if (!region.home) await ensureRegionCopy({ ...copyOf(homeStore(r.store), region, pr, prevArtifact), log: preq.log });
+          const from = regionDeployOf(prev, region.name);
+          preq.log(`restoring ${prev.version} (seq ${prev.seq})`);
+          const back = from && region.target.restore ? await region.target.restore(preq, from) : await region.target.deploy(preq);
+          Object.assign(results[region.name]!, { status: 'restored', restore: back });
+        } catch (e) {
+          Object.assign(results[region.name]!, { status: 'not-restored', error: `${results[region.name]!.error ?? 'deployed'}; restore: ${oneLine(e)}` });
+        }
+      }),
+    ),
+  );
+}
