@@ -13,7 +13,7 @@ import {
 import pRetry, { AbortError } from 'p-retry';
 import { imageUriOf, sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey } from '@buildonce/store';
-import { awsClients, type AwsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { imageExists, protectImage } from '@buildonce/image';
 import {
   DeployError,
@@ -64,8 +64,8 @@ export interface LambdaTargetOptions {
   protectImage?: (imageUri: string, version: Version) => Promise<unknown>;
   /** process environment for registry credentials (default process.env) */
   env?: NodeJS.ProcessEnv;
-  /** AWS clients for ECR (registry auth, protection tags); default libs/aws `awsClients({ env })` */
-  aws?: AwsClients;
+  /** the command's AWS clients, for ECR (registry auth, protection tags) */
+  aws: AwsClients;
 }
 
 function isConflict(e: unknown): boolean {
@@ -384,12 +384,7 @@ export class LambdaDeployTarget implements DeployTarget {
       const before = await this.getFunction(functionName);
       if (!before)
         throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (
-        await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(
-          uri,
-          req.version,
-        )
-      ) {
+      if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
       if (before.Code?.ImageUri !== uri) {

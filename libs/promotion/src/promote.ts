@@ -1,3 +1,4 @@
+import type { AwsClients } from '@buildonce/aws';
 import type { BlobStore } from '@buildonce/store';
 import { imageUriOf } from '@buildonce/artifact';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
@@ -40,6 +41,8 @@ export interface PromoteRequest {
   now?: () => Date;
   /** verification after the deploy (checks of the environment for this project; absent: none) */
   verify?: VerifySetup;
+  /** the command's AWS clients (libs/aws, built once by libs/commands): KMS for `kms:` provenance keys */
+  aws: AwsClients;
 }
 
 /** What a promotion did. */
@@ -85,7 +88,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   const artifact = await locateArtifact(store, project, version, env);
   log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
   // signed provenance (issue 16): verified before the policy check where the environment requires it
-  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log, kms: r.aws.kms });
 
   const upstream: Record<string, HistoryEntry | undefined> = {};
   for (const req of env.requires) {

@@ -1,5 +1,4 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { awsClients } from '@buildonce/aws';
 import { performance } from 'node:perf_hooks';
 import type { Manifest } from '@buildonce/artifact';
 import {
@@ -30,8 +29,8 @@ export interface CheckProvenanceRequest {
   /** the located, verified artifact (its stored files are the subjects to match) */
   artifact: VerifiedArtifact;
   log: (line: string) => void;
-  /** KMS client for `kms:` verification keys (default: from `@buildonce/aws` and process.env) */
-  kms?: () => KMSClient;
+  /** KMS client for `kms:` verification keys: the command's AWS clients (libs/aws, built once by libs/commands) */
+  kms: () => KMSClient;
 }
 
 /**
@@ -49,7 +48,7 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
   const policy = r.environment.kind === 'chain' ? r.environment.provenance : undefined;
   if (!policy) return { signed: !!(await r.store.head(key)), verified: false, rules: [] };
   const got = await r.store.getBytes(key);
-  const keys = await resolveVerificationKeys(policy.keys, { kms: r.kms ?? (() => awsClients().kms()) });
+  const keys = await resolveVerificationKeys(policy.keys, { kms: r.kms });
   const image = (r.artifact.stored.manifest as { image?: { digest?: string } }).image;
   const v: ProvenanceVerdict = verifyProvenance({
     project: r.project,
@@ -110,7 +109,8 @@ export async function inspectVersionProvenance(o: {
   project: ProjectName;
   version: Version;
   env?: EnvironmentName;
-  kms?: () => KMSClient;
+  /** KMS client for `kms:` verification keys (the command's AWS clients) */
+  kms: () => KMSClient;
 }): Promise<VersionProvenanceReport> {
   const envs: ResolvedEnvironment[] = o.env
     ? [resolveEnvironment(o.config, o.env)]

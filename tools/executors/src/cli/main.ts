@@ -152,8 +152,8 @@ export async function main(argv: string[]): Promise<number> {
         version: parseVersion(version),
         env: values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env'),
       };
-      const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
-      const report = await inspectVersionProvenance({ store, config, ...parsed });
+      const { store, config, aws } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
+      const report = await inspectVersionProvenance({ store, config, ...parsed, kms: aws.kms });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
       return report.ok ? 0 : 1;
     }
@@ -198,7 +198,8 @@ export async function main(argv: string[]): Promise<number> {
         throw new ConfigError(
           `--registry=<account>.dkr.ecr.<region>.amazonaws.com/<repo> (or BUILDONCE_REGISTRY) must name an ECR repository, got "${repository ?? ''}"`,
         );
-      const text = await putEcrLifecyclePolicy(awsClients(), repository, {
+      // the one command without a workspace store: it builds its own AWS clients here, at the command layer
+      const text = await putEcrLifecyclePolicy(awsClients({ env: process.env }), repository, {
         keepLast: numberOption('keep-last', values['keep-last'], 30),
         untaggedDays: numberOption('untagged-days', values['untagged-days'], 1),
         dryRun: values['dry-run'],
