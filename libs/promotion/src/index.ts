@@ -5,3 +5,4 @@ export * from './promote';
 export * from './provenance';
 export * from './releases';
 export * from './rollback';
+export * from './gates';

@@ -19,7 +19,8 @@ import {
 } from '@buildonce/ledger';
 import { acquireLock, readLease, type HeldLock, type InterruptedLease } from '@buildonce/ledger';
 import type { PromotionMetadata } from './metadata';
-import { checkPolicy, isVerifiedSuccess } from './policy';
+import { checkPolicy } from './policy';
+import { isVerifiedSuccess } from './gates';
 import { checkProvenance } from './provenance';
 import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
 import type { ProjectName, Version } from '@buildonce/values';

@@ -10,13 +10,12 @@ import {
   inspectEnvelope,
   ProvenanceRefusedError,
   resolveVerificationKeys,
-  verifyProvenance,
   type ProvenanceRecord,
-  type ProvenanceVerdict,
   type StatementFacts,
 } from '@buildonce/provenance';
 import { provenanceKey, readStoredManifest, verifyArtifact, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { provenanceGate } from './gates/provenance';
 import { resolveEnvironment, type BuildonceConfig, type ResolvedEnvironment } from '@buildonce/config';
 import { UntrustedArtifactError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
@@ -50,7 +49,8 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
   const got = await r.store.getBytes(key);
   const keys = await resolveVerificationKeys(policy.keys, { kms: r.kms });
   const image = (r.artifact.stored.manifest as { image?: { digest?: string } }).image;
-  const v: ProvenanceVerdict = verifyProvenance({
+  // the provenance gate (gates/provenance.ts): pure, over the envelope, the stored files and the resolved keys
+  const v = provenanceGate({
     project: r.project,
     version: r.version,
     environment: r.environment.name,
@@ -61,6 +61,7 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
     policy,
     keys,
   });
+  if (!v.ok) throw v.error;
   if (v.record.verified) {
     r.log(
       `provenance verified: signed by ${v.record.key}, builder ${v.record.builder}${v.record.ref ? `, ref ${v.record.ref}` : ''}${v.record.commit ? `, commit ${v.record.commit.slice(0, 12)}` : ''}`,

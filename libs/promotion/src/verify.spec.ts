@@ -8,7 +8,8 @@ import { ConfigError } from '@buildonce/errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { parseConfig, type VerifyCheck } from '@buildonce/config';
 import { checksFor, jsonSubset, prepareChecks, runCheck, runChecks, verifyDeploy, type CheckContext } from '@buildonce/verification';
-import { checkPolicy, isVerifiedSuccess } from './policy';
+import { checkPolicy } from './policy';
+import { isVerifiedSuccess } from './gates';
 import { draft, unusedAwsClients } from '@buildonce/testing';
 
 const noAws = unusedAwsClients();
