@@ -10,7 +10,7 @@ import {
   waitUntilFunctionUpdatedV2,
   type FunctionConfiguration,
 } from '@aws-sdk/client-lambda';
-import pRetry, { AbortError } from 'p-retry';
+import { retry } from '@buildonce/retry';
 import { imageUriOf, sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey } from '@buildonce/store';
 import type { AwsClients } from '@buildonce/aws';
@@ -78,28 +78,19 @@ function isNotFound(e: unknown): boolean {
 
 /**
  * Runs a Lambda API call, retrying ResourceConflictException ("An update is in progress") and
- * throttling with exponential backoff (p-retry); any other error aborts at once.
+ * throttling with exponential backoff (libs/retry); any other error aborts at once.
  */
 export async function withConflictRetry<T>(fn: () => Promise<T>, retries = 6, onRetry?: (msg: string) => void): Promise<T> {
-  return pRetry(
-    async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        if (isConflict(e)) throw e;
-        throw new AbortError(e as Error);
-      }
+  return retry(fn, {
+    retries,
+    minTimeout: 250,
+    maxTimeout: 8000,
+    factor: 2,
+    retryIf: isConflict,
+    onFailedAttempt: (e, { retriesLeft }) => {
+      if (retriesLeft > 0) onRetry?.(`${e.name}: retrying (${retriesLeft} left)`);
     },
-    {
-      retries,
-      minTimeout: 250,
-      maxTimeout: 8000,
-      factor: 2,
-      onFailedAttempt: (e) => {
-        if (e.retriesLeft > 0) onRetry?.(`${e.name}: retrying (${e.retriesLeft} left)`);
-      },
-    },
-  );
+  });
 }
 
 /** Names the function and alias a project+environment deploys to. @throws DeployPreflightError for bad templates */
