@@ -43,13 +43,12 @@ import {
   type ResolvedRelease,
 } from '@buildonce/promotion';
 import { rollbackEnvironment, type PromotionRegion } from '@buildonce/promotion';
-import { awsClients } from '@buildonce/aws';
+import { awsClients, type AwsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
 import { signPublishedVersion, type PublishSigning } from '@buildonce/promotion';
 import { runRetention, type RetentionResult } from '@buildonce/retention';
 import { runImageRetention, type ImageRetentionResult } from '@buildonce/retention';
 import { checksFor, prepareChecks, type VerifySetup } from '@buildonce/verification';
-import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { dryRunMeasuredChecks } from '@buildonce/verification';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
@@ -66,26 +65,29 @@ export interface CommandBase {
   log: (line: string) => void;
 }
 
-/** What the setup resolved: config, environment, store. */
-export interface CommandContext {
-  config: BuildonceConfig;
+/** What the setup resolved: config, environment, store, AWS clients. */
+export interface CommandContext extends WorkspaceStore {
   environment: ResolvedEnvironment;
-  location: StoreLocation;
-  store: BlobStore;
 }
 
-/** The workspace's configuration and store, as every command opens them. */
+/** The workspace's configuration, store and AWS clients, as every command opens them. */
 export interface WorkspaceStore {
   config: BuildonceConfig;
   location: StoreLocation;
   store: BlobStore;
+  /**
+   * The command's one set of AWS clients (libs/aws, from the command's process environment), passed down to
+   * every lib that talks to AWS (deploy targets, registries, KMS, CloudWatch); each client is created on first use.
+   */
+  aws: AwsClients;
 }
 
 /**
  * Loads buildonce.json (+ BUILDONCE_DEPLOY) and opens the workspace's store, chosen by
  * resolveStoreLocation (`--store` → BUILDONCE_STORE → buildonce.json `store` → embedded default). Every
- * command (publish, promote, rollback, releases, resolve, retention, the CLI) opens its store here.
- * Opening does no store I/O.
+ * command (publish, promote, rollback, releases, resolve, retention, the CLI) opens its store here, and
+ * builds its one lazy set of AWS clients (libs/aws `awsClients`) that every lib below takes as a parameter.
+ * Opening does no store I/O and creates no AWS client.
  * @throws ConfigError (buildonce.json) (also a malformed store URL)
  */
 export async function openWorkspaceStore(o: {
@@ -97,7 +99,7 @@ export async function openWorkspaceStore(o: {
   const env = o.env ?? process.env;
   const config = await loadConfig(o.workspaceRoot, env);
   const location = resolveStoreLocation({ option: o.store, env, configured: config.store, workspaceRoot: o.workspaceRoot });
-  return { config, location, store: openStore(location, { env, forcePathStyle: o.forcePathStyle }) };
+  return { config, location, store: openStore(location, { env, forcePathStyle: o.forcePathStyle }), aws: awsClients({ env }) };
 }
 
 /**
@@ -123,7 +125,7 @@ export interface PromoteCommand extends CommandBase {
 
 function targetFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext): DeployTarget {
   const kind = effectiveTargetKind(ctx.config.deploy, ctx.location.kind, c.deploy.target);
-  return createDeployTarget({ kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: c.processEnv, ...c.clients });
+  return createDeployTarget({ kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: c.processEnv, aws: ctx.aws, ...c.clients });
 }
 
 /** The process environment of a region: the same endpoint and credentials, AWS_REGION set to it. */
@@ -150,20 +152,20 @@ function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, ta
   return env.regions.map((g) => {
     const genv = regionEnv(processEnv, g.name);
     const url = g.store ?? ctx.location.url;
-    let lambda: ReturnType<ReturnType<typeof awsClients>['lambda']> | undefined;
-    let cloudwatch: CloudWatchClient | undefined;
+    // the region's own clients (lazy, built once): a Lambda and its alarms live in their region
+    const aws = awsClients({ env: genv });
     return {
       name: g.name,
       store: openRegionStore(url, g.name, { env: processEnv }),
       home: url === ctx.location.url,
-      target: createDeployTarget({ kind: target.kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: genv }),
+      target: createDeployTarget({ kind: target.kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: genv, aws }),
       ...(verify
         ? {
             verify: {
               ...verify,
               processEnv: genv,
-              lambda: () => (lambda ??= awsClients({ env: genv }).lambda()),
-              cloudwatch: () => (cloudwatch ??= awsClients({ env: genv }).cloudwatch()),
+              lambda: () => aws.lambda(),
+              cloudwatch: () => aws.cloudwatch(),
             },
           }
         : {}),
@@ -200,6 +202,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
     log,
     verify,
     ...(regions ? { regions } : {}),
+    aws: ctx.aws,
   });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   if (r.status === 'dry-run' && verify) {
@@ -212,7 +215,7 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
       functionName: c.deploy.functionName,
       alias: c.deploy.alias,
       lambda: verify.lambda,
-      cloudwatch: verify.cloudwatch!,
+      cloudwatch: verify.cloudwatch,
       log,
     });
   }
@@ -228,15 +231,13 @@ async function verifySetupFor(c: PromoteCommand, ctx: CommandContext, target: De
   const env = ctx.environment.kind === 'chain' ? ctx.environment : undefined;
   const checks = await prepareChecks(checksFor(env?.verify, c.project), { targetKind: target.kind, workspaceRoot: c.workspaceRoot, log });
   if (!checks.length) return undefined;
-  const processEnv = c.processEnv ?? process.env;
-  let lambda = c.clients?.lambda;
-  let cloudwatch: CloudWatchClient | undefined;
+  const injected = c.clients?.lambda;
   return {
     checks,
     workspaceRoot: c.workspaceRoot,
-    processEnv,
-    lambda: () => (lambda ??= awsClients({ env: processEnv }).lambda()),
-    cloudwatch: () => (cloudwatch ??= awsClients({ env: processEnv }).cloudwatch()),
+    processEnv: c.processEnv ?? process.env,
+    lambda: injected ? () => injected : ctx.aws.lambda,
+    cloudwatch: ctx.aws.cloudwatch,
   };
 }
 
@@ -269,6 +270,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
     log,
     to: c.to,
     ...(regions ? { regions } : {}),
+    aws: ctx.aws,
   });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;
@@ -390,13 +392,13 @@ export async function runPublishCommand(
   const env = o.processEnv ?? process.env;
   const startedOn = new Date();
   const manifest = await readBuildManifest(o.outputDir, o.project);
-  const { store } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
+  const { store, aws } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env, forcePathStyle: o.forcePathStyle });
   const metadata = publishMetadataFromEnv(env);
   const namespace: ArtifactNamespace = o.preview || !metadata.trusted ? 'preview' : 'trusted';
   const tag = `[${o.project}]`;
   const keySpec = o.signingKey ?? env.BUILDONCE_SIGNING_KEY ?? '';
   // the key is resolved before anything is uploaded, so an unusable key fails the publish with nothing written
-  const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: () => awsClients({ env }).kms(), cwd: o.workspaceRoot }) : undefined;
+  const signer = keySpec && !o.dryRun ? await signerFromSpec(keySpec, { kms: aws.kms, cwd: o.workspaceRoot }) : undefined;
   let signing: PublishSigning | undefined;
   const progress = new Map<string, TransferProgress>();
   const image =
@@ -410,6 +412,7 @@ export async function runPublishCommand(
           metadata,
           dryRun: o.dryRun,
           env,
+          aws,
           log: (l) => o.log(`${tag} ${l}`),
         })
       : undefined;
@@ -508,7 +511,7 @@ export interface RetentionCommand {
  */
 export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRetentionResult> {
   checkRetentionNumbers(c);
-  const { store, config, location } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
+  const { store, config, location, aws } = await openWorkspaceStore({ workspaceRoot: c.workspaceRoot, store: c.store, env: c.processEnv });
   c.log(
     `retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`,
   );
@@ -523,6 +526,7 @@ export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRet
     pr: c.pr,
     dryRun: c.dryRun,
     env: c.processEnv,
+    aws,
     log: c.log,
   });
 }

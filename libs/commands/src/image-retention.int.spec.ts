@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { unusedAwsClients } from '@buildonce/testing';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,7 @@ async function promote(store: BlobStore, project: string, version: string, env: 
   const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }, 'test');
   return promoteVersion({
     store,
+    aws: unusedAwsClients(),
     project: project as ProjectName,
     version: version as Version,
     environment: resolveEnvironment(config, env as EnvironmentName),
@@ -92,7 +94,7 @@ describe('image retention', () => {
     const d = await publish('104', 'same'); // newest (kept by keep=1), same digest as 101
     expect(a.digest).toBe(d.digest);
     await promote(store, 'svc', '102', 'dev');
-    const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, env, log: () => undefined });
+    const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, env, aws: awsClients({ env }), log: () => undefined });
     expect(r.deleted.map((v) => v.version).sort()).toEqual(['101', '103']);
     expect(r.images.deleted).toEqual([`${registry.host}/svc@${c.digest}`]);
     expect(r.images.shared).toEqual([`${registry.host}/svc@${a.digest}`]);

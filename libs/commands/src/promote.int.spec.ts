@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { unusedAwsClients } from '@buildonce/testing';
 import { join } from 'node:path';
 import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -206,6 +207,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
       versions.map((version) =>
         promoteVersion({
           store: openStore(parseStoreUrl(storeUrl)),
+          aws: unusedAwsClients(),
           project: 'express-api' as ProjectName,
           version: version as Version,
           environment: env,
@@ -323,7 +325,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
 
   it('a failed Lambda deploy is recorded and leaves alias and pointer alone', async () => {
     const { dir } = await publishFake(store, { project: 'rust-scorer' as ProjectName, version: '1004' as Version });
-    const target = createDeployTarget({ kind: 'lambda', options: { target: 'lambda' }, workspaceRoot, lambda }) as LambdaDeployTarget;
+    const target = createDeployTarget({ kind: 'lambda', options: { target: 'lambda' }, workspaceRoot, lambda, aws: awsClients() }) as LambdaDeployTarget;
     // break the stored object after verification would pass: point the target at a key that does not exist
     const broken = Object.create(target) as LambdaDeployTarget;
     (broken as unknown as { s3Location: () => unknown }).s3Location = () => ({ bucket, key: 'team/does-not-exist.zip', sha256Base64: 'x' });
@@ -331,6 +333,7 @@ describe('promotion against moto_server (S3 + Lambda + SSM)', () => {
     const env = resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName);
     const err = await promoteVersion({
       store,
+      aws: unusedAwsClients(),
       project: 'rust-scorer' as ProjectName,
       version: '1004' as Version,
       environment: env,

@@ -10,10 +10,10 @@ import {
   waitUntilFunctionUpdatedV2,
   type FunctionConfiguration,
 } from '@aws-sdk/client-lambda';
-import pRetry, { AbortError } from 'p-retry';
+import { retry } from '@buildonce/retry';
 import { imageUriOf, sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey } from '@buildonce/store';
-import { awsClients, type AwsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { imageExists, protectImage } from '@buildonce/image';
 import {
   DeployError,
@@ -64,8 +64,8 @@ export interface LambdaTargetOptions {
   protectImage?: (imageUri: string, version: Version) => Promise<unknown>;
   /** process environment for registry credentials (default process.env) */
   env?: NodeJS.ProcessEnv;
-  /** AWS clients for ECR (registry auth, protection tags); default libs/aws `awsClients({ env })` */
-  aws?: AwsClients;
+  /** the command's AWS clients, for ECR (registry auth, protection tags) */
+  aws: AwsClients;
 }
 
 function isConflict(e: unknown): boolean {
@@ -78,28 +78,19 @@ function isNotFound(e: unknown): boolean {
 
 /**
  * Runs a Lambda API call, retrying ResourceConflictException ("An update is in progress") and
- * throttling with exponential backoff (p-retry); any other error aborts at once.
+ * throttling with exponential backoff (libs/retry); any other error aborts at once.
  */
 export async function withConflictRetry<T>(fn: () => Promise<T>, retries = 6, onRetry?: (msg: string) => void): Promise<T> {
-  return pRetry(
-    async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        if (isConflict(e)) throw e;
-        throw new AbortError(e as Error);
-      }
+  return retry(fn, {
+    retries,
+    minTimeout: 250,
+    maxTimeout: 8000,
+    factor: 2,
+    retryIf: isConflict,
+    onFailedAttempt: (e, { retriesLeft }) => {
+      if (retriesLeft > 0) onRetry?.(`${e.name}: retrying (${retriesLeft} left)`);
     },
-    {
-      retries,
-      minTimeout: 250,
-      maxTimeout: 8000,
-      factor: 2,
-      onFailedAttempt: (e) => {
-        if (e.retriesLeft > 0) onRetry?.(`${e.name}: retrying (${e.retriesLeft} left)`);
-      },
-    },
-  );
+  });
 }
 
 /** Names the function and alias a project+environment deploys to. @throws DeployPreflightError for bad templates */
@@ -384,12 +375,7 @@ export class LambdaDeployTarget implements DeployTarget {
       const before = await this.getFunction(functionName);
       if (!before)
         throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (
-        await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws ?? awsClients({ env: this.o.env }) })))(
-          uri,
-          req.version,
-        )
-      ) {
+      if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
       if (before.Code?.ImageUri !== uri) {

@@ -1,3 +1,4 @@
+import { unusedAwsClients } from '@buildonce/testing';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,7 +91,12 @@ describe('the local target installs exactly the verified manifest and bytes', ()
       return store.getBytes(key);
     };
     const lines: string[] = [];
-    const target = createDeployTarget({ kind: 'local', options: { target: 'local', localRoot: join(work, 'deploy') }, workspaceRoot: work });
+    const target = createDeployTarget({
+      kind: 'local',
+      options: { target: 'local', localRoot: join(work, 'deploy') },
+      workspaceRoot: work,
+      aws: unusedAwsClients(),
+    });
     const req: DeployRequest = {
       project: 'app' as ProjectName,
       environment: 'dev' as EnvironmentName,

@@ -2,7 +2,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { isAbsolute, join } from 'node:path';
 import { projectKey, transferProgress, type TransferProgress } from '@buildonce/store';
-import { awsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { imageExists } from '@buildonce/image';
 import { Ec2DeployTarget } from './ec2';
 import { LambdaDeployTarget } from './lambda';
@@ -85,17 +85,19 @@ export interface CreateTargetContext {
   options: DeployTargetOptions;
   workspaceRoot: string;
   env?: NodeJS.ProcessEnv;
-  /** injected clients (tests); default: from libs/aws `awsClients({ env })` */
+  /** the command's AWS clients (libs/aws `awsClients`, built once by libs/commands): Lambda, SSM, ECR */
+  aws: AwsClients;
+  /** injected clients (tests); default: `aws.lambda()` / `aws.ssm()` */
   lambda?: LambdaClient;
   ssm?: SSMClient;
   deployLocal?: LocalDeployFn;
 }
 
 /**
- * Builds the deploy target of a kind. Opening does no I/O.
+ * Creates the deploy target of a kind from the command's AWS clients. Opening does no I/O.
  */
 export function createDeployTarget(c: CreateTargetContext): DeployTarget {
-  const aws = awsClients({ env: c.env ?? process.env });
+  const { aws } = c;
   switch (c.kind) {
     case 'lambda':
       return new LambdaDeployTarget({ client: c.lambda ?? aws.lambda(), functionName: c.options.functionName, alias: c.options.alias, aws, env: c.env });

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readZipEntry } from '@buildonce/artifact';
 import { elfMachine } from '@buildonce/rust';
-import { awsClients, type AwsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { buildImage, type AssembledImage, type ImageFile } from './assemble';
 import { clientFor } from './credentials';
 import { parseImageReference } from './reference';
@@ -71,7 +71,8 @@ export interface BuildImageTargetOptions {
   /** blob cache (absolute); default `<workspace>/.buildonce/cache/oci` */
   cacheDir?: string;
   processEnv?: NodeJS.ProcessEnv;
-  aws?: AwsClients;
+  /** AWS clients (ECR tokens for an ECR base image), built once by the caller (the oci-image executor) */
+  aws: AwsClients;
   log: (line: string) => void;
 }
 
@@ -103,7 +104,7 @@ export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ im
   }
   const baseRef = parseImageReference(o.baseImage);
   const configured = env[REGISTRY_ENV] ? parseImageReference(env[REGISTRY_ENV]!).registry : undefined;
-  const baseClient = await clientFor(baseRef, { configuredHost: configured, env, aws: o.aws ?? awsClients({ env }) });
+  const baseClient = await clientFor(baseRef, { configuredHost: configured, env, aws: o.aws });
   const r = await buildImage({
     project: o.project,
     version: o.version,

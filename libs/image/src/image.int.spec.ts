@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '@buildonce/process';
-import { startRegistry, type RegistryServer } from '@buildonce/testing';
+import { startRegistry, unusedAwsClients, type RegistryServer } from '@buildonce/testing';
 import { ArtifactConflictError, publishMetadataFromEnv } from '@buildonce/store';
 import { buildImage, IMAGE_MANIFEST_FILE } from './assemble';
 import { RegistryClient } from './registry';
@@ -177,6 +177,7 @@ describe('oci-image assembly (real registry, skopeo)', () => {
       namespace: 'trusted' as const,
       metadata,
       env,
+      aws: unusedAwsClients(),
       log: () => undefined,
     };
     const first = await pushImageBuild(opts);
@@ -206,6 +207,7 @@ describe('oci-image assembly (real registry, skopeo)', () => {
         namespace: 'trusted',
         metadata: publishMetadataFromEnv({}),
         env: {},
+        aws: unusedAwsClients(),
         log: () => undefined,
       }),
     ).rejects.toThrow(/set the publish target's "registry" option or BUILDONCE_REGISTRY/);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { sha256File, type Manifest, type PublishMetadata, type RegistryRecord } from '@buildonce/artifact';
-import { awsClients, type AwsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { ConfigError } from '@buildonce/errors';
 import { ArtifactIntegrityError, type ArtifactNamespace } from '@buildonce/store';
 import { IMAGE_MANIFEST_FILE } from './assemble';
@@ -51,7 +51,8 @@ export interface PushImageBuildOptions {
   metadata: PublishMetadata;
   dryRun?: boolean;
   env?: NodeJS.ProcessEnv;
-  aws?: AwsClients;
+  /** the command's AWS clients (ECR tokens for ECR registries), built once by the command layer */
+  aws: AwsClients;
   /** one line per step, already prefixed by the caller */
   log: (line: string) => void;
 }
@@ -77,7 +78,7 @@ export async function pushImageBuild(o: PushImageBuildOptions): Promise<{ push: 
   }
   const target = resolveRegistry(o.registry, env);
   const tags = imageTags({ version: manifest.version, namespace: o.namespace, commit: o.metadata.commit, publishedAt: o.metadata.publishedAt });
-  const client = await clientFor(target, { configuredHost: target.registry, env, aws: o.aws ?? awsClients({ env }) });
+  const client = await clientFor(target, { configuredHost: target.registry, env, aws: o.aws });
   const push = await pushImage({ layoutDir: layoutDirOf(o.outputDir), target, client, tags, dryRun: o.dryRun, log: o.log });
   if (push.status === 'dry-run') {
     o.log(
@@ -96,11 +97,11 @@ export async function pushImageBuild(o: PushImageBuildOptions): Promise<{ push: 
  * `HEAD /v2/<repo>/manifests/<digest>`), using the credentials of {@link clientFor}.
  * @throws ImageConfigError when the URI has no digest; RegistryError/RegistryAuthError when the registry fails
  */
-export async function imageExists(imageUri: string, o: { env?: NodeJS.ProcessEnv; aws?: AwsClients } = {}): Promise<boolean> {
+export async function imageExists(imageUri: string, o: { env?: NodeJS.ProcessEnv; aws: AwsClients }): Promise<boolean> {
   const env = o.env ?? process.env;
   const ref = parseImageReference(imageUri);
   if (!ref.digest) throw new ConfigError(`image URI "${imageUri}" has no digest: buildonce deploys images by digest`);
   const configured = env[REGISTRY_ENV] ? parseImageReference(env[REGISTRY_ENV]!).registry : undefined;
-  const client = await clientFor(ref, { configuredHost: configured, env, aws: o.aws ?? awsClients({ env }) });
+  const client = await clientFor(ref, { configuredHost: configured, env, aws: o.aws });
   return (await client.headManifest(ref.repository, ref.digest)) !== undefined;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { backoffDelay, type Backoff } from '@buildonce/retry';
 import { z } from 'zod';
 import { artifactKindSchema, manifestFileSchema } from '@buildonce/artifact';
 import { environmentNameSchema, projectNameSchema, versionSchema } from '@buildonce/values';
@@ -278,7 +279,9 @@ export interface AppendOptions {
   backoff?: (round: number) => Promise<void>;
 }
 
-const defaultBackoff = (round: number) => new Promise<void>((r) => setTimeout(r, Math.min(5 * round, 100) * Math.random()));
+/** Between lost races: 5 ms doubling up to 100 ms, a random part of it (concurrent writers fall out of step). */
+const LOST_RACE: Backoff = { minTimeout: 5, factor: 2, maxTimeout: 100, jitter: 'full' };
+const defaultBackoff = (round: number) => new Promise<void>((r) => setTimeout(r, backoffDelay(round, LOST_RACE)));
 
 /**
  * Appends one entry to an environment's history and, for a succeeded entry, moves `current.json`

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, type Backoff } from '@buildonce/retry';
 import { z } from 'zod';
 import { lockKey, type BlobStore } from '@buildonce/store';
 import { LedgerError, LockTimeoutError } from '@buildonce/errors';
@@ -92,6 +93,11 @@ export async function readLease(store: BlobStore, project: ProjectName, env: Env
   return got ? parseLease(got.bytes, store.uriOf(key)) : undefined;
 }
 
+/** Polling a held lock: 100 ms growing by 1.5 up to 2 s, each between half and all of it (waiters spread out). */
+const LOCK_POLL: Backoff = { minTimeout: 100, factor: 1.5, maxTimeout: 2000, jitter: 'half' };
+/** After a lost conditional write on the lock: up to 50 ms, random, then read again. */
+const LOST_RACE: Backoff = { minTimeout: 50, jitter: 'full' };
+
 /**
  * Acquires the promotion lock of a project+environment, waiting (polling with backoff, 100 ms → 2 s)
  * while another live promotion holds it. Every lease names its owner (a random id per acquisition): a
@@ -149,7 +155,7 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
           o.log?.(`waiting for ${o.env} lock held by ${cur.actor}${cur.runId ? ` (run ${cur.runId})` : ''} doing "${cur.purpose}"`);
           waitingLogged = true;
         }
-        await sleep(Math.min(100 * 1.5 ** attempt, 2000) * (0.5 + Math.random() / 2));
+        await sleep(backoffDelay(attempt + 1, LOCK_POLL));
         continue;
       }
       if (acquired === undefined) {
@@ -162,7 +168,7 @@ export async function acquireLock(o: LockOptions): Promise<HeldLock> {
     if (acquired === undefined) {
       const r = await store.putBytesIfMatch(key, lease('held'), expected);
       if (r.status !== 'written') {
-        await sleep(Math.random() * 50);
+        await sleep(backoffDelay(1, LOST_RACE));
         continue;
       }
       acquired = r.etag;

@@ -4,6 +4,7 @@ import { readStoredManifest, verifyArtifact, versionPrefix, type ArtifactNamespa
 import type { ResolvedEnvironment } from '@buildonce/config';
 import { UntrustedArtifactError } from '@buildonce/errors';
 import type { ProjectName, Version } from '@buildonce/values';
+import { trustGate } from './gates/trust';
 
 /** A version found in the store and verified (manifest present, every file's size and sha256 match). */
 export interface VerifiedArtifact {
@@ -16,27 +17,19 @@ export interface VerifiedArtifact {
 }
 
 /**
- * Finds and verifies the artifact an environment may run (docs/architecture.md invariant 6):
- * chain environments accept only the trusted namespace, published by a trusted builder; preview
- * environments take the trusted artifact when there is one, else the preview one.
+ * Finds and verifies the artifact an environment may run (docs/architecture.md invariant 6): the
+ * `trust` gate (gates/trust.ts) lets chain environments take only the trusted namespace, published by a
+ * trusted builder, before any byte is verified; preview environments take the trusted artifact when there is one, else the preview one.
  * @throws UntrustedArtifactError (only in preview / untrusted publisher); ArtifactNotFoundError;
  *   ArtifactIntegrityError naming the first file whose size or sha256 no longer matches
  */
 export async function locateArtifact(store: BlobStore, project: ProjectName, version: Version, env: ResolvedEnvironment): Promise<VerifiedArtifact> {
   const trusted = await readStoredManifest(store, project, version, 'trusted');
   if (env.kind === 'chain') {
-    if (!trusted) {
-      const preview = await readStoredManifest(store, project, version, 'preview');
-      if (preview) {
-        throw new UntrustedArtifactError(
-          `version ${version} of ${project} is only in the preview namespace (${store.uriOf(versionPrefix(project, version, 'preview'))}): ${env.name} accepts only artifacts published by a trusted build (publish from main)`,
-        );
-      }
-    } else if (trusted.publish.trusted === false) {
-      throw new UntrustedArtifactError(
-        `version ${version} of ${project} was published by an untrusted builder (${trusted.publish.builder}): ${env.name} accepts only trusted artifacts`,
-      );
-    }
+    const previewUri =
+      !trusted && (await readStoredManifest(store, project, version, 'preview')) ? store.uriOf(versionPrefix(project, version, 'preview')) : undefined;
+    const trust = trustGate({ environment: env, project, version, trusted, previewUri });
+    if (!trust.ok) throw new UntrustedArtifactError(trust.reason);
     const stored = await verifyArtifact(store, project, version, 'trusted');
     return { namespace: 'trusted', stored, uri: store.uriOf(versionPrefix(project, version, 'trusted')) };
   }

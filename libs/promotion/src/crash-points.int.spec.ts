@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { unusedAwsClients } from '@buildonce/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +42,7 @@ describe('a promotion killed at each step is repaired by the next one', () => {
     const target = new FileTarget(live);
     const req = (version: string) => ({
       store,
+      aws: unusedAwsClients(),
       project: 'svc' as ProjectName,
       version: version as Version,
       environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),

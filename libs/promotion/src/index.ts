@@ -6,3 +6,4 @@ export * from './provenance';
 export * from './releases';
 export * from './rollback';
 export * from './regions';
+export * from './gates';

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { unusedAwsClients } from '@buildonce/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +30,7 @@ function setup() {
   const lines: string[] = [];
   const req = (version: string, env: string): PromoteRequest => ({
     store,
+    aws: unusedAwsClients(),
     project: 'svc' as ProjectName,
     version: version as Version,
     environment: resolveEnvironment(config, env as EnvironmentName),

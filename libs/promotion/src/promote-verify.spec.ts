@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { unusedAwsClients } from '@buildonce/testing';
 import { join } from 'node:path';
 import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
@@ -11,6 +12,8 @@ import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from '@buildonce/testing';
 import { VerificationFailedError } from '@buildonce/verification';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
+
+const noAws = unusedAwsClients();
 
 afterAll(removeTempDirs);
 
@@ -43,13 +46,14 @@ function setup(checks: VerifyCheck[]) {
     const c = environment.kind === 'chain' ? environment.verify : undefined;
     return {
       store,
+      aws: unusedAwsClients(),
       project: 'svc' as ProjectName,
       version: version as Version,
       environment,
       target,
       meta,
       log: (l) => lines.push(l),
-      ...(c ? { verify: { checks: c, workspaceRoot: process.cwd() } } : {}),
+      ...(c ? { verify: { checks: c, workspaceRoot: process.cwd(), lambda: noAws.lambda, cloudwatch: noAws.cloudwatch } } : {}),
     };
   };
   return { store, target, lines, req };

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { unusedAwsClients } from '@buildonce/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
 import { DeployPreflightError } from '@buildonce/deploy';
@@ -23,6 +24,7 @@ function setup() {
   const lines: string[] = [];
   const req = (version: string, env: string): PromoteRequest => ({
     store,
+    aws: unusedAwsClients(),
     project: 'svc' as ProjectName,
     version: version as Version,
     environment: resolveEnvironment(config, env as EnvironmentName),

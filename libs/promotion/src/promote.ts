@@ -1,3 +1,4 @@
+import type { AwsClients } from '@buildonce/aws';
 import type { BlobStore } from '@buildonce/store';
 import { imageUriOf } from '@buildonce/artifact';
 import { mainFile, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
@@ -18,7 +19,8 @@ import {
 } from '@buildonce/ledger';
 import { acquireLock, readLease, type HeldLock, type InterruptedLease } from '@buildonce/ledger';
 import type { PromotionMetadata } from './metadata';
-import { checkPolicy, isVerifiedSuccess } from './policy';
+import { checkPolicy } from './policy';
+import { isVerifiedSuccess } from './gates';
 import { checkProvenance } from './provenance';
 import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
 import type { ProjectName, Version } from '@buildonce/values';
@@ -46,6 +48,8 @@ export interface PromoteRequest {
    * `target` and `verify` are then unused. Absent or empty: one region, `target`.
    */
   regions?: PromotionRegion[];
+  /** the command's AWS clients (libs/aws, built once by libs/commands): KMS for `kms:` provenance keys */
+  aws: AwsClients;
 }
 
 /** What a promotion did. */
@@ -92,7 +96,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   const artifact = await locateArtifact(store, project, version, env);
   log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
   // signed provenance (issue 16): verified before the policy check where the environment requires it
-  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log, kms: r.aws.kms });
 
   const upstream: Record<string, HistoryEntry | undefined> = {};
   for (const req of env.requires) {

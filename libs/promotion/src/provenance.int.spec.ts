@@ -120,6 +120,7 @@ async function publish(store: BlobStore, version: string, sign?: { signer?: Sign
 async function promote(w: ReturnType<typeof world>, version: string, env: string, log: string[] = []) {
   return promoteVersion({
     store: w.store,
+    aws: awsClients(),
     project: 'svc' as ProjectName,
     version: version as Version,
     environment: resolveEnvironment(w.config, env as EnvironmentName),
@@ -271,6 +272,7 @@ describe('promotion to an environment that requires provenance', () => {
     };
     const err = await rollbackEnvironment({
       store: w.store,
+      aws: awsClients(),
       project: 'svc' as ProjectName,
       environment: resolveEnvironment(strict.config, 'staging' as EnvironmentName),
       target: w.target,

@@ -1,5 +1,4 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { awsClients } from '@buildonce/aws';
 import { performance } from 'node:perf_hooks';
 import type { Manifest } from '@buildonce/artifact';
 import {
@@ -11,13 +10,12 @@ import {
   inspectEnvelope,
   ProvenanceRefusedError,
   resolveVerificationKeys,
-  verifyProvenance,
   type ProvenanceRecord,
-  type ProvenanceVerdict,
   type StatementFacts,
 } from '@buildonce/provenance';
 import { provenanceKey, readStoredManifest, verifyArtifact, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
+import { provenanceGate } from './gates/provenance';
 import { resolveEnvironment, type BuildonceConfig, type ResolvedEnvironment } from '@buildonce/config';
 import { UntrustedArtifactError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
@@ -30,8 +28,8 @@ export interface CheckProvenanceRequest {
   /** the located, verified artifact (its stored files are the subjects to match) */
   artifact: VerifiedArtifact;
   log: (line: string) => void;
-  /** KMS client for `kms:` verification keys (default: from `@buildonce/aws` and process.env) */
-  kms?: () => KMSClient;
+  /** KMS client for `kms:` verification keys: the command's AWS clients (libs/aws, built once by libs/commands) */
+  kms: () => KMSClient;
 }
 
 /**
@@ -49,9 +47,10 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
   const policy = r.environment.kind === 'chain' ? r.environment.provenance : undefined;
   if (!policy) return { signed: !!(await r.store.head(key)), verified: false, rules: [] };
   const got = await r.store.getBytes(key);
-  const keys = await resolveVerificationKeys(policy.keys, { kms: r.kms ?? (() => awsClients().kms()) });
+  const keys = await resolveVerificationKeys(policy.keys, { kms: r.kms });
   const image = (r.artifact.stored.manifest as { image?: { digest?: string } }).image;
-  const v: ProvenanceVerdict = verifyProvenance({
+  // the provenance gate (gates/provenance.ts): pure, over the envelope, the stored files and the resolved keys
+  const v = provenanceGate({
     project: r.project,
     version: r.version,
     environment: r.environment.name,
@@ -62,6 +61,7 @@ export async function checkProvenance(r: CheckProvenanceRequest): Promise<Proven
     policy,
     keys,
   });
+  if (!v.ok) throw v.error;
   if (v.record.verified) {
     r.log(
       `provenance verified: signed by ${v.record.key}, builder ${v.record.builder}${v.record.ref ? `, ref ${v.record.ref}` : ''}${v.record.commit ? `, commit ${v.record.commit.slice(0, 12)}` : ''}`,
@@ -110,7 +110,8 @@ export async function inspectVersionProvenance(o: {
   project: ProjectName;
   version: Version;
   env?: EnvironmentName;
-  kms?: () => KMSClient;
+  /** KMS client for `kms:` verification keys (the command's AWS clients) */
+  kms: () => KMSClient;
 }): Promise<VersionProvenanceReport> {
   const envs: ResolvedEnvironment[] = o.env
     ? [resolveEnvironment(o.config, o.env)]

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { ConfigError } from '@buildonce/errors';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { removeTempDirs, tempDir, unusedAwsClients } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { readHistory } from '@buildonce/ledger';
 import { parseReason } from './metadata';
@@ -26,9 +26,15 @@ describe('--reason', () => {
     });
     const environment = resolveEnvironment(config, 'dev' as EnvironmentName);
     const target = new FakeTarget();
-    const verify = { checks: environment.kind === 'chain' ? environment.verify! : [], workspaceRoot: process.cwd() };
+    const noAws = unusedAwsClients();
+    const verify = {
+      checks: environment.kind === 'chain' ? environment.verify! : [],
+      workspaceRoot: process.cwd(),
+      lambda: noAws.lambda,
+      cloudwatch: noAws.cloudwatch,
+    };
     for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
-    const base = { store, project: 'svc' as ProjectName, environment, target, log: () => undefined, verify };
+    const base = { store, project: 'svc' as ProjectName, environment, target, log: () => undefined, verify, aws: unusedAwsClients() };
     await promoteVersion({ ...base, version: '1' as Version, meta: { commit: null, runId: null, actor: 'a' } });
     await promoteVersion({ ...base, version: '2' as Version, meta: { commit: null, runId: null, actor: 'a', reason: 'new weights' } });
     await rollbackEnvironment({ ...base, meta: { commit: null, runId: null, actor: 'b', reason: 'p99 doubled' } });

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRegionStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
-import { FileTarget, publishFake, runWithCrashPoint, startMoto, type MotoServer } from '@buildonce/testing';
+import { FileTarget, publishFake, runWithCrashPoint, startMoto, unusedAwsClients, type MotoServer } from '@buildonce/testing';
 import { listSeqs, readCurrent, readHistory } from '@buildonce/ledger';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { promoteVersion, type PromoteRequest } from './promote';
@@ -47,6 +47,7 @@ describe('multi-region crash', () => {
     );
     const req = (version: string): PromoteRequest => ({
       store: home,
+      aws: unusedAwsClients(),
       project: 'svc' as ProjectName,
       version: version as Version,
       environment,

@@ -108,7 +108,7 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
   const version = target.version;
   const artifact = await locateArtifact(store, project, version, env);
   // an environment that requires provenance checks it on the way back too (keys or rules may have changed)
-  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log });
+  artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log, kms: r.aws.kms });
   log(`rolling ${env.name} back from ${current?.entry.version ?? 'none'} to ${version} (seq ${target.seq}); verified ${artifact.uri}`);
   const pr: PromoteRequest = { ...r, version };
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };

@@ -8,8 +8,11 @@ import { ConfigError } from '@buildonce/errors';
 import { removeTempDirs, tempDir } from '@buildonce/testing';
 import { parseConfig, type VerifyCheck } from '@buildonce/config';
 import { checksFor, jsonSubset, prepareChecks, runCheck, runChecks, verifyDeploy, type CheckContext } from '@buildonce/verification';
-import { checkPolicy, isVerifiedSuccess } from './policy';
-import { draft } from '@buildonce/testing';
+import { checkPolicy } from './policy';
+import { isVerifiedSuccess } from './gates';
+import { draft, unusedAwsClients } from '@buildonce/testing';
+
+const noAws = unusedAwsClients();
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
@@ -211,7 +214,13 @@ describe('verifyDeploy with a canary', () => {
     const slept: number[] = [];
     let completed = 0;
     const r = await verifyDeploy({
-      setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd(), sleep: async (ms) => void slept.push(ms) },
+      setup: {
+        checks: [{ kind: 'command', command: ['true'] }],
+        workspaceRoot: process.cwd(),
+        lambda: noAws.lambda,
+        cloudwatch: noAws.cloudwatch,
+        sleep: async (ms) => void slept.push(ms),
+      },
       started,
       project: 'svc' as ProjectName,
       environment: 'staging' as EnvironmentName,
@@ -234,7 +243,7 @@ describe('verifyDeploy with a canary', () => {
     let completed = 0;
     const listeners = process.listenerCount('SIGINT');
     const r = await verifyDeploy({
-      setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd() },
+      setup: { checks: [{ kind: 'command', command: ['true'] }], workspaceRoot: process.cwd(), lambda: noAws.lambda, cloudwatch: noAws.cloudwatch },
       started,
       project: 'svc' as ProjectName,
       environment: 'staging' as EnvironmentName,
@@ -250,7 +259,7 @@ describe('verifyDeploy with a canary', () => {
   });
   it('a failed final shift is a failed verification (the caller restores the old version)', async () => {
     const r = await verifyDeploy({
-      setup: { checks: [], workspaceRoot: process.cwd(), sleep: async () => {} },
+      setup: { checks: [], workspaceRoot: process.cwd(), lambda: noAws.lambda, cloudwatch: noAws.cloudwatch, sleep: async () => {} },
       started,
       project: 'svc' as ProjectName,
       environment: 'staging' as EnvironmentName,
@@ -270,7 +279,13 @@ describe('verifyDeploy with a canary', () => {
   it('a failing check ends the canary without shifting', async () => {
     let completed = 0;
     const r = await verifyDeploy({
-      setup: { checks: [{ kind: 'command', command: ['false'], onFailure: 'hold' }], workspaceRoot: process.cwd(), sleep: async () => {} },
+      setup: {
+        checks: [{ kind: 'command', command: ['false'], onFailure: 'hold' }],
+        workspaceRoot: process.cwd(),
+        lambda: noAws.lambda,
+        cloudwatch: noAws.cloudwatch,
+        sleep: async () => {},
+      },
       started,
       project: 'svc' as ProjectName,
       environment: 'staging' as EnvironmentName,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unusedAwsClients } from '@buildonce/testing';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageUriOf, parseManifest, sha256File } from '@buildonce/artifact';
@@ -22,6 +23,8 @@ import { runRetention } from './retention';
 import { rollbackEnvironment } from '@buildonce/promotion';
 import { FakeTarget, publishFake } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
+
+const noAws = unusedAwsClients();
 
 /**
  * The fault suite (issue 11): publish, 10 concurrent promotions, rollbacks and retention against
@@ -82,6 +85,7 @@ async function op<T>(what: string, fn: () => Promise<T>): Promise<T | undefined>
 const env = (name: string) => resolveEnvironment(config, name as EnvironmentName);
 const req = (version: string, envName: string): PromoteRequest => ({
   store,
+  aws: unusedAwsClients(),
   project: project as ProjectName,
   version: version as Version,
   environment: env(envName),
@@ -206,7 +210,16 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const vcfg = parseConfig({ environments: [{ name: 'dev' }, { name: 'qa', verify: [fails(b, 'hold'), fails(c, 'rollback')] }] });
     const qa = (version: string): PromoteRequest => {
       const environment = resolveEnvironment(vcfg, 'qa' as EnvironmentName);
-      return { ...req(version, 'dev'), environment, verify: { checks: environment.kind === 'chain' ? environment.verify! : [], workspaceRoot: process.cwd() } };
+      return {
+        ...req(version, 'dev'),
+        environment,
+        verify: {
+          checks: environment.kind === 'chain' ? environment.verify! : [],
+          workspaceRoot: process.cwd(),
+          lambda: noAws.lambda,
+          cloudwatch: noAws.cloudwatch,
+        },
+      };
     };
     const pub: Record<string, Awaited<ReturnType<typeof publishFake>>> = {};
     for (const v of [a, b, c]) {

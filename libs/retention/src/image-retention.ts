@@ -1,4 +1,4 @@
-import { awsClients, type AwsClients } from '@buildonce/aws';
+import type { AwsClients } from '@buildonce/aws';
 import { openImageAdmin, protectionTag, type ImageAdmin } from '@buildonce/image';
 import { readStoredManifest } from '@buildonce/store';
 import type { StoredManifest } from '@buildonce/artifact';
@@ -6,7 +6,8 @@ import { runRetention, type RetentionOptions, type RetentionResult, type Version
 
 export interface ImageRetentionOptions extends RetentionOptions {
   env?: NodeJS.ProcessEnv;
-  aws?: AwsClients;
+  /** the command's AWS clients (ECR admin and tokens), built once by libs/commands */
+  aws: AwsClients;
   /** opens the registry admin of a repository (tests); default libs/image openImageAdmin */
   openAdmin?: (repository: string) => Promise<ImageAdmin>;
 }
@@ -45,7 +46,7 @@ async function recordOf(o: RetentionOptions, v: VersionInfo): Promise<StoredMani
  */
 export async function runImageRetention(o: ImageRetentionOptions): Promise<ImageRetentionResult> {
   const log = o.log ?? (() => undefined);
-  const aws = o.aws ?? awsClients({ env: o.env });
+  const { aws } = o;
   const admins = new Map<string, Promise<ImageAdmin>>();
   const admin = (repo: string) => {
     if (!admins.has(repo)) admins.set(repo, o.openAdmin ? o.openAdmin(repo) : openImageAdmin(repo, { env: o.env, aws }));

@@ -5,6 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, type Backoff } from '@buildonce/retry';
 import { assertKey, assertKeyPrefix, type BlobStore, type CasResult, type ObjectInfo } from './blob';
 import { StoreAccessError } from './errors';
 import type { StoreLocation } from './url';
@@ -28,6 +29,9 @@ async function fsyncPath(path: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** Waiting for another writer's per-key lock: 10 ms growing by 1.5 up to 50 ms, each between half and all of it. */
+const KEY_LOCK_POLL: Backoff = { minTimeout: 10, factor: 1.5, maxTimeout: 50, jitter: 'half' };
 
 /**
  * Filesystem backend (the embedded default store). Same semantics as S3: create-only keys are
@@ -187,7 +191,7 @@ export class FsBlobStore implements BlobStore {
           continue;
         }
         if (Date.now() > deadline) throw new StoreAccessError(`timed out waiting for lock ${lockPath} on ${key}`);
-        await sleep(Math.min(5 + attempt * 5, 50) + Math.random() * 10);
+        await sleep(backoffDelay(attempt + 1, KEY_LOCK_POLL));
       }
     }
   }

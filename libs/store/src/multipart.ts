@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import pRetry, { AbortError } from 'p-retry';
+import { retry } from '@buildonce/retry';
 import type { ProgressFn } from './blob';
 
 /*
@@ -281,7 +281,7 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
               const start = i * digests.partSize;
               const end = Math.min(start + digests.partSize, digests.size);
               const ChecksumSHA256 = digests.parts[i]!.toString('base64');
-              etags[i] = await pRetry(
+              etags[i] = await retry(
                 async () => {
                   const counter = new Counter((c) => {
                     loaded += c;
@@ -308,7 +308,6 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
                     body.destroy();
                     loaded -= counter.n;
                     report();
-                    if (fatalForPart(e)) throw new AbortError(e as Error);
                     throw e;
                   }
                 },
@@ -317,11 +316,12 @@ export async function uploadMultipart(sdk: S3Sdk, o: MultipartUploadOptions): Pr
                   minTimeout: 100,
                   maxTimeout: 4000,
                   factor: 2,
-                  randomize: true,
-                  onFailedAttempt: (e) => {
+                  jitter: 'double',
+                  retryIf: (e) => !fatalForPart(e),
+                  onFailedAttempt: (e, { retriesLeft }) => {
                     result.partRetries++;
-                    if (e.retriesLeft > 0)
-                      log(`part ${i + 1} of ${n}: ${e.name}: ${(e.message ?? '').split('\n')[0]!.slice(0, 120)}; retrying (${e.retriesLeft} left)`);
+                    if (retriesLeft > 0)
+                      log(`part ${i + 1} of ${n}: ${e.name}: ${(e.message ?? '').split('\n')[0]!.slice(0, 120)}; retrying (${retriesLeft} left)`);
                   },
                 },
               );

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { retry } from '@buildonce/retry';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
@@ -165,18 +166,9 @@ export class S3BlobStore implements BlobStore {
     return status(e) === 409 || (e as Error)?.name === 'ConditionalRequestConflict';
   }
 
+  /** Retries 409 ConditionalRequestConflict up to 8 times (50 ms × 2^n); any other failure is thrown at once. */
   private async withConflictRetry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (this.isConditionalConflict(e) && attempt < 8) {
-          await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-          continue;
-        }
-        throw e;
-      }
-    }
+    return retry(fn, { retries: 8, minTimeout: 50, factor: 2, retryIf: (e) => this.isConditionalConflict(e) });
   }
 
   /**

@@ -1,3 +1,4 @@
+export * from './aws';
 export * from './moto';
 export * from './workspace';
 export * from './registry';

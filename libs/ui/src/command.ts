@@ -26,8 +26,8 @@ export interface UiCommand {
  * @throws ConfigError (buildonce.json, store URL)
  */
 export async function openDashboardSource(o: { workspaceRoot: string; store?: string; processEnv?: NodeJS.ProcessEnv }): Promise<DashboardSource> {
-  const { store, config } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env: o.processEnv });
-  return { store: readOnlyStore(store), config, workspaceRoot: o.workspaceRoot, git: new GitFacts(o.workspaceRoot) };
+  const { store, config, aws } = await openWorkspaceStore({ workspaceRoot: o.workspaceRoot, store: o.store, env: o.processEnv });
+  return { store: readOnlyStore(store), config, aws, workspaceRoot: o.workspaceRoot, git: new GitFacts(o.workspaceRoot) };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { AwsClients } from '@buildonce/aws';
 import { run } from '@buildonce/process';
 import type { StoredManifest } from '@buildonce/artifact';
 import { isEnvironmentName, isPreviewEnvironment } from '@buildonce/values';
@@ -25,6 +26,8 @@ export interface DashboardSource {
   /** read-only handle (readOnlyStore) */
   store: BlobStore;
   config: BuildonceConfig;
+  /** the command's AWS clients (KMS for `kms:` provenance keys), built by openWorkspaceStore */
+  aws: AwsClients;
   /** workspace root whose git history gives commit subjects and counts (absent: no git facts) */
   workspaceRoot?: string;
   /** memo of git answers (commit pairs are immutable facts) */
@@ -415,7 +418,7 @@ export async function loadVersion(src: DashboardSource, project: ProjectName, ve
   }
   if (m.stored) {
     try {
-      m.provenance = await inspectVersionProvenance({ store: src.store, config: src.config, project, version });
+      m.provenance = await inspectVersionProvenance({ store: src.store, config: src.config, project, version, kms: src.aws.kms });
     } catch (e) {
       m.provenanceError = messageOf(e);
     }

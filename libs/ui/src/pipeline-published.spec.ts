@@ -1,3 +1,4 @@
+import { unusedAwsClients } from '@buildonce/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ describe('pipeline of a store where versions are published and none promoted yet
       });
       await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv({}) });
     }
-    const model = await loadPipeline({ store: readOnlyStore(store), config: parseConfig({}) });
+    const model = await loadPipeline({ store: readOnlyStore(store), config: parseConfig({}), aws: unusedAwsClients() });
     expect(model.projects).toEqual(['@acme/api', 'rust-scorer']);
     const page = pipelinePage(model);
     for (const env of ['dev', 'staging', 'prod']) expect(page).toContain(`npx nx run rust-scorer:promote --env=${env}`);

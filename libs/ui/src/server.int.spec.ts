@@ -4,7 +4,7 @@ import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry } from '@buildonce/ledger';
 import { parseConfig } from '@buildonce/config';
 import { ConfigError } from '@buildonce/errors';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { removeTempDirs, tempDir, unusedAwsClients } from '@buildonce/testing';
 import { draft } from '@buildonce/testing';
 import { readOnlyStore } from './readonly-store';
 import { startUiServer, type UiServer } from './server';
@@ -15,7 +15,7 @@ afterAll(removeTempDirs);
 async function source() {
   const inner = openStore(parseStoreUrl(`file://${tempDir('ui-server-')}`));
   await appendEntry(inner, draft('41' as Version, { project: 'svc' as ProjectName, environment: 'dev' as EnvironmentName, actor: '<b>x</b>' }));
-  return { store: readOnlyStore(inner), config: parseConfig({}) };
+  return { store: readOnlyStore(inner), config: parseConfig({}), aws: unusedAwsClients() };
 }
 
 /** GET with an explicit Host header (fetch does not allow setting it). */

@@ -11,7 +11,7 @@ export interface MeasureContext {
   version: Version;
   /** Lambda target only: the function, alias, the new version number and the version serving the rest of the canary's traffic */
   lambda?: { functionName: string; alias: string; executedVersion: string; baselineVersion?: string };
-  /** CloudWatch client (libs/aws `awsClients().cloudwatch()`) */
+  /** CloudWatch client of the command's AWS clients (libs/aws) */
   cloudwatch: () => CloudWatchClient;
   /** ms since the epoch (injectable in tests) */
   now?: () => number;

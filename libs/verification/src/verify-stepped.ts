@@ -1,5 +1,4 @@
 import type { DeployResult } from '@buildonce/deploy';
-import { awsClients } from '@buildonce/aws';
 import type { VerifyCheck } from '@buildonce/config';
 import { isMeasured, type MeasuredCheck } from '@buildonce/config';
 import { runSteps, steppedVerification, type Step } from './stepped';
@@ -17,7 +16,12 @@ export async function verifySteppedDeploy(o: VerifyDeployOptions & { ctx: CheckC
   const measured = o.checks.filter(isMeasured) as MeasuredCheck[];
   const canary = started.target === 'lambda' ? started.canary : undefined;
   const steps: Step[] = canary ? (o.steps?.length ? o.steps : [{ percent: canary.percent, minutes: o.canaryMinutes ?? 0 }]) : [{ percent: 100, minutes: 0 }];
-  const cloudwatch = o.setup?.cloudwatch ?? (() => awsClients({ env: o.setup?.processEnv }).cloudwatch());
+  // measured checks come from the setup, so without one CloudWatch is never read
+  const cloudwatch =
+    o.setup?.cloudwatch ??
+    (() => {
+      throw new Error('a measured check ran without a verify setup (no CloudWatch client): this is a bug');
+    });
 
   const first = await runChecks(oneShot, o.ctx);
   if (first && !first.verification.passed) return failedCheck(started, first.verification, first.failed);

@@ -71,7 +71,7 @@ export interface CheckContext {
   workspaceRoot: string;
   /** environment of command checks (default process.env) */
   processEnv?: NodeJS.ProcessEnv;
-  /** Lambda client (libs/aws `awsClients().lambda()`), needed by lambda checks */
+  /** Lambda client of the command's AWS clients (libs/aws), needed by lambda checks */
   lambda?: () => LambdaClient;
   log: (line: string) => void;
   /** injectable clock and sleep (unit tests) */
@@ -289,9 +289,10 @@ export interface VerifySetup {
   checks: VerifyCheck[];
   workspaceRoot: string;
   processEnv?: NodeJS.ProcessEnv;
-  lambda?: () => LambdaClient;
-  /** CloudWatch client (libs/aws `awsClients().cloudwatch()`), needed by alarm and metric checks */
-  cloudwatch?: () => CloudWatchClient;
+  /** Lambda client of the command's AWS clients (libs/aws, built once by libs/commands), needed by lambda checks */
+  lambda: () => LambdaClient;
+  /** CloudWatch client of the command's AWS clients, needed by alarm and metric checks */
+  cloudwatch: () => CloudWatchClient;
   /** injectable sleep (tests) */
   sleep?: (ms: number) => Promise<void>;
 }

@@ -5,6 +5,7 @@
  * Usage: crash-child.ts <storeDir> <liveFile> <version>
  */
 import { crashPoint } from '@buildonce/testing';
+import { unusedAwsClients } from '../aws';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { promoteVersion } from '@buildonce/promotion';
@@ -27,6 +28,7 @@ store.putBytesIfAbsent = async (key, bytes, o) => {
 };
 promoteVersion({
   store,
+  aws: unusedAwsClients(),
   project: 'svc' as ProjectName,
   version: version as Version,
   environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),

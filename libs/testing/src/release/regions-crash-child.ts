@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { crashPoint } from '@buildonce/testing';
+import { unusedAwsClients } from '../aws';
 import { openRegionStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { promoteVersion } from '@buildonce/promotion';
@@ -17,6 +18,7 @@ const [homeUrl, euUrl, liveDir, version] = process.argv.slice(2) as [string, str
 const home = openRegionStore(homeUrl, 'us-east-1');
 promoteVersion({
   store: home,
+  aws: unusedAwsClients(),
   project: 'svc' as ProjectName,
   version: version as Version,
   environment: resolveEnvironment(

@@ -151,8 +151,8 @@ export async function main(argv: string[]): Promise<number> {
         version: parseVersion(version),
         env: values.env === undefined ? undefined : parseEnvironmentName(values.env, '--env'),
       };
-      const { store, config } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
-      const report = await inspectVersionProvenance({ store, config, ...parsed });
+      const { store, config, aws } = await openWorkspaceStore({ workspaceRoot: findWorkspaceRoot(), store: values.store });
+      const report = await inspectVersionProvenance({ store, config, ...parsed, kms: aws.kms });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : renderProvenanceReport(report).join('\n') + '\n');
       return report.ok ? 0 : 1;
     }

@@ -138,7 +138,7 @@ describe('normalizeOptions', () => {
     );
     expect(cargo).toMatchObject({ version: '42', cargoDir: join(root, 'apps/api'), architecture: 'arm64', offlineRegistry: '/reg', toolchain: '+stable' });
     const tar = normalizeTarball(
-      { entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false },
+      { entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: true, startCheckTimeout: 60_000 },
       facts(),
       { NX_TASK_HASH: '7' },
       'd',
@@ -159,7 +159,16 @@ describe('normalizeOptions', () => {
     expect(tar).toMatchObject({ startCheck: { timeoutMs: 60_000 }, conditions: [] });
     expect(tar.format).toBeUndefined();
     const off = normalizeTarball(
-      { entry: 'main.js', target: 'node22', architecture: 'x86_64', minify: true, sourcemap: false, startCheck: false, format: 'esm' },
+      {
+        entry: 'main.js',
+        target: 'node22',
+        architecture: 'x86_64',
+        minify: true,
+        sourcemap: false,
+        startCheck: false,
+        startCheckTimeout: 60_000,
+        format: 'esm',
+      },
       facts(),
       { NX_TASK_HASH: '7' },
       'd',

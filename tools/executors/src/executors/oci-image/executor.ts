@@ -1,5 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
+import { awsClients } from '@buildonce/aws';
 import { buildImageTarget, type BuildImageTargetOptions } from '@buildonce/image';
 import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
@@ -9,7 +10,12 @@ import type { OciImageExecutorSchema } from './schema';
  * Options (validated and defaulted by Nx from schema.json) → the libs/image build. `handler` defaults to `cmd[0]`.
  * @throws ConfigError when NX_TASK_HASH is not set (not run by Nx)
  */
-export function normalizeOptions(o: OciImageExecutorSchema, p: ProjectFacts, env: NodeJS.ProcessEnv, log: (line: string) => void): BuildImageTargetOptions {
+export function normalizeOptions(
+  o: OciImageExecutorSchema,
+  p: ProjectFacts,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Omit<BuildImageTargetOptions, 'aws'> {
   return {
     project: p.project,
     version: taskHash(env),
@@ -38,8 +44,10 @@ export function normalizeOptions(o: OciImageExecutorSchema, p: ProjectFacts, env
 export default async function ociImageExecutor(options: OciImageExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
   try {
     const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
+    // this executor is its own command layer: its one set of AWS clients (ECR tokens of an ECR base image)
+    const aws = awsClients({ env: b.processEnv });
     // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
-    await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildImageTarget(b));
+    await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildImageTarget({ ...b, aws }));
     return { success: true };
   } catch (e) {
     return fail(context.projectName, e, context.isVerbose);

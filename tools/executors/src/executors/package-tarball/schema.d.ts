@@ -10,6 +10,6 @@ export interface PackageTarballExecutorSchema {
   minify: boolean;
   sourcemap: boolean;
   format?: 'esm' | 'cjs';
-  startCheck?: boolean;
-  startCheckTimeout?: number;
+  startCheck: boolean;
+  startCheckTimeout: number;
 }
