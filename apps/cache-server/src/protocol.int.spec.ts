@@ -359,7 +359,7 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     expect(logged()).toBe(flood.size);
   });
 
-  it('clients that abort right after the headers leave no blob behind, and each abort gets an access-log line (issue 11 #10)', async () => {
+  it('clients that abort right after the headers leave no blob behind, and each abort gets an access-log line', async () => {
     const { request } = await import('node:http');
     const hashes = Array.from({ length: 16 }, () => newHash());
     await Promise.all(

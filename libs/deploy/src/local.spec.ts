@@ -199,7 +199,7 @@ async function publishRawTarball(version: string, bytes: Buffer): Promise<void> 
   await publishArtifact({ store, manifest, dir, metadata });
 }
 
-describe('deployLocal and the hostile-archive corpus (issue 11 item 9)', () => {
+describe('deployLocal and the hostile-archive corpus', () => {
   it('refuses every hostile archive with the reason, writes nothing and leaves no temp files', async () => {
     const corpus = hostileArchives();
     for (const [i, a] of corpus.entries()) {

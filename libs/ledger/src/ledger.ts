@@ -64,7 +64,7 @@ export const entryArtifactSchema = z
     files: z.array(manifestFileSchema),
     /** commit the artifact was published from (stored manifest's publish metadata) */
     publishedCommit: z.string().optional(),
-    /** signed provenance: whether the version had one and what the environment verified (absent in entries written before issue 16) */
+    /** signed provenance: whether the version had one and what the environment verified (absent in entries written before provenance was recorded) */
     provenance: provenanceRecordSchema.optional(),
     /** oci-image only: the image URI by digest (`<registry>/<repo>@sha256:…`) the environment runs */
     imageUri: z.string().optional(),

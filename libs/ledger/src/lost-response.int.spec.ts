@@ -6,7 +6,7 @@ import { acquireLock } from './lock';
 import { draft } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
-// Regression tests for issue 11 item 3: a create-only write (history entry, lock lease) whose
+// Regression tests: a create-only write (history entry, lock lease) whose
 // response is lost is retried by the SDK, gets 412 on its own earlier attempt, and must recognise it.
 let moto: MotoServer;
 let proxy: FaultProxy;

@@ -13,7 +13,7 @@ import { rollbackEnvironment } from './rollback';
 import { FakeTarget, publishFake } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
-// Issue 11 items 2 and 4: a promoter that crashed mid-deploy (lease left to expire) must be recorded,
+// A promoter that crashed mid-deploy (lease left to expire) must be recorded,
 // and "already current" must not hide its unrecorded deploy.
 const config = parseConfig({});
 const meta = { commit: 'abc123', runId: '7', actor: 'tester' };

@@ -95,7 +95,7 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   }
   const artifact = await locateArtifact(store, project, version, env);
   log(`verified ${artifact.uri} (${artifact.stored.manifest.files.length} file(s), sha256 ok, ${artifact.namespace})`);
-  // signed provenance (issue 16): verified before the policy check where the environment requires it
+  // signed provenance: verified before the policy check where the environment requires it
   artifact.provenance = await checkProvenance({ store, project, version, environment: env, artifact, log, kms: r.aws.kms });
 
   const upstream: Record<string, HistoryEntry | undefined> = {};

@@ -33,7 +33,7 @@ export interface CheckProvenanceRequest {
 }
 
 /**
- * The provenance step of a promotion (issue 16), run after the artifact is located and verified and
+ * The provenance step of a promotion, run after the artifact is located and verified and
  * before the promotion policy: with an environment `provenance` policy, reads the version's
  * `provenance.intoto.json`, resolves the allowed keys (PEM / file / KMS `GetPublicKey`) and verifies
  * signature, statement, subjects against the stored files, builder and ref

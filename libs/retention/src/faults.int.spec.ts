@@ -27,7 +27,7 @@ import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 const noAws = unusedAwsClients();
 
 /**
- * The fault suite (issue 11): publish, 10 concurrent promotions, rollbacks and retention against
+ * The fault suite: publish, 10 concurrent promotions, rollbacks and retention against
  * moto_server behind a proxy that fails 30 % of requests (500, 503 SlowDown, connection reset, and
  * "applied but response lost"), then checks that everything ended consistent:
  * - no partial object: every version with a manifest verifies (sizes and sha256 of every file);

@@ -11,7 +11,7 @@ import { planRollback } from '@buildonce/promotion';
 import { draft, publishFake } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
-// Issue 11 item 6: retention fails closed and its rollback window counts only succeeded entries.
+// Retention fails closed and its rollback window counts only succeeded entries.
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });

@@ -101,7 +101,7 @@ export function assertKey(key: string): void {
 
 /**
  * Validates a list prefix: empty, or a relative `/`-separated path (a trailing `/` allowed) without
- * empty, `.` or `..` segments, so a listing never walks outside the store (issue 11 item 13).
+ * empty, `.` or `..` segments, so a listing never walks outside the store.
  * @throws ConfigError naming the prefix
  */
 export function assertKeyPrefix(prefix: string): void {

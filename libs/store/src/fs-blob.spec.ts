@@ -18,7 +18,7 @@ function store(root = mkdtempSync(join(tmpdir(), 'fs-blob-'))): FsBlobStore {
 }
 
 describe('FsBlobStore', () => {
-  it('breaking a stale lock never lets two compare-and-swap writers win (issue 11 item 8)', async () => {
+  it('breaking a stale lock never lets two compare-and-swap writers win', async () => {
     let doubleWins = 0;
     for (let trial = 0; trial < 150; trial++) {
       const s = store();
@@ -36,7 +36,7 @@ describe('FsBlobStore', () => {
     expect(doubleWins).toBe(0);
   });
 
-  it('leaves no temp file when the disk is full (ENOSPC) and reports it as a store error (issue 11 item 12)', () => {
+  it('leaves no temp file when the disk is full (ENOSPC) and reports it as a store error', () => {
     const mnt = mkdtempSync(join(tmpdir(), 'fs-blob-full-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
     try {
@@ -62,7 +62,7 @@ describe('FsBlobStore', () => {
     }
   });
 
-  it('refuses list prefixes with "." or ".." segments instead of walking outside the store (issue 11 item 13)', async () => {
+  it('refuses list prefixes with "." or ".." segments instead of walking outside the store', async () => {
     const s = store();
     await s.putBytesIfAbsent('releases/p/dev/current.json', Buffer.from('{}'));
     const walk = async (prefix: string) => {

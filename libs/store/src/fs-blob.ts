@@ -167,7 +167,7 @@ export class FsBlobStore implements BlobStore {
    * Exclusive lock per key; waits up to 60 s, breaks locks older than 30 s (crashed writer).
    * Breaking is itself exclusive: a breaker takes `<lock>.break` (`wx`), re-checks under it that the
    * lock is still the stale one, and only then unlinks it — so a breaker that saw the old lock can
-   * never remove the fresh lock another breaker has just made (two CAS winners, issue 11 item 8).
+   * never remove the fresh lock another breaker has just made (two CAS winners).
    * A `.break` file older than 30 s (a breaker that crashed in those few ms) is removed.
    */
   private async lock(key: string): Promise<() => Promise<void>> {

@@ -104,8 +104,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * Maps SDK and network errors to one-line StoreAccessErrors naming the bucket and the fix (issue 11
-   * item 12): missing bucket, credentials, region, access denied, throttling after the SDK's retries,
+   * Maps SDK and network errors to one-line StoreAccessErrors naming the bucket and the fix:
+   * missing bucket, credentials, region, access denied, throttling after the SDK's retries,
    * 5xx after retries, unreachable endpoint, and any other S3 error response (including bodies the SDK
    * cannot parse, `UnknownError`). Errors that are not S3/network failures (bugs) pass through.
    */

@@ -10,7 +10,7 @@ import { openStore } from './open';
 import { parseStoreUrl } from './url';
 import type { BlobStore } from './blob';
 
-// Issue 11 item 12: S3 errors reach users as one-line store errors naming the bucket and the fix, and
+// S3 errors reach users as one-line store errors naming the bucket and the fix, and
 // throttling is retried with backoff (retry settings from @buildonce/aws).
 let moto: MotoServer;
 let proxy: FaultProxy;

@@ -113,7 +113,7 @@ describe('CacheStore under races and lost responses', () => {
   ];
 
   describe.each(fixtures)('$name backend', (fx) => {
-    it('a late quarantine never deletes the entry a trusted builder stored after the first quarantine (issue 11 #5)', async () => {
+    it('a late quarantine never deletes the entry a trusted builder stored after the first quarantine', async () => {
       const backend = fx.backend();
       const store = new CacheStore(backend, { maxBytes: MAX });
       const hash = newHash();
@@ -136,7 +136,7 @@ describe('CacheStore under races and lost responses', () => {
     });
   });
 
-  it('S3: a record write whose response was lost (SDK retry answered 412) is recognised as our own, not a 409 (issue 11 #3)', async () => {
+  it('S3: a record write whose response was lost (SDK retry answered 412) is recognised as our own, not a 409', async () => {
     // a proxy in front of moto_server that applies the first create-only record PUT and then drops the
     // connection instead of answering: the SDK retries, and the retry meets the record it wrote itself
     let dropped = 0;
@@ -176,7 +176,7 @@ describe('CacheStore under races and lost responses', () => {
     }
   });
 
-  it('directory: a body whose client left before the upload started answers incomplete and leaves no blob (issue 11 #10)', async () => {
+  it('directory: a body whose client left before the upload started answers incomplete and leaves no blob', async () => {
     const store = new CacheStore(new FsCacheBackend(root), { maxBytes: MAX });
     const hash = newHash();
     const body = new PassThrough();

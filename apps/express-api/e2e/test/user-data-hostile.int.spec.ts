@@ -10,7 +10,7 @@ import { benignArchives, hostileArchives, rawTarGz, smuggledArchives, startMoto,
 import type { ProjectName, Version } from '@buildonce/values';
 
 /**
- * Issue 11 item 11: user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
+ * user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
  * corpus), says why in one line, writes nothing, and cleans what a killed run left behind.
  */
 const script = join(__dirname, '../../deploy/user-data.sh');

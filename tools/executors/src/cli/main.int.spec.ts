@@ -134,7 +134,7 @@ describe('buildonce CLI', () => {
     expect(cli('retention', '--keep=-1').status).toBe(1);
   });
 
-  it('retention refuses empty or non-integer numbers with one line instead of reading them as 0 (issue 11 item 7)', () => {
+  it('retention refuses empty or non-integer numbers with one line instead of reading them as 0', () => {
     for (const args of [
       ['--keep=', '--older-than='],
       ['--keep='],
