@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { settleBounded } from '@buildonce/retry';
 import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deploy';
 import { checkStoreRegion, ensureRegionCopy, S3BlobStore, versionPrefix, type BlobStore } from '@buildonce/store';
 import { ConfigError, isExpectedError, RecordFailedError, RegionFailureError } from '@buildonce/errors';
@@ -62,21 +63,16 @@ export async function preflightRegions(r: PromoteRequest, req: DeployRequest, ar
     throw new ConfigError(
       `${r.project}@${r.version} is an oci-image and ${r.environment.name} lists regions: region copies of images are not supported yet; promote images to environments without "regions"`,
     );
-  const limit = pLimit(REGIONS_IN_FLIGHT);
-  await Promise.all(
-    regions.map((region) =>
-      limit(async () => {
-        await checkStoreRegion(region.store, region.name);
-        const rreq = regionRequest(req, region);
-        await region.target.preflight(rreq);
-        if (r.dryRun && !region.home) {
-          const plan = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), dryRun: true, log: rreq.log });
-          if (plan.status === 'present')
-            rreq.log(`dry run: ${region.store.uriOf(versionPrefix(r.project, r.version, artifact.namespace))} already holds ${r.version} (verified)`);
-        }
-      }),
-    ),
-  );
+  await settleBounded(regions, REGIONS_IN_FLIGHT, async (region) => {
+    await checkStoreRegion(region.store, region.name);
+    const rreq = regionRequest(req, region);
+    await region.target.preflight(rreq);
+    if (r.dryRun && !region.home) {
+      const plan = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), dryRun: true, log: rreq.log });
+      if (plan.status === 'present')
+        rreq.log(`dry run: ${region.store.uriOf(versionPrefix(r.project, r.version, artifact.namespace))} already holds ${r.version} (verified)`);
+    }
+  });
 }
 
 function copyOf(home: S3BlobStore, region: PromotionRegion, r: Pick<PromoteRequest, 'project' | 'version'>, artifact: VerifiedArtifact) {
@@ -95,17 +91,13 @@ export async function copyToRegions(
   regions: PromotionRegion[],
 ): Promise<Record<string, RegionResult['copy']>> {
   const home = homeStore(r.store);
-  const limit = pLimit(REGIONS_IN_FLIGHT);
   const out: Record<string, RegionResult['copy']> = {};
-  await Promise.all(
-    regions.map((region) =>
-      limit(async () => {
-        if (region.home) return void (out[region.name] = 'home');
-        const c = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), log: (l) => r.log(`[${region.name}] ${l}`) });
-        out[region.name] = c.status === 'copied' ? 'copied' : 'present';
-      }),
-    ),
-  );
+  // a refused replica fails the promotion only once every copy in flight has settled (the lock is still held)
+  await settleBounded(regions, REGIONS_IN_FLIGHT, async (region) => {
+    if (region.home) return void (out[region.name] = 'home');
+    const c = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), log: (l) => r.log(`[${region.name}] ${l}`) });
+    out[region.name] = c.status === 'copied' ? 'copied' : 'present';
+  });
   return out;
 }
 

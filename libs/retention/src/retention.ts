@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { settleBounded } from '@buildonce/retry';
 import { STORED_MANIFEST_FILE, parseStoredManifestJson } from '@buildonce/artifact';
 import {
   RELEASES_ROOT,
@@ -154,6 +155,17 @@ export async function protectedVersions(store: BlobStore): Promise<Map<string, K
   return protectedSet;
 }
 
+/**
+ * Deletes one version's objects: the stored manifest first (from then on the version is unpublished, never
+ * half there), then its files; every deletion settles before a failure is thrown.
+ */
+async function deleteVersion(store: BlobStore, v: VersionInfo): Promise<void> {
+  const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
+  for (const k of manifest) await store.delete(k);
+  const files = v.keys.filter((k) => !manifest.includes(k));
+  await settleBounded(files, files.length, (k) => store.delete(k));
+}
+
 function stop(store: BlobStore, key: string, why: string): LedgerError {
   return new LedgerError(`${store.uriOf(key)}: ${why}: retention stopped, nothing was deleted (fix or restore that ledger object)`);
 }
@@ -214,23 +226,17 @@ export async function runRetention(o: RetentionOptions): Promise<RetentionResult
     return { status: 'dry-run', deleted: doomed, kept, bytesFreed, ...(regionDeleted ? { regionDeleted } : {}) };
   }
 
-  const limit = pLimit(Math.max(1, o.concurrency ?? 16));
-  await Promise.all(
-    doomed.map((v) =>
-      limit(async () => {
-        // a publish that started after the listing (its lease is newer) is completing this version: leave it
-        if (await leasedSince(o.store, v, now - (o.inFlightMs ?? IN_FLIGHT_MS))) {
-          log(`[${v.project}] kept version ${v.version}: a publish is completing it`);
-          kept.push({ ...v, reason: 'in-flight' });
-          return;
-        }
-        const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
-        for (const k of manifest) await o.store.delete(k);
-        await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => o.store.delete(k)));
-        log(`[${v.project}] deleted ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)})`);
-      }),
-    ),
-  );
+  // every started deletion settles before a failure is reported: nothing keeps deleting after retention returns
+  await settleBounded(doomed, o.concurrency ?? 16, async (v) => {
+    // a publish that started after the listing (its lease is newer) is completing this version: leave it
+    if (await leasedSince(o.store, v, now - (o.inFlightMs ?? IN_FLIGHT_MS))) {
+      log(`[${v.project}] kept version ${v.version}: a publish is completing it`);
+      kept.push({ ...v, reason: 'in-flight' });
+      return;
+    }
+    await deleteVersion(o.store, v);
+    log(`[${v.project}] deleted ${v.namespace === 'preview' ? 'preview ' : ''}version ${v.version} (${formatBytes(v.bytes)})`);
+  });
   const deleted = doomed.filter((v) => !kept.some((k) => k.namespace === v.namespace && k.project === v.project && k.version === v.version));
   const freed = deleted.reduce((s, v) => s + v.bytes, 0);
   log(`deleted ${deleted.length} version(s), freed ${formatBytes(freed)}; kept ${kept.length}`);
@@ -263,7 +269,6 @@ export async function sweepRegionCopies(
 ): Promise<(VersionInfo & { region: string })[]> {
   const log = o.log ?? (() => undefined);
   const out: (VersionInfo & { region: string })[] = [];
-  const limit = pLimit(Math.max(1, o.concurrency ?? 16));
   for (const { region, store } of o.regionStores ?? []) {
     const doomed = (await listVersions(store)).filter(
       (v) =>
@@ -277,16 +282,10 @@ export async function sweepRegionCopies(
       if (o.dryRun) log(`[${v.project}] dry run: would delete the ${region} copy of version ${v.version} (${store.location.url}, ${formatBytes(v.bytes)})`);
     }
     if (o.dryRun) continue;
-    await Promise.all(
-      doomed.map((v) =>
-        limit(async () => {
-          const manifest = v.keys.filter((k) => k.endsWith(`/${STORED_MANIFEST_FILE}`));
-          for (const k of manifest) await store.delete(k);
-          await Promise.all(v.keys.filter((k) => !manifest.includes(k)).map((k) => store.delete(k)));
-          log(`[${v.project}] deleted the ${region} copy of version ${v.version} (${store.location.url}, ${formatBytes(v.bytes)})`);
-        }),
-      ),
-    );
+    await settleBounded(doomed, o.concurrency ?? 16, async (v) => {
+      await deleteVersion(store, v);
+      log(`[${v.project}] deleted the ${region} copy of version ${v.version} (${store.location.url}, ${formatBytes(v.bytes)})`);
+    });
   }
   return out;
 }
