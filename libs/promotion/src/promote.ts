@@ -22,7 +22,8 @@ import type { PromotionMetadata } from './metadata';
 import { checkPolicy } from './policy';
 import { isVerifiedSuccess } from './gates';
 import { checkProvenance } from './provenance';
-import { VerificationFailedError, verifyDeploy, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
+import { VerificationFailedError, type VerifiedDeploy, type VerifySetup } from '@buildonce/verification';
+import { canaryOf, verifyOnTarget } from './verify-target';
 import type { ProjectName, Version } from '@buildonce/values';
 import { deployRegions, describeRegions, preflightRegions, type PromotionRegion } from './regions';
 
@@ -369,7 +370,7 @@ async function deployVerifyAndRecord(
   artifact: VerifiedArtifact,
   current: Awaited<ReturnType<typeof readCurrent>>,
 ): Promise<HistoryEntry> {
-  const canary = r.environment.kind === 'chain' ? r.environment.strategy?.canary : undefined;
+  const canary = canaryOf(r.environment);
   if (!r.verify?.checks.length && !canary) return deployAndRecord(r, req, artifact, { rollback: false, commit: r.meta.commit });
   const dreq: DeployRequest = canary ? { ...req, canary: { percent: canary.percent } } : req;
   try {
@@ -377,18 +378,7 @@ async function deployVerifyAndRecord(
       rollback: false,
       commit: r.meta.commit,
       verify: (started) =>
-        verifyDeploy({
-          setup: r.verify,
-          started,
-          project: r.project,
-          environment: r.environment.name,
-          version: r.version,
-          canaryMinutes: canary?.minutes,
-          steps: canary?.steps,
-          shiftCanary: r.target.shiftCanary ? (s, percent) => r.target.shiftCanary!(dreq, s, percent) : undefined,
-          completeCanary: r.target.completeCanary ? (s) => r.target.completeCanary!(dreq, s) : undefined,
-          log: r.log,
-        }),
+        verifyOnTarget({ target: r.target, dreq, setup: r.verify, started, project: r.project, environment: r.environment, version: r.version, log: r.log }),
     });
   } catch (e) {
     if (!(e instanceof VerificationFailedError)) throw e;

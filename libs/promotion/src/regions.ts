@@ -4,7 +4,8 @@ import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deplo
 import { checkStoreRegion, ensureRegionCopy, S3BlobStore, versionPrefix, type BlobStore } from '@buildonce/store';
 import { ConfigError, isExpectedError, RecordFailedError, RegionFailureError } from '@buildonce/errors';
 import { appendEntry, type CurrentPointer, type HistoryEntry, type RegionResult } from '@buildonce/ledger';
-import { verifyDeploy, type VerifySetup } from '@buildonce/verification';
+import type { VerifySetup } from '@buildonce/verification';
+import { canaryOf, verifyOnTarget } from './verify-target';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
 import { artifactOf, type PromoteRequest } from './promote';
 
@@ -125,7 +126,7 @@ export async function deployRegions(
   const startedAt = now().toISOString();
   const env = r.environment;
   const copies = await copyToRegions(r, artifact, regions);
-  const canary = env.kind === 'chain' ? env.strategy?.canary : undefined;
+  const canary = canaryOf(env);
   const limit = pLimit(REGIONS_IN_FLIGHT);
   const results: Record<string, RegionResult> = {};
   let bug: unknown;
@@ -148,16 +149,14 @@ export async function deployRegions(
         }
         if (!verified) return void (results[region.name] = { ...base, status: 'succeeded', deploy: started });
         try {
-          const v = await verifyDeploy({
+          const v = await verifyOnTarget({
+            target: region.target,
+            dreq,
             setup: region.verify,
             started,
             project: r.project,
-            environment: env.name,
+            environment: env,
             version: r.version,
-            canaryMinutes: canary?.minutes,
-            steps: canary?.steps,
-            shiftCanary: region.target.shiftCanary ? (s, percent) => region.target.shiftCanary!(dreq, s, percent) : undefined,
-            completeCanary: region.target.completeCanary ? (s) => region.target.completeCanary!(dreq, s) : undefined,
             log: rreq.log,
           });
           const verification = v.verification ? { verification: v.verification } : {};
