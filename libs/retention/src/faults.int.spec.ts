@@ -3,9 +3,12 @@ import { unusedAwsClients } from '@buildonce/testing';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageUriOf, parseManifest, sha256File } from '@buildonce/artifact';
-import type { DeployRequest, DeployResult } from '@buildonce/deploy';
+import { DeployError, type DeployRequest, type DeployResult } from '@buildonce/deploy';
 import { describeFailure } from '@buildonce/errors';
 import {
+  artifactKey,
+  ensureRegionCopy,
+  openRegionStore,
   openStore,
   parseStoreUrl,
   publishArtifact,
@@ -14,11 +17,12 @@ import {
   storedManifestKey,
   verifyArtifact,
   type BlobStore,
+  type S3BlobStore,
 } from '@buildonce/store';
 import { startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment, type VerifyCheck } from '@buildonce/config';
-import { isInterrupted, listSeqs, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
-import { promoteVersion, type PromoteRequest } from '@buildonce/promotion';
+import { isInterrupted, listSeqs, readCurrent, readHistory, readLease, type HistoryEntry } from '@buildonce/ledger';
+import { promoteVersion, type PromoteRequest, type PromotionRegion } from '@buildonce/promotion';
 import { runRetention } from './retention';
 import { rollbackEnvironment } from '@buildonce/promotion';
 import { FakeTarget, publishFake } from '@buildonce/testing';
@@ -34,10 +38,21 @@ const noAws = unusedAwsClients();
  * - history seqs contiguous, no deploy recorded twice, every deploy recorded (succeeded, or as an
  *   interrupted failure recorded by a later promotion);
  * - pointer = newest succeeded entry, and the live target runs the pointer's version;
- * - each command either succeeded or failed with one clear line (an expected BuildonceError).
+ * - each command either succeeded or failed with one clear line (an expected BuildonceError);
+ * - regions (an environment in three regions, two with their own region bucket): every region runs a
+ *   version whose replica in that region's store verifies against the home manifest, no replica differs
+ *   from its home artifact, every region runs the pointer's version unless an entry (or the lease of an
+ *   unrecorded promotion) says why not, every deploy in every region is recorded, and every entry carries a
+ *   result per region (interrupted ones excepted: what their regions ran is unknown, so the next promotion
+ *   deploys every region).
  * Prints: faults injected, operations, inconsistencies (must be 0).
  */
 const FAULT_RATE = 0.3;
+/**
+ * Fault rate of the multi-region operations: a 3-region promotion makes about three times the requests of
+ * a single-region one, and at 30 % almost none of them would reach its region copies and deploys.
+ */
+const REGION_FAULT_RATE = 0.15;
 const bucket = 'fault-suite';
 const project = 'svc';
 const config = parseConfig({});
@@ -49,6 +64,7 @@ const target = new FakeTarget();
 const inconsistencies: string[] = [];
 const outcomes = { operations: 0, succeeded: 0, failedClearly: 0 };
 const failureLines: string[] = [];
+const regionSummary: string[] = [];
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -56,10 +72,64 @@ beforeAll(async () => {
   proxy = await startFaultProxy({ target: moto.endpoint, seed: Number(process.env.BUILDONCE_FAULT_SEED ?? 11) });
   Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
   store = openStore(parseStoreUrl(`s3://${bucket}/faults`));
+  for (const g of REGIONS) if (g.bucket) await moto.createBucket(g.bucket, g.name);
 });
 afterAll(async () => {
   await proxy?.stop();
   await moto?.stop();
+});
+
+/**
+ * The multi-region environment `world`: us-east-1 deploys from the home store, eu-west-1 and
+ * ap-southeast-2 from their own region buckets (on moto, through the fault proxy like the home store).
+ */
+const REGIONS: { name: string; bucket?: string }[] = [
+  { name: 'us-east-1' },
+  { name: 'eu-west-1', bucket: 'fault-suite-euw1' },
+  { name: 'ap-southeast-2', bucket: 'fault-suite-apse2' },
+];
+const regionUrl = (g: { bucket?: string }) => (g.bucket ? `s3://${g.bucket}/faults` : `s3://${bucket}/faults`);
+const rcfg = parseConfig({
+  store: `s3://${bucket}/faults`,
+  environments: [{ name: 'world', requires: [], regions: Object.fromEntries(REGIONS.map((g) => [g.name, g.bucket ? { store: regionUrl(g) } : {}])) }],
+});
+
+/**
+ * A region's deploy target that runs what Lambda would: the code object under the version's key in the
+ * store it is given (the region's own), read with HeadObject through the fault proxy; `runs` is what it
+ * ran, in order (restores included).
+ */
+class RegionTarget extends FakeTarget {
+  runs: { version: string; sha256Base64?: string; size: number }[] = [];
+  constructor(readonly region: string) {
+    super();
+  }
+  override async deploy(r: DeployRequest): Promise<DeployResult> {
+    const want = regionUrl(REGIONS.find((g) => g.name === this.region)!);
+    if (r.store.location.url !== want)
+      inconsistencies.push(`${this.region}: deploy of ${r.version} reads ${r.store.location.url}, not the region's store ${want}`);
+    const key = artifactKey(r.project, r.version, r.stored.manifest.files[0]!.name, r.namespace);
+    const info = await r.store.head(key);
+    if (!info) {
+      inconsistencies.push(`${this.region}: deploy of ${r.version} found no code object ${r.store.uriOf(key)} (copies come before any deploy)`);
+      throw new DeployError(`${r.store.uriOf(key)} is missing`);
+    }
+    const res = await super.deploy(r);
+    this.runs.push({ version: r.version, sha256Base64: info.sha256Base64, size: info.size });
+    return res;
+  }
+}
+const regionTargets = Object.fromEntries(REGIONS.map((g) => [g.name, new RegionTarget(g.name)]));
+let regionStores: Record<string, S3BlobStore> | undefined;
+/** region stores, opened once the proxy is the endpoint (a client per region, as promotion opens them) */
+const storesOfRegions = (): Record<string, S3BlobStore> =>
+  (regionStores ??= Object.fromEntries(REGIONS.map((g) => [g.name, g.bucket ? openRegionStore(regionUrl(g), g.name) : (store as S3BlobStore)])));
+const world = resolveEnvironment(rcfg, 'world' as EnvironmentName);
+const worldReq = (version: string): PromoteRequest => ({
+  ...req(version, 'dev'),
+  environment: world,
+  target: regionTargets['us-east-1']!,
+  regions: REGIONS.map((g): PromotionRegion => ({ name: g.name, store: storesOfRegions()[g.name]!, home: !g.bucket, target: regionTargets[g.name]! })),
 });
 
 /** Runs one command under faults: success, or a failure that must be one expected line. */
@@ -137,6 +207,101 @@ async function checkObjects(versions: string[]): Promise<number> {
   return complete;
 }
 
+/**
+ * A version in a region's store verifies (every file's size and sha256 against the region's manifest) and
+ * that manifest names the home manifest's files exactly (no replica differs from its home artifact).
+ * @returns false when the region holds no manifest of the version
+ */
+async function checkReplica(region: string, v: string, what: string): Promise<boolean> {
+  const rs = storesOfRegions()[region]!;
+  const m = await readStoredManifest(rs, project as ProjectName, v as Version);
+  if (!m) return false;
+  await verifyArtifact(rs, project as ProjectName, v as Version).catch((e: Error) => inconsistencies.push(`${what}: ${region} replica of ${v}: ${e.message}`));
+  const h = await readStoredManifest(store, project as ProjectName, v as Version);
+  const files = (x: typeof m) => JSON.stringify(x.manifest.files.map((f) => [f.name, f.size, f.sha256]));
+  if (h && files(h) !== files(m)) inconsistencies.push(`${what}: ${region} replica of ${v} differs from the home artifact: ${files(m)} vs ${files(h)}`);
+  return true;
+}
+
+/**
+ * The region invariants of `world` (faults off): entries carry every region's result; every region runs a
+ * version whose replica in its own store verifies, with the bytes the target read equal to the home
+ * manifest's; each region runs the pointer's version, or (unless `repaired`) an entry after the pointer
+ * or the lease of a promotion not yet recorded names what it runs; every deploy in a region is recorded
+ * (its entry's region result, the restore of the previous version, or an interrupted entry) and no region
+ * is recorded as succeeded more often than it deployed; every region copy of every version verifies.
+ */
+async function checkRegions(when: string, repaired: boolean): Promise<void> {
+  const envName = 'world' as EnvironmentName;
+  const seqs = await listSeqs(store, project as ProjectName, envName);
+  if (seqs.some((s, i) => s !== i + 1)) inconsistencies.push(`world ${when}: history seqs not contiguous: ${seqs.join(',')}`);
+  const entries = await readHistory(store, project as ProjectName, envName);
+  const cur = await readCurrent(store, project as ProjectName, envName);
+  const lease = await readLease(store, project as ProjectName, envName);
+  const names = JSON.stringify(REGIONS.map((g) => g.name));
+  for (const e of entries)
+    if (!isInterrupted(e) && JSON.stringify(Object.keys(e.regions ?? {})) !== names)
+      inconsistencies.push(`world ${when}: seq ${e.seq} records regions ${JSON.stringify(Object.keys(e.regions ?? {}))}, not ${names}`);
+  const newest = entries.filter((e) => e.status === 'succeeded').at(-1);
+  if (newest && cur?.entry.seq !== newest.seq)
+    inconsistencies.push(`world ${when}: pointer at seq ${cur?.entry.seq} but newest succeeded entry is seq ${newest.seq}`);
+  const after = entries.filter((e) => e.seq > (cur?.entry.seq ?? 0));
+  for (const g of REGIONS) {
+    const t = regionTargets[g.name]!;
+    const running = t.runs.at(-1);
+    if (!running) {
+      if (cur) inconsistencies.push(`world ${when}: pointer says ${cur.entry.version} but ${g.name} never deployed`);
+      continue;
+    }
+    const home = await readStoredManifest(store, project as ProjectName, running.version as Version);
+    const file = home?.manifest.files[0];
+    if (!file) inconsistencies.push(`world ${when}: ${g.name} runs ${running.version}, which the home store no longer holds`);
+    else if (running.size !== file.size || (running.sha256Base64 && running.sha256Base64 !== Buffer.from(file.sha256, 'hex').toString('base64')))
+      inconsistencies.push(`world ${when}: ${g.name} ran ${running.version} from an object that is not its home bytes`);
+    if (!(await checkReplica(g.name, running.version, `world ${when}`)))
+      inconsistencies.push(`world ${when}: ${g.name} runs ${running.version} but its store holds no manifest of it`);
+    if (running.version === cur?.entry.version) continue;
+    const r = running.version;
+    const explained =
+      !repaired &&
+      (after.some((e) => e.version === r && (isInterrupted(e) || !!e.regions?.[g.name]?.deploy)) ||
+        (lease?.state === 'held' && lease.version === r) ||
+        !!lease?.unrecorded?.some((l) => l.version === r));
+    if (!explained)
+      inconsistencies.push(`world ${when}: pointer says ${cur?.entry.version ?? 'none'} but ${g.name} runs ${r}${repaired ? '' : ' and no entry says why'}`);
+  }
+  for (const g of REGIONS) {
+    const count = new Map<string, number>();
+    for (const x of regionTargets[g.name]!.runs) count.set(x.version, (count.get(x.version) ?? 0) + 1);
+    const recorded = new Map<string, number>();
+    const okRecorded = new Map<string, number>();
+    const add = (m: Map<string, number>, v: string | null | undefined) => v && m.set(v, (m.get(v) ?? 0) + 1);
+    for (const e of entries) {
+      const rr = e.regions?.[g.name];
+      if (isInterrupted(e)) {
+        add(recorded, e.version);
+        add(recorded, e.previousVersion);
+      }
+      if (rr?.deploy) add(recorded, e.version);
+      if (rr?.status === 'restored') add(recorded, e.previousVersion);
+      if (e.status === 'succeeded' && rr?.status === 'succeeded') add(okRecorded, e.version);
+    }
+    // a promotion whose record failed leaves its lease (held, or carried as unrecorded) until the next one records it as interrupted
+    if (!repaired)
+      for (const l of [...(lease?.state === 'held' ? [lease] : []), ...(lease?.unrecorded ?? [])]) {
+        add(recorded, l.version);
+        add(recorded, cur?.entry.version);
+      }
+    for (const [v, n] of count)
+      if ((recorded.get(v) ?? 0) < n) inconsistencies.push(`world ${when}: ${g.name} deployed ${v} ${n} time(s) but recorded ${recorded.get(v) ?? 0} time(s)`);
+    for (const [v, n] of okRecorded)
+      if (n > (count.get(v) ?? 0))
+        inconsistencies.push(`world ${when}: ${g.name} recorded ${v} as succeeded ${n} time(s) but deployed it ${count.get(v) ?? 0} time(s)`);
+  }
+  const versions = [...new Set([...entries.map((e) => e.version), ...Object.values(regionTargets).flatMap((t) => t.runs.map((x) => x.version))])];
+  for (const g of REGIONS.filter((x) => x.bucket)) for (const v of versions) await checkReplica(g.name, v, `world ${when}`);
+}
+
 describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in front of moto_server', () => {
   const versions = Array.from({ length: 12 }, (_, i) => String(7000 + i));
   const published: string[] = [];
@@ -175,10 +340,73 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
       inconsistencies.push(`dev: pointer says ${cur?.entry.version} but the target runs ${target.deployed.at(-1)}`);
   });
 
+  it('regions: promotions and rollbacks of a 3-region environment; every region runs what the ledger says, from a verified replica', async () => {
+    proxy.setRate(REGION_FAULT_RATE);
+    const batch = published.slice(0, 4);
+    /** a command retried like a CI job re-run, up to `n` attempts */
+    const attempts = async (n: number, what: string, fn: () => Promise<unknown>) => {
+      for (let i = 0; i < n; i++) if ((await op(what, fn)) !== undefined) return;
+    };
+    // two promotions at a time (the lock serialises them), then one after the other, then rollbacks
+    await Promise.all(batch.slice(0, 2).map((v) => attempts(3, `promote ${v} (world)`, () => promoteVersion(worldReq(v)))));
+    for (const v of batch.slice(2)) await attempts(3, `promote ${v} (world)`, () => promoteVersion(worldReq(v)));
+    for (let i = 0; i < 2; i++) await attempts(2, 'rollback (world)', () => rollbackEnvironment(worldReq('0')));
+    await attempts(2, 'rollback --to (world)', () => rollbackEnvironment({ ...worldReq('0'), to: batch[1] }));
+    await attempts(2, `promote ${batch[3]} (world)`, () => promoteVersion(worldReq(batch[3]!)));
+    // one region's deploy fails (as its Lambda update can): the regions already moved are restored
+    regionTargets['ap-southeast-2']!.failNext = 'UpdateFunctionCode failed in ap-southeast-2 (injected)';
+    await op(`promote ${published[6]} (world, ap-southeast-2 fails)`, () => promoteVersion(worldReq(published[6]!)));
+    regionTargets['eu-west-1']!.failNext = 'UpdateFunctionCode failed in eu-west-1 (injected)';
+    await op('rollback (world, eu-west-1 fails)', () => rollbackEnvironment(worldReq('0')));
+    for (const t of Object.values(regionTargets)) t.failNext = undefined;
+    proxy.setRate(0);
+    await new Promise((r) => setTimeout(r, 3_500));
+    await checkRegions('after faults', false);
+    const h = await readHistory(store, project as ProjectName, 'world' as EnvironmentName);
+    regionSummary.push(
+      `world history: ${h.map((e) => `${e.version}${e.rollback ? ' rollback' : ''} ${isInterrupted(e) ? 'interrupted' : e.status}${e.regions ? ` [${REGIONS.map((g) => `${e.regions![g.name]!.status}/${e.regions![g.name]!.copy}`).join(' ')}]` : ''}`).join('; ')}; deploys per region: ${REGIONS.map((g) => `${g.name} ${regionTargets[g.name]!.runs.length}`).join(', ')}`,
+    );
+    // the next promotion without faults records what was interrupted and deploys every region
+    for (const v of [published[4]!, published[5]!]) {
+      const r = await promoteVersion(worldReq(v));
+      expect(r.status).toBe('promoted');
+      expect(Object.values(r.status === 'promoted' ? r.entry.regions! : {}).map((x) => x.status)).toEqual(REGIONS.map(() => 'succeeded'));
+    }
+    await checkRegions('after two promotions without faults', true);
+  });
+
   it('retention: deletes or fails closed with one line; current and rollback window always survive', async () => {
     proxy.setRate(FAULT_RATE);
     const now = new Date(Date.now() + 3 * 24 * 3600 * 1000);
-    for (let i = 0; i < 3; i++) await op('retention', () => runRetention({ store, keep: 0, olderThanDays: 1, inFlightMs: 0, now, concurrency: 4 }));
+    const regionStores = REGIONS.filter((g) => g.bucket).map((g) => ({ region: g.name, store: storesOfRegions()[g.name]! }));
+    // a version copied to the regions by a promotion that then stopped: never released, so nothing protects it
+    const orphan = '7050' as Version;
+    await publishFake(store, { project: project as ProjectName, version: orphan });
+    const stored = (await readStoredManifest(store, project as ProjectName, orphan))!;
+    for (const { region, store: replica } of regionStores)
+      await ensureRegionCopy({
+        home: store as S3BlobStore,
+        replica,
+        region,
+        project: project as ProjectName,
+        version: orphan,
+        namespace: 'trusted',
+        stored,
+        log: () => undefined,
+      });
+    let regionDeleted = 0;
+    for (let i = 0; i < 3; i++)
+      regionDeleted +=
+        (await op('retention', () => runRetention({ store, keep: 0, olderThanDays: 1, inFlightMs: 0, now, concurrency: 4, regionStores })))?.regionDeleted
+          ?.length ?? 0;
+    // the same sweep without faults completes what faults stopped: the orphan's copies go with its home version
+    proxy.setRate(0);
+    regionDeleted += (await runRetention({ store, keep: 0, olderThanDays: 1, inFlightMs: 0, now, concurrency: 4, regionStores })).regionDeleted?.length ?? 0;
+    regionSummary.push(`retention deleted ${regionDeleted} region copies`);
+    if (await readStoredManifest(store, project as ProjectName, orphan)) inconsistencies.push(`retention kept the unprotected version ${orphan}`);
+    for (const { region, store: replica } of regionStores)
+      if (await readStoredManifest(replica, project as ProjectName, orphan))
+        inconsistencies.push(`retention kept the ${region} copy of ${orphan}, which the home store no longer holds`);
     proxy.setRate(0);
     await checkObjects(versions);
     const { entries } = await checkLedger('dev', deployStart);
@@ -198,6 +426,10 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
     const rb = await rollbackEnvironment(req('0', 'dev'));
     expect(rb.status).toBe('promoted');
     await checkLedger('dev', deployStart);
+    // regions: what every region runs survived in its store; a rollback restores every region from verified replicas
+    const wrb = await rollbackEnvironment(worldReq('0'));
+    expect(wrb.status).toBe('promoted');
+    await checkRegions('after retention and a rollback', true);
   });
 
   it("held verifications and failed restores: every recovery ends with the target running the pointer's version", async () => {
@@ -347,6 +579,7 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
       `fault suite: faults injected: ${proxy.stats.injected} (500: ${f['500']}, 503: ${f['503']}, reset: ${f.reset}, lost: ${f.lost}) of ${proxy.stats.requests} requests; ` +
       `operations: ${outcomes.operations} (${outcomes.succeeded} succeeded, ${outcomes.failedClearly} failed with one clear line); inconsistencies: ${inconsistencies.length}`;
     console.log(summary);
+    for (const l of regionSummary) console.log(`  ${l}`);
     for (const l of failureLines) console.log(`  failed clearly: ${l.slice(0, 240)}`);
     for (const i of inconsistencies) console.log(`  inconsistency: ${i}`);
     expect(proxy.stats.injected).toBeGreaterThan(50);
