@@ -10,12 +10,14 @@ import { describe, expect, it } from 'vitest';
 const repo = resolve(__dirname, '../../..');
 const SOURCE = /\.(?:[cm]?[jt]s|rs|sh|mts)$/;
 const TRACKER_REFERENCE = /\bissues? #?\d+\b/i;
+/** This file: its examples name tracker items on purpose. */
+const SELF = 'tools/ci-checks/src/tracker-references.spec.ts';
 
 /** `file:line` of every line of a source file that names a tracker item. */
 function trackerReferences(files: { path: string; text: string }[]): string[] {
   const found: string[] = [];
   for (const f of files) {
-    if (!SOURCE.test(f.path)) continue;
+    if (!SOURCE.test(f.path) || f.path === SELF) continue;
     f.text.split('\n').forEach((line, i) => {
       if (TRACKER_REFERENCE.test(line)) found.push(`${f.path}:${i + 1}`);
     });
