@@ -376,7 +376,6 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
   });
 
   it('retention: deletes or fails closed with one line; current and rollback window always survive', async () => {
-    proxy.setRate(FAULT_RATE);
     const now = new Date(Date.now() + 3 * 24 * 3600 * 1000);
     const regionStores = REGIONS.filter((g) => g.bucket).map((g) => ({ region: g.name, store: storesOfRegions()[g.name]! }));
     // a version copied to the regions by a promotion that then stopped: never released, so nothing protects it
@@ -395,6 +394,8 @@ describe('fault suite: 30 % injected faults (500, 503, reset, lost response) in 
         log: () => undefined,
       });
     let regionDeleted = 0;
+    // faults only for the retention runs: the orphan above is the suite's setup, not an operation under test
+    proxy.setRate(FAULT_RATE);
     for (let i = 0; i < 3; i++)
       regionDeleted +=
         (await op('retention', () => runRetention({ store, keep: 0, olderThanDays: 1, inFlightMs: 0, now, concurrency: 4, regionStores })))?.regionDeleted
