@@ -259,18 +259,7 @@ export async function deployAndRecord(
 ): Promise<HistoryEntry> {
   const now = r.now ?? (() => new Date());
   const startedAt = now().toISOString();
-  const base = {
-    project: r.project,
-    environment: r.environment.name,
-    version: r.version,
-    rollback: o.rollback,
-    artifact: artifactOf(artifact),
-    commit: o.commit,
-    runId: r.meta.runId,
-    actor: r.meta.actor,
-    ...(o.automatic ? { reason: o.automatic.reason, automatic: true } : r.meta.reason ? { reason: r.meta.reason } : {}),
-    startedAt,
-  };
+  const base = entryFields(r, artifact, { ...o, startedAt });
   let result: DeployResult;
   try {
     result = o.restore && r.target.restore ? await r.target.restore(req, o.restore) : await r.target.deploy(req);
@@ -419,4 +408,28 @@ async function deployVerifyAndRecord(
     }
     throw new VerificationFailedError(`verification failed for ${e.message}; rolled back to ${prev.version} (seq ${back.seq})`, e);
   }
+}
+
+/**
+ * The fields every history entry of one promotion shares, whatever its outcome: what was promoted where
+ * (project, environment, version, artifact), by whom (commit, run id, actor, reason), and when it started.
+ * @param o.startedAt ISO-8601 time the promotion started deploying; `automatic`: a restore after a failed check
+ */
+export function entryFields(
+  r: PromoteRequest,
+  artifact: VerifiedArtifact,
+  o: { rollback: boolean; commit: string | null; startedAt: string; automatic?: { reason: string } },
+) {
+  return {
+    project: r.project,
+    environment: r.environment.name,
+    version: r.version,
+    rollback: o.rollback,
+    artifact: artifactOf(artifact),
+    commit: o.commit,
+    runId: r.meta.runId,
+    actor: r.meta.actor,
+    ...(o.automatic ? { reason: o.automatic.reason, automatic: true } : r.meta.reason ? { reason: r.meta.reason } : {}),
+    startedAt: o.startedAt,
+  };
 }

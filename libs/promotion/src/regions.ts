@@ -7,7 +7,7 @@ import { appendEntry, type CurrentPointer, type HistoryEntry, type RegionResult 
 import type { VerifySetup } from '@buildonce/verification';
 import { canaryOf, verifyOnTarget } from './verify-target';
 import { locateArtifact, type VerifiedArtifact } from './artifact';
-import { artifactOf, type PromoteRequest } from './promote';
+import { entryFields, type PromoteRequest } from './promote';
 
 /*
  * Multi-region promotion (docs/promotion.md "Regions"): one ledger and one lock in the home store, one
@@ -171,18 +171,7 @@ export async function deployRegions(
       }),
     ),
   );
-  const entryBase = {
-    project: r.project,
-    environment: env.name,
-    version: r.version,
-    rollback: o.rollback,
-    artifact: artifactOf(artifact),
-    commit: o.commit,
-    runId: r.meta.runId,
-    actor: r.meta.actor,
-    ...(r.meta.reason ? { reason: r.meta.reason } : {}),
-    startedAt,
-  };
+  const entryBase = entryFields(r, artifact, { rollback: o.rollback, commit: o.commit, startedAt });
   const ordered = () => Object.fromEntries(regions.map((g) => [g.name, results[g.name]!]));
   const failed = regions.filter((g) => results[g.name]!.status !== 'succeeded').map((g) => g.name);
   if (!failed.length) {
@@ -256,11 +245,9 @@ export async function deployRegions(
   throw new RegionFailureError(`${r.version} failed in ${env.name} (seq ${seq}): ${why}; ${outcome}`, { seq });
 }
 
-/** The deploy result an entry recorded for a region (its per-region result, or a single-region entry's own). */
+/** The deploy result an entry recorded for a region (undefined for an entry without per-region results). */
 function regionDeployOf(entry: HistoryEntry | undefined, region: string): DeployResult | undefined {
-  if (!entry) return undefined;
-  if (entry.regions) return entry.regions[region]?.deploy ?? undefined;
-  return undefined;
+  return entry?.regions?.[region]?.deploy ?? undefined;
 }
 
 /**
