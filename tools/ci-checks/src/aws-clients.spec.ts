@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { repo, walk } from './repo-files';
 
 /**
  * A command builds one lazy set of AWS clients (`openWorkspaceStore` in libs/commands, or the executor / CLI
@@ -13,18 +14,7 @@ import { describe, expect, it } from 'vitest';
  *   parts), configured per store from the store's options; nothing else of AWS goes through it.
  * Specs and test helpers (libs/testing, tools/e2e-adoption, tools/ci-checks) build clients against moto as they need.
  */
-const repo = resolve(__dirname, '../../..');
-const skip = new Set(['node_modules', 'dist', 'target', '.nx', '.git', 'tmp']);
 const allowed = ['libs/aws/', 'libs/commands/', 'tools/executors/', 'libs/store/src/s3-blob.ts', 'libs/testing/', 'tools/e2e-adoption/', 'tools/ci-checks/'];
-
-function walk(dir: string, found: (file: string) => void): void {
-  for (const name of readdirSync(dir)) {
-    if (skip.has(name)) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, found);
-    else found(p);
-  }
-}
 
 /** `file:line` of every `awsClients(` call in a production source file outside the allowed callers. */
 function adHocAwsClients(files: { path: string; text: string }[]): string[] {

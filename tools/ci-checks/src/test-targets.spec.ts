@@ -1,23 +1,12 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { repo, walk } from './repo-files';
 
 /**
  * vitest exits 1 when a project's `test` target finds no spec files, which fails the whole CI run half an hour in;
  * this finds such a project in a second. Every project whose `test` target runs vitest must own at least one spec.
  */
-const repo = resolve(__dirname, '../../..');
-const skip = new Set(['node_modules', 'dist', 'target', '.nx', '.git', 'tmp']);
-
-function walk(dir: string, found: (file: string) => void): void {
-  for (const name of readdirSync(dir)) {
-    if (skip.has(name)) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, found);
-    else found(p);
-  }
-}
-
 function projectsWithTestTarget(): string[] {
   const roots: string[] = [];
   for (const top of ['apps', 'libs', 'tools']) {
