@@ -158,6 +158,18 @@ describe('region copies', () => {
     expect((await verifyArtifact(p.replica, project, '105' as Version)).manifest.files).toEqual(p.stored.manifest.files);
   });
 
+  it('a multipart home object that is not the verified bytes is never accepted in a region (composite checksums are not trusted)', async () => {
+    // the verified manifest says bytes A; the home object now holds bytes B of the same size, uploaded in parts
+    // (composite checksum only): a region copy of B must be refused, whatever the home object's checksum says
+    const size = 2 * 8 * 1024 * 1024 + 77;
+    const verified = await published('106', size);
+    const swapped = await published('106', size);
+    const err = await ensureRegionCopy(request(swapped, '106', { stored: verified.stored, multipartThreshold: 5 * 1024 * 1024 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegionReplicaMismatchError);
+    expect((err as Error).message).toContain(`has sha256 ${sha256Bytes(swapped.bytes).hex}`);
+    expect(await swapped.replica.head(storedManifestKey(project, '106' as Version))).toBeUndefined();
+  });
+
   it('copies a large artifact with UploadPartCopy in parts and verifies it', async () => {
     // published as a multipart object (8 MiB parts); copied above a 5 MiB threshold
     const p = await published('104', 2 * 8 * 1024 * 1024 + 12345);

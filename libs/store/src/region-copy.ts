@@ -128,9 +128,8 @@ export interface RegionCopyRequest {
  * must equal the manifest's (one HEAD when S3 has the full-object checksum); missing → CopyObject
  * (below `multipartThreshold`) or CreateMultipartUpload + UploadPartCopy + CompleteMultipartUpload,
  * create-only (`If-None-Match: *`), from exactly the home object verified (`x-amz-copy-source-if-match`
- * its ETag), with `ChecksumAlgorithm: SHA256`, then verified the same way. A multipart replica's
- * composite checksum is compared with the home object's (same parts); when they cannot be compared the
- * replica is read back through sha256. Amazon S3 API: HeadObject, CopyObject, UploadPartCopy.
+ * its ETag), with `ChecksumAlgorithm: SHA256`, then verified the same way. A multipart replica (composite
+ * checksum only) is read back through sha256. Amazon S3 API: HeadObject, CopyObject, UploadPartCopy.
  * @throws RegionReplicaMismatchError when an object in the region differs (never overwritten);
  *   ArtifactNotFoundError-like StoreAccessError when a home object vanished; StoreAccessError
  */
@@ -180,7 +179,7 @@ async function ensureObject(r: RegionCopyRequest, key: string, file: string, exp
       ? await copyObject(r, key, source, expected.size, () => (used = 'UploadPartCopy'))
       : await copyMultipart(r, key, expected.size, partSizeFor(r, expected.size, source));
   // S3 may apply a conditional copy that lost a race, and S3-compatible servers may ignore the condition: the replica is verified either way
-  await verifyReplica(r, key, expected, undefined, source);
+  await verifyReplica(r, key, expected);
   r.log(
     `${created ? 'copied' : 'found (written concurrently)'} ${where} (${r.region}, ${used}, ${expected.size} bytes, ${Date.now() - started} ms): sha256 verified`,
   );
@@ -295,12 +294,12 @@ async function copyMultipart(r: RegionCopyRequest, key: string, size: number, pa
 }
 
 /**
- * Checks a replica against the manifest: size, then the full-object `ChecksumSHA256` when S3 has one;
- * a composite (multipart) checksum equal to the home object's with the same parts (the home object was
- * verified against the manifest by this promotion); otherwise the replica's bytes through sha256.
+ * Checks a replica against the verified manifest: size, then the full-object `ChecksumSHA256` when S3 has
+ * one; otherwise (a multipart replica, whose composite checksum cannot be tied to the manifest's sha256)
+ * the replica's bytes through sha256.
  * @throws RegionReplicaMismatchError
  */
-async function verifyReplica(r: RegionCopyRequest, key: string, expected: Expected, info?: ObjectInfo, homeInfo?: ObjectInfo): Promise<void> {
+async function verifyReplica(r: RegionCopyRequest, key: string, expected: Expected, info?: ObjectInfo): Promise<void> {
   const where = r.replica.uriOf(key);
   const got = info ?? (await r.replica.head(key));
   const refuse = (seen: string) =>
@@ -313,11 +312,8 @@ async function verifyReplica(r: RegionCopyRequest, key: string, expected: Expect
     if (got.sha256Base64 !== sha256HexToBase64(expected.sha256)) throw refuse(`has sha256 ${sha256Base64ToHex(got.sha256Base64)}`);
     return;
   }
-  if (got.compositeSha256) {
-    const home = homeInfo ?? (await r.home.head(key));
-    const c = home?.compositeSha256;
-    if (c && c.parts === got.compositeSha256.parts && c.base64 === got.compositeSha256.base64) return;
-  }
+  // a composite (multipart) checksum is never compared with the home object's: that would trust the home
+  // object as it is now, not the bytes this promotion verified, so the replica is read through sha256
   const stream = await r.replica.getStream(key);
   if (!stream) throw new StoreAccessError(`${where} is missing right after it was copied: check the bucket's lifecycle rules and retry`);
   const d = await sha256Stream(stream);
