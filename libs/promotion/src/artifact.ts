@@ -1,6 +1,6 @@
 import type { StoredManifest } from '@buildonce/artifact';
 import type { ProvenanceRecord } from '@buildonce/provenance';
-import { readStoredManifest, verifyArtifact, versionPrefix, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
+import { readStoredManifest, verifyArtifactFiles, versionPrefix, type ArtifactNamespace, type BlobStore, type VerifiedComposite } from '@buildonce/store';
 import type { ResolvedEnvironment } from '@buildonce/config';
 import { UntrustedArtifactError } from '@buildonce/errors';
 import type { ProjectName, Version } from '@buildonce/values';
@@ -10,6 +10,8 @@ import { trustGate } from './gates/trust';
 export interface VerifiedArtifact {
   namespace: ArtifactNamespace;
   stored: StoredManifest;
+  /** file name → composite SHA256 of each multipart file's verified bytes (region copies are checked against it) */
+  composites: Readonly<Record<string, VerifiedComposite>>;
   /** URI of the version's folder */
   uri: string;
   /** what the environment's provenance check found (set by checkProvenance before the policy check) */
@@ -30,10 +32,10 @@ export async function locateArtifact(store: BlobStore, project: ProjectName, ver
       !trusted && (await readStoredManifest(store, project, version, 'preview')) ? store.uriOf(versionPrefix(project, version, 'preview')) : undefined;
     const trust = trustGate({ environment: env, project, version, trusted, previewUri });
     if (!trust.ok) throw new UntrustedArtifactError(trust.reason);
-    const stored = await verifyArtifact(store, project, version, 'trusted');
-    return { namespace: 'trusted', stored, uri: store.uriOf(versionPrefix(project, version, 'trusted')) };
+    const { stored, composites } = await verifyArtifactFiles(store, project, version, 'trusted');
+    return { namespace: 'trusted', stored, composites, uri: store.uriOf(versionPrefix(project, version, 'trusted')) };
   }
   const namespace: ArtifactNamespace = trusted ? 'trusted' : (await readStoredManifest(store, project, version, 'preview')) ? 'preview' : 'trusted';
-  const stored = await verifyArtifact(store, project, version, namespace);
-  return { namespace, stored, uri: store.uriOf(versionPrefix(project, version, namespace)) };
+  const { stored, composites } = await verifyArtifactFiles(store, project, version, namespace);
+  return { namespace, stored, composites, uri: store.uriOf(versionPrefix(project, version, namespace)) };
 }

@@ -77,7 +77,16 @@ export async function preflightRegions(r: PromoteRequest, req: DeployRequest, ar
 }
 
 function copyOf(home: S3BlobStore, region: PromotionRegion, r: Pick<PromoteRequest, 'project' | 'version'>, artifact: VerifiedArtifact) {
-  return { home, replica: region.store, region: region.name, project: r.project, version: r.version, namespace: artifact.namespace, stored: artifact.stored };
+  return {
+    home,
+    replica: region.store,
+    region: region.name,
+    project: r.project,
+    version: r.version,
+    namespace: artifact.namespace,
+    stored: artifact.stored,
+    composites: artifact.composites,
+  };
 }
 
 /**

@@ -17,11 +17,25 @@ import type { BlobStore, ProgressFn } from './blob';
 import { ArtifactConflictError, ArtifactIntegrityError, ArtifactNotFoundError } from './errors';
 import { artifactKey, provenanceKey, storedManifestKey, versionPrefix, type ArtifactNamespace } from './keys';
 import { MULTIPART_PART_SIZE } from './s3-blob';
-import { compositeSha256, digestFile, partCount, type FileDigests } from './multipart';
+import { compositeSha256, digestFile, digestStream, partCount, type FileDigests } from './multipart';
 import type { ProjectName, Version } from '@buildonce/values';
 
 /** Result of checking one stored object against its manifest entry. */
-export type VerifyResult = { ok: true; method: 'checksum' | 'composite' | 'rehash' } | { ok: false; reason: string; sha256?: string };
+export type VerifyResult =
+  { ok: true; method: 'checksum' | 'composite' | 'rehash'; composite?: VerifiedComposite } | { ok: false; reason: string; sha256?: string };
+
+/**
+ * The S3 composite SHA256 (Amazon S3 User Guide, "Checking object integrity", multipart checksums) of bytes
+ * that were just verified against a manifest's sha256, in the part size of the stored multipart object they
+ * came from: what a copy of that object made in the same parts must carry, so the copy is verified by one HEAD.
+ */
+export interface VerifiedComposite {
+  /** base64, without the `-<parts>` suffix */
+  base64: string;
+  parts: number;
+  /** bytes */
+  partSize: number;
+}
 
 /**
  * The S3 composite SHA256 checksum a multipart upload of `path` in `partSize`-byte parts gets
@@ -60,22 +74,27 @@ export async function verifyObject(
       : { ok: false, reason: `${store.uriOf(key)} has sha256 ${hex}, manifest says ${expected.sha256}`, sha256: hex };
   }
   const composite = info.compositeSha256;
+  // the part size the stored object was uploaded in (its composite checksum is over parts of that size)
+  const storedPartSize = composite && KNOWN_PART_SIZES.find((ps) => partCount(expected.size, ps) === composite.parts);
   if (composite && local) {
-    const partSize =
-      typeof local !== 'string' && partCount(expected.size, local.partSize) === composite.parts
-        ? local.partSize
-        : KNOWN_PART_SIZES.find((ps) => partCount(expected.size, ps) === composite.parts);
-    if (partSize !== undefined) {
+    const partSize = typeof local !== 'string' && partCount(expected.size, local.partSize) === composite.parts ? local.partSize : storedPartSize;
+    if (partSize) {
       const d = typeof local === 'string' ? await digestFile(local, partSize).catch(() => undefined) : local.partSize === partSize ? local : undefined;
-      if (d && d.sha256Hex === expected.sha256 && compositeSha256(d.parts) === composite.base64) return { ok: true, method: 'composite' };
+      if (d && d.sha256Hex === expected.sha256 && compositeSha256(d.parts) === composite.base64)
+        return { ok: true, method: 'composite', composite: { base64: composite.base64, parts: composite.parts, partSize } };
     }
   }
   const stream = await store.getStream(key);
   if (!stream) return { ok: false, reason: `${store.uriOf(key)} is missing` };
-  const d = await sha256Stream(stream);
-  return d.hex === expected.sha256 && d.size === expected.size
-    ? { ok: true, method: 'rehash' }
-    : { ok: false, reason: `${store.uriOf(key)} has sha256 ${d.hex}, manifest says ${expected.sha256}`, sha256: d.hex };
+  // reading the bytes anyway: their composite in the stored object's parts comes with the same pass
+  const d = storedPartSize
+    ? await digestStream(stream, storedPartSize)
+    : await sha256Stream(stream).then((h) => ({ sha256Hex: h.hex, size: h.size, parts: [] }));
+  if (d.sha256Hex !== expected.sha256 || d.size !== expected.size)
+    return { ok: false, reason: `${store.uriOf(key)} has sha256 ${d.sha256Hex}, manifest says ${expected.sha256}`, sha256: d.sha256Hex };
+  return storedPartSize
+    ? { ok: true, method: 'rehash', composite: { base64: compositeSha256(d.parts), parts: d.parts.length, partSize: storedPartSize } }
+    : { ok: true, method: 'rehash' };
 }
 
 /** Reads `manifest.json` of a version; undefined when the version is not (completely) published. @throws ManifestError */
@@ -90,6 +109,13 @@ export async function readStoredManifest(
   return got ? parseStoredManifestJson(got.bytes.toString('utf8'), store.uriOf(key)) : undefined;
 }
 
+/** A version whose stored files were all just verified, and the composite checksums of the multipart ones. */
+export interface VerifiedFiles {
+  stored: StoredManifest;
+  /** file name → composite SHA256 of its verified bytes in the stored object's parts (multipart objects only) */
+  composites: Readonly<Record<string, VerifiedComposite>>;
+}
+
 /**
  * Confirms a published version is complete: the stored manifest exists and every file is present
  * with the manifest's size and sha256 (docs/architecture.md invariant 2: a pointer never names a version whose
@@ -102,17 +128,34 @@ export async function verifyArtifact(
   version: Version,
   namespace: ArtifactNamespace = 'trusted',
 ): Promise<StoredManifest> {
+  return (await verifyArtifactFiles(store, project, version, namespace)).stored;
+}
+
+/**
+ * {@link verifyArtifact}, also returning the composite SHA256 of each multipart file's verified bytes (computed
+ * in the same read that verified them), so copies of those objects can be checked against the verified bytes
+ * by HeadObject alone.
+ * @throws ArtifactNotFoundError when the manifest is missing; ArtifactIntegrityError naming the first bad file
+ */
+export async function verifyArtifactFiles(
+  store: BlobStore,
+  project: ProjectName,
+  version: Version,
+  namespace: ArtifactNamespace = 'trusted',
+): Promise<VerifiedFiles> {
   const stored = await readStoredManifest(store, project, version, namespace);
   if (!stored) {
     throw new ArtifactNotFoundError(
       `version ${version} of ${project} is not in ${store.uriOf(versionPrefix(project, version, namespace))}: publish it first (nx run ${project}:publish)`,
     );
   }
+  const composites: Record<string, VerifiedComposite> = {};
   for (const f of stored.manifest.files) {
     const r = await verifyObject(store, artifactKey(project, version, f.name, namespace), f);
     if (!r.ok) throw new ArtifactIntegrityError(`artifact ${project}@${version} failed verification: ${r.reason}`);
+    if (r.composite) composites[f.name] = r.composite;
   }
-  return stored;
+  return { stored, composites };
 }
 
 /** Publish metadata from the CI environment (GitHub Actions variables); local runs are trusted local builds. */

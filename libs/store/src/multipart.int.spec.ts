@@ -87,8 +87,14 @@ describe('streamed multipart publish', () => {
     const store = openStore(parseStoreUrl(`s3://${bucket}/s`), { env });
     const stored = await verifyArtifact(store, 'big' as ProjectName, '4242' as Version);
     const expected = stored.manifest.files[0]!;
-    // verifyArtifact has no local copy: it re-reads the stored bytes (sha256 of the whole object)
-    expect(await verifyObject(store, artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip'), expected)).toEqual({ ok: true, method: 'rehash' });
+    // verifyArtifact has no local copy: it re-reads the stored bytes (sha256 of the whole object), and their
+    // composite in the stored parts comes from the same read (what S3 computed for the object)
+    const bigKey = artifactKey('big' as ProjectName, '4242' as Version, 'bootstrap.zip');
+    expect(await verifyObject(store, bigKey, expected)).toEqual({
+      ok: true,
+      method: 'rehash',
+      composite: { ...(await store.head(bigKey))!.compositeSha256!, partSize: PART_SIZE },
+    });
   });
 
   it('a part whose checksum the server refuses (400 BadDigest) is sent again alone; the rest once each', async () => {
@@ -113,7 +119,11 @@ describe('streamed multipart publish', () => {
     // one composite-checksum comparison at the end, from the digests already computed (no download)
     const info = await store.head('digest/big.bin');
     expect(info?.compositeSha256).toEqual({ base64: compositeSha256(digests.parts), parts: 4 });
-    expect(await verifyObject(store, 'digest/big.bin', { size, sha256: sha256Bytes(bytes).hex }, digests)).toEqual({ ok: true, method: 'composite' });
+    expect(await verifyObject(store, 'digest/big.bin', { size, sha256: sha256Bytes(bytes).hex }, digests)).toEqual({
+      ok: true,
+      method: 'composite',
+      composite: { base64: compositeSha256(digests.parts), parts: 4, partSize: PART_SIZE },
+    });
   });
 
   it.each([11, 12, 13])('random faults on 3 in 10 requests (seed %i): one upload, stored bytes verified, no incomplete upload left', async (seed) => {
@@ -129,12 +139,12 @@ describe('streamed multipart publish', () => {
       expect(['created', 'exists']).toContain(put);
       expect(faulty.stats.injected).toBeGreaterThan(0);
       expect(await incompleteUploads(`f/${key}`)).toEqual([]);
-      expect(
-        await verifyObject(openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env } }), key, {
-          size,
-          sha256: sha256Bytes(bytes).hex,
-        }),
-      ).toEqual({ ok: true, method: 'rehash' });
+      const plain = openStore(parseStoreUrl(`s3://${bucket}/f`), { env: { ...process.env, ...moto.env } });
+      expect(await verifyObject(plain, key, { size, sha256: sha256Bytes(bytes).hex })).toEqual({
+        ok: true,
+        method: 'rehash',
+        composite: { ...(await plain.head(key))!.compositeSha256!, partSize: PART_SIZE },
+      });
     } finally {
       await faulty.stop();
     }

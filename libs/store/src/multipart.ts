@@ -60,12 +60,21 @@ export function compositeSha256(parts: readonly Buffer[]): string {
  * @throws fs errors (ENOENT, EACCES)
  */
 export async function digestFile(path: string, partSize: number = PART_SIZE): Promise<FileDigests> {
+  return digestStream(createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>, partSize);
+}
+
+/**
+ * {@link digestFile} for any byte stream (e.g. a stored object being verified): its sha256 and the sha256 of
+ * each `partSize` range, in one pass, holding one chunk at a time.
+ * @throws what the stream throws
+ */
+export async function digestStream(stream: AsyncIterable<Buffer | Uint8Array>, partSize: number = PART_SIZE): Promise<FileDigests> {
   const whole = createHash('sha256');
   const parts: Buffer[] = [];
   let part = createHash('sha256');
   let inPart = 0;
   let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of stream) {
     whole.update(chunk);
     size += chunk.length;
     let off = 0;

@@ -6,7 +6,7 @@ import { parseManifest, sha256Bytes, type Manifest, type StoredManifest } from '
 import { removeTempDirs, startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer, type ProxiedRequest } from '@buildonce/testing';
 import type { ProjectName, Version } from '@buildonce/values';
 import { artifactKey, storedManifestKey } from './keys';
-import { publishArtifact, publishMetadataFromEnv, verifyArtifact } from './artifacts';
+import { publishArtifact, publishMetadataFromEnv, verifyArtifact, verifyArtifactFiles, type VerifiedComposite } from './artifacts';
 import { RegionReplicaMismatchError, RegionStoreError } from './errors';
 import { checkStoreRegion, ensureRegionCopy, openRegionStore, type RegionCopyRequest } from './region-copy';
 import { S3BlobStore } from './s3-blob';
@@ -36,7 +36,10 @@ afterAll(async () => {
 });
 
 /** Publishes one version with a `bootstrap.zip` of `size` random bytes to a fresh home prefix. */
-async function published(version: string, size: number): Promise<{ home: S3BlobStore; replica: S3BlobStore; stored: StoredManifest; bytes: Buffer }> {
+async function published(
+  version: string,
+  size: number,
+): Promise<{ home: S3BlobStore; replica: S3BlobStore; stored: StoredManifest; composites: Readonly<Record<string, VerifiedComposite>>; bytes: Buffer }> {
   const tag = randomBytes(3).toString('hex');
   const home = new S3BlobStore(parseStoreUrl(`s3://home-use1/${tag}`) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 's3' }>, { env });
   const replica = openRegionStore(`s3://replica-euw1/${tag}`, 'eu-west-1', { env });
@@ -55,8 +58,8 @@ async function published(version: string, size: number): Promise<{ home: S3BlobS
     toolchain: 'test',
   });
   await publishArtifact({ store: home, manifest, dir, metadata: publishMetadataFromEnv({}) });
-  const stored = await verifyArtifact(home, project, version as Version);
-  return { home, replica, stored, bytes };
+  const { stored, composites } = await verifyArtifactFiles(home, project, version as Version);
+  return { home, replica, stored, composites, bytes };
 }
 
 function request(p: Awaited<ReturnType<typeof published>>, version: string, extra: Partial<RegionCopyRequest> = {}): RegionCopyRequest {
@@ -68,6 +71,7 @@ function request(p: Awaited<ReturnType<typeof published>>, version: string, extr
     version: version as Version,
     namespace: 'trusted',
     stored: p.stored,
+    composites: p.composites,
     log: () => {},
     ...extra,
   };
@@ -164,7 +168,9 @@ describe('region copies', () => {
     const size = 2 * 8 * 1024 * 1024 + 77;
     const verified = await published('106', size);
     const swapped = await published('106', size);
-    const err = await ensureRegionCopy(request(swapped, '106', { stored: verified.stored, multipartThreshold: 5 * 1024 * 1024 })).catch((e: unknown) => e);
+    const err = await ensureRegionCopy(
+      request(swapped, '106', { stored: verified.stored, composites: verified.composites, multipartThreshold: 5 * 1024 * 1024 }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RegionReplicaMismatchError);
     expect((err as Error).message).toContain(`has sha256 ${sha256Bytes(swapped.bytes).hex}`);
     expect(await swapped.replica.head(storedManifestKey(project, '106' as Version))).toBeUndefined();
@@ -186,6 +192,27 @@ describe('region copies', () => {
     const complete = on('replica-euw1', key).find((q) => q.method === 'POST' && /uploadId=/.test(q.url))!;
     expect(complete.headers['if-none-match']).toBe('*');
     expect(lines[0]).toMatch(/copied .*bootstrap\.zip \(eu-west-1, UploadPartCopy, 16789561 bytes, \d+ ms\): sha256 verified/);
+    // the replica's composite checksum equals the one of the bytes verified at home: no byte is read back
+    expect(p.composites['bootstrap.zip']).toMatchObject({ parts: 3, partSize: 8 * 1024 * 1024 });
+    expect(on('replica-euw1', key).filter((q) => q.method === 'GET')).toEqual([]);
     expect((await verifyArtifact(p.replica, project, '104' as Version)).manifest.files).toEqual(p.stored.manifest.files);
+
+    // present on the next promotion: one HEAD, verified against the composite of the verified bytes
+    seen.length = 0;
+    const again = await ensureRegionCopy(request(p, '104', { multipartThreshold: 5 * 1024 * 1024 }));
+    expect(again.status).toBe('present');
+    expect(on('replica-euw1', key).map((q) => q.method)).toEqual(['HEAD']);
+  });
+
+  it('a multipart replica whose composite is not the verified one is read back through sha256 (accepted only when its bytes match)', async () => {
+    const p = await published('107', 2 * 8 * 1024 * 1024 + 5);
+    const key = p.replica.s3Object(artifactKey(project, '107' as Version, 'bootstrap.zip')).key;
+    await ensureRegionCopy(request(p, '107', { multipartThreshold: 5 * 1024 * 1024 }));
+    // a verified composite that cannot compare (as for bytes verified in other parts)
+    const other = { ...p.composites['bootstrap.zip']!, base64: sha256Bytes(Buffer.from('other parts')).base64 };
+    seen.length = 0;
+    const r = await ensureRegionCopy(request(p, '107', { composites: { 'bootstrap.zip': other } }));
+    expect(r.status).toBe('present');
+    expect(on('replica-euw1', key).map((q) => q.method)).toEqual(['HEAD', 'GET']);
   });
 });

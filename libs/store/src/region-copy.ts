@@ -14,6 +14,7 @@ import type { ProjectName, Version } from '@buildonce/values';
 import type { ObjectInfo } from './blob';
 import { RegionReplicaMismatchError, RegionStoreError, StoreAccessError } from './errors';
 import { artifactKey, type ArtifactNamespace } from './keys';
+import type { VerifiedComposite } from './artifacts';
 import { MULTIPART_PART_SIZE, S3BlobStore, type S3StoreOptions } from './s3-blob';
 import { partCount } from './multipart';
 import { parseStoreUrl } from './url';
@@ -108,8 +109,14 @@ export interface RegionCopyRequest {
   project: ProjectName;
   version: Version;
   namespace: ArtifactNamespace;
-  /** the stored manifest promotion verified against every home file (verifyArtifact) */
+  /** the stored manifest promotion verified against every home file (verifyArtifactFiles) */
   stored: StoredManifest;
+  /**
+   * file name → composite SHA256 of the verified bytes of each multipart home file, in its parts
+   * (verifyArtifactFiles): a multipart replica carrying it is verified by HEAD alone; without it the
+   * replica is read back through sha256
+   */
+  composites?: Readonly<Record<string, VerifiedComposite>>;
   dryRun?: boolean;
   log: (line: string) => void;
   /** bytes; default {@link REGION_COPY_MULTIPART_THRESHOLD} */
@@ -129,7 +136,7 @@ export interface RegionCopyRequest {
  * (below `multipartThreshold`) or CreateMultipartUpload + UploadPartCopy + CompleteMultipartUpload,
  * create-only (`If-None-Match: *`), from exactly the home object verified (`x-amz-copy-source-if-match`
  * its ETag), with `ChecksumAlgorithm: SHA256`, then verified the same way. A multipart replica (composite
- * checksum only) is read back through sha256. Amazon S3 API: HeadObject, CopyObject, UploadPartCopy.
+ * checksum only) must carry the composite of the verified bytes (`composites`), else it is read back through sha256. Amazon S3 API: HeadObject, CopyObject, UploadPartCopy.
  * @throws RegionReplicaMismatchError when an object in the region differs (never overwritten);
  *   ArtifactNotFoundError-like StoreAccessError when a home object vanished; StoreAccessError
  */
@@ -137,7 +144,7 @@ export async function ensureRegionCopy(r: RegionCopyRequest): Promise<RegionCopy
   const objects: RegionCopyResult['objects'] = [];
   const key = (file: string) => artifactKey(r.project, r.version, file, r.namespace);
   for (const f of r.stored.manifest.files) {
-    objects.push(await ensureObject(r, key(f.name), f.name, { size: f.size, sha256: f.sha256 }));
+    objects.push(await ensureObject(r, key(f.name), f.name, { size: f.size, sha256: f.sha256, composite: r.composites?.[f.name] }));
   }
   for (const file of [PROVENANCE_FILE, STORED_MANIFEST_FILE]) {
     const got = await r.home.getBytes(key(file));
@@ -155,7 +162,7 @@ export async function ensureRegionCopy(r: RegionCopyRequest): Promise<RegionCopy
   return { region: r.region, status, objects };
 }
 
-type Expected = { size: number; sha256: string };
+type Expected = { size: number; sha256: string; composite?: VerifiedComposite };
 
 async function ensureObject(r: RegionCopyRequest, key: string, file: string, expected: Expected): Promise<RegionCopyResult['objects'][number]> {
   const where = r.replica.uriOf(key);
@@ -177,7 +184,7 @@ async function ensureObject(r: RegionCopyRequest, key: string, file: string, exp
   const created =
     method === 'CopyObject'
       ? await copyObject(r, key, source, expected.size, () => (used = 'UploadPartCopy'))
-      : await copyMultipart(r, key, expected.size, partSizeFor(r, expected.size, source));
+      : await copyMultipart(r, key, expected.size, partSizeFor(r, expected, source));
   // S3 may apply a conditional copy that lost a race, and S3-compatible servers may ignore the condition: the replica is verified either way
   await verifyReplica(r, key, expected);
   r.log(
@@ -186,11 +193,15 @@ async function ensureObject(r: RegionCopyRequest, key: string, file: string, exp
   return { file, status: 'copied', method: used, bytes: expected.size };
 }
 
-/** Part size of a multipart copy: the home object's own parts when it has them (so the composite checksums compare), else the option or default. */
-function partSizeFor(r: RegionCopyRequest, size: number, source: ObjectInfo): number {
+/**
+ * Part size of a multipart copy: the verified bytes' parts when their composite is known (so the replica's
+ * composite checksum compares with it), else the home object's own parts, else the option or default.
+ */
+function partSizeFor(r: RegionCopyRequest, expected: Expected, source: ObjectInfo): number {
   if (r.partSize) return r.partSize;
+  if (expected.composite) return expected.composite.partSize;
   const parts = source.compositeSha256?.parts;
-  if (parts) for (const ps of [MULTIPART_PART_SIZE, 5 * 1024 * 1024, REGION_COPY_PART_SIZE]) if (partCount(size, ps) === parts) return ps;
+  if (parts) for (const ps of [MULTIPART_PART_SIZE, 5 * 1024 * 1024, REGION_COPY_PART_SIZE]) if (partCount(expected.size, ps) === parts) return ps;
   return REGION_COPY_PART_SIZE;
 }
 
@@ -295,8 +306,8 @@ async function copyMultipart(r: RegionCopyRequest, key: string, size: number, pa
 
 /**
  * Checks a replica against the verified manifest: size, then the full-object `ChecksumSHA256` when S3 has
- * one; otherwise (a multipart replica, whose composite checksum cannot be tied to the manifest's sha256)
- * the replica's bytes through sha256.
+ * one; for a multipart replica, its composite checksum against the composite of the verified bytes in the
+ * same parts; otherwise (no verified composite, other parts) the replica's bytes through sha256.
  * @throws RegionReplicaMismatchError
  */
 async function verifyReplica(r: RegionCopyRequest, key: string, expected: Expected, info?: ObjectInfo): Promise<void> {
@@ -312,8 +323,11 @@ async function verifyReplica(r: RegionCopyRequest, key: string, expected: Expect
     if (got.sha256Base64 !== sha256HexToBase64(expected.sha256)) throw refuse(`has sha256 ${sha256Base64ToHex(got.sha256Base64)}`);
     return;
   }
-  // a composite (multipart) checksum is never compared with the home object's: that would trust the home
-  // object as it is now, not the bytes this promotion verified, so the replica is read through sha256
+  // a composite (multipart) checksum is compared only with the composite of the bytes this promotion verified
+  // (never with the home object's, which would trust the home object as it is now); in other parts, or
+  // without it, the replica is read through sha256
+  const c = got.compositeSha256;
+  if (c && expected.composite && c.parts === expected.composite.parts && c.base64 === expected.composite.base64) return;
   const stream = await r.replica.getStream(key);
   if (!stream) throw new StoreAccessError(`${where} is missing right after it was copied: check the bucket's lifecycle rules and retry`);
   const d = await sha256Stream(stream);
