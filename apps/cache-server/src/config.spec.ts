@@ -23,6 +23,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...tokens, BUILDONCE_CACHE_SCRUB_MIB_PER_S: '0' }, '/').scrubMibPerSecond).toBe(0);
   });
 
+  it('reads BUILDONCE_CACHE_UPLOAD_BUFFER_MIB in MiB: default 192', () => {
+    expect(loadConfig({ ...tokens }, '/').uploadBufferBytes).toBe(192 * 1024 * 1024);
+    expect(loadConfig({ ...tokens, BUILDONCE_CACHE_UPLOAD_BUFFER_MIB: '64' }, '/').uploadBufferBytes).toBe(64 * 1024 * 1024);
+  });
+
   it('reads PORT, HOST and BUILDONCE_CACHE_MAX_BYTES', () => {
     const c = loadConfig({ ...tokens, PORT: '8080', HOST: '127.0.0.1', BUILDONCE_CACHE_MAX_BYTES: '1048576' }, '/');
     expect([c.port, c.host, c.maxBytes]).toEqual([8080, '127.0.0.1', 1048576]);
@@ -37,6 +42,8 @@ describe('loadConfig', () => {
     [{ BUILDONCE_CACHE_SCRUB_MIB_PER_S: '-1' }, /BUILDONCE_CACHE_SCRUB_MIB_PER_S/],
     [{ BUILDONCE_CACHE_STORE: 's3://Bad_Bucket/x' }, /BUILDONCE_CACHE_STORE: .*invalid S3 bucket name/],
     [{ BUILDONCE_CACHE_STORE: 'gs://bucket/x' }, /not supported/],
+    [{ BUILDONCE_CACHE_UPLOAD_BUFFER_MIB: '0' }, /BUILDONCE_CACHE_UPLOAD_BUFFER_MIB=0 is out of range/],
+    [{ BUILDONCE_CACHE_UPLOAD_BUFFER_MIB: 'lots' }, /BUILDONCE_CACHE_UPLOAD_BUFFER_MIB/],
   ])('rejects %j', (env, msg) => {
     expect(() => loadConfig({ ...tokens, ...env }, '/')).toThrow(ConfigError);
     expect(() => loadConfig({ ...tokens, ...env }, '/')).toThrow(msg);

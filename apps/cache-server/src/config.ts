@@ -33,7 +33,12 @@ export interface ServerConfig {
   lruCycleMs?: number;
   /** scrubber rate, MiB (2^20 bytes) of blobs re-hashed per second (`BUILDONCE_CACHE_SCRUB_MIB_PER_S`); 0 or absent = off */
   scrubMibPerSecond?: number;
+  /** S3 store: upload buffers one replica holds at once, bytes (`BUILDONCE_CACHE_UPLOAD_BUFFER_MIB`, default 192 MiB) */
+  uploadBufferBytes?: number;
 }
+
+/** Default `BUILDONCE_CACHE_UPLOAD_BUFFER_MIB`: what 9 concurrent multipart uploads of 5 MiB parts hold (4 parts each). */
+export const DEFAULT_UPLOAD_BUFFER_MIB = 192;
 
 /** Default `BUILDONCE_CACHE_SCRUB_MIB_PER_S`: 8 MiB/s, under 1 % of a core for sha256 (~1 GiB/s). */
 export const DEFAULT_SCRUB_MIB_PER_S = 8;
@@ -45,7 +50,8 @@ export const DEFAULT_SCRUB_MIB_PER_S = 8;
  * resolved against `cwd`), `BUILDONCE_CACHE_MAX_BYTES` (positive integer bytes, default 2 GiB),
  * `BUILDONCE_CACHE_SPOOL_DIR`, `BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS` (default 30000),
  * `BUILDONCE_CACHE_MAX_STORE_BYTES` (LRU cap in bytes; unset = unbounded), `BUILDONCE_CACHE_LRU_CYCLE_SECONDS` (S3 cap:
- * access-log and eviction period, default 30), `BUILDONCE_CACHE_SCRUB_MIB_PER_S` (default 8; 0 = off), and OIDC mode
+ * access-log and eviction period, default 30), `BUILDONCE_CACHE_SCRUB_MIB_PER_S` (default 8; 0 = off),
+ * `BUILDONCE_CACHE_UPLOAD_BUFFER_MIB` (S3: upload buffers per replica, default 192), and OIDC mode
  * (see parseOidc). With OIDC on, `BUILDONCE_CACHE_TOKENS` may be empty.
  * @throws ConfigError naming the variable and the fix
  */
@@ -66,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     shutdownTimeoutMs: intVar(env, 'BUILDONCE_CACHE_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     lruCycleMs: intVar(env, 'BUILDONCE_CACHE_LRU_CYCLE_SECONDS', 30, 1, 3600) * 1000,
     scrubMibPerSecond: rateVar(env, 'BUILDONCE_CACHE_SCRUB_MIB_PER_S', DEFAULT_SCRUB_MIB_PER_S),
+    uploadBufferBytes: intVar(env, 'BUILDONCE_CACHE_UPLOAD_BUFFER_MIB', DEFAULT_UPLOAD_BUFFER_MIB, 1, 1 << 20) * 1024 * 1024,
   };
 }
 

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
 import { startMoto, type MotoServer } from '@buildonce/testing';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, type CacheStoreSpec, type ServerConfig } from './config';
 import { startServer, type RunningServer } from './start';
 import { FsCacheBackend } from './storage/fs-backend';
-import { S3CacheBackend } from './storage/s3-backend';
+import { S3CacheBackend, uploadBufferBytes } from './storage/s3-backend';
 import { recordKey, type EntryRecord } from './storage/cache-store';
 import { parseTokens } from './tokens';
 import { captureLogger, nxLikeBody, rawRequest, rawTar, sha256Hex, tarGz } from './test-helpers';
@@ -596,6 +597,39 @@ describe('S3CacheBackend.writeBlob', () => {
     const wrong = await be.readVerified('x/blob.tgz', { size: body.length, sha256: '0'.repeat(64) });
     expect(wrong.status).toBe('corrupt');
     expect(await be.readVerified('x/none.tgz', { size: 1, sha256: '0'.repeat(64) })).toEqual({ status: 'missing' });
+    client.destroy();
+  });
+
+  it('an upload over the replica upload-buffer budget waits with its body unread, then completes', async () => {
+    const client = createS3Client();
+    await client.send(new CreateBucketCommand({ Bucket: 'budget-test' }));
+    const size = 6 * 1024 * 1024;
+    const each = uploadBufferBytes(size, 5 * 1024 * 1024);
+    // room for one upload of this size, not two
+    const be = new S3CacheBackend({ bucket: 'budget-test', prefix: '', maxBytes: 1 << 30, spoolDir: tmpdir(), client, uploadBufferBytes: each + each / 2 });
+    const first = new PassThrough();
+    const a = be.writeBlob('x/a.tgz', first, size);
+    first.write(randomBytes(1024 * 1024));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(be.uploadBufferInUse).toBe(Math.ceil(each / 1024) * 1024);
+    let pulled = 0;
+    const secondBody = randomBytes(size);
+    const second = new Readable({
+      read() {
+        pulled++;
+        this.push(secondBody);
+        this.push(null);
+      },
+    });
+    const b = be.writeBlob('x/b.tgz', second, size);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pulled).toBe(0); // waiting for room: the body is not read (TCP holds the client back)
+    first.end(randomBytes(size - 1024 * 1024));
+    await a;
+    await b;
+    expect(pulled).toBeGreaterThan(0);
+    expect(be.uploadBufferInUse).toBe(0);
+    expect((await be.readVerified('x/b.tgz', { size, sha256: sha256Hex(secondBody) })).status).toBe('ok');
     client.destroy();
   });
 });

@@ -36,7 +36,12 @@ export async function startServer(
   logger: Logger = pino({ base: { service: 'buildonce-cache' } }),
   opts: { env?: NodeJS.ProcessEnv; scrubPauseMs?: number } = {},
 ): Promise<RunningServer> {
-  const backend = await openBackend(config.store, { maxBytes: config.maxBytes, spoolDir: config.spoolDir, env: opts.env });
+  const backend = await openBackend(config.store, {
+    maxBytes: config.maxBytes,
+    spoolDir: config.spoolDir,
+    env: opts.env,
+    uploadBufferBytes: config.uploadBufferBytes,
+  });
   await backend.check();
   let metrics: CacheMetrics | undefined;
   const onEvict = ({ namespace, hash, size }: { namespace: string; hash: string; size: number }) => {

@@ -36,9 +36,10 @@ export interface CacheBackend {
   /**
    * Streams `body` into the blob `key` (a fresh unique key). Resolves once the bytes are stored, with the blob's
    * identity as written (recorded, then checked by every GET); rejects with the body's own error when the body
-   * stream fails (the caller deletes the key), or StoreAccessError.
+   * stream fails (the caller deletes the key), or StoreAccessError. `declaredBytes`: the body's Content-Length
+   * (a backend that buffers uploads reserves memory by it).
    */
-  writeBlob(key: string, body: Readable): Promise<BlobIdentity>;
+  writeBlob(key: string, body: Readable, declaredBytes?: number): Promise<BlobIdentity>;
   /**
    * Opens a blob and confirms it is the recorded one. With `expected.identity` (records written since identities
    * exist): the identity of the very object streamed from (directory: fstat of the open descriptor; S3: `GetObject`

@@ -271,7 +271,7 @@ export class CacheStore {
     // the client may have gone while the existence check ran: its 'close' was before these listeners
     if (body.destroyed) onAbort();
     try {
-      const identity = await this.backend.writeBlob(key, guard);
+      const identity = await this.backend.writeBlob(key, guard, declaredBytes);
       if (guard.failure) throw guard.failure;
       const result = guard.result();
       const record: EntryRecord = {

@@ -7,14 +7,28 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { Semaphore } from 'async-mutex';
 import { createS3Client, S3BlobStore, StoreAccessError } from '@buildonce/store';
 import { type BlobIdentity, type CacheBackend, type VerifiedRead } from './backend';
 import { HashTap } from './verify';
+import { DEFAULT_UPLOAD_BUFFER_MIB } from '../config';
 
 /** Bodies up to this size (bytes) are verified in memory on GET; larger ones are spooled to disk. */
 export const IN_MEMORY_VERIFY_MAX = 1024 * 1024;
 /** Smallest S3 multipart part (5 MiB); parts grow when the size limit would need more than 9,000 of them. */
 const MIN_PART = 5 * 1024 * 1024;
+/** Parts uploaded at once per blob (lib-storage `queueSize`). */
+const PARTS_IN_FLIGHT = 2;
+
+/**
+ * Bytes one upload may hold in memory: lib-storage keeps {@link PARTS_IN_FLIGHT} parts in flight plus the part
+ * being filled, whose chunks it concatenates (two copies): 4 parts; a body smaller than a part is held twice
+ * (chunks, then their concatenation) and sent with one PutObject.
+ * @param declaredBytes the body's Content-Length; partSize bytes
+ */
+export function uploadBufferBytes(declaredBytes: number, partSize: number): number {
+  return Math.max(1, Math.min(2 * declaredBytes, (PARTS_IN_FLIGHT + 2) * partSize));
+}
 
 export interface S3CacheBackendOptions {
   bucket: string;
@@ -26,6 +40,12 @@ export interface S3CacheBackendOptions {
   spoolDir: string;
   client?: S3Client;
   env?: NodeJS.ProcessEnv;
+  /**
+   * upload buffers this replica may hold at once, bytes (default {@link DEFAULT_UPLOAD_BUFFER_MIB} MiB): an upload
+   * that would go over waits, its body unread (TCP holds the client back), so memory does not grow with the
+   * number of concurrent PUTs however slow S3 is
+   */
+  uploadBufferBytes?: number;
 }
 
 /**
@@ -54,7 +74,8 @@ function httpStatus(e: unknown): number | undefined {
 /**
  * S3 backend (Amazon S3 API; moto_server in tests). Records use libs/store's S3BlobStore (`PutObject` with
  * `If-None-Match: *`: create-only, 412 → `exists`). Blobs stream through lib-storage `Upload` (multipart with
- * 5 MiB+ parts, 2 in flight, so memory per upload is bounded whatever the body size), under unique keys that
+ * 5 MiB+ parts, 2 in flight, so memory per upload is bounded whatever the body size; a replica-wide budget of
+ * upload buffers bounds it whatever the number of concurrent uploads), under unique keys that
  * only a record makes reachable; the record keeps the body's sha256 (a multipart object's checksums are
  * checksums of parts) and the object's ETag/VersionId as written. A GET of such a record asks for exactly that
  * object (`If-Match: <ETag>`: an object replaced under the key is `412`, i.e. corrupt) with `ChecksumMode:
@@ -67,6 +88,9 @@ export class S3CacheBackend implements CacheBackend {
   readonly client: S3Client;
   private readonly records: S3BlobStore;
   private readonly partSize: number;
+  /** upload buffer budget in KiB (whole units keep the semaphore's arithmetic exact) */
+  private readonly uploadBudget: Semaphore;
+  private readonly uploadBudgetKiB: number;
 
   constructor(private readonly opts: S3CacheBackendOptions) {
     this.client = opts.client ?? createS3Client({ env: opts.env });
@@ -74,6 +98,13 @@ export class S3CacheBackend implements CacheBackend {
     this.url = url;
     this.records = new S3BlobStore({ kind: 's3', bucket: opts.bucket, prefix: opts.prefix, url }, { client: this.client });
     this.partSize = Math.max(MIN_PART, Math.ceil(opts.maxBytes / 9000));
+    this.uploadBudgetKiB = Math.max(1, Math.floor((opts.uploadBufferBytes ?? DEFAULT_UPLOAD_BUFFER_MIB * 1024 * 1024) / 1024));
+    this.uploadBudget = new Semaphore(this.uploadBudgetKiB);
+  }
+
+  /** Upload buffers reserved right now, bytes (for `/metrics` and tests). */
+  get uploadBufferInUse(): number {
+    return (this.uploadBudgetKiB - this.uploadBudget.getValue()) * 1024;
   }
 
   /** Full S3 key of a cache key. */
@@ -91,17 +122,29 @@ export class S3CacheBackend implements CacheBackend {
     }
   }
 
-  async writeBlob(key: string, body: Readable): Promise<BlobIdentity> {
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.opts.bucket, Key: this.s3Key(key), Body: body, ContentType: 'application/gzip' },
-      partSize: this.partSize,
-      queueSize: 2,
-      leavePartsOnError: false,
-    });
-    const out = await upload.done();
-    if (!out.ETag) throw new StoreAccessError(`upload of s3://${this.opts.bucket}/${this.s3Key(key)} returned no ETag`);
-    return { kind: 's3', etag: out.ETag, ...(out.VersionId ? { versionId: out.VersionId } : {}) };
+  /**
+   * Streams a blob to S3 (lib-storage Upload: PutObject, or multipart above one part), first reserving its
+   * {@link uploadBufferBytes} from the replica's budget (FIFO; the body is not read while it waits).
+   * @param declaredBytes the body's Content-Length (sizes the reservation)
+   * @throws StoreAccessError; the body's own error
+   */
+  async writeBlob(key: string, body: Readable, declaredBytes?: number): Promise<BlobIdentity> {
+    const kib = Math.min(this.uploadBudgetKiB, Math.ceil(uploadBufferBytes(declaredBytes ?? this.opts.maxBytes, this.partSize) / 1024));
+    const [, release] = await this.uploadBudget.acquire(kib);
+    try {
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.opts.bucket, Key: this.s3Key(key), Body: body, ContentType: 'application/gzip' },
+        partSize: this.partSize,
+        queueSize: PARTS_IN_FLIGHT,
+        leavePartsOnError: false,
+      });
+      const out = await upload.done();
+      if (!out.ETag) throw new StoreAccessError(`upload of s3://${this.opts.bucket}/${this.s3Key(key)} returned no ETag`);
+      return { kind: 's3', etag: out.ETag, ...(out.VersionId ? { versionId: out.VersionId } : {}) };
+    } finally {
+      release();
+    }
   }
 
   async readRaw(key: string): Promise<Readable | undefined> {
