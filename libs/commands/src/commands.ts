@@ -16,7 +16,17 @@ import {
   transferProgress,
   type TransferProgress,
 } from '@buildonce/store';
-import { ecrHost, parseImageReference, pushImageBuild, putEcrLifecyclePolicy, type PushImageResult } from '@buildonce/image';
+import {
+  clientFor,
+  ecrHost,
+  imageUriByDigest,
+  parseImageReference,
+  pushImageBuild,
+  putEcrLifecyclePolicy,
+  REGISTRY_ENV,
+  type PushImageResult,
+  type RegistryClient,
+} from '@buildonce/image';
 import { createDeployTarget, type CreateTargetContext, type DeployTarget, type DeployTargetKind, type DeployTargetOptions } from '@buildonce/deploy';
 import {
   checkRegionsTarget,
@@ -134,9 +144,32 @@ function regionEnv(processEnv: NodeJS.ProcessEnv, region: string): NodeJS.Proces
 }
 
 /**
+ * Registry clients for image region copies, one per registry host (built on first use): credentials as
+ * libs/image clientFor gives them (BUILDONCE_REGISTRY_* for the BUILDONCE_REGISTRY host; an ECR host gets a
+ * token from ECR in the host's own region, whose registry the token is for; else anonymous).
+ */
+function registryClients(ctx: CommandContext, processEnv: NodeJS.ProcessEnv): (repository: string) => Promise<RegistryClient> {
+  const clients = new Map<string, Promise<RegistryClient>>();
+  const configured = processEnv[REGISTRY_ENV] ? parseImageReference(processEnv[REGISTRY_ENV]).registry : undefined;
+  return (repository) => {
+    const ref = parseImageReference(repository);
+    let c = clients.get(ref.registry);
+    if (!c) {
+      const ecr = ecrHost(ref.registry);
+      const aws = ecr ? awsClients({ env: regionEnv(processEnv, ecr.region) }) : ctx.aws;
+      c = clientFor(ref, { configuredHost: configured, env: processEnv, aws });
+      clients.set(ref.registry, c);
+      c.catch(() => clients.delete(ref.registry));
+    }
+    return c;
+  };
+}
+
+/**
  * The regions of a multi-region environment as a promotion deploys them: each region's store (the home
- * store where buildonce.json leaves `store` out), a deploy target and the checks with clients in that
- * region. Undefined for environments without regions. Opening does no I/O.
+ * store where buildonce.json leaves `store` out), its image registry (buildonce.json `regions.<r>.registry`),
+ * a deploy target and the checks with clients in that region. Undefined for environments without regions.
+ * Opening does no I/O.
  * @throws ConfigError (regions on the local target, two regions on the home store)
  */
 function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, target: DeployTarget, verify?: VerifySetup): PromotionRegion[] | undefined {
@@ -149,6 +182,7 @@ function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, ta
     throw new ConfigError(
       `${onHome.map((g) => g.name).join(' and ')} of ${env.name} share the home store ${ctx.location.url}: give each region its own bucket (buildonce.json regions.<region>.store)`,
     );
+  const registryClient = registryClients(ctx, processEnv);
   return env.regions.map((g) => {
     const genv = regionEnv(processEnv, g.name);
     const url = g.store ?? ctx.location.url;
@@ -159,6 +193,8 @@ function regionsFor(c: PromoteCommand | RollbackCommand, ctx: CommandContext, ta
       store: openRegionStore(url, g.name, { env: processEnv }),
       home: url === ctx.location.url,
       target: createDeployTarget({ kind: target.kind, options: c.deploy, workspaceRoot: c.workspaceRoot, env: genv, aws }),
+      ...(g.registry ? { registry: g.registry } : {}),
+      registryClient,
       ...(verify
         ? {
             verify: {
@@ -335,7 +371,9 @@ export async function runResolveCommand(c: ResolveCommand): Promise<ResolvedRele
 }
 
 /**
- * The URI of the file an entry deployed, in a region's store (the same key as in the home store).
+ * The URI of the file an entry deployed, in a region's store (the same key as in the home store); for an
+ * oci-image the image URI by digest the region runs (as the entry recorded it, else the region's
+ * `registry` + the digest, else the published image URI for a region without one).
  * @throws ReleaseError when the environment does not list the region
  */
 function regionUri(region: string, ctx: CommandContext, entry: ResolvedRelease['entry'], processEnv: NodeJS.ProcessEnv): string {
@@ -345,6 +383,11 @@ function regionUri(region: string, ctx: CommandContext, entry: ResolvedRelease['
     throw new ReleaseError(
       `${env.name} does not list region ${region}${env.kind === 'chain' && env.regions?.length ? ` (it lists ${env.regions.map((x) => x.name).join(', ')})` : ' (it has no regions)'}: pick one of its regions or drop --region`,
     );
+  const image = entry.artifact.imageUri;
+  if (image) {
+    const recorded = entry.regions?.[region]?.image?.uri;
+    return recorded ?? (g.registry ? imageUriByDigest(parseImageReference(g.registry), image.slice(image.lastIndexOf('@') + 1)) : image);
+  }
   const store = g.store ? openRegionStore(g.store, region, { env: processEnv }) : ctx.store;
   return store.uriOf(artifactKey(entry.project, entry.version, entry.artifact.file, entry.artifact.namespace));
 }

@@ -134,12 +134,15 @@ export class LambdaDeployTarget implements DeployTarget {
     return { ...object, sha256Base64: sha256HexToBase64(file.sha256) };
   }
 
-  /** The image URI by digest of an oci-image artifact: the record's repository + the verified digest (never the record's `uri`). */
+  /**
+   * The image URI by digest of an oci-image artifact: the record's repository (or the region's, `imageSource`)
+   * + the verified digest (never the record's `uri`).
+   */
   private imageUri(req: DeployRequest): string {
     const uri = imageUriOf(req.stored);
     if (!uri)
       throw new DeployPreflightError(`${req.project}@${req.version} is an oci-image without a registry record: re-publish it (nx run ${req.project}:publish)`);
-    return uri;
+    return req.imageSource ? `${req.imageSource.repository}@${req.stored.manifest.image!.digest}` : uri;
   }
 
   /** GetFunction (includes Code.ImageUri); undefined when the function or qualifier does not exist. */
@@ -171,7 +174,7 @@ export class LambdaDeployTarget implements DeployTarget {
   /**
    * Checks the store kind (zips), artifact kind, that the function exists, that its architecture and
    * package type match (Zip for lambda-zip, Image for oci-image) and, for images, that the digest is in
-   * the registry. No side effects.
+   * the registry (unless the promotion copies it there first: `imageSource.copyPending`). No side effects.
    */
   async preflight(req: DeployRequest): Promise<void> {
     const isImage = req.stored.manifest.kind === 'oci-image';
@@ -192,7 +195,7 @@ export class LambdaDeployTarget implements DeployTarget {
         `Lambda function ${functionName} has PackageType ${cfg.PackageType ?? 'Zip'} but ${req.project}@${req.version} is a ${req.stored.manifest.kind}: deploy ${isImage ? 'a zip deployable (lambda-zip)' : 'an image deployable (oci-image)'} to it, or fix the function's package type in your IaC`,
       );
     }
-    if (uri) {
+    if (uri && !req.imageSource?.copyPending) {
       const exists = await (this.o.imageExists ?? ((u: string) => imageExists(u, { env: this.o.env, aws: this.o.aws })))(uri);
       if (!exists)
         throw new DeployPreflightError(

@@ -25,6 +25,12 @@ export interface DeployRequest {
    * sends `percent` % of invocations to the new one until {@link DeployTarget.completeCanary}.
    */
   canary?: { percent: number };
+  /**
+   * oci-image in a multi-region promotion: the region's registry repository (`host/repo`) its copy of the
+   * verified digest is deployed from, instead of the stored record's repository. `copyPending`: the
+   * promotion copies the image there after preflight, so preflight does not look for it there yet.
+   */
+  imageSource?: { repository: string; copyPending?: boolean };
 }
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);

@@ -9,3 +9,4 @@ export * from './push';
 export * from './publish';
 export * from './build-target';
 export * from './admin';
+export * from './region-copy';

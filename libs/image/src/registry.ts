@@ -248,11 +248,15 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob unless present: optional cross-repository mount (`POST …/blobs/uploads/?mount=&from=`,
-   * 201 = mounted), else a monolithic upload (POST → 202 Location → `PUT <location>?digest=`).
+   * Uploads a blob unless present (OCI distribution spec "Pushing blobs"): optional cross-repository
+   * mount (`POST …/blobs/uploads/?mount=&from=`, 201 = mounted; a registry that cannot mount answers 202
+   * and the upload goes on), else a monolithic upload (POST → 202 Location → `PUT <location>?digest=`,
+   * the registry checks the bytes against the digest). The bytes come from a file, or from `source`
+   * opened only when they are needed (e.g. another registry's blob GET, streamed through, never buffered).
+   * @param source a file path, or a function opening a stream of exactly `size` bytes (called at most once)
    * @returns `mounted` or `uploaded`
    */
-  async pushBlob(repo: string, digest: string, size: number, file: string, mountFrom?: string): Promise<'mounted' | 'uploaded'> {
+  async pushBlob(repo: string, digest: string, size: number, source: string | (() => Promise<Readable>), mountFrom?: string): Promise<'mounted' | 'uploaded'> {
     const q = mountFrom && mountFrom !== repo ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
     const scope = mountFrom && mountFrom !== repo ? `${pushPull(repo)} ${pull(mountFrom)}` : pushPull(repo);
     const start = await this.request('POST', `/v2/${repo}/blobs/uploads/${q}`, { scope, headers: { 'content-length': '0' }, expect: [201, 202] });
@@ -262,13 +266,26 @@ export class RegistryClient {
     if (!loc) throw new RegistryError(`registry ${this.o.registry}: upload of ${digest} got 202 without a Location header`);
     const url = new URL(loc, this.base + '/');
     url.searchParams.set('digest', digest);
-    const put = await this.request('PUT', url.toString(), {
-      scope,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: () => Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
-      expect: [201, 204],
-    });
-    await put.arrayBuffer();
+    const stream = typeof source === 'string' ? undefined : await source();
+    let opened = false;
+    const body = (): RequestInit['body'] => {
+      if (typeof source === 'string') return Readable.toWeb(createReadStream(source)) as unknown as RequestInit['body'];
+      // a stream can be sent once; the POST above already fetched the token this scope needs
+      if (opened) throw new RegistryError(`registry ${this.o.registry}: upload of ${digest} was refused after its bytes were streamed; retry the promotion`);
+      opened = true;
+      return Readable.toWeb(stream!) as unknown as RequestInit['body'];
+    };
+    try {
+      const put = await this.request('PUT', url.toString(), {
+        scope,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body,
+        expect: [201, 204],
+      });
+      await put.arrayBuffer();
+    } finally {
+      stream?.destroy();
+    }
     return 'uploaded';
   }
 

@@ -84,6 +84,15 @@ export const regionResultSchema = z
     store: z.string(),
     /** the region copy: `present` (replica verified), `copied` (copied server-side and verified), `home` (the home store itself) */
     copy: z.enum(['present', 'copied', 'home']),
+    /**
+     * oci-image only: the image URI by digest the region deploys (its registry's copy) and how it got there:
+     * `published` (the registry the image was published to), `present` (the region's registry already served
+     * the digest), `copied` (copied by digest and read back)
+     */
+    image: z
+      .object({ uri: z.string(), copy: z.enum(['published', 'present', 'copied']) })
+      .strict()
+      .optional(),
     /** what the region's deploy target did (null when it failed before producing a result) */
     deploy: deployResultSchema.nullable(),
     /** what the region's restore did (status `restored`) */

@@ -3,6 +3,7 @@ import { settleBounded } from '@buildonce/retry';
 import type { DeployRequest, DeployResult, DeployTarget } from '@buildonce/deploy';
 import { checkStoreRegion, ensureRegionCopy, S3BlobStore, versionPrefix, type BlobStore } from '@buildonce/store';
 import { ConfigError, isExpectedError, RecordFailedError, RegionFailureError } from '@buildonce/errors';
+import { copyImageToRegistry, ecrHost, parseImageReference, type RegistryClient } from '@buildonce/image';
 import { appendEntry, type CurrentPointer, type HistoryEntry, type RegionResult } from '@buildonce/ledger';
 import type { VerifySetup } from '@buildonce/verification';
 import { canaryOf, verifyOnTarget } from './verify-target';
@@ -13,7 +14,9 @@ import { entryFields, type PromoteRequest } from './promote';
  * Multi-region promotion (docs/promotion.md "Regions"): one ledger and one lock in the home store, one
  * deploy per region from that region's own store. Copies come first, for every region, so a replica
  * that is refused stops the promotion with nothing deployed anywhere; then every region deploys and
- * verifies (bounded parallel); one entry records each region's result.
+ * verifies (bounded parallel); one entry records each region's result. An oci-image's region copy is also
+ * a copy of the image, by digest, into the region's registry (libs/image copyImageToRegistry), which the
+ * region's deploy then runs.
  */
 
 /** Regions deployed at once. */
@@ -31,6 +34,82 @@ export interface PromotionRegion {
   target: DeployTarget;
   /** the environment's checks with clients in that region (absent: none) */
   verify?: VerifySetup;
+  /** the region's image registry repository (`host/repo`, buildonce.json `regions.<r>.registry`): oci-images are copied there and deployed from it */
+  registry?: string;
+  /**
+   * oci-image promotions: a client for a registry repository (`host/repo`) with the credentials for its host
+   * (libs/image clientFor; an ECR host gets a token from ECR in the host's own region), for the region's
+   * registry and for the one the image was published to.
+   */
+  registryClient?: (repository: string) => Promise<RegistryClient>;
+}
+
+/** How a region got its image: `published` (it deploys from the published repository) | `present` | `copied`. */
+export type RegionImageCopy = NonNullable<RegionResult['image']>['copy'];
+
+/**
+ * The repository a region deploys an oci-image from (pure): its `registry` (an ECR repository must be in
+ * that region), else, for the region on the home store only, the repository the image was published to
+ * when that is not an ECR repository of another region. Undefined for other kinds.
+ * @throws ConfigError (one line naming buildonce.json `environments.<env>.regions.<region>.registry`)
+ */
+export function regionImageRepository(
+  r: Pick<PromoteRequest, 'project' | 'version' | 'environment'>,
+  artifact: VerifiedArtifact,
+  region: Pick<PromotionRegion, 'name' | 'home' | 'registry'>,
+): string | undefined {
+  const published = artifact.stored.registry?.repository;
+  if (artifact.stored.manifest.kind !== 'oci-image' || !published) return undefined;
+  const field = `buildonce.json environments.${r.environment.name}.regions.${region.name}.registry`;
+  if (region.registry) {
+    const other = ecrHost(parseImageReference(region.registry).registry)?.region;
+    if (other && other !== region.name)
+      throw new ConfigError(`${field}: ${region.registry} is an ECR repository in ${other}, not in ${region.name}: name the ${region.name} repository`);
+    return region.registry;
+  }
+  const publishedIn = ecrHost(parseImageReference(published).registry)?.region;
+  if (region.home && (!publishedIn || publishedIn === region.name)) return published;
+  throw new ConfigError(
+    `${r.project}@${r.version} is an oci-image and ${region.name} has no registry: set ${field} to a repository in ${region.name} (e.g. <account>.dkr.ecr.${region.name}.amazonaws.com/${published.slice(published.indexOf('/') + 1)}) to copy the image to`,
+  );
+}
+
+/**
+ * Makes the region's registry serve the verified image digest (libs/image copyImageToRegistry: HEAD, else
+ * the manifests read by digest and checked, blobs mounted or streamed, manifests put by digest and read
+ * back). Nothing to copy when the region deploys from the published repository.
+ * @returns the image URI by digest the region deploys and how it got there (dry run: `present` or `copied` as planned)
+ * @throws ConfigError (no client), ImageIntegrityError, ImageNotFoundError, RegistryError
+ */
+async function ensureRegionImage(
+  repository: string,
+  artifact: VerifiedArtifact,
+  region: PromotionRegion,
+  o: { dryRun?: boolean; log: (line: string) => void },
+): Promise<{ uri: string; copy: RegionImageCopy }> {
+  const published = artifact.stored.registry!.repository;
+  const digest = artifact.stored.manifest.image!.digest;
+  const uri = `${repository}@${digest}`;
+  if (repository === published) return { uri, copy: 'published' };
+  if (!region.registryClient) throw new ConfigError(`region ${region.name} has no registry client: the command layer must pass one for oci-images`);
+  const src = parseImageReference(published);
+  const dst = parseImageReference(repository);
+  const [source, destination] = await Promise.all([region.registryClient(published), region.registryClient(repository)]);
+  const c = await copyImageToRegistry({
+    source,
+    sourceRepository: src.repository,
+    digest,
+    destination,
+    destinationRepository: dst.repository,
+    dryRun: o.dryRun,
+    log: o.log,
+  });
+  if (c.status === 'dry-run')
+    o.log(
+      `dry run: would copy image ${published}@${digest} to ${uri} (${c.blobsUploaded} blob(s) streamed, ${c.bytesUploaded} bytes; ${c.blobsMounted} mounted; ${c.blobsExisting} already there)`,
+    );
+  else if (c.status === 'present') o.log(`${repository} already serves ${digest}`);
+  return { uri, copy: c.status === 'present' ? 'present' : 'copied' };
 }
 
 function homeStore(store: BlobStore): S3BlobStore {
@@ -41,9 +120,9 @@ function homeStore(store: BlobStore): S3BlobStore {
 
 const oneLine = (e: unknown) => ((e as Error)?.message ?? String(e)).split('\n')[0]!;
 
-/** The request a region's target gets: the region's store, its log prefix. */
-function regionRequest(req: DeployRequest, region: PromotionRegion): DeployRequest {
-  return { ...req, store: region.store, log: (l) => req.log(`[${region.name}] ${l}`) };
+/** The request a region's target gets: the region's store, its log prefix, and for an oci-image the region's repository. */
+function regionRequest(req: DeployRequest, region: PromotionRegion, image?: DeployRequest['imageSource']): DeployRequest {
+  return { ...req, store: region.store, log: (l) => req.log(`[${region.name}] ${l}`), ...(image ? { imageSource: image } : {}) };
 }
 
 /** `Lambda f alias prod in us-east-1, eu-west-1` */
@@ -54,25 +133,27 @@ export function describeRegions(regions: PromotionRegion[], req: DeployRequest):
 /**
  * Everything a multi-region promotion checks before it takes the lock, with no side effects: every
  * region store's bucket is in its region (GetBucketLocation), every region's target accepts the version
- * (e.g. the Lambda function exists in that region); with `dryRun` the region copies it would make are
- * listed (HEAD only; a replica that differs is refused already here).
- * @throws RegionStoreError, RegionReplicaMismatchError, DeployPreflightError (and subclasses), StoreAccessError, ConfigError
+ * (e.g. the Lambda function exists in that region); an oci-image needs a registry for every region (see
+ * {@link regionImageRepository}); with `dryRun` the region copies it would make are listed (HEAD only; a
+ * replica that differs is refused already here; an image's manifests are read from the source and checked).
+ * @throws RegionStoreError, RegionReplicaMismatchError, DeployPreflightError (and subclasses), StoreAccessError, ConfigError,
+ *   ImageIntegrityError (dry run)
  */
 export async function preflightRegions(r: PromoteRequest, req: DeployRequest, artifact: VerifiedArtifact, regions: PromotionRegion[]): Promise<void> {
   const home = homeStore(r.store);
-  if (artifact.stored.manifest.kind === 'oci-image')
-    throw new ConfigError(
-      `${r.project}@${r.version} is an oci-image and ${r.environment.name} lists regions: region copies of images are not supported yet; promote images to environments without "regions"`,
-    );
+  const images = new Map(regions.map((g) => [g.name, regionImageRepository(r, artifact, g)]));
   await settleBounded(regions, REGIONS_IN_FLIGHT, async (region) => {
     await checkStoreRegion(region.store, region.name);
-    const rreq = regionRequest(req, region);
+    const image = images.get(region.name);
+    const published = image === artifact.stored.registry?.repository;
+    const rreq = regionRequest(req, region, image ? { repository: image, copyPending: !published } : undefined);
     await region.target.preflight(rreq);
     if (r.dryRun && !region.home) {
       const plan = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), dryRun: true, log: rreq.log });
       if (plan.status === 'present')
         rreq.log(`dry run: ${region.store.uriOf(versionPrefix(r.project, r.version, artifact.namespace))} already holds ${r.version} (verified)`);
     }
+    if (r.dryRun && image && !published) await ensureRegionImage(image, artifact, region, { dryRun: true, log: rreq.log });
   });
 }
 
@@ -89,24 +170,33 @@ function copyOf(home: S3BlobStore, region: PromotionRegion, r: Pick<PromoteReque
   };
 }
 
+/** What a region holds before its deploy: the store copy and, for an oci-image, its image. */
+export interface RegionCopies {
+  copy: RegionResult['copy'];
+  image?: { repository: string; uri: string; copy: RegionImageCopy };
+}
+
 /**
  * Makes every region's store hold the version (ensureRegionCopy: verified replica, or server-side copy
- * then verified), bounded parallel. Nothing is deployed.
- * @returns region → `home` | `present` | `copied`
- * @throws RegionReplicaMismatchError, StoreAccessError
+ * then verified) and, for an oci-image, every region's registry the image digest (see ensureRegionImage),
+ * bounded parallel. Nothing is deployed.
+ * @returns region → store copy `home` | `present` | `copied` (and the image's URI and copy)
+ * @throws RegionReplicaMismatchError, StoreAccessError, ConfigError, ImageIntegrityError, ImageNotFoundError, RegistryError
  */
 export async function copyToRegions(
-  r: Pick<PromoteRequest, 'store' | 'project' | 'version' | 'log'>,
+  r: Pick<PromoteRequest, 'store' | 'project' | 'version' | 'log' | 'environment'>,
   artifact: VerifiedArtifact,
   regions: PromotionRegion[],
-): Promise<Record<string, RegionResult['copy']>> {
+): Promise<Record<string, RegionCopies>> {
   const home = homeStore(r.store);
-  const out: Record<string, RegionResult['copy']> = {};
+  const out: Record<string, RegionCopies> = {};
   // a refused replica fails the promotion only once every copy in flight has settled (the lock is still held)
   await settleBounded(regions, REGIONS_IN_FLIGHT, async (region) => {
-    if (region.home) return void (out[region.name] = 'home');
-    const c = await ensureRegionCopy({ ...copyOf(home, region, r, artifact), log: (l) => r.log(`[${region.name}] ${l}`) });
-    out[region.name] = c.status === 'copied' ? 'copied' : 'present';
+    const log = (l: string) => r.log(`[${region.name}] ${l}`);
+    const repository = regionImageRepository(r, artifact, region);
+    let copy: RegionResult['copy'] = 'home';
+    if (!region.home) copy = (await ensureRegionCopy({ ...copyOf(home, region, r, artifact), log })).status === 'copied' ? 'copied' : 'present';
+    out[region.name] = { copy, ...(repository ? { image: { repository, ...(await ensureRegionImage(repository, artifact, region, { log })) } } : {}) };
   });
   return out;
 }
@@ -142,8 +232,13 @@ export async function deployRegions(
   await Promise.all(
     regions.map((region) =>
       limit(async () => {
-        const rreq = regionRequest(req, region);
-        const base = { store: region.store.location.url, copy: copies[region.name]! };
+        const copied = copies[region.name]!;
+        const rreq = regionRequest(req, region, copied.image ? { repository: copied.image.repository } : undefined);
+        const base = {
+          store: region.store.location.url,
+          copy: copied.copy,
+          ...(copied.image ? { image: { uri: copied.image.uri, copy: copied.image.copy } } : {}),
+        };
         const verified = !!region.verify?.checks.length || !!canary;
         const dreq: DeployRequest = canary ? { ...rreq, canary: { percent: canary.percent } } : rreq;
         let started: DeployResult;
@@ -200,7 +295,7 @@ export async function deployRegions(
     }
     const { entry } = appended;
     r.log(
-      `recorded ${env.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''} in ${regions.length} region(s) (${regions.map((g) => `${g.name}: ${copies[g.name]}`).join(', ')})`,
+      `recorded ${env.name} seq ${entry.seq}: ${entry.previousVersion ?? 'none'} → ${entry.version}${o.rollback ? ' (rollback)' : ''} in ${regions.length} region(s) (${regions.map((g) => `${g.name}: ${copies[g.name]!.copy}${copies[g.name]!.image ? `, image ${copies[g.name]!.image!.copy}` : ''}`).join(', ')})`,
     );
     return entry;
   }
@@ -283,9 +378,15 @@ async function restoreRegions(
   await Promise.all(
     moved.map((region) =>
       limit(async () => {
-        const preq = regionRequest({ ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored }, region);
+        const prevReq = { ...req, version: prev.version, namespace: prevArtifact.namespace, stored: prevArtifact.stored };
+        let preq = regionRequest(prevReq, region);
         try {
           if (!region.home) await ensureRegionCopy({ ...copyOf(homeStore(r.store), region, pr, prevArtifact), log: preq.log });
+          const repository = regionImageRepository(pr, prevArtifact, region);
+          if (repository) {
+            await ensureRegionImage(repository, prevArtifact, region, { log: preq.log });
+            preq = regionRequest(prevReq, region, { repository });
+          }
           const from = regionDeployOf(prev, region.name);
           preq.log(`restoring ${prev.version} (seq ${prev.seq})`);
           const back = from && region.target.restore ? await region.target.restore(preq, from) : await region.target.deploy(preq);

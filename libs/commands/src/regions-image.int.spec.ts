@@ -1,0 +1,241 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsClients } from '@buildonce/aws';
+import { buildImage, ImageIntegrityError, RegistryClient } from '@buildonce/image';
+import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
+import { readCurrent, readHistory } from '@buildonce/ledger';
+import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { createLambdaRole, removeTempDirs, startMoto, startRegistry, tempDir, type MotoServer, type RegistryServer } from '@buildonce/testing';
+import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
+
+/*
+ * oci-image promotion to an environment with regions, on real parts: moto_server (S3 stores in us-east-1 and
+ * eu-west-1, an image Lambda per region) and two CNCF distribution registries. The image is published to
+ * the home registry's `rust-scorer`; us-east-1's registry is another repository of that registry (blobs
+ * mounted), eu-west-1's is the second registry (blobs streamed from the home registry).
+ */
+let moto: MotoServer;
+let homeRegistry: RegistryServer;
+let euRegistry: RegistryServer;
+let base: TestBaseImage;
+let home: BlobStore;
+let euw1: BlobStore;
+let ws: string;
+let penv: NodeJS.ProcessEnv;
+const project = 'rust-scorer-image' as ProjectName;
+const meta = { commit: '2222222222222222222222222222222222222222', runId: '7', actor: 'ci-bot' };
+const lambdas: Record<string, LambdaClient> = {};
+const lines: string[] = [];
+const regionRepo = () => ({ 'us-east-1': `${homeRegistry.host}/scorer-use1`, 'eu-west-1': `${euRegistry.host}/scorer` });
+
+beforeAll(async () => {
+  moto = await startMoto();
+  [homeRegistry, euRegistry] = await Promise.all([startRegistry(), startRegistry()]);
+  base = await pushTestBaseImage(new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }));
+  penv = { ...process.env, ...moto.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${homeRegistry.host}/rust-scorer` };
+  await moto.createBucket('img-home');
+  await moto.createBucket('img-euw1', 'eu-west-1');
+  home = openStore(parseStoreUrl('s3://img-home/team'), { env: moto.env });
+  euw1 = openStore(parseStoreUrl('s3://img-euw1/team'), { env: moto.env });
+  ws = tempDir('regions-image-ws-');
+  const regions = {
+    'us-east-1': { registry: regionRepo()['us-east-1'] },
+    'eu-west-1': { store: 's3://img-euw1/team', registry: regionRepo()['eu-west-1'] },
+  };
+  await writeFile(
+    join(ws, 'buildonce.json'),
+    JSON.stringify({
+      store: 's3://img-home/team',
+      environments: [
+        { name: 'prod', regions },
+        { name: 'live', requires: [], regions },
+        { name: 'noreg', requires: [], regions: { 'us-east-1': {}, 'eu-west-1': { store: 's3://img-euw1/noreg' } } },
+      ],
+    }),
+  );
+  const role = await createLambdaRole(moto.endpoint, 'image-regions-role');
+  for (const region of ['us-east-1', 'eu-west-1']) {
+    lambdas[region] = awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda();
+    for (const env of ['prod', 'live'])
+      await lambdas[region]!.send(
+        new CreateFunctionCommand({
+          FunctionName: `${project}-${env}`,
+          PackageType: 'Image',
+          Role: role,
+          Architectures: ['x86_64'],
+          Code: { ImageUri: `${homeRegistry.host}/placeholder:latest` },
+        }),
+      );
+  }
+});
+afterAll(async () => {
+  await moto?.stop();
+  await Promise.all([homeRegistry?.stop(), euRegistry?.stop()]);
+  removeTempDirs();
+});
+
+/** Builds and publishes image version `version` whose bootstrap says `body`. @returns its output dir and digest */
+async function publishVersion(version: string, body: string): Promise<{ dir: string; digest: string }> {
+  const dir = join(ws, 'dist', version);
+  await buildImage({
+    project,
+    version: version as Version,
+    runtime: 'provided.al2023',
+    baseImage: base.reference,
+    platform: 'linux/amd64',
+    layers: [{ name: 'bootstrap', files: [{ destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', bytes: Buffer.from(body), mode: 0o755 }] }],
+    cmd: ['bootstrap'],
+    outDir: dir,
+    baseClient: new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }),
+  });
+  const r = await runPublishCommand({ project, workspaceRoot: ws, outputDir: dir, processEnv: penv, log: () => undefined });
+  return { dir, digest: r.push!.digest };
+}
+
+function cmd(env: string, dir: string, extra: Partial<PromoteCommand> = {}): PromoteCommand {
+  return {
+    project,
+    workspaceRoot: ws,
+    env: env as EnvironmentName,
+    outputDir: dir,
+    deploy: { target: 'lambda' },
+    processEnv: penv,
+    meta,
+    log: (l) => lines.push(l),
+    ...extra,
+  };
+}
+
+/** The image URI the alias `<env>` runs in a region. */
+async function aliasImage(region: string, env: string): Promise<string | undefined> {
+  const c = lambdas[region]!;
+  try {
+    const alias = await c.send(new GetAliasCommand({ FunctionName: `${project}-${env}`, Name: env }));
+    return (await c.send(new GetFunctionCommand({ FunctionName: `${project}-${env}`, Qualifier: alias.FunctionVersion }))).Code?.ImageUri;
+  } catch {
+    return undefined;
+  }
+}
+
+const resolve = async (env: string, region: string) => {
+  const printed: string[] = [];
+  await runResolveCommand({
+    project,
+    workspaceRoot: ws,
+    env: env as EnvironmentName,
+    region,
+    processEnv: penv,
+    print: (t) => printed.push(t),
+    log: () => undefined,
+  });
+  return printed;
+};
+
+describe('oci-image promotion to regions (moto Lambda per region, two real registries)', () => {
+  let v1: { dir: string; digest: string };
+
+  it('--dry-run lists the image copies per region and copies, deploys and records nothing', async () => {
+    v1 = await publishVersion('5001', 'v1');
+    lines.length = 0;
+    const r = await runPromoteCommand(cmd('prod', v1.dir, { dryRun: true }));
+    expect(r.status).toBe('dry-run');
+    expect(lines).toContainEqual(
+      expect.stringContaining(
+        `[eu-west-1] dry run: would copy image ${homeRegistry.host}/rust-scorer@${v1.digest} to ${regionRepo()['eu-west-1']}@${v1.digest}`,
+      ),
+    );
+    expect(lines).toContainEqual(
+      expect.stringContaining(`[us-east-1] dry run: would copy image ${homeRegistry.host}/rust-scorer@${v1.digest} to ${regionRepo()['us-east-1']}@`),
+    );
+    expect(lines.some((l) => l.includes('[us-east-1] dry run: would mount blob'))).toBe(true);
+    expect(lines.some((l) => l.includes('[eu-west-1] dry run: would copy blob'))).toBe(true);
+    expect(await new RegistryClient({ registry: euRegistry.host, scheme: 'http' }).headManifest('scorer', v1.digest)).toBeUndefined();
+    expect(await readHistory(home, project, 'prod' as EnvironmentName, {})).toEqual([]);
+    expect(await aliasImage('eu-west-1', 'prod')).toBeUndefined();
+  });
+
+  it("copies the image into each region's registry; each region's Lambda runs its own registry's URI by digest; resolve --region prints it", async () => {
+    lines.length = 0;
+    expect((await runPromoteCommand(cmd('prod', v1.dir))).status).toBe('promoted');
+    for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'prod')).toBe(`${repo}@${v1.digest}`);
+    const cur = (await readCurrent(home, project, 'prod' as EnvironmentName))!.entry;
+    expect(cur.regions).toMatchObject({
+      'us-east-1': { status: 'succeeded', copy: 'home', image: { uri: `${regionRepo()['us-east-1']}@${v1.digest}`, copy: 'copied' } },
+      'eu-west-1': { status: 'succeeded', copy: 'copied', image: { uri: `${regionRepo()['eu-west-1']}@${v1.digest}`, copy: 'copied' } },
+    });
+    expect(lines.some((l) => /\[us-east-1\] copied .* \(0 blob\(s\) streamed, 0 bytes; 3 mounted/.test(l))).toBe(true);
+    expect(lines.some((l) => /\[eu-west-1\] copied .* \(3 blob\(s\) streamed/.test(l))).toBe(true);
+    // the region store holds the version's metadata (image-manifest.json, manifest.json) like any region copy
+    expect(await euw1.head(artifactKey(project, '5001' as Version, 'image-manifest.json'))).toBeDefined();
+    for (const region of ['us-east-1', 'eu-west-1']) expect(await resolve('prod', region)).toEqual([`${regionRepo()[region as 'eu-west-1']}@${v1.digest}`]);
+    expect(await resolve('prod', 'us-east-1')).not.toEqual([`${homeRegistry.host}/rust-scorer@${v1.digest}`]);
+  });
+
+  it('an image the region registries already serve is present: nothing copied', async () => {
+    lines.length = 0;
+    expect((await runPromoteCommand(cmd('live', v1.dir))).status).toBe('promoted');
+    const cur = (await readCurrent(home, project, 'live' as EnvironmentName))!.entry;
+    expect(cur.regions).toMatchObject({ 'us-east-1': { image: { copy: 'present' } }, 'eu-west-1': { copy: 'present', image: { copy: 'present' } } });
+    expect(lines.filter((l) => / copied .*blob/.test(l))).toEqual([]);
+    for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'live')).toBe(`${repo}@${v1.digest}`);
+  });
+
+  it('a source manifest whose bytes do not hash to the recorded digest is refused: nothing deployed, nothing recorded', async () => {
+    const v2 = await publishVersion('5002', 'v2');
+    const data = join(homeRegistry.root, 'data/docker/registry/v2/blobs/sha256', v2.digest.slice(7, 9), v2.digest.slice(7), 'data');
+    const original = await readFile(data);
+    await writeFile(data, Buffer.from(original.toString('utf8').replace('"size":', '"size": ')));
+    try {
+      const before = await readHistory(home, project, 'live' as EnvironmentName, {});
+      await expect(runPromoteCommand(cmd('live', v2.dir))).rejects.toThrow(ImageIntegrityError);
+      expect(await readHistory(home, project, 'live' as EnvironmentName, {})).toEqual(before);
+      for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'live')).toBe(`${repo}@${v1.digest}`);
+      expect(await new RegistryClient({ registry: euRegistry.host, scheme: 'http' }).headManifest('scorer', v2.digest)).toBeUndefined();
+    } finally {
+      await writeFile(data, original);
+    }
+  });
+
+  it('once the source is whole again the next version copies only its new blobs; rollback restores every region to its copy of the previous image', async () => {
+    const dir = join(ws, 'dist', '5002');
+    const v2digest = (JSON.parse(await readFile(join(dir, 'artifact.json'), 'utf8')) as { image: { digest: string } }).image.digest;
+    lines.length = 0;
+    expect((await runPromoteCommand(cmd('live', dir))).status).toBe('promoted');
+    // the base layer is shared with v1: only the config and the new layer are streamed
+    expect(lines.some((l) => /\[eu-west-1\] copied .* \(2 blob\(s\) streamed, \d+ bytes; 0 mounted; 1 already there\)/.test(l))).toBe(true);
+    for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'live')).toBe(`${repo}@${v2digest}`);
+    const v1Live = (await readHistory(home, project, 'live' as EnvironmentName, {})).find((e) => e.version === '5001')!;
+    const r = await runRollbackCommand({
+      project,
+      workspaceRoot: ws,
+      env: 'live' as EnvironmentName,
+      deploy: { target: 'lambda' },
+      processEnv: penv,
+      meta,
+      log: (l) => lines.push(l),
+      to: '5001' as Version,
+    });
+    expect(r.status).toBe('promoted');
+    const cur = (await readCurrent(home, project, 'live' as EnvironmentName))!.entry;
+    expect(cur).toMatchObject({ version: '5001', rollback: true });
+    for (const [region, repo] of Object.entries(regionRepo())) {
+      expect(cur.regions![region]).toMatchObject({ status: 'succeeded', image: { uri: `${repo}@${v1.digest}`, copy: 'present' }, deploy: { method: 'alias' } });
+      // moto reports $LATEST's ImageUri for old versions: the alias' version number is what we check
+      const alias = await lambdas[region]!.send(new GetAliasCommand({ FunctionName: `${project}-live`, Name: 'live' }));
+      const was = v1Live.regions![region]!.deploy!;
+      expect(was.target === 'lambda' && alias.FunctionVersion === was.functionVersion).toBe(true);
+    }
+  });
+
+  it('a region without registry is refused in one line naming the buildonce.json field', async () => {
+    const err = await runPromoteCommand(cmd('noreg', v1.dir)).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/buildonce\.json environments\.noreg\.regions\.eu-west-1\.registry/);
+    expect((err as Error).message).not.toContain('\n');
+    expect((err as Error).message).not.toMatch(/us-east-1 has no registry/);
+    expect(await readHistory(home, project, 'noreg' as EnvironmentName, {})).toEqual([]);
+  });
+});
