@@ -20,7 +20,9 @@ import {
   clientFor,
   ecrHost,
   imageUriByDigest,
+  openImageAdmin,
   parseImageReference,
+  type ImageAdmin,
   pushImageBuild,
   putEcrLifecyclePolicy,
   REGISTRY_ENV,
@@ -57,7 +59,7 @@ import { awsClients, type AwsClients } from '@buildonce/aws';
 import { signerFromSpec } from '@buildonce/provenance';
 import { signPublishedVersion, type PublishSigning } from '@buildonce/promotion';
 import { runRetention, type RetentionResult } from '@buildonce/retention';
-import { runImageRetention, type ImageRetentionResult } from '@buildonce/retention';
+import { runImageRetention, type ImageRetentionResult, type RegionRegistry } from '@buildonce/retention';
 import { checksFor, prepareChecks, type VerifySetup } from '@buildonce/verification';
 import { dryRunMeasuredChecks } from '@buildonce/verification';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
@@ -541,12 +543,14 @@ export interface RetentionCommand {
   dryRun: boolean;
   processEnv?: NodeJS.ProcessEnv;
   log: (line: string) => void;
+  /** the clock retention compares publish times with (tests); default now */
+  now?: Date;
 }
 
 /**
  * `nx run <project>:retention` / `buildonce retention`: opens the workspace store and runs retention
- * (runImageRetention: store retention plus the registry images of deleted oci-image versions),
- * logging one line per deleted version and a summary with the bytes freed.
+ * (runImageRetention: store retention plus the registry images of deleted oci-image versions, in the
+ * repository they were published to and in every region registry of buildonce.json), logging one line per deleted version and a summary with the bytes freed.
  * `keep` and `olderThanDays` must be at least 1 and `pr` a positive pull request number, on every path
  * (CLI and Nx target alike): 0 would make every unprotected version deletable, and Nx reads an
  * empty `--keep=` as 0.
@@ -559,10 +563,13 @@ export async function runRetentionCommand(c: RetentionCommand): Promise<ImageRet
     `retention on ${store.location.url}: ${c.pr ? `preview versions of PR #${c.pr}` : `older than ${c.olderThanDays} days, keeping the newest ${c.keep} per project`}${c.dryRun ? ' (dry run)' : ''}`,
   );
   const regionStores = regionStoresOf(config, location.url, c.processEnv ?? process.env);
+  const regionRegistries = regionRegistriesOf(config, aws, c.processEnv ?? process.env);
   // oci-image versions: their registry images go by digest too; protected ones keep their keep-<version> tag (ECR)
   return runImageRetention({
     store,
     ...(regionStores.length ? { regionStores } : {}),
+    ...(regionRegistries.length ? { regionRegistries } : {}),
+    ...(c.now ? { now: c.now } : {}),
     projects: c.projects,
     olderThanDays: c.olderThanDays,
     keep: c.keep,
@@ -580,6 +587,28 @@ function regionStoresOf(config: BuildonceConfig, homeUrl: string, env: NodeJS.Pr
   for (const e of config.environments)
     for (const g of e.regions ?? [])
       if (g.store && g.store !== homeUrl && !seen.has(g.store)) seen.set(g.store, { region: g.name, store: openRegionStore(g.store, g.name, { env }) });
+  return [...seen.values()];
+}
+
+/**
+ * Every distinct region registry repository of the environments (buildonce.json `regions.<r>.registry`),
+ * the first region listing it, and its admin (libs/image openImageAdmin, opened once on first use): an ECR
+ * repository through ECR clients in its own region (as `ecr-lifecycle` does), another registry with the
+ * command's clients. Opening does no I/O.
+ */
+function regionRegistriesOf(config: BuildonceConfig, aws: AwsClients, env: NodeJS.ProcessEnv): RegionRegistry[] {
+  const seen = new Map<string, RegionRegistry>();
+  for (const e of config.environments)
+    for (const g of e.regions ?? []) {
+      const repository = g.registry;
+      if (!repository || seen.has(repository)) continue;
+      let admin: Promise<ImageAdmin> | undefined;
+      const open = () => {
+        const ecr = ecrHost(parseImageReference(repository).registry);
+        return openImageAdmin(repository, { env, aws: ecr ? awsClients({ env: regionEnv(env, ecr.region) }) : aws });
+      };
+      seen.set(repository, { region: g.name, repository, admin: () => (admin ??= open()) });
+    }
   return [...seen.values()];
 }
 
