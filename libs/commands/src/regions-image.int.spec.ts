@@ -7,7 +7,19 @@ import { buildImage, ImageIntegrityError, RegistryClient } from '@buildonce/imag
 import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { createLambdaRole, removeTempDirs, startMoto, startRegistry, tempDir, type MotoServer, type RegistryServer } from '@buildonce/testing';
+import {
+  createLambdaRole,
+  removeTempDirs,
+  startFaultProxy,
+  startMoto,
+  startRegistry,
+  tempDir,
+  type FaultProxy,
+  type MotoServer,
+  type ProxiedRequest,
+  type RegistryServer,
+} from '@buildonce/testing';
+import { RegionFailureError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 
@@ -15,9 +27,11 @@ import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCom
  * oci-image promotion to an environment with regions, on real parts: moto_server (S3 stores in us-east-1 and
  * eu-west-1, an image Lambda per region) and two CNCF distribution registries. The image is published to
  * the home registry's `rust-scorer`; us-east-1's registry is another repository of that registry (blobs
- * mounted), eu-west-1's is the second registry (blobs streamed from the home registry).
+ * mounted), eu-west-1's is the second registry (blobs streamed from the home registry). AWS requests go
+ * through a fault proxy, which fails chosen ones.
  */
 let moto: MotoServer;
+let proxy: FaultProxy;
 let homeRegistry: RegistryServer;
 let euRegistry: RegistryServer;
 let base: TestBaseImage;
@@ -35,7 +49,8 @@ beforeAll(async () => {
   moto = await startMoto();
   [homeRegistry, euRegistry] = await Promise.all([startRegistry(), startRegistry()]);
   base = await pushTestBaseImage(new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }));
-  penv = { ...process.env, ...moto.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${homeRegistry.host}/rust-scorer` };
+  proxy = await startFaultProxy({ target: moto.endpoint });
+  penv = { ...process.env, ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${homeRegistry.host}/rust-scorer` };
   await moto.createBucket('img-home');
   await moto.createBucket('img-euw1', 'eu-west-1');
   home = openStore(parseStoreUrl('s3://img-home/team'), { env: moto.env });
@@ -72,6 +87,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  await proxy?.stop();
   await moto?.stop();
   await Promise.all([homeRegistry?.stop(), euRegistry?.stop()]);
   removeTempDirs();
@@ -119,6 +135,10 @@ async function aliasImage(region: string, env: string): Promise<string | undefin
     return undefined;
   }
 }
+
+/** The UpdateFunctionCode request of `<project>-<env>` in `region` (the region is in the SigV4 scope). */
+const updateCodeIn = (region: string, env: string) => (r: ProxiedRequest) =>
+  r.method === 'PUT' && r.url.includes(`/functions/${project}-${env}/code`) && String(r.headers.authorization).includes(`/${region}/lambda/`);
 
 const resolve = async (env: string, region: string) => {
   const printed: string[] = [];
@@ -237,5 +257,35 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
     expect((err as Error).message).not.toContain('\n');
     expect((err as Error).message).not.toMatch(/us-east-1 has no registry/);
     expect(await readHistory(home, project, 'noreg' as EnvironmentName, {})).toEqual([]);
+  });
+
+  it("one region's Lambda update failing restores the region already moved to its registry's copy of the previous image; the entry records both", async () => {
+    const dir = join(ws, 'dist', '5002');
+    const v2digest = (JSON.parse(await readFile(join(dir, 'artifact.json'), 'utf8')) as { image: { digest: string } }).image.digest;
+    const v1Prod = (await readHistory(home, project, 'prod' as EnvironmentName, {})).find((e) => e.version === '5001' && e.status === 'succeeded')!;
+    void proxy.failNext('403', updateCodeIn('eu-west-1', 'prod'));
+    const err = await runPromoteCommand(cmd('prod', dir)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegionFailureError);
+    expect((err as Error).message).toMatch(/^5002 failed in prod \(seq \d+\): eu-west-1: .*AccessDenied.*; restored us-east-1 to 5001$/);
+    const last = (await readHistory(home, project, 'prod' as EnvironmentName, {})).at(-1)!;
+    expect(last).toMatchObject({ version: '5002', status: 'failed', deploy: null });
+    expect(last.regions).toMatchObject({
+      'us-east-1': {
+        status: 'restored',
+        image: { uri: `${regionRepo()['us-east-1']}@${v2digest}` },
+        deploy: { imageUri: `${regionRepo()['us-east-1']}@${v2digest}` },
+        restore: { method: 'alias', imageUri: `${regionRepo()['us-east-1']}@${v1.digest}` },
+      },
+      'eu-west-1': { status: 'failed', deploy: null, error: expect.stringMatching(/AccessDenied/) },
+    });
+    expect((await readCurrent(home, project, 'prod' as EnvironmentName))!.entry.version).toBe('5001');
+    for (const [region, repo] of Object.entries(regionRepo())) {
+      // the alias is back on the Lambda version 5001's deploy published from the region's own registry (moto
+      // reports $LATEST's ImageUri for every version, so the version number is what is checked)
+      const alias = await lambdas[region]!.send(new GetAliasCommand({ FunctionName: `${project}-prod`, Name: 'prod' }));
+      const was = v1Prod.regions![region]!.deploy!;
+      expect(was).toMatchObject({ imageUri: `${repo}@${v1.digest}` });
+      expect(was.target === 'lambda' && alias.FunctionVersion === was.functionVersion).toBe(true);
+    }
   });
 });

@@ -134,7 +134,11 @@ export async function runImageRetention(o: ImageRetentionOptions): Promise<Image
     }
   }
   images.regions = await cleanRegionRegistries(o, doomedImages, keptRecords, keptDigests, log);
-  if (images.deleted.length) log(`${o.dryRun ? 'dry run: would delete' : 'deleted'} ${images.deleted.length} image(s) by digest`);
+  const inRegions = images.regions.reduce((n, g) => n + g.deleted.length, 0);
+  if (images.deleted.length || inRegions)
+    log(
+      `${o.dryRun ? 'dry run: would delete' : 'deleted'} ${images.deleted.length} image(s) by digest${inRegions ? ` and ${inRegions} region copy(ies) in ${images.regions.filter((g) => g.deleted.length).length} region registry(ies)` : ''}`,
+    );
   return { ...result, images };
 }
 
