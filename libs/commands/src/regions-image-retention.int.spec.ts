@@ -263,6 +263,8 @@ describe('image retention in region registries', () => {
     const after = await tagsOf();
     expect(after[v['7001']!.digest]).toEqual(['keep-7001', 'seed']);
     expect(after[v['7002']!.digest]).toBeUndefined();
-    expect(after[v['7003']!.digest] ?? []).toEqual([]);
+    // ECR (and moto) delete an image whose last tag is removed: a region copy has no other tag, so it goes now
+    // and the next promotion of 7003 copies it again
+    expect(after[v['7003']!.digest]).toBeUndefined();
   });
 });
