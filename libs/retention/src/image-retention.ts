@@ -96,7 +96,6 @@ export async function runImageRetention(o: ImageRetentionOptions): Promise<Image
     const r = await recordOf(o, v);
     if (r?.registry && r.manifest.image) {
       keptDigests.add(`${r.registry.repository}@${r.manifest.image.digest}`);
-      keptDigests.add(r.manifest.image.digest);
       keptRecords.push({ v, r });
     }
   }
@@ -133,7 +132,7 @@ export async function runImageRetention(o: ImageRetentionOptions): Promise<Image
       log(`[${v.project}] removed ${a.repository}:${tag} (version ${v.version} is no longer protected)`);
     }
   }
-  images.regions = await cleanRegionRegistries(o, doomedImages, keptRecords, keptDigests, log);
+  images.regions = await cleanRegionRegistries(o, doomedImages, keptRecords, log);
   const inRegions = images.regions.reduce((n, g) => n + g.deleted.length, 0);
   if (images.deleted.length || inRegions)
     log(
@@ -153,16 +152,17 @@ async function cleanRegionRegistries(
   o: ImageRetentionOptions,
   doomed: { v: VersionInfo; r: StoredManifest }[],
   kept: { v: RetentionResult['kept'][number]; r: StoredManifest }[],
-  keptDigests: Set<string>,
   log: (line: string) => void,
 ): Promise<ImageRetentionResult['images']['regions']> {
   const rows: ImageRetentionResult['images']['regions'] = [];
+  const keptDigests = new Set(kept.map(({ r }) => r.manifest.image!.digest));
   for (const g of o.regionRegistries ?? []) {
     const row = { region: g.region, repository: g.repository, deleted: [] as string[], tagged: [] as string[], untagged: [] as string[] };
     rows.push(row);
-    const ours = (r: StoredManifest) => r.registry!.repository !== g.repository;
-    const todo = doomed.filter(({ r }) => ours(r) && !keptDigests.has(r.manifest.image!.digest));
-    const tagging = kept.filter(({ r }) => ours(r));
+    // a region repository that is also a version's published repository was cleaned at home (steps 3-4)
+    const notHome = (r: StoredManifest) => r.registry!.repository !== g.repository;
+    const todo = doomed.filter(({ r }) => notHome(r) && !keptDigests.has(r.manifest.image!.digest));
+    const tagging = kept.filter(({ r }) => notHome(r));
     if (!todo.length && !tagging.length) continue;
     const a = await g.admin();
     const at = `[${g.region}]`;
