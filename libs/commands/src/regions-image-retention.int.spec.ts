@@ -260,6 +260,9 @@ describe('image retention in region registries', () => {
         untagged: [`${ecrRepo}:keep-7003`],
       },
     ]);
+    expect(lines).toContainEqual(`[eu-west-1] [${project}] ${ecrRepo}@${v['7001']!.digest} carries keep-7001 (version 7001 is protected)`);
+    expect(lines).toContainEqual(`[eu-west-1] [${project}] removed ${ecrRepo}:keep-7003 (version 7003 is no longer protected)`);
+    expect(lines).toContainEqual(`[eu-west-1] [${project}] deleted image ${ecrRepo}@${v['7002']!.digest}`);
     const after = await tagsOf();
     expect(after[v['7001']!.digest]).toEqual(['keep-7001', 'seed']);
     expect(after[v['7002']!.digest]).toBeUndefined();

@@ -190,7 +190,10 @@ async function cleanRegionRegistries(
         if (o.dryRun) {
           if ((await tagsNow()).has(tag)) continue;
           log(`${at} [${v.project}] dry run: would tag ${a.repository}@${digest} ${tag} (version ${v.version} is protected)`);
-        } else await a.tag(digest, tag);
+        } else {
+          await a.tag(digest, tag);
+          log(`${at} [${v.project}] ${a.repository}@${digest} carries ${tag} (version ${v.version} is protected)`);
+        }
         row.tagged.push(`${a.repository}:${tag}`);
       } else if (o.dryRun) {
         if (!(await tagsNow()).has(tag)) continue;
