@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ArchivePolicy, archiveKindOf } from '@buildonce/artifact';
 import { BodyGuard } from './body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from './errors';
-import { nxLikeBody, rawTar, sha256Hex, tarGz } from './test-helpers';
+import { nxLikeBody, plainTar, sha256Hex, tarGz } from '@buildonce/testing';
 
 /** One entry judged on its own (a fresh policy) under the cache profile. */
 const alone = (path: string, type: string, linkpath?: string) => new ArchivePolicy('cache').check({ path, kind: archiveKindOf(type), linkpath });
@@ -197,7 +197,7 @@ describe('BodyGuard', () => {
       ]),
       'unsafe-entry',
     ],
-    ['a plain (uncompressed) tar', rawTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
+    ['a plain (uncompressed) tar', plainTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
     ['random bytes', randomBytes(4096), 'not-gzip'],
     ['gzip of something that is not tar', gzipSync(randomBytes(4096)), 'bad-archive'],
     ['a truncated gzip tar', nxLikeBody(50_000).subarray(0, 20_000), 'bad-archive'],

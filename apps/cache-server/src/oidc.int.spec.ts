@@ -5,7 +5,7 @@ import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, parseOidc } from './config';
 import { startServer, type RunningServer } from './start';
-import { captureLogger, nxLikeBody, sha256Hex, startTestIssuer, type TestIssuer } from './test-helpers';
+import { captureLogger, nxLikeBody, sha256Hex, startTestIssuer, type TestIssuer } from '@buildonce/testing';
 import { parseTokens } from './tokens';
 
 const AUD = 'buildonce-cache-test';

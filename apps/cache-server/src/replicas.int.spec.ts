@@ -2,13 +2,12 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { captureLogger, type MotoServer, nxLikeBody, sha256Hex, startMoto } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from './config';
 import { startServer, type RunningServer } from './start';
 import { recordKey, type EntryRecord } from './storage/cache-store';
 import { parseTokens } from './tokens';
-import { captureLogger, nxLikeBody, sha256Hex } from './test-helpers';
 
 const TOKEN = 'replica-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };

@@ -9,7 +9,7 @@ import { envelopePayload, IN_TOTO_PAYLOAD_TYPE, pae, parseEnvelope, serializeEnv
 import { ProvenanceError, ProvenanceRefusedError } from './errors';
 import { fileSigner, keyFingerprint, parseSigningKeySpec, resolveVerificationKeys, type VerificationKey } from './keys';
 import { BUILD_TYPE, buildStatement, SLSA_PROVENANCE_V1, STATEMENT_TYPE, statementFacts, type StatementInput } from './statement';
-import { makeKeyPair } from './testkit';
+import { makeKeyPair } from '@buildonce/testing';
 import { matchesPattern, provenancePolicySchema, verifyProvenance, type VerifyProvenanceInput } from './verify';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 

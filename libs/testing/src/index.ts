@@ -10,3 +10,6 @@ export * from './hostile-archives';
 export * from './crash';
 export * from './release/testkit';
 export * from './release/crash-target';
+export * from './cache-server/helpers';
+export * from './provenance';
+export * from './ui';

@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { currentKey } from '@buildonce/store';
 import { runPromoteCommand } from '@buildonce/commands';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { HOSTILE, removeTempDirs, type SeededWorkspace, seedWorkspace, tempDir, VERSIONS } from '@buildonce/testing';
 import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';
 import type { UiServer } from './server';
-import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testkit';
 import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /**

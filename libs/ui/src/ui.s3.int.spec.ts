@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { removeTempDirs, startMoto, tempDir, type MotoServer } from '@buildonce/testing';
+import { HOSTILE, type MotoServer, removeTempDirs, type SeededWorkspace, seedWorkspace, startMoto, tempDir, VERSIONS } from '@buildonce/testing';
 import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';
 import type { UiServer } from './server';
-import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testkit';
 
 /**
  * The dashboard over an S3 store on moto_server, filled by the same real publishes, promotions and
