@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { sha256Bytes } from '@buildonce/artifact';
 import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
 import { runPublishCommand } from './commands';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+import { writeTestBuildOutput } from '@buildonce/testing';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-pub-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -20,25 +21,7 @@ writeFileSync(keyPath, privateKey.export({ format: 'pem', type: 'pkcs8' }));
 const publicPem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
 
 function buildOutput(version = '42'): string {
-  const dir = tmp('out');
-  const bytes = Buffer.from(`zip bytes ${version}`);
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  writeFileSync(
-    join(dir, 'artifact.json'),
-    serializeManifest(
-      parseManifest({
-        schemaVersion: 1,
-        project: 'svc',
-        version,
-        kind: 'lambda-zip',
-        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023',
-        architecture: 'x86_64',
-        toolchain: 'cargo 1.95',
-      }),
-    ),
-  );
-  return dir;
+  return writeTestBuildOutput(tmp('out'), { version, bytes: Buffer.from(`zip bytes ${version}`), toolchain: 'cargo 1.95' });
 }
 
 describe('runPublishCommand with provenance', () => {

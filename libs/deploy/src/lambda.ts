@@ -143,25 +143,24 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 
   /** GetFunction (includes Code.ImageUri); undefined when the function or qualifier does not exist. */
-  private async getFunction(functionName: string, qualifier?: string) {
-    try {
-      return await withConflictRetry(
-        () => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })),
-        this.o.conflictRetries,
-      );
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+  private getFunction(functionName: string, qualifier?: string) {
+    return this.unlessNotFound(() => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })));
   }
 
-  /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */
-  private async getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
+  /** GetFunctionConfiguration; undefined when the function or qualifier does not exist. */
+  private getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
+    return this.unlessNotFound(() => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })));
+  }
+
+  /** Runs a Lambda API call with the update-conflict retries, logging each retry as `<function>: …`. */
+  private retrying(functionName: string, req: DeployRequest): <T>(fn: () => Promise<T>) => Promise<T> {
+    return (fn) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+  }
+
+  /** One read of the Lambda API, retried on update conflicts; undefined when it answers ResourceNotFound. */
+  private async unlessNotFound<T>(send: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await withConflictRetry(
-        () => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })),
-        this.o.conflictRetries,
-      );
+      return await withConflictRetry(send, this.o.conflictRetries);
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -178,8 +177,7 @@ export class LambdaDeployTarget implements DeployTarget {
     const uri = isImage ? this.imageUri(req) : (this.s3Location(req), undefined);
     const { functionName } = lambdaNames(this.o, req.project, req.environment);
     const cfg = await this.getConfig(functionName);
-    if (!cfg)
-      throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+    if (!cfg) throw functionMissing(functionName);
     const arch = cfg.Architectures?.[0];
     if (arch && arch !== req.stored.manifest.architecture) {
       throw new DeployPreflightError(
@@ -205,11 +203,10 @@ export class LambdaDeployTarget implements DeployTarget {
     if (req.stored.manifest.kind === 'oci-image') return this.deployImage(req);
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const loc = this.s3Location(req);
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    const retry = this.retrying(functionName, req);
     try {
       const before = await this.getConfig(functionName);
-      if (!before)
-        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (!before) throw functionMissing(functionName);
       if (before.CodeSha256 !== loc.sha256Base64) {
         await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, S3Bucket: loc.bucket, S3Key: loc.key })));
         req.log(`UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`);
@@ -370,11 +367,10 @@ export class LambdaDeployTarget implements DeployTarget {
   private async deployImage(req: DeployRequest): Promise<DeployResult> {
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const uri = this.imageUri(req);
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    const retry = this.retrying(functionName, req);
     try {
       const before = await this.getFunction(functionName);
-      if (!before)
-        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (!before) throw functionMissing(functionName);
       if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
@@ -449,7 +445,7 @@ export class LambdaDeployTarget implements DeployTarget {
    * @returns AliasArn
    */
   private async pointAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<string | undefined> {
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    const retry = this.retrying(functionName, req);
     const update = async () => {
       const r = await retry(() =>
         this.o.client.send(
@@ -478,10 +474,14 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 }
 
+/** The one-line error for a function that does not exist (buildonce never creates functions). */
+function functionMissing(functionName: string): LambdaFunctionNotFoundError {
+  return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+}
+
 function toDeployError(e: unknown, functionName: string): Error {
   if (e instanceof DeployError || e instanceof DeployPreflightError) return e;
-  if (isNotFound(e))
-    return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+  if (isNotFound(e)) return functionMissing(functionName);
   const err = e as Error;
   return new DeployError(`Lambda ${functionName}: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}`);
 }

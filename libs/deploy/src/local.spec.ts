@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
-import { benignArchives, hostileArchives, rawTarGz } from '@buildonce/testing';
+import { benignArchives, hostileArchives, publishTestFile, rawTarGz } from '@buildonce/testing';
 import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
 import type { ProjectName, Version } from '@buildonce/values';
 
@@ -33,20 +33,7 @@ async function publishTarball(version: string, extra: { name: string; bytes: Buf
     ],
     tarball,
   );
-  const d = await sha256File(tarball);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'app',
-    version,
-    kind: 'node-tarball',
-    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20',
-    architecture: 'x86_64',
-    entry: 'main.js',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store, manifest, dir, metadata });
-  return manifest;
+  return publishTestFile({ store, project: 'app', version, dir, file: 'app-deployment.tar.gz', kind: 'node-tarball', metadata });
 }
 
 beforeEach(() => {
@@ -184,19 +171,7 @@ async function publishRawTarball(version: string, bytes: Buffer): Promise<void> 
   const dir = join(work, `raw-${version}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'app-deployment.tar.gz'), bytes);
-  const d = await sha256File(join(dir, 'app-deployment.tar.gz'));
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'app',
-    version,
-    kind: 'node-tarball',
-    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20',
-    architecture: 'x86_64',
-    entry: 'main.js',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store, manifest, dir, metadata });
+  await publishTestFile({ store, project: 'app', version, dir, file: 'app-deployment.tar.gz', kind: 'node-tarball', metadata });
 }
 
 describe('deployLocal and the hostile-archive corpus', () => {

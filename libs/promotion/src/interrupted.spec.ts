@@ -1,46 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { unusedAwsClients } from '@buildonce/testing';
-import { tmpdir } from 'node:os';
+import { FakeTarget, publishFake, promotionSetup, removeTempDirs } from '@buildonce/testing';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { lockKey, openStore, parseStoreUrl, StoreAccessError, type BlobStore } from '@buildonce/store';
-import { parseConfig, resolveEnvironment } from '@buildonce/config';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lockKey, StoreAccessError, type BlobStore } from '@buildonce/store';
 import { LedgerError } from '@buildonce/errors';
-import { readCurrent, readHistory } from '@buildonce/ledger';
-import { acquireLock } from '@buildonce/ledger';
-import { promoteVersion, type PromoteRequest } from './promote';
+import { readCurrent, readHistory, acquireLock } from '@buildonce/ledger';
+import { promoteVersion } from './promote';
 import { rollbackEnvironment } from './rollback';
-import { FakeTarget, publishFake } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 // A promoter that crashed mid-deploy (lease left to expire) must be recorded,
 // and "already current" must not hide its unrecorded deploy.
-const config = parseConfig({});
-const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'interrupted-'));
-  dirs.push(dir);
-  const store: BlobStore = openStore(parseStoreUrl(`file://${dir}`));
-  const target = new FakeTarget();
-  const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({
-    store,
-    aws: unusedAwsClients(),
-    project: 'svc' as ProjectName,
-    version: version as Version,
-    environment: resolveEnvironment(config, env as EnvironmentName),
-    target,
-    meta,
-    log: (l) => lines.push(l),
-    lock: { ttlMs: 60_000, waitMs: 5_000 },
-  });
-  return { store, target, lines, req };
-}
+afterAll(removeTempDirs);
+const setup = () => promotionSetup({ extra: () => ({ lock: { ttlMs: 60_000, waitMs: 5_000 } }) });
 
 /** A promoter of `version` that took the lock, deployed, and died before recording (its lease has expired). */
 async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: string): Promise<void> {

@@ -5,7 +5,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256Bytes, type Manifest } from '@buildonce/artifact';
-import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
+import { startMotoBucket, type MotoBucket, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import {
   ArtifactConflictError,
   ArtifactIntegrityError,
@@ -23,15 +23,15 @@ import type { ProjectName, Version } from '@buildonce/values';
 afterAll(removeTempDirs);
 
 let moto: MotoServer;
+let mb: MotoBucket | undefined;
 const bucket = 'buildonce-test';
 
 beforeAll(async () => {
-  moto = await startMoto();
-  Object.assign(process.env, moto.env);
-  await moto.createBucket(bucket);
+  mb = await startMotoBucket(bucket);
+  moto = mb.moto;
 });
 afterAll(async () => {
-  await moto?.stop();
+  await mb?.stop();
 });
 
 /** Writes an artifact directory with one file of the given bytes and returns its manifest. */

@@ -13,3 +13,5 @@ export * from './release/crash-target';
 export * from './cache-server/helpers';
 export * from './provenance';
 export * from './ui';
+export * from './published';
+export * from './release/promotion-setup';

@@ -2,9 +2,8 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '@buildonce/store';
-import { captureLogger, type MotoServer, nxLikeBody, sha256Hex, startMoto } from '@buildonce/testing';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { captureLogger, type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from '../config';
 import { startServer } from '../start';
@@ -46,25 +45,15 @@ describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mi
   let moto: MotoServer;
   let s3: S3Client;
   const bucket = 'cache-scrub';
-  const savedEnv: Record<string, string | undefined> = {};
+  let mb: MotoBucket | undefined;
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'cache-scrub-'));
-    moto = await startMoto();
-    for (const [k, v] of Object.entries(moto.env)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
-    s3 = createS3Client({ env: moto.env });
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    mb = await startMotoBucket(bucket);
+    ({ moto, s3 } = mb);
   });
   afterAll(async () => {
-    s3?.destroy();
-    await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await mb?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 

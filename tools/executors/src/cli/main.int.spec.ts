@@ -3,12 +3,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { appendEntry } from '@buildonce/ledger';
 import { runPublishCommand } from '@buildonce/commands';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '@buildonce/testing';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { draft, removeTempDirs, tempDir, writeTestBuildOutput } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
@@ -166,20 +164,7 @@ describe('buildonce verify', () => {
 
   /** Publishes version `version` of svc into the workspace's embedded store (signed with the workspace key when `signed`). */
   async function publishVersion(version: string, signed: boolean) {
-    const out = tempDir('buildonce-cli-verify-out-');
-    const bytes = Buffer.from(`zip ${version}`);
-    writeFileSync(join(out, 'bootstrap.zip'), bytes);
-    const manifest = parseManifest({
-      schemaVersion: 1,
-      project: 'svc',
-      version,
-      kind: 'lambda-zip',
-      files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-      runtime: 'provided.al2023',
-      architecture: 'x86_64',
-      toolchain: 't',
-    });
-    writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
+    const out = writeTestBuildOutput(tempDir('buildonce-cli-verify-out-'), { version, bytes: Buffer.from(`zip ${version}`), toolchain: 't' });
     await runPublishCommand({
       project: 'svc' as ProjectName,
       workspaceRoot: vws,
