@@ -24,6 +24,18 @@ function buildOutput(version = '42'): string {
   return writeTestBuildOutput(tmp('out'), { version, bytes: Buffer.from(`zip bytes ${version}`), toolchain: 'cargo 1.95' });
 }
 
+/** Publishes `svc` into the file store `storeDir` from a fresh workspace, quietly. */
+function publishSvc(storeDir: string, processEnv: NodeJS.ProcessEnv, outputDir = buildOutput()) {
+  return runPublishCommand({
+    project: 'svc' as ProjectName,
+    workspaceRoot: tmp('ws'),
+    outputDir,
+    store: `file://${storeDir}`,
+    processEnv,
+    log: () => undefined,
+  });
+}
+
 describe('runPublishCommand with provenance', () => {
   it('signs with a local key: provenance.intoto.json is written after the files and before manifest.json, and verifies', async () => {
     const storeDir = tmp('store');
@@ -109,26 +121,10 @@ describe('runPublishCommand with provenance', () => {
 
   it('an unusable key fails before anything is written', async () => {
     const storeDir = tmp('store');
-    await expect(
-      runPublishCommand({
-        project: 'svc' as ProjectName,
-        workspaceRoot: tmp('ws'),
-        outputDir: buildOutput(),
-        store: `file://${storeDir}`,
-        processEnv: { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` },
-        log: () => undefined,
-      }),
-    ).rejects.toThrow(/^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/);
-    await expect(
-      runPublishCommand({
-        project: 'svc' as ProjectName,
-        workspaceRoot: tmp('ws'),
-        outputDir: buildOutput(),
-        store: `file://${storeDir}`,
-        processEnv: { BUILDONCE_SIGNING_KEY: 'vault:x' },
-        log: () => undefined,
-      }),
-    ).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
+    await expect(publishSvc(storeDir, { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` })).rejects.toThrow(
+      /^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/,
+    );
+    await expect(publishSvc(storeDir, { BUILDONCE_SIGNING_KEY: 'vault:x' })).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
     expect(existsSync(join(storeDir, 'artifacts'))).toBe(false);
   });
 
@@ -136,23 +132,9 @@ describe('runPublishCommand with provenance', () => {
     const storeDir = tmp('store');
     const out = buildOutput();
     const env = { BUILDONCE_SIGNING_KEY: `file:${keyPath}` };
-    await runPublishCommand({
-      project: 'svc' as ProjectName,
-      workspaceRoot: tmp('ws'),
-      outputDir: out,
-      store: `file://${storeDir}`,
-      processEnv: env,
-      log: () => undefined,
-    });
+    await publishSvc(storeDir, env, out);
     const first = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
-    const again = await runPublishCommand({
-      project: 'svc' as ProjectName,
-      workspaceRoot: tmp('ws'),
-      outputDir: out,
-      store: `file://${storeDir}`,
-      processEnv: env,
-      log: () => undefined,
-    });
+    const again = await publishSvc(storeDir, env, out);
     expect(again.status).toBe('already-published');
     expect(again.signing).toBeUndefined();
     expect(readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toEqual(first);

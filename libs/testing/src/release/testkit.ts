@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { CreateFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
@@ -134,4 +135,27 @@ export function draft(version: Version, o: Partial<EntryDraft> = {}): EntryDraft
     finishedAt: new Date().toISOString(),
     ...o,
   };
+}
+
+/**
+ * Creates the Lambda functions a promotion updates, the way IaC would: one per name, provided.al2023,
+ * x86_64, handler `bootstrap`, a placeholder zip as code, with a role from {@link createLambdaRole}
+ * (Lambda CreateFunction through `lambda`, IAM on moto at `endpoint`).
+ */
+export async function createPlaceholderFunctions(lambda: LambdaClient, endpoint: string, names: readonly string[]): Promise<void> {
+  const role = await createLambdaRole(endpoint);
+  const placeholder = join(tempDir('placeholder-'), 'placeholder.zip');
+  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
+  for (const FunctionName of names) {
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName,
+        Runtime: 'provided.al2023',
+        Role: role,
+        Handler: 'bootstrap',
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(placeholder) },
+      }),
+    );
+  }
 }
