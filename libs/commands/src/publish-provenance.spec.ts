@@ -2,13 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
 import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
 import { runPublishCommand } from './commands';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
-import { writeTestBuildOutput } from '@buildonce/testing';
+import { writeTestBuildOutput, gitIn } from '@buildonce/testing';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-pub-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -156,11 +155,7 @@ describe('runPublishCommand with provenance', () => {
 
   it('from a work tree with uncommitted changes: says so and the signed statement records dirty: true', async () => {
     const ws = tmp('dirty-ws');
-    const git = (...a: string[]) =>
-      execFileSync('git', a, {
-        cwd: ws,
-        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-      });
+    const git = (...a: string[]) => gitIn(ws, ...a);
     git('init', '-q', '-b', 'main');
     writeFileSync(join(ws, 'src.rs'), 'fn main() {}');
     git('add', '-A');

@@ -15,3 +15,4 @@ export * from './provenance';
 export * from './ui';
 export * from './published';
 export * from './release/promotion-setup';
+export * from './git';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { captureLogger, type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
+import { captureLogger, type MotoBucket, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from '../config';
 import { startServer } from '../start';
@@ -42,7 +42,6 @@ interface Fixture {
 
 describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mismatches', () => {
   let root: string;
-  let moto: MotoServer;
   let s3: S3Client;
   const bucket = 'cache-scrub';
   let mb: MotoBucket | undefined;
@@ -50,7 +49,7 @@ describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mi
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'cache-scrub-'));
     mb = await startMotoBucket(bucket);
-    ({ moto, s3 } = mb);
+    s3 = mb.s3;
   });
   afterAll(async () => {
     await mb?.stop();

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { DeployError, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
-import type { EntryDraft } from '@buildonce/ledger';
+import type { EntryDraft, HistoryEntry } from '@buildonce/ledger';
 import { tempDir } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
@@ -158,4 +158,29 @@ export async function createPlaceholderFunctions(lambda: LambdaClient, endpoint:
       }),
     );
   }
+}
+
+/**
+ * A succeeded history entry of project `p` in `staging` at `version` (seq 1, a trusted lambda-zip of
+ * bootstrap.zip, no commit or run, actor `t`, 2026-01-01), for pure gate and policy specs; `o` overrides.
+ */
+export function historyEntryOf(version: string, o: Partial<HistoryEntry> = {}): HistoryEntry {
+  return {
+    schemaVersion: 1,
+    seq: 1,
+    project: 'p' as ProjectName,
+    environment: 'staging' as EnvironmentName,
+    version: version as Version,
+    status: 'succeeded',
+    rollback: false,
+    previousVersion: null,
+    artifact: { uri: 'file:///s/artifacts/p/1/', namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [] },
+    deploy: null,
+    commit: null,
+    runId: null,
+    actor: 't',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:00:00.000Z',
+    ...o,
+  };
 }

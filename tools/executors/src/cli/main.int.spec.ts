@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEntry } from '@buildonce/ledger';
 import { runPublishCommand } from '@buildonce/commands';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft, removeTempDirs, tempDir, writeTestBuildOutput } from '@buildonce/testing';
+import { draft, removeTempDirs, tempDir, writeTestBuildOutput, gitIn } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
@@ -17,12 +17,7 @@ let ws: string;
 let c1: string;
 let c2: string;
 
-const git = (...args: string[]) =>
-  execFileSync('git', args, {
-    cwd: ws,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-  }).trim();
+const git = (...args: string[]) => gitIn(ws, ...args);
 const cli = (...args: string[]) =>
   spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
@@ -176,12 +171,7 @@ describe('buildonce verify', () => {
 
   beforeAll(async () => {
     vws = tempDir('buildonce-cli-verify-');
-    const vgit = (...args: string[]) =>
-      execFileSync('git', args, {
-        cwd: vws,
-        encoding: 'utf8',
-        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-      }).trim();
+    const vgit = (...args: string[]) => gitIn(vws, ...args);
     writeFileSync(join(vws, 'nx.json'), '{}\n');
     writeFileSync(join(vws, '.gitignore'), '.buildonce\n');
     mkdirSync(join(vws, 'keys'));
