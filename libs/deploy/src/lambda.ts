@@ -203,22 +203,16 @@ export class LambdaDeployTarget implements DeployTarget {
     if (req.stored.manifest.kind === 'oci-image') return this.deployImage(req);
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const loc = this.s3Location(req);
-    const retry = this.retrying(functionName, req);
     try {
       const before = await this.getConfig(functionName);
       if (!before) throw functionMissing(functionName);
-      if (before.CodeSha256 !== loc.sha256Base64) {
-        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, S3Bucket: loc.bucket, S3Key: loc.key })));
-        req.log(`UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`);
-      } else {
-        req.log(`${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`);
-      }
-      await this.waitUpdated(functionName);
-      const published = await retry(() =>
-        this.o.client.send(
-          new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` }),
-        ),
-      );
+      const published = await this.updateAndPublish(req, functionName, {
+        current: before.CodeSha256 === loc.sha256Base64,
+        code: { S3Bucket: loc.bucket, S3Key: loc.key },
+        updated: `UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`,
+        already: `${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`,
+        codeSha256: loc.sha256Base64,
+      });
       if (published.CodeSha256 !== loc.sha256Base64) {
         throw new LambdaCodeMismatchError(
           `Lambda ${functionName} version ${published.Version} has CodeSha256 ${published.CodeSha256}, artifact ${req.project}@${req.version} has ${loc.sha256Base64}: another deploy changed $LATEST; alias ${alias} not moved`,
@@ -367,23 +361,18 @@ export class LambdaDeployTarget implements DeployTarget {
   private async deployImage(req: DeployRequest): Promise<DeployResult> {
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const uri = this.imageUri(req);
-    const retry = this.retrying(functionName, req);
     try {
       const before = await this.getFunction(functionName);
       if (!before) throw functionMissing(functionName);
       if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
-      if (before.Code?.ImageUri !== uri) {
-        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ImageUri: uri })));
-        req.log(`UpdateFunctionCode ${functionName} ImageUri ${uri}`);
-      } else {
-        req.log(`${functionName} $LATEST already runs ${uri}`);
-      }
-      await this.waitUpdated(functionName);
-      const published = await retry(() =>
-        this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })),
-      );
+      const published = await this.updateAndPublish(req, functionName, {
+        current: before.Code?.ImageUri === uri,
+        code: { ImageUri: uri },
+        updated: `UpdateFunctionCode ${functionName} ImageUri ${uri}`,
+        already: `${functionName} $LATEST already runs ${uri}`,
+      });
       const version = published.Version!;
       const check = await this.getFunction(functionName, version);
       if (check?.Code?.ImageUri !== uri) {
@@ -400,6 +389,36 @@ export class LambdaDeployTarget implements DeployTarget {
     } catch (e) {
       throw toDeployError(e, functionName);
     }
+  }
+
+  /**
+   * UpdateFunctionCode with `o.code` unless `$LATEST` already has it (`o.current`), waits until the update
+   * finished, then PublishVersion (with `o.codeSha256`, the Lambda API refuses to publish other code), each
+   * call retried on update conflicts. Logs `o.updated` or `o.already`.
+   * @returns the PublishVersion answer
+   */
+  private async updateAndPublish(
+    req: DeployRequest,
+    functionName: string,
+    o: { current: boolean; code: { S3Bucket: string; S3Key: string } | { ImageUri: string }; updated: string; already: string; codeSha256?: string },
+  ) {
+    const retry = this.retrying(functionName, req);
+    if (!o.current) {
+      await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ...o.code })));
+      req.log(o.updated);
+    } else {
+      req.log(o.already);
+    }
+    await this.waitUpdated(functionName);
+    return retry(() =>
+      this.o.client.send(
+        new PublishVersionCommand({
+          FunctionName: functionName,
+          ...(o.codeSha256 ? { CodeSha256: o.codeSha256 } : {}),
+          Description: `buildonce ${req.project}@${req.version}`,
+        }),
+      ),
+    );
   }
 
   /**

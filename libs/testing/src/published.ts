@@ -78,3 +78,24 @@ export function writeTestBuildOutput(dir: string, o: { version: string; bytes: B
   writeFileSync(join(dir, 'artifact.json'), serializeManifest(manifest));
   return dir;
 }
+
+/**
+ * Writes `files` (name → bytes) into a fresh directory and returns it with their lambda-zip build manifest
+ * (provided.al2023, x86_64, handler `bootstrap`, toolchain `test`).
+ */
+export function writeTestArtifactDir(project: string, version: string, files: Record<string, Buffer>): { dir: string; manifest: Manifest } {
+  const dir = tempDir('art-');
+  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
+  const manifest = parseManifest({
+    schemaVersion: 1,
+    project,
+    version,
+    kind: 'lambda-zip',
+    files: Object.entries(files).map(([name, bytes]) => ({ name, size: bytes.length, sha256: sha256Bytes(bytes).hex })),
+    runtime: 'provided.al2023',
+    architecture: 'x86_64',
+    handler: 'bootstrap',
+    toolchain: 'test',
+  });
+  return { dir, manifest };
+}
