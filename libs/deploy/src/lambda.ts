@@ -290,26 +290,35 @@ export class LambdaDeployTarget implements DeployTarget {
         if (!isNotFound(e)) throw e;
       }
       if (stable && stable !== version && stable !== '$LATEST') {
-        const weight = Math.round(req.canary.percent * 100) / 10_000;
-        const r = await withConflictRetry(
-          () =>
-            this.o.client.send(
-              new UpdateAliasCommand({
-                FunctionName: functionName,
-                Name: alias,
-                FunctionVersion: stable,
-                RoutingConfig: { AdditionalVersionWeights: { [version]: weight } },
-              }),
-            ),
-          this.o.conflictRetries,
-          (m) => req.log(`${functionName}: ${m}`),
-        );
-        req.log(`UpdateAlias ${functionName}:${alias} stays on version ${stable}, canary ${req.canary.percent}% → version ${version}`);
+        const r = await this.canaryAlias(req, { functionName, alias, stable, version, percent: req.canary.percent });
         return { aliasArn: r.AliasArn, canary: { percent: req.canary.percent, stableVersion: stable } };
       }
       req.log(`${functionName}:${alias} has no earlier version to canary against: shifting 100% to version ${version}`);
     }
     return { aliasArn: await this.pointAlias(functionName, alias, version, req) };
+  }
+
+  /**
+   * UpdateAlias: the alias stays on version `stable` and sends `percent` % (two decimals) of the traffic to
+   * `version` (RoutingConfig AdditionalVersionWeights), retried on update conflicts; logs the split.
+   * @returns the UpdateAlias answer
+   */
+  private async canaryAlias(req: DeployRequest, c: { functionName: string; alias: string; stable: string; version: string; percent: number }) {
+    const r = await this.retrying(
+      c.functionName,
+      req,
+    )(() =>
+      this.o.client.send(
+        new UpdateAliasCommand({
+          FunctionName: c.functionName,
+          Name: c.alias,
+          FunctionVersion: c.stable,
+          RoutingConfig: { AdditionalVersionWeights: { [c.version]: Math.round(c.percent * 100) / 10_000 } },
+        }),
+      ),
+    );
+    req.log(`UpdateAlias ${c.functionName}:${c.alias} stays on version ${c.stable}, canary ${c.percent}% → version ${c.version}`);
+    return r;
   }
 
   /** Ends a canary: the alias moves to the new version with no additional weights. */
@@ -332,20 +341,7 @@ export class LambdaDeployTarget implements DeployTarget {
     if (started.target !== 'lambda' || !started.canary) return started;
     const { functionName, alias, functionVersion, canary } = started;
     try {
-      const r = await withConflictRetry(
-        () =>
-          this.o.client.send(
-            new UpdateAliasCommand({
-              FunctionName: functionName,
-              Name: alias,
-              FunctionVersion: canary.stableVersion,
-              RoutingConfig: { AdditionalVersionWeights: { [functionVersion]: Math.round(percent * 100) / 10_000 } },
-            }),
-          ),
-        this.o.conflictRetries,
-        (m) => req.log(`${functionName}: ${m}`),
-      );
-      req.log(`UpdateAlias ${functionName}:${alias} stays on version ${canary.stableVersion}, canary ${percent}% → version ${functionVersion}`);
+      const r = await this.canaryAlias(req, { functionName, alias, stable: canary.stableVersion, version: functionVersion, percent });
       return { ...started, aliasArn: r.AliasArn ?? started.aliasArn, canary: { ...canary, percent } };
     } catch (e) {
       throw toDeployError(e, functionName);
