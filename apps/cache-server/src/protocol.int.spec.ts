@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, sha256Hex, startMoto, tarGz } from '@buildonce/testing';
+import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, type CacheStoreSpec, type ServerConfig } from './config';
 import { startServer, type RunningServer } from './start';
@@ -149,9 +149,8 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     rmSync(spoolDir, { recursive: true, force: true });
   });
 
-  let counter = 0;
   /** a fresh Nx-style decimal hash per call */
-  const newHash = () => `${Date.now()}${String(++counter).padStart(4, '0')}`;
+  const newHash = newCacheHash;
   const auth = (token: string) => ({ authorization: `Bearer ${token}` });
   const put = (hash: string, body: Buffer, token = TOKENS.rw) =>
     fetch(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(token), 'content-type': 'application/octet-stream' }, body });

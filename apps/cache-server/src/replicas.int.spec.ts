@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { captureLogger, type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
+import { captureLogger, type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from './config';
 import { startServer, type RunningServer } from './start';
@@ -24,8 +24,7 @@ describe('replicas on one S3 bucket (moto_server)', () => {
   const replicas: RunningServer[] = [];
   const logs = captureLogger();
   let mb: MotoBucket | undefined;
-  let n = 0;
-  const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+  const newHash = newCacheHash;
 
   beforeAll(async () => {
     mb = await startMotoBucket(bucket);

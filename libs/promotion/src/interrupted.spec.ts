@@ -31,13 +31,19 @@ async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: str
   target.deployed.push(version); // the live target now runs it, the ledger does not say so
 }
 
+/** Versions 1 and 2 published, 1 promoted to dev, then a promoter of 2 crashed mid-deploy (lease expired, nothing recorded). */
+async function crashedAfterOne() {
+  const s = setup();
+  await publishFake(s.store, { project: 'svc' as ProjectName, version: '1' as Version });
+  await publishFake(s.store, { project: 'svc' as ProjectName, version: '2' as Version });
+  await promoteVersion(s.req('1', 'dev'));
+  await crashMidDeploy(s.store, s.target, '2');
+  return s;
+}
+
 describe('interrupted promotions', () => {
   it('promote of the recorded current version repairs an unrecorded deploy instead of answering already-current', async () => {
-    const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-    await promoteVersion(req('1', 'dev'));
-    await crashMidDeploy(store, target, '2');
+    const { store, target, req } = await crashedAfterOne();
     const r = await promoteVersion(req('1', 'dev'));
     expect(r.status).toBe('promoted');
     expect(target.deployed).toEqual(['1', '2', '1']); // 1 is live again
@@ -72,11 +78,7 @@ describe('interrupted promotions', () => {
   });
 
   it('a transient read error while recording an interrupted promotion fails the command and keeps the lease for the next one', async () => {
-    const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-    await promoteVersion(req('1', 'dev'));
-    await crashMidDeploy(store, target, '2');
+    const { store, target, req } = await crashedAfterOne();
     let failReads = true;
     const flaky: BlobStore = Object.create(store);
     flaky.getBytes = async (key: string) => {
@@ -109,11 +111,7 @@ describe('interrupted promotions', () => {
     const writes = new Set(['putBytesIfMatch', 'putBytesIfAbsent', 'putFileIfAbsent', 'delete']);
     for (const mode of ['fails', 'response-lost'] as const) {
       for (let k = 1; ; k++) {
-        const { store, target, req } = setup();
-        await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-        await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-        await promoteVersion(req('1', 'dev'));
-        await crashMidDeploy(store, target, '2');
+        const { store, target, req } = await crashedAfterOne();
         let calls = 0;
         const faulty = new Proxy(store, {
           get(t, prop, recv) {

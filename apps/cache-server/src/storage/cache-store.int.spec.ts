@@ -1,3 +1,4 @@
+import { buffer } from 'node:stream/consumers';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -6,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
+import { type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheBackend } from './backend';
 import { CacheStore, recordKey, type EntryRecord } from './cache-store';
@@ -14,14 +15,9 @@ import { FsCacheBackend } from './fs-backend';
 import { S3CacheBackend } from './s3-backend';
 
 const MAX = 64 * 1024 * 1024;
-let n = 0;
-const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+const newHash = newCacheHash;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 async function put(store: CacheStore, hash: string, body: Buffer, namespace = 'trusted') {
   return store.put(namespace, hash, Readable.from([body]), body.length);

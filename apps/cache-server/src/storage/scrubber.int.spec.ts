@@ -1,9 +1,10 @@
+import { buffer } from 'node:stream/consumers';
 import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { captureLogger, type MotoBucket, nxLikeBody, sha256Hex, startMotoBucket } from '@buildonce/testing';
+import { captureLogger, type MotoBucket, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from '../config';
 import { startServer } from '../start';
@@ -16,14 +17,9 @@ import { Pacer, Scrubber } from './scrubber';
 
 const MAX = 64 * 1024 * 1024;
 const MiB = 1024 * 1024;
-let n = 0;
-const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+const newHash = newCacheHash;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 async function recordOf(store: CacheStore, hash: string): Promise<EntryRecord> {
   return JSON.parse((await store.backend.getRecord(recordKey('trusted', hash)))!.toString()) as EntryRecord;

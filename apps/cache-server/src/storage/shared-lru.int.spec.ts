@@ -1,3 +1,4 @@
+import { buffer } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -11,11 +12,7 @@ import { SharedLru } from './shared-lru';
 const MAX = 64 * 1024 * 1024;
 const MINUTE = 60_000;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 /**
  * Three replicas (each its own S3 client, CacheStore and SharedLru) on one moto_server bucket. Cycles are driven

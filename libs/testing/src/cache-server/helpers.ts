@@ -182,3 +182,9 @@ export async function startTestIssuer(): Promise<TestIssuer> {
   issuer.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return issuer;
 }
+
+let hashes = 0;
+/** A task hash no earlier call in this process returned (decimal, like Nx's): the time in ms and a counter. */
+export function newCacheHash(): string {
+  return `${Date.now()}${String(++hashes).padStart(4, '0')}`;
+}
