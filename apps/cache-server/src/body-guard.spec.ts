@@ -3,11 +3,15 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { ArchivePaths, BodyGuard, unsafeEntryReason } from './body-guard';
+import { ArchivePolicy, archiveKindOf } from '@buildonce/artifact';
+import { BodyGuard } from './body-guard';
 import { BodyIncompleteError, BodyRejectedError, BodyTooLargeError } from './errors';
-import { nxLikeBody, rawTar, sha256Hex, tarGz } from './test-helpers';
+import { nxLikeBody, plainTar, sha256Hex, tarGz } from '@buildonce/testing';
 
-describe('unsafeEntryReason', () => {
+/** One entry judged on its own (a fresh policy) under the cache profile. */
+const alone = (path: string, type: string, linkpath?: string) => new ArchivePolicy('cache').check({ path, kind: archiveKindOf(type), linkpath });
+
+describe("ArchivePolicy's cache profile, one entry on its own", () => {
   it.each([
     ['dist/main.js', 'File', undefined],
     ['./dist/main.js', 'File', undefined],
@@ -18,7 +22,7 @@ describe('unsafeEntryReason', () => {
     ['node_modules/.bin/x', 'SymbolicLink', '../x/cli.js'],
     ['dist/copy', 'Link', 'dist/orig'],
   ])('accepts %s (%s -> %s)', (path, type, link) => {
-    expect(unsafeEntryReason(path, type, link)).toBeUndefined();
+    expect(alone(path, type, link)).toBeUndefined();
   });
 
   it.each([
@@ -29,22 +33,22 @@ describe('unsafeEntryReason', () => {
     ['/etc/passwd', 'File', undefined, /absolute/],
     ['\\windows\\x', 'File', undefined, /absolute/],
     ['C:/x', 'File', undefined, /absolute/],
-    ['link', 'SymbolicLink', '/etc', /absolute path "\/etc"/],
+    ['link', 'SymbolicLink', '/etc', /-> "\/etc" is absolute/],
     ['a/link', 'SymbolicLink', '../../etc', /outside the archive/],
     ['link', 'SymbolicLink', '..', /outside the archive/],
     ['hard', 'Link', '../outside', /hard link/],
     ['hard', 'Link', '/etc/shadow', /hard link/],
   ])('rejects %s (%s -> %s)', (path, type, link, msg) => {
-    expect(unsafeEntryReason(path, type, link)).toMatch(msg);
+    expect(alone(path, type, link)).toMatch(msg);
   });
 });
 
-describe('ArchivePaths (links resolved against earlier links in the same archive)', () => {
+describe("ArchivePolicy's cache profile (links resolved against earlier links in the same archive)", () => {
   type E = [path: string, type: string, link?: string];
   const judge = (entries: E[]) => {
-    const p = new ArchivePaths();
+    const p = new ArchivePolicy('cache');
     for (const [path, type, link] of entries) {
-      const r = p.check(path, type, link);
+      const r = p.check({ path, kind: archiveKindOf(type), linkpath: link });
       if (r) return r;
     }
     return undefined;
@@ -57,7 +61,7 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
         ['dist/a', 'SymbolicLink', '.'],
         ['dist/b', 'SymbolicLink', 'a/a/a/../..'],
       ],
-      /symlink "dist\/b".*leaves the archive/,
+      /symlink "dist\/b".*points outside the archive/,
     ],
     [
       'x/y -> .. then x/y/z -> ..',
@@ -65,7 +69,7 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
         ['x/y', 'SymbolicLink', '..'],
         ['x/y/z', 'SymbolicLink', '..'],
       ],
-      /leaves the archive/,
+      /outside the archive/,
     ],
     [
       'a file written through a link that climbs',
@@ -75,7 +79,7 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
         ['d/l/l2', 'SymbolicLink', '..'],
         ['d/l/l2/f', 'File'],
       ],
-      /leaves the archive/,
+      /outside the archive/,
     ],
     [
       'a link climbing out of a link to the root',
@@ -83,7 +87,7 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
         ['r', 'SymbolicLink', '.'],
         ['s', 'SymbolicLink', 'r/..'],
       ],
-      /leaves the archive/,
+      /outside the archive/,
     ],
     [
       'a hard link resolved through an escaping chain',
@@ -103,9 +107,9 @@ describe('ArchivePaths (links resolved against earlier links in the same archive
       ],
       /loops/,
     ],
-    ['a character device', [['dev/null', 'CharacterDevice']], /CharacterDevice/],
-    ['a block device', [['sda', 'BlockDevice']], /BlockDevice/],
-    ['a FIFO', [['pipe', 'FIFO']], /FIFO/],
+    ['a character device', [['dev/null', 'CharacterDevice']], /character device/],
+    ['a block device', [['sda', 'BlockDevice']], /block device/],
+    ['a FIFO', [['pipe', 'FIFO']], /fifo/],
     ['an absolute hard link', [['h', 'Link', '/etc/shadow']], /hard link/],
   ])('refuses %s', (_name, entries, msg) => {
     expect(judge(entries)).toMatch(msg);
@@ -193,7 +197,7 @@ describe('BodyGuard', () => {
       ]),
       'unsafe-entry',
     ],
-    ['a plain (uncompressed) tar', rawTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
+    ['a plain (uncompressed) tar', plainTar([{ path: 'a', data: 'x' }]), 'not-gzip'],
     ['random bytes', randomBytes(4096), 'not-gzip'],
     ['gzip of something that is not tar', gzipSync(randomBytes(4096)), 'bad-archive'],
     ['a truncated gzip tar', nxLikeBody(50_000).subarray(0, 20_000), 'bad-archive'],

@@ -6,9 +6,8 @@ import { join, posix } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { removeTempDirs, type TarEntrySpec, tarGz, tempDir } from '@buildonce/testing';
 import { BodyGuard } from './body-guard';
-import { tarGz, type RawTarEntry } from './test-helpers';
 
 /**
  * Random link graphs (cycles, forward references, `.` and `..` links, links through links) judged by the
@@ -31,7 +30,7 @@ function prng(seed: number): () => number {
 const NAMES = ['a', 'b'];
 const TARGET_PARTS = ['.', '..', '..', 'a', 'a', 'b', 'etc'];
 
-function randomArchive(rnd: () => number): RawTarEntry[] {
+function randomArchive(rnd: () => number): TarEntrySpec[] {
   const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
   // mostly top-level names, so links meet each other's targets often
   const path = () => Array.from({ length: rnd() < 0.6 ? 1 : 2 + Math.floor(rnd() * 2) }, () => pick(NAMES)).join('/');
@@ -50,7 +49,7 @@ function randomArchive(rnd: () => number): RawTarEntry[] {
     }
     return Array.from({ length: 1 + Math.floor(rnd() * 7) }, () => pick(TARGET_PARTS)).join('/');
   };
-  const entries: RawTarEntry[] = [];
+  const entries: TarEntrySpec[] = [];
   const n = 2 + Math.floor(rnd() * 5);
   for (let i = 0; i < n; i++) {
     const r = rnd();
@@ -85,7 +84,7 @@ function randomArchive(rnd: () => number): RawTarEntry[] {
 }
 
 /** What Nx puts next to the outputs (4-byte big-endian exit code). */
-const NX_FILES: RawTarEntry[] = [
+const NX_FILES: TarEntrySpec[] = [
   { path: 'terminalOutput', data: 'ok\n' },
   { path: 'code', data: Buffer.alloc(4) },
 ];
@@ -203,7 +202,7 @@ async function nxEscapes(hash: string, body: Buffer, base: string): Promise<stri
 
 describe('archive check vs real extraction (GNU tar, the Nx client) on generated link graphs', () => {
   it('the audit case: b/, p -> a/…/b/../…/etc/passwd, then a -> . is refused (GNU tar makes p read /etc/passwd)', async () => {
-    const entries: RawTarEntry[] = [
+    const entries: TarEntrySpec[] = [
       { path: 'b/', type: 'Directory' },
       { path: 'p', type: 'SymbolicLink', linkpath: `${'a/'.repeat(8)}b/${'../'.repeat(9)}etc/passwd` },
       { path: 'a', type: 'SymbolicLink', linkpath: '.' },

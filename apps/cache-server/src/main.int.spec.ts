@@ -3,10 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from '@buildonce/testing';
+import { freePort, nxLikeBody } from '@buildonce/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nxLikeBody } from './test-helpers';
 
 /**
  * The production artifact: the project's `bundle` command (esbuild → one CommonJS file) copied to a directory

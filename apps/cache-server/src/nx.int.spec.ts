@@ -2,12 +2,11 @@ import { stripVTControlCharacters } from 'node:util';
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+import { captureLogger, makeTempWorkspace, sha256Hex, startTestIssuer, type TempWorkspace, type TestIssuer } from '@buildonce/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, parseOidc } from './config';
 import { startServer, type RunningServer } from './start';
-import { captureLogger, sha256Hex, startTestIssuer, type TestIssuer } from './test-helpers';
 import { parseTokens } from './tokens';
 
 /** Nx's line for a build restored from the remote cache (other tasks, e.g. executors:bundle, may be too). */

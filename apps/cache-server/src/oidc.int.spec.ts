@@ -5,7 +5,7 @@ import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, parseOidc } from './config';
 import { startServer, type RunningServer } from './start';
-import { captureLogger, nxLikeBody, sha256Hex, startTestIssuer, type TestIssuer } from './test-helpers';
+import { captureLogger, nxLikeBody, sha256Hex, startTestIssuer, type TestIssuer, newCacheHash } from '@buildonce/testing';
 import { parseTokens } from './tokens';
 
 const AUD = 'buildonce-cache-test';
@@ -16,8 +16,7 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
   let server: RunningServer;
   let root: string;
   const logs = captureLogger();
-  let counter = 0;
-  const newHash = () => `${Date.now()}${String(++counter).padStart(4, '0')}`;
+  const newHash = newCacheHash;
 
   beforeAll(async () => {
     issuer = await startTestIssuer();

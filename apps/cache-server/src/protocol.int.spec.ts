@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, type CacheStoreSpec, type ServerConfig } from './config';
 import { startServer, type RunningServer } from './start';
@@ -13,7 +13,6 @@ import { FsCacheBackend } from './storage/fs-backend';
 import { S3CacheBackend, uploadBufferBytes } from './storage/s3-backend';
 import { recordKey, type EntryRecord } from './storage/cache-store';
 import { parseTokens } from './tokens';
-import { captureLogger, nxLikeBody, rawRequest, rawTar, sha256Hex, tarGz } from './test-helpers';
 
 const TOKENS = {
   rw: 'rw-main-7f3a9c1e5b2d',
@@ -151,9 +150,8 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     rmSync(spoolDir, { recursive: true, force: true });
   });
 
-  let counter = 0;
   /** a fresh Nx-style decimal hash per call */
-  const newHash = () => `${Date.now()}${String(++counter).padStart(4, '0')}`;
+  const newHash = newCacheHash;
   const auth = (token: string) => ({ authorization: `Bearer ${token}` });
   const put = (hash: string, body: Buffer, token = TOKENS.rw) =>
     fetch(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(token), 'content-type': 'application/octet-stream' }, body });
@@ -296,7 +294,7 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     ['dist/../../evil', () => tarGz([{ path: 'dist/../../evil', data: 'pwned' }])],
     ['/etc/cron.d/evil', () => tarGz([{ path: '/etc/cron.d/evil', data: 'pwned' }])],
     ['a symlink to /', () => tarGz([{ path: 'root', type: 'SymbolicLink', linkpath: '/' }])],
-    ['a plain tar (not gzip)', () => rawTar([{ path: 'a', data: 'x' }])],
+    ['a plain tar (not gzip)', () => plainTar([{ path: 'a', data: 'x' }])],
     ['gzip garbage', () => Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(5000, 7)])],
     ['a truncated gzip tar', () => nxLikeBody(60_000).subarray(0, 30_000)],
   ])('400 for a body with %s; nothing is stored and the temp blob is deleted', async (_n, make) => {

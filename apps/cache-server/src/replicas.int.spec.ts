@@ -1,14 +1,12 @@
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { captureLogger, type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from './config';
 import { startServer, type RunningServer } from './start';
 import { recordKey, type EntryRecord } from './storage/cache-store';
 import { parseTokens } from './tokens';
-import { captureLogger, nxLikeBody, sha256Hex } from './test-helpers';
 
 const TOKEN = 'replica-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -25,18 +23,12 @@ describe('replicas on one S3 bucket (moto_server)', () => {
   let s3: S3Client;
   const replicas: RunningServer[] = [];
   const logs = captureLogger();
-  const saved: Record<string, string | undefined> = {};
-  let n = 0;
-  const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+  let mb: MotoBucket | undefined;
+  const newHash = newCacheHash;
 
   beforeAll(async () => {
-    moto = await startMoto();
-    for (const [k, v] of Object.entries(moto.env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    s3 = createS3Client({ env: moto.env });
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    mb = await startMotoBucket(bucket);
+    ({ moto, s3 } = mb);
     for (let i = 0; i < 3; i++) {
       replicas.push(
         await startServer(
@@ -57,12 +49,7 @@ describe('replicas on one S3 bucket (moto_server)', () => {
   });
   afterAll(async () => {
     for (const r of replicas) await r.close();
-    s3?.destroy();
-    await moto?.stop();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await mb?.stop();
   });
 
   const url = (i: number, hash: string) => `${replicas[i % replicas.length]!.url}/v1/cache/${hash}`;

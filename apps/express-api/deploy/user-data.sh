@@ -252,33 +252,31 @@ fi
 log "verified $file: $got_size bytes, sha256 $got_sha"
 
 # --- 4. unpack -----------------------------------------------------------------------------------
-# The deploy tar policy, the same rules as TarPolicy (libs/artifact/src/tar-policy.ts) that deployLocal
+# The deploy tar policy, the same rules as ArchivePolicy's `deploy` profile (libs/artifact/src/archive-policy.ts) that deployLocal
 # applies: only files, directories and symlinks that stay inside the release (resolved through the
 # archive's earlier symlinks); no absolute or .. names, hard links, devices, over-long names, .buildonce/.
 # Checked before anything is unpacked: a refused archive writes nothing.
 check_tarball() {
   "$node_bin" - "$1" <<'JS'
-// Deploy tar policy (the same rules as TarPolicy in libs/artifact/src/tar-policy.ts): prints the first
+// Deploy tar policy (the same rules as the `deploy` profile of ArchivePolicy in libs/artifact/src/archive-policy.ts): prints the first
 // refused entry's reason and exits 1, or exits 0. Streams the .tar.gz (ustar + pax + GNU long names).
 const fs = require('fs'), zlib = require('zlib');
-const KIND = { '0': 'file', '\0': 'file', '1': 'hard link', '2': 'symlink', '3': 'character device', '4': 'block device', '5': 'directory', '6': 'fifo' };
+const KIND = { '0': 'file', '\0': 'file', '7': 'contiguous file', '1': 'hard link', '2': 'symlink', '3': 'character device', '4': 'block device', '5': 'directory', '6': 'fifo' };
 const symlinks = new Map(), seen = new Map(), traversed = new Set();
 const q = (s) => JSON.stringify(s.length > 120 ? s.slice(0, 117) + '...' : s);
-function resolve(base, target, depth) {
-  let stack = base.slice();
-  for (const seg of target.split('/')) {
+function resolve(base, target) {
+  const cur = base.slice(), queue = target.split('/');
+  let expansions = 0;
+  while (queue.length) {
+    const seg = queue.shift();
     if (seg === '' || seg === '.') continue;
-    if (seg === '..') { if (!stack.length) return null; stack.pop(); continue; }
-    stack.push(seg);
-    const key = stack.join('/');
-    if (symlinks.has(key)) {
-      if (depth >= 40) return null;
-      const r = resolve(stack.slice(0, -1), symlinks.get(key), depth + 1);
-      if (!r) return null;
-      stack = r;
-    } else traversed.add(key);
+    if (seg === '..') { if (!cur.length) return 'leaves'; cur.pop(); continue; }
+    const key = [...cur, seg].join('/');
+    if (!symlinks.has(key)) { traversed.add(key); cur.push(seg); continue; }
+    if (++expansions > 40) return 'loops';
+    queue.unshift(...symlinks.get(key).split('/'));
   }
-  return stack;
+  return cur;
 }
 function check(path, kind, linkpath) {
   const shown = q(path);
@@ -289,7 +287,7 @@ function check(path, kind, linkpath) {
   const raw = path.split('/');
   if (raw.includes('..')) return `${shown} contains a ".." segment`;
   const segs = raw.filter((s) => s !== '' && s !== '.');
-  if (!segs.length) return kind === 'directory' ? null : `${shown} has no name`;
+  if (!segs.length) return kind === 'directory' && path ? null : `${shown} has no name`;
   if (segs.some((s) => Buffer.byteLength(s) > 255)) return `${shown} has a name segment longer than 255 bytes`;
   if (segs[0] === '.buildonce') return `${shown} is under .buildonce/, which deploys reserve for the manifest`;
   for (let i = 1; i < segs.length; i++) {
@@ -302,9 +300,11 @@ function check(path, kind, linkpath) {
   if (before !== undefined && !(before === 'directory' && kind === 'directory')) return `${shown} appears twice (a ${before}, then a ${kind})`;
   if (kind === 'symlink') {
     if (!linkpath) return `symlink ${shown} has an empty target`;
+    if (linkpath.includes('\0')) return `symlink ${shown} has a NUL byte in its target`;
     if (linkpath.startsWith('/')) return `symlink ${shown} -> ${JSON.stringify(linkpath)} is absolute: it points outside the release`;
     if (traversed.has(p)) return `symlink ${shown} replaces a directory that earlier entries use`;
-    if (!resolve(segs.slice(0, -1), linkpath, 0)) return `symlink ${shown} -> ${JSON.stringify(linkpath)} points outside the release (resolved through the archive's earlier symlinks)`;
+    const r = resolve(segs.slice(0, -1), linkpath);
+    if (typeof r === 'string') return `symlink ${shown} -> ${JSON.stringify(linkpath)} ${r === 'loops' ? 'loops (more than 40 symlinks to follow)' : 'points outside the release'} (resolved through the archive's earlier symlinks)`;
     symlinks.set(p, linkpath);
   }
   for (let i = 1; i < segs.length; i++) traversed.add(segs.slice(0, i).join('/'));

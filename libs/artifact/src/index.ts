@@ -2,4 +2,4 @@ export * from './hash';
 export * from './manifest';
 export * from './zip';
 export * from './tar';
-export * from './tar-policy';
+export * from './archive-policy';

@@ -6,7 +6,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createGunzip } from 'node:zlib';
 import { create as tarCreate, extract as tarExtract, Parser } from 'tar';
-import { tarGzPolicyViolation } from './tar-policy';
+import { tarGzPolicyViolation } from './archive-policy';
 import { BuildonceError } from '@buildonce/errors';
 
 /** One entry of a deterministic tarball: a relative name and its bytes (from disk or memory). */
@@ -201,7 +201,7 @@ const EXTRACT_READ_BYTES = 1024 * 1024;
 
 /**
  * Extracts a `.tar.gz` into an existing directory. First the whole archive is checked against the
- * deploy policy ({@link TarPolicy}: only files, directories and symlinks that stay inside, no `..`,
+ * deploy profile of the archive policy ({@link ArchivePolicy}: only files, directories and symlinks that stay inside, no `..`,
  * no absolute names, no hard links or devices…); a refused archive writes nothing at all. Then
  * node-tar extracts with its safe defaults (owners not restored, modes kept minus the umask; strict:
  * any warning is an error).

@@ -225,23 +225,9 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
     `promote ${manifest.version} → ${ctx.environment.name} (${ctx.environment.kind}${ctx.environment.requires.length ? `, requires ${ctx.environment.requires.join(', ')}` : ''}) via ${target.kind}, store ${ctx.location.url}`,
   );
   const reason = parseReason(c.reason);
-  const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
   const verify = await verifySetupFor(c, ctx, target, log);
   const regions = regionsFor(c, ctx, target, verify);
-  const r = await promoteVersion({
-    store: ctx.store,
-    project: c.project,
-    version: manifest.version,
-    environment: ctx.environment,
-    target,
-    meta,
-    lock: ctx.config.lock,
-    dryRun: c.dryRun,
-    log,
-    verify,
-    ...(regions ? { regions } : {}),
-    aws: ctx.aws,
-  });
+  const r = await promoteVersion({ ...(await promotionOptions(c, ctx, target, regions, reason, log)), version: manifest.version, verify });
   if (r.status === 'promoted') log(`promoted ${r.entry.version} to ${r.entry.environment} (seq ${r.entry.seq})`);
   if (r.status === 'dry-run' && verify) {
     await dryRunMeasuredChecks({
@@ -258,6 +244,34 @@ export async function runPromoteCommand(c: PromoteCommand): Promise<PromoteResul
     });
   }
   return r;
+}
+
+/**
+ * What a promotion and a rollback both pass down: the opened store, project, environment and target,
+ * the metadata (from the CI environment unless given, plus the `--reason`), the lock, dry-run, the log,
+ * the region deploys and the command's AWS clients.
+ */
+async function promotionOptions(
+  c: PromoteCommand | RollbackCommand,
+  ctx: CommandContext,
+  target: DeployTarget,
+  regions: ReturnType<typeof regionsFor>,
+  reason: ReturnType<typeof parseReason>,
+  log: (l: string) => void,
+) {
+  const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
+  return {
+    store: ctx.store,
+    project: c.project,
+    environment: ctx.environment,
+    target,
+    meta,
+    lock: ctx.config.lock,
+    dryRun: c.dryRun,
+    log,
+    ...(regions ? { regions } : {}),
+    aws: ctx.aws,
+  };
 }
 
 /**
@@ -296,20 +310,7 @@ export async function runRollbackCommand(c: RollbackCommand): Promise<PromoteRes
   const ctx = await openCommand(c);
   const target = targetFor(c, ctx);
   const regions = regionsFor(c, ctx, target);
-  const meta = { ...(c.meta ?? (await promotionMetadataFromEnv(c.workspaceRoot, c.processEnv ?? process.env))), ...(reason ? { reason } : {}) };
-  const r = await rollbackEnvironment({
-    store: ctx.store,
-    project: c.project,
-    environment: ctx.environment,
-    target,
-    meta,
-    lock: ctx.config.lock,
-    dryRun: c.dryRun,
-    log,
-    to: c.to,
-    ...(regions ? { regions } : {}),
-    aws: ctx.aws,
-  });
+  const r = await rollbackEnvironment({ ...(await promotionOptions(c, ctx, target, regions, reason, log)), to: c.to });
   if (r.status === 'promoted') log(`rolled ${r.entry.environment} back to ${r.entry.version} (seq ${r.entry.seq})`);
   return r;
 }

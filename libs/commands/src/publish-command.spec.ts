@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { runPublishCommand } from './commands';
 import type { ProjectName } from '@buildonce/values';
+import { writeTestBuildOutput } from '@buildonce/testing';
 
 const temps: string[] = [];
 const temp = (prefix: string) => {
@@ -17,25 +17,7 @@ afterEach(() => {
 });
 
 function buildOutput(): string {
-  const dir = temp('out-');
-  const bytes = Buffer.from('zip bytes');
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  writeFileSync(
-    join(dir, 'artifact.json'),
-    serializeManifest(
-      parseManifest({
-        schemaVersion: 1,
-        project: 'svc',
-        version: '42',
-        kind: 'lambda-zip',
-        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023',
-        architecture: 'x86_64',
-        toolchain: 't',
-      }),
-    ),
-  );
-  return dir;
+  return writeTestBuildOutput(temp('out-'), { version: '42', bytes: Buffer.from('zip bytes'), toolchain: 't' });
 }
 
 describe('runPublishCommand namespaces', () => {

@@ -2,12 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { sha256Bytes } from '@buildonce/artifact';
 import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
 import { runPublishCommand } from './commands';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
+import { writeTestBuildOutput, gitIn } from '@buildonce/testing';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-pub-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -20,25 +20,19 @@ writeFileSync(keyPath, privateKey.export({ format: 'pem', type: 'pkcs8' }));
 const publicPem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
 
 function buildOutput(version = '42'): string {
-  const dir = tmp('out');
-  const bytes = Buffer.from(`zip bytes ${version}`);
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  writeFileSync(
-    join(dir, 'artifact.json'),
-    serializeManifest(
-      parseManifest({
-        schemaVersion: 1,
-        project: 'svc',
-        version,
-        kind: 'lambda-zip',
-        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023',
-        architecture: 'x86_64',
-        toolchain: 'cargo 1.95',
-      }),
-    ),
-  );
-  return dir;
+  return writeTestBuildOutput(tmp('out'), { version, bytes: Buffer.from(`zip bytes ${version}`), toolchain: 'cargo 1.95' });
+}
+
+/** Publishes `svc` into the file store `storeDir` from a fresh workspace, quietly. */
+function publishSvc(storeDir: string, processEnv: NodeJS.ProcessEnv, outputDir = buildOutput()) {
+  return runPublishCommand({
+    project: 'svc' as ProjectName,
+    workspaceRoot: tmp('ws'),
+    outputDir,
+    store: `file://${storeDir}`,
+    processEnv,
+    log: () => undefined,
+  });
 }
 
 describe('runPublishCommand with provenance', () => {
@@ -126,26 +120,10 @@ describe('runPublishCommand with provenance', () => {
 
   it('an unusable key fails before anything is written', async () => {
     const storeDir = tmp('store');
-    await expect(
-      runPublishCommand({
-        project: 'svc' as ProjectName,
-        workspaceRoot: tmp('ws'),
-        outputDir: buildOutput(),
-        store: `file://${storeDir}`,
-        processEnv: { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` },
-        log: () => undefined,
-      }),
-    ).rejects.toThrow(/^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/);
-    await expect(
-      runPublishCommand({
-        project: 'svc' as ProjectName,
-        workspaceRoot: tmp('ws'),
-        outputDir: buildOutput(),
-        store: `file://${storeDir}`,
-        processEnv: { BUILDONCE_SIGNING_KEY: 'vault:x' },
-        log: () => undefined,
-      }),
-    ).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
+    await expect(publishSvc(storeDir, { BUILDONCE_SIGNING_KEY: `file:${join(root, 'nope.pem')}` })).rejects.toThrow(
+      /^signing key file .*nope.pem cannot be read \(ENOENT\): fix BUILDONCE_SIGNING_KEY/,
+    );
+    await expect(publishSvc(storeDir, { BUILDONCE_SIGNING_KEY: 'vault:x' })).rejects.toThrow(/must be kms:<key-id\|arn\|alias> or file:/);
     expect(existsSync(join(storeDir, 'artifacts'))).toBe(false);
   });
 
@@ -153,23 +131,9 @@ describe('runPublishCommand with provenance', () => {
     const storeDir = tmp('store');
     const out = buildOutput();
     const env = { BUILDONCE_SIGNING_KEY: `file:${keyPath}` };
-    await runPublishCommand({
-      project: 'svc' as ProjectName,
-      workspaceRoot: tmp('ws'),
-      outputDir: out,
-      store: `file://${storeDir}`,
-      processEnv: env,
-      log: () => undefined,
-    });
+    await publishSvc(storeDir, env, out);
     const first = readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'));
-    const again = await runPublishCommand({
-      project: 'svc' as ProjectName,
-      workspaceRoot: tmp('ws'),
-      outputDir: out,
-      store: `file://${storeDir}`,
-      processEnv: env,
-      log: () => undefined,
-    });
+    const again = await publishSvc(storeDir, env, out);
     expect(again.status).toBe('already-published');
     expect(again.signing).toBeUndefined();
     expect(readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toEqual(first);
@@ -191,11 +155,7 @@ describe('runPublishCommand with provenance', () => {
 
   it('from a work tree with uncommitted changes: says so and the signed statement records dirty: true', async () => {
     const ws = tmp('dirty-ws');
-    const git = (...a: string[]) =>
-      execFileSync('git', a, {
-        cwd: ws,
-        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-      });
+    const git = (...a: string[]) => gitIn(ws, ...a);
     git('init', '-q', '-b', 'main');
     writeFileSync(join(ws, 'src.rs'), 'fn main() {}');
     git('add', '-A');

@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
-import { sha256File, sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
+import { sha256File, sha256HexToBase64 } from '@buildonce/artifact';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import {
   buildScorerBootstrap,
@@ -14,11 +14,12 @@ import {
   tempDir,
   type LambdaInvokeServer,
   type MotoServer,
+  publishFake,
+  createPlaceholderFunctions,
 } from '@buildonce/testing';
 import { runPromoteCommand, type PromoteCommand } from './commands';
 import { PolicyError } from '@buildonce/errors';
 import { readCurrent, readHistory } from '@buildonce/ledger';
-import { createLambdaRole, publishFake } from '@buildonce/testing';
 import { VerificationFailedError } from '@buildonce/verification';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
@@ -122,21 +123,11 @@ beforeAll(async () => {
       lock: { ttlSeconds: 5, waitSeconds: 120 },
     }),
   );
-  const role = await createLambdaRole(moto.endpoint);
-  const placeholder = join(workspaceRoot, 'placeholder.zip');
-  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
-  for (const env of ['dev', 'staging', 'prod', 'canary']) {
-    await lambda.send(
-      new CreateFunctionCommand({
-        FunctionName: `${PROJECT}-${env}`,
-        Runtime: 'provided.al2023',
-        Role: role,
-        Handler: 'bootstrap',
-        Architectures: ['x86_64'],
-        Code: { ZipFile: readFileSync(placeholder) },
-      }),
-    );
-  }
+  await createPlaceholderFunctions(
+    lambda,
+    moto.endpoint,
+    ['dev', 'staging', 'prod', 'canary'].map((env) => `${PROJECT}-${env}`),
+  );
 }, 600_000);
 
 afterAll(async () => {

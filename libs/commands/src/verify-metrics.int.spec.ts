@@ -1,17 +1,24 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { PutMetricAlarmCommand, PutMetricDataCommand, SetAlarmStateCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
-import { writeDeterministicZip } from '@buildonce/artifact';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { removeTempDirs, startFaultProxy, startMoto, tempDir, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import {
+  removeTempDirs,
+  startFaultProxy,
+  startMoto,
+  tempDir,
+  type FaultProxy,
+  type MotoServer,
+  publishFake,
+  createPlaceholderFunctions,
+} from '@buildonce/testing';
 import { runPromoteCommand, type PromoteCommand } from './commands';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { collectReleases, renderTable } from '@buildonce/promotion';
-import { createLambdaRole, publishFake } from '@buildonce/testing';
 import { VerificationFailedError } from '@buildonce/verification';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
@@ -174,21 +181,11 @@ beforeAll(async () => {
       lock: { ttlSeconds: 10, waitSeconds: 60 },
     }),
   );
-  const role = await createLambdaRole(moto.endpoint);
-  const placeholder = join(workspaceRoot, 'placeholder.zip');
-  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
-  for (const env of ENVS) {
-    await lambda.send(
-      new CreateFunctionCommand({
-        FunctionName: `${PROJECT}-${env}`,
-        Runtime: 'provided.al2023',
-        Role: role,
-        Handler: 'bootstrap',
-        Architectures: ['x86_64'],
-        Code: { ZipFile: readFileSync(placeholder) },
-      }),
-    );
-  }
+  await createPlaceholderFunctions(
+    lambda,
+    moto.endpoint,
+    ENVS.map((env) => `${PROJECT}-${env}`),
+  );
   for (const name of ['svc-alarmed-errors', 'svc-guarded-errors', 'svc-guarded-latency', 'svc-term-errors']) {
     await cw.send(
       new PutMetricAlarmCommand({

@@ -146,25 +146,24 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 
   /** GetFunction (includes Code.ImageUri); undefined when the function or qualifier does not exist. */
-  private async getFunction(functionName: string, qualifier?: string) {
-    try {
-      return await withConflictRetry(
-        () => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })),
-        this.o.conflictRetries,
-      );
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+  private getFunction(functionName: string, qualifier?: string) {
+    return this.unlessNotFound(() => this.o.client.send(new GetFunctionCommand({ FunctionName: functionName, Qualifier: qualifier })));
   }
 
-  /** GetFunctionConfiguration; @throws LambdaFunctionNotFoundError ("create it with your IaC") */
-  private async getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
+  /** GetFunctionConfiguration; undefined when the function or qualifier does not exist. */
+  private getConfig(functionName: string, qualifier?: string): Promise<FunctionConfiguration | undefined> {
+    return this.unlessNotFound(() => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })));
+  }
+
+  /** Runs a Lambda API call with the update-conflict retries, logging each retry as `<function>: …`. */
+  private retrying(functionName: string, req: DeployRequest): <T>(fn: () => Promise<T>) => Promise<T> {
+    return (fn) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+  }
+
+  /** One read of the Lambda API, retried on update conflicts; undefined when it answers ResourceNotFound. */
+  private async unlessNotFound<T>(send: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await withConflictRetry(
-        () => this.o.client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: qualifier })),
-        this.o.conflictRetries,
-      );
+      return await withConflictRetry(send, this.o.conflictRetries);
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -181,8 +180,7 @@ export class LambdaDeployTarget implements DeployTarget {
     const uri = isImage ? this.imageUri(req) : (this.s3Location(req), undefined);
     const { functionName } = lambdaNames(this.o, req.project, req.environment);
     const cfg = await this.getConfig(functionName);
-    if (!cfg)
-      throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+    if (!cfg) throw functionMissing(functionName);
     const arch = cfg.Architectures?.[0];
     if (arch && arch !== req.stored.manifest.architecture) {
       throw new DeployPreflightError(
@@ -208,23 +206,16 @@ export class LambdaDeployTarget implements DeployTarget {
     if (req.stored.manifest.kind === 'oci-image') return this.deployImage(req);
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const loc = this.s3Location(req);
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     try {
       const before = await this.getConfig(functionName);
-      if (!before)
-        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
-      if (before.CodeSha256 !== loc.sha256Base64) {
-        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, S3Bucket: loc.bucket, S3Key: loc.key })));
-        req.log(`UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`);
-      } else {
-        req.log(`${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`);
-      }
-      await this.waitUpdated(functionName);
-      const published = await retry(() =>
-        this.o.client.send(
-          new PublishVersionCommand({ FunctionName: functionName, CodeSha256: loc.sha256Base64, Description: `buildonce ${req.project}@${req.version}` }),
-        ),
-      );
+      if (!before) throw functionMissing(functionName);
+      const published = await this.updateAndPublish(req, functionName, {
+        current: before.CodeSha256 === loc.sha256Base64,
+        code: { S3Bucket: loc.bucket, S3Key: loc.key },
+        updated: `UpdateFunctionCode ${functionName} from s3://${loc.bucket}/${loc.key}`,
+        already: `${functionName} $LATEST already has CodeSha256 ${loc.sha256Base64}`,
+        codeSha256: loc.sha256Base64,
+      });
       if (published.CodeSha256 !== loc.sha256Base64) {
         throw new LambdaCodeMismatchError(
           `Lambda ${functionName} version ${published.Version} has CodeSha256 ${published.CodeSha256}, artifact ${req.project}@${req.version} has ${loc.sha256Base64}: another deploy changed $LATEST; alias ${alias} not moved`,
@@ -302,26 +293,35 @@ export class LambdaDeployTarget implements DeployTarget {
         if (!isNotFound(e)) throw e;
       }
       if (stable && stable !== version && stable !== '$LATEST') {
-        const weight = Math.round(req.canary.percent * 100) / 10_000;
-        const r = await withConflictRetry(
-          () =>
-            this.o.client.send(
-              new UpdateAliasCommand({
-                FunctionName: functionName,
-                Name: alias,
-                FunctionVersion: stable,
-                RoutingConfig: { AdditionalVersionWeights: { [version]: weight } },
-              }),
-            ),
-          this.o.conflictRetries,
-          (m) => req.log(`${functionName}: ${m}`),
-        );
-        req.log(`UpdateAlias ${functionName}:${alias} stays on version ${stable}, canary ${req.canary.percent}% → version ${version}`);
+        const r = await this.canaryAlias(req, { functionName, alias, stable, version, percent: req.canary.percent });
         return { aliasArn: r.AliasArn, canary: { percent: req.canary.percent, stableVersion: stable } };
       }
       req.log(`${functionName}:${alias} has no earlier version to canary against: shifting 100% to version ${version}`);
     }
     return { aliasArn: await this.pointAlias(functionName, alias, version, req) };
+  }
+
+  /**
+   * UpdateAlias: the alias stays on version `stable` and sends `percent` % (two decimals) of the traffic to
+   * `version` (RoutingConfig AdditionalVersionWeights), retried on update conflicts; logs the split.
+   * @returns the UpdateAlias answer
+   */
+  private async canaryAlias(req: DeployRequest, c: { functionName: string; alias: string; stable: string; version: string; percent: number }) {
+    const r = await this.retrying(
+      c.functionName,
+      req,
+    )(() =>
+      this.o.client.send(
+        new UpdateAliasCommand({
+          FunctionName: c.functionName,
+          Name: c.alias,
+          FunctionVersion: c.stable,
+          RoutingConfig: { AdditionalVersionWeights: { [c.version]: Math.round(c.percent * 100) / 10_000 } },
+        }),
+      ),
+    );
+    req.log(`UpdateAlias ${c.functionName}:${c.alias} stays on version ${c.stable}, canary ${c.percent}% → version ${c.version}`);
+    return r;
   }
 
   /** Ends a canary: the alias moves to the new version with no additional weights. */
@@ -344,20 +344,7 @@ export class LambdaDeployTarget implements DeployTarget {
     if (started.target !== 'lambda' || !started.canary) return started;
     const { functionName, alias, functionVersion, canary } = started;
     try {
-      const r = await withConflictRetry(
-        () =>
-          this.o.client.send(
-            new UpdateAliasCommand({
-              FunctionName: functionName,
-              Name: alias,
-              FunctionVersion: canary.stableVersion,
-              RoutingConfig: { AdditionalVersionWeights: { [functionVersion]: Math.round(percent * 100) / 10_000 } },
-            }),
-          ),
-        this.o.conflictRetries,
-        (m) => req.log(`${functionName}: ${m}`),
-      );
-      req.log(`UpdateAlias ${functionName}:${alias} stays on version ${canary.stableVersion}, canary ${percent}% → version ${functionVersion}`);
+      const r = await this.canaryAlias(req, { functionName, alias, stable: canary.stableVersion, version: functionVersion, percent });
       return { ...started, aliasArn: r.AliasArn ?? started.aliasArn, canary: { ...canary, percent } };
     } catch (e) {
       throw toDeployError(e, functionName);
@@ -373,24 +360,18 @@ export class LambdaDeployTarget implements DeployTarget {
   private async deployImage(req: DeployRequest): Promise<DeployResult> {
     const { functionName, alias } = lambdaNames(this.o, req.project, req.environment);
     const uri = this.imageUri(req);
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
     try {
       const before = await this.getFunction(functionName);
-      if (!before)
-        throw new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+      if (!before) throw functionMissing(functionName);
       if (await (this.o.protectImage ?? ((u: string, v: Version) => protectImage(u, v, { env: this.o.env, aws: this.o.aws })))(uri, req.version)) {
         req.log(`protected ${uri} (tag keep-${req.version})`);
       }
-      if (before.Code?.ImageUri !== uri) {
-        await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ImageUri: uri })));
-        req.log(`UpdateFunctionCode ${functionName} ImageUri ${uri}`);
-      } else {
-        req.log(`${functionName} $LATEST already runs ${uri}`);
-      }
-      await this.waitUpdated(functionName);
-      const published = await retry(() =>
-        this.o.client.send(new PublishVersionCommand({ FunctionName: functionName, Description: `buildonce ${req.project}@${req.version}` })),
-      );
+      const published = await this.updateAndPublish(req, functionName, {
+        current: before.Code?.ImageUri === uri,
+        code: { ImageUri: uri },
+        updated: `UpdateFunctionCode ${functionName} ImageUri ${uri}`,
+        already: `${functionName} $LATEST already runs ${uri}`,
+      });
       const version = published.Version!;
       const check = await this.getFunction(functionName, version);
       if (check?.Code?.ImageUri !== uri) {
@@ -407,6 +388,36 @@ export class LambdaDeployTarget implements DeployTarget {
     } catch (e) {
       throw toDeployError(e, functionName);
     }
+  }
+
+  /**
+   * UpdateFunctionCode with `o.code` unless `$LATEST` already has it (`o.current`), waits until the update
+   * finished, then PublishVersion (with `o.codeSha256`, the Lambda API refuses to publish other code), each
+   * call retried on update conflicts. Logs `o.updated` or `o.already`.
+   * @returns the PublishVersion answer
+   */
+  private async updateAndPublish(
+    req: DeployRequest,
+    functionName: string,
+    o: { current: boolean; code: { S3Bucket: string; S3Key: string } | { ImageUri: string }; updated: string; already: string; codeSha256?: string },
+  ) {
+    const retry = this.retrying(functionName, req);
+    if (!o.current) {
+      await retry(() => this.o.client.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ...o.code })));
+      req.log(o.updated);
+    } else {
+      req.log(o.already);
+    }
+    await this.waitUpdated(functionName);
+    return retry(() =>
+      this.o.client.send(
+        new PublishVersionCommand({
+          FunctionName: functionName,
+          ...(o.codeSha256 ? { CodeSha256: o.codeSha256 } : {}),
+          Description: `buildonce ${req.project}@${req.version}`,
+        }),
+      ),
+    );
   }
 
   /**
@@ -452,7 +463,7 @@ export class LambdaDeployTarget implements DeployTarget {
    * @returns AliasArn
    */
   private async pointAlias(functionName: string, alias: string, version: string, req: DeployRequest): Promise<string | undefined> {
-    const retry = <T>(fn: () => Promise<T>) => withConflictRetry(fn, this.o.conflictRetries, (m) => req.log(`${functionName}: ${m}`));
+    const retry = this.retrying(functionName, req);
     const update = async () => {
       const r = await retry(() =>
         this.o.client.send(
@@ -481,10 +492,14 @@ export class LambdaDeployTarget implements DeployTarget {
   }
 }
 
+/** The one-line error for a function that does not exist (buildonce never creates functions). */
+function functionMissing(functionName: string): LambdaFunctionNotFoundError {
+  return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+}
+
 function toDeployError(e: unknown, functionName: string): Error {
   if (e instanceof DeployError || e instanceof DeployPreflightError) return e;
-  if (isNotFound(e))
-    return new LambdaFunctionNotFoundError(`Lambda function ${functionName} does not exist: create it with your IaC (buildonce never creates functions)`);
+  if (isNotFound(e)) return functionMissing(functionName);
   const err = e as Error;
   return new DeployError(`Lambda ${functionName}: ${err.name ?? 'Error'}: ${(err.message ?? String(e)).split('\n')[0]}`);
 }

@@ -1,11 +1,11 @@
-import { unusedAwsClients } from '@buildonce/testing';
+import { publishTestFile, unusedAwsClients } from '@buildonce/testing';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256File, writeDeterministicTarGz, type Manifest, type StoredManifest } from '@buildonce/artifact';
-import { FsBlobStore, artifactKey, parseStoreUrl, publishArtifact, storedManifestKey, verifyArtifact, type BlobStore } from '@buildonce/store';
+import { serializeManifest, writeDeterministicTarGz, type Manifest, type StoredManifest } from '@buildonce/artifact';
+import { FsBlobStore, artifactKey, parseStoreUrl, storedManifestKey, verifyArtifact, type BlobStore } from '@buildonce/store';
 import { createDeployTarget } from './targets-factory';
 import { DeployError, type DeployRequest } from './targets';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
@@ -32,19 +32,7 @@ async function publish(version: string, marker: string): Promise<{ manifest: Man
   mkdirSync(dir, { recursive: true });
   const tarball = join(dir, 'app.tar.gz');
   await writeDeterministicTarGz([{ name: 'main.js', bytes: Buffer.from(`console.log('${marker}')\n`) }], tarball);
-  const d = await sha256File(tarball);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'app',
-    version,
-    kind: 'node-tarball',
-    files: [{ name: 'app.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20',
-    architecture: 'x86_64',
-    entry: 'main.js',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store, manifest, dir, metadata });
+  const manifest = await publishTestFile({ store, project: 'app', version, dir, file: 'app.tar.gz', kind: 'node-tarball', metadata });
   return { manifest, tarball: readFileSync(tarball) };
 }
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseManifest, sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
-import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl, publishArtifact } from '@buildonce/store';
-import { benignArchives, hostileArchives, rawTarGz } from '@buildonce/testing';
+import { sha256File, writeDeterministicTarGz, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
+import { ArtifactIntegrityError, ArtifactNotFoundError, FsBlobStore, artifactKey, parseStoreUrl } from '@buildonce/store';
+import { benignArchives, hostileArchives, publishTestFile, rawTarGz } from '@buildonce/testing';
 import { LocalDeployError, currentVersion, deployLocal, newestVersions } from './local';
 import type { ProjectName, Version } from '@buildonce/values';
 
@@ -33,20 +33,7 @@ async function publishTarball(version: string, extra: { name: string; bytes: Buf
     ],
     tarball,
   );
-  const d = await sha256File(tarball);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'app',
-    version,
-    kind: 'node-tarball',
-    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20',
-    architecture: 'x86_64',
-    entry: 'main.js',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store, manifest, dir, metadata });
-  return manifest;
+  return publishTestFile({ store, project: 'app', version, dir, file: 'app-deployment.tar.gz', kind: 'node-tarball', metadata });
 }
 
 beforeEach(() => {
@@ -132,23 +119,20 @@ describe('deployLocal', () => {
     const dir = join(work, 'zip');
     mkdirSync(dir);
     await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('#!/bin/true') }], join(dir, 'bootstrap.zip'));
-    const d = await sha256File(join(dir, 'bootstrap.zip'));
-    const manifest = parseManifest({
-      schemaVersion: 1,
+    const manifest = await publishTestFile({
+      store,
       project: 'fn',
       version: '7',
+      dir,
+      file: 'bootstrap.zip',
       kind: 'lambda-zip',
-      files: [{ name: 'bootstrap.zip', size: d.size, sha256: d.hex }],
-      runtime: 'provided.al2023',
-      architecture: 'x86_64',
       handler: 'bootstrap',
-      toolchain: 'test',
+      metadata,
     });
-    await publishArtifact({ store, manifest, dir, metadata });
     const r = await deployLocal({ store, project: 'fn' as ProjectName, version: '7' as Version, root });
     expect(r.status).toBe('deployed');
     expect(readdirSync(join(root, 'releases/7')).sort()).toEqual(['.buildonce', 'bootstrap.zip']);
-    expect((await sha256File(join(root, 'current/bootstrap.zip'))).hex).toBe(d.hex);
+    expect((await sha256File(join(root, 'current/bootstrap.zip'))).hex).toBe(manifest.files[0]!.sha256);
   });
 
   it('refuses a root whose current is a real directory, and artifacts that ship .buildonce/', async () => {
@@ -184,19 +168,7 @@ async function publishRawTarball(version: string, bytes: Buffer): Promise<void> 
   const dir = join(work, `raw-${version}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'app-deployment.tar.gz'), bytes);
-  const d = await sha256File(join(dir, 'app-deployment.tar.gz'));
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'app',
-    version,
-    kind: 'node-tarball',
-    files: [{ name: 'app-deployment.tar.gz', size: d.size, sha256: d.hex }],
-    runtime: 'node>=20',
-    architecture: 'x86_64',
-    entry: 'main.js',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store, manifest, dir, metadata });
+  await publishTestFile({ store, project: 'app', version, dir, file: 'app-deployment.tar.gz', kind: 'node-tarball', metadata });
 }
 
 describe('deployLocal and the hostile-archive corpus', () => {

@@ -171,7 +171,7 @@ async function fsyncDir(dir: string): Promise<void> {
  * `already-current` without touching anything).
  * @throws ArtifactNotFoundError (version not published / a file missing), ArtifactIntegrityError
  *   (size or sha256 mismatch), LocalDeployError (unusable root or artifact; a tarball refused by the
- *   deploy policy, see TarPolicy in @buildonce/artifact: nothing is written and no temp file stays),
+ *   deploy profile of ArchivePolicy in @buildonce/artifact: nothing is written and no temp file stays),
  *   StoreAccessError, fs errors
  */
 export async function deployLocal(o: DeployLocalOptions): Promise<DeployLocalResult> {

@@ -25,6 +25,20 @@ afterAll(async () => {
   await moto?.stop();
 });
 
+/** acquireLock for `svc` in `env` as `me` (no run) promoting `version`; `o` overrides. */
+function lockFor(env: string, version: string, o: Partial<Parameters<typeof acquireLock>[0]>) {
+  return acquireLock({
+    store,
+    project: 'svc' as ProjectName,
+    env: env as EnvironmentName,
+    actor: 'me',
+    runId: null,
+    purpose: `promote ${version}`,
+    version: version as Version,
+    ...o,
+  });
+}
+
 describe('create-only writes under lost responses (S3 via a fault proxy)', () => {
   it('ledger: a history write applied but unanswered is recorded once, not twice', async () => {
     const env = 'lost-history';
@@ -56,32 +70,13 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
     const env = 'lost-lock';
     const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
     const t0 = Date.now();
-    const lock = await acquireLock({
-      store,
-      project: 'svc' as ProjectName,
-      env: env as EnvironmentName,
-      actor: 'me',
-      runId: null,
-      purpose: 'promote 1',
-      version: '1' as Version,
-      ttlMs: 20_000,
-      waitMs: 5_000,
-    });
+    const lock = await lockFor(env, '1', { ttlMs: 20_000, waitMs: 5_000 });
     await fired;
     expect(Date.now() - t0).toBeLessThan(4_000);
     expect(lock.unrecorded).toEqual([]);
     expect(lock.held).toBe(true);
     await lock.release();
-    const again = await acquireLock({
-      store,
-      project: 'svc' as ProjectName,
-      env: env as EnvironmentName,
-      actor: 'me',
-      runId: null,
-      purpose: 'promote 2',
-      version: '2' as Version,
-      waitMs: 1_000,
-    });
+    const again = await lockFor(env, '2', { waitMs: 1_000 });
     expect(again.unrecorded).toEqual([]);
     await again.release();
   });
@@ -89,30 +84,11 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
   it('lock: a lost takeover response keeps the taken-over lease (so the interrupted deploy gets recorded)', async () => {
     const env = 'lost-takeover';
     let t = Date.now();
-    const crashed = await acquireLock({
-      store,
-      project: 'svc' as ProjectName,
-      env: env as EnvironmentName,
-      actor: 'crashed',
-      runId: '7',
-      purpose: 'promote 5',
-      version: '5' as Version,
-      ttlMs: 1_000,
-      now: () => t,
-    });
+    const crashed = await lockFor(env, '5', { actor: 'crashed', runId: '7', ttlMs: 1_000, now: () => t });
     await crashed.abandon();
     t = Date.now() + 60_000; // the crashed holder's lease has expired
     const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
-    const lock = await acquireLock({
-      store,
-      project: 'svc' as ProjectName,
-      env: env as EnvironmentName,
-      actor: 'me',
-      runId: null,
-      purpose: 'promote 6',
-      version: '6' as Version,
-      waitMs: 2_000,
-    });
+    const lock = await lockFor(env, '6', { waitMs: 2_000 });
     await fired;
     expect(lock.unrecorded.map((l) => l.actor)).toEqual(['crashed']);
     await lock.release();

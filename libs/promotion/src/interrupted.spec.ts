@@ -1,46 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { unusedAwsClients } from '@buildonce/testing';
-import { tmpdir } from 'node:os';
+import { FakeTarget, publishFake, promotionSetup, removeTempDirs } from '@buildonce/testing';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { lockKey, openStore, parseStoreUrl, StoreAccessError, type BlobStore } from '@buildonce/store';
-import { parseConfig, resolveEnvironment } from '@buildonce/config';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lockKey, StoreAccessError, type BlobStore } from '@buildonce/store';
 import { LedgerError } from '@buildonce/errors';
-import { readCurrent, readHistory } from '@buildonce/ledger';
-import { acquireLock } from '@buildonce/ledger';
-import { promoteVersion, type PromoteRequest } from './promote';
+import { readCurrent, readHistory, acquireLock } from '@buildonce/ledger';
+import { promoteVersion } from './promote';
 import { rollbackEnvironment } from './rollback';
-import { FakeTarget, publishFake } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 // A promoter that crashed mid-deploy (lease left to expire) must be recorded,
 // and "already current" must not hide its unrecorded deploy.
-const config = parseConfig({});
-const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'interrupted-'));
-  dirs.push(dir);
-  const store: BlobStore = openStore(parseStoreUrl(`file://${dir}`));
-  const target = new FakeTarget();
-  const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({
-    store,
-    aws: unusedAwsClients(),
-    project: 'svc' as ProjectName,
-    version: version as Version,
-    environment: resolveEnvironment(config, env as EnvironmentName),
-    target,
-    meta,
-    log: (l) => lines.push(l),
-    lock: { ttlMs: 60_000, waitMs: 5_000 },
-  });
-  return { store, target, lines, req };
-}
+afterAll(removeTempDirs);
+const setup = () => promotionSetup({ extra: () => ({ lock: { ttlMs: 60_000, waitMs: 5_000 } }) });
 
 /** A promoter of `version` that took the lock, deployed, and died before recording (its lease has expired). */
 async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: string): Promise<void> {
@@ -60,13 +31,19 @@ async function crashMidDeploy(store: BlobStore, target: FakeTarget, version: str
   target.deployed.push(version); // the live target now runs it, the ledger does not say so
 }
 
+/** Versions 1 and 2 published, 1 promoted to dev, then a promoter of 2 crashed mid-deploy (lease expired, nothing recorded). */
+async function crashedAfterOne() {
+  const s = setup();
+  await publishFake(s.store, { project: 'svc' as ProjectName, version: '1' as Version });
+  await publishFake(s.store, { project: 'svc' as ProjectName, version: '2' as Version });
+  await promoteVersion(s.req('1', 'dev'));
+  await crashMidDeploy(s.store, s.target, '2');
+  return s;
+}
+
 describe('interrupted promotions', () => {
   it('promote of the recorded current version repairs an unrecorded deploy instead of answering already-current', async () => {
-    const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-    await promoteVersion(req('1', 'dev'));
-    await crashMidDeploy(store, target, '2');
+    const { store, target, req } = await crashedAfterOne();
     const r = await promoteVersion(req('1', 'dev'));
     expect(r.status).toBe('promoted');
     expect(target.deployed).toEqual(['1', '2', '1']); // 1 is live again
@@ -101,11 +78,7 @@ describe('interrupted promotions', () => {
   });
 
   it('a transient read error while recording an interrupted promotion fails the command and keeps the lease for the next one', async () => {
-    const { store, target, req } = setup();
-    await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-    await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-    await promoteVersion(req('1', 'dev'));
-    await crashMidDeploy(store, target, '2');
+    const { store, target, req } = await crashedAfterOne();
     let failReads = true;
     const flaky: BlobStore = Object.create(store);
     flaky.getBytes = async (key: string) => {
@@ -138,11 +111,7 @@ describe('interrupted promotions', () => {
     const writes = new Set(['putBytesIfMatch', 'putBytesIfAbsent', 'putFileIfAbsent', 'delete']);
     for (const mode of ['fails', 'response-lost'] as const) {
       for (let k = 1; ; k++) {
-        const { store, target, req } = setup();
-        await publishFake(store, { project: 'svc' as ProjectName, version: '1' as Version });
-        await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
-        await promoteVersion(req('1', 'dev'));
-        await crashMidDeploy(store, target, '2');
+        const { store, target, req } = await crashedAfterOne();
         let calls = 0;
         const faulty = new Proxy(store, {
           get(t, prop, recv) {

@@ -4,28 +4,12 @@ import type { HistoryEntry } from '@buildonce/ledger';
 import { checkPolicy } from './policy';
 import { planRollback } from './rollback';
 import type { EnvironmentName, Version, ProjectName } from '@buildonce/values';
+import { historyEntryOf } from '@buildonce/testing';
 
 let seq = 0;
 function entry(version: string, o: Partial<HistoryEntry> = {}): HistoryEntry {
   seq++;
-  return {
-    schemaVersion: 1,
-    seq,
-    project: 'p' as ProjectName,
-    environment: 'prod' as EnvironmentName,
-    version: version as Version,
-    status: 'succeeded',
-    rollback: false,
-    previousVersion: null,
-    artifact: { uri: 'file:///s/artifacts/p/1/', namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [] },
-    deploy: null,
-    commit: `c${version}`,
-    runId: null,
-    actor: 't',
-    startedAt: '2026-01-01T00:00:00.000Z',
-    finishedAt: '2026-01-01T00:00:00.000Z',
-    ...o,
-  };
+  return historyEntryOf(version, { seq, environment: 'prod' as EnvironmentName, commit: `c${version}`, ...o });
 }
 
 describe('policy', () => {

@@ -1,15 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { unusedAwsClients } from '@buildonce/testing';
+import { unusedAwsClients, removeTempDirs, publishFake, promotionSetup } from '@buildonce/testing';
 import { join } from 'node:path';
-import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { parseConfig, resolveEnvironment, type VerifyCheck } from '@buildonce/config';
+import { artifactKey } from '@buildonce/store';
+import { parseConfig, type VerifyCheck } from '@buildonce/config';
 import { DeployError } from '@buildonce/deploy';
 import { PolicyError } from '@buildonce/errors';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
-import { FakeTarget, publishFake } from '@buildonce/testing';
 import { VerificationFailedError } from '@buildonce/verification';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
@@ -17,7 +15,6 @@ const noAws = unusedAwsClients();
 
 afterAll(removeTempDirs);
 
-const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
 /** fails for version 2 only, like a smoke test against a broken release */
 const smoke = (onFailure?: 'rollback' | 'hold'): VerifyCheck => ({
   kind: 'command',
@@ -38,25 +35,13 @@ const smokeOf = (version: string, onFailure?: 'rollback' | 'hold'): VerifyCheck 
 
 function setup(checks: VerifyCheck[]) {
   const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging', verify: checks }, { name: 'prod' }] });
-  const store: BlobStore = openStore(parseStoreUrl(`file://${tempDir('promote-verify-')}`));
-  const target = new FakeTarget();
-  const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => {
-    const environment = resolveEnvironment(config, env as EnvironmentName);
-    const c = environment.kind === 'chain' ? environment.verify : undefined;
-    return {
-      store,
-      aws: unusedAwsClients(),
-      project: 'svc' as ProjectName,
-      version: version as Version,
-      environment,
-      target,
-      meta,
-      log: (l) => lines.push(l),
-      ...(c ? { verify: { checks: c, workspaceRoot: process.cwd(), lambda: noAws.lambda, cloudwatch: noAws.cloudwatch } } : {}),
-    };
-  };
-  return { store, target, lines, req };
+  return promotionSetup({
+    config,
+    extra: (environment) => {
+      const c = environment.kind === 'chain' ? environment.verify : undefined;
+      return c ? { verify: { checks: c, workspaceRoot: process.cwd(), lambda: noAws.lambda, cloudwatch: noAws.cloudwatch } } : {};
+    },
+  });
 }
 
 async function oneLineError(p: Promise<unknown>): Promise<Error> {

@@ -1,39 +1,16 @@
-import { join } from 'node:path';
-import { unusedAwsClients } from '@buildonce/testing';
+import { publishFake, removeTempDirs, promotionSetup } from '@buildonce/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, parseStoreUrl, ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
-import { DeployPreflightError } from '@buildonce/deploy';
-import { parseConfig, resolveEnvironment } from '@buildonce/config';
-import { DeployError } from '@buildonce/deploy';
+import { ArtifactNotFoundError, type BlobStore } from '@buildonce/store';
+import { DeployPreflightError, DeployError } from '@buildonce/deploy';
 import { PolicyError, RecordFailedError, UntrustedArtifactError } from '@buildonce/errors';
 import { listSeqs, readCurrent, readHistory } from '@buildonce/ledger';
 import { promoteVersion, type PromoteRequest } from './promote';
 import { rollbackEnvironment } from './rollback';
-import { FakeTarget, publishFake } from '@buildonce/testing';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
-const config = parseConfig({});
-const meta = { commit: 'abc123', runId: '7', actor: 'tester' };
-
-function setup() {
-  const store: BlobStore = openStore(parseStoreUrl(`file://${tempDir('promote-')}`));
-  const target = new FakeTarget();
-  const lines: string[] = [];
-  const req = (version: string, env: string): PromoteRequest => ({
-    store,
-    aws: unusedAwsClients(),
-    project: 'svc' as ProjectName,
-    version: version as Version,
-    environment: resolveEnvironment(config, env as EnvironmentName),
-    target,
-    meta,
-    log: (l) => lines.push(l),
-  });
-  return { store, target, lines, req };
-}
+const setup = () => promotionSetup();
 
 describe('promoteVersion (file store, fake target)', () => {
   it('walks the chain, is a no-op when current, and refuses prod without staging', async () => {

@@ -108,26 +108,56 @@ export async function promoteVersion(r: PromoteRequest): Promise<PromoteResult> 
   if (env.requires.length) log(`policy ok: ${env.requires.map((q) => `succeeded in ${q} (seq ${upstream[q]!.seq})`).join(', ')}`);
 
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
+  return deployUnderLock(r, req, artifact, {
+    purpose: `promote ${version}`,
+    dryRun: (where) => `dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`,
+    previousVersion: current?.entry.version ?? null,
+    deploy: async (again, regions, where) => {
+      log(`deploying ${version} to ${where}`);
+      if (regions) return deployRegions(r, req, artifact, regions, { rollback: false, commit: r.meta.commit, previous: again });
+      return deployVerifyAndRecord(r, req, artifact, again);
+    },
+  });
+}
+
+/**
+ * What a promotion and a rollback do once the artifact is verified: the target's preflight (every region's,
+ * for environments with regions), then the dry-run answer, or under the lock ({@link withLock}) the deploy
+ * unless `r.version` became current while waiting (`already-current`, {@link isLive}). After taking over an
+ * interrupted promotion the live target may run anything: it deploys again.
+ * @param o.dryRun the dry run's line, given how the deploy is described
+ * @param o.deploy deploys and records, given the current release read under the lock and the regions
+ * @throws whatever the preflight, the lock and `o.deploy` throw
+ */
+export async function deployUnderLock(
+  r: PromoteRequest,
+  req: DeployRequest,
+  artifact: VerifiedArtifact,
+  o: {
+    purpose: string;
+    dryRun: (where: string) => string;
+    previousVersion: Version | null;
+    deploy: (again: Awaited<ReturnType<typeof readCurrent>>, regions: PromotionRegion[] | undefined, where: string) => Promise<HistoryEntry>;
+  },
+): Promise<PromoteResult> {
+  const { store, project, version, log } = r;
+  const env = r.environment;
   const regions = r.regions?.length ? r.regions : undefined;
   if (regions) await preflightRegions(r, req, artifact, regions);
   else await r.target.preflight(req);
   const where = regions ? describeRegions(regions, req) : r.target.describe(req);
   if (r.dryRun) {
-    log(`dry run: would deploy ${version} to ${where} and record it in ${env.name} (current: ${current?.entry.version ?? 'none'})`);
-    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
+    log(o.dryRun(where));
+    return { status: 'dry-run', version, previousVersion: o.previousVersion, target: where, artifact };
   }
-  return withLock(r, `promote ${version}`, async ({ tookOver, assertHeld }) => {
+  return withLock(r, o.purpose, async ({ tookOver, assertHeld }) => {
     const again = await readCurrent(store, project, env.name);
-    // after taking over an interrupted promotion the live target may run anything: deploy again
     if (again && !tookOver && (await isLive(r, version, again))) {
       log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
       return { status: 'already-current', entry: again.entry };
     }
     assertHeld();
-    log(`deploying ${version} to ${where}`);
-    if (regions)
-      return { status: 'promoted', entry: await deployRegions(r, req, artifact, regions, { rollback: false, commit: r.meta.commit, previous: again }) };
-    return { status: 'promoted', entry: await deployVerifyAndRecord(r, req, artifact, again) };
+    return { status: 'promoted', entry: await o.deploy(again, regions, where) };
   });
 }
 

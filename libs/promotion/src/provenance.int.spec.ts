@@ -17,15 +17,13 @@ import {
   type StatementInput,
 } from '@buildonce/provenance';
 import { openStore, parseStoreUrl, provenanceKey, publishArtifact, publishMetadataFromEnv, type BlobStore } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
-import { makeKeyPair } from '@buildonce/provenance/src/testkit';
+import { FakeTarget, makeKeyPair, type MotoServer, startMoto } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { PolicyError } from '@buildonce/errors';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { promoteVersion } from './promote';
 import { collectReleases } from './releases';
 import { rollbackEnvironment } from './rollback';
-import { FakeTarget } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-promote-'));

@@ -1,24 +1,17 @@
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import { appendEntry } from '@buildonce/ledger';
 import { baseCommitForEnv, collectReleases, collectWorkspaceReleases, fieldOf, renderMarkdown, renderTable, sortByPipeline } from './releases';
-import { draft } from '@buildonce/testing';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { draft, removeTempDirs, tempDir, gitIn } from '@buildonce/testing';
 import { parseProjectName, type EnvironmentName, type ProjectName, type Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
 function gitRepo(): { dir: string; commits: string[] } {
   const dir = tempDir('base-git-');
-  const git = (...a: string[]) =>
-    execFileSync('git', a, {
-      cwd: dir,
-      encoding: 'utf8',
-      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-    }).trim();
+  const git = (...a: string[]) => gitIn(dir, ...a);
   git('init', '-q', '-b', 'main');
   const commits: string[] = [];
   for (const n of ['1', '2', '3']) {

@@ -2,9 +2,9 @@ import type { DeployRequest } from '@buildonce/deploy';
 import { locateArtifact } from './artifact';
 import { RollbackError } from '@buildonce/errors';
 import { changedTarget, readCurrent, readHistory, type HistoryEntry } from '@buildonce/ledger';
-import { deployAndRecord, isLive, promotionInFlight, withLock, type PromoteRequest, type PromoteResult } from './promote';
+import { deployAndRecord, deployUnderLock, promotionInFlight, type PromoteRequest, type PromoteResult } from './promote';
 import { checkProvenance } from './provenance';
-import { deployRegions, describeRegions, preflightRegions } from './regions';
+import { deployRegions } from './regions';
 import type { EnvironmentName } from '@buildonce/values';
 
 /**
@@ -112,25 +112,14 @@ export async function rollbackEnvironment(r: RollbackRequest): Promise<PromoteRe
   log(`rolling ${env.name} back from ${current?.entry.version ?? 'none'} to ${version} (seq ${target.seq}); verified ${artifact.uri}`);
   const pr: PromoteRequest = { ...r, version };
   const req: DeployRequest = { project, environment: env.name, version, namespace: artifact.namespace, stored: artifact.stored, store, dryRun: r.dryRun, log };
-  const regions = r.regions?.length ? r.regions : undefined;
-  if (regions) await preflightRegions(pr, req, artifact, regions);
-  else await r.target.preflight(req);
-  const where = regions ? describeRegions(regions, req) : r.target.describe(req);
-  if (r.dryRun) {
-    log(`dry run: would restore ${version} on ${where} and record a rollback entry`);
-    return { status: 'dry-run', version, previousVersion: current?.entry.version ?? null, target: where, artifact };
-  }
-  return withLock(pr, `rollback ${version}`, async ({ tookOver, assertHeld }) => {
-    const again = await readCurrent(store, project, env.name);
-    if (again && !tookOver && (await isLive(pr, version, again))) {
-      log(`version ${version} became current in ${env.name} while waiting (seq ${again.entry.seq}): nothing to do`);
-      return { status: 'already-current', entry: again.entry };
-    }
-    assertHeld();
+  return deployUnderLock(pr, req, artifact, {
+    purpose: `rollback ${version}`,
+    dryRun: (where) => `dry run: would restore ${version} on ${where} and record a rollback entry`,
+    previousVersion: current?.entry.version ?? null,
     // every region is restored: the target entry's per-region deploys are re-activated where the target can
-    const entry = regions
-      ? await deployRegions(pr, req, artifact, regions, { rollback: true, commit: target.commit, previous: again, restoreFrom: target })
-      : await deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined });
-    return { status: 'promoted', entry };
+    deploy: (again, regions) =>
+      regions
+        ? deployRegions(pr, req, artifact, regions, { rollback: true, commit: target.commit, previous: again, restoreFrom: target })
+        : deployAndRecord(pr, req, artifact, { rollback: true, commit: target.commit, restore: target.deploy ?? undefined }),
   });
 }

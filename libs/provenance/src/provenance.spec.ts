@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { hostname, tmpdir } from 'node:os';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { envelopePayload, IN_TOTO_PAYLOAD_TYPE, pae, parseEnvelope, serializeEnv
 import { ProvenanceError, ProvenanceRefusedError } from './errors';
 import { fileSigner, keyFingerprint, parseSigningKeySpec, resolveVerificationKeys, type VerificationKey } from './keys';
 import { BUILD_TYPE, buildStatement, SLSA_PROVENANCE_V1, STATEMENT_TYPE, statementFacts, type StatementInput } from './statement';
-import { makeKeyPair } from './testkit';
+import { makeKeyPair, gitIn } from '@buildonce/testing';
 import { matchesPattern, provenancePolicySchema, verifyProvenance, type VerifyProvenanceInput } from './verify';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
@@ -265,12 +264,7 @@ describe('build facts', () => {
   it('locally: builder local:<host>, commit, ref and work-tree state from one git call; lock files by workspace-relative path, never absolute', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'buildonce-facts-'));
     try {
-      const git = (...a: string[]) =>
-        execFileSync('git', a, {
-          cwd: dir,
-          encoding: 'utf8',
-          env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-        }).trim();
+      const git = (...a: string[]) => gitIn(dir, ...a);
       git('init', '-q', '-b', 'trunk');
       writeFileSync(join(dir, 'package-lock.json'), 'npm');
       mkdirSync(join(dir, 'app'));

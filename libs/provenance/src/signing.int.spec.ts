@@ -5,13 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateKeyCommand, CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { awsClients } from '@buildonce/aws';
 import { run } from '@buildonce/process';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { makeKeyPair, type MotoServer, startMoto } from '@buildonce/testing';
 import { attest } from './attest';
 import { envelopePayload, pae } from './dsse';
 import { ProvenanceError } from './errors';
 import { fileSigner, resolveVerificationKeys, signerFromSpec } from './keys';
 import type { StatementInput } from './statement';
-import { makeKeyPair } from './testkit';
 import { provenancePolicySchema, verifyProvenance } from './verify';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 

@@ -1,20 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import {
-  ensureRegionCopy,
-  openRegionStore,
-  publishArtifact,
-  publishMetadataFromEnv,
-  readStoredManifest,
-  verifyArtifact,
-  type BlobStore,
-  type S3BlobStore,
-} from '@buildonce/store';
+import { ensureRegionCopy, openRegionStore, readStoredManifest, verifyArtifact, type BlobStore, type S3BlobStore } from '@buildonce/store';
 import { appendEntry } from '@buildonce/ledger';
-import { draft, removeTempDirs, startMoto, tempDir, type MotoServer } from '@buildonce/testing';
+import { draft, publishTestZip, removeTempDirs, startMoto, type MotoServer } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { runRetention } from './retention';
 
@@ -40,20 +27,7 @@ afterAll(async () => {
 });
 
 async function publishAndCopy(version: string): Promise<void> {
-  const dir = tempDir('region-ret-');
-  const bytes = randomBytes(2000);
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project,
-    version,
-    kind: 'lambda-zip',
-    files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-    runtime: 'provided.al2023',
-    architecture: 'x86_64',
-    toolchain: 'test',
-  });
-  await publishArtifact({ store: home, manifest, dir, metadata: publishMetadataFromEnv({}) });
+  await publishTestZip({ store: home, project, version, size: 2000 });
   const stored = await verifyArtifact(home, project, version as Version);
   await ensureRegionCopy({ home, replica: euw1, region: 'eu-west-1', project, version: version as Version, namespace: 'trusted', stored, log: () => {} });
 }

@@ -1,22 +1,18 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest, sha256Bytes } from '@buildonce/artifact';
 import {
   currentKey,
   historyKey,
   openStore,
   parseStoreUrl,
   provenanceKey,
-  publishArtifact,
   publishMetadataFromEnv,
   readStoredManifest,
   verifyArtifact,
   type BlobStore,
 } from '@buildonce/store';
-import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
+import { publishTestZip, startMotoBucket, type MotoBucket, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
 import { runRetention } from './retention';
 import { appendEntry } from '@buildonce/ledger';
 import { draft } from '@buildonce/testing';
@@ -25,34 +21,20 @@ import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 afterAll(removeTempDirs);
 
 let moto: MotoServer;
+let mb: MotoBucket | undefined;
 const bucket = 'retention-it';
 
 beforeAll(async () => {
-  moto = await startMoto();
-  Object.assign(process.env, moto.env);
-  await moto.createBucket(bucket);
+  mb = await startMotoBucket(bucket);
+  moto = mb.moto;
 });
 afterAll(async () => {
-  await moto?.stop();
+  await mb?.stop();
 });
 
 async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number; provenance?: Buffer } = {}) {
-  const dir = tempDir('ret-');
-  const bytes = randomBytes(opts.size ?? 1000);
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project,
-    version,
-    kind: 'lambda-zip',
-    files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-    runtime: 'provided.al2023',
-    architecture: 'x86_64',
-    toolchain: 'test',
-  });
-  const env = opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {};
-  const provenance = opts.provenance ? async () => opts.provenance : undefined;
-  await publishArtifact({ store, manifest, dir, metadata: publishMetadataFromEnv(env), namespace: opts.preview ? 'preview' : 'trusted', provenance });
+  const metadata = publishMetadataFromEnv(opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {});
+  await publishTestZip({ store, project, version, size: opts.size, metadata, namespace: opts.preview ? 'preview' : 'trusted', provenance: opts.provenance });
 }
 
 /** A ledger as promotion leaves it: history entries with zero-padded seq and a current pointer. */

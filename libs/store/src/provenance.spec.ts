@@ -1,14 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
+import { parseManifest } from '@buildonce/artifact';
 import { openStore } from './open';
 import { parseStoreUrl } from './url';
 import { PUBLISH_LEASE_SUFFIX, publishArtifact, publishMetadataFromEnv } from './artifacts';
 import { provenanceKey } from './keys';
 import type { BlobStore } from './blob';
 import type { ProjectName, Version } from '@buildonce/values';
+import { writeTestBuildOutput } from '@buildonce/testing';
 
 const root = mkdtempSync(join(tmpdir(), 'buildonce-prov-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -63,23 +64,5 @@ describe('publishArtifact with provenance', () => {
 });
 
 function buildOutput(version: string): string {
-  const dir = mkdtempSync(join(root, 'out-'));
-  const bytes = Buffer.from(`zip bytes ${version}`);
-  writeFileSync(join(dir, 'bootstrap.zip'), bytes);
-  writeFileSync(
-    join(dir, 'artifact.json'),
-    serializeManifest(
-      parseManifest({
-        schemaVersion: 1,
-        project: 'svc',
-        version,
-        kind: 'lambda-zip',
-        files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-        runtime: 'provided.al2023',
-        architecture: 'x86_64',
-        toolchain: 'cargo 1.95',
-      }),
-    ),
-  );
-  return dir;
+  return writeTestBuildOutput(mkdtempSync(join(root, 'out-')), { version, bytes: Buffer.from(`zip bytes ${version}`), toolchain: 'cargo 1.95' });
 }

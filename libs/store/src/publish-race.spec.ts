@@ -1,9 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseManifest, sha256Bytes } from '@buildonce/artifact';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { removeTempDirs, tempDir, writeTestArtifactDir } from '@buildonce/testing';
 import {
   artifactKey,
   openStore,
@@ -51,19 +49,7 @@ function racingStore(inner: BlobStore, project: string, version: string, at: num
 
 describe('publish against files deleted at any point (file store)', () => {
   const files = { 'bootstrap.zip': randomBytes(1500), 'extra.bin': randomBytes(300) };
-  const dir = tempDir('race-art-');
-  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project: 'race',
-    version: '77',
-    kind: 'lambda-zip',
-    files: Object.entries(files).map(([name, bytes]) => ({ name, size: bytes.length, sha256: sha256Bytes(bytes).hex })),
-    runtime: 'provided.al2023',
-    architecture: 'x86_64',
-    handler: 'bootstrap',
-    toolchain: 'test',
-  });
+  const { dir, manifest } = writeTestArtifactDir('race', '77', files);
   const metadata = publishMetadataFromEnv({});
   // starting states: nothing stored, files without a manifest (an incomplete earlier publish), complete but a file lost
   const starts: [string, (s: BlobStore) => Promise<void>][] = [

@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,27 @@ afterAll(async () => {
   await moto?.stop();
 });
 
+/**
+ * A store whose S3 endpoint is an HTTP server answering every request with `status`, `contentType` and
+ * `body` (a captive portal, a misconfigured proxy). Close `server` when done.
+ */
+async function oddEndpoint(status: number, contentType: string, body: string): Promise<{ server: Server; port: number; odd: BlobStore }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(status, { 'content-type': contentType });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), {
+    env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` },
+    clientConfig: { endpoint: `http://127.0.0.1:${port}` },
+  });
+  return { server, port, odd };
+}
+
 describe('S3 error mapping through a fault proxy', () => {
   it('retries throttling (503 SlowDown) with backoff and succeeds', async () => {
     const only = s3Request('PUT', '/throttled/');
@@ -55,22 +77,8 @@ describe('S3 error mapping through a fault proxy', () => {
   });
 
   it('an endpoint answering 200 + HTML to every request is an error naming the endpoint, never empty data', async () => {
-    const server = await import('node:http').then(({ createServer }) =>
-      createServer((req, res) => {
-        req.resume();
-        req.on('end', () => {
-          res.writeHead(200, { 'content-type': 'text/html' });
-          res.end('<!doctype html><html><body>Welcome to the network: please sign in</body></html>');
-        });
-      }),
-    );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const port = (server.address() as { port: number }).port;
+    const { server, port, odd } = await oddEndpoint(200, 'text/html', '<!doctype html><html><body>Welcome to the network: please sign in</body></html>');
     try {
-      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), {
-        env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` },
-        clientConfig: { endpoint: `http://127.0.0.1:${port}` },
-      });
       const list = async () => {
         for await (const o of odd.list('releases/')) void o;
       };
@@ -95,22 +103,8 @@ describe('S3 error mapping through a fault proxy', () => {
   });
 
   it('an error body the SDK cannot parse (UnknownError) is mapped too', async () => {
-    const server = await import('node:http').then(({ createServer }) =>
-      createServer((req, res) => {
-        req.resume();
-        req.on('end', () => {
-          res.writeHead(418, { 'content-type': 'text/plain' });
-          res.end('teapot');
-        });
-      }),
-    );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const port = (server.address() as { port: number }).port;
+    const { server, odd } = await oddEndpoint(418, 'text/plain', 'teapot');
     try {
-      const odd = openStore(parseStoreUrl(`s3://${bucket}/e`), {
-        env: { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` },
-        clientConfig: { endpoint: `http://127.0.0.1:${port}` },
-      });
       const err = await odd.getBytes('x.json').then(
         () => undefined,
         (e: Error) => e,

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest, sha256Bytes, type Manifest } from '@buildonce/artifact';
-import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
+import { sha256Bytes } from '@buildonce/artifact';
+import { startMotoBucket, type MotoBucket, type MotoServer, removeTempDirs, tempDir, writeTestArtifactDir } from '@buildonce/testing';
 import {
   ArtifactConflictError,
   ArtifactIntegrityError,
@@ -23,34 +23,18 @@ import type { ProjectName, Version } from '@buildonce/values';
 afterAll(removeTempDirs);
 
 let moto: MotoServer;
+let mb: MotoBucket | undefined;
 const bucket = 'buildonce-test';
 
 beforeAll(async () => {
-  moto = await startMoto();
-  Object.assign(process.env, moto.env);
-  await moto.createBucket(bucket);
+  mb = await startMotoBucket(bucket);
+  moto = mb.moto;
 });
 afterAll(async () => {
-  await moto?.stop();
+  await mb?.stop();
 });
 
-/** Writes an artifact directory with one file of the given bytes and returns its manifest. */
-function artifactDir(project: string, version: string, files: Record<string, Buffer>): { dir: string; manifest: Manifest } {
-  const dir = tempDir('art-');
-  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
-  const manifest = parseManifest({
-    schemaVersion: 1,
-    project,
-    version,
-    kind: 'lambda-zip',
-    files: Object.entries(files).map(([name, bytes]) => ({ name, size: bytes.length, sha256: sha256Bytes(bytes).hex })),
-    runtime: 'provided.al2023',
-    architecture: 'x86_64',
-    handler: 'bootstrap',
-    toolchain: 'test',
-  });
-  return { dir, manifest };
-}
+const artifactDir = writeTestArtifactDir;
 
 const backends: [string, () => BlobStore][] = [
   ['file', () => openStore(parseStoreUrl(`file://${tempDir('store-')}`))],

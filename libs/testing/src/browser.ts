@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /**
  * Browser helpers (import `@buildonce/testing/src/browser`; kept out of the package index so tests that
@@ -32,6 +32,34 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-dev-shm-usage',
     ],
   });
+}
+
+/** A browser with the one context a dashboard spec file uses. */
+export interface DashboardBrowser {
+  browser: Browser;
+  context: BrowserContext;
+  /** closes the context, then the browser */
+  close(): Promise<void>;
+}
+
+/**
+ * {@link launchChromium} with one context for the dashboard specs: CSP bypassed on purpose (escaping must hold
+ * by itself, not because the policy blocks inline script), a 1280x900 viewport, 60 s timeouts (a loaded
+ * 2-core machine).
+ */
+export async function launchDashboardBrowser(): Promise<DashboardBrowser> {
+  const browser = await launchChromium();
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(60_000);
+  context.setDefaultNavigationTimeout(60_000);
+  return {
+    browser,
+    context,
+    close: async () => {
+      await context.close();
+      await browser.close();
+    },
+  };
 }
 
 /** One axe-core violation, reduced to what a failing assertion should print. */

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '@buildonce/store';
 
 /**
  * Stops a server process the tests started: SIGTERM, SIGKILL after `graceMs` (ms) if it has not exited;
@@ -105,4 +107,44 @@ export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
     },
     stop: () => stopChild(child, exited),
   };
+}
+
+/** moto_server whose credentials and endpoint are in `process.env`, with one empty S3 bucket. */
+export interface MotoBucket {
+  moto: MotoServer;
+  /** an S3 client on moto (the store's client factory) */
+  s3: S3Client;
+  bucket: string;
+  /** destroys the client, stops moto and restores the `process.env` values it replaced */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts moto_server, puts its environment into `process.env` (code under test builds its own AWS SDK
+ * clients, whose credential chain reads process.env) and creates `bucket` (S3 CreateBucket).
+ * @throws when moto does not start or the bucket cannot be created (moto is stopped again)
+ */
+export async function startMotoBucket(bucket: string): Promise<MotoBucket> {
+  const moto = await startMoto();
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(moto.env)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  const s3 = createS3Client({ env: moto.env });
+  const stop = async () => {
+    s3.destroy();
+    await moto.stop();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { moto, s3, bucket, stop };
 }

@@ -101,3 +101,19 @@ export function makeTempWorkspace(prefix = 'buildonce-ws-'): TempWorkspace {
     },
   };
 }
+
+/**
+ * The environment of an `nx` run of the promote specs in a temp workspace: Rust builds from the offline
+ * registry (BUILDONCE_CARGO_OFFLINE_REGISTRY, default Debian's /usr/share/cargo/registry), Nx's cache in
+ * `cache`, no store, deploy or GITHUB_OUTPUT inherited from the machine; `env` last.
+ */
+export function promoteSpecEnv(cache: string, env: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry',
+    NX_CACHE_DIRECTORY: cache,
+    BUILDONCE_STORE: '',
+    BUILDONCE_DEPLOY: '',
+    GITHUB_OUTPUT: '',
+    ...env,
+  };
+}

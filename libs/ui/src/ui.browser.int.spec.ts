@@ -2,14 +2,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { currentKey } from '@buildonce/store';
 import { runPromoteCommand } from '@buildonce/commands';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
-import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
+import { HOSTILE, removeTempDirs, type SeededWorkspace, seedWorkspace, tempDir, VERSIONS } from '@buildonce/testing';
+import { axeViolations, launchDashboardBrowser, type DashboardBrowser } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';
 import type { UiServer } from './server';
-import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testkit';
 import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /**
@@ -20,8 +19,8 @@ import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 let ws: SeededWorkspace;
 let ui: UiServer;
-let browser: Browser;
 let context: BrowserContext;
+let dashboard: DashboardBrowser | undefined;
 let shots: string;
 
 beforeAll(async () => {
@@ -35,16 +34,12 @@ beforeAll(async () => {
   });
   if (!('server' in r)) throw new Error('expected a server');
   ui = r.server;
-  browser = await launchChromium();
-  // CSP bypassed on purpose: escaping must hold by itself, not because the policy blocks inline script
-  context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(60_000);
-  context.setDefaultNavigationTimeout(60_000);
+  dashboard = await launchDashboardBrowser();
+  ({ context } = dashboard);
 });
 
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await dashboard?.close();
   await ui?.close();
   removeTempDirs();
 });

@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { removeTempDirs, startMoto, tempDir, type MotoServer } from '@buildonce/testing';
-import { axeViolations, launchChromium } from '@buildonce/testing/src/browser';
+import type { BrowserContext, Page } from 'playwright-core';
+import { HOSTILE, type MotoServer, removeTempDirs, type SeededWorkspace, seedWorkspace, startMoto, tempDir, VERSIONS } from '@buildonce/testing';
+import { axeViolations, launchDashboardBrowser, type DashboardBrowser } from '@buildonce/testing/src/browser';
 import { runUiCommand } from './command';
 import type { UiServer } from './server';
-import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testkit';
 
 /**
  * The dashboard over an S3 store on moto_server, filled by the same real publishes, promotions and
@@ -15,8 +14,8 @@ import { HOSTILE, VERSIONS, seedWorkspace, type SeededWorkspace } from './testki
 let moto: MotoServer | undefined;
 let ws: SeededWorkspace;
 let ui: UiServer;
-let browser: Browser;
 let context: BrowserContext;
+let dashboard: DashboardBrowser | undefined;
 let shots: string;
 
 beforeAll(async () => {
@@ -29,15 +28,12 @@ beforeAll(async () => {
   const r = await runUiCommand({ workspaceRoot: ws.root, port: 0, log: () => undefined, processEnv: { ...processEnv, AWS_MAX_ATTEMPTS: '1' } });
   if (!('server' in r)) throw new Error('expected a server');
   ui = r.server;
-  browser = await launchChromium();
-  context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(60_000);
-  context.setDefaultNavigationTimeout(60_000);
+  dashboard = await launchDashboardBrowser();
+  ({ context } = dashboard);
 });
 
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await dashboard?.close();
   await ui?.close();
   await moto?.stop();
   removeTempDirs();

@@ -1,28 +1,23 @@
+import { buffer } from 'node:stream/consumers';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { type MotoBucket, type MotoServer, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nxLikeBody, sha256Hex } from '../test-helpers';
 import type { CacheBackend } from './backend';
 import { CacheStore, recordKey, type EntryRecord } from './cache-store';
 import { FsCacheBackend } from './fs-backend';
 import { S3CacheBackend } from './s3-backend';
 
 const MAX = 64 * 1024 * 1024;
-let n = 0;
-const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+const newHash = newCacheHash;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 async function put(store: CacheStore, hash: string, body: Buffer, namespace = 'trusted') {
   return store.put(namespace, hash, Readable.from([body]), body.length);
@@ -65,27 +60,16 @@ describe('CacheStore under races and lost responses', () => {
   let root: string;
   let moto: MotoServer;
   let s3: S3Client;
-  const savedEnv: Record<string, string | undefined> = {};
+  let mb: MotoBucket | undefined;
   const bucket = 'cache-store-races';
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'cache-store-races-'));
-    moto = await startMoto();
-    // the SDK's credential chain reads process.env
-    for (const [k, v] of Object.entries(moto.env)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
-    s3 = createS3Client({ env: moto.env });
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    mb = await startMotoBucket(bucket);
+    ({ moto, s3 } = mb);
   });
   afterAll(async () => {
-    s3?.destroy();
-    await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await mb?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 

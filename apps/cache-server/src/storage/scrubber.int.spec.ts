@@ -1,15 +1,14 @@
+import { buffer } from 'node:stream/consumers';
 import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { captureLogger, type MotoBucket, nxLikeBody, sha256Hex, startMotoBucket, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore } from '../config';
 import { startServer } from '../start';
 import { parseTokens } from '../tokens';
-import { captureLogger, nxLikeBody, sha256Hex } from '../test-helpers';
 import type { CacheBackend } from './backend';
 import { CacheStore, recordKey, type EntryRecord } from './cache-store';
 import { FsCacheBackend, fileIdentity } from './fs-backend';
@@ -18,14 +17,9 @@ import { Pacer, Scrubber } from './scrubber';
 
 const MAX = 64 * 1024 * 1024;
 const MiB = 1024 * 1024;
-let n = 0;
-const newHash = () => `${Date.now()}${String(++n).padStart(4, '0')}`;
+const newHash = newCacheHash;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 async function recordOf(store: CacheStore, hash: string): Promise<EntryRecord> {
   return JSON.parse((await store.backend.getRecord(recordKey('trusted', hash)))!.toString()) as EntryRecord;
@@ -44,28 +38,17 @@ interface Fixture {
 
 describe('scrubber: re-hashes blobs at rest at a bounded rate and quarantines mismatches', () => {
   let root: string;
-  let moto: MotoServer;
   let s3: S3Client;
   const bucket = 'cache-scrub';
-  const savedEnv: Record<string, string | undefined> = {};
+  let mb: MotoBucket | undefined;
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'cache-scrub-'));
-    moto = await startMoto();
-    for (const [k, v] of Object.entries(moto.env)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
-    s3 = createS3Client({ env: moto.env });
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    mb = await startMotoBucket(bucket);
+    s3 = mb.s3;
   });
   afterAll(async () => {
-    s3?.destroy();
-    await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await mb?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -1,10 +1,10 @@
+import { buffer } from 'node:stream/consumers';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { startMoto, type MotoServer } from '@buildonce/testing';
+import { type MotoServer, nxLikeBody, sha256Hex, startMoto } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nxLikeBody, sha256Hex } from '../test-helpers';
 import { CacheStore } from './cache-store';
 import { S3CacheBackend } from './s3-backend';
 import { SharedLru } from './shared-lru';
@@ -12,11 +12,7 @@ import { SharedLru } from './shared-lru';
 const MAX = 64 * 1024 * 1024;
 const MINUTE = 60_000;
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const readAll = (s: Readable): Promise<Buffer> => buffer(s);
 
 /**
  * Three replicas (each its own S3 client, CacheStore and SharedLru) on one moto_server bucket. Cycles are driven

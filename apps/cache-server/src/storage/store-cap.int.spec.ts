@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseCacheStore } from '../config';
 import { startServer } from '../start';
-import { captureLogger, nxLikeBody, sha256Hex } from '../test-helpers';
+import { captureLogger, nxLikeBody, sha256Hex } from '@buildonce/testing';
 import { parseTokens } from '../tokens';
 import { CacheStore } from './cache-store';
 import { FsCacheBackend } from './fs-backend';

@@ -71,7 +71,7 @@ function embeddedChecker(): string {
   return m[1]!;
 }
 
-describe('the tar checker embedded in user-data.sh and TarPolicy (deployLocal) give the same verdicts', () => {
+describe('the tar checker embedded in user-data.sh and the deploy profile of ArchivePolicy (deployLocal) give the same verdicts', () => {
   it.each([...hostileArchives(), ...benignArchives()].map((a) => [a.name, a] as const))('%s', async (_n, a) => {
     const file = join(base, `${a.name}.tar.gz`);
     writeFileSync(file, rawTarGz(a.entries));

@@ -3,31 +3,13 @@ import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import type { HistoryEntry } from '@buildonce/ledger';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { GATES, UPSTREAM_GATES, provenanceGate, requiresGate, soakGate, trustGate, verificationGate, type UpstreamFacts } from './index';
+import { historyEntryOf } from '@buildonce/testing';
 
 const config = parseConfig({ environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod', soakMinutes: 30 }] });
 const prod = resolveEnvironment(config, 'prod' as EnvironmentName);
 const now = new Date('2026-01-01T01:00:00.000Z');
 
-function entry(version: string, o: Partial<HistoryEntry> = {}): HistoryEntry {
-  return {
-    schemaVersion: 1,
-    seq: 1,
-    project: 'p' as ProjectName,
-    environment: 'staging' as EnvironmentName,
-    version: version as Version,
-    status: 'succeeded',
-    rollback: false,
-    previousVersion: null,
-    artifact: { uri: 'file:///s/artifacts/p/1/', namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [] },
-    deploy: null,
-    commit: null,
-    runId: null,
-    actor: 't',
-    startedAt: '2026-01-01T00:00:00.000Z',
-    finishedAt: '2026-01-01T00:00:00.000Z',
-    ...o,
-  };
-}
+const entry = (version: string, o: Partial<HistoryEntry> = {}): HistoryEntry => historyEntryOf(version, o);
 const facts = (e: HistoryEntry | undefined): UpstreamFacts => ({ environment: prod, version: '5' as Version, required: 'staging', entry: e, now });
 const refusedUpstream = { ok: false, reason: 'version 5 has not succeeded in staging, which prod requires: promote it to staging first (--env=staging)' };
 

@@ -9,7 +9,7 @@ import { unusedAwsClients } from '../aws';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { promoteVersion } from '@buildonce/promotion';
-import { FileTarget } from './crash-target';
+import { CRASH_CHILD_REQUEST, FileTarget, reportChild } from './crash-target';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const [storeDir, liveFile, version] = process.argv.slice(2) as [string, string, string];
@@ -26,20 +26,14 @@ store.putBytesIfAbsent = async (key, bytes, o) => {
   if (key.includes('/history/')) crashPoint('after-history');
   return r;
 };
-promoteVersion({
-  store,
-  aws: unusedAwsClients(),
-  project: 'svc' as ProjectName,
-  version: version as Version,
-  environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),
-  target: new FileTarget(liveFile, { before: () => crashPoint('before-deploy'), after: () => crashPoint('after-deploy') }),
-  meta: { commit: 'c', runId: 'child', actor: 'crash-child' },
-  lock: { ttlMs: 1_000, waitMs: 30_000 },
-  log: () => undefined,
-}).then(
-  (r) => process.stdout.write(`${r.status}\n`),
-  (e: Error) => {
-    process.stderr.write(`${e.message}\n`);
-    process.exit(1);
-  },
+reportChild(
+  promoteVersion({
+    store,
+    aws: unusedAwsClients(),
+    project: 'svc' as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(parseConfig({}), 'dev' as EnvironmentName),
+    target: new FileTarget(liveFile, { before: () => crashPoint('before-deploy'), after: () => crashPoint('after-deploy') }),
+    ...CRASH_CHILD_REQUEST,
+  }),
 );

@@ -31,3 +31,21 @@ export class FileTarget implements DeployTarget {
     }
   }
 }
+
+/** What every crash child's promotion carries: the crash-child identity, a 1 s lease (taken over soon after the kill), no log. */
+export const CRASH_CHILD_REQUEST = {
+  meta: { commit: 'c', runId: 'child', actor: 'crash-child' },
+  lock: { ttlMs: 1_000, waitMs: 30_000 },
+  log: (): void => undefined,
+};
+
+/** Ends a crash child: the promotion's status on stdout, or its error on stderr and exit code 1 (what the crash specs read). */
+export function reportChild(result: Promise<{ status: string }>): void {
+  result.then(
+    (r) => process.stdout.write(`${r.status}\n`),
+    (e: Error) => {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -11,37 +11,31 @@ import { unusedAwsClients } from '../aws';
 import { openRegionStore } from '@buildonce/store';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { promoteVersion } from '@buildonce/promotion';
-import { FileTarget } from './crash-target';
+import { CRASH_CHILD_REQUEST, FileTarget, reportChild } from './crash-target';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 const [homeUrl, euUrl, liveDir, version] = process.argv.slice(2) as [string, string, string, string];
 const home = openRegionStore(homeUrl, 'us-east-1');
-promoteVersion({
-  store: home,
-  aws: unusedAwsClients(),
-  project: 'svc' as ProjectName,
-  version: version as Version,
-  environment: resolveEnvironment(
-    parseConfig({ store: homeUrl, environments: [{ name: 'prod', regions: { 'us-east-1': {}, 'eu-west-1': { store: euUrl } } }] }),
-    'prod' as EnvironmentName,
-  ),
-  target: new FileTarget(join(liveDir, 'us-east-1')),
-  regions: [
-    { name: 'us-east-1', store: home, home: true, target: new FileTarget(join(liveDir, 'us-east-1')) },
-    {
-      name: 'eu-west-1',
-      store: openRegionStore(euUrl, 'eu-west-1'),
-      home: false,
-      target: new FileTarget(join(liveDir, 'eu-west-1'), { before: () => crashPoint('between-regions') }),
-    },
-  ],
-  meta: { commit: 'c', runId: 'child', actor: 'crash-child' },
-  lock: { ttlMs: 1_000, waitMs: 30_000 },
-  log: () => undefined,
-}).then(
-  (r) => process.stdout.write(`${r.status}\n`),
-  (e: Error) => {
-    process.stderr.write(`${e.message}\n`);
-    process.exit(1);
-  },
+reportChild(
+  promoteVersion({
+    store: home,
+    aws: unusedAwsClients(),
+    project: 'svc' as ProjectName,
+    version: version as Version,
+    environment: resolveEnvironment(
+      parseConfig({ store: homeUrl, environments: [{ name: 'prod', regions: { 'us-east-1': {}, 'eu-west-1': { store: euUrl } } }] }),
+      'prod' as EnvironmentName,
+    ),
+    target: new FileTarget(join(liveDir, 'us-east-1')),
+    regions: [
+      { name: 'us-east-1', store: home, home: true, target: new FileTarget(join(liveDir, 'us-east-1')) },
+      {
+        name: 'eu-west-1',
+        store: openRegionStore(euUrl, 'eu-west-1'),
+        home: false,
+        target: new FileTarget(join(liveDir, 'eu-west-1'), { before: () => crashPoint('between-regions') }),
+      },
+    ],
+    ...CRASH_CHILD_REQUEST,
+  }),
 );

@@ -1,10 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { CreateFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseManifest, sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { publishArtifact, publishMetadataFromEnv, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
 import { DeployError, type DeployRequest, type DeployResult, type DeployTarget } from '@buildonce/deploy';
-import type { EntryDraft } from '@buildonce/ledger';
+import type { EntryDraft, HistoryEntry } from '@buildonce/ledger';
 import { tempDir } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
@@ -132,6 +133,54 @@ export function draft(version: Version, o: Partial<EntryDraft> = {}): EntryDraft
     actor: 'tester',
     startedAt: new Date().toISOString(),
     finishedAt: new Date().toISOString(),
+    ...o,
+  };
+}
+
+/**
+ * Creates the Lambda functions a promotion updates, the way IaC would: one per name, provided.al2023,
+ * x86_64, handler `bootstrap`, a placeholder zip as code, with a role from {@link createLambdaRole}
+ * (Lambda CreateFunction through `lambda`, IAM on moto at `endpoint`).
+ */
+export async function createPlaceholderFunctions(lambda: LambdaClient, endpoint: string, names: readonly string[]): Promise<void> {
+  const role = await createLambdaRole(endpoint);
+  const placeholder = join(tempDir('placeholder-'), 'placeholder.zip');
+  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
+  for (const FunctionName of names) {
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName,
+        Runtime: 'provided.al2023',
+        Role: role,
+        Handler: 'bootstrap',
+        Architectures: ['x86_64'],
+        Code: { ZipFile: readFileSync(placeholder) },
+      }),
+    );
+  }
+}
+
+/**
+ * A succeeded history entry of project `p` in `staging` at `version` (seq 1, a trusted lambda-zip of
+ * bootstrap.zip, no commit or run, actor `t`, 2026-01-01), for pure gate and policy specs; `o` overrides.
+ */
+export function historyEntryOf(version: string, o: Partial<HistoryEntry> = {}): HistoryEntry {
+  return {
+    schemaVersion: 1,
+    seq: 1,
+    project: 'p' as ProjectName,
+    environment: 'staging' as EnvironmentName,
+    version: version as Version,
+    status: 'succeeded',
+    rollback: false,
+    previousVersion: null,
+    artifact: { uri: 'file:///s/artifacts/p/1/', namespace: 'trusted', kind: 'lambda-zip', file: 'bootstrap.zip', sha256: 'a'.repeat(64), files: [] },
+    deploy: null,
+    commit: null,
+    runId: null,
+    actor: 't',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:00:00.000Z',
     ...o,
   };
 }

@@ -1,14 +1,12 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest, serializeManifest, sha256Bytes } from '@buildonce/artifact';
 import { appendEntry } from '@buildonce/ledger';
 import { runPublishCommand } from '@buildonce/commands';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { draft } from '@buildonce/testing';
-import { removeTempDirs, tempDir } from '@buildonce/testing';
+import { draft, removeTempDirs, tempDir, writeTestBuildOutput, gitIn } from '@buildonce/testing';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
@@ -19,12 +17,7 @@ let ws: string;
 let c1: string;
 let c2: string;
 
-const git = (...args: string[]) =>
-  execFileSync('git', args, {
-    cwd: ws,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-  }).trim();
+const git = (...args: string[]) => gitIn(ws, ...args);
 const cli = (...args: string[]) =>
   spawnSync(process.execPath, [bin, ...args], { cwd: ws, encoding: 'utf8', env: { ...process.env, BUILDONCE_STORE: undefined } });
 
@@ -166,20 +159,7 @@ describe('buildonce verify', () => {
 
   /** Publishes version `version` of svc into the workspace's embedded store (signed with the workspace key when `signed`). */
   async function publishVersion(version: string, signed: boolean) {
-    const out = tempDir('buildonce-cli-verify-out-');
-    const bytes = Buffer.from(`zip ${version}`);
-    writeFileSync(join(out, 'bootstrap.zip'), bytes);
-    const manifest = parseManifest({
-      schemaVersion: 1,
-      project: 'svc',
-      version,
-      kind: 'lambda-zip',
-      files: [{ name: 'bootstrap.zip', size: bytes.length, sha256: sha256Bytes(bytes).hex }],
-      runtime: 'provided.al2023',
-      architecture: 'x86_64',
-      toolchain: 't',
-    });
-    writeFileSync(join(out, 'artifact.json'), serializeManifest(manifest));
+    const out = writeTestBuildOutput(tempDir('buildonce-cli-verify-out-'), { version, bytes: Buffer.from(`zip ${version}`), toolchain: 't' });
     await runPublishCommand({
       project: 'svc' as ProjectName,
       workspaceRoot: vws,
@@ -191,12 +171,7 @@ describe('buildonce verify', () => {
 
   beforeAll(async () => {
     vws = tempDir('buildonce-cli-verify-');
-    const vgit = (...args: string[]) =>
-      execFileSync('git', args, {
-        cwd: vws,
-        encoding: 'utf8',
-        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
-      }).trim();
+    const vgit = (...args: string[]) => gitIn(vws, ...args);
     writeFileSync(join(vws, 'nx.json'), '{}\n');
     writeFileSync(join(vws, '.gitignore'), '.buildonce\n');
     mkdirSync(join(vws, 'keys'));

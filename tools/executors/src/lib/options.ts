@@ -1,7 +1,8 @@
 import type { DeployTargetOptions } from '@buildonce/deploy';
 import { ConfigError } from '@buildonce/errors';
 import { fromWorkspace, type ProjectFacts } from './context';
-import { parseVersion, type Version } from '@buildonce/values';
+import { machinePrinter } from './output';
+import { parseEnvironmentName, parseVersion, type EnvironmentName, type Version } from '@buildonce/values';
 
 /** Deploy target options of promote and rollback, as their schemas define them (defaults applied by Nx). */
 export interface DeployOptionsInput {
@@ -10,6 +11,51 @@ export interface DeployOptionsInput {
   alias: string;
   parameterName: string;
   localRoot: string;
+}
+
+/**
+ * The fields promote and rollback both take from their options: project, workspace, `--env` (parsed here),
+ * the deploy target options, store, dry run and `--reason` (as a string: Nx may have parsed it as a number).
+ * @throws EnvironmentNameError for a bad `--env`
+ */
+export function deployCommandOptions(
+  o: DeployOptionsInput & { env: string; store?: string; dryRun: boolean; reason?: string | number },
+  p: ProjectFacts,
+  log: (line: string) => void,
+): {
+  project: ProjectFacts['project'];
+  workspaceRoot: string;
+  env: EnvironmentName;
+  deploy: DeployTargetOptions;
+  store?: string;
+  dryRun: boolean;
+  reason?: string;
+  log: (line: string) => void;
+} {
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    env: parseEnvironmentName(o.env, '--env'),
+    deploy: deployOptions(o),
+    store: o.store,
+    dryRun: o.dryRun,
+    ...(o.reason !== undefined ? { reason: String(o.reason) } : {}),
+    log,
+  };
+}
+
+/**
+ * The fields the printing commands (releases, resolve) take: project, workspace, store, logs on stderr and
+ * the machine output on stdout (and `--outputFile`).
+ */
+export function printingCommandOptions(o: { store?: string; outputFile?: string }, p: ProjectFacts) {
+  return {
+    project: p.project,
+    workspaceRoot: p.workspaceRoot,
+    store: o.store,
+    log: (l: string) => console.error(l),
+    print: machinePrinter(p.workspaceRoot, o.outputFile),
+  };
 }
 
 /** The deploy target options libs/deploy takes (a pick: the schema already applied the defaults). */

@@ -125,7 +125,8 @@ function projectFor(file: string, d: Deployable | null, options: BuildoncePlugin
  * targets build, publish, promote, rollback, releases, resolve, retention (names from the options); a
  * project.json whose build target runs `oci-image` gets the same around its own build options (image → Lambda).
  * Parsed declarations are cached by file content hash in Nx's workspace data directory (per plugin version).
- * @throws AggregateCreateNodesError (via Nx) listing each file whose declaration is invalid
+ * @throws AggregateCreateNodesError (Nx's `createNodesFromFiles`) listing each file whose declaration is invalid, with the
+ *   results of the others
  */
 export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
   '**/{Cargo.toml,package.json,project.json}',
@@ -148,37 +149,31 @@ export const createNodesV2: CreateNodesV2<BuildoncePluginOptions> = [
     const cachePath = join(cacheDir(context.workspaceRoot), `buildonce-nx-${sha1(pkg.version).slice(0, 12)}.hash`);
     const cache = readCache(cachePath);
     const next: Record<string, CachedDeclaration> = {};
-    const results: CreateNodesResultArray = [];
-    const errors: Array<[string, Error]> = [];
-    for (const file of configFiles) {
-      if (file.split('/').includes('node_modules')) continue;
-      let text: string;
-      try {
-        text = readFileSync(join(context.workspaceRoot, file), 'utf8');
-      } catch {
-        continue;
-      }
-      const entryKey = `${file}:${sha1(text)}`;
-      let entry = cache[entryKey];
-      if (!entry) {
-        try {
-          entry = { d: declarationOf(file, text) };
-        } catch (e) {
-          errors.push([file, e as Error]);
-          continue;
-        }
-      }
-      next[entryKey] = entry;
-      const r = projectFor(file, entry.d, options, loc, ws);
-      if (r.projects) results.push([file, r]);
+    const { createNodesFromFiles } = await import('@nx/devkit');
+    try {
+      const results = await createNodesFromFiles(
+        (file: string): CachedResult => {
+          if (file.split('/').includes('node_modules')) return {};
+          let text: string;
+          try {
+            text = readFileSync(join(context.workspaceRoot, file), 'utf8');
+          } catch {
+            return {};
+          }
+          const entryKey = `${file}:${sha1(text)}`;
+          const entry = (next[entryKey] = cache[entryKey] ?? { d: declarationOf(file, text) });
+          return projectFor(file, entry.d, options, loc, ws);
+        },
+        configFiles,
+        options,
+        context,
+      );
+      return results.filter(([, r]) => r.projects);
+    } finally {
+      // written once per run, and only when the set of parsed files changed (a bad declaration is not kept)
+      const before = Object.keys(cache);
+      if (before.length !== Object.keys(next).length || before.some((k) => !(k in next))) writeCache(cachePath, next);
     }
-    const before = Object.keys(cache);
-    if (before.length !== Object.keys(next).length || before.some((k) => !(k in next))) writeCache(cachePath, next);
-    if (errors.length) {
-      const { AggregateCreateNodesError } = await import('@nx/devkit');
-      throw new AggregateCreateNodesError(errors, results);
-    }
-    return results;
   },
 ];
 

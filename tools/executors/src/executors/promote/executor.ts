@@ -2,23 +2,12 @@ import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
 import { runPromoteCommand, type PromoteCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
-import { deployOptions, outputDirOf } from '../../lib/options';
+import { deployCommandOptions, outputDirOf } from '../../lib/options';
 import type { PromoteExecutorSchema } from './schema';
-import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/commands promote command. */
 export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log: (line: string) => void): PromoteCommand {
-  return {
-    project: p.project,
-    workspaceRoot: p.workspaceRoot,
-    env: parseEnvironmentName(o.env, '--env'),
-    outputDir: outputDirOf(p, o.outputPath),
-    deploy: deployOptions(o),
-    store: o.store,
-    dryRun: o.dryRun,
-    ...(o.reason !== undefined ? { reason: String(o.reason) } : {}),
-    log,
-  };
+  return { ...deployCommandOptions(o, p, log), outputDir: outputDirOf(p, o.outputPath) };
 }
 
 /**

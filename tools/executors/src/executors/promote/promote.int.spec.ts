@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+import { makeTempWorkspace, type TempWorkspace, promoteSpecEnv } from '@buildonce/testing';
 
 /**
  * End to end through the real nx CLI in a temp git workspace with the embedded file store and the
@@ -11,19 +11,11 @@ import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
  * express-api, `nx affected -t promote --env=dev --base=HEAD~1` promotes express-api and not
  * rust-scorer. Also rollback, releases and resolve through nx.
  */
-const cargoEnv = { BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry' };
 let ws: TempWorkspace;
 let cache: string;
 
 function nx(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], {
-    ...cargoEnv,
-    NX_CACHE_DIRECTORY: cache,
-    BUILDONCE_STORE: '',
-    BUILDONCE_DEPLOY: '',
-    GITHUB_OUTPUT: '',
-    ...env,
-  });
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], promoteSpecEnv(cache, env));
   return { ...r, all: r.stdout + r.stderr };
 }
 
@@ -207,16 +199,12 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
         // see each other's executors:bundle as a recursive invocation: each is its own root here, as in two terminals
         env: {
           ...process.env,
-          ...cargoEnv,
           NX_INVOCATION_ROOT_PID: undefined,
           NX_DAEMON: 'false',
           NX_NO_CLOUD: 'true',
           NX_TUI: 'false',
           FORCE_COLOR: '0',
-          NX_CACHE_DIRECTORY: cache,
-          BUILDONCE_STORE: '',
-          BUILDONCE_DEPLOY: '',
-          GITHUB_OUTPUT: '',
+          ...promoteSpecEnv(cache),
         },
       });
       child.stdout.on('data', (c: Buffer) => (all += c.toString()));

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+import { freePort, makeTempWorkspace, type TempWorkspace, promoteSpecEnv } from '@buildonce/testing';
 
 /**
  * Verified promotion through the real nx CLI in a temp git workspace (embedded file store, local
@@ -12,20 +12,12 @@ import { freePort, makeTempWorkspace, type TempWorkspace } from '@buildonce/test
  * would. A failing check exits non-zero, leaves the environment on the previous version, records the
  * failed deploy and the automatic rollback, and prod refuses the version.
  */
-const cargoEnv = { BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry' };
 let ws: TempWorkspace;
 let cache: string;
 let port = 0;
 
 function nx(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], {
-    ...cargoEnv,
-    NX_CACHE_DIRECTORY: cache,
-    BUILDONCE_STORE: '',
-    BUILDONCE_DEPLOY: '',
-    GITHUB_OUTPUT: '',
-    ...env,
-  });
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], promoteSpecEnv(cache, env));
   return { ...r, all: r.stdout + r.stderr };
 }
 /** nx without blocking this process's event loop (the supervisor below must keep running meanwhile) */
@@ -40,12 +32,7 @@ function nxAsync(args: string[], env: Record<string, string | undefined> = {}): 
       NX_TUI: 'false',
       FORCE_COLOR: '0',
       NX_SKIP_NX_CACHE: undefined,
-      ...cargoEnv,
-      NX_CACHE_DIRECTORY: cache,
-      BUILDONCE_STORE: '',
-      BUILDONCE_DEPLOY: '',
-      GITHUB_OUTPUT: '',
-      ...env,
+      ...promoteSpecEnv(cache, env),
     },
   });
   let all = '';

@@ -1,22 +1,18 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runReleasesCommand, type ReleasesCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
-import { machinePrinter } from '../../lib/output';
+import { printingCommandOptions } from '../../lib/options';
 import type { ReleasesExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/commands releases command; logs on stderr, output on stdout. */
 export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): ReleasesCommand {
   return {
-    project: p.project,
-    workspaceRoot: p.workspaceRoot,
+    ...printingCommandOptions(o, p),
     env: o.env === undefined ? undefined : parseEnvironmentName(o.env, '--env'),
     format: o.json ? 'json' : o.markdown ? 'markdown' : 'table',
     field: o.field,
     limit: o.limit,
-    store: o.store,
-    log: (l) => console.error(l),
-    print: machinePrinter(p.workspaceRoot, o.outputFile),
   };
 }
 

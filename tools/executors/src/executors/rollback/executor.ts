@@ -1,24 +1,13 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runRollbackCommand, type RollbackCommand } from '@buildonce/commands';
 import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
-import { deployOptions, versionOption } from '../../lib/options';
+import { deployCommandOptions, versionOption } from '../../lib/options';
 import { rawOption } from '../../lib/raw-option';
 import type { RollbackExecutorSchema } from './schema';
-import { parseEnvironmentName } from '@buildonce/values';
 
 /** Options (validated and defaulted by Nx from schema.json) → the libs/commands rollback command. @throws ConfigError for a `--to` that lost digits */
 export function normalizeOptions(o: RollbackExecutorSchema, p: ProjectFacts, log: (line: string) => void): RollbackCommand {
-  return {
-    project: p.project,
-    workspaceRoot: p.workspaceRoot,
-    env: parseEnvironmentName(o.env, '--env'),
-    to: versionOption(o.to, 'to'),
-    deploy: deployOptions(o),
-    store: o.store,
-    dryRun: o.dryRun,
-    ...(o.reason !== undefined ? { reason: String(o.reason) } : {}),
-    log,
-  };
+  return { ...deployCommandOptions(o, p, log), to: versionOption(o.to, 'to') };
 }
 
 /** `rollback` target (no dependsOn): restores the previous or `--to` version of `--env` from its history. */

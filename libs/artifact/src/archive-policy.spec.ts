@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { benignArchives, hostileArchives, rawTarGz } from '@buildonce/testing';
-import { TarPolicy, tarGzPolicyViolation, type TarEntryFacts } from './tar-policy';
+import { ArchivePolicy, tarGzPolicyViolation, type ArchiveEntry } from './archive-policy';
 
 const dir = mkdtempSync(join(tmpdir(), 'tar-policy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function firstViolation(entries: TarEntryFacts[]): string | undefined {
-  const p = new TarPolicy();
+function firstViolation(entries: ArchiveEntry[]): string | undefined {
+  const p = new ArchivePolicy('deploy');
   for (const e of entries) {
     const v = p.check(e);
     if (v) return v;
@@ -17,7 +17,7 @@ function firstViolation(entries: TarEntryFacts[]): string | undefined {
   return undefined;
 }
 
-describe('TarPolicy', () => {
+describe("ArchivePolicy ('deploy' profile)", () => {
   it.each(hostileArchives().map((a) => [a.name, a] as const))('refuses the hostile archive %s', async (_n, a) => {
     const file = join(dir, `${a.name}.tar.gz`);
     writeFileSync(file, rawTarGz(a.entries));

@@ -7,7 +7,7 @@ import { Header } from 'tar';
 import type { CryptoKey } from 'jose';
 
 /** One entry of a hand-built tar archive (raw header fields: nothing is sanitized, so hostile paths survive). */
-export interface RawTarEntry {
+export interface TarEntrySpec {
   path: string;
   type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link';
   linkpath?: string;
@@ -19,7 +19,7 @@ export interface RawTarEntry {
  * given (tar's Header does no sanitizing), so tests can forge `../evil` or `/etc/passwd` entries like a hostile
  * client would.
  */
-export function rawTar(entries: RawTarEntry[]): Buffer {
+export function plainTar(entries: TarEntrySpec[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
     const data = typeof e.data === 'string' ? Buffer.from(e.data) : (e.data ?? Buffer.alloc(0));
@@ -39,9 +39,9 @@ export function rawTar(entries: RawTarEntry[]): Buffer {
   return Buffer.concat(blocks);
 }
 
-/** gzip(rawTar(entries)). */
-export function tarGz(entries: RawTarEntry[]): Buffer {
-  return gzipSync(rawTar(entries));
+/** gzip(plainTar(entries)). */
+export function tarGz(entries: TarEntrySpec[]): Buffer {
+  return gzipSync(plainTar(entries));
 }
 
 /** A body shaped like Nx's (outputs + `terminalOutput` + 4-byte big-endian `code`), `payloadBytes` of random output. */
@@ -181,4 +181,10 @@ export async function startTestIssuer(): Promise<TestIssuer> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   issuer.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return issuer;
+}
+
+let hashes = 0;
+/** A task hash no earlier call in this process returned (decimal, like Nx's): the time in ms and a counter. */
+export function newCacheHash(): string {
+  return `${Date.now()}${String(++hashes).padStart(4, '0')}`;
 }

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256File, writeDeterministicZip, type Manifest } from '@buildonce/artifact';
 import { runPromoteCommand, runPublishCommand, runRollbackCommand } from '@buildonce/commands';
-import { tempDir } from '@buildonce/testing';
+import { tempDir } from './temp';
 import { parseEnvironmentName, parseProjectName, parseVersion } from '@buildonce/values';
 
 /**
