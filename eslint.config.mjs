@@ -23,7 +23,7 @@ const depConstraints = [
 /** Files that are test code without being specs: helpers and child processes that only specs load. */
 const testCode = [
   '**/*.spec.ts',
-  '**/testkit.ts',
+  'tools/scripts/image-base.ts',
   'libs/testing/src/release/*.ts',
   'libs/store/src/publish-crash-child.ts',
   'libs/testing/**',

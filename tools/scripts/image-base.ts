@@ -6,7 +6,7 @@
  * usage: node -r @swc-node/register tools/scripts/image-base.ts <host:port>
  */
 import { RegistryClient } from '@buildonce/image';
-import { pushTestBaseImage } from '@buildonce/image/src/testkit';
+import { pushTestBaseImage } from '@buildonce/testing';
 
 async function main(): Promise<void> {
   const host = process.argv[2];

@@ -1,5 +1,14 @@
 import { mkdtempSync } from 'node:fs';
-import { unusedAwsClients } from '@buildonce/testing';
+import {
+  unusedAwsClients,
+  pushTestBaseImage,
+  type TestBaseImage,
+  startMoto,
+  startRegistry,
+  type MotoServer,
+  type RegistryServer,
+  FakeTarget,
+} from '@buildonce/testing';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +18,9 @@ import { readBuildManifest } from '@buildonce/artifact';
 import { awsClients } from '@buildonce/aws';
 import { openStore, parseStoreUrl, publishArtifact, publishMetadataFromEnv, readStoredManifest, type BlobStore } from '@buildonce/store';
 import { buildImage, putEcrLifecyclePolicy, RegistryClient, PROTECTED_TAG_PREFIX, IMAGE_MANIFEST_FILE } from '@buildonce/image';
-import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
-import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '@buildonce/testing';
 import { readFile } from 'node:fs/promises';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { promoteVersion } from '@buildonce/promotion';
-import { FakeTarget } from '@buildonce/testing';
 import { runImageRetention } from '@buildonce/retention';
 import { runPublishCommand } from './commands';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';

@@ -7,12 +7,20 @@ import { awsClients } from '@buildonce/aws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, storedManifestKey, type BlobStore } from '@buildonce/store';
 import type { StoredManifest } from '@buildonce/artifact';
-import { buildImage, RegistryClient } from '@buildonce/image';
-import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
-import { startMoto, startRegistry, type MotoServer, type RegistryServer } from '@buildonce/testing';
+import { RegistryClient } from '@buildonce/image';
+import {
+  buildTestLambdaImage,
+  createImageFunctions,
+  pushTestBaseImage,
+  type TestBaseImage,
+  startMoto,
+  startRegistry,
+  type MotoServer,
+  type RegistryServer,
+  createLambdaRole,
+} from '@buildonce/testing';
 import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
 import { readCurrent, readHistory } from '@buildonce/ledger';
-import { createLambdaRole } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 let moto: MotoServer;
@@ -38,19 +46,13 @@ beforeAll(async () => {
   ws = mkdtempSync(join(tmpdir(), 'promote-image-ws-'));
   writeFileSync(join(ws, 'buildonce.json'), JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }));
   lambda = awsClients({ env: moto.env }).lambda();
-  const role = await createLambdaRole(moto.endpoint, 'image-role');
   // IaC: image functions (any placeholder image), one zip function for the package-type check
-  for (const env of ['dev', 'staging', 'prod']) {
-    await lambda.send(
-      new CreateFunctionCommand({
-        FunctionName: `${project}-${env}`,
-        PackageType: 'Image',
-        Role: role,
-        Architectures: ['x86_64'],
-        Code: { ImageUri: `${registry.host}/placeholder:latest` },
-      }),
-    );
-  }
+  await createImageFunctions(
+    lambda,
+    ['dev', 'staging', 'prod'].map((env) => `${project}-${env}`),
+    `${registry.host}/placeholder:latest`,
+    await createLambdaRole(moto.endpoint, 'image-role'),
+  );
 });
 afterAll(async () => {
   await moto?.stop();
@@ -61,17 +63,7 @@ afterAll(async () => {
 /** Builds and publishes image version `version` whose bootstrap says `body`. @returns the image URI by digest */
 async function publishVersion(version: string, body: string): Promise<{ dir: string; uri: string }> {
   const dir = join(ws, 'dist', version);
-  await buildImage({
-    project: project as ProjectName,
-    version: version as Version,
-    runtime: 'provided.al2023',
-    baseImage: base.reference,
-    platform: 'linux/amd64',
-    layers: [{ name: 'bootstrap', files: [{ destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', bytes: Buffer.from(body), mode: 0o755 }] }],
-    cmd: ['bootstrap'],
-    outDir: dir,
-    baseClient: new RegistryClient({ registry: registry.host, scheme: 'http' }),
-  });
+  await buildTestLambdaImage({ project: project as ProjectName, version, body, base, baseRegistry: registry.host, outDir: dir });
   const r = await runPublishCommand({
     project: project as ProjectName,
     workspaceRoot: ws,

@@ -1,16 +1,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateFunctionCommand } from '@aws-sdk/client-lambda';
 import { CreateRepositoryCommand, DescribeImagesCommand, PutImageCommand, type ECRClient } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
-import { buildImage, IMAGE_MANIFEST_FILE, RegistryClient } from '@buildonce/image';
-import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
-import { promoteVersion } from '@buildonce/promotion';
-import { openStore, parseStoreUrl } from '@buildonce/store';
+import { IMAGE_MANIFEST_FILE, RegistryClient } from '@buildonce/image';
 import {
+  buildTestLambdaImage,
   createLambdaRole,
+  createImageFunctions,
+  pushTestBaseImage,
+  type TestBaseImage,
   FakeTarget,
   removeTempDirs,
   startMoto,
@@ -20,6 +20,8 @@ import {
   type MotoServer,
   type RegistryServer,
 } from '@buildonce/testing';
+import { promoteVersion } from '@buildonce/promotion';
+import { openStore, parseStoreUrl } from '@buildonce/store';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { runPromoteCommand, runPublishCommand, runRetentionCommand, runRollbackCommand, type PromoteCommand } from './commands';
 
@@ -74,17 +76,12 @@ beforeAll(async () => {
   );
   const role = await createLambdaRole(moto.endpoint, 'image-retention-role');
   for (const region of ['us-east-1', 'eu-west-1'])
-    await awsClients({ env: { ...moto.env, AWS_REGION: region } })
-      .lambda()
-      .send(
-        new CreateFunctionCommand({
-          FunctionName: `${project}-prod`,
-          PackageType: 'Image',
-          Role: role,
-          Architectures: ['x86_64'],
-          Code: { ImageUri: `${homeRegistry.host}/placeholder:latest` },
-        }),
-      );
+    await createImageFunctions(
+      awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda(),
+      [`${project}-prod`],
+      `${homeRegistry.host}/placeholder:latest`,
+      role,
+    );
 });
 afterAll(async () => {
   await moto?.stop();
@@ -95,17 +92,7 @@ afterAll(async () => {
 /** Builds image version `version` (bootstrap says `body`) into `<root>/dist/<version>` and publishes it. @returns its dir and digest */
 async function publishVersion(root: string, version: string, body: string, store?: string): Promise<{ dir: string; digest: string }> {
   const dir = join(root, 'dist', version);
-  await buildImage({
-    project,
-    version: version as Version,
-    runtime: 'provided.al2023',
-    baseImage: base.reference,
-    platform: 'linux/amd64',
-    layers: [{ name: 'bootstrap', files: [{ destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', bytes: Buffer.from(body), mode: 0o755 }] }],
-    cmd: ['bootstrap'],
-    outDir: dir,
-    baseClient: new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }),
-  });
+  await buildTestLambdaImage({ project: project, version, body, base, baseRegistry: homeRegistry.host, outDir: dir });
   const r = await runPublishCommand({ project, workspaceRoot: root, outputDir: dir, processEnv: penv, log: () => undefined, ...(store ? { store } : {}) });
   return { dir, digest: r.push!.digest };
 }

@@ -1,14 +1,15 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { GetAliasCommand, GetFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
-import { buildImage, ImageIntegrityError, RegistryClient } from '@buildonce/image';
-import { pushTestBaseImage, type TestBaseImage } from '@buildonce/image/src/testkit';
-import { readCurrent, readHistory } from '@buildonce/ledger';
-import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
+import { ImageIntegrityError, RegistryClient } from '@buildonce/image';
 import {
+  buildTestLambdaImage,
   createLambdaRole,
+  createImageFunctions,
+  pushTestBaseImage,
+  type TestBaseImage,
   removeTempDirs,
   startFaultProxy,
   startMoto,
@@ -19,6 +20,8 @@ import {
   type ProxiedRequest,
   type RegistryServer,
 } from '@buildonce/testing';
+import { readCurrent, readHistory } from '@buildonce/ledger';
+import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { RegionFailureError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
@@ -74,16 +77,7 @@ beforeAll(async () => {
   const role = await createLambdaRole(moto.endpoint, 'image-regions-role');
   for (const region of ['us-east-1', 'eu-west-1']) {
     lambdas[region] = awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda();
-    for (const env of ['prod', 'live'])
-      await lambdas[region]!.send(
-        new CreateFunctionCommand({
-          FunctionName: `${project}-${env}`,
-          PackageType: 'Image',
-          Role: role,
-          Architectures: ['x86_64'],
-          Code: { ImageUri: `${homeRegistry.host}/placeholder:latest` },
-        }),
-      );
+    await createImageFunctions(lambdas[region]!, [`${project}-prod`, `${project}-live`], `${homeRegistry.host}/placeholder:latest`, role);
   }
 });
 afterAll(async () => {
@@ -96,17 +90,7 @@ afterAll(async () => {
 /** Builds and publishes image version `version` whose bootstrap says `body`. @returns its output dir and digest */
 async function publishVersion(version: string, body: string): Promise<{ dir: string; digest: string }> {
   const dir = join(ws, 'dist', version);
-  await buildImage({
-    project,
-    version: version as Version,
-    runtime: 'provided.al2023',
-    baseImage: base.reference,
-    platform: 'linux/amd64',
-    layers: [{ name: 'bootstrap', files: [{ destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', bytes: Buffer.from(body), mode: 0o755 }] }],
-    cmd: ['bootstrap'],
-    outDir: dir,
-    baseClient: new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }),
-  });
+  await buildTestLambdaImage({ project: project, version, body, base, baseRegistry: homeRegistry.host, outDir: dir });
   const r = await runPublishCommand({ project, workspaceRoot: ws, outputDir: dir, processEnv: penv, log: () => undefined });
   return { dir, digest: r.push!.digest };
 }

@@ -1,12 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRegistry, type RegistryServer } from '@buildonce/testing';
+import { startRegistry, type RegistryServer, pushTestBaseImage, type TestBaseImage } from '@buildonce/testing';
 import { ImageIntegrityError } from './errors';
 import { digestOf } from './oci';
-import { copyImageToRegistry } from './region-copy';
+import { copyImageToRegistry, type ImageRegionCopyOptions } from './region-copy';
 import { RegistryClient } from './registry';
-import { pushTestBaseImage, type TestBaseImage } from './testkit';
 
 /*
  * Image region copies between two real registries (CNCF distribution): the home registry holds the test
@@ -29,19 +28,16 @@ afterAll(async () => {
   await Promise.all([home?.stop(), region?.stop()]);
 });
 
+/** copyImageToRegistry from the home registry's `rust-scorer` repository into `repo` of `to`. */
+function copyFromHome(digest: string, to: RegistryServer, repo: string, o: Partial<ImageRegionCopyOptions> = {}) {
+  return copyImageToRegistry({ source: client(home), sourceRepository: 'rust-scorer', digest, destination: client(to), destinationRepository: repo, ...o });
+}
+
 describe('copyImageToRegistry (two real registries)', () => {
   it('dry run lists the copies and writes nothing', async () => {
     const logs: string[] = [];
     requests.length = 0;
-    const r = await copyImageToRegistry({
-      source: client(home),
-      sourceRepository: 'rust-scorer',
-      digest: image.indexDigest,
-      destination: client(region),
-      destinationRepository: 'scorer-euw1',
-      dryRun: true,
-      log: (l) => logs.push(l),
-    });
+    const r = await copyFromHome(image.indexDigest, region, 'scorer-euw1', { dryRun: true, log: (l) => logs.push(l) });
     expect(r).toMatchObject({ status: 'dry-run', blobsUploaded: 4, blobsMounted: 0, manifestsPut: 3 });
     expect(logs.filter((l) => l.startsWith('dry run: would copy blob'))).toHaveLength(4);
     expect(writes()).toEqual([]);
@@ -50,13 +46,7 @@ describe('copyImageToRegistry (two real registries)', () => {
 
   it('streams every blob into another registry and puts the index and its children by digest', async () => {
     requests.length = 0;
-    const r = await copyImageToRegistry({
-      source: client(home),
-      sourceRepository: 'rust-scorer',
-      digest: image.indexDigest,
-      destination: client(region),
-      destinationRepository: 'scorer-euw1',
-    });
+    const r = await copyFromHome(image.indexDigest, region, 'scorer-euw1');
     expect(r).toMatchObject({ status: 'copied', uri: `${region.host}/scorer-euw1@${image.indexDigest}`, blobsUploaded: 4, blobsMounted: 0, manifestsPut: 3 });
     expect(writes().some((w) => w.includes('?mount') || w.includes('mount='))).toBe(false);
     const dst = client(region);
@@ -69,13 +59,7 @@ describe('copyImageToRegistry (two real registries)', () => {
 
   it('an image the destination already serves is present: nothing read from the source, nothing uploaded', async () => {
     requests.length = 0;
-    const r = await copyImageToRegistry({
-      source: client(home),
-      sourceRepository: 'rust-scorer',
-      digest: image.indexDigest,
-      destination: client(region),
-      destinationRepository: 'scorer-euw1',
-    });
+    const r = await copyFromHome(image.indexDigest, region, 'scorer-euw1');
     expect(r).toMatchObject({ status: 'present', blobsUploaded: 0, manifestsPut: 0 });
     expect(writes()).toEqual([]);
     expect(requests.filter((q) => q.startsWith(home.host))).toEqual([]);
@@ -83,22 +67,10 @@ describe('copyImageToRegistry (two real registries)', () => {
 
   it('a copy between two repositories of one registry mounts the blobs; blobs already there are not sent again', async () => {
     requests.length = 0;
-    const r = await copyImageToRegistry({
-      source: client(home),
-      sourceRepository: 'rust-scorer',
-      digest: image.manifests.amd64,
-      destination: client(home),
-      destinationRepository: 'region/scorer',
-    });
+    const r = await copyFromHome(image.manifests.amd64, home, 'region/scorer');
     expect(r).toMatchObject({ status: 'copied', blobsMounted: 2, blobsUploaded: 0, manifestsPut: 1 });
     expect(writes().filter((w) => w.includes(' POST '))).toHaveLength(2);
-    const again = await copyImageToRegistry({
-      source: client(home),
-      sourceRepository: 'rust-scorer',
-      digest: image.indexDigest,
-      destination: client(home),
-      destinationRepository: 'region/scorer',
-    });
+    const again = await copyFromHome(image.indexDigest, home, 'region/scorer');
     expect(again).toMatchObject({ status: 'copied', blobsMounted: 2, blobsExisting: 2, manifestsPut: 3 });
   });
 

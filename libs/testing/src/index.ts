@@ -16,3 +16,4 @@ export * from './ui';
 export * from './published';
 export * from './release/promotion-setup';
 export * from './git';
+export * from './image';

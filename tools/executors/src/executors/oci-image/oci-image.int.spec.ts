@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '@buildonce/image';
-import { pushTestBaseImage } from '@buildonce/image/src/testkit';
-import { makeTempWorkspace, startRegistry, type RegistryServer, type TempWorkspace } from '@buildonce/testing';
+import { pushTestBaseImage, makeTempWorkspace, startRegistry, type RegistryServer, type TempWorkspace } from '@buildonce/testing';
 
 /**
  * apps/rust-scorer-image through the real nx CLI in a temp git workspace: real cargo (rust-scorer:build),

@@ -1,5 +1,5 @@
 /**
- * Test helpers (used by *.int.spec.ts of this and other projects): a tiny Lambda-like base image made
+ * Image test helpers: a tiny Lambda-like base image made
  * from files created here, pushed to a test registry as a multi-platform index (amd64 + arm64) with
  * Docker schema 2 media types, like the public Lambda base images.
  */
@@ -7,12 +7,22 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDeterministicTarGz } from '@buildonce/artifact';
-import { MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, canonicalJson, digestOf } from './oci';
-import { digestFile } from './layout';
-import { RegistryClient } from './registry';
+import {
+  MEDIA_DOCKER_CONFIG,
+  MEDIA_DOCKER_LAYER_GZIP,
+  MEDIA_DOCKER_LIST,
+  MEDIA_DOCKER_MANIFEST,
+  buildImage,
+  canonicalJson,
+  digestFile,
+  digestOf,
+  RegistryClient,
+} from '@buildonce/image';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
+import { CreateFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { ProjectName, Version } from '@buildonce/values';
 
 export interface TestBaseImage {
   /** `127.0.0.1:<port>/<repo>:<tag>@sha256:<index digest>` */
@@ -92,4 +102,41 @@ export async function pushTestBaseImage(client: RegistryClient, repo = 'lambda/p
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Builds a one-layer Lambda image of `project@version` on the test base image (its `bootstrap` prints
+ * `body`) into `outDir`, as the oci-image executor would (linux/amd64, `provided.al2023`).
+ */
+export async function buildTestLambdaImage(o: {
+  project: ProjectName;
+  version: string;
+  body: string;
+  base: TestBaseImage;
+  /** the registry the base image was pushed to (`host:port`) */
+  baseRegistry: string;
+  outDir: string;
+}): Promise<void> {
+  await buildImage({
+    project: o.project,
+    version: o.version as Version,
+    runtime: 'provided.al2023',
+    baseImage: o.base.reference,
+    platform: 'linux/amd64',
+    layers: [{ name: 'bootstrap', files: [{ destination: '${LAMBDA_RUNTIME_DIR}/bootstrap', bytes: Buffer.from(o.body), mode: 0o755 }] }],
+    cmd: ['bootstrap'],
+    outDir: o.outDir,
+    baseClient: new RegistryClient({ registry: o.baseRegistry, scheme: 'http' }),
+  });
+}
+
+/**
+ * Creates container-image Lambda functions (x86_64) named `names`, each running `placeholderImageUri`
+ * (IaC's placeholder; promotion replaces it), with the execution role `role` (ARN, e.g. from {@link createLambdaRole}).
+ */
+export async function createImageFunctions(lambda: LambdaClient, names: readonly string[], placeholderImageUri: string, role: string): Promise<void> {
+  for (const FunctionName of names)
+    await lambda.send(
+      new CreateFunctionCommand({ FunctionName, PackageType: 'Image', Role: role, Architectures: ['x86_64'], Code: { ImageUri: placeholderImageUri } }),
+    );
 }
