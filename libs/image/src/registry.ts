@@ -255,6 +255,7 @@ export class RegistryClient {
    * opened only when they are needed (e.g. another registry's blob GET, streamed through, never buffered).
    * @param source a file path, or a function opening a stream of exactly `size` bytes (called at most once)
    * @returns `mounted` or `uploaded`
+   * @throws RegistryError (refused upload, or a 202 without Location), RegistryAuthError, what `source` throws
    */
   async pushBlob(repo: string, digest: string, size: number, source: string | (() => Promise<Readable>), mountFrom?: string): Promise<'mounted' | 'uploaded'> {
     const q = mountFrom && mountFrom !== repo ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
