@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Manifest, ManifestFile, StoredManifest } from '@buildonce/artifact';
 import { projectKey, type ArtifactNamespace, type BlobStore } from '@buildonce/store';
-import { BuildonceError } from '@buildonce/errors';
+import { BuildonceError, RecordedFailureError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 /** The deploy target kinds. `local` is the embedded one (file store); `lambda` and `ec2` need an S3 store. */
@@ -121,14 +121,8 @@ export class DeployPreflightError extends BuildonceError {
  * The deploy started and failed; the environment may be partially updated (alias/pointer not moved).
  * The release layer records it in the history and rethrows it with `seq` set.
  */
-export class DeployError extends BuildonceError {
+export class DeployError extends RecordedFailureError {
   override name = 'DeployError';
-  /** history seq of the recorded `failed` entry (undefined until recorded, or when recording failed) */
-  readonly seq?: number;
-  constructor(message: string, opts: { seq?: number; cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.seq = opts.seq;
-  }
 }
 
 /**

@@ -119,16 +119,23 @@ export class RecordFailedError extends ReleaseError {
 }
 
 /**
- * A promotion (or rollback) to an environment with regions failed in at least one region: the regions
- * already moved were restored (`regionFailure: rollback`) or kept (`hold`, a partial release that
- * downstream environments refuse). The entry recording every region's result has `seq`.
+ * A failure the release layer records in the environment's history as a `failed` entry: `seq` is that entry's
+ * (undefined until recorded, or when recording failed).
  */
-export class RegionFailureError extends ReleaseError {
-  override name = 'RegionFailureError';
-  /** history seq of the `failed` entry (undefined when it could not be recorded) */
+export class RecordedFailureError extends ReleaseError {
+  override name = 'RecordedFailureError';
   readonly seq?: number;
   constructor(message: string, o: { seq?: number; cause?: unknown } = {}) {
     super(message, { cause: o.cause });
     this.seq = o.seq;
   }
+}
+
+/**
+ * A promotion (or rollback) to an environment with regions failed in at least one region: the regions
+ * already moved were restored (`regionFailure: rollback`) or kept (`hold`, a partial release that
+ * downstream environments refuse). The entry recording every region's result has `seq`.
+ */
+export class RegionFailureError extends RecordedFailureError {
+  override name = 'RegionFailureError';
 }

@@ -56,18 +56,31 @@ export interface ImageLayerSpec {
   files: ImageFile[];
 }
 
-export interface AssembleImageOptions {
-  /** `host/repo[:tag]@sha256:…` — a digest is required (a tag alone is not reproducible) */
-  baseImage: string;
-  platform: Platform;
-  layers: ImageLayerSpec[];
-  /** config changes; undefined keeps the base's value */
+/**
+ * What an image changes in its base image's config (OCI image spec, config `Entrypoint`, `Cmd`, `Env`,
+ * `WorkingDir`, `Labels`); an undefined field keeps the base's value. The `oci-image` executor's options
+ * carry the same fields.
+ */
+export interface ImageConfigChanges {
   entrypoint?: string[];
   cmd?: string[];
   /** set/replace environment variables (sorted by name when written) */
   env?: Record<string, string>;
   workingDir?: string;
+  /** added to the base's labels (sorted by name when written) */
   labels?: Record<string, string>;
+}
+
+/** The {@link ImageConfigChanges} fields of `o` and nothing else (an options object passed down carries more). */
+export function imageConfigChanges(o: ImageConfigChanges): ImageConfigChanges {
+  return { entrypoint: o.entrypoint, cmd: o.cmd, env: o.env, workingDir: o.workingDir, labels: o.labels };
+}
+
+export interface AssembleImageOptions extends ImageConfigChanges {
+  /** `host/repo[:tag]@sha256:…` — a digest is required (a tag alone is not reproducible) */
+  baseImage: string;
+  platform: Platform;
+  layers: ImageLayerSpec[];
   /** output directory: `oci/` layout, image-manifest.json (and artifact.json via {@link buildImage}) */
   outDir: string;
   /** blob cache shared across builds (content-addressed; base layers are fetched once) */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { readZipEntry } from '@buildonce/artifact';
 import { elfMachine } from '@buildonce/rust';
 import type { AwsClients } from '@buildonce/aws';
-import { buildImage, type AssembledImage, type ImageFile } from './assemble';
+import { buildImage, imageConfigChanges, type AssembledImage, type ImageConfigChanges, type ImageFile } from './assemble';
 import { clientFor } from './credentials';
 import { parseImageReference } from './reference';
 import { REGISTRY_ENV } from './publish';
@@ -53,7 +53,7 @@ export interface ImageFileOption {
   mode?: string;
 }
 
-export interface BuildImageTargetOptions {
+export interface BuildImageTargetOptions extends ImageConfigChanges {
   project: ProjectName;
   version: Version;
   workspaceRoot: string;
@@ -61,11 +61,6 @@ export interface BuildImageTargetOptions {
   baseImage: string;
   platform: Platform;
   files: ImageFileOption[];
-  entrypoint?: string[];
-  cmd?: string[];
-  env?: Record<string, string>;
-  workingDir?: string;
-  labels?: Record<string, string>;
   runtime: string;
   handler?: string;
   /** blob cache (absolute); default `<workspace>/.buildonce/cache/oci` */
@@ -113,11 +108,7 @@ export async function buildImageTarget(o: BuildImageTargetOptions): Promise<{ im
     baseImage: o.baseImage,
     platform: o.platform,
     layers: [{ name: 'files', files }],
-    entrypoint: o.entrypoint,
-    cmd: o.cmd,
-    env: o.env,
-    workingDir: o.workingDir,
-    labels: o.labels,
+    ...imageConfigChanges(o),
     outDir: o.outputDir,
     cacheDir: o.cacheDir ?? join(o.workspaceRoot, '.buildonce', 'cache', 'oci'),
     baseClient,

@@ -44,25 +44,17 @@ export const descriptorSchema = z
   .passthrough();
 export type Descriptor = z.infer<typeof descriptorSchema>;
 
-export const imageManifestSchema = z
-  .object({
-    schemaVersion: z.literal(2),
-    mediaType: z.string().optional(),
-    config: descriptorSchema,
-    layers: z.array(descriptorSchema),
-    annotations: z.record(z.string(), z.string()).optional(),
-  })
-  .passthrough();
+/** The fields an image manifest and an image index share (OCI image spec, manifest.md and image-index.md). */
+const versionedDocument = {
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+};
+
+export const imageManifestSchema = z.object({ ...versionedDocument, config: descriptorSchema, layers: z.array(descriptorSchema) }).passthrough();
 export type ImageManifest = z.infer<typeof imageManifestSchema>;
 
-export const imageIndexSchema = z
-  .object({
-    schemaVersion: z.literal(2),
-    mediaType: z.string().optional(),
-    manifests: z.array(descriptorSchema),
-    annotations: z.record(z.string(), z.string()).optional(),
-  })
-  .passthrough();
+export const imageIndexSchema = z.object({ ...versionedDocument, manifests: z.array(descriptorSchema) }).passthrough();
 export type ImageIndex = z.infer<typeof imageIndexSchema>;
 
 /** The parts of an image config buildonce reads or sets; everything else is carried over unchanged. */

@@ -7,7 +7,7 @@ import { parseImageReference, repositoryUri, imageUriByDigest, isValidTag, type 
 import type { RegistryClient } from './registry';
 import { ImageConfigError } from './errors';
 
-export interface PushImageOptions {
+export interface PushImageOptions extends ImageTransferOptions {
   /** OCI image layout directory (`<outDir>/oci`) */
   layoutDir: string;
   /** target repository (no tag, no digest) */
@@ -15,25 +15,42 @@ export interface PushImageOptions {
   client: RegistryClient;
   /** tags to point at the image; each must be absent or already point at this digest */
   tags: string[];
+}
+
+/** How an image's blobs and manifests are sent to a registry (a push, a region copy). */
+export interface ImageTransferOptions {
+  /** list what would be sent, write nothing */
   dryRun?: boolean;
-  /** parallel blob uploads (default 3) */
+  /** blobs sent at once (default 3) */
   concurrency?: number;
   log?: (line: string) => void;
 }
 
-/** What a push did (or, dry run, would do). Sizes in bytes. */
-export interface PushImageResult {
+/** What sending an image to a registry did (or, dry run, would do), counted per request kind. Sizes in bytes. */
+export interface ImageTransferCounts {
+  /** manifest PUTs (by digest, per tag, an index with its children) */
+  manifestsPut: number;
+  /** blobs uploaded (streamed) and their bytes */
+  blobsUploaded: number;
+  bytesUploaded: number;
+  /** blobs mounted from another repository of the same registry */
+  blobsMounted: number;
+  /** blobs the registry already had (HEAD answered) */
+  blobsExisting: number;
+}
+
+/** Counts of a transfer that has sent nothing yet. */
+export function noImageTransfers(): ImageTransferCounts {
+  return { manifestsPut: 0, blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, blobsExisting: 0 };
+}
+
+/** What a push did (or, dry run, would do). */
+export interface PushImageResult extends ImageTransferCounts {
   status: 'pushed' | 'already-pushed' | 'dry-run';
   digest: string;
   /** `<host>/<repo>@sha256:…` */
   uri: string;
   tags: string[];
-  blobsUploaded: number;
-  bytesUploaded: number;
-  blobsMounted: number;
-  blobsExisting: number;
-  /** manifest PUTs (by digest and per tag) */
-  manifestsPut: number;
 }
 
 /**
@@ -58,11 +75,7 @@ export async function pushImage(o: PushImageOptions): Promise<PushImageResult> {
     digest,
     uri,
     tags: o.tags,
-    blobsUploaded: 0,
-    bytesUploaded: 0,
-    blobsMounted: 0,
-    blobsExisting: 0,
-    manifestsPut: 0,
+    ...noImageTransfers(),
   };
 
   const tagsToPut: string[] = [];

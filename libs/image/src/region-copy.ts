@@ -8,6 +8,7 @@
 import pLimit from 'p-limit';
 import { imageIndexSchema, imageManifestSchema, MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX, type Descriptor } from './oci';
 import { ImageIntegrityError, RegistryError } from './errors';
+import { noImageTransfers, type ImageTransferCounts, type ImageTransferOptions } from './push';
 import type { RegistryClient } from './registry';
 
 /** One manifest of the image as read from the source (the image manifest, or an index and its children). */
@@ -17,7 +18,7 @@ interface CopiedManifest {
   bytes: Buffer;
 }
 
-export interface ImageRegionCopyOptions {
+export interface ImageRegionCopyOptions extends ImageTransferOptions {
   /** client of the registry the image was published to */
   source: RegistryClient;
   /** repository path in the source registry (the stored record's repository, without the host) */
@@ -28,26 +29,17 @@ export interface ImageRegionCopyOptions {
   destination: RegistryClient;
   /** repository path in the destination registry */
   destinationRepository: string;
-  /** list what would be copied, write nothing */
-  dryRun?: boolean;
-  /** blobs copied at once (default 3) */
-  concurrency?: number;
-  log?: (line: string) => void;
 }
 
-/** What a copy did (or, dry run, would do). Sizes in bytes. */
-export interface ImageRegionCopyResult {
+/**
+ * What a copy did (or, dry run, would do): blobs are streamed from the source (dry run: would stream, or
+ * mount on the same host).
+ */
+export interface ImageRegionCopyResult extends ImageTransferCounts {
   /** `present`: the destination already serves the digest (nothing read from the source) */
   status: 'present' | 'copied' | 'dry-run';
   /** `<destination host>/<repo>@sha256:…` */
   uri: string;
-  /** manifests PUT (an index counts with its children); dry run: would PUT */
-  manifestsPut: number;
-  /** blobs streamed from the source (dry run: would stream, or mount on the same host) */
-  blobsUploaded: number;
-  bytesUploaded: number;
-  blobsMounted: number;
-  blobsExisting: number;
 }
 
 function isIndex(mediaType: string): boolean {
@@ -97,7 +89,7 @@ export async function copyImageToRegistry(o: ImageRegionCopyOptions): Promise<Im
   const log = o.log ?? (() => undefined);
   const dst = o.destination;
   const uri = `${dst.registry}/${o.destinationRepository}@${o.digest}`;
-  const r: ImageRegionCopyResult = { status: 'copied', uri, manifestsPut: 0, blobsUploaded: 0, bytesUploaded: 0, blobsMounted: 0, blobsExisting: 0 };
+  const r: ImageRegionCopyResult = { status: 'copied', uri, ...noImageTransfers() };
   const there = await dst.headManifest(o.destinationRepository, o.digest);
   if (there) {
     if (there.digest !== o.digest) throw new ImageIntegrityError(`${uri}: the registry reports digest ${there.digest} for it: check the registry`);

@@ -71,6 +71,16 @@ export const entryArtifactSchema = z
   })
   .strict();
 
+/** What a deploy did, as a history entry records it for the environment and for each of its regions. */
+const deployOutcome = {
+  /** what the deploy target did (null when it failed before producing a result) */
+  deploy: deployResultSchema.nullable(),
+  /** the environment's checks after the deploy (absent: none configured, or an entry written before verification existed) */
+  verification: verificationSchema.optional(),
+  /** one-line failure reason (entry status failed; region statuses failed and not-restored) */
+  error: z.string().optional(),
+};
+
 /** What one region of a multi-region environment did in a promotion or rollback (docs/promotion.md "Regions"). */
 export const regionResultSchema = z
   .object({
@@ -93,13 +103,9 @@ export const regionResultSchema = z
       .object({ uri: z.string(), copy: z.enum(['published', 'present', 'copied']) })
       .strict()
       .optional(),
-    /** what the region's deploy target did (null when it failed before producing a result) */
-    deploy: deployResultSchema.nullable(),
+    ...deployOutcome,
     /** what the region's restore did (status `restored`) */
     restore: deployResultSchema.optional(),
-    verification: verificationSchema.optional(),
-    /** one line (statuses failed and not-restored) */
-    error: z.string().optional(),
   })
   .strict();
 export type RegionResult = z.infer<typeof regionResultSchema>;
@@ -118,16 +124,11 @@ export const historyEntrySchema = z
     /** version current in the environment when this entry was appended (null: first release) */
     previousVersion: versionSchema.nullable(),
     artifact: entryArtifactSchema,
-    /** what the deploy target did (null when it failed before producing a result) */
-    deploy: deployResultSchema.nullable(),
-    /** one-line failure reason (status failed) */
-    error: z.string().optional(),
+    ...deployOutcome,
     /** why it was done: a person's `--reason` on promote/rollback, or for an automatic rollback the failed verification */
     reason: z.string().optional(),
     /** true for the rollback a failed verification triggered by itself (not a person's `rollback`) */
     automatic: z.boolean().optional(),
-    /** the environment's checks after the deploy (absent: none configured, or an entry written before verification existed) */
-    verification: verificationSchema.optional(),
     /** environments with regions: each region's result, by AWS Region name (absent: one region) */
     regions: z.record(z.string(), regionResultSchema).optional(),
     /** a release that runs in some regions only (`regionFailure: hold`); always `failed`, never satisfies a downstream `requires` */

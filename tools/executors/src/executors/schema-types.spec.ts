@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -50,20 +51,46 @@ function kindsOf(node: ts.TypeNode, literals: string[]): Set<Kind> {
   return out;
 }
 
-/** The properties of the one exported interface of a schema.d.ts. */
-function typeProperties(source: string, file = 'schema.d.ts'): Record<string, TypeProperty> {
-  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true);
-  const decls = sf.statements.filter(ts.isInterfaceDeclaration);
-  if (decls.length !== 1) throw new Error(`${file}: expected one interface, found ${decls.length}`);
+/**
+ * The properties of the one exported interface of a schema.d.ts, inherited ones included (an executor's type may
+ * extend the options it shares with others): the type checker resolves `extends` across files, and each property
+ * is judged by the type node it is declared with.
+ */
+function typeProperties(path: string, program = ts.createProgram([path], compilerOptions())): Record<string, TypeProperty> {
+  const sf = program.getSourceFile(path);
+  if (!sf) throw new Error(`${path}: not in the program`);
+  const decls = sf.statements.filter((s) => ts.isInterfaceDeclaration(s) && s.modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword));
+  if (decls.length !== 1) throw new Error(`${path}: expected one exported interface, found ${decls.length}`);
+  const checker = program.getTypeChecker();
+  const type = checker.getTypeAtLocation((decls[0] as ts.InterfaceDeclaration).name);
   const props: Record<string, TypeProperty> = {};
-  for (const m of decls[0]!.members) {
-    if (!ts.isPropertySignature(m) || !m.type) continue;
+  for (const symbol of checker.getPropertiesOfType(type)) {
+    const m = symbol.valueDeclaration;
+    if (!m || !ts.isPropertySignature(m) || !m.type) throw new Error(`${path}: ${symbol.name} is not declared as a typed property`);
     const literals: string[] = [];
     const kinds = kindsOf(m.type, literals);
     const onlyLiterals = literals.length > 0 && kinds.size === 1 && kinds.has('string') && !m.type.getText().includes('string');
-    props[m.name.getText()] = { optional: !!m.questionToken, kinds, ...(onlyLiterals ? { literals } : {}) };
+    props[symbol.name] = { optional: !!m.questionToken, kinds, ...(onlyLiterals ? { literals } : {}) };
   }
   return props;
+}
+
+/** The executors project's compiler options (how its sources resolve the `@buildonce/*` libs). */
+function compilerOptions(): ts.CompilerOptions {
+  const project = join(dir, '../../tsconfig.json');
+  const { config } = ts.readConfigFile(project, ts.sys.readFile);
+  return { ...ts.parseJsonConfigFileContent(config, ts.sys, join(dir, '../..')).options, noEmit: true };
+}
+
+/** {@link typeProperties} of a schema.d.ts written from `source` (for the check's own test). */
+function typePropertiesOf(source: string): Record<string, TypeProperty> {
+  const d = mkdtempSync(join(tmpdir(), 'schema-types-'));
+  try {
+    writeFileSync(join(d, 'schema.d.ts'), source);
+    return typeProperties(join(d, 'schema.d.ts'));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /** Every disagreement between a schema.json and a schema.d.ts, one line each. */
@@ -99,9 +126,14 @@ describe('executor schema.d.ts against schema.json', () => {
     expect(executors.length).toBeGreaterThanOrEqual(9);
   });
 
+  // one program for every schema.d.ts: type-checking the libs they import once, not per executor
+  const typeFiles = executors.map((name) => join(dir, name, 'schema.d.ts'));
+  let program: ts.Program | undefined;
+
   it.each(executors)('%s: same names, optionality and primitive types', (name) => {
     const schema = JSON.parse(readFileSync(join(dir, name, 'schema.json'), 'utf8'));
-    const types = typeProperties(readFileSync(join(dir, name, 'schema.d.ts'), 'utf8'), `${name}/schema.d.ts`);
+    program ??= ts.createProgram(typeFiles, compilerOptions());
+    const types = typeProperties(join(dir, name, 'schema.d.ts'), program);
     expect(schemaMismatches(schema, types)).toEqual([]);
   });
 
@@ -110,7 +142,7 @@ describe('executor schema.d.ts against schema.json', () => {
       properties: { env: { type: 'string' }, keep: { type: 'integer', default: 10 }, mode: { type: 'string', enum: ['a', 'b'] }, gone: { type: 'boolean' } },
       required: ['env'],
     };
-    const types = typeProperties("export interface S { env?: string; keep: string; mode?: 'a' | 'c'; extra?: string }");
+    const types = typePropertiesOf("interface Base { env?: string; keep: string }\nexport interface S extends Base { mode?: 'a' | 'c'; extra?: string }");
     expect(schemaMismatches(schema, types)).toEqual([
       'gone: in schema.json, missing from schema.d.ts',
       'extra: in schema.d.ts, missing from schema.json',

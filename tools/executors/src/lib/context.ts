@@ -41,3 +41,16 @@ export function fail(project: string | undefined, e: unknown, verbose = false, e
   for (const line of describeFailure(e, { prefix: project ? `[${project}] ` : '', verbose }).lines) error(line);
   return { success: false };
 }
+
+/**
+ * An executor's outcome as Nx takes it: `{ success: true }` when `run` resolves; when it throws, the failure is
+ * reported by {@link fail} (one line for an expected failure, the stack and "this is a bug" otherwise).
+ */
+export async function runExecutor(context: ExecutorContext, run: () => Promise<unknown>): Promise<{ success: boolean }> {
+  try {
+    await run();
+    return { success: true };
+  } catch (e) {
+    return fail(context.projectName, e, context.isVerbose);
+  }
+}

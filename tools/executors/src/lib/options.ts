@@ -13,13 +13,22 @@ export interface DeployOptionsInput {
   localRoot: string;
 }
 
+/** The options promote and rollback share, as their schemas define them (defaults applied by Nx). */
+export interface DeployExecutorOptions extends DeployOptionsInput {
+  env: string;
+  store?: string;
+  /** Nx's CLI parser may turn a digits-only value into a number */
+  reason?: string | number;
+  dryRun: boolean;
+}
+
 /**
  * The fields promote and rollback both take from their options: project, workspace, `--env` (parsed here),
  * the deploy target options, store, dry run and `--reason` (as a string: Nx may have parsed it as a number).
  * @throws EnvironmentNameError for a bad `--env`
  */
 export function deployCommandOptions(
-  o: DeployOptionsInput & { env: string; store?: string; dryRun: boolean; reason?: string | number },
+  o: DeployExecutorOptions,
   p: ProjectFacts,
   log: (line: string) => void,
 ): {

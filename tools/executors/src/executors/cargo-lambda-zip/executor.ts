@@ -1,7 +1,7 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { buildRustLambdaZip, type RustLambdaBuild } from '@buildonce/rust';
 import { withOutputLock } from '../../lib/output-lock';
-import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { fromWorkspace, projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { CargoLambdaZipExecutorSchema } from './schema';
 
@@ -32,12 +32,9 @@ export function normalizeOptions(o: CargoLambdaZipExecutorSchema, p: ProjectFact
  * The version is `NX_TASK_HASH`, which Nx sets for every task process; running outside Nx is an error.
  */
 export default async function cargoLambdaZipExecutor(options: CargoLambdaZipExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
     // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildRustLambdaZip(b));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

@@ -1,8 +1,8 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
 import { awsClients } from '@buildonce/aws';
-import { buildImageTarget, type BuildImageTargetOptions } from '@buildonce/image';
-import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { buildImageTarget, imageConfigChanges, type BuildImageTargetOptions } from '@buildonce/image';
+import { fromWorkspace, projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { OciImageExecutorSchema } from './schema';
 
@@ -24,11 +24,7 @@ export function normalizeOptions(
     baseImage: o.baseImage,
     platform: o.platform,
     files: o.files,
-    entrypoint: o.entrypoint,
-    cmd: o.cmd,
-    env: o.env,
-    workingDir: o.workingDir,
-    labels: o.labels,
+    ...imageConfigChanges(o),
     runtime: o.runtime,
     handler: o.handler || o.cmd?.[0],
     cacheDir: o.cacheDir ? fromWorkspace(p.workspaceRoot, o.cacheDir) : undefined,
@@ -42,14 +38,11 @@ export function normalizeOptions(
  * buildImageTarget). The version is `NX_TASK_HASH`; running outside Nx is an error.
  */
 export default async function ociImageExecutor(options: OciImageExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     const b = normalizeOptions(options, projectFacts(context), process.env, (l) => console.log(l));
     // this executor is its own command layer: its one set of AWS clients (ECR tokens of an ECR base image)
     const aws = awsClients({ env: b.processEnv });
     // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${b.project}:${context.targetName ?? 'build'}`, b.log, () => buildImageTarget({ ...b, aws }));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

@@ -5,7 +5,7 @@ import { readJsonFile, type ExecutorContext } from '@nx/devkit';
 import { buildNodeTarball, runtimeForTarget, type NodeTarballBuild } from '@buildonce/node-package';
 import { withOutputLock } from '../../lib/output-lock';
 import { projectKey } from '@buildonce/store';
-import { fail, fromWorkspace, projectFacts, type ProjectFacts } from '../../lib/context';
+import { fromWorkspace, projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { outputDirOf, taskHash } from '../../lib/options';
 import type { PackageTarballExecutorSchema } from './schema';
 
@@ -65,14 +65,11 @@ export function workspaceConditions(workspaceRoot: string): string[] {
  * every task process; running outside Nx is an error.
  */
 export default async function packageTarballExecutor(options: PackageTarballExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     const p = projectFacts(context);
     const pkg = JSON.parse(await readFile(join(p.projectRoot, 'package.json'), 'utf8').catch(() => '{}')) as { description?: string };
     const b = normalizeOptions(options, p, process.env, pkg.description, (l) => console.log(l), workspaceConditions(p.workspaceRoot));
     // tasks of this workspace that write or read this output take turns (lib/output-lock.ts withOutputLock)
     await withOutputLock(b.outputDir, `${p.project}:${context.targetName ?? 'build'}`, b.log, () => buildNodeTarball(b));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

@@ -1,7 +1,7 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { withOutputLock } from '../../lib/output-lock';
 import { runPromoteCommand, type PromoteCommand } from '@buildonce/commands';
-import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { deployCommandOptions, outputDirOf } from '../../lib/options';
 import type { PromoteExecutorSchema } from './schema';
 
@@ -15,13 +15,10 @@ export function normalizeOptions(o: PromoteExecutorSchema, p: ProjectFacts, log:
  * (libs/commands runPromoteCommand). Same version already current → success, no-op.
  */
 export default async function promoteExecutor(options: PromoteExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     const c = normalizeOptions(options, projectFacts(context), (l) => console.log(l));
     // two promotes of one project in one workspace take turns (the second says what it waits for), and
     // none reads the build output while another task of this workspace rewrites it
     await withOutputLock(c.outputDir, `${c.project}:${context.targetName ?? 'promote'}`, c.log, () => runPromoteCommand(c), { reader: true });
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

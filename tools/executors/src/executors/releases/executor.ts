@@ -1,6 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runReleasesCommand, type ReleasesCommand } from '@buildonce/commands';
-import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { printingCommandOptions } from '../../lib/options';
 import type { ReleasesExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
@@ -18,10 +18,7 @@ export function normalizeOptions(o: ReleasesExecutorSchema, p: ProjectFacts): Re
 
 /** `releases` target: prints the release table (cli-table3), `--json`, `--markdown`, or one `--field`. */
 export default async function releasesExecutor(options: ReleasesExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     await runReleasesCommand(normalizeOptions(options, projectFacts(context)));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

@@ -1,6 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runResolveCommand, type ResolveCommand } from '@buildonce/commands';
-import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { printingCommandOptions } from '../../lib/options';
 import type { ResolveExecutorSchema } from './schema';
 import { parseEnvironmentName } from '@buildonce/values';
@@ -12,10 +12,7 @@ export function normalizeOptions(o: ResolveExecutorSchema, p: ProjectFacts): Res
 
 /** `resolve` target: prints the artifact URI current in `--env` and writes it to `$GITHUB_OUTPUT`. */
 export default async function resolveExecutor(options: ResolveExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     await runResolveCommand(normalizeOptions(options, projectFacts(context)));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

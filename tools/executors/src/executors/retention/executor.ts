@@ -1,7 +1,7 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { ConfigError } from '@buildonce/errors';
 import { checkRetentionNumbers, runRetentionCommand, type RetentionCommand } from '@buildonce/commands';
-import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import type { RetentionExecutorSchema } from './schema';
 
 /**
@@ -35,10 +35,7 @@ export function normalizeOptions(o: RetentionExecutorSchema, p: ProjectFacts, lo
 
 /** `retention` target: retention for this project only (see libs/commands runRetention). */
 export default async function retentionExecutor(options: RetentionExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     await runRetentionCommand(normalizeOptions(options, projectFacts(context), (l) => console.log(l), process.argv));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }

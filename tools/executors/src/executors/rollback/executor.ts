@@ -1,6 +1,6 @@
 import type { ExecutorContext } from '@nx/devkit';
 import { runRollbackCommand, type RollbackCommand } from '@buildonce/commands';
-import { fail, projectFacts, type ProjectFacts } from '../../lib/context';
+import { projectFacts, runExecutor, type ProjectFacts } from '../../lib/context';
 import { deployCommandOptions, versionOption } from '../../lib/options';
 import { rawOption } from '../../lib/raw-option';
 import type { RollbackExecutorSchema } from './schema';
@@ -12,12 +12,9 @@ export function normalizeOptions(o: RollbackExecutorSchema, p: ProjectFacts, log
 
 /** `rollback` target (no dependsOn): restores the previous or `--to` version of `--env` from its history. */
 export default async function rollbackExecutor(options: RollbackExecutorSchema, context: ExecutorContext): Promise<{ success: boolean }> {
-  try {
+  return runExecutor(context, async () => {
     // `--to=<20-digit version>` as typed: Nx's parser may already have turned it into an imprecise number
     const to = typeof options.to === 'number' ? (rawOption(context, 'to') ?? options.to) : options.to;
     await runRollbackCommand(normalizeOptions({ ...options, to }, projectFacts(context), (l) => console.log(l)));
-    return { success: true };
-  } catch (e) {
-    return fail(context.projectName, e, context.isVerbose);
-  }
+  });
 }
