@@ -2,6 +2,10 @@
 //! (a std `TcpListener`; no dev-dependencies, see Cargo.toml). Every wait is bounded and the child is
 //! killed on drop, so a failing assertion can neither hang nor leave the process behind.
 
+// All of this file is test code: marked so for clippy.toml's allow-*-in-tests (cargo compiles it with
+// cfg(test) in any case).
+#![cfg(test)]
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
