@@ -15,8 +15,6 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=bench/lib/common.sh
-. "$repo/bench/lib/common.sh"
 LOAD="$repo/apps/cache-server/bench/mixed-load.mjs"
 MAKE_BODY="$repo/apps/cache-server/bench/make-body.mjs"
 CLIENTS="${CLIENTS:-64}"
@@ -28,6 +26,8 @@ BIG_MIB="${BIG_MIB:-1024}"
 RSS_BOUND_MIB="${RSS_BOUND_MIB:-400}"
 TOKEN="load-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
 bench_tmpdir cache-load
 
 echo "== preparing (work dir $work)"

@@ -16,8 +16,6 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=bench/lib/common.sh
-. "$repo/bench/lib/common.sh"
 BIN="$repo/node_modules/.bin"
 LOAD="$repo/apps/cache-server/bench/load.mjs"
 MAKE_BODY="$repo/apps/cache-server/bench/make-body.mjs"
@@ -27,6 +25,8 @@ CONCURRENCY="${CONCURRENCY:-32}"
 ROUNDS="${ROUNDS:-3}"
 TOKEN="bench-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
 bench_tmpdir cache-bench
 
 echo "== preparing (work dir $work)"
