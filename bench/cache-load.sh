@@ -14,10 +14,9 @@
 # Needs: node, the workspace's node_modules (esbuild, tar, @aws-sdk/client-s3), moto_server. Loopback only.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/node_modules/.bin"
-LOAD="$ROOT/apps/cache-server/bench/mixed-load.mjs"
-MAKE_BODY="$ROOT/apps/cache-server/bench/make-body.mjs"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOAD="$repo/apps/cache-server/bench/mixed-load.mjs"
+MAKE_BODY="$repo/apps/cache-server/bench/make-body.mjs"
 CLIENTS="${CLIENTS:-64}"
 REQUESTS="${REQUESTS:-600}"
 SECONDS_MAX="${SECONDS_MAX:-180}"
@@ -27,36 +26,20 @@ BIG_MIB="${BIG_MIB:-1024}"
 RSS_BOUND_MIB="${RSS_BOUND_MIB:-400}"
 TOKEN="load-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/buildonce-cache-load.XXXXXX")"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
+bench_tmpdir cache-load
 
-free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'; }
-wait_http() { # url
-  for _ in $(seq 1 300); do
-    if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status<500?0:1),()=>process.exit(1))' "$1"; then return 0; fi
-    sleep 0.2
-  done
-  echo "server at $1 did not come up" >&2
-  return 1
-}
-
-echo "== preparing (work dir $WORK)"
-"$BIN/esbuild" "$ROOT/apps/cache-server/src/main.ts" --bundle --platform=node --target=node20 --format=cjs \
-  --legal-comments=none --log-level=warning --outfile="$WORK/cache-server.js"
-mkdir -p "$WORK/pool"
+echo "== preparing (work dir $work)"
+bundle_cache_server "$work/cache-server.js"
+mkdir -p "$work/pool"
 for i in $(seq 0 $((POOL - 1))); do
   size=$(node -e 'const [i,n]=process.argv.slice(1).map(Number);process.stdout.write(String(Math.round(12800*Math.pow(67108864/12800,i/(n-1)))))' "$i" "$POOL")
-  node "$MAKE_BODY" "$size" "$WORK/pool/body-$i.tgz" >/dev/null
+  node "$MAKE_BODY" "$size" "$work/pool/body-$i.tgz" >/dev/null
 done
-echo "   pool: $POOL bodies, $(du -sm "$WORK/pool" | cut -f1) MiB, $(stat -c %s "$WORK/pool/body-0.tgz")..$(stat -c %s "$WORK/pool/body-$((POOL - 1)).tgz") bytes"
+echo "   pool: $POOL bodies, $(du -sm "$work/pool" | cut -f1) MiB, $(stat -c %s "$work/pool/body-0.tgz")..$(stat -c %s "$work/pool/body-$((POOL - 1)).tgz") bytes"
 # the big entry, streamed to disk (never in memory): one tar member of random bytes, gzip level 1
-BIG="$WORK/big.tgz"
+BIG="$work/big.tgz"
 node -e '
 const { createWriteStream } = require("fs"); const { createGzip } = require("zlib"); const { randomFillSync } = require("crypto");
 const { Header } = require("tar"); const size = Number(process.argv[1]) * 1048576;
@@ -72,46 +55,46 @@ start_replica() { # port store extra-env... -> pid
   local port="$1" store="$2"
   shift 2
   # the bundle loads the AWS SDK through libs/store's lazy require: resolve it from the workspace
-  env "$@" NODE_PATH="$ROOT/node_modules" PORT="$port" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$store" \
-    BUILDONCE_CACHE_MAX_BYTES=$((2 * 1024 * 1024 * 1024)) BUILDONCE_CACHE_SPOOL_DIR="$WORK/spool" \
-    node "$WORK/cache-server.js" >>"$WORK/server.log" 2>&1 &
+  env "$@" NODE_PATH="$repo/node_modules" PORT="$port" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$store" \
+    BUILDONCE_CACHE_MAX_BYTES=$((2 * 1024 * 1024 * 1024)) BUILDONCE_CACHE_SPOOL_DIR="$work/spool" \
+    node "$work/cache-server.js" >>"$work/server.log" 2>&1 &
   echo $!
 }
 
-RESULTS="$WORK/results.jsonl"
+RESULTS="$work/results.jsonl"
 run_config() { # label replicas store-kind
   local label="$1" n="$2" kind="$3" urls="" pids="" motopid="" store envs=()
   if [ "$kind" = s3 ]; then
     local mport
     mport="$(free_port)"
-    moto_server -H 127.0.0.1 -p "$mport" >>"$WORK/moto.log" 2>&1 &
+    moto_server -H 127.0.0.1 -p "$mport" >>"$work/moto.log" 2>&1 &
     motopid=$!
-    PIDS+=("$motopid")
+    bench_pids+=("$motopid")
     wait_http "http://127.0.0.1:$mport/"
     envs=(AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL="http://127.0.0.1:$mport")
     env "${envs[@]}" node -e '
 const { S3Client, CreateBucketCommand } = require(process.argv[1]);
 new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: "load" })).catch((e) => { console.error(e); process.exit(1); });
-' "$ROOT/node_modules/@aws-sdk/client-s3"
+' "$repo/node_modules/@aws-sdk/client-s3"
     store="s3://load/cache"
   else
-    store="$WORK/dir-store"
+    store="$work/dir-store"
     envs=(BUILDONCE_BENCH=1)
   fi
   for _ in $(seq 1 "$n"); do
     local port pid
     port="$(free_port)"
     pid="$(start_replica "$port" "$store" "${envs[@]}")"
-    PIDS+=("$pid")
+    bench_pids+=("$pid")
     wait_http "http://127.0.0.1:$port/health"
     urls="${urls:+$urls,}http://127.0.0.1:$port"
     pids="${pids:+$pids,}$pid"
   done
   echo "== $label ($n replica(s), pids $pids; load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  node "$LOAD" --urls "$urls" --token "$TOKEN" --pids "$pids" --pool "$WORK/pool" --clients "$CLIENTS" \
+  node "$LOAD" --urls "$urls" --token "$TOKEN" --pids "$pids" --pool "$work/pool" --clients "$CLIENTS" \
     --requests "$REQUESTS" --seconds "$SECONDS_MAX" --big "$BIG" --label "$label" | tee -a "$RESULTS"
   for pid in ${pids//,/ } $motopid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK/dir-store" "$WORK/spool"
+  rm -rf "$work/dir-store" "$work/spool"
 }
 
 START=$(date +%s)

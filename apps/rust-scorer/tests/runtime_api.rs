@@ -2,13 +2,21 @@
 //! (a std `TcpListener`; no dev-dependencies, see Cargo.toml). Every wait is bounded and the child is
 //! killed on drop, so a failing assertion can neither hang nor leave the process behind.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+// All of this file is test code: marked so for clippy.toml's allow-*-in-tests (cargo compiles it with
+// cfg(test) in any case).
+#![cfg(test)]
+
+mod fake_http;
+
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use fake_http::Request;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const ADDRESS: &str = "0xAbCdEf0123456789abcdef0123456789ABCDEF01";
@@ -50,30 +58,17 @@ impl KillOnDrop {
     }
 }
 
+/// A request from the binary and the connection to answer it on.
 struct HttpRequest {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    request: Request,
     stream: TcpStream,
 }
 
 impl HttpRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{} body {:?}: {e}",
-                self.path,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        let Request { path, body, .. } = &self.request;
+        serde_json::from_slice(body)
+            .unwrap_or_else(|e| panic!("{path} body {:?}: {e}", String::from_utf8_lossy(body)))
     }
 
     /// Responds with `body`, framed by Content-Length or (when `chunked`) in 7-byte chunks.
@@ -135,48 +130,15 @@ impl FakeRuntimeApi {
         };
         stream.set_nonblocking(false).unwrap();
         stream.set_read_timeout(Some(STEP_TIMEOUT)).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let method = parts.next().unwrap().to_string();
-        let path = parts.next().unwrap().to_string();
-        assert_eq!(
-            parts.next(),
-            Some("HTTP/1.1"),
-            "{what}: request line {line:?}"
-        );
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (n, v) = line.split_once(':').unwrap();
-            headers.push((n.to_string(), v.trim().to_string()));
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map_or(0, |(_, v)| v.parse().unwrap());
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        HttpRequest {
-            method,
-            path,
-            headers,
-            body,
-            stream,
-        }
+        let request = Request::read(&mut BufReader::new(stream.try_clone().unwrap()));
+        HttpRequest { request, stream }
     }
 
     /// Answers one `GET /invocation/next` with `event`.
     fn invoke(&self, child: &mut KillOnDrop, request_id: &str, event: &Value, chunked: bool) {
         let req = self.recv(child, "GET /invocation/next");
-        assert_eq!(req.method, "GET");
-        assert_eq!(req.path, "/2018-06-01/runtime/invocation/next");
+        assert_eq!(req.request.method, "GET");
+        assert_eq!(req.request.path, "/2018-06-01/runtime/invocation/next");
         req.respond(
             "200 OK",
             &[
@@ -200,9 +162,10 @@ impl FakeRuntimeApi {
     /// Receives the binary's POST with the result of one invocation and acknowledges it (202).
     fn result(&self, child: &mut KillOnDrop, request_id: &str) -> (String, Option<String>, Value) {
         let req = self.recv(child, &format!("the result POST of {request_id}"));
-        assert_eq!(req.method, "POST");
-        let path = req.path.clone();
+        assert_eq!(req.request.method, "POST");
+        let path = req.request.path.clone();
         let error_type = req
+            .request
             .header("Lambda-Runtime-Function-Error-Type")
             .map(str::to_string);
         let body = req.json();
@@ -266,7 +229,7 @@ fn serves_a_valid_and_an_invalid_invocation() {
 
     // 3. the runtime keeps polling after an error; when the Runtime API fails, it exits non-zero.
     let req = api.recv(&mut child, "the third GET /invocation/next");
-    assert_eq!(req.path, "/2018-06-01/runtime/invocation/next");
+    assert_eq!(req.request.path, "/2018-06-01/runtime/invocation/next");
     req.respond(
         "500 Internal Server Error",
         &[],

@@ -23,7 +23,9 @@ describe('rust-lambda generator', () => {
       .filter((p) => p.startsWith('apps/'))
       .sort();
     expect(files).toEqual(
-      ['.gitignore', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/runtime_api.rs'].map((f) => `apps/hello-fn/${f}`),
+      ['.gitignore', 'Cargo.toml', 'README.md', 'src/lib.rs', 'src/main.rs', 'src/runtime.rs', 'tests/fake_http/mod.rs', 'tests/runtime_api.rs'].map(
+        (f) => `apps/hello-fn/${f}`,
+      ),
     );
     const toml = tree.read('apps/hello-fn/Cargo.toml', 'utf8')!;
     expect(detectRustLambda('apps/hello-fn/Cargo.toml', toml)).toMatchObject({
@@ -45,14 +47,16 @@ describe('rust-lambda generator', () => {
     expect(detectRustLambda('services/edge-fn/Cargo.toml', toml)).toMatchObject({ name: 'edge', architecture: 'arm64' });
   });
 
-  it("ships apps/rust-scorer's Runtime API client byte for byte: one source, and the generated crate depends on ureq like it", async () => {
+  it("ships apps/rust-scorer's Runtime API client and its tests' fake HTTP server byte for byte: one source, and the generated crate depends on ureq like it", async () => {
     await rustLambdaGenerator(tree, { name: 'edge', architecture: 'arm64' });
-    const scorer = readFileSync(join(repoRoot, 'apps/rust-scorer/src/runtime.rs'));
-    expect(
-      readFileSync(join(__dirname, 'files/src/runtime.rs__tmpl__')).equals(scorer),
-      'files/src/runtime.rs__tmpl__ differs from apps/rust-scorer/src/runtime.rs: copy it over',
-    ).toBe(true);
-    expect(tree.read('apps/edge/src/runtime.rs')!.equals(scorer)).toBe(true);
+    for (const file of ['src/runtime.rs', 'tests/fake_http/mod.rs']) {
+      const scorer = readFileSync(join(repoRoot, 'apps/rust-scorer', file));
+      expect(
+        readFileSync(join(__dirname, `files/${file}__tmpl__`)).equals(scorer),
+        `files/${file}__tmpl__ differs from apps/rust-scorer/${file}: copy it over`,
+      ).toBe(true);
+      expect(tree.read(`apps/edge/${file}`)!.equals(scorer), file).toBe(true);
+    }
     const dep = (toml: string) => toml.match(/^ureq = .*$/m)?.[0];
     expect(dep(tree.read('apps/edge/Cargo.toml', 'utf8')!)).toBe(dep(readFileSync(join(repoRoot, 'apps/rust-scorer/Cargo.toml'), 'utf8')));
     expect(dep(tree.read('apps/edge/Cargo.toml', 'utf8')!)).toMatch(/default-features = false/);

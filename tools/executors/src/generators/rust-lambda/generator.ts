@@ -32,7 +32,8 @@ export async function generateCargoLock(crateDir: string, env: NodeJS.ProcessEnv
  * `nx g @buildonce/nx:rust-lambda <name>`: writes a Lambda crate at `<directory>` (default `apps/<name>`):
  * Cargo.toml (`[[bin]] bootstrap`, `[package.metadata.lambda]`, a standalone `[workspace]`),
  * src/lib.rs (the handler), src/runtime.rs (the Runtime API client on ureq, byte-equal to
- * apps/rust-scorer's), src/main.rs (the loop), tests/runtime_api.rs, README.md and .gitignore; then
+ * apps/rust-scorer's), src/main.rs (the loop), tests/runtime_api.rs, tests/fake_http/mod.rs (the request
+ * reader of the tests' fake Runtime API, byte-equal to apps/rust-scorer's), README.md and .gitignore; then
  * (after the files are written, not on --dry-run) Cargo.lock through {@link generateCargoLock}. Nothing
  * else in the workspace changes: the plugin infers the project and its targets from Cargo.toml.
  * @returns the callback that writes Cargo.lock (prints the command to run when it cannot)
