@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { s3Request, startFaultyMotoBucket, type FaultProxy, type FaultyMotoBucket } from '@buildonce/testing';
 import { appendEntry, readCurrent, readHistory } from './ledger';
 import { acquireLock } from './lock';
 import { draft } from '@buildonce/testing';
@@ -8,21 +8,18 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 // Regression tests: a create-only write (history entry, lock lease) whose
 // response is lost is retried by the SDK, gets 412 on its own earlier attempt, and must recognise it.
-let moto: MotoServer;
+let s3: FaultyMotoBucket | undefined;
 let proxy: FaultProxy;
 let store: BlobStore;
 const bucket = 'lost-response';
 
 beforeAll(async () => {
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  proxy = await startFaultProxy({ target: moto.endpoint });
-  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+  s3 = await startFaultyMotoBucket(bucket);
+  proxy = s3.proxy;
   store = openStore(parseStoreUrl(`s3://${bucket}/t`));
 });
 afterAll(async () => {
-  await proxy?.stop();
-  await moto?.stop();
+  await s3?.stop();
 });
 
 /** acquireLock for `svc` in `env` as `me` (no run) promoting `version`; `o` overrides. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
-import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { s3Request, startFaultyMotoBucket, type FaultProxy, type FaultyMotoBucket } from '@buildonce/testing';
 import { StoreAccessError } from './errors';
 import { verifyObject } from './artifacts';
 import { openStore } from './open';
@@ -13,22 +13,19 @@ import type { BlobStore } from './blob';
 
 // S3 errors reach users as one-line store errors naming the bucket and the fix, and
 // throttling is retried with backoff (retry settings from @buildonce/aws).
-let moto: MotoServer;
+let s3: FaultyMotoBucket | undefined;
 let proxy: FaultProxy;
 let store: BlobStore;
 const bucket = 's3-errors';
 
 beforeAll(async () => {
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  proxy = await startFaultProxy({ target: moto.endpoint });
-  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+  s3 = await startFaultyMotoBucket(bucket);
+  proxy = s3.proxy;
   store = openStore(parseStoreUrl(`s3://${bucket}/e`));
 });
 afterEach(() => proxy.setFaults({ rate: 0, eligible: undefined }));
 afterAll(async () => {
-  await proxy?.stop();
-  await moto?.stop();
+  await s3?.stop();
 });
 
 /**

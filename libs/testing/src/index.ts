@@ -17,3 +17,4 @@ export * from './published';
 export * from './release/promotion-setup';
 export * from './git';
 export * from './image';
+export * from './faulty-moto';
