@@ -470,14 +470,19 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
   });
 
   describe('namespaces (invariant 6: pull requests cannot poison trusted builds)', () => {
+    /** A GET of `hash` as `token` answers 200 with exactly `body`, from `namespace`. */
+    const expectServed = async (hash: string, token: string, body: Buffer, namespace: string) => {
+      const res = await get(hash, token);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-buildonce-cache-namespace')).toBe(namespace);
+      expect(sha256Hex(Buffer.from(await res.arrayBuffer()))).toBe(sha256Hex(body));
+    };
+
     it('a PR upload is restored by the same PR, never by trusted tokens or another PR', async () => {
       const hash = newHash();
       const body = nxLikeBody(1000, 'from-pr-7');
       expect((await put(hash, body, TOKENS.pr7)).status).toBe(200);
-      const samePr = await get(hash, TOKENS.pr7ro);
-      expect(samePr.status).toBe(200);
-      expect(samePr.headers.get('x-buildonce-cache-namespace')).toBe('pr-7');
-      expect(sha256Hex(Buffer.from(await samePr.arrayBuffer()))).toBe(sha256Hex(body));
+      await expectServed(hash, TOKENS.pr7ro, body, 'pr-7');
       expect((await get(hash, TOKENS.rw)).status).toBe(404);
       expect((await get(hash, TOKENS.ro)).status).toBe(404);
       expect((await get(hash, TOKENS.pr8)).status).toBe(404);
@@ -489,21 +494,16 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
       const genuine = nxLikeBody(1000, 'genuine');
       expect((await put(hash, poisoned, TOKENS.pr7)).status).toBe(200);
       expect((await put(hash, genuine, TOKENS.rw)).status).toBe(200);
-      const trusted = await get(hash, TOKENS.ro);
-      expect(sha256Hex(Buffer.from(await trusted.arrayBuffer()))).toBe(sha256Hex(genuine));
+      await expectServed(hash, TOKENS.ro, genuine, 'trusted');
       // the PR still sees its own entry first
-      const pr = await get(hash, TOKENS.pr7);
-      expect(sha256Hex(Buffer.from(await pr.arrayBuffer()))).toBe(sha256Hex(poisoned));
+      await expectServed(hash, TOKENS.pr7, poisoned, 'pr-7');
     });
 
     it('a PR reads trusted entries when it has none of its own', async () => {
       const hash = newHash();
       const body = nxLikeBody(1000, 'main');
       expect((await put(hash, body, TOKENS.rw)).status).toBe(200);
-      const res = await get(hash, TOKENS.pr7);
-      expect(res.status).toBe(200);
-      expect(res.headers.get('x-buildonce-cache-namespace')).toBe('trusted');
-      expect(sha256Hex(Buffer.from(await res.arrayBuffer()))).toBe(sha256Hex(body));
+      await expectServed(hash, TOKENS.pr7, body, 'trusted');
     });
 
     it('PR entries live under their own key prefix', async () => {
