@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
+import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, servedEntry, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, type CacheStoreSpec, type ServerConfig } from './config';
 import { startServer, type RunningServer } from './start';
@@ -470,19 +470,11 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
   });
 
   describe('namespaces (invariant 6: pull requests cannot poison trusted builds)', () => {
-    /** A GET of `hash` as `token` answers 200 with exactly `body`, from `namespace`. */
-    const expectServed = async (hash: string, token: string, body: Buffer, namespace: string) => {
-      const res = await get(hash, token);
-      expect(res.status).toBe(200);
-      expect(res.headers.get('x-buildonce-cache-namespace')).toBe(namespace);
-      expect(sha256Hex(Buffer.from(await res.arrayBuffer()))).toBe(sha256Hex(body));
-    };
-
     it('a PR upload is restored by the same PR, never by trusted tokens or another PR', async () => {
       const hash = newHash();
       const body = nxLikeBody(1000, 'from-pr-7');
       expect((await put(hash, body, TOKENS.pr7)).status).toBe(200);
-      await expectServed(hash, TOKENS.pr7ro, body, 'pr-7');
+      expect(await servedEntry(get(hash, TOKENS.pr7ro))).toEqual({ status: 200, namespace: 'pr-7', sha256: sha256Hex(body) });
       expect((await get(hash, TOKENS.rw)).status).toBe(404);
       expect((await get(hash, TOKENS.ro)).status).toBe(404);
       expect((await get(hash, TOKENS.pr8)).status).toBe(404);
@@ -494,16 +486,16 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
       const genuine = nxLikeBody(1000, 'genuine');
       expect((await put(hash, poisoned, TOKENS.pr7)).status).toBe(200);
       expect((await put(hash, genuine, TOKENS.rw)).status).toBe(200);
-      await expectServed(hash, TOKENS.ro, genuine, 'trusted');
+      expect(await servedEntry(get(hash, TOKENS.ro))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(genuine) });
       // the PR still sees its own entry first
-      await expectServed(hash, TOKENS.pr7, poisoned, 'pr-7');
+      expect(await servedEntry(get(hash, TOKENS.pr7))).toEqual({ status: 200, namespace: 'pr-7', sha256: sha256Hex(poisoned) });
     });
 
     it('a PR reads trusted entries when it has none of its own', async () => {
       const hash = newHash();
       const body = nxLikeBody(1000, 'main');
       expect((await put(hash, body, TOKENS.rw)).status).toBe(200);
-      await expectServed(hash, TOKENS.pr7, body, 'trusted');
+      expect(await servedEntry(get(hash, TOKENS.pr7))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(body) });
     });
 
     it('PR entries live under their own key prefix', async () => {

@@ -18,3 +18,4 @@ export * from './release/promotion-setup';
 export * from './git';
 export * from './image';
 export * from './faulty-moto';
+export * from './cache-entry';
