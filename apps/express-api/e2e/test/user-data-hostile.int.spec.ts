@@ -64,6 +64,22 @@ function userData(root: string, key: string) {
   return { status: r.status ?? 1, stderr: r.stderr };
 }
 
+/**
+ * Runs user-data.sh on `key` into `root` and checks that it refused the archive: exit 1, exactly one ERROR
+ * line, naming the tarball, no release and no `current`.
+ * @returns the ERROR line
+ */
+function expectScriptRefuses(root: string, key: string): string {
+  const r = userData(root, key);
+  expect(r.status, r.stderr).toBe(1);
+  const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
+  expect(errors, r.stderr).toHaveLength(1);
+  expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
+  expect(readdirSync(join(root, 'releases'))).toEqual([]);
+  expect(existsSync(join(root, 'current'))).toBe(false);
+  return errors[0]!;
+}
+
 /** The tar checker embedded in user-data.sh, exactly as the script runs it (`node - <file>`). */
 function embeddedChecker(): string {
   const m = /check_tarball\(\) \{\n {2}"\$node_bin" - "\$1" <<'JS'\n([\s\S]*?)\nJS\n\}/.exec(readFileSync(script, 'utf8'));
@@ -97,14 +113,8 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
   )('%s: both refuse, one line, nothing written', async (_n, a) => {
     const { version, key } = await publishRaw(a.entries);
     const shRoot = join(base, `sh-${a.name}`);
-    const r = userData(shRoot, key);
-    expect(r.status, r.stderr).toBe(1);
-    const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
-    expect(errors, r.stderr).toHaveLength(1);
-    expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
-    expect(readdirSync(join(shRoot, 'releases'))).toEqual([]);
+    const refusal = expectScriptRefuses(shRoot, key);
     expect(readdirSync(join(shRoot, '.incoming'))).toEqual([]);
-    expect(existsSync(join(shRoot, 'current'))).toBe(false);
 
     const tsRoot = join(base, `ts-${a.name}`);
     const err = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: tsRoot }).then(
@@ -113,9 +123,7 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     );
     expect(err?.message).toMatch(/refused express-api-deployment\.tar\.gz: /);
     // the same reason, word for word, from both implementations of the policy
-    expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(
-      err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'),
-    );
+    expect(refusal.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'));
     expect(existsSync('/tmp/buildonce-pwned')).toBe(false);
   });
 
@@ -154,15 +162,8 @@ describe("user-data.sh judges what GNU tar extracted, not a second parser's read
 
       const { key } = await publishRaw(a.bytes);
       const root = join(base, `sh-${a.name}`);
-      const r = userData(root, key);
-      expect(r.status, r.stderr).toBe(1);
-      const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
-      expect(errors, r.stderr).toHaveLength(1);
-      expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
       // the embedded archive checker reads these archives differently and lets them through: the tree check refuses
-      expect(errors[0]).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
-      expect(readdirSync(join(root, 'releases'))).toEqual([]);
-      expect(existsSync(join(root, 'current'))).toBe(false);
+      expect(expectScriptRefuses(root, key)).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
     },
   );
 });
