@@ -19,3 +19,5 @@ export * from './git';
 export * from './image';
 export * from './faulty-moto';
 export * from './cache-entry';
+export * from './cached-workspace';
+export * from './express-api';
