@@ -5,7 +5,7 @@ import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, parseOidc } from './config';
 import { startServer, type RunningServer } from './start';
-import { captureLogger, nxLikeBody, sha256Hex, startTestIssuer, type TestIssuer, newCacheHash } from '@buildonce/testing';
+import { captureLogger, nxLikeBody, servedEntry, sha256Hex, startTestIssuer, type TestIssuer, newCacheHash } from '@buildonce/testing';
 import { parseTokens } from './tokens';
 
 const AUD = 'buildonce-cache-test';
@@ -56,9 +56,7 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
     const body = nxLikeBody(1000);
     const token = await push();
     expect((await put(hash, body, token)).status).toBe(200);
-    const g = await get(hash, STATIC);
-    expect(g.status).toBe(200);
-    expect(sha256Hex(Buffer.from(await g.arrayBuffer()))).toBe(sha256Hex(body));
+    expect(await servedEntry(get(hash, STATIC))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(body) });
     const line = logs.records().find((r) => r.msg === 'cache request' && r.hash === hash && r.method === 'PUT');
     expect(line).toMatchObject({ namespace: 'trusted', identity: 'oidc:acme/app push refs/heads/main' });
   });
@@ -69,27 +67,20 @@ describe('OIDC mode: GitHub Actions ID tokens from a local JWKS issuer', () => {
     const trustedHash = newHash();
     const trustedBody = nxLikeBody(1500);
     expect((await put(trustedHash, trustedBody, STATIC)).status).toBe(200);
-    const r = await get(trustedHash, token);
-    expect(r.status).toBe(200);
-    expect(r.headers.get('x-buildonce-cache-namespace')).toBe('trusted');
-    expect(sha256Hex(Buffer.from(await r.arrayBuffer()))).toBe(sha256Hex(trustedBody));
+    expect(await servedEntry(get(trustedHash, token))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(trustedBody) });
 
     // writes pr-7 only
     const hash = newHash();
     const body = nxLikeBody(1200);
     expect((await put(hash, body, token)).status).toBe(200);
-    const own = await get(hash, token);
-    expect(own.status).toBe(200);
-    expect(own.headers.get('x-buildonce-cache-namespace')).toBe('pr-7');
-    await own.arrayBuffer();
+    expect(await servedEntry(get(hash, token))).toEqual({ status: 200, namespace: 'pr-7', sha256: sha256Hex(body) });
     expect((await get(hash, STATIC)).status).toBe(404);
     expect((await get(hash, await push())).status).toBe(404);
     expect((await get(hash, await pr(8))).status).toBe(404);
 
     // a PR upload of a hash trusted already has goes to pr-7; trusted keeps its bytes
     expect((await put(trustedHash, nxLikeBody(900), token)).status).toBe(200);
-    const still = await get(trustedHash, STATIC);
-    expect(sha256Hex(Buffer.from(await still.arrayBuffer()))).toBe(sha256Hex(trustedBody));
+    expect(await servedEntry(get(trustedHash, STATIC))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(trustedBody) });
   });
 
   it.each<[string, () => Promise<string>]>([

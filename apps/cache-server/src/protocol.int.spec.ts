@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '@buildonce/store';
-import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
+import { captureLogger, type MotoServer, nxLikeBody, plainTar, rawRequest, servedEntry, sha256Hex, startMoto, tarGz, newCacheHash } from '@buildonce/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheStore, type CacheStoreSpec, type ServerConfig } from './config';
 import { startServer, type RunningServer } from './start';
@@ -157,6 +157,14 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     fetch(`${base}/${hash}`, { method: 'PUT', headers: { ...auth(token), 'content-type': 'application/octet-stream' }, body });
   const get = (hash: string, token = TOKENS.rw) => fetch(`${base}/${hash}`, { headers: { ...auth(token), accept: 'application/octet-stream' } });
   const blobKeys = async (hash: string) => (await backend.keys()).filter((k) => k.includes(`/blobs/${hash}.`));
+  /** PUTs a new entry with `size` bytes of output (200) and returns its hash, its body and the key of its blob. */
+  const putNewEntry = async (size: number) => {
+    const hash = newHash();
+    const body = nxLikeBody(size);
+    expect((await put(hash, body)).status).toBe(200);
+    const [blob] = await blobKeys(hash);
+    return { hash, body, blob: blob! };
+  };
 
   it('GET /health answers 200 without a token', async () => {
     const res = await fetch(`${server.url}/health`);
@@ -403,11 +411,8 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     ['small', 2000],
     ['large', 3 * 1024 * 1024],
   ])('a %s blob modified in place after it was recorded is never served: identity mismatch, clean 404, quarantined, repairable', async (_n, size) => {
-    const hash = newHash();
-    const body = nxLikeBody(size);
-    expect((await put(hash, body)).status).toBe(200);
-    const [blob] = await blobKeys(hash);
-    await backend.corrupt(blob!);
+    const { hash, body, blob } = await putNewEntry(size);
+    await backend.corrupt(blob);
     const miss = await get(hash);
     expect(miss.status).toBe(404);
     const line = logs.records().find((r) => r.msg === 'cache request' && r.hash === hash && r.method === 'GET');
@@ -416,21 +421,16 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
     expect((await backend.keys()).some((k) => k.includes(`/quarantine/${hash}.`))).toBe(true);
     expect((await get(hash)).status).toBe(404);
     expect((await put(hash, body)).status).toBe(200);
-    const again = await get(hash);
-    expect(again.status).toBe(200);
-    expect(sha256Hex(Buffer.from(await again.arrayBuffer()))).toBe(sha256Hex(body));
+    expect(await servedEntry(get(hash))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(body) });
   });
 
   it.each([
     ['small (verified in memory)', 2000],
     ['large (S3: verified through a spool file; directory: verified while streaming)', 3 * 1024 * 1024],
   ])('a corrupted %s entry whose record predates identities is re-hashed: never served whole, logged, quarantined, repairable', async (_n, size) => {
-    const hash = newHash();
-    const body = nxLikeBody(size);
-    expect((await put(hash, body)).status).toBe(200);
+    const { hash, body, blob } = await putNewEntry(size);
     await dropIdentity(hash);
-    const [blob] = await blobKeys(hash);
-    await backend.corrupt(blob!);
+    await backend.corrupt(blob);
     const miss = await get(hash);
     if (backend.name === 'directory' && size > 2 * 1024 * 1024) {
       // headers went out before the mismatch was known: the body is cut short before its last chunk
@@ -462,10 +462,8 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
   });
 
   it('a record pointing at a missing blob is a miss, not an error', async () => {
-    const hash = newHash();
-    expect((await put(hash, nxLikeBody(100))).status).toBe(200);
-    const [blob] = await blobKeys(hash);
-    await server.store.backend.delete(blob!);
+    const { hash, blob } = await putNewEntry(100);
+    await server.store.backend.delete(blob);
     expect((await get(hash)).status).toBe(404);
   });
 
@@ -474,10 +472,7 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
       const hash = newHash();
       const body = nxLikeBody(1000, 'from-pr-7');
       expect((await put(hash, body, TOKENS.pr7)).status).toBe(200);
-      const samePr = await get(hash, TOKENS.pr7ro);
-      expect(samePr.status).toBe(200);
-      expect(samePr.headers.get('x-buildonce-cache-namespace')).toBe('pr-7');
-      expect(sha256Hex(Buffer.from(await samePr.arrayBuffer()))).toBe(sha256Hex(body));
+      expect(await servedEntry(get(hash, TOKENS.pr7ro))).toEqual({ status: 200, namespace: 'pr-7', sha256: sha256Hex(body) });
       expect((await get(hash, TOKENS.rw)).status).toBe(404);
       expect((await get(hash, TOKENS.ro)).status).toBe(404);
       expect((await get(hash, TOKENS.pr8)).status).toBe(404);
@@ -489,21 +484,16 @@ describe.each([dirBackend(), s3Backend()])('Nx remote cache protocol on the $nam
       const genuine = nxLikeBody(1000, 'genuine');
       expect((await put(hash, poisoned, TOKENS.pr7)).status).toBe(200);
       expect((await put(hash, genuine, TOKENS.rw)).status).toBe(200);
-      const trusted = await get(hash, TOKENS.ro);
-      expect(sha256Hex(Buffer.from(await trusted.arrayBuffer()))).toBe(sha256Hex(genuine));
+      expect(await servedEntry(get(hash, TOKENS.ro))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(genuine) });
       // the PR still sees its own entry first
-      const pr = await get(hash, TOKENS.pr7);
-      expect(sha256Hex(Buffer.from(await pr.arrayBuffer()))).toBe(sha256Hex(poisoned));
+      expect(await servedEntry(get(hash, TOKENS.pr7))).toEqual({ status: 200, namespace: 'pr-7', sha256: sha256Hex(poisoned) });
     });
 
     it('a PR reads trusted entries when it has none of its own', async () => {
       const hash = newHash();
       const body = nxLikeBody(1000, 'main');
       expect((await put(hash, body, TOKENS.rw)).status).toBe(200);
-      const res = await get(hash, TOKENS.pr7);
-      expect(res.status).toBe(200);
-      expect(res.headers.get('x-buildonce-cache-namespace')).toBe('trusted');
-      expect(sha256Hex(Buffer.from(await res.arrayBuffer()))).toBe(sha256Hex(body));
+      expect(await servedEntry(get(hash, TOKENS.pr7))).toEqual({ status: 200, namespace: 'trusted', sha256: sha256Hex(body) });
     });
 
     it('PR entries live under their own key prefix', async () => {

@@ -31,24 +31,16 @@ describe('writeDeterministicZip', () => {
     const b = join(dir, 'b');
     writeFileSync(a, 'hello bootstrap');
     writeFileSync(b, 'weights');
-    utimesSync(a, new Date('2020-05-05'), new Date('2020-05-05'));
-    chmodSync(a, 0o600);
-    await writeDeterministicZip(
-      [
-        { name: 'bootstrap', path: a },
-        { name: 'weights.json', path: b },
-      ],
-      join(dir, '1.zip'),
-    );
-    utimesSync(a, new Date('2024-01-01'), new Date('2024-01-01'));
-    chmodSync(a, 0o777);
-    await writeDeterministicZip(
-      [
-        { name: 'weights.json', path: b },
-        { name: 'bootstrap', path: a },
-      ],
-      join(dir, '2.zip'),
-    );
+    const inputs = { bootstrap: { name: 'bootstrap', path: a }, weights: { name: 'weights.json', path: b } };
+    // the same two files zipped twice: another mtime and mode of bootstrap, the other order
+    for (const [zip, mtime, mode, order] of [
+      ['1.zip', '2020-05-05', 0o600, [inputs.bootstrap, inputs.weights]],
+      ['2.zip', '2024-01-01', 0o777, [inputs.weights, inputs.bootstrap]],
+    ] as const) {
+      utimesSync(a, new Date(mtime), new Date(mtime));
+      chmodSync(a, mode);
+      await writeDeterministicZip([...order], join(dir, zip));
+    }
     expect((await sha256File(join(dir, '1.zip'))).hex).toBe((await sha256File(join(dir, '2.zip'))).hex);
     const entries = await listZip(join(dir, '1.zip'));
     expect(entries.map((e) => e.name)).toEqual(['bootstrap', 'weights.json']);

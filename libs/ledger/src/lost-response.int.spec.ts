@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { s3Request } from '@buildonce/testing';
+import { useFaultyMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import { appendEntry, readCurrent, readHistory } from './ledger';
 import { acquireLock } from './lock';
 import { draft } from '@buildonce/testing';
@@ -8,21 +9,12 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 // Regression tests: a create-only write (history entry, lock lease) whose
 // response is lost is retried by the SDK, gets 412 on its own earlier attempt, and must recognise it.
-let moto: MotoServer;
-let proxy: FaultProxy;
-let store: BlobStore;
 const bucket = 'lost-response';
+const s3 = useFaultyMotoBucket(bucket);
+let store: BlobStore;
 
-beforeAll(async () => {
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  proxy = await startFaultProxy({ target: moto.endpoint });
-  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+beforeAll(() => {
   store = openStore(parseStoreUrl(`s3://${bucket}/t`));
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await moto?.stop();
 });
 
 /** acquireLock for `svc` in `env` as `me` (no run) promoting `version`; `o` overrides. */
@@ -43,7 +35,7 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
   it('ledger: a history write applied but unanswered is recorded once, not twice', async () => {
     const env = 'lost-history';
     await appendEntry(store, draft('1' as Version, { environment: env as EnvironmentName }));
-    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/history/`));
+    const fired = s3().proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/history/`));
     const r = await appendEntry(store, draft('2' as Version, { environment: env as EnvironmentName }));
     await fired;
     const h = await readHistory(store, 'svc' as ProjectName, env as EnvironmentName);
@@ -58,7 +50,7 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
   it('ledger: a lost pointer CAS response still completes the append', async () => {
     const env = 'lost-pointer';
     await appendEntry(store, draft('1' as Version, { environment: env as EnvironmentName }));
-    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/current.json`));
+    const fired = s3().proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/current.json`));
     const r = await appendEntry(store, draft('2' as Version, { environment: env as EnvironmentName }));
     await fired;
     expect(r.entry.seq).toBe(2);
@@ -68,7 +60,7 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
 
   it('lock: a lease write applied but unanswered is recognised as our own (no waiting out our own lease)', async () => {
     const env = 'lost-lock';
-    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
+    const fired = s3().proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
     const t0 = Date.now();
     const lock = await lockFor(env, '1', { ttlMs: 20_000, waitMs: 5_000 });
     await fired;
@@ -87,7 +79,7 @@ describe('create-only writes under lost responses (S3 via a fault proxy)', () =>
     const crashed = await lockFor(env, '5', { actor: 'crashed', runId: '7', ttlMs: 1_000, now: () => t });
     await crashed.abandon();
     t = Date.now() + 60_000; // the crashed holder's lease has expired
-    const fired = proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
+    const fired = s3().proxy.failNext('lost', s3Request('PUT', `/releases/svc/${env}/lock.json`));
     const lock = await lockFor(env, '6', { waitMs: 2_000 });
     await fired;
     expect(lock.unrecorded.map((l) => l.actor)).toEqual(['crashed']);

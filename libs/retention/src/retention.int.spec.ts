@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   currentKey,
   historyKey,
@@ -12,7 +12,8 @@ import {
   verifyArtifact,
   type BlobStore,
 } from '@buildonce/store';
-import { publishTestZip, startMotoBucket, type MotoBucket, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
+import { publishTestZip, removeTempDirs, tempDir } from '@buildonce/testing';
+import { useMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import { runRetention } from './retention';
 import { appendEntry } from '@buildonce/ledger';
 import { draft } from '@buildonce/testing';
@@ -20,17 +21,8 @@ import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
-let moto: MotoServer;
-let mb: MotoBucket | undefined;
 const bucket = 'retention-it';
-
-beforeAll(async () => {
-  mb = await startMotoBucket(bucket);
-  moto = mb.moto;
-});
-afterAll(async () => {
-  await mb?.stop();
-});
+const s3Bucket = useMotoBucket(bucket);
 
 async function publish(store: BlobStore, project: string, version: string, opts: { preview?: boolean; pr?: string; size?: number; provenance?: Buffer } = {}) {
   const metadata = publishMetadataFromEnv(opts.pr ? { GITHUB_REF: `refs/pull/${opts.pr}/merge` } : {});
@@ -137,7 +129,7 @@ describe('retention and incomplete multipart uploads (S3)', () => {
     const { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } = await import('@aws-sdk/client-s3');
     const s3 = new S3Client({
       region: 'us-east-1',
-      endpoint: moto.endpoint,
+      endpoint: s3Bucket().moto.endpoint,
       forcePathStyle: true,
       credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
     });

@@ -41,6 +41,8 @@ const crossGcc = (() => {
 })();
 const crate = join(tmp, 'crate');
 mkdirSync(crate, { recursive: true });
+/** What most cases resolve for: the crate as an arm64 Lambda on provided.al2023, with node outside every PATH entry. */
+const armLambda = { cargoDir: crate, architecture: 'arm64', runtime: 'provided.al2023', execPath: '/nowhere/node' } as const;
 
 describe('the PATH rule: cargo/rustc as the user had them, not the ones next to node', () => {
   it('skips the leading node_modules/.bin, node-gyp-bin and node directory that Nx/npm put in front', () => {
@@ -91,15 +93,7 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     const debian = fakeToolchain('debian2', '1.96.0', ['aarch64-unknown-linux-gnu']);
     const userBin = fakeToolchain('rustup2', '1.95.0', ['x86_64-unknown-linux-gnu']);
     const env = { PATH: [userBin, crossGcc].join(':'), BUILDONCE_RUST_TOOLCHAIN: join(debian, '..') };
-    const t = resolveRustToolchain({
-      cargoDir: crate,
-      architecture: 'arm64',
-      runtime: 'provided.al2023',
-      toolchain: '+ignored',
-      cargoLambda: 'auto',
-      env,
-      execPath: '/nowhere/node',
-    });
+    const t = resolveRustToolchain({ ...armLambda, toolchain: '+ignored', cargoLambda: 'auto', env });
     expect(t.problems).toEqual([]);
     expect(t.cargo).toEqual({ file: join(debian, 'cargo'), args: [] });
     expect(t.env.RUSTC).toBe(join(debian, 'rustc'));
@@ -112,14 +106,7 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
 
   it('names the missing std and the missing cross linker, with how to install them', () => {
     const userBin = fakeToolchain('rustup3', '1.95.0', ['x86_64-unknown-linux-gnu']);
-    const t = resolveRustToolchain({
-      cargoDir: crate,
-      architecture: 'arm64',
-      runtime: 'provided.al2023',
-      cargoLambda: 'auto',
-      env: { PATH: userBin },
-      execPath: '/nowhere/node',
-    });
+    const t = resolveRustToolchain({ ...armLambda, cargoLambda: 'auto', env: { PATH: userBin } });
     expect(t.problems[0]).toMatch(
       /^no linker for aarch64-unknown-linux-gnu \(arm64\) on this x86_64-unknown-linux-gnu host: install cargo-lambda .*apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross.*CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER$/,
     );
@@ -159,28 +146,14 @@ describe('the PATH rule: cargo/rustc as the user had them, not the ones next to 
     );
     writeFileSync(join(bin, 'zig'), '#!/bin/sh\necho 0.13.0\n');
     chmodSync(join(bin, 'zig'), 0o755);
-    const t = resolveRustToolchain({
-      cargoDir: crate,
-      architecture: 'arm64',
-      runtime: 'provided.al2023',
-      cargoLambda: 'auto',
-      env: { PATH: bin },
-      execPath: '/nowhere/node',
-    });
+    const t = resolveRustToolchain({ ...armLambda, cargoLambda: 'auto', env: { PATH: bin } });
     expect(t.builder).toBe('cargo-lambda');
     expect(t.cargoTarget).toBe('aarch64-unknown-linux-gnu.2.34');
     expect(t.problems).toEqual([]);
     expect(t.identity).toContain('builder: cargo-lambda (cargo-lambda 1.8.6 (abc 2025-01-01Z))');
     expect(t.identity).toContain('linker: zig 0.13.0');
     expect(t.summary).toContain('aarch64-unknown-linux-gnu.2.34; cargo-lambda 1.8.6 (abc 2025-01-01Z) + zig 0.13.0');
-    const never = resolveRustToolchain({
-      cargoDir: crate,
-      architecture: 'arm64',
-      runtime: 'provided.al2',
-      cargoLambda: 'never',
-      env: { PATH: bin },
-      execPath: '/nowhere/node',
-    });
+    const never = resolveRustToolchain({ ...armLambda, runtime: 'provided.al2', cargoLambda: 'never', env: { PATH: bin } });
     expect(never.builder).toBe('cargo');
     expect(never.identity).not.toBe(t.identity);
   });

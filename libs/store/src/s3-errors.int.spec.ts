@@ -2,9 +2,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
-import { s3Request, startFaultProxy, startMoto, type FaultProxy, type MotoServer } from '@buildonce/testing';
+import { s3Request } from '@buildonce/testing';
+import { useFaultyMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import { StoreAccessError } from './errors';
 import { verifyObject } from './artifacts';
 import { openStore } from './open';
@@ -13,23 +14,14 @@ import type { BlobStore } from './blob';
 
 // S3 errors reach users as one-line store errors naming the bucket and the fix, and
 // throttling is retried with backoff (retry settings from @buildonce/aws).
-let moto: MotoServer;
-let proxy: FaultProxy;
-let store: BlobStore;
 const bucket = 's3-errors';
+const s3 = useFaultyMotoBucket(bucket);
+let store: BlobStore;
 
-beforeAll(async () => {
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  proxy = await startFaultProxy({ target: moto.endpoint });
-  Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+beforeAll(() => {
   store = openStore(parseStoreUrl(`s3://${bucket}/e`));
 });
-afterEach(() => proxy.setFaults({ rate: 0, eligible: undefined }));
-afterAll(async () => {
-  await proxy?.stop();
-  await moto?.stop();
-});
+afterEach(() => s3().proxy.setFaults({ rate: 0, eligible: undefined }));
 
 /**
  * A store whose S3 endpoint is an HTTP server answering every request with `status`, `contentType` and
@@ -55,7 +47,7 @@ async function oddEndpoint(status: number, contentType: string, body: string): P
 describe('S3 error mapping through a fault proxy', () => {
   it('retries throttling (503 SlowDown) with backoff and succeeds', async () => {
     const only = s3Request('PUT', '/throttled/');
-    const fired = [proxy.failNext('503', only), proxy.failNext('503', only), proxy.failNext('503', only)];
+    const fired = [s3().proxy.failNext('503', only), s3().proxy.failNext('503', only), s3().proxy.failNext('503', only)];
     expect(await store.putBytesIfAbsent('throttled/a.json', Buffer.from('{}'))).toBe('created');
     await Promise.all(fired);
     expect((await store.getBytes('throttled/a.json'))!.bytes.toString()).toBe('{}');
@@ -66,7 +58,7 @@ describe('S3 error mapping through a fault proxy', () => {
     ['500', /^S3 request put .* on bucket "s3-errors" failed with InternalError .*: retry; if it persists check the S3 service health/],
     ['reset', /^cannot reach S3 for bucket "s3-errors" .*: check the network and AWS_ENDPOINT_URL/],
   ] as const)('persistent %s faults end in one StoreAccessError line naming the bucket and the fix', async (kind, message) => {
-    proxy.setFaults({ rate: 1, kinds: [kind], eligible: s3Request('PUT', '/persistent/') });
+    s3().proxy.setFaults({ rate: 1, kinds: [kind], eligible: s3Request('PUT', '/persistent/') });
     const err = await store.putBytesIfAbsent(`persistent/${kind}.json`, Buffer.from('{}')).then(
       () => undefined,
       (e: Error) => e,
@@ -122,7 +114,7 @@ describe('S3 error mapping through a fault proxy', () => {
     try {
       const bytes = Buffer.alloc(9 * 1024 * 1024, 7);
       writeFileSync(join(dir, 'big.bin'), bytes);
-      const fired = proxy.failNext('lost', (r) => r.method === 'POST' && r.url.includes('uploadId='));
+      const fired = s3().proxy.failNext('lost', (r) => r.method === 'POST' && r.url.includes('uploadId='));
       const r = await store.putFileIfAbsent('mpu/big.bin', join(dir, 'big.bin'), { sha256Hex: sha256Bytes(bytes).hex, size: bytes.length });
       await fired;
       expect(['created', 'exists']).toContain(r);

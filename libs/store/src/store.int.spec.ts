@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { awsClients } from '@buildonce/aws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
-import { startMotoBucket, type MotoBucket, type MotoServer, removeTempDirs, tempDir, writeTestArtifactDir } from '@buildonce/testing';
+import { removeTempDirs, tempDir, writeTestArtifactDir } from '@buildonce/testing';
+import { useMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import {
   ArtifactConflictError,
   ArtifactIntegrityError,
@@ -22,17 +23,8 @@ import type { ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
 
-let moto: MotoServer;
-let mb: MotoBucket | undefined;
 const bucket = 'buildonce-test';
-
-beforeAll(async () => {
-  mb = await startMotoBucket(bucket);
-  moto = mb.moto;
-});
-afterAll(async () => {
-  await mb?.stop();
-});
+const s3Bucket = useMotoBucket(bucket);
 
 const artifactDir = writeTestArtifactDir;
 
@@ -200,7 +192,7 @@ describe('S3 access errors', () => {
 
   it('names missing credentials', async () => {
     const env = {
-      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ENDPOINT_URL: s3Bucket().moto.endpoint,
       AWS_REGION: 'us-east-1',
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_CONFIG_FILE: '/nonexistent',

@@ -17,3 +17,7 @@ export * from './published';
 export * from './release/promotion-setup';
 export * from './git';
 export * from './image';
+export * from './faulty-moto';
+export * from './cache-entry';
+export * from './cached-workspace';
+export * from './express-api';

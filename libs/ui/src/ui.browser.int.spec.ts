@@ -2,13 +2,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { currentKey } from '@buildonce/store';
 import { runPromoteCommand } from '@buildonce/commands';
 import { HOSTILE, removeTempDirs, type SeededWorkspace, seedWorkspace, tempDir, VERSIONS } from '@buildonce/testing';
-import { axeViolations, launchDashboardBrowser, type DashboardBrowser } from '@buildonce/testing/src/browser';
+import { axeViolations } from '@buildonce/testing/src/browser';
+import { serveDashboard, type ServedDashboard } from '@buildonce/testing/src/dashboard';
 import { runUiCommand } from './command';
-import type { UiServer } from './server';
 import type { EnvironmentName, ProjectName } from '@buildonce/values';
 
 /**
@@ -18,38 +18,21 @@ import type { EnvironmentName, ProjectName } from '@buildonce/values';
  */
 
 let ws: SeededWorkspace;
-let ui: UiServer;
-let context: BrowserContext;
-let dashboard: DashboardBrowser | undefined;
+let dashboard: ServedDashboard | undefined;
 let shots: string;
 
 beforeAll(async () => {
   ws = await seedWorkspace();
   shots = tempDir('buildonce-ui-shots-');
-  const r = await runUiCommand({
-    workspaceRoot: ws.root,
-    port: 0,
-    log: () => undefined,
-    processEnv: { ...process.env, BUILDONCE_STORE: undefined, BUILDONCE_UI_TOKEN: undefined },
-  });
-  if (!('server' in r)) throw new Error('expected a server');
-  ui = r.server;
-  dashboard = await launchDashboardBrowser();
-  ({ context } = dashboard);
+  dashboard = await serveDashboard(ws.root, { ...process.env, BUILDONCE_STORE: undefined, BUILDONCE_UI_TOKEN: undefined });
 });
 
 afterAll(async () => {
   await dashboard?.close();
-  await ui?.close();
   removeTempDirs();
 });
 
-async function open(path: string): Promise<Page> {
-  const page = await context.newPage();
-  const res = await page.goto(new URL(path, ui.url).href);
-  expect(res?.status(), path).toBe(200);
-  return page;
-}
+const open = (path: string): Promise<Page> => dashboard!.open(path);
 
 /** Text of the pipeline cell of a project and environment. */
 const cellText = (page: Page, project: string, env: string) => page.locator(`tr[data-project="${project}"] td[data-env="${env}"]`).innerText();
@@ -251,7 +234,7 @@ describe('buildonce ui over a file store (chromium)', () => {
     expect('site' in r && r.site.pages).toBeGreaterThan(5);
     const live = await open('/');
     const served = await live.locator('table.matrix').first().locator('a.version').allTextContents();
-    const page = await context.newPage();
+    const page = await dashboard!.context.newPage();
     await page.goto(pathToFileURL(join(dir, 'index.html')).href);
     expect(await page.locator('table.matrix').first().locator('a.version').allTextContents()).toEqual(served);
     expect(await page.locator('#live').count()).toBe(0);
@@ -281,9 +264,9 @@ describe('buildonce ui over a file store (chromium)', () => {
     await expectNoInjection(page);
     const hist = await open('/history/@acme/api/dev.html'.replace('@acme/api', 'acme--api'));
     expect(await hist.locator('main').innerText()).toContain(VERSIONS.api);
-    const res = await fetch(new URL('/version/scorer/not-a-version.html', ui.url));
+    const res = await fetch(new URL('/version/scorer/not-a-version.html', dashboard!.server.url));
     expect(res.status).toBe(404);
-    expect((await fetch(ui.url)).status).toBe(200);
+    expect((await fetch(dashboard!.server.url)).status).toBe(200);
     await page.close();
     await hist.close();
   });

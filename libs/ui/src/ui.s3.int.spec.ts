@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { HOSTILE, type MotoServer, removeTempDirs, type SeededWorkspace, seedWorkspace, startMoto, tempDir, VERSIONS } from '@buildonce/testing';
-import { axeViolations, launchDashboardBrowser, type DashboardBrowser } from '@buildonce/testing/src/browser';
-import { runUiCommand } from './command';
-import type { UiServer } from './server';
+import { axeViolations } from '@buildonce/testing/src/browser';
+import { serveDashboard, type ServedDashboard } from '@buildonce/testing/src/dashboard';
 
 /**
  * The dashboard over an S3 store on moto_server, filled by the same real publishes, promotions and
@@ -13,9 +12,7 @@ import type { UiServer } from './server';
 
 let moto: MotoServer | undefined;
 let ws: SeededWorkspace;
-let ui: UiServer;
-let context: BrowserContext;
-let dashboard: DashboardBrowser | undefined;
+let dashboard: ServedDashboard | undefined;
 let shots: string;
 
 beforeAll(async () => {
@@ -25,26 +22,16 @@ beforeAll(async () => {
   ws = await seedWorkspace({ store: 's3://ui-releases/team', processEnv });
   shots = tempDir('buildonce-ui-s3-shots-');
   // the SDK's retries would stretch the "S3 is down" page over minutes: one attempt is what the page needs
-  const r = await runUiCommand({ workspaceRoot: ws.root, port: 0, log: () => undefined, processEnv: { ...processEnv, AWS_MAX_ATTEMPTS: '1' } });
-  if (!('server' in r)) throw new Error('expected a server');
-  ui = r.server;
-  dashboard = await launchDashboardBrowser();
-  ({ context } = dashboard);
+  dashboard = await serveDashboard(ws.root, { ...processEnv, AWS_MAX_ATTEMPTS: '1' });
 });
 
 afterAll(async () => {
   await dashboard?.close();
-  await ui?.close();
   await moto?.stop();
   removeTempDirs();
 });
 
-async function open(path: string): Promise<Page> {
-  const page = await context.newPage();
-  const res = await page.goto(new URL(path, ui.url).href);
-  expect(res?.status(), path).toBe(200);
-  return page;
-}
+const open = (path: string): Promise<Page> => dashboard!.open(path);
 
 describe('buildonce ui over S3 (moto_server, chromium)', () => {
   it('shows the store, the matrix and the drift', async () => {

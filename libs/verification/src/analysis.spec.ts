@@ -172,6 +172,12 @@ describe('metric queries and values', () => {
     alias: 'staging',
     executedVersion: '5',
   };
+  /** {@link versionValue} over GetMetricData results given as metric id -> values. */
+  const valuesOf = (q: ReturnType<typeof versionQueries>, values: Record<string, number[]>) =>
+    versionValue(
+      q,
+      Object.entries(values).map(([Id, Values]) => ({ Id, Values })),
+    );
   it('errorRate reads Errors and Invocations of the executed version; the value is their ratio over the window', () => {
     const q = versionQueries({ kind: 'metric', metric: 'errorRate', max: 0.01 }, vars, 60, 'n');
     expect(q.queries.map((x) => [x.Id, x.MetricStat?.Metric?.MetricName, x.MetricStat?.Stat])).toEqual([
@@ -183,18 +189,8 @@ describe('metric queries and values', () => {
       { Name: 'Resource', Value: 'svc-staging:staging' },
       { Name: 'ExecutedVersion', Value: '5' },
     ]);
-    expect(
-      versionValue(q, [
-        { Id: 'errors_n', Values: [1, 2] },
-        { Id: 'invocations_n', Values: [50, 50] },
-      ]),
-    ).toEqual({ value: 0.03, samples: 100 });
-    expect(
-      versionValue(q, [
-        { Id: 'errors_n', Values: [] },
-        { Id: 'invocations_n', Values: [] },
-      ]),
-    ).toEqual({ samples: 0 });
+    expect(valuesOf(q, { errors_n: [1, 2], invocations_n: [50, 50] })).toEqual({ value: 0.03, samples: 100 });
+    expect(valuesOf(q, { errors_n: [], invocations_n: [] })).toEqual({ samples: 0 });
   });
   it('an expression renames its metric ids per version; other statistics take the worst period', () => {
     const c = {
@@ -209,18 +205,8 @@ describe('metric queries and values', () => {
     const q = versionQueries(c, { ...vars, executedVersion: '4' }, 60, 'b');
     expect(q.queries.find((x) => x.Id === 'expr_b')?.Expression).toBe('bad_b / (good_b + bad_b)');
     expect(q.queries.find((x) => x.Id === 'bad_b')).toMatchObject({ ReturnData: false, MetricStat: { Metric: { Dimensions: [{ Name: 'V', Value: '4' }] } } });
-    expect(
-      versionValue(q, [
-        { Id: 'expr_b', Values: [0.01, 0.05] },
-        { Id: 'samples_b', Values: [10, 5] },
-      ]),
-    ).toEqual({ value: 0.05, samples: 15 });
-    expect(
-      versionValue(q, [
-        { Id: 'expr_b', Values: [Infinity, NaN] },
-        { Id: 'samples_b', Values: [10] },
-      ]),
-    ).toEqual({ samples: 10 });
+    expect(valuesOf(q, { expr_b: [0.01, 0.05], samples_b: [10, 5] })).toEqual({ value: 0.05, samples: 15 });
+    expect(valuesOf(q, { expr_b: [Infinity, NaN], samples_b: [10] })).toEqual({ samples: 10 });
   });
   it('the window covers the last interval in whole periods (generated times)', () => {
     const r = rng(6);

@@ -31,25 +31,29 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('module boundaries (eslint, @nx/enforce-module-boundaries)', () => {
-  it('a lib importing a higher layer fails the lint (libs/provenance, layer:artifact -> @buildonce/image, layer:store)', async () => {
-    const r = await lint({ [probe('libs/provenance/src')]: "export { pushImage } from '@buildonce/image';\n" });
+  it.each([
+    [
+      'a lib importing a higher layer fails the lint (libs/provenance, layer:artifact -> @buildonce/image, layer:store)',
+      'libs/provenance/src',
+      "export { pushImage } from '@buildonce/image';\n",
+      ['A project tagged with "layer:artifact" can only depend on libs tagged with "layer:base", "layer:artifact"', '@nx/enforce-module-boundaries'],
+    ],
+    [
+      'libs/store importing @buildonce/promotion fails the lint (promotion already depends on store: Nx reports the cycle first)',
+      'libs/store/src',
+      "export { promoteVersion } from '@buildonce/promotion';\n",
+      ['@nx/enforce-module-boundaries', '"store" and "promotion"'],
+    ],
+    [
+      'a production (non-spec) file importing @buildonce/testing fails the lint',
+      'libs/store/src',
+      "export { tempDir } from '@buildonce/testing';\n",
+      ['no-restricted-imports', "'@buildonce/testing' import is restricted"],
+    ],
+  ])('%s', async (_name, dir, source, messages) => {
+    const r = await lint({ [probe(dir)]: source });
     expect(r.exitCode, r.out).not.toBe(0);
-    expect(r.out).toContain('A project tagged with "layer:artifact" can only depend on libs tagged with "layer:base", "layer:artifact"');
-    expect(r.out).toContain('@nx/enforce-module-boundaries');
-  });
-
-  it('libs/store importing @buildonce/promotion fails the lint (promotion already depends on store: Nx reports the cycle first)', async () => {
-    const r = await lint({ [probe('libs/store/src')]: "export { promoteVersion } from '@buildonce/promotion';\n" });
-    expect(r.exitCode, r.out).not.toBe(0);
-    expect(r.out).toContain('@nx/enforce-module-boundaries');
-    expect(r.out).toContain('"store" and "promotion"');
-  });
-
-  it('a production (non-spec) file importing @buildonce/testing fails the lint', async () => {
-    const r = await lint({ [probe('libs/store/src')]: "export { tempDir } from '@buildonce/testing';\n" });
-    expect(r.exitCode, r.out).not.toBe(0);
-    expect(r.out).toContain('no-restricted-imports');
-    expect(r.out).toContain("'@buildonce/testing' import is restricted");
+    for (const m of messages) expect(r.out).toContain(m);
   });
 
   it('a same-layer import (libs/image -> @buildonce/store) and a spec importing @buildonce/testing pass', async () => {

@@ -12,13 +12,11 @@
  * Needs: the packed plugin (`nx run executors:pack`, a dependency of this project's test target), npm with
  * the registry (or its cache), git, cargo with BUILDONCE_CARGO_OFFLINE_REGISTRY (default Debian's registry).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, cpSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '@buildonce/testing';
-import { cleanEnv, currentDeployment, git, matrixChecks, nx, packDir, sh, step, useAdoptedWorkspace, versionOf } from './matrix';
+import { currentDeployment, git, matrixChecks, nx, packDir, sh, startDeployed, step, useAdoptedWorkspace, versionOf } from './matrix';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -59,21 +57,8 @@ describe('a fresh Nx workspace adopts buildonce', () => {
   });
 
   it('the deployed tarball boots and answers /health with its version and the library', async () => {
-    const port = await freePort();
-    const child = spawn(process.execPath, [join(currentDeployment(ws, 'staging', 'acme--api'), 'main.js')], {
-      env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1' },
-      stdio: 'ignore',
-    });
-    children.push(child);
-    let body: unknown;
-    for (let i = 0; i < 100 && body === undefined; i++) {
-      body = await fetch(`http://127.0.0.1:${port}/health`).then(
-        (r) => r.json(),
-        () => undefined,
-      );
-      if (body === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(body).toEqual({ status: 'ok', version: apiVersion, greeter: 'greeter', util: 'util' });
+    const { port, child, health } = await startDeployed(ws, 'staging', 'acme--api', children);
+    expect(health).toEqual({ status: 'ok', version: apiVersion, greeter: 'greeter', util: 'util' });
     const release = (await fetch(`http://127.0.0.1:${port}/release`).then((r) => r.json())) as Record<string, unknown>;
     // publishedAt comes from the stored manifest the deploy wrote beside the bundle (commit only in CI: GITHUB_SHA)
     expect(release).toMatchObject({ project: '@acme/api', version: apiVersion, publishedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });

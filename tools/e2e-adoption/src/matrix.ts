@@ -246,21 +246,39 @@ export function useAdoptedWorkspace(pm: PackageManager): { tmp: string; ws: stri
   return { tmp, ws: join(tmp, 'acme'), children };
 }
 
-/** GET /health of a deployed service started with `node main.js` from its `current` directory. */
-async function startAndCheck(ws: string, s: (typeof SERVICES)[number], version: string, children: ChildProcess[]): Promise<void> {
+/**
+ * Starts a deployed service as its host would: `node main.js` in the `current` directory of its deployment to
+ * `env`, on a free loopback port (PORT, HOST), with the clean environment; then polls GET /health until it
+ * answers JSON (15 s at most).
+ * @param children the process is added to it (the caller's afterAll kills what is left)
+ * @returns the port, the process and the /health body (undefined: it never answered)
+ * @throws Error when there is no such deployment
+ */
+export async function startDeployed(
+  ws: string,
+  env: string,
+  projectKey: string,
+  children: ChildProcess[],
+): Promise<{ port: number; child: ChildProcess; health: unknown }> {
   const port = await freePort();
-  const dir = currentDeployment(ws, 'dev', s.key);
+  const dir = currentDeployment(ws, env, projectKey);
   const child = spawn(process.execPath, ['main.js'], { cwd: dir, env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1' }, stdio: 'ignore' });
   children.push(child);
-  let body: unknown;
-  for (let i = 0; i < 150 && body === undefined; i++) {
-    body = await fetch(`http://127.0.0.1:${port}/health`).then(
+  let health: unknown;
+  for (let i = 0; i < 150 && health === undefined; i++) {
+    health = await fetch(`http://127.0.0.1:${port}/health`).then(
       (r) => r.json(),
       () => undefined,
     );
-    if (body === undefined) await new Promise((r) => setTimeout(r, 100));
+    if (health === undefined) await new Promise((r) => setTimeout(r, 100));
   }
-  expect(body, s.project).toEqual({ status: 'ok', version, ...s.libs });
+  return { port, child, health };
+}
+
+/** GET /health of a deployed service started from its `current` directory in dev ({@link startDeployed}). */
+async function startAndCheck(ws: string, s: (typeof SERVICES)[number], version: string, children: ChildProcess[]): Promise<void> {
+  const { child, health } = await startDeployed(ws, 'dev', s.key, children);
+  expect(health, s.project).toEqual({ status: 'ok', version, ...s.libs });
   child.kill('SIGTERM');
 }
 

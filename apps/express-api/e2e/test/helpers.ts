@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TempWorkspace } from '@buildonce/testing';
+import type { CachedWorkspace } from '@buildonce/testing';
 
 /** Runs the real nx CLI in a temp workspace with its own cache directory (never the shared one). */
-export function nx(ws: TempWorkspace, cache: string, args: string[], env: Record<string, string | undefined> = {}) {
-  return ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { NX_CACHE_DIRECTORY: cache, BUILDONCE_STORE: undefined, ...env });
+export function nx(ws: CachedWorkspace, args: string[], env: Record<string, string | undefined> = {}) {
+  return ws.runResult('npx', ['nx', ...args, '--output-style=stream'], { NX_CACHE_DIRECTORY: ws.cache, BUILDONCE_STORE: undefined, ...env });
 }
 
 /** Sets every file's and directory's mtime under `dir` (skipping node_modules and .git). */

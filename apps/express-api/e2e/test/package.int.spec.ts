@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractTarGz, listTarGz, parseStoredManifestJson, sha256File, TAR_EPOCH } from '@buildonce/artifact';
-import { freePort, makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+import { EXPRESS_API_TARBALL, freePort, makeCachedWorkspace, type CachedWorkspace, type TempWorkspace } from '@buildonce/testing';
 import { nodeModulesAbove, nx, spawnCollect, stop, touchAll, waitForHealth } from './helpers';
 
 /**
@@ -12,27 +12,20 @@ import { nodeModulesAbove, nx, spawnCollect, stop, touchAll, waitForHealth } fro
  * second clone at another path with other mtimes to get the same sha256.
  */
 const dist = 'dist/apps/express-api';
-const tarballName = 'express-api-deployment.tar.gz';
-let a: TempWorkspace;
-let b: TempWorkspace;
-let cacheA: string;
-let cacheB: string;
+let a: CachedWorkspace;
+let b: CachedWorkspace;
 let version = '';
 let sha256 = '';
 let bootDir = '';
 
 beforeAll(() => {
-  a = makeTempWorkspace('buildonce-api-a-');
-  b = makeTempWorkspace('buildonce-api-b-longer-path-');
-  cacheA = mkdtempSync(join(tmpdir(), 'nxcache-api-a-'));
-  cacheB = mkdtempSync(join(tmpdir(), 'nxcache-api-b-'));
+  a = makeCachedWorkspace('buildonce-api-a-');
+  b = makeCachedWorkspace('buildonce-api-b-longer-path-');
 });
 
 afterAll(() => {
   a?.dispose();
   b?.dispose();
-  rmSync(cacheA, { recursive: true, force: true });
-  rmSync(cacheB, { recursive: true, force: true });
   if (bootDir) rmSync(bootDir, { recursive: true, force: true });
 });
 
@@ -41,31 +34,31 @@ const readManifest = (ws: TempWorkspace) =>
 
 describe('nx run express-api:publish (embedded store)', () => {
   it('packages once and publishes the tarball and manifest; the second run is a no-op with a build cache hit', () => {
-    const first = nx(a, cacheA, ['run', 'express-api:publish'], { GITHUB_SHA: 'c0ffee0000000000000000000000000000000001' });
+    const first = nx(a, ['run', 'express-api:publish'], { GITHUB_SHA: 'c0ffee0000000000000000000000000000000001' });
     expect(first.status, first.stdout + first.stderr).toBe(0);
     const m = readManifest(a);
     version = m.version;
     sha256 = m.files[0]!.sha256;
     expect(version).toMatch(/^\d+$/);
-    expect(m.files.map((f) => f.name)).toEqual([tarballName]);
+    expect(m.files.map((f) => f.name)).toEqual([EXPRESS_API_TARBALL]);
     expect(first.stdout).toContain(`[express-api] esbuild apps/express-api/src/main.ts`);
     expect(first.stdout).toContain(`published version ${version}`);
     const dir = join(a.root, '.buildonce/store/artifacts/express-api', version);
-    expect(readdirSync(dir).sort()).toEqual([tarballName, 'manifest.json']);
+    expect(readdirSync(dir).sort()).toEqual([EXPRESS_API_TARBALL, 'manifest.json']);
 
-    const second = nx(a, cacheA, ['run', 'express-api:publish']);
+    const second = nx(a, ['run', 'express-api:publish']);
     expect(second.status, second.stdout + second.stderr).toBe(0);
     expect(second.stdout).toContain(`version ${version} is already published`);
     // the build is a cache hit: Nx replays its output, esbuild does not run
     expect(second.stdout).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
 
-    const pkg = nx(a, cacheA, ['run', 'express-api:package']);
+    const pkg = nx(a, ['run', 'express-api:package']);
     expect(pkg.status, pkg.stdout + pkg.stderr).toBe(0);
     expect(readManifest(a).version).toBe(version);
   });
 
   it('the published tarball is deterministic on the inside: sorted, fixed mtime, uid/gid 0, no owner names, clean gzip header', async () => {
-    const tarball = join(a.root, '.buildonce/store/artifacts/express-api', version, tarballName);
+    const tarball = join(a.root, '.buildonce/store/artifacts/express-api', version, EXPRESS_API_TARBALL);
     const head = readFileSync(tarball).subarray(0, 10);
     expect(head[3]).toBe(0);
     expect(head.readUInt32LE(4)).toBe(0);
@@ -79,11 +72,11 @@ describe('nx run express-api:publish (embedded store)', () => {
     const storedDir = join(a.root, '.buildonce/store/artifacts/express-api', version);
     const stored = parseStoredManifestJson(readFileSync(join(storedDir, 'manifest.json'), 'utf8'));
     expect(stored.manifest.kind).toBe('node-tarball');
-    expect((await sha256File(join(storedDir, tarballName))).hex).toBe(stored.manifest.files[0]!.sha256);
+    expect((await sha256File(join(storedDir, EXPRESS_API_TARBALL))).hex).toBe(stored.manifest.files[0]!.sha256);
 
     const dir = (bootDir = mkdtempSync(join(tmpdir(), 'api-boot-')));
     expect(nodeModulesAbove(dir)).toEqual([]);
-    await extractTarGz(join(storedDir, tarballName), dir);
+    await extractTarGz(join(storedDir, EXPRESS_API_TARBALL), dir);
     expect(readdirSync(dir).sort()).toEqual(['artifact-info.json', 'main.js', 'main.js.map', 'package.json']);
     const pkgText = readFileSync(join(dir, 'package.json'), 'utf8');
     expect(pkgText).not.toMatch(/workspace:|file:|link:/);
@@ -122,16 +115,16 @@ describe('reproducibility and version precision', () => {
     touchAll(join(a.root, 'libs'), new Date('2021-03-04T05:06:07Z'));
     touchAll(join(b.root, 'apps'), new Date('2025-10-11T12:13:14Z'));
     touchAll(join(b.root, 'libs'), new Date('2025-10-11T12:13:14Z'));
-    const ra = nx(a, cacheA, ['run', 'express-api:build', '--skip-nx-cache']);
-    const rb = nx(b, cacheB, ['run', 'express-api:build', '--skip-nx-cache']);
+    const ra = nx(a, ['run', 'express-api:build', '--skip-nx-cache']);
+    const rb = nx(b, ['run', 'express-api:build', '--skip-nx-cache']);
     expect(ra.status, ra.stdout + ra.stderr).toBe(0);
     expect(rb.status, rb.stdout + rb.stderr).toBe(0);
     const ma = readManifest(a);
     const mb = readManifest(b);
     expect(ma.version).toBe(version);
     expect(mb.version).toBe(version);
-    const ha = (await sha256File(join(a.root, dist, tarballName))).hex;
-    const hb = (await sha256File(join(b.root, dist, tarballName))).hex;
+    const ha = (await sha256File(join(a.root, dist, EXPRESS_API_TARBALL))).hex;
+    const hb = (await sha256File(join(b.root, dist, EXPRESS_API_TARBALL))).hex;
     expect(hb).toBe(ha);
     expect(ha).toBe(sha256);
   });
@@ -139,12 +132,12 @@ describe('reproducibility and version precision', () => {
   it('files outside the build inputs do not change the version; a library source does', () => {
     appendFileSync(join(b.root, 'apps/express-api/deploy/user-data.sh'), '# comment\n');
     appendFileSync(join(b.root, 'apps/express-api/src/app.spec.ts'), '// comment\n');
-    const same = nx(b, cacheB, ['run', 'express-api:build']);
+    const same = nx(b, ['run', 'express-api:build']);
     expect(same.status, same.stdout + same.stderr).toBe(0);
     expect(readManifest(b).version).toBe(version);
 
     appendFileSync(join(b.root, 'libs/artifact/src/manifest.ts'), '// comment\n');
-    const changed = nx(b, cacheB, ['run', 'express-api:build']);
+    const changed = nx(b, ['run', 'express-api:build']);
     expect(changed.status, changed.stdout + changed.stderr).toBe(0);
     expect(readManifest(b).version).not.toBe(version);
   });

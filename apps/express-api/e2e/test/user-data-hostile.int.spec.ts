@@ -6,31 +6,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, sha256File, tarGzPolicyViolation } from '@buildonce/artifact';
 import { deployLocal } from '@buildonce/deploy';
 import { openStore, parseStoreUrl, publishArtifact, type BlobStore } from '@buildonce/store';
-import { benignArchives, hostileArchives, rawTarGz, smuggledArchives, startMoto, type MotoServer, type RawTarEntry } from '@buildonce/testing';
+import { benignArchives, EXPRESS_API_TARBALL, EXPRESS_API_USER_DATA, hostileArchives, rawTarGz, smuggledArchives, type RawTarEntry } from '@buildonce/testing';
+import { useMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import type { ProjectName, Version } from '@buildonce/values';
 
 /**
  * user-data.sh refuses exactly the archives deployLocal refuses (the shared hostile
  * corpus), says why in one line, writes nothing, and cleans what a killed run left behind.
  */
-const script = join(__dirname, '../../deploy/user-data.sh');
 const bucket = 'userdata-hostile';
 const project = 'express-api';
-const tarball = 'express-api-deployment.tar.gz';
-let moto: MotoServer;
+const s3 = useMotoBucket(bucket);
 let store: BlobStore;
 let base = '';
 let nextVersion = 5000;
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ud-hostile-'));
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  Object.assign(process.env, moto.env);
   store = openStore(parseStoreUrl(`s3://${bucket}/t`));
 });
 afterAll(async () => {
-  await moto?.stop();
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
@@ -38,35 +33,51 @@ afterAll(async () => {
 async function publishRaw(entries: RawTarEntry[] | Buffer): Promise<{ version: string; key: string }> {
   const version = String(nextVersion++);
   const dir = mkdtempSync(join(base, 'art-'));
-  writeFileSync(join(dir, tarball), Buffer.isBuffer(entries) ? entries : rawTarGz(entries));
-  const d = await sha256File(join(dir, tarball));
+  writeFileSync(join(dir, EXPRESS_API_TARBALL), Buffer.isBuffer(entries) ? entries : rawTarGz(entries));
+  const d = await sha256File(join(dir, EXPRESS_API_TARBALL));
   const manifest = parseManifest({
     schemaVersion: 1,
     project,
     version,
     kind: 'node-tarball',
-    files: [{ name: tarball, size: d.size, sha256: d.hex }],
+    files: [{ name: EXPRESS_API_TARBALL, size: d.size, sha256: d.hex }],
     runtime: 'node>=20',
     architecture: 'x86_64',
     entry: 'main.js',
     toolchain: 'test',
   });
   await publishArtifact({ store, manifest, dir, metadata: { publishedAt: new Date().toISOString(), builder: 'local:test', trusted: true } });
-  return { version, key: `t/artifacts/${project}/${version}/${tarball}` };
+  return { version, key: `t/artifacts/${project}/${version}/${EXPRESS_API_TARBALL}` };
 }
 
 function userData(root: string, key: string) {
-  const r = spawnSync('bash', [script, '--no-start', '--root', root], {
-    env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key, BUILDONCE_ENV: undefined },
+  const r = spawnSync('bash', [EXPRESS_API_USER_DATA, '--no-start', '--root', root], {
+    env: { ...process.env, ...s3().moto.env, DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key, BUILDONCE_ENV: undefined },
     encoding: 'utf8',
     timeout: 120_000,
   });
   return { status: r.status ?? 1, stderr: r.stderr };
 }
 
+/**
+ * Runs user-data.sh on `key` into `root` and checks that it refused the archive: exit 1, exactly one ERROR
+ * line, naming the EXPRESS_API_TARBALL, no release and no `current`.
+ * @returns the ERROR line
+ */
+function expectScriptRefuses(root: string, key: string): string {
+  const r = userData(root, key);
+  expect(r.status, r.stderr).toBe(1);
+  const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
+  expect(errors, r.stderr).toHaveLength(1);
+  expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${EXPRESS_API_TARBALL.replace(/\./g, '\\.')}: .+; nothing changed`));
+  expect(readdirSync(join(root, 'releases'))).toEqual([]);
+  expect(existsSync(join(root, 'current'))).toBe(false);
+  return errors[0]!;
+}
+
 /** The tar checker embedded in user-data.sh, exactly as the script runs it (`node - <file>`). */
 function embeddedChecker(): string {
-  const m = /check_tarball\(\) \{\n {2}"\$node_bin" - "\$1" <<'JS'\n([\s\S]*?)\nJS\n\}/.exec(readFileSync(script, 'utf8'));
+  const m = /check_tarball\(\) \{\n {2}"\$node_bin" - "\$1" <<'JS'\n([\s\S]*?)\nJS\n\}/.exec(readFileSync(EXPRESS_API_USER_DATA, 'utf8'));
   if (!m) throw new Error('check_tarball not found in user-data.sh');
   return m[1]!;
 }
@@ -97,14 +108,8 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
   )('%s: both refuse, one line, nothing written', async (_n, a) => {
     const { version, key } = await publishRaw(a.entries);
     const shRoot = join(base, `sh-${a.name}`);
-    const r = userData(shRoot, key);
-    expect(r.status, r.stderr).toBe(1);
-    const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
-    expect(errors, r.stderr).toHaveLength(1);
-    expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
-    expect(readdirSync(join(shRoot, 'releases'))).toEqual([]);
+    const refusal = expectScriptRefuses(shRoot, key);
     expect(readdirSync(join(shRoot, '.incoming'))).toEqual([]);
-    expect(existsSync(join(shRoot, 'current'))).toBe(false);
 
     const tsRoot = join(base, `ts-${a.name}`);
     const err = await deployLocal({ store, project: project as ProjectName, version: version as Version, root: tsRoot }).then(
@@ -113,9 +118,7 @@ describe('user-data.sh and deployLocal refuse the same archives', () => {
     );
     expect(err?.message).toMatch(/refused express-api-deployment\.tar\.gz: /);
     // the same reason, word for word, from both implementations of the policy
-    expect(errors[0]!.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(
-      err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'),
-    );
+    expect(refusal.replace(/.*refused [^:]+: (.*); nothing changed.*/, '$1')).toBe(err!.message.replace(/.*refused [^:]+: (.*); nothing was changed$/, '$1'));
     expect(existsSync('/tmp/buildonce-pwned')).toBe(false);
   });
 
@@ -154,15 +157,8 @@ describe("user-data.sh judges what GNU tar extracted, not a second parser's read
 
       const { key } = await publishRaw(a.bytes);
       const root = join(base, `sh-${a.name}`);
-      const r = userData(root, key);
-      expect(r.status, r.stderr).toBe(1);
-      const errors = r.stderr.split('\n').filter((l) => l.includes('ERROR'));
-      expect(errors, r.stderr).toHaveLength(1);
-      expect(errors[0]).toMatch(new RegExp(`\\[express-api\\] ERROR: refused ${tarball.replace(/\./g, '\\.')}: .+; nothing changed`));
       // the embedded archive checker reads these archives differently and lets them through: the tree check refuses
-      expect(errors[0]).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
-      expect(readdirSync(join(root, 'releases'))).toEqual([]);
-      expect(existsSync(join(root, 'current'))).toBe(false);
+      expect(expectScriptRefuses(root, key)).toMatch(/: symlink \S+ -> \S+ resolves outside the release/);
     },
   );
 });

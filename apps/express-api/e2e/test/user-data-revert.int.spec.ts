@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempWorkspace, startMoto, type MotoServer, type TempWorkspace } from '@buildonce/testing';
+import { EXPRESS_API_TARBALL, EXPRESS_API_USER_DATA, freePort, makeCachedWorkspace, type CachedWorkspace } from '@buildonce/testing';
+import { useMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import { nx } from './helpers';
 
 /**
@@ -13,13 +14,10 @@ import { nx } from './helpers';
  * exits at start is reverted: current flips back, the previous release is restarted and serves again,
  * the script exits 1 with one line. Old releases beyond --keep are pruned, never current or previous.
  */
-const script = join(__dirname, '../../deploy/user-data.sh');
 const bucket = 'userdata-revert';
 const prefix = 'team';
-const tarball = 'express-api-deployment.tar.gz';
-let moto: MotoServer;
-let ws: TempWorkspace;
-let cache: string;
+const s3 = useMotoBucket(bucket);
+let ws: CachedWorkspace;
 let base = '';
 let root = '';
 let units = '';
@@ -28,7 +26,7 @@ const versions: string[] = [];
 
 /** publishes the workspace's express-api to S3 and returns its version */
 function publish(): string {
-  const r = nx(ws, cache, ['run', 'express-api:publish'], { ...moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
+  const r = nx(ws, ['run', 'express-api:publish'], { ...s3().moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
   expect(r.status, r.stdout + r.stderr).toBe(0);
   return (JSON.parse(readFileSync(join(ws.root, 'dist/apps/express-api/artifact.json'), 'utf8')) as { version: string }).version;
 }
@@ -40,12 +38,12 @@ function editMain(from: string, to: string, msg: string) {
 }
 
 function userData(version: string, extra: string[] = []) {
-  const r = spawnSync('bash', [script, '--root', root, '--systemd-dir', units, '--port', String(port), '--health-timeout', '10', ...extra], {
+  const r = spawnSync('bash', [EXPRESS_API_USER_DATA, '--root', root, '--systemd-dir', units, '--port', String(port), '--health-timeout', '10', ...extra], {
     env: {
       ...process.env,
-      ...moto.env,
+      ...s3().moto.env,
       DEPLOYMENT_BUCKET: bucket,
-      DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/${version}/${tarball}`,
+      DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/${version}/${EXPRESS_API_TARBALL}`,
       BUILDONCE_ENV: undefined,
       BUILDONCE_SYSTEMCTL: join(units, 'systemctl'),
     },
@@ -80,10 +78,7 @@ beforeAll(async () => {
     ].join('\n'),
   );
   chmodSync(join(units, 'systemctl'), 0o755);
-  moto = await startMoto();
-  await moto.createBucket(bucket);
-  ws = makeTempWorkspace('buildonce-ud-revert-');
-  cache = mkdtempSync(join(tmpdir(), 'nxcache-ud-revert-'));
+  ws = makeCachedWorkspace('buildonce-ud-revert-');
   versions.push(publish());
   // a release whose server exits at start (after the build's start check, which sets BUILDONCE_START_CHECK)
   const broken = '  if (!process.env.BUILDONCE_START_CHECK) process.exit(3); // a release whose server exits at start\n';
@@ -103,9 +98,7 @@ afterAll(async () => {
       // already gone
     }
   }
-  await moto?.stop();
   ws?.dispose();
-  if (cache) rmSync(cache, { recursive: true, force: true });
   if (base) rmSync(base, { recursive: true, force: true });
 });
 

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStoredManifestJson, type StoredManifest } from '@buildonce/artifact';
 import { deployLocal } from '@buildonce/deploy';
 import { S3BlobStore, parseStoreUrl } from '@buildonce/store';
-import { freePort, makeTempWorkspace, startMoto, type MotoServer, type TempWorkspace } from '@buildonce/testing';
+import { EXPRESS_API_TARBALL, EXPRESS_API_USER_DATA, freePort, makeCachedWorkspace, type CachedWorkspace } from '@buildonce/testing';
+import { useMotoBucket } from '@buildonce/testing/src/moto-hooks';
 import { nx, spawnCollect, stop, waitForHealth, type Collected } from './helpers';
 import type { ProjectName, Version } from '@buildonce/values';
 
@@ -14,14 +15,11 @@ import type { ProjectName, Version } from '@buildonce/values';
  * The EC2 boot path against moto_server (real S3 + SSM APIs on loopback) with temp install roots:
  * publish express-api to S3 through nx, then run user-data.sh like an instance would.
  */
-const script = join(__dirname, '../../deploy/user-data.sh');
 const bucket = 'userdata-it';
 const prefix = 'team';
-const tarballName = 'express-api-deployment.tar.gz';
 const commit = 'feedface00000000000000000000000000000002';
-let moto: MotoServer;
-let ws: TempWorkspace;
-let cache: string;
+const s3 = useMotoBucket(bucket);
+let ws: CachedWorkspace;
 let version = '';
 let key = '';
 let stored: StoredManifest;
@@ -33,7 +31,7 @@ let firstPort = 0;
 let base = '';
 
 function aws(args: string[]): string {
-  return execFileSync('aws', args, { env: { ...process.env, ...moto.env }, encoding: 'utf8' });
+  return execFileSync('aws', args, { env: { ...process.env, ...s3().moto.env }, encoding: 'utf8' });
 }
 
 function putObject(k: string, bytes: Buffer): void {
@@ -44,8 +42,8 @@ function putObject(k: string, bytes: Buffer): void {
 
 /** Runs user-data.sh to completion (not --foreground). */
 function userData(args: string[], env: Record<string, string | undefined>) {
-  const r = spawnSync('bash', [script, ...args], {
-    env: { ...process.env, ...moto.env, DEPLOYMENT_BUCKET: undefined, DEPLOYMENT_KEY: undefined, BUILDONCE_ENV: undefined, ...env },
+  const r = spawnSync('bash', [EXPRESS_API_USER_DATA, ...args], {
+    env: { ...process.env, ...s3().moto.env, DEPLOYMENT_BUCKET: undefined, DEPLOYMENT_KEY: undefined, BUILDONCE_ENV: undefined, ...env },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -54,44 +52,39 @@ function userData(args: string[], env: Record<string, string | undefined>) {
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ud-'));
-  moto = await startMoto();
-  aws(['s3api', 'create-bucket', '--bucket', bucket]);
-  ws = makeTempWorkspace('buildonce-userdata-');
-  cache = mkdtempSync(join(tmpdir(), 'nxcache-ud-'));
+  ws = makeCachedWorkspace('buildonce-userdata-');
 }, 300_000);
 
 afterAll(async () => {
   if (firstServer) await stop(firstServer);
-  await moto?.stop();
   ws?.dispose();
-  rmSync(cache, { recursive: true, force: true });
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
 describe('express-api on S3 and the EC2 user data', () => {
   it('nx run express-api:publish publishes to S3 (BUILDONCE_STORE) with the manifest sha256 as the object checksum', () => {
-    const r = nx(ws, cache, ['run', 'express-api:publish'], { ...moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}`, GITHUB_SHA: commit });
+    const r = nx(ws, ['run', 'express-api:publish'], { ...s3().moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}`, GITHUB_SHA: commit });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const m = JSON.parse(readFileSync(join(ws.root, 'dist/apps/express-api/artifact.json'), 'utf8')) as { version: string; files: { sha256: string }[] };
     version = m.version;
-    key = `${prefix}/artifacts/express-api/${version}/${tarballName}`;
+    key = `${prefix}/artifacts/express-api/${version}/${EXPRESS_API_TARBALL}`;
     expect(r.stdout).toContain(`s3://${bucket}/${prefix}/artifacts/express-api/${version}/`);
     const head = JSON.parse(aws(['s3api', 'head-object', '--bucket', bucket, '--key', key, '--checksum-mode', 'ENABLED'])) as { ChecksumSHA256: string };
     expect(Buffer.from(head.ChecksumSHA256, 'base64').toString('hex')).toBe(m.files[0]!.sha256);
-    const again = nx(ws, cache, ['run', 'express-api:publish'], { ...moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
+    const again = nx(ws, ['run', 'express-api:publish'], { ...s3().moto.env, BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
     expect(again.stdout).toContain('already published');
     const manifestFile = join(mkdtempSync(join(base, 'ud-manifest-')), 'manifest.json');
     aws(['s3api', 'get-object', '--bucket', bucket, '--key', `${prefix}/artifacts/express-api/${version}/manifest.json`, manifestFile]);
     stored = parseStoredManifestJson(readFileSync(manifestFile, 'utf8'));
     expect(stored.publish.commit).toBe(commit);
-    original = readFileSync(join(ws.root, 'dist/apps/express-api', tarballName));
+    original = readFileSync(join(ws.root, 'dist/apps/express-api', EXPRESS_API_TARBALL));
   });
 
   it('boots the published version in the foreground: verify, unpack, flip, GET /health', async () => {
     firstRoot = mkdtempSync(join(base, 'ud-root-'));
     firstPort = await freePort();
-    firstServer = spawnCollect('bash', [script, '--root', firstRoot, '--foreground'], {
-      env: { ...process.env, ...moto.env, PORT: String(firstPort), DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key },
+    firstServer = spawnCollect('bash', [EXPRESS_API_USER_DATA, '--root', firstRoot, '--foreground'], {
+      env: { ...process.env, ...s3().moto.env, PORT: String(firstPort), DEPLOYMENT_BUCKET: bucket, DEPLOYMENT_KEY: key },
     });
     const { body } = await waitForHealth(`http://127.0.0.1:${firstPort}/health`, firstServer, 60_000);
     expect(body).toEqual({ status: 'ok', version, commit });
@@ -130,10 +123,10 @@ describe('express-api on S3 and the EC2 user data', () => {
   it('a key that does not exist exits 1 and lists the newest published versions', () => {
     const r = userData(['--root', mkdtempSync(join(base, 'ud-missing-')), '--no-start'], {
       DEPLOYMENT_BUCKET: bucket,
-      DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/999999/${tarballName}`,
+      DEPLOYMENT_KEY: `${prefix}/artifacts/express-api/999999/${EXPRESS_API_TARBALL}`,
     });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`s3://${bucket}/${prefix}/artifacts/express-api/999999/${tarballName} does not exist`);
+    expect(r.stderr).toContain(`s3://${bucket}/${prefix}/artifacts/express-api/999999/${EXPRESS_API_TARBALL} does not exist`);
     expect(r.stderr).toContain('newest published versions of express-api');
     expect(r.stderr).toMatch(new RegExp(`  ${version}  published \\d{4}-\\d\\d-\\d\\dT`));
   });
@@ -171,7 +164,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   });
 
   it('BUILDONCE_POINTER=s3 reads releases/<project>/<env>/current.json from the store', () => {
-    const current = { version, artifact: { file: tarballName, sha256: stored.manifest.files[0]!.sha256, namespace: 'trusted' } };
+    const current = { version, artifact: { file: EXPRESS_API_TARBALL, sha256: stored.manifest.files[0]!.sha256, namespace: 'trusted' } };
     putObject(`${prefix}/releases/express-api/prod/current.json`, Buffer.from(JSON.stringify(current)));
     const root = mkdtempSync(join(base, 'ud-s3ptr-'));
     const r = userData(['--root', root, '--no-start'], { BUILDONCE_ENV: 'prod', BUILDONCE_POINTER: 's3', BUILDONCE_STORE: `s3://${bucket}/${prefix}` });
@@ -202,7 +195,7 @@ describe('express-api on S3 and the EC2 user data', () => {
   it('deployLocal (TypeScript) produces the same layout as user-data.sh from the same store', async () => {
     const root = mkdtempSync(join(base, 'ud-ts-'));
     const prev = { ...process.env };
-    Object.assign(process.env, moto.env);
+    Object.assign(process.env, s3().moto.env);
     try {
       const store = new S3BlobStore(parseStoreUrl(`s3://${bucket}/${prefix}`) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 's3' }>, {
         forcePathStyle: true,

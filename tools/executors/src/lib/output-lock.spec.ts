@@ -14,29 +14,19 @@ describe('withOutputLock: tasks of one workspace take turns on a build output', 
     const out = join(root, 'dist/apps/api');
     const events: string[] = [];
     const lines: string[] = [];
-    const first = withOutputLock(
-      out,
-      'api:build',
-      (l) => lines.push(l),
-      async () => {
-        events.push('build start');
-        expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid, task: 'api:build' });
-        await sleep(300);
-        events.push('build end');
-      },
-      { pollMs: 20 },
-    );
+    /** `task` runs `fn` under the lock of `out`, its waiting lines into `lines` */
+    const asTask = <T>(task: string, fn: () => Promise<T>) => withOutputLock(out, task, (l) => lines.push(l), fn, { pollMs: 20 });
+    const first = asTask('api:build', async () => {
+      events.push('build start');
+      expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid, task: 'api:build' });
+      await sleep(300);
+      events.push('build end');
+    });
     await sleep(50);
-    const second = withOutputLock(
-      out,
-      'api:promote',
-      (l) => lines.push(l),
-      async () => {
-        events.push('promote');
-        return 'done';
-      },
-      { pollMs: 20 },
-    );
+    const second = asTask('api:promote', async () => {
+      events.push('promote');
+      return 'done';
+    });
     await first;
     expect(await second).toBe('done');
     expect(events).toEqual(['build start', 'build end', 'promote']);
