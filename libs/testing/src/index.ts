@@ -17,3 +17,5 @@ export * from './published';
 export * from './release/promotion-setup';
 export * from './git';
 export * from './image';
+export * from './promote-world';
+export * from './promotion-crash-points';

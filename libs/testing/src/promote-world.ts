@@ -1,0 +1,213 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { awsClients } from '@buildonce/aws';
+import type { PromoteCommand, RollbackCommand } from '@buildonce/commands';
+import { RegistryClient } from '@buildonce/image';
+import type { PromotionMetadata } from '@buildonce/promotion';
+import { openStore, parseStoreUrl, type S3BlobStore } from '@buildonce/store';
+import type { EnvironmentName, ProjectName } from '@buildonce/values';
+import { pushTestBaseImage, type TestBaseImage } from './image';
+import { startMoto, type MotoServer } from './moto';
+import { startRegistry, type RegistryServer } from './registry';
+import { removeTempDirs, tempDir } from './temp';
+import { createPlaceholderFunctions } from './release/testkit';
+import { makeTempWorkspace, type TempWorkspace } from './workspace';
+
+/**
+ * Awaits `p`, which must reject with an instance of `type` (default Error) whose message is one line
+ * (commands report failures in one line: no stack, no multi-line dumps).
+ * @returns the error, typed as `type`
+ */
+export async function oneLineRejection<E extends Error = Error>(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = Error as unknown as abstract new (...args: never[]) => E,
+): Promise<E> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(type);
+  expect((e as E).message).not.toContain('\n');
+  return e as E;
+}
+
+/** The promotion metadata of the command specs: a CI run's commit, run id and actor. */
+export const CI_PROMOTION_META: PromotionMetadata = { commit: '2222222222222222222222222222222222222222', runId: '7', actor: 'ci-bot' };
+
+/** What every promote and rollback command of a spec shares (read when a command is built). */
+export interface CommandDefaults {
+  project: string;
+  workspaceRoot: string;
+  processEnv: NodeJS.ProcessEnv;
+  /** default {@link CI_PROMOTION_META} */
+  meta?: PromotionMetadata;
+  log: (line: string) => void;
+}
+
+/** Builders of the Lambda promote and rollback commands of one project in one workspace. */
+export interface LambdaCommands {
+  /** the promote command of the version in `outputDir` into `env` (deploy target lambda); `extra` last */
+  promote(env: string, outputDir: string, extra?: Partial<PromoteCommand>): PromoteCommand;
+  /** the rollback command of `env` (deploy target lambda); `extra` last (`to`, `log`…) */
+  rollback(env: string, extra?: Partial<RollbackCommand>): RollbackCommand;
+}
+
+/**
+ * Promote and rollback command builders for the Lambda deploy target.
+ * @param defaults called on every build, so it may read what a beforeAll sets (workspace, process env)
+ */
+export function lambdaCommands(defaults: () => CommandDefaults): LambdaCommands {
+  const base = () => {
+    const d = defaults();
+    return {
+      project: d.project as ProjectName,
+      workspaceRoot: d.workspaceRoot,
+      deploy: { target: 'lambda' as const },
+      processEnv: d.processEnv,
+      meta: d.meta,
+      log: d.log,
+    };
+  };
+  return {
+    promote: (env, outputDir, extra = {}) => ({ ...base(), env: env as EnvironmentName, outputDir, ...extra }),
+    rollback: (env, extra = {}) => ({ ...base(), env: env as EnvironmentName, ...extra }),
+  };
+}
+
+/**
+ * What a Lambda alias routes to: its version and the weights of additional versions (`{}` when all
+ * traffic goes to `version`), as GetAlias reports them.
+ */
+export async function aliasRouting(lambda: LambdaClient, functionName: string, alias: string): Promise<{ version?: string; weights: Record<string, number> }> {
+  const a = await lambda.send(new GetAliasCommand({ FunctionName: functionName, Name: alias }));
+  return { version: a.FunctionVersion, weights: a.RoutingConfig?.AdditionalVersionWeights ?? {} };
+}
+
+/**
+ * Calls `sample` every `intervalMs` (ms; the first at once) until `run` settles, and once more never
+ * after: what a spec uses to see the states a promotion passes through (an alias' weights during a canary).
+ * @returns what `run` resolved to and every sample taken
+ * @throws what `run` rejects with (after the sampling stopped)
+ */
+export async function sampleWhile<S, T>(sample: () => Promise<S>, intervalMs: number, run: Promise<T>): Promise<{ result: T; samples: S[] }> {
+  const samples: S[] = [];
+  let running = true;
+  const poll = (async () => {
+    while (running) {
+      samples.push(await sample());
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+  try {
+    return { result: await run, samples };
+  } finally {
+    running = false;
+    await poll;
+  }
+}
+
+/** moto_server with an S3 store and a temp workspace whose buildonce.json names that store. */
+export interface MotoWorkspace {
+  moto: MotoServer;
+  /** `s3://<bucket>/team` */
+  storeUrl: string;
+  /** the store at storeUrl, its client on moto */
+  store: S3BlobStore;
+  /** the temp workspace */
+  workspaceRoot: string;
+}
+
+/** What {@link useMotoWorkspace} sets up. */
+export interface MotoWorkspaceOptions {
+  bucket: string;
+  /** the temp workspace's name prefix */
+  prefix: string;
+  /** buildonce.json but its `store` */
+  config: Record<string, unknown>;
+  /** Lambda functions to create the way IaC would (see createPlaceholderFunctions) */
+  functions?: readonly string[];
+}
+
+/**
+ * A spec's moto world, set up in a beforeAll and torn down in an afterAll that this registers: starts
+ * moto_server, puts its environment into `process.env` (code under test builds its own AWS SDK clients,
+ * whose credential chain reads process.env), creates the bucket and the functions, and writes
+ * `buildonce.json` (`{ store: storeUrl, ...config }`) into a fresh temp workspace. The afterAll stops moto
+ * and removes the temp dirs (removeTempDirs); it runs after the spec's own afterAll hooks registered later.
+ * @returns the world, whose fields are set once the beforeAll has run
+ */
+export function useMotoWorkspace(o: MotoWorkspaceOptions): MotoWorkspace {
+  const world = {} as MotoWorkspace;
+  beforeAll(async () => {
+    world.moto = await startMoto();
+    Object.assign(process.env, world.moto.env);
+    await world.moto.createBucket(o.bucket);
+    world.storeUrl = `s3://${o.bucket}/team`;
+    world.store = openStore(parseStoreUrl(world.storeUrl), { env: { ...process.env, ...world.moto.env } }) as S3BlobStore;
+    world.workspaceRoot = tempDir(o.prefix);
+    writeFileSync(join(world.workspaceRoot, 'buildonce.json'), JSON.stringify({ store: world.storeUrl, ...o.config }));
+    if (o.functions?.length) await createPlaceholderFunctions(awsClients({ env: world.moto.env }).lambda(), world.moto.endpoint, o.functions);
+  });
+  afterAll(async () => {
+    await world.moto?.stop();
+    removeTempDirs();
+  });
+  return world;
+}
+
+/** moto_server and local registries, the first holding the stand-in base image (see pushTestBaseImage). */
+export interface ImageStack {
+  moto: MotoServer;
+  registries: RegistryServer[];
+  /** the base image in the first registry */
+  base: TestBaseImage;
+  /** stops moto and every registry */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts moto_server (its environment put into `process.env`, which the SDK's credential chain reads) and
+ * `registries` (default 1) local registries, and pushes the base image into the first.
+ */
+export async function startImageStack(registries = 1): Promise<ImageStack> {
+  const moto = await startMoto();
+  Object.assign(process.env, moto.env);
+  const started = await Promise.all(Array.from({ length: registries }, () => startRegistry()));
+  const base = await pushTestBaseImage(new RegistryClient({ registry: started[0]!.host, scheme: 'http' }));
+  return {
+    moto,
+    registries: started,
+    base,
+    stop: async () => {
+      await moto.stop();
+      await Promise.all(started.map((r) => r.stop()));
+    },
+  };
+}
+
+/** A temp workspace (see makeTempWorkspace) with its own Nx cache directory, removed with it. */
+export interface NxWorkspace extends TempWorkspace {
+  /** the Nx cache directory (NX_CACHE_DIRECTORY) of the workspace's nx runs */
+  cache: string;
+}
+
+/**
+ * {@link makeTempWorkspace} plus an empty Nx cache directory beside it in the OS temp dir, so the
+ * workspace's nx runs never share the repository's cache; dispose removes both.
+ * @param prefix the workspace directory's name prefix; the cache's is `nxcache-<prefix>`
+ */
+export function makeNxWorkspace(prefix: string): NxWorkspace {
+  const ws = makeTempWorkspace(prefix);
+  const cache = mkdtempSync(join(tmpdir(), `nxcache-${prefix}`));
+  return {
+    ...ws,
+    cache,
+    dispose() {
+      ws.dispose();
+      rmSync(cache, { recursive: true, force: true });
+    },
+  };
+}
