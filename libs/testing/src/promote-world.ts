@@ -67,7 +67,7 @@ export function lambdaCommands(defaults: () => CommandDefaults): LambdaCommands 
       workspaceRoot: d.workspaceRoot,
       deploy: { target: 'lambda' as const },
       processEnv: d.processEnv,
-      meta: d.meta,
+      meta: d.meta ?? CI_PROMOTION_META,
       log: d.log,
     };
   };
