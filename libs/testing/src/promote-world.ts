@@ -161,6 +161,8 @@ export function useMotoWorkspace(o: MotoWorkspaceOptions): MotoWorkspace {
 /** moto_server and local registries, the first holding the stand-in base image (see pushTestBaseImage). */
 export interface ImageStack {
   moto: MotoServer;
+  /** the first of registries */
+  registry: RegistryServer;
   registries: RegistryServer[];
   /** the base image in the first registry */
   base: TestBaseImage;
@@ -179,6 +181,7 @@ export async function startImageStack(registries = 1): Promise<ImageStack> {
   const base = await pushTestBaseImage(new RegistryClient({ registry: started[0]!.host, scheme: 'http' }));
   return {
     moto,
+    registry: started[0]!,
     registries: started,
     base,
     stop: async () => {
