@@ -129,6 +129,8 @@ export interface MotoWorkspaceOptions {
   config: Record<string, unknown>;
   /** Lambda functions to create the way IaC would (see createPlaceholderFunctions) */
   functions?: readonly string[];
+  /** a moto_server the spec starts itself in an earlier beforeAll (and stops); default: one started and stopped here */
+  moto?: () => MotoServer;
 }
 
 /**
@@ -136,13 +138,13 @@ export interface MotoWorkspaceOptions {
  * moto_server, puts its environment into `process.env` (code under test builds its own AWS SDK clients,
  * whose credential chain reads process.env), creates the bucket and the functions, and writes
  * `buildonce.json` (`{ store: storeUrl, ...config }`) into a fresh temp workspace. The afterAll stops moto
- * and removes the temp dirs (removeTempDirs); it runs after the spec's own afterAll hooks registered later.
+ * (unless the spec gave its own) and removes the temp dirs (removeTempDirs); it runs after the spec's own afterAll hooks registered later.
  * @returns the world, whose fields are set once the beforeAll has run
  */
 export function useMotoWorkspace(o: MotoWorkspaceOptions): MotoWorkspace {
   const world = {} as MotoWorkspace;
   beforeAll(async () => {
-    world.moto = await startMoto();
+    world.moto = o.moto ? o.moto() : await startMoto();
     Object.assign(process.env, world.moto.env);
     await world.moto.createBucket(o.bucket);
     world.storeUrl = `s3://${o.bucket}/team`;
@@ -152,7 +154,7 @@ export function useMotoWorkspace(o: MotoWorkspaceOptions): MotoWorkspace {
     if (o.functions?.length) await createPlaceholderFunctions(awsClients({ env: world.moto.env }).lambda(), world.moto.endpoint, o.functions);
   });
   afterAll(async () => {
-    await world.moto?.stop();
+    if (!o.moto) await world.moto?.stop();
     removeTempDirs();
   });
   return world;
