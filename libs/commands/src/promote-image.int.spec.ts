@@ -12,7 +12,7 @@ import {
   createPlaceholderFunctions,
   lambdaCommands,
   startImageStack,
-  useMotoWorkspace,
+  motoWorkspace,
   type ImageStack,
 } from '@buildonce/testing';
 import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand } from './commands';
@@ -27,12 +27,14 @@ let penv: NodeJS.ProcessEnv;
 beforeAll(async () => {
   stack = await startImageStack();
 });
-const world = useMotoWorkspace({
+const world = motoWorkspace({
   moto: () => stack.moto,
   bucket: 'image-promote',
   prefix: 'promote-image-ws-',
   config: { environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] },
 });
+beforeAll(world.start);
+afterAll(world.stop);
 beforeAll(async () => {
   const { moto } = stack;
   penv = { ...process.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${stack.registry.host}/rust-scorer` };

@@ -12,7 +12,7 @@ import {
   RUST_SCORER_DIR,
   sampleWhile,
   startLambdaInvokeServer,
-  useMotoWorkspace,
+  motoWorkspace,
   type LambdaInvokeServer,
   publishFake,
 } from '@buildonce/testing';
@@ -42,7 +42,7 @@ const check = {
   intervalSeconds: 0.1,
   timeoutSeconds: 10,
 };
-const world = useMotoWorkspace({
+const world = motoWorkspace({
   bucket: 'verify-it',
   prefix: 'verify-lambda-ws-',
   config: {
@@ -56,6 +56,8 @@ const world = useMotoWorkspace({
   },
   functions: ['dev', 'staging', 'prod', 'canary'].map((env) => `${PROJECT}-${env}`),
 });
+beforeAll(world.start);
+afterAll(world.stop);
 let invoke: LambdaInvokeServer;
 let lambda: LambdaClient;
 let good: string;

@@ -4,16 +4,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { PutMetricAlarmCommand, PutMetricDataCommand, SetAlarmStateCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
-import {
-  aliasRouting,
-  lambdaCommands,
-  oneLineRejection,
-  sampleWhile,
-  startFaultProxy,
-  useMotoWorkspace,
-  type FaultProxy,
-  publishFake,
-} from '@buildonce/testing';
+import { aliasRouting, lambdaCommands, oneLineRejection, sampleWhile, startFaultProxy, motoWorkspace, type FaultProxy, publishFake } from '@buildonce/testing';
 import { runPromoteCommand } from './commands';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { collectReleases, renderTable } from '@buildonce/promotion';
@@ -39,7 +30,7 @@ const STEPS = {
 const ENVS = ['dev', 'alarmed', 'rated', 'baseline', 'sparse', 'lenient', 'guarded', 'term'];
 
 const every = { intervalSeconds: 1 };
-const world = useMotoWorkspace({
+const world = motoWorkspace({
   bucket: 'metrics-it',
   prefix: 'verify-metrics-ws-',
   config: {
@@ -73,6 +64,8 @@ const world = useMotoWorkspace({
   },
   functions: ENVS.map((env) => `${PROJECT}-${env}`),
 });
+beforeAll(world.start);
+afterAll(world.stop);
 let proxy: FaultProxy;
 let lambda: LambdaClient;
 let cw: CloudWatchClient;

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { afterAll, beforeAll, expect } from 'vitest';
 import { awsClients } from '@buildonce/aws';
 import type { PromoteCommand, RollbackCommand } from '@buildonce/commands';
 import { RegistryClient } from '@buildonce/image';
@@ -20,6 +19,7 @@ import { makeTempWorkspace, type TempWorkspace } from './workspace';
  * Awaits `p`, which must reject with an instance of `type` (default Error) whose message is one line
  * (commands report failures in one line: no stack, no multi-line dumps).
  * @returns the error, typed as `type`
+ * @throws an Error saying which expectation failed (no vitest import: child processes load this module too)
  */
 export async function oneLineRejection<E extends Error = Error>(
   p: Promise<unknown>,
@@ -29,8 +29,8 @@ export async function oneLineRejection<E extends Error = Error>(
     () => undefined,
     (x: unknown) => x,
   );
-  expect(e).toBeInstanceOf(type);
-  expect((e as E).message).not.toContain('\n');
+  if (!(e instanceof type)) throw new Error(`expected a rejection with ${type.name}, got ${e === undefined ? 'none (it resolved)' : String(e)}`);
+  if (e.message.includes('\n')) throw new Error(`expected a one-line message, got: ${e.message}`);
   return e as E;
 }
 
@@ -120,7 +120,7 @@ export interface MotoWorkspace {
   workspaceRoot: string;
 }
 
-/** What {@link useMotoWorkspace} sets up. */
+/** What {@link motoWorkspace} sets up. */
 export interface MotoWorkspaceOptions {
   bucket: string;
   /** the temp workspace's name prefix */
@@ -133,30 +133,37 @@ export interface MotoWorkspaceOptions {
   moto?: () => MotoServer;
 }
 
+/** A {@link MotoWorkspace} whose fields are set by `start` (a spec's beforeAll) and which `stop` tears down (its afterAll). */
+export interface MotoWorkspaceFixture extends MotoWorkspace {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /**
- * A spec's moto world, set up in a beforeAll and torn down in an afterAll that this registers: starts
- * moto_server, puts its environment into `process.env` (code under test builds its own AWS SDK clients,
- * whose credential chain reads process.env), creates the bucket and the functions, and writes
- * `buildonce.json` (`{ store: storeUrl, ...config }`) into a fresh temp workspace. The afterAll stops moto
- * (unless the spec gave its own) and removes the temp dirs (removeTempDirs); it runs after the spec's own afterAll hooks registered later.
- * @returns the world, whose fields are set once the beforeAll has run
+ * A spec's moto world (`beforeAll(world.start); afterAll(world.stop)`): `start` starts moto_server (unless
+ * the spec gives its own), puts its environment into `process.env` (code under test builds its own AWS SDK
+ * clients, whose credential chain reads process.env), creates the bucket and the functions, and writes
+ * `buildonce.json` (`{ store: storeUrl, ...config }`) into a fresh temp workspace; `stop` stops the moto it
+ * started and removes the temp dirs (removeTempDirs).
+ * @throws from start: when moto does not start, or the bucket or a function cannot be created
  */
-export function useMotoWorkspace(o: MotoWorkspaceOptions): MotoWorkspace {
-  const world = {} as MotoWorkspace;
-  beforeAll(async () => {
-    world.moto = o.moto ? o.moto() : await startMoto();
-    Object.assign(process.env, world.moto.env);
-    await world.moto.createBucket(o.bucket);
-    world.storeUrl = `s3://${o.bucket}/team`;
-    world.store = openStore(parseStoreUrl(world.storeUrl), { env: { ...process.env, ...world.moto.env } }) as S3BlobStore;
-    world.workspaceRoot = tempDir(o.prefix);
-    writeFileSync(join(world.workspaceRoot, 'buildonce.json'), JSON.stringify({ store: world.storeUrl, ...o.config }));
-    if (o.functions?.length) await createPlaceholderFunctions(awsClients({ env: world.moto.env }).lambda(), world.moto.endpoint, o.functions);
-  });
-  afterAll(async () => {
-    if (!o.moto) await world.moto?.stop();
-    removeTempDirs();
-  });
+export function motoWorkspace(o: MotoWorkspaceOptions): MotoWorkspaceFixture {
+  const world = {
+    async start() {
+      world.moto = o.moto ? o.moto() : await startMoto();
+      Object.assign(process.env, world.moto.env);
+      await world.moto.createBucket(o.bucket);
+      world.storeUrl = `s3://${o.bucket}/team`;
+      world.store = openStore(parseStoreUrl(world.storeUrl), { env: { ...process.env, ...world.moto.env } }) as S3BlobStore;
+      world.workspaceRoot = tempDir(o.prefix);
+      writeFileSync(join(world.workspaceRoot, 'buildonce.json'), JSON.stringify({ store: world.storeUrl, ...o.config }));
+      if (o.functions?.length) await createPlaceholderFunctions(awsClients({ env: world.moto.env }).lambda(), world.moto.endpoint, o.functions);
+    },
+    async stop() {
+      if (!o.moto) await world.moto?.stop();
+      removeTempDirs();
+    },
+  } as MotoWorkspaceFixture;
   return world;
 }
 
