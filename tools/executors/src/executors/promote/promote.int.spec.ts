@@ -72,8 +72,8 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
 
     const r = nx(['affected', '-t', 'promote', '--env=dev', '--base=HEAD~1']);
     expect(r.status, r.all).toBe(0);
-    // promote never rebuilt and publish uploaded nothing: the build was a ws.cache hit, the version was stored
-    expect(r.all).toMatch(/nx run express-api:build\s+\[(local ws.cache|existing outputs match the ws.cache, left as is)\]/);
+    // promote never rebuilt and publish uploaded nothing: the build was a cache hit, the version was stored
+    expect(r.all).toMatch(/nx run express-api:build\s+\[(local cache|existing outputs match the cache, left as is)\]/);
     expect(r.all).toContain(`version ${api2} is already published`);
     expect(r.all).toContain('express-api:promote');
     expect(r.all).not.toContain('rust-scorer:promote');
