@@ -1,14 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import {
-  unusedAwsClients,
-  pushTestBaseImage,
-  type TestBaseImage,
-  startMoto,
-  startRegistry,
-  type MotoServer,
-  type RegistryServer,
-  FakeTarget,
-} from '@buildonce/testing';
+import { unusedAwsClients, startImageStack, type ImageStack, FakeTarget } from '@buildonce/testing';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,23 +16,17 @@ import { runImageRetention } from '@buildonce/retention';
 import { runPublishCommand } from './commands';
 import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
 
-let registry: RegistryServer;
-let moto: MotoServer;
-let base: TestBaseImage;
+let stack: ImageStack;
 let ws: string;
-const client = () => new RegistryClient({ registry: registry.host, scheme: 'http' });
+const client = () => new RegistryClient({ registry: stack.registry.host, scheme: 'http' });
 const meta = { commit: 'c0ffee', runId: '1', actor: 'ci' };
 
 beforeAll(async () => {
-  registry = await startRegistry();
-  moto = await startMoto();
-  Object.assign(process.env, moto.env);
-  base = await pushTestBaseImage(client());
+  stack = await startImageStack();
   ws = mkdtempSync(join(tmpdir(), 'image-retention-'));
 });
 afterAll(async () => {
-  await registry?.stop();
-  await moto?.stop();
+  await stack?.stop();
   if (ws) await rm(ws, { recursive: true, force: true });
 });
 
@@ -51,7 +36,7 @@ async function build(project: string, version: string, body: string): Promise<st
     project: project as ProjectName,
     version: version as Version,
     runtime: 'provided.al2023',
-    baseImage: base.reference,
+    baseImage: stack.base.reference,
     platform: 'linux/amd64',
     layers: [{ name: 'bootstrap', files: [{ destination: '/var/runtime/bootstrap', bytes: Buffer.from(body), mode: 0o755 }] }],
     outDir: dir,
@@ -80,7 +65,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('image retention', () => {
   it('deletes unprotected images by digest in the registry, never a protected or shared one', async () => {
     const store = openStore(parseStoreUrl(`file://${join(ws, 'store-a')}`));
-    const env = { BUILDONCE_REGISTRY: `${registry.host}/svc`, PATH: process.env.PATH };
+    const env = { BUILDONCE_REGISTRY: `${stack.registry.host}/svc`, PATH: process.env.PATH };
     const publish = async (version: string, body: string) => {
       const dir = await build('svc', version, body);
       const r = await runPublishCommand({
@@ -102,8 +87,8 @@ describe('image retention', () => {
     await promote(store, 'svc', '102', 'dev');
     const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, env, aws: awsClients({ env }), log: () => undefined });
     expect(r.deleted.map((v) => v.version).sort()).toEqual(['101', '103']);
-    expect(r.images.deleted).toEqual([`${registry.host}/svc@${c.digest}`]);
-    expect(r.images.shared).toEqual([`${registry.host}/svc@${a.digest}`]);
+    expect(r.images.deleted).toEqual([`${stack.registry.host}/svc@${c.digest}`]);
+    expect(r.images.shared).toEqual([`${stack.registry.host}/svc@${a.digest}`]);
     expect(await client().headManifest('svc', c.digest)).toBeUndefined();
     expect((await client().headManifest('svc', b.digest))?.digest).toBe(b.digest);
     expect((await client().headManifest('svc', d.digest))?.digest).toBe(d.digest);
@@ -111,7 +96,7 @@ describe('image retention', () => {
   });
 
   it('ECR (moto): protected versions get keep-<version> tags, unprotected lose them, deleted ones go by digest; the lifecycle policy is written', async () => {
-    const aws = awsClients({ env: moto.env });
+    const aws = awsClients({ env: stack.moto.env });
     const ecr = aws.ecr();
     const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer', imageTagMutability: 'IMMUTABLE' }));
     const repository = repo.repository!.repositoryUri!;
@@ -158,7 +143,7 @@ describe('image retention', () => {
         imageDigest: versions['203'],
       }),
     );
-    const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: moto.env, log: () => undefined });
+    const r = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: stack.moto.env, log: () => undefined });
     expect(r.deleted).toEqual([]); // 201 rollback window, 202 current, 203 newest
     expect(r.images.tagged.sort()).toEqual([`${repository}:keep-201`, `${repository}:keep-202`]);
     expect(r.images.untagged).toEqual([`${repository}:keep-203`]);
@@ -187,7 +172,7 @@ describe('image retention', () => {
       metadata: publishMetadataFromEnv({}),
       registry: { repository, uri: `${repository}@${m4.image!.digest}`, tags: ['204'] },
     });
-    const r2 = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: moto.env, log: () => undefined });
+    const r2 = await runImageRetention({ store, keep: 1, olderThanDays: 0, inFlightMs: 0, aws, env: stack.moto.env, log: () => undefined });
     expect(r2.deleted.map((v) => v.version)).toEqual(['203']);
     expect(r2.images.deleted).toEqual([`${repository}@${versions['203']}`]);
     const after = await tagsOf();

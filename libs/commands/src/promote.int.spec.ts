@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { unusedAwsClients } from '@buildonce/testing';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { GetAliasCommand, GetFunctionConfigurationCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { awsClients } from '@buildonce/aws';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
+import { sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, S3BlobStore, type BlobStore } from '@buildonce/store';
 import { createDeployTarget, Ec2DeployTarget, LambdaDeployTarget } from '@buildonce/deploy';
 import { startMoto, type MotoServer, removeTempDirs, tempDir } from '@buildonce/testing';
@@ -14,7 +14,7 @@ import { runPromoteCommand, runReleasesCommand, runResolveCommand, runRollbackCo
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { appendEntry, listSeqs, readCurrent, readHistory } from '@buildonce/ledger';
 import { promoteVersion } from '@buildonce/promotion';
-import { createLambdaRole, draft, publishFake } from '@buildonce/testing';
+import { createPlaceholderFunctions, draft, publishFake } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 
 afterAll(removeTempDirs);
@@ -44,22 +44,11 @@ beforeAll(async () => {
     JSON.stringify({ store: storeUrl, environments: [{ name: 'dev' }, { name: 'staging' }, { name: 'prod' }] }),
   );
   // IaC: one function per environment, created with a placeholder zip
-  const role = await createLambdaRole(moto.endpoint);
-  const placeholder = join(workspaceRoot, 'placeholder.zip');
-  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
-  const { readFileSync } = await import('node:fs');
-  for (const env of ['dev', 'staging', 'prod']) {
-    await lambda.send(
-      new CreateFunctionCommand({
-        FunctionName: `rust-scorer-${env}`,
-        Runtime: 'provided.al2023',
-        Role: role,
-        Handler: 'bootstrap',
-        Architectures: ['x86_64'],
-        Code: { ZipFile: readFileSync(placeholder) },
-      }),
-    );
-  }
+  await createPlaceholderFunctions(
+    lambda,
+    moto.endpoint,
+    ['dev', 'staging', 'prod'].map((env) => `rust-scorer-${env}`),
+  );
 });
 afterAll(async () => {
   await moto?.stop();

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Bytes } from '@buildonce/artifact';
 import { inspectEnvelope, provenancePolicySchema, resolveVerificationKeys, verifyProvenance } from '@buildonce/provenance';
-import { runPublishCommand } from './commands';
+import { runPublishCommand, type PublishCommand } from './commands';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
 import { writeTestBuildOutput, gitIn } from '@buildonce/testing';
 
@@ -23,8 +23,8 @@ function buildOutput(version = '42'): string {
   return writeTestBuildOutput(tmp('out'), { version, bytes: Buffer.from(`zip bytes ${version}`), toolchain: 'cargo 1.95' });
 }
 
-/** Publishes `svc` into the file store `storeDir` from a fresh workspace, quietly. */
-function publishSvc(storeDir: string, processEnv: NodeJS.ProcessEnv, outputDir = buildOutput()) {
+/** Publishes `svc` into the file store `storeDir` from a fresh workspace, quietly unless `extra` gives a log; `extra` last. */
+function publishSvc(storeDir: string, processEnv: NodeJS.ProcessEnv, outputDir = buildOutput(), extra: Partial<PublishCommand> = {}) {
   return runPublishCommand({
     project: 'svc' as ProjectName,
     workspaceRoot: tmp('ws'),
@@ -32,6 +32,7 @@ function publishSvc(storeDir: string, processEnv: NodeJS.ProcessEnv, outputDir =
     store: `file://${storeDir}`,
     processEnv,
     log: () => undefined,
+    ...extra,
   });
 }
 
@@ -139,15 +140,7 @@ describe('runPublishCommand with provenance', () => {
     expect(readFileSync(join(storeDir, 'artifacts/svc/42/provenance.intoto.json'))).toEqual(first);
     const lines: string[] = [];
     const dryStore = tmp('store');
-    const dry = await runPublishCommand({
-      project: 'svc' as ProjectName,
-      workspaceRoot: tmp('ws'),
-      outputDir: out,
-      store: `file://${dryStore}`,
-      processEnv: env,
-      dryRun: true,
-      log: (l) => lines.push(l),
-    });
+    const dry = await publishSvc(dryStore, env, out, { dryRun: true, log: (l) => lines.push(l) });
     expect(dry.status).toBe('dry-run');
     expect(lines.some((l) => l.includes('dry run: would sign provenance with file:'))).toBe(true);
     expect(existsSync(join(dryStore, 'artifacts'))).toBe(false);

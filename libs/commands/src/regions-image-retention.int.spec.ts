@@ -9,21 +9,18 @@ import {
   buildTestLambdaImage,
   createLambdaRole,
   createImageFunctions,
-  pushTestBaseImage,
-  type TestBaseImage,
   FakeTarget,
+  lambdaCommands,
   removeTempDirs,
-  startMoto,
-  startRegistry,
+  startImageStack,
   tempDir,
   unusedAwsClients,
-  type MotoServer,
-  type RegistryServer,
+  type ImageStack,
 } from '@buildonce/testing';
 import { promoteVersion } from '@buildonce/promotion';
 import { openStore, parseStoreUrl } from '@buildonce/store';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
-import { runPromoteCommand, runPublishCommand, runRetentionCommand, runRollbackCommand, type PromoteCommand } from './commands';
+import { runPromoteCommand, runPublishCommand, runRetentionCommand, runRollbackCommand } from './commands';
 
 /*
  * Image retention in region registries, on real parts: moto_server (S3 stores in us-east-1 and eu-west-1,
@@ -31,10 +28,7 @@ import { runPromoteCommand, runPublishCommand, runRetentionCommand, runRollbackC
  * to the home registry's `rust-scorer`; promotion copies them to us-east-1's `scorer-use1` (same registry)
  * and eu-west-1's `scorer` (the second registry).
  */
-let moto: MotoServer;
-let homeRegistry: RegistryServer;
-let euRegistry: RegistryServer;
-let base: TestBaseImage;
+let stack: ImageStack;
 let ws: string;
 let penv: NodeJS.ProcessEnv;
 const project = 'rust-scorer-image' as ProjectName;
@@ -42,19 +36,18 @@ const meta = { commit: '3333333333333333333333333333333333333333', runId: '8', a
 const lines: string[] = [];
 const later = () => new Date(Date.now() + 3 * 86_400_000);
 const repos = () => ({
-  home: { client: new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }), repo: 'rust-scorer' },
-  'us-east-1': { client: new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }), repo: 'scorer-use1' },
-  'eu-west-1': { client: new RegistryClient({ registry: euRegistry.host, scheme: 'http' }), repo: 'scorer' },
+  home: { client: new RegistryClient({ registry: stack.registry.host, scheme: 'http' }), repo: 'rust-scorer' },
+  'us-east-1': { client: new RegistryClient({ registry: stack.registry.host, scheme: 'http' }), repo: 'scorer-use1' },
+  'eu-west-1': { client: new RegistryClient({ registry: stack.registries[1]!.host, scheme: 'http' }), repo: 'scorer' },
 });
 /** whether each repository (home, us-east-1, eu-west-1) serves the digest (HEAD) */
 const served = async (digest: string) =>
   Object.fromEntries(await Promise.all(Object.entries(repos()).map(async ([k, r]) => [k, (await r.client.headManifest(r.repo, digest))?.digest === digest])));
 
 beforeAll(async () => {
-  moto = await startMoto();
-  [homeRegistry, euRegistry] = await Promise.all([startRegistry(), startRegistry()]);
-  base = await pushTestBaseImage(new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }));
-  penv = { ...process.env, ...moto.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${homeRegistry.host}/rust-scorer` };
+  stack = await startImageStack(2);
+  const { moto } = stack;
+  penv = { ...process.env, ...moto.env, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${stack.registry.host}/rust-scorer` };
   await moto.createBucket('ret-home');
   await moto.createBucket('ret-euw1', 'eu-west-1');
   await moto.createBucket('ret-ecr');
@@ -67,8 +60,8 @@ beforeAll(async () => {
         {
           name: 'prod',
           regions: {
-            'us-east-1': { registry: `${homeRegistry.host}/scorer-use1` },
-            'eu-west-1': { store: 's3://ret-euw1/team', registry: `${euRegistry.host}/scorer` },
+            'us-east-1': { registry: `${stack.registry.host}/scorer-use1` },
+            'eu-west-1': { store: 's3://ret-euw1/team', registry: `${stack.registries[1]!.host}/scorer` },
           },
         },
       ],
@@ -79,36 +72,25 @@ beforeAll(async () => {
     await createImageFunctions(
       awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda(),
       [`${project}-prod`],
-      `${homeRegistry.host}/placeholder:latest`,
+      `${stack.registry.host}/placeholder:latest`,
       role,
     );
 });
 afterAll(async () => {
-  await moto?.stop();
-  await Promise.all([homeRegistry?.stop(), euRegistry?.stop()]);
+  await stack?.stop();
   removeTempDirs();
 });
 
 /** Builds image version `version` (bootstrap says `body`) into `<root>/dist/<version>` and publishes it. @returns its dir and digest */
 async function publishVersion(root: string, version: string, body: string, store?: string): Promise<{ dir: string; digest: string }> {
   const dir = join(root, 'dist', version);
-  await buildTestLambdaImage({ project: project, version, body, base, baseRegistry: homeRegistry.host, outDir: dir });
+  await buildTestLambdaImage({ project: project, version, body, base: stack.base, baseRegistry: stack.registry.host, outDir: dir });
   const r = await runPublishCommand({ project, workspaceRoot: root, outputDir: dir, processEnv: penv, log: () => undefined, ...(store ? { store } : {}) });
   return { dir, digest: r.push!.digest };
 }
 
-const promote = (dir: string, extra: Partial<PromoteCommand> = {}) =>
-  runPromoteCommand({
-    project,
-    workspaceRoot: ws,
-    env: 'prod' as EnvironmentName,
-    outputDir: dir,
-    deploy: { target: 'lambda' },
-    processEnv: penv,
-    meta,
-    log: () => undefined,
-    ...extra,
-  });
+const commands = lambdaCommands(() => ({ project, workspaceRoot: ws, processEnv: penv, meta, log: () => undefined }));
+const promote = (dir: string) => runPromoteCommand(commands.promote('prod', dir));
 
 const retention = (dryRun: boolean, root = ws) =>
   runRetentionCommand({ workspaceRoot: root, olderThanDays: 1, keep: 1, dryRun, now: later(), processEnv: penv, log: (l) => lines.push(l) });
@@ -121,42 +103,42 @@ describe('image retention in region registries', () => {
     expect((await promote(v1.dir)).status).toBe('promoted');
     expect((await promote(v2.dir)).status).toBe('promoted');
     // rollback --to 6001 pops 6002 off the rollback stack: nothing protects it any more
-    const rb = await runRollbackCommand({
-      project,
-      workspaceRoot: ws,
-      env: 'prod' as EnvironmentName,
-      deploy: { target: 'lambda' },
-      processEnv: penv,
-      meta,
-      log: () => undefined,
-      to: '6001' as Version,
-    });
+    const rb = await runRollbackCommand(commands.rollback('prod', { to: '6001' as Version }));
     expect(rb.status).toBe('promoted');
     expect(await served(v2.digest)).toEqual({ home: true, 'us-east-1': true, 'eu-west-1': true });
 
     lines.length = 0;
     const dry = await retention(true);
     expect(dry.deleted.map((v) => v.version)).toEqual(['6002']);
-    expect(dry.images.deleted).toEqual([`${homeRegistry.host}/rust-scorer@${v2.digest}`]);
+    expect(dry.images.deleted).toEqual([`${stack.registry.host}/rust-scorer@${v2.digest}`]);
     expect(dry.images.regions).toEqual([
       {
         region: 'us-east-1',
-        repository: `${homeRegistry.host}/scorer-use1`,
-        deleted: [`${homeRegistry.host}/scorer-use1@${v2.digest}`],
+        repository: `${stack.registry.host}/scorer-use1`,
+        deleted: [`${stack.registry.host}/scorer-use1@${v2.digest}`],
         tagged: [],
         untagged: [],
       },
-      { region: 'eu-west-1', repository: `${euRegistry.host}/scorer`, deleted: [`${euRegistry.host}/scorer@${v2.digest}`], tagged: [], untagged: [] },
+      {
+        region: 'eu-west-1',
+        repository: `${stack.registries[1]!.host}/scorer`,
+        deleted: [`${stack.registries[1]!.host}/scorer@${v2.digest}`],
+        tagged: [],
+        untagged: [],
+      },
     ]);
-    expect(lines).toContainEqual(`[eu-west-1] [${project}] dry run: would delete image ${euRegistry.host}/scorer@${v2.digest}`);
-    expect(lines).toContainEqual(`[us-east-1] [${project}] dry run: would delete image ${homeRegistry.host}/scorer-use1@${v2.digest}`);
+    expect(lines).toContainEqual(`[eu-west-1] [${project}] dry run: would delete image ${stack.registries[1]!.host}/scorer@${v2.digest}`);
+    expect(lines).toContainEqual(`[us-east-1] [${project}] dry run: would delete image ${stack.registry.host}/scorer-use1@${v2.digest}`);
     expect(await served(v2.digest)).toEqual({ home: true, 'us-east-1': true, 'eu-west-1': true });
 
     lines.length = 0;
     const r = await retention(false);
     expect(r.deleted.map((v) => v.version)).toEqual(['6002']);
-    expect(r.images.regions.map((g) => g.deleted)).toEqual([[`${homeRegistry.host}/scorer-use1@${v2.digest}`], [`${euRegistry.host}/scorer@${v2.digest}`]]);
-    expect(lines).toContainEqual(`[eu-west-1] [${project}] deleted image ${euRegistry.host}/scorer@${v2.digest}`);
+    expect(r.images.regions.map((g) => g.deleted)).toEqual([
+      [`${stack.registry.host}/scorer-use1@${v2.digest}`],
+      [`${stack.registries[1]!.host}/scorer@${v2.digest}`],
+    ]);
+    expect(lines).toContainEqual(`[eu-west-1] [${project}] deleted image ${stack.registries[1]!.host}/scorer@${v2.digest}`);
     expect(await served(v2.digest)).toEqual({ home: false, 'us-east-1': false, 'eu-west-1': false });
     expect(await served(v1.digest)).toEqual({ home: true, 'us-east-1': true, 'eu-west-1': true });
     expect(await served(v3.digest)).toEqual({ home: true, 'us-east-1': false, 'eu-west-1': false });
@@ -176,7 +158,7 @@ describe('image retention in region registries', () => {
         environments: [{ name: 'dev' }, { name: 'prod', requires: [], regions: { 'eu-west-1': { registry: ecrRepo } } }],
       }),
     );
-    const ecr: ECRClient = awsClients({ env: { ...moto.env, AWS_REGION: 'eu-west-1' } }).ecr();
+    const ecr: ECRClient = awsClients({ env: { ...stack.moto.env, AWS_REGION: 'eu-west-1' } }).ecr();
     await ecr.send(new CreateRepositoryCommand({ repositoryName: 'scorer' }));
     const v: Record<string, { dir: string; digest: string }> = {};
     for (const [version, body] of [
@@ -198,7 +180,7 @@ describe('image retention in region registries', () => {
     }
     // 7001: current in dev (protected, not yet tagged here); 7002: goes (an earlier run had tagged it); 7003: newest,
     // kept but no longer protected, still tagged
-    const store = openStore(parseStoreUrl('s3://ret-ecr/team'), { env: moto.env });
+    const store = openStore(parseStoreUrl('s3://ret-ecr/team'), { env: stack.moto.env });
     const config = parseConfig({ environments: [{ name: 'dev' }] }, 'test');
     for (const version of ['7001'])
       await promoteVersion({
@@ -219,11 +201,8 @@ describe('image retention in region registries', () => {
       return Object.fromEntries((d.imageDetails ?? []).map((i) => [i.imageDigest!, (i.imageTags ?? []).sort()]));
     };
     const before = await tagsOf();
-
-    lines.length = 0;
-    const dry = await retained(true);
-    expect(dry.deleted.map((x) => x.version)).toEqual(['7002']);
-    expect(dry.images.regions).toEqual([
+    // what the dry run reports it would do and the real run reports it did
+    const ecrResults = [
       {
         region: 'eu-west-1',
         repository: ecrRepo,
@@ -231,22 +210,19 @@ describe('image retention in region registries', () => {
         tagged: [`${ecrRepo}:keep-7001`],
         untagged: [`${ecrRepo}:keep-7003`],
       },
-    ]);
+    ];
+
+    lines.length = 0;
+    const dry = await retained(true);
+    expect(dry.deleted.map((x) => x.version)).toEqual(['7002']);
+    expect(dry.images.regions).toEqual(ecrResults);
     expect(lines).toContainEqual(`[eu-west-1] [${project}] dry run: would tag ${ecrRepo}@${v['7001']!.digest} keep-7001 (version 7001 is protected)`);
     expect(lines).toContainEqual(`[eu-west-1] [${project}] dry run: would remove ${ecrRepo}:keep-7003 (version 7003 is no longer protected)`);
     expect(await tagsOf()).toEqual(before);
 
     lines.length = 0;
     const r = await retained(false);
-    expect(r.images.regions).toEqual([
-      {
-        region: 'eu-west-1',
-        repository: ecrRepo,
-        deleted: [`${ecrRepo}@${v['7002']!.digest}`],
-        tagged: [`${ecrRepo}:keep-7001`],
-        untagged: [`${ecrRepo}:keep-7003`],
-      },
-    ]);
+    expect(r.images.regions).toEqual(ecrResults);
     expect(lines).toContainEqual(`[eu-west-1] [${project}] ${ecrRepo}@${v['7001']!.digest} carries keep-7001 (version 7001 is protected)`);
     expect(lines).toContainEqual(`[eu-west-1] [${project}] removed ${ecrRepo}:keep-7003 (version 7003 is no longer protected)`);
     expect(lines).toContainEqual(`[eu-west-1] [${project}] deleted image ${ecrRepo}@${v['7002']!.digest}`);

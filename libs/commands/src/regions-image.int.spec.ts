@@ -8,23 +8,21 @@ import {
   buildTestLambdaImage,
   createLambdaRole,
   createImageFunctions,
-  pushTestBaseImage,
-  type TestBaseImage,
+  lambdaCommands,
+  oneLineRejection,
   removeTempDirs,
   startFaultProxy,
-  startMoto,
-  startRegistry,
+  startImageStack,
   tempDir,
   type FaultProxy,
-  type MotoServer,
+  type ImageStack,
   type ProxiedRequest,
-  type RegistryServer,
 } from '@buildonce/testing';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { artifactKey, openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import { RegionFailureError } from '@buildonce/errors';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
-import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
+import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCommand } from './commands';
 
 /*
  * oci-image promotion to an environment with regions, on real parts: moto_server (S3 stores in us-east-1 and
@@ -33,27 +31,22 @@ import { runPromoteCommand, runPublishCommand, runResolveCommand, runRollbackCom
  * mounted), eu-west-1's is the second registry (blobs streamed from the home registry). AWS requests go
  * through a fault proxy, which fails chosen ones.
  */
-let moto: MotoServer;
+let stack: ImageStack;
 let proxy: FaultProxy;
-let homeRegistry: RegistryServer;
-let euRegistry: RegistryServer;
-let base: TestBaseImage;
 let home: BlobStore;
 let euw1: BlobStore;
 let ws: string;
 let penv: NodeJS.ProcessEnv;
 const project = 'rust-scorer-image' as ProjectName;
-const meta = { commit: '2222222222222222222222222222222222222222', runId: '7', actor: 'ci-bot' };
 const lambdas: Record<string, LambdaClient> = {};
 const lines: string[] = [];
-const regionRepo = () => ({ 'us-east-1': `${homeRegistry.host}/scorer-use1`, 'eu-west-1': `${euRegistry.host}/scorer` });
+const regionRepo = () => ({ 'us-east-1': `${stack.registry.host}/scorer-use1`, 'eu-west-1': `${stack.registries[1]!.host}/scorer` });
 
 beforeAll(async () => {
-  moto = await startMoto();
-  [homeRegistry, euRegistry] = await Promise.all([startRegistry(), startRegistry()]);
-  base = await pushTestBaseImage(new RegistryClient({ registry: homeRegistry.host, scheme: 'http' }));
+  stack = await startImageStack(2);
+  const { moto } = stack;
   proxy = await startFaultProxy({ target: moto.endpoint });
-  penv = { ...process.env, ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${homeRegistry.host}/rust-scorer` };
+  penv = { ...process.env, ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint, BUILDONCE_STORE: '', BUILDONCE_REGISTRY: `${stack.registry.host}/rust-scorer` };
   await moto.createBucket('img-home');
   await moto.createBucket('img-euw1', 'eu-west-1');
   home = openStore(parseStoreUrl('s3://img-home/team'), { env: moto.env });
@@ -77,37 +70,25 @@ beforeAll(async () => {
   const role = await createLambdaRole(moto.endpoint, 'image-regions-role');
   for (const region of ['us-east-1', 'eu-west-1']) {
     lambdas[region] = awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda();
-    await createImageFunctions(lambdas[region]!, [`${project}-prod`, `${project}-live`], `${homeRegistry.host}/placeholder:latest`, role);
+    await createImageFunctions(lambdas[region]!, [`${project}-prod`, `${project}-live`], `${stack.registry.host}/placeholder:latest`, role);
   }
 });
 afterAll(async () => {
   await proxy?.stop();
-  await moto?.stop();
-  await Promise.all([homeRegistry?.stop(), euRegistry?.stop()]);
+  await stack?.stop();
   removeTempDirs();
 });
 
 /** Builds and publishes image version `version` whose bootstrap says `body`. @returns its output dir and digest */
 async function publishVersion(version: string, body: string): Promise<{ dir: string; digest: string }> {
   const dir = join(ws, 'dist', version);
-  await buildTestLambdaImage({ project: project, version, body, base, baseRegistry: homeRegistry.host, outDir: dir });
+  await buildTestLambdaImage({ project: project, version, body, base: stack.base, baseRegistry: stack.registry.host, outDir: dir });
   const r = await runPublishCommand({ project, workspaceRoot: ws, outputDir: dir, processEnv: penv, log: () => undefined });
   return { dir, digest: r.push!.digest };
 }
 
-function cmd(env: string, dir: string, extra: Partial<PromoteCommand> = {}): PromoteCommand {
-  return {
-    project,
-    workspaceRoot: ws,
-    env: env as EnvironmentName,
-    outputDir: dir,
-    deploy: { target: 'lambda' },
-    processEnv: penv,
-    meta,
-    log: (l) => lines.push(l),
-    ...extra,
-  };
-}
+const commands = lambdaCommands(() => ({ project, workspaceRoot: ws, processEnv: penv, log: (l) => lines.push(l) }));
+const cmd = commands.promote;
 
 /** The image URI the alias `<env>` runs in a region. */
 async function aliasImage(region: string, env: string): Promise<string | undefined> {
@@ -148,15 +129,15 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
     expect(r.status).toBe('dry-run');
     expect(lines).toContainEqual(
       expect.stringContaining(
-        `[eu-west-1] dry run: would copy image ${homeRegistry.host}/rust-scorer@${v1.digest} to ${regionRepo()['eu-west-1']}@${v1.digest}`,
+        `[eu-west-1] dry run: would copy image ${stack.registry.host}/rust-scorer@${v1.digest} to ${regionRepo()['eu-west-1']}@${v1.digest}`,
       ),
     );
     expect(lines).toContainEqual(
-      expect.stringContaining(`[us-east-1] dry run: would copy image ${homeRegistry.host}/rust-scorer@${v1.digest} to ${regionRepo()['us-east-1']}@`),
+      expect.stringContaining(`[us-east-1] dry run: would copy image ${stack.registry.host}/rust-scorer@${v1.digest} to ${regionRepo()['us-east-1']}@`),
     );
     expect(lines.some((l) => l.includes('[us-east-1] dry run: would mount blob'))).toBe(true);
     expect(lines.some((l) => l.includes('[eu-west-1] dry run: would copy blob'))).toBe(true);
-    expect(await new RegistryClient({ registry: euRegistry.host, scheme: 'http' }).headManifest('scorer', v1.digest)).toBeUndefined();
+    expect(await new RegistryClient({ registry: stack.registries[1]!.host, scheme: 'http' }).headManifest('scorer', v1.digest)).toBeUndefined();
     expect(await readHistory(home, project, 'prod' as EnvironmentName, {})).toEqual([]);
     expect(await aliasImage('eu-west-1', 'prod')).toBeUndefined();
   });
@@ -175,7 +156,7 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
     // the region store holds the version's metadata (image-manifest.json, manifest.json) like any region copy
     expect(await euw1.head(artifactKey(project, '5001' as Version, 'image-manifest.json'))).toBeDefined();
     for (const region of ['us-east-1', 'eu-west-1']) expect(await resolve('prod', region)).toEqual([`${regionRepo()[region as 'eu-west-1']}@${v1.digest}`]);
-    expect(await resolve('prod', 'us-east-1')).not.toEqual([`${homeRegistry.host}/rust-scorer@${v1.digest}`]);
+    expect(await resolve('prod', 'us-east-1')).not.toEqual([`${stack.registry.host}/rust-scorer@${v1.digest}`]);
   });
 
   it('an image the region registries already serve is present: nothing copied', async () => {
@@ -189,7 +170,7 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
 
   it('a source manifest whose bytes do not hash to the recorded digest is refused: nothing deployed, nothing recorded', async () => {
     const v2 = await publishVersion('5002', 'v2');
-    const data = join(homeRegistry.root, 'data/docker/registry/v2/blobs/sha256', v2.digest.slice(7, 9), v2.digest.slice(7), 'data');
+    const data = join(stack.registry.root, 'data/docker/registry/v2/blobs/sha256', v2.digest.slice(7, 9), v2.digest.slice(7), 'data');
     const original = await readFile(data);
     await writeFile(data, Buffer.from(original.toString('utf8').replace('"size":', '"size": ')));
     try {
@@ -197,7 +178,7 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
       await expect(runPromoteCommand(cmd('live', v2.dir))).rejects.toThrow(ImageIntegrityError);
       expect(await readHistory(home, project, 'live' as EnvironmentName, {})).toEqual(before);
       for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'live')).toBe(`${repo}@${v1.digest}`);
-      expect(await new RegistryClient({ registry: euRegistry.host, scheme: 'http' }).headManifest('scorer', v2.digest)).toBeUndefined();
+      expect(await new RegistryClient({ registry: stack.registries[1]!.host, scheme: 'http' }).headManifest('scorer', v2.digest)).toBeUndefined();
     } finally {
       await writeFile(data, original);
     }
@@ -212,16 +193,7 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
     expect(lines.some((l) => /\[eu-west-1\] copied .* \(2 blob\(s\) streamed, \d+ bytes; 0 mounted; 1 already there\)/.test(l))).toBe(true);
     for (const [region, repo] of Object.entries(regionRepo())) expect(await aliasImage(region, 'live')).toBe(`${repo}@${v2digest}`);
     const v1Live = (await readHistory(home, project, 'live' as EnvironmentName, {})).find((e) => e.version === '5001')!;
-    const r = await runRollbackCommand({
-      project,
-      workspaceRoot: ws,
-      env: 'live' as EnvironmentName,
-      deploy: { target: 'lambda' },
-      processEnv: penv,
-      meta,
-      log: (l) => lines.push(l),
-      to: '5001' as Version,
-    });
+    const r = await runRollbackCommand(commands.rollback('live', { to: '5001' as Version }));
     expect(r.status).toBe('promoted');
     const cur = (await readCurrent(home, project, 'live' as EnvironmentName))!.entry;
     expect(cur).toMatchObject({ version: '5001', rollback: true });
@@ -235,11 +207,9 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
   });
 
   it('a region without registry is refused in one line naming the buildonce.json field', async () => {
-    const err = await runPromoteCommand(cmd('noreg', v1.dir)).catch((e: Error) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/buildonce\.json environments\.noreg\.regions\.eu-west-1\.registry/);
-    expect((err as Error).message).not.toContain('\n');
-    expect((err as Error).message).not.toMatch(/us-east-1 has no registry/);
+    const err = await oneLineRejection(runPromoteCommand(cmd('noreg', v1.dir)));
+    expect(err.message).toMatch(/buildonce\.json environments\.noreg\.regions\.eu-west-1\.registry/);
+    expect(err.message).not.toMatch(/us-east-1 has no registry/);
     expect(await readHistory(home, project, 'noreg' as EnvironmentName, {})).toEqual([]);
   });
 
@@ -248,9 +218,8 @@ describe('oci-image promotion to regions (moto Lambda per region, two real regis
     const v2digest = (JSON.parse(await readFile(join(dir, 'artifact.json'), 'utf8')) as { image: { digest: string } }).image.digest;
     const v1Prod = (await readHistory(home, project, 'prod' as EnvironmentName, {})).find((e) => e.version === '5001' && e.status === 'succeeded')!;
     void proxy.failNext('403', updateCodeIn('eu-west-1', 'prod'));
-    const err = await runPromoteCommand(cmd('prod', dir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RegionFailureError);
-    expect((err as Error).message).toMatch(/^5002 failed in prod \(seq \d+\): eu-west-1: .*AccessDenied.*; restored us-east-1 to 5001$/);
+    const err = await oneLineRejection(runPromoteCommand(cmd('prod', dir)), RegionFailureError);
+    expect(err.message).toMatch(/^5002 failed in prod \(seq \d+\): eu-west-1: .*AccessDenied.*; restored us-east-1 to 5001$/);
     const last = (await readHistory(home, project, 'prod' as EnvironmentName, {})).at(-1)!;
     expect(last).toMatchObject({ version: '5002', status: 'failed', deploy: null });
     expect(last.regions).toMatchObject({

@@ -1,15 +1,18 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateFunctionCommand, GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateRepositoryCommand, GetLifecyclePolicyCommand } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256HexToBase64, writeDeterministicZip } from '@buildonce/artifact';
+import { sha256HexToBase64 } from '@buildonce/artifact';
 import { artifactKey, openStore, parseStoreUrl, RegionReplicaMismatchError, RegionStoreError, type S3BlobStore } from '@buildonce/store';
 import { PolicyError, RegionFailureError } from '@buildonce/errors';
 import { awsClients } from '@buildonce/aws';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import {
   createLambdaRole,
+  createPlaceholderFunctions,
+  lambdaCommands,
+  oneLineRejection,
   publishFake,
   removeTempDirs,
   startFaultProxy,
@@ -20,7 +23,7 @@ import {
   type ProxiedRequest,
 } from '@buildonce/testing';
 import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
-import { runEcrLifecycleCommand, runPromoteCommand, runResolveCommand, runRollbackCommand, type PromoteCommand } from './commands';
+import { runEcrLifecycleCommand, runPromoteCommand, runResolveCommand, runRollbackCommand } from './commands';
 
 /*
  * Multi-region promotion on moto_server (one endpoint serves every region): the home store in us-east-1
@@ -35,7 +38,6 @@ let workspaceRoot: string;
 let home: S3BlobStore;
 let euw1: S3BlobStore;
 const project = 'rust-scorer' as ProjectName;
-const meta = { commit: '2222222222222222222222222222222222222222', runId: '7', actor: 'ci-bot' };
 const lambdas: Record<string, LambdaClient> = {};
 const lines: string[] = [];
 
@@ -65,22 +67,15 @@ beforeAll(async () => {
     }),
   );
   const role = await createLambdaRole(moto.endpoint);
-  const placeholder = join(workspaceRoot, 'placeholder.zip');
-  await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
   for (const region of ['us-east-1', 'eu-west-1', 'eu-central-1']) {
     lambdas[region] = awsClients({ env: { ...moto.env, AWS_REGION: region } }).lambda();
-    for (const env of region === 'eu-central-1' ? ['wrong'] : ['prod', 'live', 'wrong']) {
-      await lambdas[region]!.send(
-        new CreateFunctionCommand({
-          FunctionName: `rust-scorer-${env}`,
-          Runtime: 'provided.al2023',
-          Role: role,
-          Handler: 'bootstrap',
-          Architectures: ['x86_64'],
-          Code: { ZipFile: readFileSync(placeholder) },
-        }),
-      );
-    }
+    const envs = region === 'eu-central-1' ? ['wrong'] : ['prod', 'live', 'wrong'];
+    await createPlaceholderFunctions(
+      lambdas[region]!,
+      moto.endpoint,
+      envs.map((env) => `rust-scorer-${env}`),
+      role,
+    );
   }
 });
 afterAll(async () => {
@@ -89,19 +84,8 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-function cmd(env: string, dir: string, extra: Partial<PromoteCommand> = {}): PromoteCommand {
-  return {
-    project,
-    workspaceRoot,
-    env: env as EnvironmentName,
-    outputDir: dir,
-    deploy: { target: 'lambda' },
-    processEnv,
-    meta,
-    log: (l) => lines.push(l),
-    ...extra,
-  };
-}
+const commands = lambdaCommands(() => ({ project, workspaceRoot, processEnv, log: (l) => lines.push(l) }));
+const cmd = commands.promote;
 
 /** The code the alias `<env>` runs in a region (base64 sha256, as Lambda reports it). */
 async function running(region: string, env: string): Promise<string | undefined> {
@@ -114,9 +98,20 @@ async function running(region: string, env: string): Promise<string | undefined>
   }
 }
 
+/** The code the alias `<env>` runs in each region of prod (us-east-1, eu-west-1). */
+const runningInBoth = async (env: string) => ({ 'us-east-1': await running('us-east-1', env), 'eu-west-1': await running('eu-west-1', env) });
+/** what runningInBoth reads when both regions run `sha` */
+const both = (sha: string) => ({ 'us-east-1': sha, 'eu-west-1': sha });
+
 /** UpdateFunctionCode of rust-scorer-<env> signed for `region` (SigV4 credential scope names the region). */
 const updateCodeIn = (region: string, env: string) => (r: ProxiedRequest) =>
   r.method === 'PUT' && r.url.includes(`/functions/rust-scorer-${env}/code`) && String(r.headers.authorization).includes(`/${region}/lambda/`);
+
+/** Promotes `dir` to `env` with eu-west-1's Lambda update of it denied (HTTP 403). @returns the one-line RegionFailureError */
+function promoteWithEuWest1Denied(env: string, dir: string): Promise<RegionFailureError> {
+  void proxy.failNext('403', updateCodeIn('eu-west-1', env));
+  return oneLineRejection(runPromoteCommand(cmd(env, dir)), RegionFailureError);
+}
 
 const published: Record<string, { dir: string; sha: string }> = {};
 async function version(v: string) {
@@ -129,8 +124,7 @@ describe('multi-region promotion against moto_server', () => {
     const v1 = await version('5001');
     const r = await runPromoteCommand(cmd('prod', v1.dir));
     expect(r.status).toBe('promoted');
-    expect(await running('us-east-1', 'prod')).toBe(v1.sha);
-    expect(await running('eu-west-1', 'prod')).toBe(v1.sha);
+    expect(await runningInBoth('prod')).toEqual(both(v1.sha));
     const cur = (await readCurrent(home, project, 'prod' as EnvironmentName))!.entry;
     expect(cur.regions).toMatchObject({
       'us-east-1': { status: 'succeeded', copy: 'home', store: 's3://regions-home/team', deploy: { s3Bucket: 'regions-home' } },
@@ -178,12 +172,9 @@ describe('multi-region promotion against moto_server', () => {
 
   it('one region failing its Lambda update restores the region already moved; the entry records both', async () => {
     const v2 = published['5002']!;
-    void proxy.failNext('403', updateCodeIn('eu-west-1', 'prod'));
-    const err = await runPromoteCommand(cmd('prod', v2.dir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RegionFailureError);
-    expect((err as Error).message).toMatch(/^5002 failed in prod \(seq \d+\): eu-west-1: .*AccessDenied.*; restored us-east-1 to 5001$/);
-    expect(await running('us-east-1', 'prod')).toBe(published['5001']!.sha);
-    expect(await running('eu-west-1', 'prod')).toBe(published['5001']!.sha);
+    const err = await promoteWithEuWest1Denied('prod', v2.dir);
+    expect(err.message).toMatch(/^5002 failed in prod \(seq \d+\): eu-west-1: .*AccessDenied.*; restored us-east-1 to 5001$/);
+    expect(await runningInBoth('prod')).toEqual(both(published['5001']!.sha));
     const history = await readHistory(home, project, 'prod' as EnvironmentName);
     const last = history[history.length - 1]!;
     expect(last).toMatchObject({ version: '5002', status: 'failed', deploy: null });
@@ -197,20 +188,10 @@ describe('multi-region promotion against moto_server', () => {
   it('the next promotion deploys every region; rollback restores every region', async () => {
     const v2 = published['5002']!;
     expect((await runPromoteCommand(cmd('prod', v2.dir))).status).toBe('promoted');
-    expect(await running('us-east-1', 'prod')).toBe(v2.sha);
-    expect(await running('eu-west-1', 'prod')).toBe(v2.sha);
-    const r = await runRollbackCommand({
-      project,
-      workspaceRoot,
-      env: 'prod' as EnvironmentName,
-      deploy: { target: 'lambda' },
-      processEnv,
-      meta,
-      log: () => {},
-    });
+    expect(await runningInBoth('prod')).toEqual(both(v2.sha));
+    const r = await runRollbackCommand(commands.rollback('prod', { log: () => {} }));
     expect(r.status).toBe('promoted');
-    expect(await running('us-east-1', 'prod')).toBe(published['5001']!.sha);
-    expect(await running('eu-west-1', 'prod')).toBe(published['5001']!.sha);
+    expect(await runningInBoth('prod')).toEqual(both(published['5001']!.sha));
     const cur = (await readCurrent(home, project, 'prod' as EnvironmentName))!.entry;
     expect(cur).toMatchObject({ version: '5001', rollback: true, status: 'succeeded' });
     expect(cur.regions).toMatchObject({
@@ -225,22 +206,18 @@ describe('multi-region promotion against moto_server', () => {
     const other = await publishFake(euw1, { project, version: '5003' as Version, content: 'XXXX' });
     expect(sha256HexToBase64(other.manifest.files[0]!.sha256)).not.toBe(v3.sha);
     const before = (await readHistory(home, project, 'prod' as EnvironmentName)).length;
-    const err = await runPromoteCommand(cmd('prod', v3.dir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RegionReplicaMismatchError);
-    expect((err as Error).message).toMatch(
+    const err = await oneLineRejection(runPromoteCommand(cmd('prod', v3.dir)), RegionReplicaMismatchError);
+    expect(err.message).toMatch(
       /^s3:\/\/regions-euw1\/team\/artifacts\/rust-scorer\/5003\/bootstrap\.zip \(eu-west-1\) has (\d+ bytes|sha256 [0-9a-f]{64}), but rust-scorer@5003's manifest says/,
     );
-    expect(await running('us-east-1', 'prod')).toBe(published['5001']!.sha);
-    expect(await running('eu-west-1', 'prod')).toBe(published['5001']!.sha);
+    expect(await runningInBoth('prod')).toEqual(both(published['5001']!.sha));
     expect((await readHistory(home, project, 'prod' as EnvironmentName)).length).toBe(before);
   });
 
   it('regionFailure hold keeps the good region and records a partial release that downstream environments refuse', async () => {
     const v1 = published['5001']!;
-    void proxy.failNext('403', updateCodeIn('eu-west-1', 'live'));
-    const err = await runPromoteCommand(cmd('live', v1.dir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RegionFailureError);
-    expect((err as Error).message).toMatch(/regionFailure is hold: us-east-1 keep 5001 \(a partial release, which downstream environments refuse\)/);
+    const err = await promoteWithEuWest1Denied('live', v1.dir);
+    expect(err.message).toMatch(/regionFailure is hold: us-east-1 keep 5001 \(a partial release, which downstream environments refuse\)/);
     expect(await running('us-east-1', 'live')).toBe(v1.sha);
     expect(await running('eu-west-1', 'live')).toBeUndefined();
     const entry = (await readHistory(home, project, 'live' as EnvironmentName)).at(-1)!;
@@ -253,9 +230,8 @@ describe('multi-region promotion against moto_server', () => {
 
   it('a region store whose bucket is in another region is refused before anything is copied or deployed', async () => {
     const v1 = published['5001']!;
-    const err = await runPromoteCommand(cmd('wrong', v1.dir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RegionStoreError);
-    expect((err as Error).message).toMatch(/^the store of region eu-central-1 \(s3:\/\/regions-euw1\) is a bucket in eu-west-1/);
+    const err = await oneLineRejection(runPromoteCommand(cmd('wrong', v1.dir)), RegionStoreError);
+    expect(err.message).toMatch(/^the store of region eu-central-1 \(s3:\/\/regions-euw1\) is a bucket in eu-west-1/);
     expect(await running('us-east-1', 'wrong')).toBeUndefined();
     const wrong = openStore(parseStoreUrl('s3://regions-euw1/wrong'), { env: moto.env });
     const written: string[] = [];

@@ -1,23 +1,22 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
 import { sha256File, sha256HexToBase64 } from '@buildonce/artifact';
-import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
 import {
+  aliasRouting,
   buildScorerBootstrap,
-  removeTempDirs,
+  lambdaCommands,
+  oneLineRejection,
   RUST_SCORER_DIR,
+  sampleWhile,
   startLambdaInvokeServer,
-  startMoto,
-  tempDir,
+  motoWorkspace,
   type LambdaInvokeServer,
-  type MotoServer,
   publishFake,
-  createPlaceholderFunctions,
 } from '@buildonce/testing';
-import { runPromoteCommand, type PromoteCommand } from './commands';
+import { runPromoteCommand } from './commands';
 import { PolicyError } from '@buildonce/errors';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { VerificationFailedError } from '@buildonce/verification';
@@ -30,110 +29,75 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
  * own Lambda client via AWS_ENDPOINT_URL_LAMBDA.
  */
 
-afterAll(removeTempDirs);
-
 const PROJECT = 'rust-scorer';
-const bucket = 'verify-it';
-const meta = { commit: '2222222222222222222222222222222222222222', runId: '9', actor: 'ci-bot' };
 const weightsVersion = (JSON.parse(readFileSync(join(RUST_SCORER_DIR, 'weights.json'), 'utf8')) as { version: string }).version;
 /** weights that fail validation at init: the build compiles, every invocation fails */
 const BROKEN_WEIGHTS = JSON.stringify({ version: 'broken', threshold: 20, weights: { Google: 'not-a-number' } });
 
-let moto: MotoServer;
+const check = {
+  kind: 'lambda',
+  payload: 'score-event.json',
+  expect: { address: '0xabcdef0123456789abcdef0123456789abcdef01', weights_version: weightsVersion },
+  attempts: 2,
+  intervalSeconds: 0.1,
+  timeoutSeconds: 10,
+};
+const world = motoWorkspace({
+  bucket: 'verify-it',
+  prefix: 'verify-lambda-ws-',
+  config: {
+    environments: [
+      { name: 'dev' },
+      { name: 'staging', verify: check },
+      { name: 'prod', requires: ['staging'] },
+      { name: 'canary', requires: ['dev'], verify: check, strategy: { canary: { percent: 10, minutes: 0.05 } } },
+    ],
+    lock: { ttlSeconds: 5, waitSeconds: 120 },
+  },
+  functions: ['dev', 'staging', 'prod', 'canary'].map((env) => `${PROJECT}-${env}`),
+});
+beforeAll(world.start);
+afterAll(world.stop);
 let invoke: LambdaInvokeServer;
 let lambda: LambdaClient;
-let store: BlobStore;
-let workspaceRoot: string;
 let good: string;
 let broken: string;
 const packages = new Map<string, string>();
 const lines: string[] = [];
 
 async function publish(version: string, bootstrap: string): Promise<string> {
-  const { dir, manifest } = await publishFake(store, { project: PROJECT as ProjectName, version: version as Version, bootstrap });
+  const { dir, manifest } = await publishFake(world.store, { project: PROJECT as ProjectName, version: version as Version, bootstrap });
   const zip = join(dir, manifest.files[0]!.name);
   packages.set(sha256HexToBase64((await sha256File(zip)).hex), zip);
   return dir;
 }
 
-function cmd(env: string, dir: string): PromoteCommand {
-  return {
-    project: PROJECT as ProjectName,
-    workspaceRoot,
-    env: env as EnvironmentName,
-    outputDir: dir,
-    deploy: { target: 'lambda' },
-    // no injected client: the command builds its own from libs/aws, whose Lambda endpoint is the Invoke server
-    processEnv: { ...process.env, ...moto.env, AWS_ENDPOINT_URL_LAMBDA: invoke.endpoint, BUILDONCE_STORE: '' },
-    meta,
-    log: (l) => lines.push(l),
-  };
-}
+const cmd = lambdaCommands(() => ({
+  project: PROJECT,
+  workspaceRoot: world.workspaceRoot,
+  // no injected client: the command builds its own from libs/aws, whose Lambda endpoint is the Invoke server
+  processEnv: { ...process.env, ...world.moto.env, AWS_ENDPOINT_URL_LAMBDA: invoke.endpoint, BUILDONCE_STORE: '' },
+  log: (l) => lines.push(l),
+})).promote;
 
-async function alias(env: string) {
-  const a = await lambda.send(new GetAliasCommand({ FunctionName: `${PROJECT}-${env}`, Name: env }));
-  return { version: a.FunctionVersion, weights: a.RoutingConfig?.AdditionalVersionWeights ?? {} };
-}
-
-async function oneLine(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(
-    () => undefined,
-    (x: Error) => x,
-  );
-  expect(e).toBeInstanceOf(Error);
-  expect(e!.message).not.toContain('\n');
-  return e!;
-}
+const alias = (env: string) => aliasRouting(lambda, `${PROJECT}-${env}`, env);
 
 beforeAll(async () => {
   [good, broken] = await Promise.all([buildScorerBootstrap(), buildScorerBootstrap({ weightsJson: BROKEN_WEIGHTS })]);
-  moto = await startMoto();
-  Object.assign(process.env, moto.env); // the SDK's credential chain reads process.env
-  await moto.createBucket(bucket);
-  invoke = await startLambdaInvokeServer({ moto: moto.endpoint, packageFor: (sha) => packages.get(sha) });
+  writeFileSync(
+    join(world.workspaceRoot, 'score-event.json'),
+    JSON.stringify({ address: '0xAbCdEf0123456789abcdef0123456789ABCDEF01', stamps: [{ provider: 'Google', expires_at: '2999-01-01T00:00:00Z' }] }),
+  );
+  invoke = await startLambdaInvokeServer({ moto: world.moto.endpoint, packageFor: (sha) => packages.get(sha) });
   // the SDK reads the per-service endpoint from process.env: every Lambda call of this process goes
   // through the Invoke server (it forwards everything but Invoke to moto)
   process.env.AWS_ENDPOINT_URL_LAMBDA = invoke.endpoint;
-  lambda = awsClients({ env: { ...process.env, ...moto.env } }).lambda();
-  const storeUrl = `s3://${bucket}/team`;
-  store = openStore(parseStoreUrl(storeUrl), { env: { ...process.env, ...moto.env } });
-  workspaceRoot = tempDir('verify-lambda-ws-');
-  writeFileSync(
-    join(workspaceRoot, 'score-event.json'),
-    JSON.stringify({ address: '0xAbCdEf0123456789abcdef0123456789ABCDEF01', stamps: [{ provider: 'Google', expires_at: '2999-01-01T00:00:00Z' }] }),
-  );
-  const check = {
-    kind: 'lambda',
-    payload: 'score-event.json',
-    expect: { address: '0xabcdef0123456789abcdef0123456789abcdef01', weights_version: weightsVersion },
-    attempts: 2,
-    intervalSeconds: 0.1,
-    timeoutSeconds: 10,
-  };
-  writeFileSync(
-    join(workspaceRoot, 'buildonce.json'),
-    JSON.stringify({
-      store: storeUrl,
-      environments: [
-        { name: 'dev' },
-        { name: 'staging', verify: check },
-        { name: 'prod', requires: ['staging'] },
-        { name: 'canary', requires: ['dev'], verify: check, strategy: { canary: { percent: 10, minutes: 0.05 } } },
-      ],
-      lock: { ttlSeconds: 5, waitSeconds: 120 },
-    }),
-  );
-  await createPlaceholderFunctions(
-    lambda,
-    moto.endpoint,
-    ['dev', 'staging', 'prod', 'canary'].map((env) => `${PROJECT}-${env}`),
-  );
+  lambda = awsClients({ env: { ...process.env, ...world.moto.env } }).lambda();
 }, 600_000);
 
 afterAll(async () => {
   delete process.env.AWS_ENDPOINT_URL_LAMBDA;
   await invoke?.stop();
-  await moto?.stop();
 });
 
 describe('lambda verification (real bootstrap behind a local Invoke endpoint, moto control plane)', () => {
@@ -149,8 +113,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(invoke.invocations.at(-1)).toEqual({ functionName: `${PROJECT}-staging`, version: v1Lambda });
 
     await runPromoteCommand(cmd('dev', v2)); // dev has no checks
-    const e = await oneLine(runPromoteCommand(cmd('staging', v2)));
-    expect(e).toBeInstanceOf(VerificationFailedError);
+    const e = await oneLineRejection(runPromoteCommand(cmd('staging', v2)), VerificationFailedError);
     expect(e.message).toMatch(
       /^verification failed for 3002 in staging \(seq 2\): lambda invoke with score-event\.json failed: invoke rust-scorer-staging:\d+: FunctionError Unhandled: .*invalid weights.*; rolled back to 3001 \(seq 3\)$/,
     );
@@ -158,7 +121,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(calls).toHaveLength(2); // attempts: 2
     expect(calls.every((c) => c.functionError === 'Unhandled')).toBe(true);
     expect(await alias('staging')).toEqual({ version: v1Lambda, weights: {} });
-    const h = await readHistory(store, PROJECT as ProjectName, 'staging' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'staging' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback])).toEqual([
       [1, '3001', 'succeeded', false],
       [2, '3002', 'failed', false],
@@ -166,9 +129,8 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     ]);
     expect(h[1]!.verification).toMatchObject({ kind: 'lambda', passed: false, attempts: 2 });
     expect(h[2]!.deploy).toMatchObject({ method: 'alias', functionVersion: v1Lambda });
-    expect((await readCurrent(store, PROJECT as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('3001');
-    const refused = await oneLine(runPromoteCommand(cmd('prod', v2)));
-    expect(refused).toBeInstanceOf(PolicyError);
+    expect((await readCurrent(world.store, PROJECT as ProjectName, 'staging' as EnvironmentName))?.entry.version).toBe('3001');
+    const refused = await oneLineRejection(runPromoteCommand(cmd('prod', v2)), PolicyError);
     expect(refused.message).toMatch(/^version 3002 has not succeeded in staging, which prod requires/);
     await expect(runPromoteCommand(cmd('prod', v1))).resolves.toMatchObject({ status: 'promoted' });
   }, 120_000);
@@ -182,17 +144,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     const stable = await alias('canary');
     expect(stable.weights).toEqual({});
 
-    const seen: { version?: string; weights: Record<string, number> }[] = [];
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        seen.push(await alias('canary'));
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
-    const r = await runPromoteCommand(cmd('canary', v2));
-    polling = false;
-    await poll;
+    const { result: r, samples: seen } = await sampleWhile(() => alias('canary'), 100, runPromoteCommand(cmd('canary', v2)));
     const after = await alias('canary');
     expect(after.weights).toEqual({});
     expect(after.version).not.toBe(stable.version);
@@ -200,7 +152,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(r).toMatchObject({ status: 'promoted', entry: { verification: { passed: true, attempts: 2 }, deploy: { functionVersion: after.version } } });
     expect(r.status === 'promoted' && r.entry.deploy).not.toHaveProperty('canary');
 
-    const e = await oneLine(runPromoteCommand(cmd('canary', v3)));
+    const e = await oneLineRejection(runPromoteCommand(cmd('canary', v3)));
     expect(e.message).toMatch(/^verification failed for 3103 in canary .*FunctionError Unhandled.*; rolled back to 3102 \(seq \d+\)$/);
     expect(await alias('canary')).toEqual({ version: after.version, weights: {} });
     expect(lines.some((l) => /canary 10% → version/.test(l))).toBe(true);
@@ -210,7 +162,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     const a = await publish('3201', good);
     const b = await publish('3202', good);
     for (const d of [a, b]) await runPromoteCommand(cmd('dev', d));
-    const before = (await readHistory(store, PROJECT as ProjectName, 'canary' as EnvironmentName)).length;
+    const before = (await readHistory(world.store, PROJECT as ProjectName, 'canary' as EnvironmentName)).length;
     const start = lines.length;
     const first = runPromoteCommand(cmd('canary', a));
     // start the second once the first holds the lock and runs its canary
@@ -221,7 +173,7 @@ describe('lambda verification (real bootstrap behind a local Invoke endpoint, mo
     expect(ra).toMatchObject({ status: 'promoted', entry: { version: '3201' } });
     expect(rb).toMatchObject({ status: 'promoted', entry: { version: '3202', previousVersion: '3201' } });
     expect(lines.slice(mark).some((l) => /waiting for canary lock held by ci-bot/.test(l))).toBe(true);
-    const h = await readHistory(store, PROJECT as ProjectName, 'canary' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'canary' as EnvironmentName);
     expect(h.map((x) => x.seq)).toEqual(h.map((_, i) => i + 1));
     expect(h.slice(before).map((x) => [x.version, x.status])).toEqual([
       ['3201', 'succeeded'],

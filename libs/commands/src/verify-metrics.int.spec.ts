@@ -1,22 +1,11 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { PutMetricAlarmCommand, PutMetricDataCommand, SetAlarmStateCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '@buildonce/aws';
-import { openStore, parseStoreUrl, type BlobStore } from '@buildonce/store';
-import {
-  removeTempDirs,
-  startFaultProxy,
-  startMoto,
-  tempDir,
-  type FaultProxy,
-  type MotoServer,
-  publishFake,
-  createPlaceholderFunctions,
-} from '@buildonce/testing';
-import { runPromoteCommand, type PromoteCommand } from './commands';
+import { aliasRouting, lambdaCommands, oneLineRejection, sampleWhile, startFaultProxy, motoWorkspace, type FaultProxy, publishFake } from '@buildonce/testing';
+import { runPromoteCommand } from './commands';
 import { readCurrent, readHistory } from '@buildonce/ledger';
 import { collectReleases, renderTable } from '@buildonce/promotion';
 import { VerificationFailedError } from '@buildonce/verification';
@@ -29,11 +18,7 @@ import type { EnvironmentName, ProjectName, Version } from '@buildonce/values';
  * while the promotion runs, reacting to its log lines; measurements every 1 s, canary steps of 3 s.
  */
 
-afterAll(removeTempDirs);
-
 const PROJECT = 'svc';
-const bucket = 'metrics-it';
-const meta = { commit: '4444444444444444444444444444444444444444', runId: '11', actor: 'ci-bot' };
 const STEPS = {
   canary: {
     steps: [
@@ -44,12 +29,46 @@ const STEPS = {
 };
 const ENVS = ['dev', 'alarmed', 'rated', 'baseline', 'sparse', 'lenient', 'guarded', 'term'];
 
-let moto: MotoServer;
+const every = { intervalSeconds: 1 };
+const world = motoWorkspace({
+  bucket: 'metrics-it',
+  prefix: 'verify-metrics-ws-',
+  config: {
+    environments: [
+      { name: 'dev' },
+      { name: 'alarmed', requires: ['dev'], strategy: STEPS, verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every } },
+      { name: 'rated', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 10, ...every } },
+      { name: 'baseline', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', maxIncrease: 0.005, minSamples: 10, ...every } },
+      { name: 'sparse', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, ...every } },
+      {
+        name: 'lenient',
+        requires: ['dev'],
+        verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, onInconclusive: 'promote', count: 2, ...every },
+      },
+      { name: 'guarded', requires: ['dev'], verify: { kind: 'alarm', alarmPrefix: '{project}-guarded-', ...every, count: 2 } },
+      {
+        name: 'term',
+        requires: ['dev'],
+        strategy: {
+          canary: {
+            steps: [
+              { percent: 10, minutes: 0.05 },
+              { percent: 50, minutes: 1 },
+            ],
+          },
+        },
+        verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every },
+      },
+    ],
+    lock: { ttlSeconds: 10, waitSeconds: 60 },
+  },
+  functions: ENVS.map((env) => `${PROJECT}-${env}`),
+});
+beforeAll(world.start);
+afterAll(world.stop);
 let proxy: FaultProxy;
 let lambda: LambdaClient;
 let cw: CloudWatchClient;
-let store: BlobStore;
-let workspaceRoot: string;
 const dirs = new Map<string, string>();
 const lines: string[] = [];
 const pending: Promise<unknown>[] = [];
@@ -91,22 +110,14 @@ function log(l: string) {
 }
 
 async function version(v: string): Promise<string> {
-  if (!dirs.has(v)) dirs.set(v, (await publishFake(store, { project: PROJECT as ProjectName, version: v as Version })).dir);
+  if (!dirs.has(v)) dirs.set(v, (await publishFake(world.store, { project: PROJECT as ProjectName, version: v as Version })).dir);
   return dirs.get(v)!;
 }
 
-function cmd(env: string, dir: string, extraEnv: Record<string, string> = {}): PromoteCommand {
-  return {
-    project: PROJECT as ProjectName,
-    workspaceRoot,
-    env: env as EnvironmentName,
-    outputDir: dir,
-    deploy: { target: 'lambda' },
-    processEnv: { ...process.env, ...moto.env, BUILDONCE_STORE: '', ...extraEnv },
-    meta,
-    log,
-  };
-}
+/** the environment of the promotions: moto's, no BUILDONCE_STORE from the machine */
+const penv = () => ({ ...process.env, ...world.moto.env, BUILDONCE_STORE: '' });
+const promotion = lambdaCommands(() => ({ project: PROJECT, workspaceRoot: world.workspaceRoot, processEnv: penv(), log })).promote;
+const cmd = (env: string, dir: string, extraEnv: Record<string, string> = {}) => promotion(env, dir, { processEnv: { ...penv(), ...extraEnv } });
 
 async function promote(env: string, v: string, extraEnv?: Record<string, string>) {
   const d = await version(v);
@@ -117,75 +128,19 @@ async function promote(env: string, v: string, extraEnv?: Record<string, string>
   }
 }
 
-async function failure(p: Promise<unknown>): Promise<VerificationFailedError> {
-  const e = await p.then(
-    () => undefined,
-    (x: Error) => x,
-  );
-  expect(e).toBeInstanceOf(VerificationFailedError);
-  expect(e!.message).not.toContain('\n');
-  return e as VerificationFailedError;
-}
+const failure = (p: Promise<unknown>) => oneLineRejection(p, VerificationFailedError);
 
-async function alias(env: string) {
-  const a = await lambda.send(new GetAliasCommand({ FunctionName: `${PROJECT}-${env}`, Name: env }));
-  return { version: a.FunctionVersion, weights: a.RoutingConfig?.AdditionalVersionWeights ?? {} };
-}
+const alias = (env: string) => aliasRouting(lambda, `${PROJECT}-${env}`, env);
 
 async function alarm(name: string, state: 'OK' | 'ALARM' | 'INSUFFICIENT_DATA') {
   await cw.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: state, StateReason: `test sets ${state}` }));
 }
 
 beforeAll(async () => {
-  moto = await startMoto();
-  Object.assign(process.env, moto.env); // the SDK's credential chain reads process.env
-  await moto.createBucket(bucket);
-  proxy = await startFaultProxy({ target: moto.endpoint });
-  const clients = awsClients({ env: { ...process.env, ...moto.env } });
+  proxy = await startFaultProxy({ target: world.moto.endpoint });
+  const clients = awsClients({ env: { ...process.env, ...world.moto.env } });
   lambda = clients.lambda();
   cw = clients.cloudwatch();
-  const storeUrl = `s3://${bucket}/team`;
-  store = openStore(parseStoreUrl(storeUrl), { env: { ...process.env, ...moto.env } });
-  workspaceRoot = tempDir('verify-metrics-ws-');
-  const every = { intervalSeconds: 1 };
-  writeFileSync(
-    join(workspaceRoot, 'buildonce.json'),
-    JSON.stringify({
-      store: storeUrl,
-      environments: [
-        { name: 'dev' },
-        { name: 'alarmed', requires: ['dev'], strategy: STEPS, verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every } },
-        { name: 'rated', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 10, ...every } },
-        { name: 'baseline', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', maxIncrease: 0.005, minSamples: 10, ...every } },
-        { name: 'sparse', requires: ['dev'], strategy: STEPS, verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, ...every } },
-        {
-          name: 'lenient',
-          requires: ['dev'],
-          verify: { kind: 'metric', metric: 'errorRate', max: 0.01, minSamples: 100, onInconclusive: 'promote', count: 2, ...every },
-        },
-        { name: 'guarded', requires: ['dev'], verify: { kind: 'alarm', alarmPrefix: '{project}-guarded-', ...every, count: 2 } },
-        {
-          name: 'term',
-          requires: ['dev'],
-          strategy: {
-            canary: {
-              steps: [
-                { percent: 10, minutes: 0.05 },
-                { percent: 50, minutes: 1 },
-              ],
-            },
-          },
-          verify: { kind: 'alarm', alarms: ['{project}-{env}-errors'], ...every },
-        },
-      ],
-      lock: { ttlSeconds: 10, waitSeconds: 60 },
-    }),
-  );
-  await createPlaceholderFunctions(
-    lambda,
-    moto.endpoint,
-    ENVS.map((env) => `${PROJECT}-${env}`),
-  );
   for (const name of ['svc-alarmed-errors', 'svc-guarded-errors', 'svc-guarded-latency', 'svc-term-errors']) {
     await cw.send(
       new PutMetricAlarmCommand({
@@ -206,24 +161,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop();
-  await moto?.stop();
 });
 
 describe('alarm and metric verification through a stepped canary (moto CloudWatch, 1 s measurements)', () => {
   it('an alarm flipping to ALARM at step 2 restores the alias (weights cleared) and records the step; releases shows it', async () => {
     await promote('alarmed', '1');
     const stable = await alias('alarmed');
-    const seen: { version?: string; weights: Record<string, number> }[] = [];
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        seen.push(await alias('alarmed'));
-        await new Promise((r) => setTimeout(r, 150));
-      }
-    })();
     hooks.push({ re: /canary: step 2\/2: 50% on version/, fn: () => alarm('svc-alarmed-errors', 'ALARM') });
-    const e = await failure(promote('alarmed', '2')).finally(() => (polling = false));
-    await poll;
+    const { result: e, samples: seen } = await sampleWhile(() => alias('alarmed'), 150, failure(promote('alarmed', '2')));
     await alarm('svc-alarmed-errors', 'OK');
     expect(e.message).toMatch(/^verification failed for 2 in alarmed \(seq 2\): alarm svc-alarmed-errors in ALARM at step 2; rolled back to 1 \(seq 3\)$/);
     const after = await alias('alarmed');
@@ -231,7 +176,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const canaryVersion = Object.keys(seen.find((s) => Object.keys(s.weights).length)?.weights ?? {})[0]!;
     expect(seen).toContainEqual({ version: stable.version, weights: { [canaryVersion]: 0.1 } });
     expect(seen).toContainEqual({ version: stable.version, weights: { [canaryVersion]: 0.5 } });
-    const h = await readHistory(store, PROJECT as ProjectName, 'alarmed' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'alarmed' as EnvironmentName);
     expect(h.map((x) => [x.seq, x.version, x.status, x.rollback])).toEqual([
       [1, '1', 'succeeded', false],
       [2, '2', 'failed', false],
@@ -241,7 +186,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(a).toMatchObject({ result: 'failed', action: 'rollback', step: 2, steps: 2, summary: 'alarm svc-alarmed-errors in ALARM at step 2' });
     expect(a.measurements.filter((m) => m.step === 1).every((m) => m.verdict === 'passed')).toBe(true);
     expect(a.measurements.at(-1)).toMatchObject({ step: 2, verdict: 'failed', calls: 1, check: 'alarm svc-alarmed-errors' });
-    const rows = await collectReleases({ store, project: PROJECT as ProjectName, env: 'alarmed' as EnvironmentName });
+    const rows = await collectReleases({ store: world.store, project: PROJECT as ProjectName, env: 'alarmed' as EnvironmentName });
     expect(renderTable(rows, PROJECT as ProjectName)).toContain('FAILED alarm svc-alarmed-errors in ALARM at step 2');
     expect(JSON.parse(JSON.stringify(rows)).find((r: { seq: number }) => r.seq === 2).verification.analysis.measurements.length).toBe(a.measurements.length);
   }, 120_000);
@@ -256,7 +201,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     });
     const e = await failure(promote('rated', '2'));
     expect(e.message).toMatch(/^verification failed for 2 in rated \(seq 2\): metric errorRate 0\.05 > 0\.01 at step 2; rolled back to 1 \(seq 3\)$/);
-    const h = await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'rated' as EnvironmentName);
     const a = h[1]!.verification!.analysis!;
     expect(a.measurements.filter((m) => m.step === 1).map((m) => [m.value, m.samples, m.verdict])).toEqual([
       [0, 100, 'passed'],
@@ -277,7 +222,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     ]);
     expect(newVersion).not.toBe('');
     expect((await alias('rated')).weights).toEqual({});
-    expect((await readCurrent(store, PROJECT as ProjectName, 'rated' as EnvironmentName))?.entry.version).toBe('1');
+    expect((await readCurrent(world.store, PROJECT as ProjectName, 'rated' as EnvironmentName))?.entry.version).toBe('1');
   }, 120_000);
 
   it('baseline comparison: the same error rate as the previous version passes, a higher one fails', async () => {
@@ -308,7 +253,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
 
   it('--dry-run measures the configured checks once against current data and changes nothing', async () => {
     traffic.set('svc-rated', { invocations: 100, errors: 0 });
-    const before = await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName);
+    const before = await readHistory(world.store, PROJECT as ProjectName, 'rated' as EnvironmentName);
     const current = (await alias('rated')).version!;
     await seed('svc-rated', 'rated', current, { invocations: 300, errors: 9 });
     const start = lines.length;
@@ -318,7 +263,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(lines.slice(start).join('\n')).toMatch(
       new RegExp(`\\[svc\\] dry run: metric errorRate of version ${current} \\(what the alias runs now\\): 0\\.0[1-3]\\d* > 0\\.01 → would fail`),
     );
-    expect(await readHistory(store, PROJECT as ProjectName, 'rated' as EnvironmentName)).toEqual(before);
+    expect(await readHistory(world.store, PROJECT as ProjectName, 'rated' as EnvironmentName)).toEqual(before);
     const a = lines.length;
     await runPromoteCommand({ ...cmd('alarmed', await version('3')), dryRun: true });
     expect(lines.slice(a)).toContainEqual('[svc] dry run: alarm svc-alarmed-errors: 1 alarm(s) OK → would pass');
@@ -332,7 +277,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(e.message).toMatch(
       /: metric errorRate inconclusive: too few samples: 5 < 100 \(6 of 6 measurement\(s\) inconclusive, inconclusiveLimit 0\); onInconclusive rollback; rolled back to 1 \(seq 3\)$/,
     );
-    const h = await readHistory(store, PROJECT as ProjectName, 'sparse' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'sparse' as EnvironmentName);
     expect(h[1]!.verification!.analysis).toMatchObject({ result: 'inconclusive', action: 'rollback' });
     expect(h.map((x) => [x.version, x.status, x.rollback])).toEqual([
       ['1', 'succeeded', false],
@@ -371,7 +316,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const throttled = await failure(promote('guarded', '3', viaProxy));
     expect(proxy.stats.faults.throttle - before).toBe(2); // the SDK retried once (AWS_MAX_ATTEMPTS=2), then gave up
     expect(throttled.message).toMatch(/: alarm unreadable: DescribeAlarms: Throttling.*\(HTTP 400\).*; rolled back to 1 \(seq 5\)$/);
-    expect((await readCurrent(store, PROJECT as ProjectName, 'guarded' as EnvironmentName))?.entry.version).toBe('1');
+    expect((await readCurrent(world.store, PROJECT as ProjectName, 'guarded' as EnvironmentName))?.entry.version).toBe('1');
   }, 120_000);
 
   it('SIGTERM during a step restores the alias and records the interruption', async () => {
@@ -379,9 +324,9 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     const stable = await alias('term');
     const child = spawn(
       process.execPath,
-      ['-r', '@swc-node/register', join(__dirname, '../../testing/src/release/canary-child.ts'), workspaceRoot, await version('2'), 'term'],
+      ['-r', '@swc-node/register', join(__dirname, '../../testing/src/release/canary-child.ts'), world.workspaceRoot, await version('2'), 'term'],
       {
-        env: { ...process.env, ...moto.env, BUILDONCE_STORE: '' },
+        env: penv(),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -401,7 +346,7 @@ describe('alarm and metric verification through a stepped canary (moto CloudWatc
     expect(code, out + err).toBe(1);
     expect(err).toMatch(/^verification failed for 2 in term \(seq 2\): canary interrupted by SIGTERM at step 2; rolled back to 1 \(seq 3\)$/m);
     expect(await alias('term')).toEqual({ version: stable.version, weights: {} });
-    const h = await readHistory(store, PROJECT as ProjectName, 'term' as EnvironmentName);
+    const h = await readHistory(world.store, PROJECT as ProjectName, 'term' as EnvironmentName);
     expect(h.map((x) => [x.version, x.status, x.rollback, x.error ?? ''])).toEqual([
       ['1', 'succeeded', false, ''],
       ['2', 'failed', false, 'canary interrupted by SIGTERM at step 2'],

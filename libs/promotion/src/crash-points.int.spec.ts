@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseStoreUrl } from '@buildonce/store';
-import { runWithCrashPoint } from '@buildonce/testing';
+import { deployedAtCrashPoint, PROMOTION_CRASH_POINTS, runWithCrashPoint } from '@buildonce/testing';
 import { parseConfig, resolveEnvironment } from '@buildonce/config';
 import { FileTarget } from '@buildonce/testing';
 import { listSeqs, readCurrent, readHistory } from '@buildonce/ledger';
@@ -19,13 +19,7 @@ import type { ProjectName, Version, EnvironmentName } from '@buildonce/values';
  * promotion recorded once if it deployed (succeeded, or as an interrupted failure).
  */
 const child = join(__dirname, '../../testing/src/release/crash-child.ts');
-const POINTS = [
-  { point: 'after-lock', deployed: false },
-  { point: 'before-deploy', deployed: false },
-  { point: 'after-deploy', deployed: true },
-  { point: 'after-history', deployed: true },
-  { point: 'after-pointer', deployed: true },
-] as const;
+const POINTS = PROMOTION_CRASH_POINTS.map((point) => ({ point, deployed: deployedAtCrashPoint(point) }));
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

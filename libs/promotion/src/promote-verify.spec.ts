@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { unusedAwsClients, removeTempDirs, publishFake, promotionSetup } from '@buildonce/testing';
+import { oneLineRejection, unusedAwsClients, removeTempDirs, publishFake, promotionSetup } from '@buildonce/testing';
 import { join } from 'node:path';
 import { artifactKey } from '@buildonce/store';
 import { parseConfig, type VerifyCheck } from '@buildonce/config';
@@ -44,24 +44,13 @@ function setup(checks: VerifyCheck[]) {
   });
 }
 
-async function oneLineError(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(
-    () => undefined,
-    (x: Error) => x,
-  );
-  expect(e).toBeInstanceOf(Error);
-  expect(e!.message).not.toContain('\n');
-  return e!;
-}
-
 describe('promoteVersion with verification (file store, real check processes)', () => {
   it('a failed check records the failed deploy and an automatic rollback; prod refuses the version', async () => {
     const { store, target, req } = setup([smoke()]);
     for (const v of ['1', '2']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const env of ['dev', 'staging']) await promoteVersion(req('1', env));
     await promoteVersion(req('2', 'dev'));
-    const e = await oneLineError(promoteVersion(req('2', 'staging')));
-    expect(e).toBeInstanceOf(VerificationFailedError);
+    const e = await oneLineRejection(promoteVersion(req('2', 'staging')), VerificationFailedError);
     expect(e.message).toMatch(
       /^verification failed for 2 in staging \(seq 2\): command node -e .* failed: .*exited 2: smoke: svc@2 in staging answers 500; rolled back to 1 \(seq 3\)$/,
     );
@@ -88,7 +77,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     for (const v of ['1', '2']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
     for (const v of ['1', '2']) await promoteVersion(req(v, 'dev'));
     await promoteVersion(req('1', 'staging'));
-    const e = await oneLineError(promoteVersion(req('2', 'staging')));
+    const e = await oneLineRejection(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(
       /onFailure is hold: the new version stays deployed, staging still records 1 as current \(rollback --env=staging or promote 1 restores it\)$/,
     );
@@ -107,7 +96,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
       if (d.version === '1') throw new DeployError('local deploy: disk full');
       return deploy(d);
     };
-    const e = await oneLineError(promoteVersion(req('2', 'staging')));
+    const e = await oneLineRejection(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(
       /^verification failed for 2 in staging \(seq 2\): .*; 2 is still running in staging: restoring 1 failed too: deploy of 1 to staging failed \(recorded as seq 3\): local deploy: disk full; fix that, then run rollback --env=staging \(or promote 1\)$/,
     );
@@ -129,7 +118,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
       for (const v of ['1', '2', '3']) await publishFake(store, { project: 'svc' as ProjectName, version: v as Version });
       for (const v of ['1', '2', '3']) await promoteVersion(req(v, 'dev'));
       for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
-      const e = await oneLineError(promoteVersion(req('3', 'staging')));
+      const e = await oneLineRejection(promoteVersion(req('3', 'staging')));
       expect(e.message, name).toMatch(/onFailure is hold: the new version stays deployed, staging still records 2 as current/);
       expect(target.deployed.at(-1)).toBe('3');
       await expect(recover(req), name).resolves.toMatchObject({ status: 'promoted', entry: { version: '2', status: 'succeeded' } });
@@ -147,8 +136,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     for (const v of ['1', '2']) await promoteVersion(req(v, 'staging'));
     const file = pub['2']!.manifest.files[0]!;
     await store.delete(artifactKey('svc' as ProjectName, '2' as Version, file.name));
-    const e = await oneLineError(promoteVersion(req('3', 'staging')));
-    expect(e).toBeInstanceOf(VerificationFailedError);
+    const e = await oneLineRejection(promoteVersion(req('3', 'staging')), VerificationFailedError);
     expect(e.message).toMatch(
       /^verification failed for 3 in staging \(seq 3\): .*; 3 is still running in staging: restoring 2 failed too: .*bootstrap\.zip is missing; fix that, then run rollback --env=staging \(or promote 2\)$/,
     );
@@ -173,7 +161,7 @@ describe('promoteVersion with verification (file store, real check processes)', 
     const { store, req } = setup([smoke()]);
     await publishFake(store, { project: 'svc' as ProjectName, version: '2' as Version });
     await promoteVersion(req('2', 'dev'));
-    const e = await oneLineError(promoteVersion(req('2', 'staging')));
+    const e = await oneLineRejection(promoteVersion(req('2', 'staging')));
     expect(e.message).toMatch(/nothing to roll back to \(first release of svc in staging\)$/);
     expect(await readCurrent(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).toBeUndefined();
     expect((await readHistory(store, 'svc' as ProjectName, 'staging' as EnvironmentName)).map((x) => x.status)).toEqual(['failed']);

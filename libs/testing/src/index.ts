@@ -21,3 +21,5 @@ export * from './faulty-moto';
 export * from './cache-entry';
 export * from './cached-workspace';
 export * from './express-api';
+export * from './promote-world';
+export * from './promotion-crash-points';

@@ -1,7 +1,7 @@
 /**
  * Test child (crash-points.int.spec.ts): promotes one version on a file store with a file-backed
- * deploy target, and dies by SIGKILL at the crash point named in BUILDONCE_CRASH_AT (see crashPoint):
- * `after-lock`, `before-deploy`, `after-deploy`, `after-history`, `after-pointer`.
+ * deploy target, and dies by SIGKILL at the crash point named in BUILDONCE_CRASH_AT (see crashPoint), one
+ * of PROMOTION_CRASH_POINTS (../promotion-crash-points.ts), which lists them in the order reached here.
  * Usage: crash-child.ts <storeDir> <liveFile> <version>
  */
 import { crashPoint } from '@buildonce/testing';

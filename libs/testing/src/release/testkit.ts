@@ -139,11 +139,12 @@ export function draft(version: Version, o: Partial<EntryDraft> = {}): EntryDraft
 
 /**
  * Creates the Lambda functions a promotion updates, the way IaC would: one per name, provided.al2023,
- * x86_64, handler `bootstrap`, a placeholder zip as code, with a role from {@link createLambdaRole}
- * (Lambda CreateFunction through `lambda`, IAM on moto at `endpoint`).
+ * x86_64, handler `bootstrap`, a placeholder zip as code, with `role` or else a role from
+ * {@link createLambdaRole} (Lambda CreateFunction through `lambda`, IAM on moto at `endpoint`). Functions
+ * of several regions share one role (IAM is global): create it once and pass it.
  */
-export async function createPlaceholderFunctions(lambda: LambdaClient, endpoint: string, names: readonly string[]): Promise<void> {
-  const role = await createLambdaRole(endpoint);
+export async function createPlaceholderFunctions(lambda: LambdaClient, endpoint: string, names: readonly string[], role?: string): Promise<void> {
+  role ??= await createLambdaRole(endpoint);
   const placeholder = join(tempDir('placeholder-'), 'placeholder.zip');
   await writeDeterministicZip([{ name: 'bootstrap', bytes: Buffer.from('placeholder') }], placeholder);
   for (const FunctionName of names) {

@@ -1,8 +1,7 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
+import { makeCachedWorkspace, type CachedWorkspace } from '@buildonce/testing';
 
 /**
  * "Same version ⇒ same bytes", through the real nx CLI in a temp copy of this workspace: the inferred
@@ -10,11 +9,10 @@ import { makeTempWorkspace, type TempWorkspace } from '@buildonce/testing';
  * bytes changes (its code, a workspace library, the packaging code, the plugin's version), and keeps
  * it for docs and workspace files that cannot change the bytes (README, .gitignore).
  */
-let ws: TempWorkspace;
-let cache: string;
+let ws: CachedWorkspace;
 
 function version(): string {
-  const r = ws.runResult('npx', ['nx', 'run', 'express-api:build', '--output-style=stream'], { NX_CACHE_DIRECTORY: cache });
+  const r = ws.runResult('npx', ['nx', 'run', 'express-api:build', '--output-style=stream'], { NX_CACHE_DIRECTORY: ws.cache });
   expect(r.status, r.stdout + r.stderr).toBe(0);
   return JSON.parse(readFileSync(join(ws.root, 'dist/apps/express-api/artifact.json'), 'utf8')).version as string;
 }
@@ -27,14 +25,10 @@ function edit(rel: string, f: (text: string) => string): () => void {
 }
 
 beforeAll(() => {
-  ws = makeTempWorkspace('buildonce-version-');
-  cache = mkdtempSync(join(tmpdir(), 'nxcache-version-'));
+  ws = makeCachedWorkspace('buildonce-version-');
 });
 
-afterAll(() => {
-  ws?.dispose();
-  if (cache) rmSync(cache, { recursive: true, force: true });
-});
+afterAll(() => ws?.dispose());
 
 describe('inferred targets through nx show project', () => {
   it('infers the buildonce targets, and explicit project.json configuration wins', () => {
@@ -45,7 +39,7 @@ describe('inferred targets through nx show project', () => {
       return JSON.stringify(pj);
     });
     try {
-      const shown = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'express-api', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      const shown = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'express-api', '--json'], { NX_CACHE_DIRECTORY: ws.cache }));
       const t = shown.targets;
       expect(Object.keys(t)).toEqual(
         expect.arrayContaining(['build', 'publish', 'promote', 'rollback', 'releases', 'resolve', 'retention', 'package', 'test']),
@@ -55,7 +49,7 @@ describe('inferred targets through nx show project', () => {
       expect(t.retention.executor).toBe('nx:noop');
       expect(t.promote).toMatchObject({ executor: './tools/executors:promote', options: { target: 'ec2' } });
       expect(t.promote.dependsOn).toEqual(['publish', { projects: ['executors'], target: 'bundle' }]);
-      const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: cache }));
+      const scorer = JSON.parse(ws.run('npx', ['nx', 'show', 'project', 'rust-scorer', '--json'], { NX_CACHE_DIRECTORY: ws.cache }));
       expect(scorer.targets.build).toMatchObject({
         executor: './tools/executors:cargo-lambda-zip',
         options: { architecture: 'arm64', runtime: 'provided.al2023', binary: 'bootstrap' },
@@ -104,7 +98,7 @@ describe('inferred build inputs (express-api)', () => {
 describe('inferred build inputs (rust-scorer)', () => {
   const rustVersion = () => {
     const r = ws.runResult('npx', ['nx', 'run', 'rust-scorer:build', '--output-style=stream'], {
-      NX_CACHE_DIRECTORY: cache,
+      NX_CACHE_DIRECTORY: ws.cache,
       BUILDONCE_CARGO_OFFLINE_REGISTRY: process.env.BUILDONCE_CARGO_OFFLINE_REGISTRY ?? '/usr/share/cargo/registry',
     });
     expect(r.status, r.stdout + r.stderr).toBe(0);

@@ -1,9 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempWorkspace, type TempWorkspace, promoteSpecEnv } from '@buildonce/testing';
+import { makeCachedWorkspace, type CachedWorkspace, promoteSpecEnv } from '@buildonce/testing';
 
 /**
  * End to end through the real nx CLI in a temp git workspace with the embedded file store and the
@@ -11,11 +10,10 @@ import { makeTempWorkspace, type TempWorkspace, promoteSpecEnv } from '@buildonc
  * express-api, `nx affected -t promote --env=dev --base=HEAD~1` promotes express-api and not
  * rust-scorer. Also rollback, releases and resolve through nx.
  */
-let ws: TempWorkspace;
-let cache: string;
+let ws: CachedWorkspace;
 
 function nx(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], promoteSpecEnv(cache, env));
+  const r = ws.runResult('npx', ['nx', ...args, '--output-style=stream'], promoteSpecEnv(ws.cache, env));
   return { ...r, all: r.stdout + r.stderr };
 }
 
@@ -31,14 +29,10 @@ const versionOf = (project: string) => JSON.parse(readFileSync(join(ws.root, 'di
 const deployedVersion = (project: string, env: string) => readlinkSync(join(ws.root, '.buildonce/deploy', env, project, 'current')).replace(/^releases\//, '');
 
 beforeAll(() => {
-  ws = makeTempWorkspace('buildonce-promote-');
-  cache = mkdtempSync(join(tmpdir(), 'nxcache-promote-'));
+  ws = makeCachedWorkspace('buildonce-promote-');
 });
 
-afterAll(() => {
-  ws?.dispose();
-  if (cache) rmSync(cache, { recursive: true, force: true });
-});
+afterAll(() => ws?.dispose());
 
 describe('nx promote in a temp git workspace (file store, local target)', () => {
   let api1 = '';
@@ -204,7 +198,7 @@ describe('nx promote in a temp git workspace (file store, local target)', () => 
           NX_NO_CLOUD: 'true',
           NX_TUI: 'false',
           FORCE_COLOR: '0',
-          ...promoteSpecEnv(cache),
+          ...promoteSpecEnv(ws.cache),
         },
       });
       child.stdout.on('data', (c: Buffer) => (all += c.toString()));
