@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetAliasCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { awsClients } from '@buildonce/aws';
@@ -13,7 +12,6 @@ import { startMoto, type MotoServer } from './moto';
 import { startRegistry, type RegistryServer } from './registry';
 import { removeTempDirs, tempDir } from './temp';
 import { createPlaceholderFunctions } from './release/testkit';
-import { makeTempWorkspace, type TempWorkspace } from './workspace';
 
 /**
  * Awaits `p`, which must reject with an instance of `type` (default Error) whose message is one line
