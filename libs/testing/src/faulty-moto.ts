@@ -1,5 +1,5 @@
 import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './fault-proxy';
-import { startMoto, type MotoServer } from './moto';
+import { setProcessEnv, startMoto, type MotoServer } from './moto';
 
 /** moto_server with one S3 bucket, reached through a fault proxy (see {@link startFaultyMotoBucket}). */
 export interface FaultyMotoBucket {
@@ -29,12 +29,7 @@ export async function startFaultyMotoBucket(bucket: string, faults: Omit<FaultPr
     await moto.stop();
     throw e;
   }
-  const env = { ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint };
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  const restoreEnv = setProcessEnv({ ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint });
   return {
     moto,
     proxy,
@@ -42,10 +37,7 @@ export async function startFaultyMotoBucket(bucket: string, faults: Omit<FaultPr
     stop: async () => {
       await proxy.stop();
       await moto.stop();
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      restoreEnv();
     },
   };
 }

@@ -109,6 +109,25 @@ export async function startMoto(timeoutMs = 30_000): Promise<MotoServer> {
   };
 }
 
+/**
+ * Puts `env` into `process.env` (code under test builds its own AWS SDK clients, whose credential chain
+ * reads process.env).
+ * @returns a function that restores the values it replaced (deleting the ones that were unset)
+ */
+export function setProcessEnv(env: Record<string, string>): () => void {
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(env)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
 /** moto_server whose credentials and endpoint are in `process.env`, with one empty S3 bucket. */
 export interface MotoBucket {
   moto: MotoServer;
@@ -126,19 +145,12 @@ export interface MotoBucket {
  */
 export async function startMotoBucket(bucket: string): Promise<MotoBucket> {
   const moto = await startMoto();
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(moto.env)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  const restoreEnv = setProcessEnv(moto.env);
   const s3 = createS3Client({ env: moto.env });
   const stop = async () => {
     s3.destroy();
     await moto.stop();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv();
   };
   try {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
